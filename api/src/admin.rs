@@ -1,0 +1,125 @@
+//! Admin routes: read, set and clear this region's fault, behind a bearer token.
+//!
+//! They are not fault-injected themselves, so a faulted region can always be healed.
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{Store, StoredFault, now_ms};
+use axum::Json;
+use axum::extract::State;
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use subtle::ConstantTimeEq;
+use tandem_shared::item::format_timestamp;
+use tandem_shared::{ErrorCode, Fault, FaultState};
+
+/// Checks `Authorization: Bearer <token>`: 404 when no token is configured (the routes do not
+/// exist then), 401 when it is missing or wrong.
+pub fn authorize(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = expected else {
+        return Err(ApiError::not_found(
+            "admin routes are off: no admin token is configured",
+        ));
+    };
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) && !given.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Client(
+            ErrorCode::Unauthorized,
+            "missing or wrong admin token (Authorization: Bearer <token>)".into(),
+        ))
+    }
+}
+
+async fn state_body<S: Store>(state: &AppState<S>) -> FaultState {
+    let stored = state.stored_fault().await;
+    let now = now_ms();
+    let fault = stored.map(|f| f.current(now)).unwrap_or(Fault::NONE);
+    let expires_at = stored
+        .filter(|_| !fault.is_none())
+        .and_then(|f| f.expires_at_ms)
+        .map(format_timestamp);
+    FaultState {
+        fault,
+        expires_at,
+        region: state.config.region.clone(),
+    }
+}
+
+/// `GET /api/admin/fault`
+#[utoipa::path(get, path = "/api/admin/fault", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The current fault", body = FaultState),
+        (status = 401, description = "Missing or wrong token", body = tandem_shared::ErrorBody),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 404, description = "No admin token is configured", body = tandem_shared::ErrorBody),
+    ))]
+pub async fn get_fault<S: Store>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+) -> Result<Json<FaultState>, ApiError> {
+    authorize(state.config.admin_token.as_deref(), &headers)?;
+    Ok(Json(state_body(&state).await))
+}
+
+/// `PUT /api/admin/fault`
+#[utoipa::path(put, path = "/api/admin/fault", tag = "admin", security(("bearer" = [])),
+    request_body(content = Fault, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The fault now set", body = FaultState),
+        (status = 400, description = "Invalid fault", body = tandem_shared::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = tandem_shared::ErrorBody),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 404, description = "No admin token is configured", body = tandem_shared::ErrorBody),
+        (status = 413, description = "Body too large", body = tandem_shared::ErrorBody),
+        (status = 415, description = "Body is not application/json", body = tandem_shared::ErrorBody),
+    ))]
+pub async fn put_fault<S: Store>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+    body: Result<JsonBody, ApiError>,
+) -> Result<Json<FaultState>, ApiError> {
+    authorize(state.config.admin_token.as_deref(), &headers)?;
+    let JsonBody(body) = body?;
+    let fault: Fault = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid fault: {e}")))?;
+    fault.validate().map_err(ApiError::bad_request)?;
+    let expires_at_ms = fault.duration_s().map(|d| now_ms() + d * 1000);
+    state
+        .set_fault(StoredFault {
+            fault,
+            expires_at_ms,
+        })
+        .await?;
+    tracing::warn!(?fault, "admin fault set");
+    Ok(Json(state_body(&state).await))
+}
+
+/// `DELETE /api/admin/fault`
+#[utoipa::path(delete, path = "/api/admin/fault", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cleared; the body shows no fault", body = FaultState),
+        (status = 401, description = "Missing or wrong token", body = tandem_shared::ErrorBody),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 404, description = "No admin token is configured", body = tandem_shared::ErrorBody),
+    ))]
+pub async fn clear_fault<S: Store>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+) -> Result<Json<FaultState>, ApiError> {
+    authorize(state.config.admin_token.as_deref(), &headers)?;
+    state
+        .set_fault(StoredFault {
+            fault: Fault::NONE,
+            expires_at_ms: None,
+        })
+        .await?;
+    tracing::warn!("admin fault cleared");
+    Ok(Json(state_body(&state).await))
+}

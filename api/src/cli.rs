@@ -1,0 +1,145 @@
+//! The region process: flags (each also an environment variable) and the entry point that
+//! runs the router on Lambda when `AWS_LAMBDA_RUNTIME_API` is set, and on a TCP port otherwise.
+
+use crate::state::Config;
+use crate::store::Store;
+use crate::store::dynamo::DynamoStore;
+use crate::store::embedded::EmbeddedStore;
+use anyhow::Context as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+
+/// Which store a region uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// redb under `--data-dir` (local regions).
+    Embedded,
+    /// A DynamoDB table (`--table-name`, credentials and endpoint from the environment).
+    Dynamodb,
+}
+
+/// Flags of one region process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegionArgs {
+    /// Region name served in `x-served-region` [default: $AWS_REGION, else us-east-1].
+    #[arg(long, env = "TANDEM_REGION")]
+    pub region: Option<String>,
+    /// Address to listen on (ignored on Lambda).
+    #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Store to use (Lambda always uses DynamoDB).
+    #[arg(long, env = "TANDEM_STORE", value_enum, default_value = "embedded")]
+    pub store: StoreKind,
+    /// Data directory of the embedded store [default: .tandem/<region>].
+    #[arg(long, env = "TANDEM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// DynamoDB table name.
+    #[arg(long, env = "TABLE_NAME", default_value = "tandem-items")]
+    pub table_name: String,
+    /// Bearer token for the admin routes; without it they answer 404.
+    #[arg(long, env = "TANDEM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Secret the edge sends in `x-origin-verify`; without it the check is off.
+    #[arg(long, env = "TANDEM_ORIGIN_SECRET", hide_env_values = true)]
+    pub origin_secret: Option<String>,
+    /// Origins allowed to call the API from browsers (comma-separated).
+    #[arg(long, env = "TANDEM_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+impl RegionArgs {
+    /// The region name: the flag, else `AWS_REGION`, else the default primary.
+    pub fn region_name(&self) -> String {
+        self.region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| tandem_shared::region::PRIMARY.to_owned())
+    }
+
+    /// The router configuration these flags describe.
+    pub fn config(&self) -> Config {
+        let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        Config {
+            region: self.region_name(),
+            admin_token: non_empty(&self.admin_token),
+            origin_secret: non_empty(&self.origin_secret),
+            cors_origins: self
+                .cors_origins
+                .iter()
+                .filter(|o| !o.is_empty())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The embedded store's directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".tandem").join(self.region_name()))
+    }
+}
+
+/// Logs as text locally and as JSON on Lambda (CloudWatch parses it). `RUST_LOG` filters.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.compact().try_init()
+    };
+}
+
+/// Runs one region until Ctrl-C/SIGTERM (or, on Lambda, forever).
+pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
+    let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    init_tracing(on_lambda);
+    let config = args.config();
+    if on_lambda {
+        let store = DynamoStore::from_env(&args.table_name, &config.region).await;
+        // Pay the TLS handshake during init, not on the first request.
+        if let Err(err) = store.load_fault().await {
+            tracing::warn!(error = %err, "warming the DynamoDB connection failed");
+        }
+        return lambda_http::run(crate::router(store, config))
+            .await
+            .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"));
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    match args.store {
+        StoreKind::Embedded => {
+            let dir = args.data_dir();
+            let store = EmbeddedStore::open(&dir, &config.region)?;
+            tracing::info!(region = %config.region, addr = %args.listen, dir = %dir.display(), "region serving (embedded store)");
+            serve(listener, store, config).await
+        }
+        StoreKind::Dynamodb => {
+            let store = DynamoStore::from_env(&args.table_name, &config.region).await;
+            tracing::info!(region = %config.region, addr = %args.listen, table = %args.table_name, "region serving (DynamoDB)");
+            serve(listener, store, config).await
+        }
+    }
+}
+
+async fn serve<S: Store + Clone>(
+    listener: TcpListener,
+    store: S,
+    config: Config,
+) -> anyhow::Result<()> {
+    crate::server::serve(
+        listener,
+        crate::router(store, config),
+        crate::server::shutdown_signal(),
+    )
+    .await?;
+    tracing::info!("region stopped");
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `ApiError`: the one error type of the HTTP boundary. Each variant's doc names its status.
+//!
+//! Handlers return it; [`crate::middleware::finish`] renders it as SPEC §1's error body,
+//! because only there is the answering region known for every response, axum's own ones
+//! included. Internal errors are logged with the request's span and never returned.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use tandem_shared::ErrorCode;
+use tandem_shared::validate::Rejection;
+
+/// An error answered to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 4xx: the client's mistake, with the code and message it gets.
+    #[error("{1}")]
+    Client(ErrorCode, String),
+    /// 500/502/503/504: an admin fault asks this region to fail its data routes.
+    #[error("region is faulted (injected {0})")]
+    Faulted(StatusCode),
+    /// 500: anything else. Logged, answered as `internal` with no details.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ApiError::Client(ErrorCode::NotFound, what.into())
+    }
+
+    pub fn bad_request(what: impl Into<String>) -> Self {
+        ApiError::Client(ErrorCode::BadRequest, what.into())
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from((code, message): Rejection) -> Self {
+        ApiError::Client(code, message)
+    }
+}
+
+/// What [`crate::middleware::finish`] needs to render an error body, carried as a response
+/// extension.
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::Client(code, message) => (
+                StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                code,
+                message,
+            ),
+            ApiError::Faulted(status) => (
+                status,
+                ErrorCode::RegionUnavailable,
+                format!(
+                    "this region is unavailable (injected fault, status {})",
+                    status.as_u16()
+                ),
+            ),
+            ApiError::Internal(err) => {
+                tracing::error!(error = ?err, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "internal error; see the region's logs".to_owned(),
+                )
+            }
+        };
+        let mut response = status.into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorInfo { code, message });
+        response
+    }
+}

@@ -1,0 +1,76 @@
+//! Tandem's regional API: one axum router that runs unchanged on AWS Lambda (behind an API
+//! Gateway HTTP API) and as a local region process.
+//!
+//! Layout:
+//! - [`router`]: builds the router for every route of SPEC §1 from a store and a [`Config`].
+//! - [`routes`]: item handlers (CRUD, list, the seed's `/api/read` and `/api/write`, health).
+//! - [`admin`]: the admin fault routes and their bearer-token check.
+//! - [`middleware`]: what wraps every response: region and timing headers, error bodies,
+//!   origin cloaking, CORS, injected faults.
+//! - [`body`]: the JSON body extractor, which turns every client mistake into a 4xx.
+//! - [`error`]: `ApiError`, the boundary's one error type.
+//! - [`state`]: shared state, and the fault cache every instance polls.
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers and shared types.
+//! - [`store`]: the `Store` trait, the embedded (redb) store and the DynamoDB store.
+//! - [`server`]: serving a router on a `TcpListener` until a shutdown future resolves.
+//! - [`cli`]: the region process's flags and entry point (Lambda or TCP).
+
+pub mod admin;
+pub mod body;
+pub mod cli;
+pub mod error;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod store;
+
+pub use error::ApiError;
+pub use state::{AppState, Config};
+
+use axum::Router;
+use axum::routing::get;
+use store::Store;
+
+/// The router of SPEC §1 over `store`.
+pub fn router<S: Store + Clone>(store: S, config: Config) -> Router {
+    let state = AppState::new(store, config);
+
+    // Routes an admin fault can fail or slow down.
+    let data = Router::new()
+        .route("/api/items", get(routes::list_items::<S>))
+        // An empty id still deserves `invalid_id`, not a bare 404.
+        .route(
+            "/api/items/",
+            get(routes::empty_id)
+                .put(routes::empty_id)
+                .delete(routes::empty_id),
+        )
+        .route(
+            "/api/items/{*id}",
+            get(routes::get_item::<S>)
+                .put(routes::put_item::<S>)
+                .delete(routes::delete_item::<S>),
+        )
+        .route("/api/read", get(routes::read::<S>))
+        .route("/api/write", axum::routing::post(routes::write::<S>))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::inject_fault::<S>,
+        ));
+
+    let router = Router::new()
+        .merge(data)
+        .route("/api/health", get(routes::health::<S>))
+        .route("/api/openapi.json", get(openapi::serve))
+        .route(
+            "/api/admin/fault",
+            get(admin::get_fault::<S>)
+                .put(admin::put_fault::<S>)
+                .delete(admin::clear_fault::<S>),
+        )
+        .fallback(routes::no_route)
+        .with_state(state.clone());
+    middleware::wrap(router, state.config.clone())
+}

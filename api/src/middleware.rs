@@ -1,0 +1,184 @@
+//! What wraps every response: request ids and spans, region and timing headers, error bodies
+//! (axum's own 404/405 included), origin cloaking, CORS, and injected faults.
+
+use crate::error::{ApiError, ErrorInfo};
+use crate::state::{AppState, Config};
+use crate::store::Store;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use http::header::{CONTENT_TYPE, ORIGIN, VARY};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+use tandem_shared::headers::{ORIGIN_VERIFY, REQUEST_ID, SERVED_REGION, SERVER_TIMING};
+use tandem_shared::{ErrorBody, ErrorCode, ErrorDetail, Fault};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Wraps `router` in every layer, outermost last.
+pub fn wrap(router: Router, config: Arc<Config>) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    router
+        .layer(from_fn_with_state(config.clone(), cors))
+        .layer(from_fn_with_state(config.clone(), check_origin))
+        .layer(from_fn_with_state(config, finish))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+fn code_for_status(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::PayloadTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::Forbidden,
+        s if s >= 500 => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
+    }
+}
+
+/// Renders error bodies with the region, and adds `x-served-region` and `server-timing` to
+/// every response.
+async fn finish(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let mut response = next.run(req).await;
+    let status = response.status();
+    let info = response.extensions_mut().remove::<ErrorInfo>();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if info.is_some() || ((status.is_client_error() || status.is_server_error()) && !is_json) {
+        let (code, message) = match info {
+            Some(ErrorInfo { code, message }) => (code, message),
+            None => {
+                let code = code_for_status(status);
+                let message = match code {
+                    ErrorCode::MethodNotAllowed => {
+                        "method not allowed here; see the Allow header".to_owned()
+                    }
+                    _ => status.canonical_reason().unwrap_or("error").to_owned(),
+                };
+                (code, message)
+            }
+        };
+        let body = ErrorBody {
+            error: ErrorDetail { code, message },
+            region: config.region.clone(),
+        };
+        let (mut parts, _) = response.into_parts();
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        let fresh = Json(body).into_response();
+        parts
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response = Response::from_parts(parts, fresh.into_body());
+    }
+    let headers = response.headers_mut();
+    if let Ok(region) = HeaderValue::from_str(&config.region) {
+        headers.insert(SERVED_REGION, region);
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(timing) = HeaderValue::from_str(&format!("app;dur={ms:.1}")) {
+        headers.insert(SERVER_TIMING, timing);
+    }
+    response
+}
+
+/// Origin cloaking: with a secret configured, requests without `x-origin-verify: <secret>` are
+/// refused, so the regional endpoints cannot be called around the edge.
+async fn check_origin(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
+    if let Some(secret) = config.origin_secret.as_deref() {
+        let given = req
+            .headers()
+            .get(ORIGIN_VERIFY)
+            .map(|v| v.as_bytes())
+            .unwrap_or(b"");
+        if !bool::from(given.ct_eq(secret.as_bytes())) {
+            return ApiError::Client(
+                ErrorCode::Forbidden,
+                "requests must come through the edge".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+const CORS_METHODS: &str = "GET, HEAD, PUT, POST, DELETE, OPTIONS";
+const CORS_HEADERS: &str = "authorization, content-type, if-match, x-request-id";
+const CORS_EXPOSE: &str = "x-served-region, server-timing, x-request-id, etag";
+
+/// CORS for configured origins: preflights get 204 with the `access-control-*` headers, other
+/// requests get `access-control-allow-origin`; any other origin gets no CORS headers at all.
+async fn cors(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(ORIGIN)
+        .filter(|o| {
+            config
+                .cors_origins
+                .iter()
+                .any(|a| a.as_bytes() == o.as_bytes())
+        })
+        .cloned();
+    let Some(origin) = origin else {
+        return next.run(req).await;
+    };
+    let preflight = req.method() == Method::OPTIONS
+        && req.headers().contains_key("access-control-request-method");
+    let mut response = if preflight {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        let h = r.headers_mut();
+        h.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static(CORS_METHODS),
+        );
+        h.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static(CORS_HEADERS),
+        );
+        h.insert("access-control-max-age", HeaderValue::from_static("600"));
+        r
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert("access-control-allow-origin", origin);
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static(CORS_EXPOSE),
+    );
+    h.append(VARY, HeaderValue::from_static("origin"));
+    response
+}
+
+/// Injected faults on data routes: an error status, or added latency.
+pub async fn inject_fault<S: Store>(
+    State(state): State<AppState<S>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match state.fault().await {
+        Fault::Error { status, .. } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            ApiError::Faulted(status).into_response()
+        }
+        Fault::Slow { latency_ms, .. } => {
+            tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+            next.run(req).await
+        }
+        Fault::None { .. } => next.run(req).await,
+    }
+}

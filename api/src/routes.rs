@@ -1,0 +1,280 @@
+//! Item routes and health: thin handlers over a [`Store`].
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{Store, StoreError, Written};
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::{ETAG, IF_MATCH};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Deserialize;
+use tandem_shared::ErrorCode;
+use tandem_shared::item::{Data, Item};
+use tandem_shared::validate::{self, IfMatch};
+use tandem_shared::wire::{HealthResponse, ItemResponse, ListResponse};
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::PreconditionFailed => {
+                ApiError::Client(ErrorCode::PreconditionFailed, err.to_string())
+            }
+            StoreError::TooLarge(_) => {
+                ApiError::Client(ErrorCode::PayloadTooLarge, err.to_string())
+            }
+            StoreError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// The id from the path, validated. A path that does not decode is an invalid id too.
+fn item_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::Client(ErrorCode::InvalidId, e.body_text()))?;
+    validate::validate_id(&id)?;
+    Ok(id)
+}
+
+fn item_response(status: StatusCode, item: Item, region: &str) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", item.version)).ok();
+    let mut response = (
+        status,
+        Json(ItemResponse {
+            item,
+            region: region.to_owned(),
+        }),
+    )
+        .into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(ETAG, etag);
+    }
+    response
+}
+
+fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
+    headers
+        .get(IF_MATCH)
+        .map(|v| v.to_str().map(IfMatch::parse).unwrap_or(IfMatch::Never))
+}
+
+async fn get_by_id<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, ApiError> {
+    match state.store.get(id).await? {
+        Some(item) => Ok(item_response(StatusCode::OK, item, &state.config.region)),
+        None => Err(ApiError::not_found(format!("no item with id {id:?}"))),
+    }
+}
+
+async fn put_data<S: Store>(
+    state: &AppState<S>,
+    id: &str,
+    data: Data,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let Written { item, created } = state.store.put(id, data, if_match(headers)).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(item_response(status, item, &state.config.region))
+}
+
+/// `GET /api/items/{id}`
+#[utoipa::path(get, path = "/api/items/{id}", tag = "items",
+    params(("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$")),
+    responses(
+        (status = 200, description = "The item", body = ItemResponse),
+        (status = 400, description = "Invalid id", body = tandem_shared::ErrorBody),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 404, description = "No such item, or it was deleted", body = tandem_shared::ErrorBody),
+        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+    ))]
+pub async fn get_item<S: Store>(
+    State(state): State<AppState<S>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = item_id(path)?;
+    get_by_id(&state, &id).await
+}
+
+/// `PUT /api/items/{id}`
+#[utoipa::path(put, path = "/api/items/{id}", tag = "items",
+    params(
+        ("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$"),
+        ("If-Match" = Option<String>, Header, description = "Write only if the item is at this version, e.g. \"3\""),
+    ),
+    request_body(content = tandem_shared::wire::PutBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced", body = ItemResponse),
+        (status = 201, description = "Created", body = ItemResponse),
+        (status = 400, description = "Invalid id, JSON or data", body = tandem_shared::ErrorBody),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 412, description = "If-Match does not match", body = tandem_shared::ErrorBody),
+        (status = 413, description = "Body or item too large", body = tandem_shared::ErrorBody),
+        (status = 415, description = "Body is not application/json", body = tandem_shared::ErrorBody),
+        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+    ))]
+pub async fn put_item<S: Store>(
+    State(state): State<AppState<S>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<JsonBody, ApiError>,
+) -> Result<Response, ApiError> {
+    let id = item_id(path)?;
+    let JsonBody(mut body) = body?;
+    let data = validate::take_data(&mut body)?;
+    put_data(&state, &id, data, &headers).await
+}
+
+/// `DELETE /api/items/{id}`
+#[utoipa::path(delete, path = "/api/items/{id}", tag = "items",
+    params(("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$")),
+    responses(
+        (status = 204, description = "Deleted, or was already absent"),
+        (status = 400, description = "Invalid id", body = tandem_shared::ErrorBody),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+    ))]
+pub async fn delete_item<S: Store>(
+    State(state): State<AppState<S>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = item_id(path)?;
+    state.store.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `/api/items/` with nothing after the slash.
+pub async fn empty_id() -> ApiError {
+    ApiError::Client(ErrorCode::InvalidId, "id must not be empty".into())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request("cursor is not one this API returned");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let id = String::from_utf8(bytes).map_err(|_| bad())?;
+    validate::validate_id(&id).map_err(|_| bad())?;
+    Ok(id)
+}
+
+/// `GET /api/items?limit=&cursor=`
+#[utoipa::path(get, path = "/api/items", tag = "items",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1..=100 (default 25)", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of items", body = ListResponse),
+        (status = 400, description = "Invalid limit or cursor", body = tandem_shared::ErrorBody),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+    ))]
+pub async fn list_items<S: Store>(
+    State(state): State<AppState<S>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<ListResponse>, ApiError> {
+    let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    let limit = validate::parse_limit(q.limit.as_deref())?;
+    let after = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
+    let page = state.store.list(limit, after).await?;
+    Ok(Json(ListResponse {
+        items: page.items,
+        next_cursor: page.last.map(|id| URL_SAFE_NO_PAD.encode(id)),
+        region: state.config.region.clone(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct ReadQuery {
+    id: Option<String>,
+}
+
+/// `GET /api/read?id=`: the seed's read route.
+#[utoipa::path(get, path = "/api/read", tag = "seed",
+    params(("id" = String, Query, description = "Item id", pattern = "^[A-Za-z0-9_.:-]{1,256}$")),
+    responses(
+        (status = 200, description = "The item", body = ItemResponse),
+        (status = 400, description = "Invalid id", body = tandem_shared::ErrorBody),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 404, description = "No such item", body = tandem_shared::ErrorBody),
+        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+    ))]
+pub async fn read<S: Store>(
+    State(state): State<AppState<S>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: ReadQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    let id = q.id.unwrap_or_default();
+    validate::validate_id(&id)?;
+    get_by_id(&state, &id).await
+}
+
+/// `POST /api/write`: the seed's write route, `{"id", "data"}`.
+#[utoipa::path(post, path = "/api/write", tag = "seed",
+    params(("If-Match" = Option<String>, Header, description = "Write only if the item is at this version")),
+    request_body(content = tandem_shared::wire::WriteBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced", body = ItemResponse),
+        (status = 201, description = "Created", body = ItemResponse),
+        (status = 400, description = "Invalid id, JSON or data", body = tandem_shared::ErrorBody),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 412, description = "If-Match does not match", body = tandem_shared::ErrorBody),
+        (status = 413, description = "Body or item too large", body = tandem_shared::ErrorBody),
+        (status = 415, description = "Body is not application/json", body = tandem_shared::ErrorBody),
+        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+    ))]
+pub async fn write<S: Store>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+    body: Result<JsonBody, ApiError>,
+) -> Result<Response, ApiError> {
+    let JsonBody(mut body) = body?;
+    let id = validate::take_id(&body)?;
+    let data = validate::take_data(&mut body)?;
+    put_data(&state, &id, data, &headers).await
+}
+
+/// `GET /api/health`: 200 while healthy, 503 with the same body while a fault is set.
+#[utoipa::path(get, path = "/api/health", tag = "ops",
+    responses(
+        (status = 200, description = "Healthy", body = HealthResponse),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 503, description = "An admin fault is set", body = HealthResponse),
+    ))]
+pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
+    let fault = state.fault().await;
+    let (status, word) = if fault.is_none() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "faulted")
+    };
+    let body = HealthResponse {
+        region: state.config.region.clone(),
+        status: word.to_owned(),
+        fault,
+        replication: state.store.replication().await,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Any path that is no route.
+pub async fn no_route(uri: http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}

@@ -1,0 +1,286 @@
+//! The DynamoDB store: one item per id in a (global) table with partition key `id`.
+//!
+//! Each item keeps the same last-writer-wins metadata as the embedded store (`version`,
+//! `updated_at_ms`, `updated_in`); the global table itself does the replication. Writes are
+//! read-then-conditional-put, so `If-Match` and version counting hold under concurrency.
+//! The region's admin fault is an item too, under an id no client can use (`#` is not allowed
+//! in ids), so that every Lambda instance of the region reads the same fault.
+
+use super::{
+    Page, Store, StoreError, StoredFault, Written, check_precondition, check_size, now_ms,
+};
+use anyhow::{Context as _, anyhow};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+use tandem_shared::item::{Data, Item, Record, format_timestamp};
+use tandem_shared::validate::IfMatch;
+
+type Attrs = HashMap<String, AttributeValue>;
+
+/// Prefix of ids that are not items (the fault of each region).
+const RESERVED_PREFIX: &str = "#";
+/// How often a write retries when another writer got in between its read and its put.
+const MAX_WRITE_ATTEMPTS: usize = 8;
+
+/// A store backed by a DynamoDB table.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    region: String,
+}
+
+impl DynamoStore {
+    /// Uses `client` on `table`; `region` is the name written into `updated_in`.
+    pub fn new(client: Client, table: impl Into<String>, region: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            region: region.into(),
+        }
+    }
+
+    /// Builds a client from the environment (credentials, `AWS_REGION`, `AWS_ENDPOINT_URL`)
+    /// with the project's one HTTPS stack: hyper 1 + rustls on ring.
+    pub async fn from_env(table: impl Into<String>, region: impl Into<String>) -> Self {
+        let region = region.into();
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .region(aws_config::Region::new(region.clone()))
+            .load()
+            .await;
+        DynamoStore::new(Client::new(&config), table, region)
+    }
+
+    /// The client, for tests and tools that create the table.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn key(id: &str) -> Attrs {
+        HashMap::from([("id".to_owned(), AttributeValue::S(id.to_owned()))])
+    }
+
+    fn fault_id(&self) -> String {
+        format!("{RESERVED_PREFIX}fault#{}", self.region)
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("DynamoDB GetItem")?;
+        Ok(out.item.as_ref().map(to_record).transpose()?)
+    }
+}
+
+fn s(attrs: &Attrs, name: &str) -> anyhow::Result<String> {
+    match attrs.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(anyhow!("item attribute {name} is missing or not a string")),
+    }
+}
+
+fn n(attrs: &Attrs, name: &str) -> anyhow::Result<u64> {
+    match attrs.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().with_context(|| format!("attribute {name}")),
+        _ => Err(anyhow!("item attribute {name} is missing or not a number")),
+    }
+}
+
+fn to_record(attrs: &Attrs) -> anyhow::Result<Record> {
+    let data: Data =
+        serde_json::from_str(&s(attrs, "data")?).context("item data is not a JSON object")?;
+    Ok(Record {
+        id: s(attrs, "id")?,
+        data: Some(data),
+        version: n(attrs, "version")?,
+        updated_at_ms: n(attrs, "updated_at_ms")?,
+        updated_in: s(attrs, "updated_in")?,
+    })
+}
+
+fn to_attrs(record: &Record) -> anyhow::Result<Attrs> {
+    let data = record
+        .data
+        .as_ref()
+        .ok_or_else(|| anyhow!("tombstones are not stored in DynamoDB"))?;
+    Ok(HashMap::from([
+        ("id".to_owned(), AttributeValue::S(record.id.clone())),
+        (
+            "data".to_owned(),
+            AttributeValue::S(serde_json::to_string(data)?),
+        ),
+        (
+            "version".to_owned(),
+            AttributeValue::N(record.version.to_string()),
+        ),
+        (
+            "updated_at_ms".to_owned(),
+            AttributeValue::N(record.updated_at_ms.to_string()),
+        ),
+        // Human-readable copy for the AWS console; `updated_at_ms` is the one compared.
+        (
+            "updated_at".to_owned(),
+            AttributeValue::S(format_timestamp(record.updated_at_ms)),
+        ),
+        (
+            "updated_in".to_owned(),
+            AttributeValue::S(record.updated_in.clone()),
+        ),
+    ]))
+}
+
+impl Store for DynamoStore {
+    async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self.read(id).await?.and_then(|r| r.to_item()))
+    }
+
+    async fn put(
+        &self,
+        id: &str,
+        data: Data,
+        if_match: Option<IfMatch>,
+    ) -> Result<Written, StoreError> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let current = self.read(id).await?;
+            check_precondition(if_match, current.as_ref())?;
+            let record = Record::next(
+                id,
+                current.as_ref(),
+                Some(data.clone()),
+                &self.region,
+                now_ms(),
+            );
+            check_size(&record)?;
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(to_attrs(&record)?));
+            put = match &current {
+                None => put.condition_expression("attribute_not_exists(id)"),
+                Some(c) => put
+                    .condition_expression("version = :v AND updated_at_ms = :t")
+                    .expression_attribute_values(":v", AttributeValue::N(c.version.to_string()))
+                    .expression_attribute_values(
+                        ":t",
+                        AttributeValue::N(c.updated_at_ms.to_string()),
+                    ),
+            };
+            match put.send().await {
+                Ok(_) => {
+                    let item = record
+                        .to_item()
+                        .ok_or_else(|| anyhow!("a put is never a tombstone"))?;
+                    return Ok(Written {
+                        item,
+                        created: current.is_none(),
+                    });
+                }
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    // Someone wrote in between: read again and re-check the precondition.
+                    continue;
+                }
+                Err(err) => {
+                    return Err(anyhow::Error::from(err).context("DynamoDB PutItem").into());
+                }
+            }
+        }
+        Err(anyhow!("gave up after {MAX_WRITE_ATTEMPTS} conflicting writes to {id}").into())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .send()
+            .await
+            .context("DynamoDB DeleteItem")?;
+        Ok(())
+    }
+
+    async fn list(&self, limit: usize, after: Option<String>) -> Result<Page, StoreError> {
+        let mut items = Vec::new();
+        let mut start = after.map(|id| Self::key(&id));
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .limit((limit - items.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                .filter_expression("NOT begins_with(id, :reserved)")
+                .expression_attribute_values(":reserved", AttributeValue::S(RESERVED_PREFIX.into()))
+                .send()
+                .await
+                .context("DynamoDB Scan")?;
+            for attrs in out.items() {
+                items.extend(to_record(attrs)?.to_item());
+            }
+            match out.last_evaluated_key {
+                Some(key) if items.len() < limit => start = Some(key),
+                Some(key) => {
+                    let last = s(&key, "id")?;
+                    return Ok(Page {
+                        items,
+                        last: Some(last),
+                    });
+                }
+                None => return Ok(Page { items, last: None }),
+            }
+        }
+    }
+
+    async fn load_fault(&self) -> Result<Option<StoredFault>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&self.fault_id())))
+            .send()
+            .await
+            .context("DynamoDB GetItem (fault)")?;
+        match out.item {
+            Some(attrs) => Ok(Some(
+                serde_json::from_str(&s(&attrs, "fault")?).context("stored fault is corrupt")?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_fault(&self, fault: StoredFault) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(self.fault_id()))
+            .item(
+                "fault",
+                AttributeValue::S(serde_json::to_string(&fault).map_err(anyhow::Error::from)?),
+            )
+            .send()
+            .await
+            .context("DynamoDB PutItem (fault)")?;
+        Ok(())
+    }
+
+    async fn replication(&self) -> serde_json::Value {
+        serde_json::json!({ "store": "dynamodb", "table": self.table, "mode": "global-table" })
+    }
+}

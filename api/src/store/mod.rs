@@ -1,0 +1,131 @@
+//! The storage boundary: one trait, two stores.
+//!
+//! - [`embedded::EmbeddedStore`]: redb on local disk, fsynced before a write is acknowledged,
+//!   with a replication outbox and last-writer-wins apply (the local regions).
+//! - [`dynamo::DynamoStore`]: a DynamoDB (global) table (AWS, or moto's server in tests).
+//!
+//! Both keep the same [`Record`] metadata, so last-writer-wins means the same thing in both.
+
+pub mod dynamo;
+pub mod embedded;
+
+use std::future::Future;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tandem_shared::Fault;
+use tandem_shared::item::{Data, Item, Record};
+use tandem_shared::validate::{IfMatch, MAX_ITEM_BYTES};
+
+/// Why a store refused or failed an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The `If-Match` precondition does not hold.
+    #[error("precondition failed: the item is at another version")]
+    PreconditionFailed,
+    /// The stored item would exceed DynamoDB's 400 KB limit.
+    #[error("item would be {0} bytes, over the 400 KB limit")]
+    TooLarge(usize),
+    /// The store itself failed.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The result of a put.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub item: Item,
+    /// True when the id had no live item before (201), false when one was replaced (200).
+    pub created: bool,
+}
+
+/// One page of a listing: items in id order and the id to continue after, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub last: Option<String>,
+}
+
+/// A region's admin fault as stored, with when it clears itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredFault {
+    pub fault: Fault,
+    pub expires_at_ms: Option<u64>,
+}
+
+impl StoredFault {
+    /// The fault in force at `now_ms`: an expired one is no fault.
+    pub fn current(&self, now_ms: u64) -> Fault {
+        match self.expires_at_ms {
+            Some(t) if t <= now_ms => Fault::NONE,
+            _ => self.fault,
+        }
+    }
+}
+
+/// What the router needs from a store. Futures are `Send` so axum can run them on any worker.
+pub trait Store: Send + Sync + 'static {
+    /// The live item with this id, if any (tombstones read as absent).
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send;
+
+    /// Writes `data` under `id` if `if_match` (when given) holds.
+    fn put(
+        &self,
+        id: &str,
+        data: Data,
+        if_match: Option<IfMatch>,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
+
+    /// Deletes `id`; deleting what is absent is not an error.
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `limit` live items with ids after `after`.
+    fn list(
+        &self,
+        limit: usize,
+        after: Option<String>,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// This region's stored fault.
+    fn load_fault(&self) -> impl Future<Output = Result<Option<StoredFault>, StoreError>> + Send;
+
+    /// Stores this region's fault, where every instance of the region will see it.
+    fn save_fault(&self, fault: StoredFault)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What the store can say about replication, for `GET /api/health`.
+    fn replication(&self) -> impl Future<Output = serde_json::Value> + Send;
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Refuses records over DynamoDB's item size limit, in either store.
+pub fn check_size(record: &Record) -> Result<(), StoreError> {
+    let size = record.stored_size();
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::TooLarge(size));
+    }
+    Ok(())
+}
+
+/// Checks an `If-Match` against the current record (tombstones count as absent).
+pub fn check_precondition(
+    if_match: Option<IfMatch>,
+    current: Option<&Record>,
+) -> Result<(), StoreError> {
+    match if_match {
+        Some(cond) => {
+            let live_version = current.filter(|r| !r.is_tombstone()).map(|r| r.version);
+            if cond.matches(live_version) {
+                Ok(())
+            } else {
+                Err(StoreError::PreconditionFailed)
+            }
+        }
+        None => Ok(()),
+    }
+}

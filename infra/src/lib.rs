@@ -1,0 +1,1 @@
+//! Tandem's infrastructure code. Empty until the local-stack and deploy issues land.

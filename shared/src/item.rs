@@ -1,0 +1,165 @@
+//! Items as clients see them, and records as stores keep and replicate them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// An item's data: always a JSON object.
+pub type Data = Map<String, Value>;
+
+/// `Item` of SPEC §1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Item {
+    /// 1..=256 characters of `[A-Za-z0-9_.:-]`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = "^[A-Za-z0-9_.:-]{1,256}$")
+    )]
+    pub id: String,
+    /// Any JSON object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: Data,
+    /// Writes to this item as seen by the region that accepted the latest one.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub version: u64,
+    /// When the latest write was accepted: RFC 3339, UTC, milliseconds.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, example = "2026-11-27T01:02:03.456Z"))]
+    pub updated_at: String,
+    /// The region that accepted the latest write.
+    pub updated_in: String,
+}
+
+/// What a store keeps per id and what replication ships: the latest write, or a tombstone
+/// (`data: None`) so that a delete replicates and wins or loses like any other write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub data: Option<Data>,
+    pub version: u64,
+    pub updated_at_ms: u64,
+    pub updated_in: String,
+}
+
+impl Record {
+    /// Last-writer-wins order of SPEC §2: later `updated_at` wins, ties broken by region name.
+    /// Two records with the same key are the same write.
+    pub fn lww_cmp(&self, other: &Record) -> Ordering {
+        (self.updated_at_ms, self.updated_in.as_str())
+            .cmp(&(other.updated_at_ms, other.updated_in.as_str()))
+    }
+
+    /// Whether `self`, arriving by replication, should replace `current`.
+    pub fn wins_over(&self, current: Option<&Record>) -> bool {
+        current.is_none_or(|c| self.lww_cmp(c) == Ordering::Greater)
+    }
+
+    /// The next write to this id accepted in `region` at wall-clock `now_ms`. The timestamp never
+    /// goes backwards from what the region has already seen for the id, so a write made after
+    /// seeing another one always wins over it, even when clocks disagree.
+    pub fn next(
+        id: &str,
+        current: Option<&Record>,
+        data: Option<Data>,
+        region: &str,
+        now_ms: u64,
+    ) -> Record {
+        let (version, updated_at_ms) = match current {
+            Some(c) => (c.version + 1, now_ms.max(c.updated_at_ms + 1)),
+            None => (1, now_ms),
+        };
+        Record {
+            id: id.to_owned(),
+            data,
+            version,
+            updated_at_ms,
+            updated_in: region.to_owned(),
+        }
+    }
+
+    /// Whether this record is a delete.
+    pub fn is_tombstone(&self) -> bool {
+        self.data.is_none()
+    }
+
+    /// The client's view, or `None` for a tombstone.
+    pub fn to_item(&self) -> Option<Item> {
+        Some(Item {
+            id: self.id.clone(),
+            data: self.data.clone()?,
+            version: self.version,
+            updated_at: format_timestamp(self.updated_at_ms),
+            updated_in: self.updated_in.clone(),
+        })
+    }
+
+    /// Size of the stored form in bytes, which bounds what DynamoDB counts against its 400 KB
+    /// item limit (attribute names and values, here as their JSON text).
+    pub fn stored_size(&self) -> usize {
+        serde_json::to_vec(self)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds.
+pub fn format_timestamp(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// The inverse of [`format_timestamp`].
+pub fn parse_timestamp(text: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(text).ok()?;
+    u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn data(v: Value) -> Data {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn timestamps_round_trip_with_milliseconds() {
+        let text = format_timestamp(1_764_000_000_123);
+        assert_eq!(text, "2025-11-24T16:00:00.123Z");
+        assert_eq!(parse_timestamp(&text), Some(1_764_000_000_123));
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn next_write_counts_versions_and_never_goes_back_in_time() {
+        let first = Record::next("a", None, Some(data(json!({"n": 1}))), "us-east-1", 1000);
+        assert_eq!((first.version, first.updated_at_ms), (1, 1000));
+        // The clock went backwards (or the other region's clock is ahead): still later.
+        let second = Record::next("a", Some(&first), None, "us-west-2", 500);
+        assert_eq!((second.version, second.updated_at_ms), (2, 1001));
+        assert!(second.wins_over(Some(&first)));
+        assert!(!first.wins_over(Some(&second)));
+    }
+
+    #[test]
+    fn ties_on_time_break_on_region_and_same_write_does_not_win() {
+        let east = Record::next("a", None, Some(Data::new()), "us-east-1", 7);
+        let west = Record::next("a", None, None, "us-west-2", 7);
+        assert!(west.wins_over(Some(&east)));
+        assert!(!east.wins_over(Some(&west)));
+        assert!(!east.wins_over(Some(&east.clone())));
+        assert!(east.wins_over(None));
+    }
+
+    #[test]
+    fn tombstones_have_no_item() {
+        let t = Record::next("a", None, None, "us-east-1", 1);
+        assert!(t.is_tombstone());
+        assert_eq!(t.to_item(), None);
+        let r = Record::next("a", None, Some(data(json!({"k": "v"}))), "us-east-1", 1);
+        let item = r.to_item().unwrap();
+        assert_eq!(item.updated_at, "1970-01-01T00:00:00.001Z");
+        assert_eq!(item.data["k"], "v");
+    }
+}

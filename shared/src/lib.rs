@@ -1,0 +1,24 @@
+//! Tandem's external contract (`SPEC.md` §1–§2), shared by the API, the console and the tools.
+//!
+//! Layout:
+//! - [`item`]: the `Item` a client sees and the `Record` a store keeps (tombstones and
+//!   last-writer-wins order included).
+//! - [`wire`]: request and response bodies of every route.
+//! - [`error`]: the error body and its codes, each with its HTTP status.
+//! - [`fault`]: the admin fault modes a region can be put in.
+//! - [`validate`]: the rules a request must pass before it reaches a store.
+//! - [`headers`] and [`region`]: names that both sides of the wire must agree on.
+//!
+//! This crate compiles to `wasm32-unknown-unknown`, so it stays free of tokio and AWS crates.
+
+pub mod error;
+pub mod fault;
+pub mod headers;
+pub mod item;
+pub mod region;
+pub mod validate;
+pub mod wire;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use fault::{Fault, FaultState};
+pub use item::{Item, Record};

@@ -1,0 +1,226 @@
+//! Request validation shared by every store: what a client may send.
+//!
+//! Every failure here is the client's mistake and maps to a 4xx code, never a 5xx.
+
+use crate::error::ErrorCode;
+use crate::item::Data;
+use serde_json::Value;
+
+/// Longest id, in characters.
+pub const MAX_ID_LEN: usize = 256;
+/// DynamoDB's item size limit, which both stores enforce on the stored form.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Bodies larger than this are refused before parsing. Larger than an item may be, so that
+/// a body just over the item limit still gets the precise 413 for the item.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Page size bounds and default for `GET /api/items`.
+pub const LIST_LIMIT_MAX: usize = 100;
+pub const LIST_LIMIT_DEFAULT: usize = 25;
+
+/// A rejected request: the code to answer with and a message for a person.
+pub type Rejection = (ErrorCode, String);
+
+/// Checks an item id: 1..=256 characters of `[A-Za-z0-9_.:-]`.
+pub fn validate_id(id: &str) -> Result<(), Rejection> {
+    let bad = |why: &str| Err((ErrorCode::InvalidId, format!("id {why}")));
+    if id.is_empty() {
+        return bad("must not be empty");
+    }
+    if id.len() > MAX_ID_LEN {
+        return bad("must be at most 256 characters");
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
+    {
+        return Err((
+            ErrorCode::InvalidId,
+            format!("id may only contain A-Z a-z 0-9 _ . : - (found {c:?})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a `Content-Type` value says JSON (`application/json`, with parameters or not).
+pub fn is_json_content_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// Parses a JSON body, telling malformed JSON (`invalid_json`) from the wrong shape.
+pub fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
+    serde_json::from_slice(body).map_err(|e| {
+        (
+            ErrorCode::InvalidJson,
+            format!("body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// Takes `data` out of a write body: it must be a JSON object.
+pub fn take_data(body: &mut Value) -> Result<Data, Rejection> {
+    let Some(obj) = body.as_object_mut() else {
+        return Err((ErrorCode::BadRequest, "body must be a JSON object".into()));
+    };
+    match obj.remove("data") {
+        Some(Value::Object(data)) => Ok(data),
+        Some(_) => Err((ErrorCode::BadRequest, "data must be a JSON object".into())),
+        None => Err((ErrorCode::BadRequest, "body must have a data field".into())),
+    }
+}
+
+/// Takes `id` out of a `POST /api/write` body.
+pub fn take_id(body: &Value) -> Result<String, Rejection> {
+    match body.get("id") {
+        Some(Value::String(id)) => {
+            validate_id(id)?;
+            Ok(id.clone())
+        }
+        Some(_) => Err((ErrorCode::InvalidId, "id must be a string".into())),
+        None => Err((ErrorCode::InvalidId, "body must have an id field".into())),
+    }
+}
+
+/// An `If-Match` precondition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: the item must exist.
+    Any,
+    /// `"<version>"`: the item must exist at this version.
+    Version(u64),
+    /// A value that can name no version of ours; it never matches (412, as HTTP says).
+    Never,
+}
+
+impl IfMatch {
+    /// Parses the header value. Quotes are optional, `W/` weak tags are accepted, and a list
+    /// matches if any entry does, as RFC 9110 allows; we keep only the first entry that parses.
+    pub fn parse(value: &str) -> IfMatch {
+        let mut result = IfMatch::Never;
+        for tag in value.split(',').map(str::trim) {
+            if tag == "*" {
+                return IfMatch::Any;
+            }
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            let tag = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(tag);
+            if let Ok(v) = tag.parse::<u64>() {
+                result = IfMatch::Version(v);
+                break;
+            }
+        }
+        result
+    }
+
+    /// Whether an item currently at `version` (`None`: absent) satisfies this precondition.
+    pub fn matches(self, version: Option<u64>) -> bool {
+        match (self, version) {
+            (IfMatch::Any, Some(_)) => true,
+            (IfMatch::Version(want), Some(have)) => want == have,
+            _ => false,
+        }
+    }
+}
+
+/// Parses `limit` of `GET /api/items`: 1..=100, default 25.
+pub fn parse_limit(value: Option<&str>) -> Result<usize, Rejection> {
+    let Some(text) = value else {
+        return Ok(LIST_LIMIT_DEFAULT);
+    };
+    match text.parse::<usize>() {
+        Ok(n) if (1..=LIST_LIMIT_MAX).contains(&n) => Ok(n),
+        _ => Err((
+            ErrorCode::BadRequest,
+            format!("limit must be an integer from 1 to {LIST_LIMIT_MAX} (got {text:?})"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids() {
+        assert!(validate_id("a").is_ok());
+        assert!(validate_id("A-z_0.9:x").is_ok());
+        assert!(validate_id(&"x".repeat(256)).is_ok());
+        for bad in ["", "a/b", "é", "a b", "a#b", "a?b", "%2F"] {
+            assert_eq!(
+                validate_id(bad).unwrap_err().0,
+                ErrorCode::InvalidId,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            validate_id(&"x".repeat(257)).unwrap_err().0,
+            ErrorCode::InvalidId
+        );
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
+        assert!(!is_json_content_type("text/plain"));
+        assert!(!is_json_content_type("application/jsonx"));
+        assert!(!is_json_content_type(""));
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(parse_json(b"{").unwrap_err().0, ErrorCode::InvalidJson);
+        let mut v = parse_json(br#"{"data": {"a": 1}}"#).unwrap();
+        assert_eq!(take_data(&mut v).unwrap()["a"], 1);
+        for bad in [
+            json!({"data": [1]}),
+            json!({"data": "x"}),
+            json!({}),
+            json!([1]),
+            json!(null),
+        ] {
+            assert_eq!(
+                take_data(&mut bad.clone()).unwrap_err().0,
+                ErrorCode::BadRequest,
+                "{bad}"
+            );
+        }
+        assert_eq!(take_id(&json!({"id": "ok"})).unwrap(), "ok");
+        assert_eq!(
+            take_id(&json!({"id": 5})).unwrap_err().0,
+            ErrorCode::InvalidId
+        );
+        assert_eq!(
+            take_id(&json!({"id": "a/b"})).unwrap_err().0,
+            ErrorCode::InvalidId
+        );
+        assert_eq!(take_id(&json!({})).unwrap_err().0, ErrorCode::InvalidId);
+    }
+
+    #[test]
+    fn if_match() {
+        assert_eq!(IfMatch::parse("\"3\""), IfMatch::Version(3));
+        assert_eq!(IfMatch::parse("3"), IfMatch::Version(3));
+        assert_eq!(IfMatch::parse("W/\"4\""), IfMatch::Version(4));
+        assert_eq!(IfMatch::parse("*"), IfMatch::Any);
+        assert_eq!(IfMatch::parse("\"abc\""), IfMatch::Never);
+        assert!(IfMatch::Version(3).matches(Some(3)));
+        assert!(!IfMatch::Version(3).matches(Some(4)));
+        assert!(!IfMatch::Version(3).matches(None));
+        assert!(IfMatch::Any.matches(Some(1)));
+        assert!(!IfMatch::Any.matches(None));
+        assert!(!IfMatch::Never.matches(Some(1)));
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit(None).unwrap(), 25);
+        assert_eq!(parse_limit(Some("100")).unwrap(), 100);
+        for bad in ["0", "101", "-1", "x", ""] {
+            assert_eq!(parse_limit(Some(bad)).unwrap_err().0, ErrorCode::BadRequest);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Request and response bodies of the regional API (SPEC §1).
+
+use crate::fault::Fault;
+use crate::item::{Data, Item};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Body of `PUT /api/items/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PutBody {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: Data,
+}
+
+/// Body of `POST /api/write`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WriteBody {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = "^[A-Za-z0-9_.:-]{1,256}$")
+    )]
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: Data,
+}
+
+/// `{"item", "region"}`: one item and the region that served it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ItemResponse {
+    pub item: Item,
+    pub region: String,
+}
+
+/// `{"items", "next_cursor", "region"}`: one page of items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ListResponse {
+    pub items: Vec<Item>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    pub region: String,
+}
+
+/// Body of `GET /api/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HealthResponse {
+    pub region: String,
+    /// `ok`, or `faulted` (with status 503) while an admin fault is set.
+    pub status: String,
+    pub fault: Fault,
+    /// What the store knows of replication; its shape depends on the store.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub replication: Value,
+}
