@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use tandem_api::store::embedded::EmbeddedStore;
 use tandem_api::Config;
+use tandem_api::store::embedded::EmbeddedStore;
 
 const REGION: &str = "us-east-1";
 const TOKEN: &str = "test-admin-token";
@@ -32,7 +32,10 @@ fn assert_contract(method: &str, path: &str, r: &Resp) {
     assert_eq!(r.header("x-served-region"), Some(REGION), "{r:?}");
     let timing = r.header("server-timing").unwrap_or("");
     assert!(timing.starts_with("app;dur="), "server-timing {timing:?}");
-    assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()), "x-request-id missing: {r:?}");
+    assert!(
+        r.header("x-request-id").is_some_and(|v| !v.is_empty()),
+        "x-request-id missing: {r:?}"
+    );
     if r.status != 204 && method != "HEAD" && path != "/api/openapi.json" {
         assert_eq!(r.body["region"], REGION, "body without region: {}", r.raw);
     }
@@ -57,7 +60,11 @@ async fn run_suite(factory: Factory, adapter: Adapter) {
 
     // Configurations the main router does not have.
     let no_token = connect(adapter, factory(config(REGION, None))).await;
-    let r = send(no_token.as_ref(), Req::new("GET", "/api/admin/fault").header("authorization", "Bearer x")).await;
+    let r = send(
+        no_token.as_ref(),
+        Req::new("GET", "/api/admin/fault").header("authorization", "Bearer x"),
+    )
+    .await;
     assert_eq!((r.status, r.error_code()), (404, "not_found"));
 
     let mut cloaked = config(REGION, Some(TOKEN));
@@ -71,14 +78,22 @@ async fn run_suite(factory: Factory, adapter: Adapter) {
         let r = send(cloaked.as_ref(), req).await;
         assert_eq!((r.status, r.error_code()), (403, "forbidden"));
     }
-    let r = send(cloaked.as_ref(), Req::new("GET", "/api/health").header("x-origin-verify", "s3cret")).await;
+    let r = send(
+        cloaked.as_ref(),
+        Req::new("GET", "/api/health").header("x-origin-verify", "s3cret"),
+    )
+    .await;
     assert_eq!(r.status, 200);
 
     cors(adapter, &factory).await;
 }
 
 async fn items(c: &dyn Client) {
-    let r = send(c, Req::new("PUT", "/api/items/suite-a").json(&json!({"data": {"n": 1}}))).await;
+    let r = send(
+        c,
+        Req::new("PUT", "/api/items/suite-a").json(&json!({"data": {"n": 1}})),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.raw);
     let item = &r.body["item"];
     assert_eq!(item["id"], "suite-a");
@@ -94,16 +109,44 @@ async fn items(c: &dyn Client) {
     assert_eq!(got.status, 200);
     assert_eq!(got.body["item"], r.body["item"]);
 
-    let r = send(c, Req::new("PUT", "/api/items/suite-a").json(&json!({"data": {"n": 2}}))).await;
-    assert_eq!((r.status, r.body["item"]["version"].clone()), (200, json!(2)));
+    let r = send(
+        c,
+        Req::new("PUT", "/api/items/suite-a").json(&json!({"data": {"n": 2}})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["item"]["version"].clone()),
+        (200, json!(2))
+    );
     assert!(r.body["item"]["updated_at"].as_str().unwrap() >= at);
 
     // If-Match: wrong version, right version, on an absent item.
-    let r = send(c, Req::new("PUT", "/api/items/suite-a").header("if-match", "\"1\"").json(&json!({"data": {}}))).await;
+    let r = send(
+        c,
+        Req::new("PUT", "/api/items/suite-a")
+            .header("if-match", "\"1\"")
+            .json(&json!({"data": {}})),
+    )
+    .await;
     assert_eq!((r.status, r.error_code()), (412, "precondition_failed"));
-    let r = send(c, Req::new("PUT", "/api/items/suite-a").header("if-match", "\"2\"").json(&json!({"data": {"n": 3}}))).await;
-    assert_eq!((r.status, r.body["item"]["version"].clone()), (200, json!(3)));
-    let r = send(c, Req::new("PUT", "/api/items/suite-none").header("if-match", "\"1\"").json(&json!({"data": {}}))).await;
+    let r = send(
+        c,
+        Req::new("PUT", "/api/items/suite-a")
+            .header("if-match", "\"2\"")
+            .json(&json!({"data": {"n": 3}})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["item"]["version"].clone()),
+        (200, json!(3))
+    );
+    let r = send(
+        c,
+        Req::new("PUT", "/api/items/suite-none")
+            .header("if-match", "\"1\"")
+            .json(&json!({"data": {}})),
+    )
+    .await;
     assert_eq!((r.status, r.error_code()), (412, "precondition_failed"));
     let r = send(c, Req::new("GET", "/api/items/suite-none")).await;
     assert_eq!((r.status, r.error_code()), (404, "not_found"));
@@ -120,13 +163,22 @@ async fn items(c: &dyn Client) {
     assert_eq!((r.status, r.error_code()), (404, "not_found"));
     let r = send(c, Req::new("DELETE", "/api/items/suite-a")).await;
     assert_eq!(r.status, 204);
-    let r = send(c, Req::new("PUT", "/api/items/suite-a").json(&json!({"data": {"again": true}}))).await;
+    let r = send(
+        c,
+        Req::new("PUT", "/api/items/suite-a").json(&json!({"data": {"again": true}})),
+    )
+    .await;
     assert_eq!(r.status, 201);
     send(c, Req::new("DELETE", "/api/items/suite-a")).await;
 
     // Every allowed id character round-trips.
     let id = "Az09_.:-x";
-    let r = send(c, Req::new("PUT", &format!("/api/items/{id}")).json(&json!({"data": {"k": [1, "two", null]}}))).await;
+    let r = send(
+        c,
+        Req::new("PUT", &format!("/api/items/{id}"))
+            .json(&json!({"data": {"k": [1, "two", null]}})),
+    )
+    .await;
     assert_eq!((r.status, r.body["item"]["id"].clone()), (201, json!(id)));
     let r = send(c, Req::new("GET", &format!("/api/items/{id}"))).await;
     assert_eq!(r.body["item"]["data"]["k"], json!([1, "two", null]));
@@ -136,10 +188,18 @@ async fn items(c: &dyn Client) {
 async fn listing(c: &dyn Client) {
     let ids: BTreeSet<String> = (0..7).map(|i| format!("list-{i}")).collect();
     for id in &ids {
-        let r = send(c, Req::new("PUT", &format!("/api/items/{id}")).json(&json!({"data": {"id": id}}))).await;
+        let r = send(
+            c,
+            Req::new("PUT", &format!("/api/items/{id}")).json(&json!({"data": {"id": id}})),
+        )
+        .await;
         assert_eq!(r.status, 201);
     }
-    send(c, Req::new("PUT", "/api/items/list-gone").json(&json!({"data": {}}))).await;
+    send(
+        c,
+        Req::new("PUT", "/api/items/list-gone").json(&json!({"data": {}})),
+    )
+    .await;
     send(c, Req::new("DELETE", "/api/items/list-gone")).await;
 
     let mut seen = Vec::new();
@@ -162,11 +222,22 @@ async fn listing(c: &dyn Client) {
         }
     }
     let unique: BTreeSet<String> = seen.iter().cloned().collect();
-    assert_eq!(unique.len(), seen.len(), "an item was listed twice: {seen:?}");
-    assert_eq!(unique, ids, "listing must return every live item and no deleted one");
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "an item was listed twice: {seen:?}"
+    );
+    assert_eq!(
+        unique, ids,
+        "listing must return every live item and no deleted one"
+    );
 
     let r = send(c, Req::new("GET", "/api/items")).await;
-    assert_eq!(r.body["items"].as_array().unwrap().len(), 7, "default limit is 25");
+    assert_eq!(
+        r.body["items"].as_array().unwrap().len(),
+        7,
+        "default limit is 25"
+    );
     assert_eq!(r.body["next_cursor"], Value::Null);
     for id in &ids {
         send(c, Req::new("DELETE", &format!("/api/items/{id}"))).await;
@@ -174,12 +245,26 @@ async fn listing(c: &dyn Client) {
 }
 
 async fn seed_routes(c: &dyn Client) {
-    let r = send(c, Req::new("POST", "/api/write").json(&json!({"id": "seed-1", "data": {"from": "seed"}}))).await;
-    assert_eq!((r.status, r.body["item"]["version"].clone()), (201, json!(1)));
-    let r = send(c, Req::new("POST", "/api/write").json(&json!({"id": "seed-1", "data": {"from": "seed2"}}))).await;
+    let r = send(
+        c,
+        Req::new("POST", "/api/write").json(&json!({"id": "seed-1", "data": {"from": "seed"}})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["item"]["version"].clone()),
+        (201, json!(1))
+    );
+    let r = send(
+        c,
+        Req::new("POST", "/api/write").json(&json!({"id": "seed-1", "data": {"from": "seed2"}})),
+    )
+    .await;
     assert_eq!(r.status, 200);
     let r = send(c, Req::new("GET", "/api/read?id=seed-1")).await;
-    assert_eq!((r.status, r.body["item"]["data"]["from"].clone()), (200, json!("seed2")));
+    assert_eq!(
+        (r.status, r.body["item"]["data"]["from"].clone()),
+        (200, json!("seed2"))
+    );
     let r = send(c, Req::new("GET", "/api/read?id=seed-missing")).await;
     assert_eq!((r.status, r.error_code()), (404, "not_found"));
     let r = send(c, Req::new("GET", "/api/read")).await;
@@ -198,7 +283,15 @@ async fn health_and_openapi(c: &dyn Client) {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["openapi"], "3.1.0");
     let paths = r.body["paths"].as_object().unwrap();
-    for p in ["/api/items", "/api/items/{id}", "/api/read", "/api/write", "/api/health", "/api/admin/fault", "/api/openapi.json"] {
+    for p in [
+        "/api/items",
+        "/api/items/{id}",
+        "/api/read",
+        "/api/write",
+        "/api/health",
+        "/api/admin/fault",
+        "/api/openapi.json",
+    ] {
         assert!(paths.contains_key(p), "OpenAPI lacks {p}");
     }
 }
@@ -209,46 +302,228 @@ async fn bad_inputs(c: &dyn Client) {
     let huge = "x".repeat(1100 * 1024);
     let auth = format!("Bearer {TOKEN}");
     let cases: Vec<(&str, Req, u16, &str)> = vec![
-        ("malformed JSON", Req::new("PUT", "/api/items/bad").raw("application/json", "{\"data\": "), 400, "invalid_json"),
-        ("data not an object", Req::new("PUT", "/api/items/bad").json(&json!({"data": [1, 2]})), 400, "bad_request"),
-        ("data missing", Req::new("PUT", "/api/items/bad").json(&json!({"date": {}})), 400, "bad_request"),
-        ("body not an object", Req::new("PUT", "/api/items/bad").json(&json!("text")), 400, "bad_request"),
-        ("item over 400 KB", Req::new("PUT", "/api/items/bad").json(&json!({"data": {"big": big}})), 413, "payload_too_large"),
-        ("body over 1 MiB", Req::new("PUT", "/api/items/bad").json(&json!({"data": {"big": huge}})), 413, "payload_too_large"),
-        ("empty id", Req::new("GET", "/api/items/"), 400, "invalid_id"),
-        ("empty id on PUT", Req::new("PUT", "/api/items/").json(&json!({"data": {}})), 400, "invalid_id"),
-        ("257-character id", Req::new("GET", &format!("/api/items/{}", "a".repeat(257))), 400, "invalid_id"),
-        ("id with /", Req::new("GET", "/api/items/a/b"), 400, "invalid_id"),
-        ("id with encoded /", Req::new("PUT", "/api/items/a%2Fb").json(&json!({"data": {}})), 400, "invalid_id"),
-        ("non-ASCII id", Req::new("GET", "/api/items/%C3%A9t%C3%A9"), 400, "invalid_id"),
-        ("id with space", Req::new("DELETE", "/api/items/a%20b"), 400, "invalid_id"),
-        ("write without id", Req::new("POST", "/api/write").json(&json!({"data": {}})), 400, "invalid_id"),
-        ("write with bad id", Req::new("POST", "/api/write").json(&json!({"id": "a/b", "data": {}})), 400, "invalid_id"),
-        ("read with bad id", Req::new("GET", "/api/read?id=%2F"), 400, "invalid_id"),
-        ("wrong content type", Req::new("PUT", "/api/items/bad").raw("text/plain", "{\"data\": {}}"), 415, "unsupported_media_type"),
-        ("no content type", Req::new("POST", "/api/write").raw("", "{\"id\": \"x\", \"data\": {}}"), 415, "unsupported_media_type"),
-        ("unknown route", Req::new("GET", "/api/nope"), 404, "not_found"),
-        ("unknown route outside /api", Req::new("GET", "/nope"), 404, "not_found"),
-        ("wrong method on an item", Req::new("POST", "/api/items/x"), 405, "method_not_allowed"),
-        ("wrong method on write", Req::new("GET", "/api/write"), 405, "method_not_allowed"),
-        ("limit 0", Req::new("GET", "/api/items?limit=0"), 400, "bad_request"),
-        ("limit 101", Req::new("GET", "/api/items?limit=101"), 400, "bad_request"),
-        ("limit not a number", Req::new("GET", "/api/items?limit=ten"), 400, "bad_request"),
-        ("forged cursor", Req::new("GET", "/api/items?cursor=%21%21"), 400, "bad_request"),
-        ("missing admin token", Req::new("GET", "/api/admin/fault"), 401, "unauthorized"),
-        ("wrong admin token", Req::new("PUT", "/api/admin/fault").header("authorization", "Bearer nope").json(&json!({"mode": "none"})), 401, "unauthorized"),
-        ("token without Bearer", Req::new("DELETE", "/api/admin/fault").header("authorization", TOKEN), 401, "unauthorized"),
-        ("unknown fault mode", Req::new("PUT", "/api/admin/fault").header("authorization", &auth).json(&json!({"mode": "melt"})), 400, "bad_request"),
-        ("fault status not 5xx", Req::new("PUT", "/api/admin/fault").header("authorization", &auth).json(&json!({"mode": "error", "status": 429})), 400, "bad_request"),
-        ("fault JSON malformed", Req::new("PUT", "/api/admin/fault").header("authorization", &auth).raw("application/json", "{"), 400, "invalid_json"),
+        (
+            "malformed JSON",
+            Req::new("PUT", "/api/items/bad").raw("application/json", "{\"data\": "),
+            400,
+            "invalid_json",
+        ),
+        (
+            "data not an object",
+            Req::new("PUT", "/api/items/bad").json(&json!({"data": [1, 2]})),
+            400,
+            "bad_request",
+        ),
+        (
+            "data missing",
+            Req::new("PUT", "/api/items/bad").json(&json!({"date": {}})),
+            400,
+            "bad_request",
+        ),
+        (
+            "body not an object",
+            Req::new("PUT", "/api/items/bad").json(&json!("text")),
+            400,
+            "bad_request",
+        ),
+        (
+            "item over 400 KB",
+            Req::new("PUT", "/api/items/bad").json(&json!({"data": {"big": big}})),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "body over 1 MiB",
+            Req::new("PUT", "/api/items/bad").json(&json!({"data": {"big": huge}})),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "empty id",
+            Req::new("GET", "/api/items/"),
+            400,
+            "invalid_id",
+        ),
+        (
+            "empty id on PUT",
+            Req::new("PUT", "/api/items/").json(&json!({"data": {}})),
+            400,
+            "invalid_id",
+        ),
+        (
+            "257-character id",
+            Req::new("GET", &format!("/api/items/{}", "a".repeat(257))),
+            400,
+            "invalid_id",
+        ),
+        (
+            "id with /",
+            Req::new("GET", "/api/items/a/b"),
+            400,
+            "invalid_id",
+        ),
+        (
+            "id with encoded /",
+            Req::new("PUT", "/api/items/a%2Fb").json(&json!({"data": {}})),
+            400,
+            "invalid_id",
+        ),
+        (
+            "non-ASCII id",
+            Req::new("GET", "/api/items/%C3%A9t%C3%A9"),
+            400,
+            "invalid_id",
+        ),
+        (
+            "id with space",
+            Req::new("DELETE", "/api/items/a%20b"),
+            400,
+            "invalid_id",
+        ),
+        (
+            "write without id",
+            Req::new("POST", "/api/write").json(&json!({"data": {}})),
+            400,
+            "invalid_id",
+        ),
+        (
+            "write with bad id",
+            Req::new("POST", "/api/write").json(&json!({"id": "a/b", "data": {}})),
+            400,
+            "invalid_id",
+        ),
+        (
+            "read with bad id",
+            Req::new("GET", "/api/read?id=%2F"),
+            400,
+            "invalid_id",
+        ),
+        (
+            "wrong content type",
+            Req::new("PUT", "/api/items/bad").raw("text/plain", "{\"data\": {}}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "no content type",
+            Req::new("POST", "/api/write").raw("", "{\"id\": \"x\", \"data\": {}}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "unknown route",
+            Req::new("GET", "/api/nope"),
+            404,
+            "not_found",
+        ),
+        (
+            "unknown route outside /api",
+            Req::new("GET", "/nope"),
+            404,
+            "not_found",
+        ),
+        (
+            "wrong method on an item",
+            Req::new("POST", "/api/items/x"),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "wrong method on write",
+            Req::new("GET", "/api/write"),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "limit 0",
+            Req::new("GET", "/api/items?limit=0"),
+            400,
+            "bad_request",
+        ),
+        (
+            "limit 101",
+            Req::new("GET", "/api/items?limit=101"),
+            400,
+            "bad_request",
+        ),
+        (
+            "limit not a number",
+            Req::new("GET", "/api/items?limit=ten"),
+            400,
+            "bad_request",
+        ),
+        (
+            "forged cursor",
+            Req::new("GET", "/api/items?cursor=%21%21"),
+            400,
+            "bad_request",
+        ),
+        (
+            "missing admin token",
+            Req::new("GET", "/api/admin/fault"),
+            401,
+            "unauthorized",
+        ),
+        (
+            "wrong admin token",
+            Req::new("PUT", "/api/admin/fault")
+                .header("authorization", "Bearer nope")
+                .json(&json!({"mode": "none"})),
+            401,
+            "unauthorized",
+        ),
+        (
+            "token without Bearer",
+            Req::new("DELETE", "/api/admin/fault").header("authorization", TOKEN),
+            401,
+            "unauthorized",
+        ),
+        (
+            "unknown fault mode",
+            Req::new("PUT", "/api/admin/fault")
+                .header("authorization", &auth)
+                .json(&json!({"mode": "melt"})),
+            400,
+            "bad_request",
+        ),
+        (
+            "fault status not 5xx",
+            Req::new("PUT", "/api/admin/fault")
+                .header("authorization", &auth)
+                .json(&json!({"mode": "error", "status": 429})),
+            400,
+            "bad_request",
+        ),
+        (
+            "fault JSON malformed",
+            Req::new("PUT", "/api/admin/fault")
+                .header("authorization", &auth)
+                .raw("application/json", "{"),
+            400,
+            "invalid_json",
+        ),
     ];
     for (what, req, status, code) in cases {
         let r = send(c, req).await;
-        assert!(r.status < 500, "{what}: a client mistake answered {}", r.status);
-        assert_eq!((r.status, r.error_code()), (status, code), "{what}: {}", r.raw);
+        assert!(
+            r.status < 500,
+            "{what}: a client mistake answered {}",
+            r.status
+        );
+        assert_eq!(
+            (r.status, r.error_code()),
+            (status, code),
+            "{what}: {}",
+            r.raw
+        );
         if status == 405 {
-            let allow = r.header("allow").unwrap_or_else(|| panic!("{what}: 405 without Allow"));
-            assert!(allow.contains("GET") || allow.contains("POST"), "{what}: Allow {allow}");
+            let allow = r
+                .header("allow")
+                .unwrap_or_else(|| panic!("{what}: 405 without Allow"));
+            assert!(
+                allow.contains("GET") || allow.contains("POST"),
+                "{what}: Allow {allow}"
+            );
         }
     }
     // Nothing above was written.
@@ -259,43 +534,80 @@ async fn bad_inputs(c: &dyn Client) {
 async fn faults(c: &dyn Client) {
     let auth = format!("Bearer {TOKEN}");
     let admin = |method: &str| Req::new(method, "/api/admin/fault").header("authorization", &auth);
-    send(c, Req::new("PUT", "/api/items/f1").json(&json!({"data": {}}))).await;
+    send(
+        c,
+        Req::new("PUT", "/api/items/f1").json(&json!({"data": {}})),
+    )
+    .await;
 
     for status in [500u16, 502, 503, 504] {
-        let r = send(c, admin("PUT").json(&json!({"mode": "error", "status": status}))).await;
+        let r = send(
+            c,
+            admin("PUT").json(&json!({"mode": "error", "status": status})),
+        )
+        .await;
         assert_eq!(r.status, 200, "{}", r.raw);
         assert_eq!(r.body["fault"], json!({"mode": "error", "status": status}));
         let r = send(c, Req::new("GET", "/api/items/f1")).await;
         assert_eq!((r.status, r.error_code()), (status, "region_unavailable"));
-        let r = send(c, Req::new("PUT", "/api/items/f1").json(&json!({"data": {}}))).await;
+        let r = send(
+            c,
+            Req::new("PUT", "/api/items/f1").json(&json!({"data": {}})),
+        )
+        .await;
         assert_eq!(r.status, status);
         let r = send(c, Req::new("GET", "/api/health")).await;
-        assert_eq!((r.status, r.body["status"].clone()), (503, json!("faulted")));
+        assert_eq!(
+            (r.status, r.body["status"].clone()),
+            (503, json!("faulted"))
+        );
         assert_eq!(r.body["fault"]["status"], status);
         // Admin keeps working while faulted.
         let r = send(c, admin("GET")).await;
-        assert_eq!((r.status, r.body["fault"]["mode"].clone()), (200, json!("error")));
+        assert_eq!(
+            (r.status, r.body["fault"]["mode"].clone()),
+            (200, json!("error"))
+        );
     }
     let r = send(c, admin("DELETE")).await;
-    assert_eq!((r.status, r.body["fault"].clone()), (200, json!({"mode": "none"})));
+    assert_eq!(
+        (r.status, r.body["fault"].clone()),
+        (200, json!({"mode": "none"}))
+    );
     let r = send(c, Req::new("GET", "/api/items/f1")).await;
     assert_eq!(r.status, 200);
 
     // Slow: the app's own timing shows the injected latency.
-    send(c, admin("PUT").json(&json!({"mode": "slow", "latency_ms": 300}))).await;
+    send(
+        c,
+        admin("PUT").json(&json!({"mode": "slow", "latency_ms": 300})),
+    )
+    .await;
     let r = send(c, Req::new("GET", "/api/items/f1")).await;
     assert_eq!(r.status, 200);
-    let dur: f64 = r.header("server-timing").unwrap().trim_start_matches("app;dur=").parse().unwrap();
+    let dur: f64 = r
+        .header("server-timing")
+        .unwrap()
+        .trim_start_matches("app;dur=")
+        .parse()
+        .unwrap();
     assert!(dur >= 300.0, "slow fault of 300 ms, app took {dur} ms");
 
     // A fault with a duration clears itself.
-    let r = send(c, admin("PUT").json(&json!({"mode": "error", "status": 503, "duration_s": 1}))).await;
+    let r = send(
+        c,
+        admin("PUT").json(&json!({"mode": "error", "status": 503, "duration_s": 1})),
+    )
+    .await;
     assert!(r.body["expires_at"].is_string(), "{}", r.raw);
     assert_eq!(send(c, Req::new("GET", "/api/items/f1")).await.status, 503);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(send(c, Req::new("GET", "/api/items/f1")).await.status, 200);
     let r = send(c, admin("GET")).await;
-    assert_eq!((r.body["fault"].clone(), r.body["expires_at"].clone()), (json!({"mode": "none"}), Value::Null));
+    assert_eq!(
+        (r.body["fault"].clone(), r.body["expires_at"].clone()),
+        (json!({"mode": "none"}), Value::Null)
+    );
     send(c, Req::new("DELETE", "/api/items/f1")).await;
 }
 
@@ -310,14 +622,35 @@ async fn cors(adapter: Adapter, factory: &Factory) {
     };
     let r = send(c.as_ref(), preflight("https://app.example")).await;
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example"));
-    assert!(r.header("access-control-allow-methods").unwrap().contains("PUT"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(
+        r.header("access-control-allow-methods")
+            .unwrap()
+            .contains("PUT")
+    );
     let r = c.send(preflight("https://evil.example")).await;
     assert!(r.header("access-control-allow-origin").is_none());
-    assert_eq!(r.status, 405, "an unknown origin's preflight is an ordinary OPTIONS");
-    let r = send(c.as_ref(), Req::new("GET", "/api/health").header("origin", "https://app.example")).await;
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example"));
-    assert!(r.header("access-control-expose-headers").unwrap().contains("x-served-region"));
+    assert_eq!(
+        r.status, 405,
+        "an unknown origin's preflight is an ordinary OPTIONS"
+    );
+    let r = send(
+        c.as_ref(),
+        Req::new("GET", "/api/health").header("origin", "https://app.example"),
+    )
+    .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(
+        r.header("access-control-expose-headers")
+            .unwrap()
+            .contains("x-served-region")
+    );
 }
 
 #[tokio::test]

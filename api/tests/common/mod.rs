@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-use serde_json::{json, Value};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::TcpListener as StdListener;
@@ -13,7 +15,7 @@ use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tandem_api::store::dynamo::DynamoStore;
-use tandem_api::{router, Config};
+use tandem_api::{Config, router};
 use tower::ServiceExt as _;
 
 /// A response as every adapter reports it.
@@ -32,9 +34,19 @@ impl Resp {
 
     /// The error code of an error body, checking its shape on the way.
     pub fn error_code(&self) -> &str {
-        assert!(self.body["region"].is_string(), "error body without region: {}", self.raw);
-        assert!(self.body["error"]["message"].is_string(), "error body without message: {}", self.raw);
-        self.body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {}", self.raw))
+        assert!(
+            self.body["region"].is_string(),
+            "error body without region: {}",
+            self.raw
+        );
+        assert!(
+            self.body["error"]["message"].is_string(),
+            "error body without message: {}",
+            self.raw
+        );
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {}", self.raw))
     }
 }
 
@@ -49,16 +61,22 @@ pub struct Req {
 
 impl Req {
     pub fn new(method: &str, path: &str) -> Self {
-        Req { method: method.into(), path: path.into(), ..Default::default() }
+        Req {
+            method: method.into(),
+            path: path.into(),
+            ..Default::default()
+        }
     }
     pub fn json(mut self, body: &Value) -> Self {
-        self.headers.push(("content-type".into(), "application/json".into()));
+        self.headers
+            .push(("content-type".into(), "application/json".into()));
         self.body = Some(serde_json::to_vec(body).unwrap());
         self
     }
     pub fn raw(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         if !content_type.is_empty() {
-            self.headers.push(("content-type".into(), content_type.into()));
+            self.headers
+                .push(("content-type".into(), content_type.into()));
         }
         self.body = Some(body.into());
         self
@@ -80,7 +98,11 @@ pub trait Client: Send + Sync {
 pub type Factory = Box<dyn Fn(Config) -> axum::Router + Send + Sync>;
 
 fn parse_body(raw: &str) -> Value {
-    if raw.is_empty() { Value::Null } else { serde_json::from_str(raw).unwrap_or(Value::Null) }
+    if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(raw).unwrap_or(Value::Null)
+    }
 }
 
 /// Over HTTP on 127.0.0.1, with a real server on a free port.
@@ -98,7 +120,11 @@ impl Http {
         tokio::spawn(tandem_api::server::serve(listener, app, async move {
             let _ = rx.await;
         }));
-        Http { base, client: reqwest::Client::new(), _shutdown: tx }
+        Http {
+            base,
+            client: reqwest::Client::new(),
+            _shutdown: tx,
+        }
     }
 }
 
@@ -106,7 +132,9 @@ impl Client for Http {
     fn send(&self, req: Req) -> BoxFut<'_, Resp> {
         Box::pin(async move {
             let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap();
-            let mut builder = self.client.request(method, format!("{}{}", self.base, req.path));
+            let mut builder = self
+                .client
+                .request(method, format!("{}{}", self.base, req.path));
             for (k, v) in &req.headers {
                 builder = builder.header(k, v);
             }
@@ -121,7 +149,12 @@ impl Client for Http {
                 .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                 .collect();
             let raw = resp.text().await.unwrap();
-            Resp { status, headers, body: parse_body(&raw), raw }
+            Resp {
+                status,
+                headers,
+                body: parse_body(&raw),
+                raw,
+            }
         })
     }
 }
@@ -166,7 +199,8 @@ impl Lambda {
             "isBase64Encoded": false
         });
         if let Some(body) = &req.body {
-            event["body"] = Value::String(String::from_utf8(body.clone()).expect("test bodies are UTF-8"));
+            event["body"] =
+                Value::String(String::from_utf8(body.clone()).expect("test bodies are UTF-8"));
         }
         event
     }
@@ -176,7 +210,10 @@ impl Lambda {
         let request: lambda_http::request::LambdaRequest = serde_json::from_value(event).unwrap();
         let adapter = lambda_http::Adapter::from(self.app.clone());
         let response = adapter
-            .oneshot(lambda_http::LambdaEvent::new(request, lambda_http::Context::default()))
+            .oneshot(lambda_http::LambdaEvent::new(
+                request,
+                lambda_http::Context::default(),
+            ))
             .await
             .unwrap();
         serde_json::to_value(&response).unwrap()
@@ -190,17 +227,27 @@ impl Client for Lambda {
             let status = out["statusCode"].as_u64().unwrap() as u16;
             let headers = out["headers"]
                 .as_object()
-                .map(|h| h.iter().map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or("").to_owned())).collect())
+                .map(|h| {
+                    h.iter()
+                        .map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or("").to_owned()))
+                        .collect()
+                })
                 .unwrap_or_default();
             let raw = match out.get("body") {
                 Some(Value::String(b)) if out["isBase64Encoded"] == json!(true) => {
                     use base64::Engine as _;
-                    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap()).unwrap()
+                    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap())
+                        .unwrap()
                 }
                 Some(Value::String(b)) => b.clone(),
                 _ => String::new(),
             };
-            Resp { status, headers, body: parse_body(&raw), raw }
+            Resp {
+                status,
+                headers,
+                body: parse_body(&raw),
+                raw,
+            }
         })
     }
 }
@@ -242,7 +289,11 @@ fn moto_binary() -> PathBuf {
 impl Moto {
     /// Starts moto. A missing moto fails the test: these tests never skip.
     pub async fn start() -> Moto {
-        let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let bin = moto_binary();
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -252,7 +303,10 @@ impl Moto {
             .unwrap_or_else(|e| {
                 panic!("cannot start {} ({e}): run `cargo xtask test`, which installs moto, or set TANDEM_MOTO_SERVER", bin.display())
             });
-        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return moto;
@@ -289,9 +343,19 @@ impl Moto {
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(
-                AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
             )
-            .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
             .send()
             .await
             .unwrap();
@@ -305,6 +369,9 @@ pub fn factory<S: tandem_api::store::Store + Clone>(store: S) -> Factory {
 }
 
 /// Sends one request through a router directly, for tests that need no network.
-pub async fn oneshot(app: axum::Router, req: http::Request<axum::body::Body>) -> http::Response<axum::body::Body> {
+pub async fn oneshot(
+    app: axum::Router,
+    req: http::Request<axum::body::Body>,
+) -> http::Response<axum::body::Body> {
     app.oneshot(req).await.unwrap()
 }
