@@ -1,1 +1,16 @@
-//! Tandem's infrastructure code. Empty until the local-stack and deploy issues land.
+//! Tandem's infrastructure: the `tandem` command and, under `cloudformation/`, the AWS templates.
+//!
+//! Layout:
+//! - [`up`]: `tandem up`, the supervisor of the local two-region stack.
+//! - [`region`]: `tandem region`, one local region process (the Lambda's router + replication).
+//! - [`replication`]: global-table replication between local regions: pull, LWW, lag, pause.
+//! - [`edge`]: the CloudFront-faithful reverse proxy and the console's static files.
+//! - [`control`]: the local control API (`/_tandem/*`).
+//! - [`settings`]: the edge's origin settings, with CloudFront's ranges and the deployed defaults.
+
+pub mod control;
+pub mod edge;
+pub mod region;
+pub mod replication;
+pub mod settings;
+pub mod up;

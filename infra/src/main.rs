@@ -1,0 +1,31 @@
+//! The `tandem` command.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Tandem: a two-region API that survives the loss of a region"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the local stack: two regions, the edge, replication, the console.
+    Up(tandem_infra::up::UpArgs),
+    /// One local region process (started by `tandem up`).
+    #[command(hide = true)]
+    Region(tandem_infra::region::RegionProcessArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up(args) => tandem_infra::up::run(args).await,
+        Command::Region(args) => tandem_infra::region::run(args).await,
+    }
+}

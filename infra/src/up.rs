@@ -1,0 +1,412 @@
+//! `tandem up`: the local two-region stack. A supervisor starts one OS process per region,
+//! serves the edge and the control API, and stops everything on Ctrl-C or SIGTERM.
+//!
+//! Region states are real process states: `crashed` is SIGKILL, `stopped` is a clean exit (the
+//! port then refuses connections), and `blackhole` is SIGSTOP: the kernel still completes TCP
+//! handshakes on the listening socket, but nothing ever answers. `up` restarts or resumes.
+
+use crate::control;
+use crate::edge::{self, Edge, Origin};
+use crate::replication::ReplicationConfig;
+use crate::settings::EdgeSettings;
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// Flags of `tandem up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Edge port; region N (from 1) listens on port + N.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Where the regions keep their data (one directory per region).
+    #[arg(long, default_value = ".tandem")]
+    pub data_dir: PathBuf,
+    /// Regions, primary first.
+    #[arg(long, value_delimiter = ',', default_value = "us-east-1,us-west-2")]
+    pub regions: Vec<String>,
+    /// The built console [default: frontend/dist when it exists].
+    #[arg(long)]
+    pub console_dir: Option<PathBuf>,
+    /// Admin token for the admin and control routes [default: generated].
+    #[arg(long, env = "TANDEM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Secret the edge adds as `x-origin-verify` [default: generated].
+    #[arg(long, env = "TANDEM_ORIGIN_SECRET", hide_env_values = true)]
+    pub origin_secret: Option<String>,
+    /// Hold each replicated write back until it is this old.
+    #[arg(long, default_value_t = 0)]
+    pub replication_lag_ms: u64,
+    #[command(flatten)]
+    pub edge: EdgeSettings,
+}
+
+/// A region's state, as set through the control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegionState {
+    Up,
+    Stopped,
+    Crashed,
+    Blackhole,
+}
+
+struct RegionProc {
+    name: String,
+    port: u16,
+    state: RegionState,
+    child: Option<Child>,
+}
+
+/// What `GET /_tandem/regions` says of one region.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegionStatus {
+    pub region: String,
+    pub state: RegionState,
+    pub primary: bool,
+    pub url: String,
+    pub pid: Option<u32>,
+}
+
+/// The region processes and what is needed to start them again.
+pub struct Supervisor {
+    exe: PathBuf,
+    data_dir: PathBuf,
+    admin_token: String,
+    origin_secret: String,
+    pub replication: ReplicationConfig,
+    regions: Vec<RegionProc>,
+}
+
+/// A random token of 256 bits, hex.
+pub fn random_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe {
+            libc::kill(pid as libc::pid_t, sig);
+        }
+    }
+}
+
+impl Supervisor {
+    pub fn new(
+        exe: PathBuf,
+        data_dir: PathBuf,
+        regions: &[String],
+        base_port: u16,
+        admin_token: String,
+        origin_secret: String,
+        replication: ReplicationConfig,
+    ) -> Self {
+        let regions = regions
+            .iter()
+            .enumerate()
+            .map(|(i, name)| RegionProc {
+                name: name.clone(),
+                port: base_port + 1 + i as u16,
+                state: RegionState::Stopped,
+                child: None,
+            })
+            .collect();
+        Supervisor {
+            exe,
+            data_dir,
+            admin_token,
+            origin_secret,
+            replication,
+            regions,
+        }
+    }
+
+    /// Region names and addresses, primary first.
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.regions
+            .iter()
+            .map(|r| (r.name.clone(), SocketAddr::from(([127, 0, 0, 1], r.port))))
+            .collect()
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.regions.iter().position(|r| r.name == name)
+    }
+
+    async fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let peers: Vec<String> = self
+            .regions
+            .iter()
+            .filter(|p| p.name != self.regions[i].name)
+            .map(|p| format!("{}=http://127.0.0.1:{}", p.name, p.port))
+            .collect();
+        let r = &self.regions[i];
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("region")
+            .args([
+                "--region",
+                &r.name,
+                "--listen",
+                &format!("127.0.0.1:{}", r.port),
+            ])
+            .arg("--data-dir")
+            .arg(self.data_dir.join(&r.name))
+            .args(["--replication-lag-ms", &self.replication.lag_ms.to_string()])
+            .env("TANDEM_ADMIN_TOKEN", &self.admin_token)
+            .env("TANDEM_ORIGIN_SECRET", &self.origin_secret)
+            .kill_on_drop(true);
+        for peer in peers {
+            cmd.args(["--peer", &peer]);
+        }
+        if self.replication.paused {
+            cmd.arg("--replication-paused");
+        }
+        // SAFETY: prctl in the child between fork and exec, async-signal-safe. If the
+        // supervisor dies (even by SIGKILL), its regions die with it: no orphans.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting region {}", r.name))?;
+        let port = r.port;
+        self.regions[i].child = Some(child);
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                self.regions[i].state = RegionState::Up;
+                return Ok(());
+            }
+            if let Some(status) = self.regions[i]
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.regions[i].child = None;
+                bail!(
+                    "region {} exited during start ({status})",
+                    self.regions[i].name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!(
+            "region {} did not listen on {port} within 10 s",
+            self.regions[i].name
+        )
+    }
+
+    /// Starts every region.
+    pub async fn start_all(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.regions.len() {
+            self.spawn(i).await?;
+        }
+        Ok(())
+    }
+
+    async fn stop_child(child: &mut Child, graceful: bool) {
+        signal(child, libc::SIGCONT);
+        if graceful {
+            signal(child, libc::SIGTERM);
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let _ = child.kill().await;
+    }
+
+    /// Moves a region to `state`; returns its new status.
+    pub async fn set_state(
+        &mut self,
+        name: &str,
+        state: RegionState,
+    ) -> anyhow::Result<RegionStatus> {
+        let i = self
+            .index(name)
+            .with_context(|| format!("no region {name:?}"))?;
+        let exited = self.regions[i]
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        if exited {
+            self.regions[i].child = None;
+        }
+        match state {
+            RegionState::Up | RegionState::Blackhole => {
+                match self.regions[i].child.as_ref() {
+                    Some(child) => signal(child, libc::SIGCONT),
+                    None => self.spawn(i).await?,
+                }
+                if state == RegionState::Blackhole
+                    && let Some(child) = self.regions[i].child.as_ref()
+                {
+                    signal(child, libc::SIGSTOP);
+                }
+            }
+            RegionState::Stopped | RegionState::Crashed => {
+                if let Some(mut child) = self.regions[i].child.take() {
+                    Self::stop_child(&mut child, state == RegionState::Stopped).await;
+                }
+            }
+        }
+        self.regions[i].state = state;
+        tracing::warn!(region = name, ?state, "region state changed");
+        Ok(self.status_of(i))
+    }
+
+    fn status_of(&self, i: usize) -> RegionStatus {
+        let r = &self.regions[i];
+        RegionStatus {
+            region: r.name.clone(),
+            state: r.state,
+            primary: i == 0,
+            url: format!("http://127.0.0.1:{}", r.port),
+            pid: r.child.as_ref().and_then(|c| c.id()),
+        }
+    }
+
+    /// Every region's status; a process that died on its own shows as crashed.
+    pub fn status(&mut self) -> Vec<RegionStatus> {
+        for r in &mut self.regions {
+            if r.child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+            {
+                r.child = None;
+                r.state = RegionState::Crashed;
+            }
+        }
+        (0..self.regions.len()).map(|i| self.status_of(i)).collect()
+    }
+
+    /// Base URLs of the regions whose processes run and answer (not blackholed).
+    pub fn answering(&self) -> Vec<(String, String)> {
+        self.regions
+            .iter()
+            .filter(|r| r.child.is_some() && r.state == RegionState::Up)
+            .map(|r| (r.name.clone(), format!("http://127.0.0.1:{}", r.port)))
+            .collect()
+    }
+
+    pub fn origin_secret(&self) -> &str {
+        &self.origin_secret
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Stops every region cleanly (SIGTERM, then SIGKILL after 5 s).
+    pub async fn shutdown(&mut self) {
+        for r in &mut self.regions {
+            if let Some(mut child) = r.child.take() {
+                Self::stop_child(&mut child, true).await;
+            }
+        }
+    }
+}
+
+/// Runs the stack until Ctrl-C or SIGTERM.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    tandem_api::cli::init_tracing(false);
+    if args.regions.len() < 2 {
+        bail!("--regions needs at least two regions (primary first)");
+    }
+    for r in &args.regions {
+        if !tandem_shared::region::is_valid_region(r) {
+            bail!("{r:?} is not a region name like us-east-1");
+        }
+    }
+    let admin_token = args
+        .admin_token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(random_token);
+    let origin_secret = args
+        .origin_secret
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(random_token);
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let exe = std::env::current_exe().context("finding the tandem binary")?;
+    let mut supervisor = Supervisor::new(
+        exe,
+        args.data_dir.clone(),
+        &args.regions,
+        args.port,
+        admin_token.clone(),
+        origin_secret.clone(),
+        ReplicationConfig {
+            paused: false,
+            lag_ms: args.replication_lag_ms,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("binding the edge to 127.0.0.1:{}", args.port))?;
+    if let Err(err) = supervisor.start_all().await {
+        supervisor.shutdown().await;
+        return Err(err);
+    }
+    let edge = Arc::new(Edge {
+        origins: supervisor
+            .addresses()
+            .into_iter()
+            .map(|(name, addr)| Origin::new(&name, addr))
+            .collect(),
+        settings: args.edge,
+        origin_secret: Some(origin_secret),
+    });
+    let console_dir = args.console_dir.clone().or_else(|| {
+        let dist = PathBuf::from("frontend/dist");
+        dist.join("index.html").is_file().then_some(dist)
+    });
+    let supervisor = Arc::new(tokio::sync::Mutex::new(supervisor));
+    let control = control::router(supervisor.clone(), admin_token.clone(), args.edge);
+    let app = edge::router(edge, control, console_dir.clone());
+
+    println!("Tandem is up.");
+    println!(
+        "  console:  http://127.0.0.1:{}/#token={admin_token}",
+        args.port
+    );
+    for (i, (name, addr)) in supervisor.lock().await.addresses().iter().enumerate() {
+        println!(
+            "  {name}: http://{addr}{}",
+            if i == 0 { " (primary)" } else { "" }
+        );
+    }
+    println!("  data:     {}", args.data_dir.display());
+    match &console_dir {
+        Some(dir) => println!("  console files: {}", dir.display()),
+        None => println!("  console files: not built (cargo xtask dev builds them)"),
+    }
+    println!(
+        "  edge: {} connection attempt(s) x {} s, read timeout {} s. Ctrl-C stops everything.",
+        args.edge.connection_attempts, args.edge.connection_timeout, args.edge.origin_read_timeout
+    );
+
+    let served =
+        tandem_api::server::serve(listener, app, tandem_api::server::shutdown_signal()).await;
+    supervisor.lock().await.shutdown().await;
+    println!("Tandem stopped.");
+    served.map_err(Into::into)
+}

@@ -1,0 +1,616 @@
+//! The local stack end to end, with real processes on free 127.0.0.1 ports: `tandem up`, its
+//! region processes, the edge, replication and every fault of SPEC §3–§4.
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "stack-test-token";
+const SECRET: &str = "stack-test-secret";
+const EAST: &str = "us-east-1";
+const WEST: &str = "us-west-2";
+/// Short edge timeouts keep the tests quick: 1 attempt × 1 s to connect, 1 s to answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+struct Stack {
+    child: Child,
+    edge: String,
+    regions: BTreeMap<&'static str, String>,
+    http: Client,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Ok(id) = i32::try_from(self.child.id()) {
+            // SAFETY: signalling our own child.
+            unsafe { libc_kill(id, 15) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+/// Three consecutive free ports (edge, primary, secondary).
+fn free_ports() -> u16 {
+    for _ in 0..200 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base > 60000 {
+            continue;
+        }
+        if (0..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let data = tempfile::tempdir().unwrap();
+        let http = Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        for _ in 0..5 {
+            let base = free_ports();
+            let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+                .args([
+                    "up",
+                    "--port",
+                    &base.to_string(),
+                    "--admin-token",
+                    TOKEN,
+                    "--origin-secret",
+                    SECRET,
+                ])
+                .args([
+                    "--connection-attempts",
+                    "1",
+                    "--connection-timeout",
+                    "1",
+                    "--origin-read-timeout",
+                    "1",
+                ])
+                .arg("--data-dir")
+                .arg(data.path())
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let mut stack = Stack {
+                child,
+                edge: format!("http://127.0.0.1:{base}"),
+                regions: BTreeMap::from([
+                    (EAST, format!("http://127.0.0.1:{}", base + 1)),
+                    (WEST, format!("http://127.0.0.1:{}", base + 2)),
+                ]),
+                http: http.clone(),
+                _data: tempfile::tempdir().unwrap(),
+            };
+            for _ in 0..400 {
+                if let Ok(Some(_)) = stack.child.try_wait() {
+                    break; // lost a port race: try other ports
+                }
+                if stack
+                    .http
+                    .get(format!("{}/api/health", stack.edge))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+                {
+                    stack._data = data;
+                    return stack;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        panic!("tandem up did not start");
+    }
+
+    async fn send(&self, method: Method, url: String, body: Option<Value>) -> reqwest::Response {
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Through the edge.
+    async fn edge(&self, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        self.send(method, format!("{}{path}", self.edge), body)
+            .await
+    }
+
+    /// Straight to a region, past the edge (with the origin secret, as the edge sends it).
+    async fn direct(&self, region: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.regions[region]))
+            .header("x-origin-verify", SECRET)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn control(&self, method: Method, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .request(method, format!("{}/_tandem{path}", self.edge))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "control {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn set_region(&self, region: &str, state: &str) {
+        let v = self
+            .control(
+                Method::PUT,
+                &format!("/regions/{region}"),
+                json!({"state": state}),
+            )
+            .await;
+        assert_eq!(v["state"], state);
+    }
+
+    async fn fault(&self, region: &str, fault: Value) {
+        let r = self
+            .http
+            .put(format!("{}/region/{region}/api/admin/fault", self.edge))
+            .bearer_auth(TOKEN)
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "setting fault {fault}");
+    }
+
+    /// Waits until `id` reads the same in both regions, straight from each.
+    async fn converged(&self, id: &str) -> (StatusCode, Value) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let e = self.direct(EAST, &format!("/api/items/{id}")).await;
+            let w = self.direct(WEST, &format!("/api/items/{id}")).await;
+            let (es, ws) = (e.status(), w.status());
+            let (ev, wv): (Value, Value) = (e.json().await.unwrap(), w.json().await.unwrap());
+            if es == ws && ev["item"] == wv["item"] {
+                return (es, ev["item"].clone());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} did not converge: {EAST} {es} {ev}, {WEST} {ws} {wv}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn header(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn healthy_write_is_answered_by_the_primary_and_replicates() {
+    let s = Stack::start().await;
+    let r = s
+        .edge(
+            Method::PUT,
+            "/api/items/h1",
+            Some(json!({"data": {"v": 1}})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(header(&r, "x-served-region").as_deref(), Some(EAST));
+    assert_eq!(header(&r, "x-edge-origin").as_deref(), Some(EAST));
+    assert_eq!(header(&r, "x-edge-failover"), None);
+    assert!(
+        header(&r, "content-security-policy")
+            .unwrap()
+            .contains("'wasm-unsafe-eval'")
+    );
+    let (status, item) = s.converged("h1").await;
+    assert_eq!(
+        (status, item["data"]["v"].clone()),
+        (StatusCode::OK, json!(1))
+    );
+    // Past the edge without the secret: refused.
+    let r = s
+        .http
+        .get(format!("{}/api/items/h1", s.regions[WEST]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The console's fallback and the control API's token.
+    let r = s.edge(Method::GET, "/some/console/route", None).await;
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "content-type").unwrap().starts_with("text/html"));
+    let r = s
+        .http
+        .get(format!("{}/_tandem/regions", s.edge))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn reads_fail_over_on_every_primary_fault() {
+    let s = Stack::start().await;
+    let r = s
+        .edge(
+            Method::PUT,
+            "/api/items/r1",
+            Some(json!({"data": {"v": 1}})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    s.converged("r1").await;
+
+    let cases: Vec<(&str, &str)> = vec![
+        ("error:500", "status-500"),
+        ("error:502", "status-502"),
+        ("error:503", "status-503"),
+        ("error:504", "status-504"),
+        ("slow", "timeout"),
+        ("stopped", "connect"),
+        ("crashed", "connect"),
+        ("blackhole", "timeout"),
+    ];
+    for (fault, reason) in cases {
+        match fault.split_once(':') {
+            Some(("error", status)) => {
+                s.fault(
+                    EAST,
+                    json!({"mode": "error", "status": status.parse::<u16>().unwrap()}),
+                )
+                .await
+            }
+            _ if fault == "slow" => {
+                s.fault(EAST, json!({"mode": "slow", "latency_ms": 2500}))
+                    .await
+            }
+            _ => s.set_region(EAST, fault).await,
+        }
+        for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            let started = Instant::now();
+            let r = s.edge(method.clone(), "/api/items/r1", None).await;
+            let waited = started.elapsed();
+            assert_eq!(
+                header(&r, "x-edge-origin").as_deref(),
+                Some(WEST),
+                "{fault} {method}"
+            );
+            assert_eq!(
+                header(&r, "x-served-region").as_deref(),
+                Some(WEST),
+                "{fault} {method}"
+            );
+            assert_eq!(
+                header(&r, "x-edge-failover").as_deref(),
+                Some(reason),
+                "{fault} {method}"
+            );
+            if method == Method::OPTIONS {
+                assert_eq!(
+                    r.status(),
+                    405,
+                    "the API has no OPTIONS route: west's own answer"
+                );
+            } else {
+                assert_eq!(r.status(), 200, "{fault} {method}");
+            }
+            if reason == "timeout" {
+                // The edge gives the primary its whole read timeout before failing over.
+                let full_timeout_waited = waited >= READ_TIMEOUT;
+                assert!(
+                    full_timeout_waited,
+                    "{fault}: failed over before the read timeout"
+                );
+            }
+        }
+        // Heal; the next request starts at the primary again (no stickiness).
+        match fault.split_once(':') {
+            Some(_) => s.fault(EAST, json!({"mode": "none"})).await,
+            _ if fault == "slow" => s.fault(EAST, json!({"mode": "none"})).await,
+            _ => s.set_region(EAST, "up").await,
+        }
+        let r = s.edge(Method::GET, "/api/items/r1", None).await;
+        assert_eq!(
+            (r.status(), header(&r, "x-edge-origin")),
+            (StatusCode::OK, Some(EAST.to_owned())),
+            "after healing {fault}"
+        );
+        assert_eq!(header(&r, "x-edge-failover"), None);
+    }
+}
+
+#[tokio::test]
+async fn writes_do_not_fail_over_and_client_errors_pass_through() {
+    let s = Stack::start().await;
+    // 4xx from a healthy primary: passed through, never failed over.
+    let r = s.edge(Method::GET, "/api/items/missing", None).await;
+    assert_eq!(
+        (
+            r.status(),
+            header(&r, "x-edge-origin"),
+            header(&r, "x-edge-failover")
+        ),
+        (StatusCode::NOT_FOUND, Some(EAST.into()), None)
+    );
+    let r = s
+        .edge(Method::PUT, "/api/items/w1", Some(json!({"data": [1]})))
+        .await;
+    assert_eq!(
+        (r.status(), header(&r, "x-edge-origin")),
+        (StatusCode::BAD_REQUEST, Some(EAST.into()))
+    );
+
+    // Primary answers 503: PUT and DELETE get the primary's 503.
+    s.fault(EAST, json!({"mode": "error", "status": 503})).await;
+    for method in [Method::PUT, Method::DELETE] {
+        let r = s
+            .edge(
+                method.clone(),
+                "/api/items/w1",
+                Some(json!({"data": {"v": 1}})),
+            )
+            .await;
+        assert_eq!(
+            (
+                r.status(),
+                header(&r, "x-served-region"),
+                header(&r, "x-edge-failover")
+            ),
+            (StatusCode::SERVICE_UNAVAILABLE, Some(EAST.into()), None),
+            "{method}"
+        );
+    }
+    // The client's own failover: the same write to the secondary's path succeeds.
+    let r = s
+        .edge(
+            Method::PUT,
+            "/region/us-west-2/api/items/w1",
+            Some(json!({"data": {"v": 1}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status(), header(&r, "x-served-region")),
+        (StatusCode::CREATED, Some(WEST.into()))
+    );
+    let r = s
+        .edge(
+            Method::POST,
+            "/region/us-west-2/api/write",
+            Some(json!({"id": "w2", "data": {}})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    s.fault(EAST, json!({"mode": "none"})).await;
+
+    // Primary stopped: the edge's own 502; blackholed: its own 504; both JSON.
+    for (state, status) in [
+        ("stopped", StatusCode::BAD_GATEWAY),
+        ("blackhole", StatusCode::GATEWAY_TIMEOUT),
+    ] {
+        s.set_region(EAST, state).await;
+        let r = s
+            .edge(Method::PUT, "/api/items/w3", Some(json!({"data": {}})))
+            .await;
+        assert_eq!(
+            (r.status(), header(&r, "x-edge-failover")),
+            (status, None),
+            "{state}"
+        );
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "region_unavailable", "{state}");
+        let r = s
+            .edge(Method::DELETE, "/region/us-west-2/api/items/w1", None)
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        s.set_region(EAST, "up").await;
+    }
+}
+
+#[tokio::test]
+async fn partition_then_heal_converges_last_writer_wins() {
+    let s = Stack::start().await;
+    let v = s
+        .control(Method::PUT, "/replication", json!({"paused": true}))
+        .await;
+    assert_eq!(v["config"]["paused"], true);
+    let put = |region: &'static str, id: &'static str, v: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .edge(
+                    Method::PUT,
+                    &format!("/region/{region}/api/items/{id}"),
+                    Some(json!({"data": {"v": v}})),
+                )
+                .await;
+            assert!(r.status().is_success(), "{region} {id}");
+        }
+    };
+    let delete = |region: &'static str, id: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .edge(
+                    Method::DELETE,
+                    &format!("/region/{region}/api/items/{id}"),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        }
+    };
+    // Same id written in both regions: the later write (west) must win everywhere.
+    put(EAST, "p1", "east").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    put(WEST, "p1", "west").await;
+    // A later delete beats an earlier write...
+    put(WEST, "p2", "west").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    put(EAST, "p2", "east").await;
+    delete(WEST, "p2").await;
+    // ...and a later write beats an earlier delete.
+    put(EAST, "p3", "one").await;
+    put(WEST, "p3", "one").await;
+    delete(EAST, "p3").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    put(WEST, "p3", "two").await;
+
+    // Still partitioned: each region sees its own writes only.
+    let r: Value = s.direct(EAST, "/api/items/p1").await.json().await.unwrap();
+    assert_eq!(r["item"]["data"]["v"], "east");
+    let rep = s.control(Method::GET, "/replication", json!({})).await;
+    let pending: u64 = rep["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pending"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(rep["config"]["paused"], true);
+    assert!(rep["pairs"].as_array().unwrap().len() == 2, "{rep}");
+    let _ = pending; // pending is only known after a pull; paused regions do not pull.
+
+    s.control(Method::PUT, "/replication", json!({"paused": false}))
+        .await;
+    let (status, item) = s.converged("p1").await;
+    assert_eq!(
+        (
+            status,
+            item["data"]["v"].clone(),
+            item["updated_in"].clone()
+        ),
+        (StatusCode::OK, json!("west"), json!(WEST))
+    );
+    let (status, _) = s.converged("p2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, item) = s.converged("p3").await;
+    assert_eq!(
+        (status, item["data"]["v"].clone()),
+        (StatusCode::OK, json!("two"))
+    );
+    let rep = s.control(Method::GET, "/replication", json!({})).await;
+    for pair in rep["pairs"].as_array().unwrap() {
+        assert_eq!(pair["pending"], 0, "{pair}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_the_primary_mid_write_loses_no_acknowledged_write() {
+    let s = std::sync::Arc::new(Stack::start().await);
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut acked: Vec<(String, Value)> = Vec::new();
+            let mut failed_over = 0;
+            for i in 0..400 {
+                let id = format!("c{i}");
+                let body = json!({"data": {"i": i}});
+                let mut r = s
+                    .http
+                    .put(format!("{}/api/items/{id}", s.edge))
+                    .json(&body)
+                    .send()
+                    .await;
+                // The client's failover, as the console does it: a 5xx or a network error on a
+                // write through /api is resent to the other region.
+                if !matches!(&r, Ok(resp) if resp.status().is_success()) {
+                    failed_over += 1;
+                    r = s
+                        .http
+                        .put(format!("{}/region/{WEST}/api/items/{id}", s.edge))
+                        .json(&body)
+                        .send()
+                        .await;
+                }
+                match r {
+                    Ok(resp) if resp.status().is_success() => {
+                        let v: Value = resp.json().await.unwrap();
+                        acked.push((id, v["item"].clone()));
+                    }
+                    Ok(resp) => eprintln!(
+                        "{id}: {} {}",
+                        resp.status(),
+                        resp.text().await.unwrap_or_default()
+                    ),
+                    Err(e) => eprintln!("{id}: {e:?}"),
+                }
+            }
+            (acked, failed_over)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.set_region(EAST, "crashed").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.set_region(EAST, "up").await;
+    let (acked, failed_over) = writer.await.unwrap();
+    assert!(
+        acked.len() >= 390,
+        "writes with client failover should nearly all succeed: {}",
+        acked.len()
+    );
+    assert!(
+        failed_over > 0,
+        "the crash should have forced client failovers"
+    );
+    for (id, item) in &acked {
+        let (status, now) = s.converged(id).await;
+        assert_eq!(status, StatusCode::OK, "acknowledged write {id} lost");
+        assert_eq!(&now, item, "acknowledged write {id} changed");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_leaves_no_process_behind() {
+    let mut s = Stack::start().await;
+    let v = s.control(Method::GET, "/regions", json!({})).await;
+    let pids: Vec<u32> = v["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pid"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(pids.len(), 2);
+    s.set_region(WEST, "blackhole").await; // even a SIGSTOPped region must go
+    // SAFETY: signalling our own child.
+    unsafe { libc_kill(s.child.id() as i32, 2) }; // SIGINT, as Ctrl-C
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "tandem up exited with {status}");
+    std::thread::sleep(Duration::from_millis(100));
+    for pid in pids {
+        assert!(!pid_alive(pid), "region process {pid} outlived tandem up");
+    }
+}
