@@ -27,7 +27,9 @@ pub fn wrap(router: Router, config: Arc<Config>) -> Router {
         .layer(from_fn_with_state(config.clone(), check_origin))
         .layer(from_fn_with_state(config, finish))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        // Failures are logged where they happen (`ApiError::Internal`); a 5xx the admin asked
+        // for is not an error worth a log line per request.
+        .layer(TraceLayer::new_for_http().on_failure(()).make_span_with(|req: &Request| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))

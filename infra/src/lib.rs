@@ -6,8 +6,10 @@
 //! - [`replication`]: global-table replication between local regions: pull, LWW, lag, pause.
 //! - [`edge`]: the CloudFront-faithful reverse proxy and the console's static files.
 //! - [`control`]: the local control API (`/_tandem/*`).
+//! - [`bench`]: `tandem bench`, figures measured on a stack it starts itself.
 //! - [`settings`]: the edge's origin settings, with CloudFront's ranges and the deployed defaults.
 
+pub mod bench;
 pub mod control;
 pub mod edge;
 pub mod region;

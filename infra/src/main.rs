@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the local stack: two regions, the edge, replication, the console.
     Up(tandem_infra::up::UpArgs),
+    /// Measure the local stack: replication lag, failover latency, edge throughput.
+    Bench(tandem_infra::bench::BenchArgs),
     /// One local region process (started by `tandem up`).
     #[command(hide = true)]
     Region(tandem_infra::region::RegionProcessArgs),
@@ -27,5 +29,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => tandem_infra::up::run(args).await,
         Command::Region(args) => tandem_infra::region::run(args).await,
+        Command::Bench(args) => tandem_infra::bench::run(args).await,
     }
 }
