@@ -10,6 +10,7 @@
 use crate::settings::EdgeSettings;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,15 +34,74 @@ pub struct BenchArgs {
     pub failover_samples: usize,
     #[command(flatten)]
     pub edge: EdgeSettings,
+    /// Also compare: the edge with nginx (needs nginx and wrk), Lambda init with a hello world
+    /// (needs `moto_server` and the release binaries), and the console's size (needs brotli).
+    #[arg(long)]
+    pub compare: bool,
+    /// moto's server, for the Lambda init stand-in.
+    #[arg(long, env = "TANDEM_MOTO_SERVER", default_value = "moto_server")]
+    pub moto_server: PathBuf,
+    /// The built console, for its size.
+    #[arg(long, default_value = "frontend/dist")]
+    pub console_dir: PathBuf,
 }
 
-struct Stack {
+/// A `tandem up` started for measuring.
+pub struct Stack {
     child: Child,
-    edge: String,
-    east: String,
-    token: String,
-    secret: String,
+    pub edge: String,
+    pub east: String,
+    pub west: String,
+    pub token: String,
+    pub secret: String,
     _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// The `tandem up` process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Region names and process ids.
+    pub async fn region_pids(&self, http: &reqwest::Client) -> anyhow::Result<Vec<(String, u32)>> {
+        let v: Value = http
+            .get(format!("{}/_tandem/regions", self.edge))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(v["regions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| {
+                        Some((r["region"].as_str()?.to_owned(), r["pid"].as_u64()? as u32))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Moves a region to a state through the control API.
+    pub async fn set_state(
+        &self,
+        http: &reqwest::Client,
+        region: &str,
+        state: &str,
+    ) -> anyhow::Result<()> {
+        let r = http
+            .put(format!("{}/_tandem/regions/{region}", self.edge))
+            .bearer_auth(&self.token)
+            .json(&json!({"state": state}))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("setting {region} {state}: {}", r.status());
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Stack {
@@ -70,7 +130,8 @@ fn free_base() -> anyhow::Result<u16> {
     bail!("no three consecutive free ports")
 }
 
-async fn start(edge: &EdgeSettings) -> anyhow::Result<Stack> {
+/// Starts `tandem up` on free ports with the given edge settings.
+pub async fn start(edge: &EdgeSettings) -> anyhow::Result<Stack> {
     let dir = tempfile::tempdir()?;
     let base = free_base()?;
     let (token, secret) = (crate::up::random_token(), crate::up::random_token());
@@ -103,6 +164,7 @@ async fn start(edge: &EdgeSettings) -> anyhow::Result<Stack> {
         child,
         edge: format!("http://127.0.0.1:{base}"),
         east: format!("http://127.0.0.1:{}", base + 1),
+        west: format!("http://127.0.0.1:{}", base + 2),
         token,
         secret,
         _dir: dir,
@@ -214,32 +276,25 @@ async fn replication_lag(
     Ok(())
 }
 
-async fn failover_latency(
+/// GET p50 through `base` per primary fault mode, minus the healthy p50: (mode, added ms).
+pub async fn failover_rows(
     s: &Stack,
     http: &reqwest::Client,
     args: &BenchArgs,
-) -> anyhow::Result<()> {
-    println!(
-        "\n## Failover added latency (GET through the edge; {} attempt(s) x {} s connect, {} s read timeout)",
-        args.edge.connection_attempts, args.edge.connection_timeout, args.edge.origin_read_timeout
-    );
-    let url = format!("{}/api/items/fo", s.edge);
-    http.put(&url).json(&json!({"data": {}})).send().await?;
+    base: &str,
+) -> anyhow::Result<Vec<(String, f64)>> {
+    let url = format!("{base}/api/items/fo");
+    http.put(format!("{}/api/items/fo", s.edge))
+        .json(&json!({"data": {}}))
+        .send()
+        .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut healthy = Vec::new();
     for _ in 0..50 {
         healthy.push(get_ms(http, &url).await.0);
     }
     healthy.sort_by(f64::total_cmp);
-    let base = pct(&healthy, 0.5);
-    println!(
-        "{:<22} {:>10} {:>12} {:>10}  reason",
-        "primary fault", "p50 ms", "added ms", "status"
-    );
-    println!(
-        "{:<22} {:>10.2} {:>12} {:>10}",
-        "none (healthy)", base, "-", 200
-    );
+    let healthy_p50 = pct(&healthy, 0.5);
     let admin = format!("{}/region/us-east-1/api/admin/fault", s.edge);
     let modes: [(&str, Value); 8] = [
         ("error 500", json!({"mode": "error", "status": 500})),
@@ -254,16 +309,11 @@ async fn failover_latency(
         ("crashed", json!("crashed")),
         ("blackhole", json!("blackhole")),
     ];
+    let mut rows = vec![("none (healthy)".to_owned(), healthy_p50)];
     for (name, fault) in modes {
         let region_state = fault.as_str().map(str::to_owned);
         match &region_state {
-            Some(state) => {
-                http.put(format!("{}/_tandem/regions/us-east-1", s.edge))
-                    .bearer_auth(&s.token)
-                    .json(&json!({"state": state}))
-                    .send()
-                    .await?;
-            }
+            Some(state) => s.set_state(http, "us-east-1", state).await?,
             None => {
                 http.put(&admin)
                     .bearer_auth(&s.token)
@@ -273,28 +323,23 @@ async fn failover_latency(
             }
         }
         let mut samples = Vec::new();
-        let mut last = (0, None);
+        let mut answered = 0;
         for _ in 0..args.failover_samples {
-            let (ms, status, reason) = get_ms(http, &url).await;
+            let (ms, status, _) = get_ms(http, &url).await;
             samples.push(ms);
-            last = (status, reason);
+            answered += usize::from(status == 200);
         }
         samples.sort_by(f64::total_cmp);
-        let p50 = pct(&samples, 0.5);
-        println!(
-            "{name:<22} {p50:>10.2} {:>12.2} {:>10}  {}",
-            p50 - base,
-            last.0,
-            last.1.unwrap_or_default()
-        );
+        if answered < samples.len() {
+            println!(
+                "  ({name}: {} of {} GETs were not answered 200)",
+                samples.len() - answered,
+                samples.len()
+            );
+        }
+        rows.push((name.to_owned(), pct(&samples, 0.5) - healthy_p50));
         match region_state {
-            Some(_) => {
-                http.put(format!("{}/_tandem/regions/us-east-1", s.edge))
-                    .bearer_auth(&s.token)
-                    .json(&json!({"state": "up"}))
-                    .send()
-                    .await?;
-            }
+            Some(_) => s.set_state(http, "us-east-1", "up").await?,
             None => {
                 http.put(&admin)
                     .bearer_auth(&s.token)
@@ -303,6 +348,27 @@ async fn failover_latency(
                     .await?;
             }
         }
+    }
+    rows[0].1 = 0.0;
+    println!("  (healthy p50 through {base}: {healthy_p50:.2} ms)");
+    Ok(rows)
+}
+
+async fn failover_latency(
+    s: &Stack,
+    http: &reqwest::Client,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    println!(
+        "\n## Failover added latency (GET through the edge; {} attempt(s) x {} s connect, {} s read timeout; p50 of {} requests)",
+        args.edge.connection_attempts,
+        args.edge.connection_timeout,
+        args.edge.origin_read_timeout,
+        args.failover_samples
+    );
+    println!("{:<22} {:>12}", "primary fault", "added ms");
+    for (name, added) in failover_rows(s, http, args, &s.edge.clone()).await? {
+        println!("{name:<22} {added:>12.2}");
     }
     Ok(())
 }
@@ -387,5 +453,62 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     replication_lag(&stack, &http, &args).await?;
     failover_latency(&stack, &http, &args).await?;
     edge_throughput(&stack, &http, &args).await?;
+    drop(stack);
+    if args.compare {
+        crate::bench_compare::edge_vs_nginx(&args).await?;
+        let moto = Moto::start(&args.moto_server).await?;
+        let bins = std::env::current_exe()?
+            .parent()
+            .map(PathBuf::from)
+            .context("binary directory")?;
+        crate::bench_compare::lambda_init(&bins, &moto.endpoint, 5).await?;
+        crate::bench_compare::console_size(&args.console_dir)?;
+    }
     Ok(())
+}
+
+/// moto's server for the Lambda init stand-in, killed when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    async fn start(bin: &std::path::Path) -> anyhow::Result<Moto> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (cargo xtask test installs moto)",
+                    bin.display()
+                )
+            })?;
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(moto);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("moto did not start")
+    }
 }

@@ -6,11 +6,15 @@
 //! - [`replication`]: global-table replication between local regions: pull, LWW, lag, pause.
 //! - [`edge`]: the CloudFront-faithful reverse proxy and the console's static files.
 //! - [`control`]: the local control API (`/_tandem/*`).
-//! - [`bench`]: `tandem bench`, figures measured on a stack it starts itself.
+//! - [`bench`]: `tandem bench`, figures measured on a stack it starts itself;
+//!   [`bench_compare`] adds nginx, Lambda init and console size next to them.
+//! - [`drill`]: `tandem drill`, an outage drill with client-side RTO/RPO figures and reports.
 //! - [`settings`]: the edge's origin settings, with CloudFront's ranges and the deployed defaults.
 
 pub mod bench;
+pub mod bench_compare;
 pub mod control;
+pub mod drill;
 pub mod edge;
 pub mod region;
 pub mod replication;

@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the local stack: two regions, the edge, replication, the console.
     Up(tandem_infra::up::UpArgs),
+    /// Run an outage drill and report what clients lived through.
+    Drill(tandem_infra::drill::DrillArgs),
     /// Measure the local stack: replication lag, failover latency, edge throughput.
     Bench(tandem_infra::bench::BenchArgs),
     /// One local region process (started by `tandem up`).
@@ -30,5 +32,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Up(args) => tandem_infra::up::run(args).await,
         Command::Region(args) => tandem_infra::region::run(args).await,
         Command::Bench(args) => tandem_infra::bench::run(args).await,
+        Command::Drill(args) => {
+            let report = tandem_infra::drill::run(args).await?;
+            if !report.lost_writes.is_empty() {
+                anyhow::bail!("{} acknowledged writes were lost", report.lost_writes.len());
+            }
+            Ok(())
+        }
     }
 }

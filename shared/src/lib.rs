@@ -5,12 +5,14 @@
 //!   last-writer-wins order included).
 //! - [`wire`]: request and response bodies of every route.
 //! - [`error`]: the error body and its codes, each with its HTTP status.
+//! - [`drill`]: what an outage drill records and reports (CLI and console alike).
 //! - [`fault`]: the admin fault modes a region can be put in.
 //! - [`validate`]: the rules a request must pass before it reaches a store.
 //! - [`headers`] and [`region`]: names that both sides of the wire must agree on.
 //!
 //! This crate compiles to `wasm32-unknown-unknown`, so it stays free of tokio and AWS crates.
 
+pub mod drill;
 pub mod error;
 pub mod fault;
 pub mod headers;
