@@ -117,17 +117,7 @@ impl Drop for Stack {
 }
 
 fn free_base() -> anyhow::Result<u16> {
-    for _ in 0..100 {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        if base < 60000
-            && (0..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
-        {
-            return Ok(base);
-        }
-    }
-    bail!("no three consecutive free ports")
+    crate::ports::free_block(3).context("no three consecutive free ports")
 }
 
 /// Starts `tandem up` on free ports with the given edge settings.

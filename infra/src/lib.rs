@@ -9,6 +9,7 @@
 //! - [`bench`]: `tandem bench`, figures measured on a stack it starts itself;
 //!   [`bench_compare`] adds nginx, Lambda init and console size next to them.
 //! - [`drill`]: `tandem drill`, an outage drill with client-side RTO/RPO figures and reports.
+//! - [`ports`]: ports for a local stack, outside the ephemeral range.
 //! - [`settings`]: the edge's origin settings, with CloudFront's ranges and the deployed defaults.
 
 pub mod bench;
@@ -16,6 +17,7 @@ pub mod bench_compare;
 pub mod control;
 pub mod drill;
 pub mod edge;
+pub mod ports;
 pub mod region;
 pub mod replication;
 pub mod settings;

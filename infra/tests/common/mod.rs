@@ -53,20 +53,10 @@ pub fn pid_alive(pid: u32) -> bool {
             .contains(") Z ")
 }
 
-/// Three consecutive free ports (edge, primary, secondary).
+/// Three consecutive free ports (edge, primary, secondary), below the ephemeral range so a
+/// restarted region gets its port back.
 pub fn free_ports() -> u16 {
-    for _ in 0..200 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base > 60000 {
-            continue;
-        }
-        if (0..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no three consecutive free ports");
+    tandem_infra::ports::free_block(3).expect("three consecutive free ports")
 }
 
 impl Stack {
