@@ -1,11 +1,15 @@
 //! The region process: flags (each also an environment variable) and the entry point that
 //! runs the router on Lambda when `AWS_LAMBDA_RUNTIME_API` is set, and on a TCP port otherwise.
+//!
+//! On Lambda the admin token and the origin secret come from Secrets Manager
+//! (`TANDEM_SECRET_ID`, read once at init), so that no secret is in the function's
+//! configuration; flags and environment variables still win when set.
 
 use crate::state::Config;
 use crate::store::Store;
-use crate::store::dynamo::DynamoStore;
+use crate::store::dynamo::{DynamoStore, sdk_config};
 use crate::store::embedded::EmbeddedStore;
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow, bail};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
@@ -46,6 +50,58 @@ pub struct RegionArgs {
     /// Origins allowed to call the API from browsers (comma-separated).
     #[arg(long, env = "TANDEM_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// On Lambda: Secrets Manager secret (name or ARN) whose JSON holds `admin_token` and
+    /// `origin_secret`, read at init. `--admin-token`/`--origin-secret` win when set.
+    #[arg(long, env = "TANDEM_SECRET_ID")]
+    pub secret_id: Option<String>,
+}
+
+/// The runtime secret data.yaml creates: `{"admin_token": …, "origin_secret": …}`.
+///
+/// `Debug` shows no value, so that the secret cannot end up in a log by accident.
+#[derive(Clone, serde::Deserialize)]
+pub struct RuntimeSecret {
+    pub admin_token: String,
+    pub origin_secret: String,
+}
+
+impl std::fmt::Debug for RuntimeSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RuntimeSecret { admin_token: <redacted>, origin_secret: <redacted> }")
+    }
+}
+
+impl RuntimeSecret {
+    /// Reads secret `id` and checks its shape. Errors name the secret, never its content
+    /// (serde's messages can quote the offending value, so only their position is kept).
+    pub async fn fetch(
+        client: &aws_sdk_secretsmanager::Client,
+        id: &str,
+    ) -> anyhow::Result<RuntimeSecret> {
+        let out = client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
+            .with_context(|| format!("reading secret {id}"))?;
+        let text = out
+            .secret_string()
+            .ok_or_else(|| anyhow!("secret {id} has no SecretString"))?;
+        let secret: RuntimeSecret = serde_json::from_str(text).map_err(|e| {
+            anyhow!(
+                "secret {id} is not a JSON object with string keys admin_token and \
+                 origin_secret ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        if secret.admin_token.is_empty() || secret.origin_secret.is_empty() {
+            bail!("secret {id} has an empty admin_token or origin_secret");
+        }
+        Ok(secret)
+    }
 }
 
 impl RegionArgs {
@@ -60,11 +116,19 @@ impl RegionArgs {
 
     /// The router configuration these flags describe.
     pub fn config(&self) -> Config {
+        self.config_with(None)
+    }
+
+    /// The router configuration, with the admin token and origin secret taken from `secret`
+    /// where no flag or environment variable set them.
+    pub fn config_with(&self, secret: Option<&RuntimeSecret>) -> Config {
         let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         Config {
             region: self.region_name(),
-            admin_token: non_empty(&self.admin_token),
-            origin_secret: non_empty(&self.origin_secret),
+            admin_token: non_empty(&self.admin_token)
+                .or_else(|| secret.map(|s| s.admin_token.clone())),
+            origin_secret: non_empty(&self.origin_secret)
+                .or_else(|| secret.map(|s| s.origin_secret.clone())),
             cors_origins: self
                 .cors_origins
                 .iter()
@@ -100,9 +164,29 @@ pub fn init_tracing(json: bool) {
 pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     init_tracing(on_lambda);
-    let config = args.config();
     if on_lambda {
-        let store = DynamoStore::from_env(&args.table_name, &config.region).await;
+        let region = args.region_name();
+        let aws = sdk_config(Some(&region)).await;
+        // Fail the init rather than serve without the secret: no origin secret would mean
+        // no origin cloaking, and API Gateway turns a failed init into a 5xx, which the edge
+        // fails over.
+        let secret = match args.secret_id.as_deref().filter(|s| !s.is_empty()) {
+            Some(id) => Some(
+                RuntimeSecret::fetch(&aws_sdk_secretsmanager::Client::new(&aws), id)
+                    .await
+                    .context("Lambda init: fetching the runtime secret")?,
+            ),
+            None => None,
+        };
+        let config = args.config_with(secret.as_ref());
+        tracing::info!(
+            region = %config.region,
+            secret_id = args.secret_id.as_deref().unwrap_or(""),
+            admin_routes = config.admin_token.is_some(),
+            origin_cloaking = config.origin_secret.is_some(),
+            "Lambda init"
+        );
+        let store = DynamoStore::from_sdk_config(&aws, &args.table_name, &config.region);
         // Pay the TLS handshake during init, not on the first request.
         if let Err(err) = store.load_fault().await {
             tracing::warn!(error = %err, "warming the DynamoDB connection failed");
@@ -111,6 +195,7 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"));
     }
+    let config = args.config();
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -11,12 +11,19 @@
 //! - [`drill`]: `tandem drill`, an outage drill with client-side RTO/RPO figures and reports.
 //! - [`ports`]: ports for a local stack, outside the ephemeral range.
 //! - [`settings`]: the edge's origin settings, with CloudFront's ranges and the deployed defaults.
+//! - [`deploy`]: `tandem deploy` and `tandem destroy`, Tandem on AWS (with [`aws`] and
+//!   [`aws_stack`]: SDK clients, bucket and table chores, CloudFormation with progress).
+//! - [`fault`]: `tandem fault` and `tandem heal`, through any edge, local or CloudFront.
 
+pub mod aws;
+pub mod aws_stack;
 pub mod bench;
 pub mod bench_compare;
 pub mod control;
+pub mod deploy;
 pub mod drill;
 pub mod edge;
+pub mod fault;
 pub mod ports;
 pub mod region;
 pub mod replication;

@@ -21,6 +21,14 @@ enum Command {
     Drill(tandem_infra::drill::DrillArgs),
     /// Measure the local stack: replication lag, failover latency, edge throughput.
     Bench(tandem_infra::bench::BenchArgs),
+    /// Deploy to AWS: build, create or update the stacks, upload the console.
+    Deploy(tandem_infra::deploy::DeployArgs),
+    /// Remove what `tandem deploy` created (the data only with --delete-data).
+    Destroy(tandem_infra::deploy::DestroyArgs),
+    /// Inject a fault into one region, through the edge (local or CloudFront).
+    Fault(tandem_infra::fault::FaultArgs),
+    /// Clear a region's fault, through the edge (local or CloudFront).
+    Heal(tandem_infra::fault::HealArgs),
     /// One local region process (started by `tandem up`).
     #[command(hide = true)]
     Region(tandem_infra::region::RegionProcessArgs),
@@ -32,6 +40,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Up(args) => tandem_infra::up::run(args).await,
         Command::Region(args) => tandem_infra::region::run(args).await,
         Command::Bench(args) => tandem_infra::bench::run(args).await,
+        Command::Deploy(args) => tandem_infra::deploy::run(args).await,
+        Command::Destroy(args) => tandem_infra::deploy::destroy(args).await,
+        Command::Fault(args) => tandem_infra::fault::fault(args).await,
+        Command::Heal(args) => tandem_infra::fault::heal(args).await,
         Command::Drill(args) => {
             let report = tandem_infra::drill::run(args).await?;
             if !report.lost_writes.is_empty() {

@@ -23,6 +23,24 @@ const RESERVED_PREFIX: &str = "#";
 /// How often a write retries when another writer got in between its read and its put.
 const MAX_WRITE_ATTEMPTS: usize = 8;
 
+/// The AWS SDK configuration of every Tandem AWS client (this store, the Lambda's runtime
+/// secret, `tandem deploy`): credentials, endpoint (`AWS_ENDPOINT_URL`) and region from the
+/// environment, `region` overriding `AWS_REGION` when given, and the project's one HTTPS
+/// stack, hyper 1 + rustls on ring. The SDK's default client would add aws-lc and a second
+/// rustls setup to every binary.
+pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    loader.load().await
+}
+
 /// A store backed by a DynamoDB table.
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -45,17 +63,18 @@ impl DynamoStore {
     /// with the project's one HTTPS stack: hyper 1 + rustls on ring.
     pub async fn from_env(table: impl Into<String>, region: impl Into<String>) -> Self {
         let region = region.into();
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .region(aws_config::Region::new(region.clone()))
-            .load()
-            .await;
-        DynamoStore::new(Client::new(&config), table, region)
+        let config = sdk_config(Some(&region)).await;
+        DynamoStore::from_sdk_config(&config, table, region)
+    }
+
+    /// Uses a client made from `config` (see [`sdk_config`]), so that other clients made at
+    /// init (the runtime secret's) share its credentials and connection setup.
+    pub fn from_sdk_config(
+        config: &aws_config::SdkConfig,
+        table: impl Into<String>,
+        region: impl Into<String>,
+    ) -> Self {
+        DynamoStore::new(Client::new(config), table, region)
     }
 
     /// The client, for tests and tools that create the table.
