@@ -1,10 +1,18 @@
 //! Tandem's development tasks, in Rust (the `cargo xtask` pattern): `cargo xtask test` runs
-//! everything CI runs and sets up what it needs first.
+//! everything CI runs and sets up what it needs first; `cargo xtask dev` builds the console and
+//! runs the local stack.
 //!
-//! Layout: `setup.rs` installs prerequisites (rustup targets and components, the Python venv);
-//! `test.rs` runs the checks in order; `util.rs` has process and port helpers.
+//! Layout: `setup.rs` installs prerequisites (rustup targets and components, the Python venv,
+//! trunk, wasm-bindgen-cli, wasm-opt); `console.rs` builds the console and checks its size
+//! budget; `e2e.rs` drives it in headless Chromium; `templates.rs` lints the AWS templates;
+//! `bench.rs` measures everything in `docs/benchmarks.md`; `test.rs` runs the checks in order;
+//! `util.rs` has process and port helpers.
 
+mod bench;
+mod console;
+mod e2e;
 mod setup;
+mod templates;
 mod test;
 mod util;
 
@@ -19,14 +27,60 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Everything CI runs: fmt, clippy, tests (moto included), wasm32 check, schemathesis.
+    /// Everything CI runs: fmt, clippy, tests (moto included), wasm32 checks, the console's
+    /// build and size budget, schemathesis, end-to-end tests in headless Chromium.
     Test,
     /// Same as `test`: what `.ci/run` runs.
     Ci,
+    /// Only the console's release build and its size budget.
+    Console,
+    /// Only the end-to-end tests (against the console already in frontend/dist).
+    E2e,
+    /// Every benchmark figure (installs nginx, wrk, brotli when missing).
+    Bench,
+    /// Build the console and run `tandem up` with it; extra arguments go to `tandem up`.
+    Dev {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test | Command::Ci => test::run_all(),
+        Command::Console => {
+            setup::rust()?;
+            setup::console_tools()?;
+            console::build()?;
+            console::size_budget()
+        }
+        Command::E2e => e2e::run_all().map(drop),
+        Command::Bench => bench::run_all(),
+        Command::Dev { args } => dev(args),
     }
+}
+
+/// Installs what is missing, builds the console and `tandem`, then becomes `tandem up`, so
+/// that Ctrl-C reaches it directly and it stops its regions itself.
+fn dev(args: Vec<String>) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    setup::rust()?;
+    setup::console_tools()?;
+    console::build()?;
+    let t = util::step("cargo build --release --bin tandem");
+    util::run(util::cargo().args(["build", "--release", "--bin", "tandem"]))?;
+    util::done(t);
+    let tandem = util::target_dir().join("release/tandem");
+    println!(
+        "\n==> {} up --console-dir frontend/dist {}",
+        tandem.display(),
+        args.join(" ")
+    );
+    let err = std::process::Command::new(&tandem)
+        .arg("up")
+        .args(["--console-dir", "frontend/dist"])
+        .args(&args)
+        .current_dir(util::root())
+        .exec();
+    Err(anyhow::Error::new(err).context(format!("running {}", tandem.display())))
 }

@@ -1,5 +1,5 @@
 //! Prerequisites that `cargo xtask test` installs when missing: rustup targets and components,
-//! and a Python venv with pinned tools (moto, schemathesis).
+//! a Python venv with pinned tools (moto, schemathesis), and the console's build tools.
 
 use crate::util::{self, done, output, run, step};
 use anyhow::Context as _;
@@ -67,4 +67,110 @@ pub fn python() -> anyhow::Result<()> {
     std::fs::write(&stamp, wanted)?;
     done(t);
     Ok(())
+}
+
+/// The trunk release the console is built with (0.22 needs a newer rustc than the workspace's).
+pub const TRUNK_VERSION: &str = "0.21.14";
+
+/// The version a tool prints for `--version` (`trunk 0.21.14` → `0.21.14`).
+fn tool_version(name: &str) -> Option<String> {
+    let path = util::which(name)?;
+    let out = output(Command::new(path).arg("--version")).ok()?;
+    out.split_whitespace().nth(1).map(str::to_owned)
+}
+
+/// The version of `package` that Cargo.lock pins (the first one, if several).
+pub fn locked_version(package: &str) -> anyhow::Result<String> {
+    let lock = std::fs::read_to_string(util::root().join("Cargo.lock"))?;
+    let marker = format!("name = \"{package}\"\nversion = \"");
+    let start = lock
+        .find(&marker)
+        .with_context(|| format!("{package} is not in Cargo.lock"))?
+        + marker.len();
+    let end = lock[start..].find('"').context("malformed Cargo.lock")? + start;
+    Ok(lock[start..end].to_owned())
+}
+
+/// binaryen from npm, for wasm-opt. Not Debian's: bookworm ships binaryen 108, and binaryen up
+/// to 108 writes the wrong table index for wasm-bindgen's exported externref table, so the
+/// console dies at start (`WebAssembly.Table.set(): Argument 1 is invalid`); 110 fixed it.
+pub const BINARYEN_VERSION: &str = "132.0.0";
+
+/// Where the npm binaryen lives (under the target directory, so CI reuses it).
+fn binaryen_dir() -> PathBuf {
+    util::target_dir().join("tools/binaryen")
+}
+
+/// The directory holding binaryen's `wasm-opt`.
+pub fn binaryen_bin() -> PathBuf {
+    binaryen_dir().join("node_modules/.bin")
+}
+
+fn binaryen_installed() -> Option<String> {
+    let manifest = binaryen_dir().join("node_modules/binaryen/package.json");
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("version")?.as_str().map(str::to_owned)
+}
+
+/// Installs what the console build needs when missing: trunk (pinned), wasm-bindgen-cli at
+/// the version of the `wasm-bindgen` crate in Cargo.lock (the two must match exactly), and
+/// wasm-opt (binaryen from npm, pinned). Trunk runs offline, so it downloads none of them.
+pub fn console_tools() -> anyhow::Result<()> {
+    let t = step("console tools: trunk, wasm-bindgen-cli, wasm-opt (binaryen)");
+    if tool_version("trunk").as_deref() == Some(TRUNK_VERSION) {
+        println!("trunk {TRUNK_VERSION}: installed");
+    } else {
+        println!("installing trunk {TRUNK_VERSION} (about 9 minutes on 2 cores)…");
+        run(util::cargo().args(["install", "trunk", "--locked", "--version", TRUNK_VERSION]))?;
+    }
+    let bindgen = locked_version("wasm-bindgen")?;
+    if tool_version("wasm-bindgen").as_deref() == Some(bindgen.as_str()) {
+        println!("wasm-bindgen-cli {bindgen}: installed");
+    } else {
+        // Without --locked: wasm-bindgen-cli's own lockfile pins a crate version that the
+        // registry no longer serves.
+        println!("installing wasm-bindgen-cli {bindgen} (about 3 minutes)…");
+        run(util::cargo().args([
+            "install",
+            "wasm-bindgen-cli",
+            "--force",
+            "--version",
+            &bindgen,
+        ]))?;
+    }
+    if binaryen_installed().as_deref() == Some(BINARYEN_VERSION) {
+        println!("binaryen {BINARYEN_VERSION} (npm): installed");
+    } else {
+        if util::which("npm").is_none() {
+            anyhow::ensure!(
+                util::is_root(),
+                "npm is missing: install Node.js and npm (apt-get install nodejs npm)"
+            );
+            println!("installing Node.js and npm (Debian)…");
+            run(Command::new("apt-get").args(["update", "-qq"]))?;
+            run(Command::new("apt-get").args(["install", "-y", "-qq", "nodejs", "npm"]))?;
+        }
+        println!("installing binaryen {BINARYEN_VERSION} from npm…");
+        std::fs::create_dir_all(binaryen_dir())?;
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(binaryen_dir())
+            .arg(format!("binaryen@{BINARYEN_VERSION}")))?;
+    }
+    done(t);
+    Ok(())
+}
+
+/// PATH for trunk: binaryen's wasm-opt first (ahead of any older system one), then the
+/// directory of the wasm-bindgen we installed, then the inherited PATH.
+pub fn tool_path() -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = vec![binaryen_bin()];
+    if let Some(bindgen) = util::which("wasm-bindgen").and_then(|p| p.parent().map(PathBuf::from)) {
+        dirs.push(bindgen);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
 }

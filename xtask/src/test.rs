@@ -1,13 +1,14 @@
 //! `cargo xtask test`: every check CI runs, in order, failing on the first that fails.
 
-use crate::setup;
 use crate::util::{self, cargo, done, run, step};
+use crate::{console, e2e, setup};
 use anyhow::Context as _;
 use std::process::{Command, Stdio};
 
 pub fn run_all() -> anyhow::Result<()> {
     setup::rust()?;
     setup::python()?;
+    setup::console_tools()?;
 
     let t = step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -34,6 +35,23 @@ pub fn run_all() -> anyhow::Result<()> {
     ]))?;
     done(t);
 
+    // The workspace clippy above sees the console as host code; this is the code that ships.
+    let t = step("cargo clippy -D warnings: the console for wasm32-unknown-unknown");
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "tandem-frontend",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    done(t);
+
+    console::build()?;
+    console::size_budget()?;
+
     let t = step("cargo test (DynamoDB tests on moto's server)");
     let (passed, failed) = cargo_test(
         cargo()
@@ -43,8 +61,11 @@ pub fn run_all() -> anyhow::Result<()> {
     done(t);
 
     schemathesis()?;
+    crate::templates::run_all()?;
+    let (e2e_passed, e2e_failed) = e2e::run_all()?;
     println!("\nall checks passed");
     println!("cargo-test: {passed} passed, {failed} failed");
+    println!("e2e: {e2e_passed} passed, {e2e_failed} failed");
     Ok(())
 }
 

@@ -83,3 +83,50 @@ pub fn wait_for_port(port: u16) -> anyhow::Result<()> {
     }
     bail!("nothing listens on port {port} after 10 s")
 }
+
+/// Runs a command in `dir`, streaming its output; fails if it fails.
+pub fn run_in(dir: &Path, cmd: &mut Command) -> anyhow::Result<()> {
+    cmd.current_dir(dir);
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+/// A free base port whose next `n - 1` ports are free too (`tandem up` puts region N on
+/// base + N). Held briefly, so another process could still take one: good enough for tests.
+pub fn free_port_block(n: u16) -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let base = free_port()?;
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        let held: Vec<_> = (0..n)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return Ok(base);
+        }
+    }
+    bail!("found no {n} consecutive free ports")
+}
+
+/// A program on PATH (or in cargo's bin directory, where `cargo install` puts it).
+pub fn which(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(home).join("bin"));
+    } else if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Whether we run as root (then apt-get can install what is missing).
+pub fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
+}

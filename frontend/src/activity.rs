@@ -1,0 +1,239 @@
+//! The request log: every request the console made, newest first, and an SVG timeline of
+//! latency over the last minute, coloured by the region that answered.
+
+use crate::console::Console;
+use crate::model::{self, Entry, PLOT_BOTTOM, PLOT_HEIGHT, PLOT_LEFT, PLOT_TOP, Source};
+use crate::net;
+use leptos::prelude::*;
+
+/// Rows the table shows; the log keeps more, the timeline draws the last minute.
+const ROWS: usize = 150;
+const WINDOW_MS: f64 = 60_000.0;
+
+#[component]
+pub fn ActivityPanel() -> impl IntoView {
+    let console = expect_context::<Console>();
+    let show_polls = RwSignal::new(false);
+    // The timeline slides with wall time even when no request is made.
+    let now = RwSignal::new(net::now_ms());
+    leptos::task::spawn_local(async move {
+        loop {
+            net::sleep(1000).await;
+            now.set(net::now_ms());
+        }
+    });
+    let keep = move |e: &Entry| show_polls.get() || e.source != Source::Poll;
+
+    let counts = move || {
+        console.log.with(|log| {
+            let shown: Vec<&Entry> = log.iter().filter(|e| keep(e)).collect();
+            let failed = shown.iter().filter(|e| e.failed()).count();
+            let failovers = shown.iter().filter(|e| e.failover_text().is_some()).count();
+            format!(
+                "{} request(s), {failed} failed, {failovers} with failover",
+                shown.len()
+            )
+        })
+    };
+
+    let rows = move || {
+        console.log.with(|log| {
+            log.iter()
+                .rev()
+                .filter(|e| keep(e))
+                .take(ROWS)
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
+
+    view! {
+        <section class="panel wide" aria-labelledby="log-title">
+            <div class="panel-head">
+                <h2 id="log-title">"Requests"</h2>
+                <span class="muted small" id="log-counts">{counts}</span>
+                <label class="inline small">
+                    <input
+                        type="checkbox"
+                        id="show-polls"
+                        prop:checked=move || show_polls.get()
+                        on:change=move |ev| show_polls.set(event_target_checked(&ev))
+                    />
+                    "Show health polling"
+                </label>
+                <button type="button" on:click=move |_| console.log.set(Vec::new())>
+                    "Clear"
+                </button>
+            </div>
+            <Timeline now=now keep=show_polls />
+            <div class="table-wrap log-wrap">
+                <table class="log" id="request-log">
+                    <thead>
+                        <tr>
+                            <th scope="col">"time (UTC)"</th>
+                            <th scope="col">"by"</th>
+                            <th scope="col">"request"</th>
+                            <th scope="col">"status"</th>
+                            <th scope="col" class="num">"latency"</th>
+                            <th scope="col">"region"</th>
+                            <th scope="col">"failover"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {move || {
+                            let regions = console.regions.get_untracked();
+                            rows()
+                                .into_iter()
+                                .map(|e| {
+                                    let class = model::region_class(&regions, e.region.as_deref());
+                                    let failover = e.failover_text();
+                                    let failed_over = failover.is_some();
+                                    let failed = e.failed();
+                                    view! {
+                                        <tr class:failed=failed class:failover=failed_over>
+                                            <td class="mono small">{model::fmt_clock(e.at_ms)}</td>
+                                            <td class="small muted">{e.source.label()}</td>
+                                            <td class="mono small req">
+                                                <span class="method">{e.method}</span>
+                                                " "
+                                                {e.path}
+                                            </td>
+                                            <td class="mono" data-col="status">
+                                                {e.status.map_or("—".to_owned(), |s| s.to_string())}
+                                            </td>
+                                            <td class="num mono small">{model::fmt_ms(e.latency_ms)}</td>
+                                            <td data-col="region">
+                                                <span class=format!("tag {class}")>
+                                                    {e.region.unwrap_or_else(|| "—".into())}
+                                                </span>
+                                            </td>
+                                            <td class="small" data-col="failover">{failover.unwrap_or_default()}</td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()
+                        }}
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn Timeline(now: RwSignal<f64>, keep: RwSignal<bool>) -> impl IntoView {
+    let console = expect_context::<Console>();
+    let svg = NodeRef::<leptos::svg::Svg>::new();
+    // Read on every redraw (at least once a second), so a resized window is redrawn 1:1 soon.
+    let width = move || {
+        now.track();
+        svg.get()
+            .map(|el| el.client_width())
+            .filter(|w| *w > 0)
+            .unwrap_or(800)
+    };
+    let drawing = move || {
+        let regions = console.regions.get();
+        let show_polls = keep.get();
+        let width = width();
+        console.log.with(|log| {
+            let entries: Vec<&Entry> = log
+                .iter()
+                .filter(|e| show_polls || e.source != Source::Poll)
+                .collect();
+            let t = model::timeline(&entries, &regions, now.get(), WINDOW_MS, width);
+            (t, width)
+        })
+    };
+    let legend = move || {
+        console
+            .regions
+            .get()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let class = ["r0", "r1", "r2", "r3"].get(i).copied().unwrap_or("rx");
+                view! {
+                    <span class=format!("legend-item {class}")>
+                        <span class="swatch" aria-hidden="true"></span>
+                        {r}
+                    </span>
+                }
+            })
+            .collect_view()
+    };
+    let mid_y = (PLOT_TOP + PLOT_BOTTOM) / 2;
+    let plot = move || {
+        let (t, width) = drawing();
+        let right = model::plot_right(width);
+        let dots = t
+            .dots
+            .into_iter()
+            .map(|d| {
+                let class = format!(
+                    "dot {}{}{}",
+                    d.class,
+                    if d.failed { " failed" } else { "" },
+                    if d.failover { " failover" } else { "" },
+                );
+                if d.failed {
+                    let path = format!("M{} {}l8 8m0 -8l-8 8", d.x - 4, d.y - 4);
+                    view! {
+                        <path class=class d=path>
+                            <title>{d.title}</title>
+                        </path>
+                    }
+                    .into_any()
+                } else {
+                    view! {
+                        <circle class=class cx=d.x cy=d.y r=if d.failover { "5.5" } else { "3.5" }>
+                            <title>{d.title}</title>
+                        </circle>
+                    }
+                    .into_any()
+                }
+            })
+            .collect_view();
+        view! {
+            <line class="grid" x1=PLOT_LEFT y1=PLOT_TOP x2=right y2=PLOT_TOP />
+            <line class="grid" x1=PLOT_LEFT y1=mid_y x2=right y2=mid_y />
+            <line class="axis" x1=PLOT_LEFT y1=PLOT_BOTTOM x2=right y2=PLOT_BOTTOM />
+            <text class="label" x=PLOT_LEFT - 6 y=PLOT_TOP + 4 text-anchor="end">
+                {model::fmt_ms(t.y_max_ms)}
+            </text>
+            <text class="label" x=PLOT_LEFT - 6 y=mid_y + 4 text-anchor="end">
+                {model::fmt_ms(t.y_max_ms / 2.0)}
+            </text>
+            <text class="label" x=PLOT_LEFT - 6 y=PLOT_BOTTOM + 4 text-anchor="end">"0"</text>
+            <text class="label" x=PLOT_LEFT y=PLOT_BOTTOM + 18>"−60 s"</text>
+            <text class="label" x=(PLOT_LEFT + right) / 2 y=PLOT_BOTTOM + 18 text-anchor="middle">
+                "−30 s"
+            </text>
+            <text class="label" x=right y=PLOT_BOTTOM + 18 text-anchor="end">"now"</text>
+            {dots}
+        }
+    };
+    view! {
+        <figure class="timeline">
+            <svg
+                node_ref=svg
+                height=PLOT_HEIGHT
+                role="img"
+                aria-label="Latency of each request over the last minute, coloured by the region that answered"
+            >
+                {plot}
+            </svg>
+            <figcaption class="legend small">
+                {legend}
+                <span class="legend-item failed">
+                    <span class="cross" aria-hidden="true">"×"</span>
+                    "failed (5xx or no answer)"
+                </span>
+                <span class="legend-item">
+                    <span class="ring" aria-hidden="true"></span>
+                    "failed over"
+                </span>
+            </figcaption>
+        </figure>
+    }
+}

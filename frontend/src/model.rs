@@ -1,0 +1,430 @@
+//! The console's logic that needs no browser: token parsing, failover rules, the request log's
+//! entries, the timeline's geometry, replication order and the shapes of the local control API.
+//! Kept apart from the views so that `cargo test` checks it on the host.
+
+use serde::Deserialize;
+
+/// sessionStorage key of the admin token. sessionStorage, not localStorage: the token should
+/// not outlive the tab it was opened in.
+pub const TOKEN_KEY: &str = "tandem.admin-token";
+
+/// The admin token in a URL fragment: `#token=abc`, also among other `&`-separated pairs.
+pub fn token_from_fragment(fragment: &str) -> Option<String> {
+    let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
+    fragment
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// Whether a write's answer means the region did not take it: a 5xx, or no answer at all.
+/// A 4xx is the client's mistake (SPEC §1) and resending it elsewhere would only repeat it.
+pub fn write_needs_failover(status: Option<u16>) -> bool {
+    status.is_none_or(|s| s >= 500)
+}
+
+/// The first region that is not `region`: where a failed write is resent, and where a
+/// staleness check reads.
+pub fn other_region<'a>(regions: &'a [String], region: &str) -> Option<&'a str> {
+    regions.iter().map(String::as_str).find(|r| *r != region)
+}
+
+/// Who made a request, so the log can hide the background polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A person clicked something.
+    User,
+    /// Health and control polling.
+    Poll,
+    /// A staleness check (reading an item back from the other region).
+    Check,
+    /// The drill's traffic.
+    Drill,
+}
+
+impl Source {
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::User => "you",
+            Source::Poll => "poll",
+            Source::Check => "check",
+            Source::Drill => "drill",
+        }
+    }
+}
+
+/// One request the console made, as the log shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub seq: u64,
+    /// Wall-clock start, milliseconds since the Unix epoch.
+    pub at_ms: f64,
+    pub method: String,
+    pub path: String,
+    /// `None`: no HTTP answer (network error).
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    /// `x-served-region`: the only trace of failover that exists on AWS too.
+    pub region: Option<String>,
+    /// `x-edge-failover`, sent by the local edge only.
+    pub edge_failover: Option<String>,
+    /// `x-edge-origin`, sent by the local edge only.
+    pub edge_origin: Option<String>,
+    /// Set on a write the console resent to another region, and on the failed original.
+    pub client_failover: Option<String>,
+    pub source: Source,
+}
+
+impl Entry {
+    /// A request that got no usable answer: what an outage looks like to a client.
+    pub fn failed(&self) -> bool {
+        self.status.is_none_or(|s| s >= 500)
+    }
+
+    /// The failover column: what the edge or the console did about an unhealthy region.
+    pub fn failover_text(&self) -> Option<String> {
+        let edge = self
+            .edge_failover
+            .as_ref()
+            .map(|reason| match &self.edge_origin {
+                Some(origin) => format!("edge: {reason} → {origin}"),
+                None => format!("edge: {reason}"),
+            });
+        match (edge, &self.client_failover) {
+            (Some(e), Some(c)) => Some(format!("{e}; {c}")),
+            (Some(e), None) => Some(e),
+            (None, Some(c)) => Some(c.clone()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// `12 ms`, `1.25 s`: latencies and durations for people. Integer arithmetic only: float
+/// formatting would add kilobytes to the wasm for no visible gain.
+pub fn fmt_ms(ms: f64) -> String {
+    let ms = ms.max(0.0).round() as u64;
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        let centis = (ms + 5) / 10;
+        format!("{}.{:02} s", centis / 100, centis % 100)
+    }
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a wall-clock time in milliseconds since the epoch.
+pub fn fmt_clock(at_ms: f64) -> String {
+    let ms = at_ms.max(0.0) as u64;
+    let day_ms = ms % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+        day_ms % 1000
+    )
+}
+
+/// The smallest of 1, 2, 5 × 10^n that is at least `x` (and at least 10): the timeline's
+/// latency axis ends on a round number.
+pub fn nice_ceiling(x: f64) -> f64 {
+    let mut step = 10.0;
+    loop {
+        for m in [1.0, 2.0, 5.0] {
+            if step * m >= x {
+                return step * m;
+            }
+        }
+        step *= 10.0;
+    }
+}
+
+/// CSS class of a region's colour: by its place in the region list, so the primary is always
+/// the same colour whatever it is called.
+pub fn region_class(regions: &[String], region: Option<&str>) -> &'static str {
+    const CLASSES: [&str; 4] = ["r0", "r1", "r2", "r3"];
+    match region {
+        None => "rnone",
+        Some(r) => regions
+            .iter()
+            .position(|x| x == r)
+            .and_then(|i| CLASSES.get(i).copied())
+            .unwrap_or("rx"),
+    }
+}
+
+/// Where one request lands on the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dot {
+    pub seq: u64,
+    /// Pixels, rounded: whole pixels are sharp enough, and integers format without the
+    /// float machinery.
+    pub x: i32,
+    pub y: i32,
+    pub class: &'static str,
+    pub failed: bool,
+    pub failover: bool,
+    pub title: String,
+}
+
+/// The timeline's drawing: a window of `window_ms` ending at `now_ms`, latency upwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    pub dots: Vec<Dot>,
+    /// Top of the latency axis, in milliseconds.
+    pub y_max_ms: f64,
+}
+
+/// Plot area of the timeline, in pixels (the SVG is drawn 1:1 so dots stay round and text
+/// stays legible at any width); the right edge is [`plot_right`] of the drawn width.
+pub const PLOT_LEFT: i32 = 56;
+pub const PLOT_TOP: i32 = 12;
+pub const PLOT_BOTTOM: i32 = 160;
+pub const PLOT_HEIGHT: i32 = 184;
+
+pub fn plot_right(width: i32) -> i32 {
+    (width - 14).max(PLOT_LEFT + 100)
+}
+
+pub fn timeline(
+    entries: &[&Entry],
+    regions: &[String],
+    now_ms: f64,
+    window_ms: f64,
+    width_px: i32,
+) -> Timeline {
+    let start = now_ms - window_ms;
+    let visible: Vec<&&Entry> = entries.iter().filter(|e| e.at_ms >= start).collect();
+    let y_max_ms = nice_ceiling(visible.iter().map(|e| e.latency_ms).fold(0.0, f64::max));
+    let width = f64::from(plot_right(width_px) - PLOT_LEFT);
+    let height = f64::from(PLOT_BOTTOM - PLOT_TOP);
+    let dots = visible
+        .iter()
+        .map(|e| Dot {
+            seq: e.seq,
+            x: PLOT_LEFT + (((e.at_ms - start) / window_ms).clamp(0.0, 1.0) * width).round() as i32,
+            y: PLOT_BOTTOM - ((e.latency_ms / y_max_ms).clamp(0.0, 1.0) * height).round() as i32,
+            class: region_class(regions, e.region.as_deref()),
+            failed: e.failed(),
+            failover: e.edge_failover.is_some() || e.client_failover.is_some(),
+            title: format!(
+                "{} {} → {} in {} ({})",
+                e.method,
+                e.path,
+                e.status.map_or("network error".into(), |s| s.to_string()),
+                fmt_ms(e.latency_ms),
+                e.region.as_deref().unwrap_or("no region")
+            ),
+        })
+        .collect();
+    Timeline { dots, y_max_ms }
+}
+
+/// Whether the copy of an item a region holds is the write we made or a later one.
+/// `updated_at` is RFC 3339 UTC with milliseconds, fixed width, so text order is time order;
+/// ties break on the region name, as last-writer-wins does (SPEC §2).
+pub fn caught_up(seen: (&str, &str), written: (&str, &str)) -> bool {
+    seen >= written
+}
+
+/// `GET /_tandem/regions`, the fields the console uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ControlRegions {
+    pub regions: Vec<ControlRegion>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ControlRegion {
+    pub region: String,
+    pub state: String,
+    #[serde(default)]
+    pub primary: bool,
+}
+
+/// `GET /_tandem/replication`, the fields the console uses.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ControlReplication {
+    pub config: ReplicationConfig,
+    #[serde(default)]
+    pub pairs: Vec<ReplicationPair>,
+    #[serde(default)]
+    pub unavailable: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct ReplicationConfig {
+    pub paused: bool,
+    pub lag_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ReplicationPair {
+    pub from: String,
+    pub to: String,
+    pub pending: u64,
+    pub lag_p50_ms: Option<u64>,
+    pub lag_p99_ms: Option<u64>,
+}
+
+/// `code: message` of an error body, also of the edge's own errors (whose `region` is null,
+/// so they do not fit `ErrorBody`).
+pub fn error_of(body: &str) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let e = v.get("error")?;
+    Some((
+        e.get("code")?.as_str()?.to_owned(),
+        e.get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .to_owned(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, at_ms: f64, latency_ms: f64, status: Option<u16>, region: &str) -> Entry {
+        Entry {
+            seq,
+            at_ms,
+            method: "GET".into(),
+            path: "/api/items".into(),
+            status,
+            latency_ms,
+            region: (!region.is_empty()).then(|| region.to_owned()),
+            edge_failover: None,
+            edge_origin: None,
+            client_failover: None,
+            source: Source::User,
+        }
+    }
+
+    fn regions() -> Vec<String> {
+        vec!["us-east-1".into(), "us-west-2".into()]
+    }
+
+    #[test]
+    fn token_comes_from_the_fragment_only_when_present() {
+        assert_eq!(token_from_fragment("#token=abc").as_deref(), Some("abc"));
+        assert_eq!(token_from_fragment("token=abc").as_deref(), Some("abc"));
+        assert_eq!(
+            token_from_fragment("#view=log&token=f00d").as_deref(),
+            Some("f00d")
+        );
+        assert_eq!(token_from_fragment("#token="), None);
+        assert_eq!(token_from_fragment("#tokens=abc"), None);
+        assert_eq!(token_from_fragment(""), None);
+    }
+
+    #[test]
+    fn only_server_side_failures_are_resent() {
+        assert!(write_needs_failover(None));
+        assert!(write_needs_failover(Some(502)));
+        assert!(write_needs_failover(Some(503)));
+        assert!(!write_needs_failover(Some(200)));
+        assert!(!write_needs_failover(Some(400)));
+        assert!(!write_needs_failover(Some(412)));
+    }
+
+    #[test]
+    fn other_region_skips_the_given_one() {
+        let r = regions();
+        assert_eq!(other_region(&r, "us-east-1"), Some("us-west-2"));
+        assert_eq!(other_region(&r, "us-west-2"), Some("us-east-1"));
+        assert_eq!(other_region(&r[..1], "us-east-1"), None);
+    }
+
+    #[test]
+    fn failover_text_names_edge_and_client() {
+        let mut e = entry(1, 0.0, 5.0, Some(200), "us-west-2");
+        assert_eq!(e.failover_text(), None);
+        e.edge_failover = Some("status-503".into());
+        e.edge_origin = Some("us-west-2".into());
+        assert_eq!(
+            e.failover_text().as_deref(),
+            Some("edge: status-503 → us-west-2")
+        );
+        e.edge_failover = None;
+        e.client_failover = Some("client: resent after 502".into());
+        assert_eq!(
+            e.failover_text().as_deref(),
+            Some("client: resent after 502")
+        );
+        assert!(!e.failed());
+        assert!(entry(2, 0.0, 1.0, None, "").failed());
+        assert!(entry(3, 0.0, 1.0, Some(504), "").failed());
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_ms(12.4), "12 ms");
+        assert_eq!(fmt_ms(1250.0), "1.25 s");
+        assert_eq!(fmt_ms(999.6), "1.00 s");
+        assert_eq!(fmt_ms(61_005.0), "61.01 s");
+        assert_eq!(fmt_clock(1_764_000_000_123.0), "16:00:00.123");
+        assert_eq!(nice_ceiling(0.0), 10.0);
+        assert_eq!(nice_ceiling(11.0), 20.0);
+        assert_eq!(nice_ceiling(200.0), 200.0);
+        assert_eq!(nice_ceiling(201.0), 500.0);
+        assert_eq!(nice_ceiling(4100.0), 5000.0);
+    }
+
+    #[test]
+    fn timeline_places_dots_by_time_and_latency() {
+        let r = regions();
+        let a = entry(1, 1000.0, 50.0, Some(200), "us-east-1");
+        let b = entry(2, 11_000.0, 100.0, Some(200), "us-west-2");
+        let old = entry(3, -60_000.0, 9999.0, Some(200), "us-east-1");
+        let c = entry(4, 6000.0, 10.0, Some(502), "");
+        let t = timeline(&[&a, &b, &old, &c], &r, 11_000.0, 10_000.0, 800);
+        assert_eq!(
+            t.y_max_ms, 100.0,
+            "the old, slow entry is out of the window"
+        );
+        assert_eq!(t.dots.len(), 3);
+        assert_eq!(t.dots[0].x, PLOT_LEFT);
+        assert_eq!(t.dots[1].x, plot_right(800));
+        assert_eq!(t.dots[1].y, PLOT_TOP);
+        assert_eq!(t.dots[0].y, (PLOT_TOP + PLOT_BOTTOM) / 2);
+        assert_eq!(
+            (t.dots[0].class, t.dots[1].class, t.dots[2].class),
+            ("r0", "r1", "rnone")
+        );
+        assert!(t.dots[2].failed && !t.dots[0].failed);
+        assert_eq!(region_class(&r, Some("eu-west-1")), "rx");
+    }
+
+    #[test]
+    fn caught_up_follows_last_writer_wins() {
+        let w = ("2026-01-01T00:00:00.100Z", "us-west-2");
+        assert!(caught_up(w, w));
+        assert!(caught_up(("2026-01-01T00:00:00.101Z", "us-east-1"), w));
+        assert!(!caught_up(("2026-01-01T00:00:00.100Z", "us-east-1"), w));
+        assert!(!caught_up(("2026-01-01T00:00:00.099Z", "us-west-2"), w));
+    }
+
+    #[test]
+    fn control_api_shapes_parse() {
+        let regions: ControlRegions = serde_json::from_str(
+            r#"{"regions":[{"region":"us-east-1","state":"up","primary":true,"url":"http://127.0.0.1:8081","pid":7}],
+                "edge":{"connection_attempts":2}}"#,
+        )
+        .unwrap();
+        assert_eq!(regions.regions[0].state, "up");
+        assert!(regions.regions[0].primary);
+        let repl: ControlReplication = serde_json::from_str(
+            r#"{"config":{"paused":false,"lag_ms":0},"pairs":[{"from":"us-west-2","to":"us-east-1",
+                "applied":3,"source_head":4,"pending":1,"lag_p50_ms":12,"lag_p99_ms":null,"lag_max_ms":null,
+                "samples":1,"last_pull_ms":null,"last_error":null}],"unavailable":["us-west-2"]}"#,
+        )
+        .unwrap();
+        assert_eq!(repl.pairs[0].pending, 1);
+        assert_eq!(repl.unavailable, vec!["us-west-2".to_owned()]);
+        assert_eq!(
+            error_of(r#"{"error":{"code":"region_unavailable","message":"x"},"region":null}"#),
+            Some(("region_unavailable".into(), "x".into()))
+        );
+        assert_eq!(error_of("<!doctype html>"), None);
+    }
+}

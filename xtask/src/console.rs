@@ -1,0 +1,89 @@
+//! The console's release build (trunk) and its size budget.
+
+use crate::setup;
+use crate::util::{self, done, run_in, step};
+use anyhow::Context as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// wasm + js shipped to a browser, after brotli, in bytes (1 KB = 1000 bytes).
+pub const BUDGET_BYTES: usize = 150_000;
+
+pub fn dist() -> PathBuf {
+    util::root().join("frontend/dist")
+}
+
+/// `trunk build` in release mode: the `wasm-release` cargo profile and wasm-opt (index.html
+/// asks for both), offline (Trunk.toml), into `frontend/dist`.
+pub fn build() -> anyhow::Result<()> {
+    let t =
+        step("console: trunk build --release (wasm-release profile, wasm-opt -Oz) → frontend/dist");
+    run_in(
+        &util::root().join("frontend"),
+        Command::new(util::which("trunk").context("trunk is not installed")?)
+            .args(["build", "--release=true"])
+            .env("TRUNK_SKIP_VERSION_CHECK", "true")
+            .env("TRUNK_OFFLINE", "true")
+            .env("PATH", setup::tool_path()),
+    )?;
+    anyhow::ensure!(
+        dist().join("index.html").is_file(),
+        "trunk left no frontend/dist/index.html"
+    );
+    done(t);
+    Ok(())
+}
+
+fn brotli_len(bytes: &[u8]) -> anyhow::Result<usize> {
+    // Quality 11 and a 4 MB window: what a CDN or `brotli -q 11` ships.
+    let mut w = brotli::CompressorWriter::new(Vec::new(), 64 * 1024, 11, 22);
+    w.write_all(bytes)?;
+    Ok(w.into_inner().len())
+}
+
+/// Prints the wasm and js the browser downloads, raw and after brotli, and fails over budget.
+pub fn size_budget() -> anyhow::Result<()> {
+    let t = step("console size budget: wasm + js after brotli <= 150 KB");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dist())
+        .context("reading frontend/dist (build the console first)")?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm" || x == "js"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|x| x == "wasm")),
+        "no .wasm in frontend/dist"
+    );
+    let (mut wasm, mut js) = (0, 0);
+    for path in &files {
+        let bytes = std::fs::read(path)?;
+        let br = brotli_len(&bytes)?;
+        println!(
+            "{:>9} B raw {:>8} B brotli  {}",
+            bytes.len(),
+            br,
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        if path.extension().is_some_and(|x| x == "wasm") {
+            wasm += br;
+        } else {
+            js += br;
+        }
+    }
+    let total = wasm + js;
+    println!(
+        "console size: wasm {wasm} B + js {js} B = {total} B after brotli ({}.{} KB of the {} KB budget)",
+        total / 1000,
+        total % 1000 / 100,
+        BUDGET_BYTES / 1000
+    );
+    anyhow::ensure!(
+        total <= BUDGET_BYTES,
+        "the console is over its size budget: {total} B > {BUDGET_BYTES} B after brotli"
+    );
+    done(t);
+    Ok(())
+}
