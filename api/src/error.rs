@@ -18,6 +18,10 @@ pub enum ApiError {
     /// 500/502/503/504: an admin fault asks this region to fail its data routes.
     #[error("region is faulted (injected {0})")]
     Faulted(StatusCode),
+    /// 503: the storage underneath failed. Logged, answered as `region_unavailable` with
+    /// `Retry-After`, so the edge fails over.
+    #[error("storage unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     /// 500: anything else. Logged, answered as `internal` with no details.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -63,6 +67,19 @@ impl IntoResponse for ApiError {
                     status.as_u16()
                 ),
             ),
+            ApiError::Unavailable(err) => {
+                tracing::error!(error = ?err, "storage unavailable");
+                let mut response = StatusCode::SERVICE_UNAVAILABLE.into_response();
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+                response.extensions_mut().insert(ErrorInfo {
+                    code: ErrorCode::RegionUnavailable,
+                    message: "this region's storage is unavailable; see its logs".to_owned(),
+                });
+                return response;
+            }
             ApiError::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
                 (

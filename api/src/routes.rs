@@ -27,6 +27,7 @@ impl From<StoreError> for ApiError {
             StoreError::TooLarge(_) => {
                 ApiError::Client(ErrorCode::PayloadTooLarge, err.to_string())
             }
+            StoreError::Unavailable(e) => ApiError::Unavailable(e),
             StoreError::Internal(e) => ApiError::Internal(e),
         }
     }
@@ -256,20 +257,22 @@ pub async fn write<S: Store>(
     responses(
         (status = 200, description = "Healthy", body = HealthResponse),
         (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 503, description = "An admin fault is set", body = HealthResponse),
+        (status = 503, description = "An admin fault is set, or the store failed", body = HealthResponse),
     ))]
 pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     let fault = state.fault().await;
-    let (status, word) = if fault.is_none() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "faulted")
+    let store = state.store.check().await.err();
+    let (status, word) = match (&store, fault.is_none()) {
+        (Some(_), _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (None, false) => (StatusCode::SERVICE_UNAVAILABLE, "faulted"),
+        (None, true) => (StatusCode::OK, "ok"),
     };
     let body = HealthResponse {
         region: state.config.region.clone(),
         status: word.to_owned(),
         fault,
         replication: state.store.replication().await,
+        error: store.map(|e| e.to_string()),
     };
     (status, Json(body)).into_response()
 }

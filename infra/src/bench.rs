@@ -58,6 +58,11 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// Where the regions keep their data (one directory per region).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// The `tandem up` process.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -122,6 +127,11 @@ fn free_base() -> anyhow::Result<u16> {
 
 /// Starts `tandem up` on free ports with the given edge settings.
 pub async fn start(edge: &EdgeSettings) -> anyhow::Result<Stack> {
+    start_with(edge, &[]).await
+}
+
+/// [`start`] with more `tandem up` flags.
+pub async fn start_with(edge: &EdgeSettings, extra: &[&str]) -> anyhow::Result<Stack> {
     let dir = tempfile::tempdir()?;
     let base = free_base()?;
     let (token, secret) = (crate::up::random_token(), crate::up::random_token());
@@ -146,6 +156,7 @@ pub async fn start(edge: &EdgeSettings) -> anyhow::Result<Stack> {
         ])
         .arg("--data-dir")
         .arg(dir.path())
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .spawn()

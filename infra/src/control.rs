@@ -1,6 +1,7 @@
 //! The local control API on the edge (`/_tandem/*`, admin token): region states and replication.
 
-use crate::replication::{PairStatus, ReplicationConfig, Status};
+use crate::replication::wire::Key;
+use crate::replication::{PairStatus, RegionReplication, ReplicationConfig, Verdict};
 use crate::settings::EdgeSettings;
 use crate::up::{RegionState, RegionStatus, Supervisor};
 use axum::extract::{Path, Request, State};
@@ -44,6 +45,7 @@ pub fn router(supervisor: Arc<Mutex<Supervisor>>, token: String, edge: EdgeSetti
         .route("/regions", get(regions))
         .route("/regions/{region}", axum::routing::put(set_region))
         .route("/replication", get(replication).put(set_replication))
+        .route("/verify", get(verify))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such control route") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
@@ -151,7 +153,7 @@ async fn replication(State(c): State<Control>) -> Json<ReplicationBody> {
             .send()
             .await;
         if let Ok(resp) = got
-            && let Ok(status) = resp.json::<Status>().await
+            && let Ok(status) = resp.json::<RegionReplication>().await
         {
             pairs.extend(status.pairs);
             answered.push(name);
@@ -227,4 +229,19 @@ async fn set_replication(
     };
     let failed = push_config(&c, targets, config).await;
     Json(serde_json::json!({"config": config, "not_reached": failed})).into_response()
+}
+
+/// `GET /_tandem/verify`: do the regions hold the same items? (see [`crate::verify`])
+async fn verify(State(c): State<Control>) -> Json<Verdict> {
+    let (secret, key, all, answering) = {
+        let mut s = c.supervisor.lock().await;
+        let all: Vec<String> = s.status().into_iter().map(|r| r.region).collect();
+        (
+            s.origin_secret().to_owned(),
+            Key::new(s.replication_key()),
+            all,
+            s.answering(),
+        )
+    };
+    Json(crate::verify::compare(&c.http, &secret, &key, &answering, &all).await)
 }

@@ -105,7 +105,7 @@ pub fn body(mode: Mode, duration: Option<u64>) -> Value {
 }
 
 /// The base URL and the token: `--token`, else the `#token=` of a pasted console URL.
-fn split_target(target: &Target) -> anyhow::Result<(String, String)> {
+pub fn split_target(target: &Target) -> anyhow::Result<(String, String)> {
     let (base, fragment) = match target.endpoint.split_once('#') {
         Some((base, fragment)) => (base, Some(fragment)),
         None => (target.endpoint.as_str(), None),

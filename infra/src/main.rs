@@ -29,6 +29,10 @@ enum Command {
     Fault(tandem_infra::fault::FaultArgs),
     /// Clear a region's fault, through the edge (local or CloudFront).
     Heal(tandem_infra::fault::HealArgs),
+    /// Randomized faults on a stack of its own, then a check that nothing acknowledged was lost.
+    Chaos(tandem_infra::chaos::ChaosArgs),
+    /// Compare every region's items (local stack) and print any difference.
+    Verify(tandem_infra::verify::VerifyArgs),
     /// One local region process (started by `tandem up`).
     #[command(hide = true)]
     Region(tandem_infra::region::RegionProcessArgs),
@@ -44,6 +48,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Destroy(args) => tandem_infra::deploy::destroy(args).await,
         Command::Fault(args) => tandem_infra::fault::fault(args).await,
         Command::Heal(args) => tandem_infra::fault::heal(args).await,
+        Command::Chaos(args) => tandem_infra::chaos::run(args).await.map(drop),
+        Command::Verify(args) => tandem_infra::verify::run(args).await.map(drop),
         Command::Drill(args) => {
             let report = tandem_infra::drill::run(args).await?;
             if !report.lost_writes.is_empty() {

@@ -1,7 +1,7 @@
 //! `tandem region`: one local region process. It serves the very router the Lambda runs, on
 //! the embedded store, plus the internal replication routes, and pulls its peers' writes.
 
-use crate::replication::{Peer, ReplicationConfig, Replicator};
+use crate::replication::{self, Peer, ReplicationConfig, Replicator};
 use anyhow::Context as _;
 use tandem_api::cli::RegionArgs;
 use tandem_api::store::embedded::EmbeddedStore;
@@ -20,22 +20,36 @@ pub struct RegionProcessArgs {
     /// Start with replication paused.
     #[arg(long)]
     pub replication_paused: bool,
+    /// The HMAC key peers sign replication requests and answers with (never sent).
+    #[arg(long, env = "TANDEM_REPLICATION_KEY", hide_env_values = true)]
+    pub replication_key: String,
+    /// How long a tombstone is kept once every peer has it, in milliseconds.
+    #[arg(long, default_value_t = replication::DEFAULT_TOMBSTONE_GRACE_MS)]
+    pub tombstone_grace_ms: u64,
+    /// Run this region with its clock skewed by this many milliseconds (tests, chaos).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, hide = true)]
+    pub clock_offset_ms: i64,
 }
 
 pub async fn run(args: RegionProcessArgs) -> anyhow::Result<()> {
     tandem_api::cli::init_tracing(false);
+    tandem_api::store::set_clock_offset_ms(args.clock_offset_ms);
     let config = args.api.config();
     let dir = args.api.data_dir();
     let store = EmbeddedStore::open(&dir, &config.region)?;
     let replicator = Replicator::new(
         store.clone(),
-        args.peers.clone(),
-        ReplicationConfig {
-            paused: args.replication_paused,
-            lag_ms: args.replication_lag_ms,
+        replication::Settings {
+            peers: args.peers.clone(),
+            config: ReplicationConfig {
+                paused: args.replication_paused,
+                lag_ms: args.replication_lag_ms,
+            },
+            key: replication::wire::Key::new(&args.replication_key),
+            origin_secret: config.origin_secret.clone(),
+            admin_token: config.admin_token.clone(),
+            tombstone_grace_ms: args.tombstone_grace_ms,
         },
-        config.origin_secret.clone(),
-        config.admin_token.clone(),
     );
     let app = replicator
         .router()

@@ -41,6 +41,12 @@ pub struct UpArgs {
     /// Hold each replicated write back until it is this old.
     #[arg(long, default_value_t = 0)]
     pub replication_lag_ms: u64,
+    /// Key the regions sign replication with [default: generated; never sent over the wire].
+    #[arg(long, env = "TANDEM_REPLICATION_KEY", hide_env_values = true)]
+    pub replication_key: Option<String>,
+    /// How long a tombstone is kept once every peer has it, in milliseconds.
+    #[arg(long, default_value_t = crate::replication::DEFAULT_TOMBSTONE_GRACE_MS)]
+    pub tombstone_grace_ms: u64,
     #[command(flatten)]
     pub edge: EdgeSettings,
 }
@@ -78,8 +84,18 @@ pub struct Supervisor {
     data_dir: PathBuf,
     admin_token: String,
     origin_secret: String,
+    replication_key: String,
+    tombstone_grace_ms: u64,
     pub replication: ReplicationConfig,
     regions: Vec<RegionProc>,
+}
+
+/// The secrets and settings every region process of a stack gets.
+pub struct StackSecrets {
+    pub admin_token: String,
+    pub origin_secret: String,
+    pub replication_key: String,
+    pub tombstone_grace_ms: u64,
 }
 
 /// A random token of 256 bits, hex.
@@ -106,8 +122,7 @@ impl Supervisor {
         data_dir: PathBuf,
         regions: &[String],
         base_port: u16,
-        admin_token: String,
-        origin_secret: String,
+        secrets: StackSecrets,
         replication: ReplicationConfig,
     ) -> Self {
         let regions = regions
@@ -123,8 +138,10 @@ impl Supervisor {
         Supervisor {
             exe,
             data_dir,
-            admin_token,
-            origin_secret,
+            admin_token: secrets.admin_token,
+            origin_secret: secrets.origin_secret,
+            replication_key: secrets.replication_key,
+            tombstone_grace_ms: secrets.tombstone_grace_ms,
             replication,
             regions,
         }
@@ -161,8 +178,10 @@ impl Supervisor {
             .arg("--data-dir")
             .arg(self.data_dir.join(&r.name))
             .args(["--replication-lag-ms", &self.replication.lag_ms.to_string()])
+            .args(["--tombstone-grace-ms", &self.tombstone_grace_ms.to_string()])
             .env("TANDEM_ADMIN_TOKEN", &self.admin_token)
             .env("TANDEM_ORIGIN_SECRET", &self.origin_secret)
+            .env("TANDEM_REPLICATION_KEY", &self.replication_key)
             .kill_on_drop(true);
         for peer in peers {
             cmd.args(["--peer", &peer]);
@@ -313,6 +332,10 @@ impl Supervisor {
         &self.admin_token
     }
 
+    pub fn replication_key(&self) -> &str {
+        &self.replication_key
+    }
+
     /// Stops every region cleanly (SIGTERM, then SIGKILL after 5 s).
     pub async fn shutdown(&mut self) {
         for r in &mut self.regions {
@@ -352,8 +375,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.data_dir.clone(),
         &args.regions,
         args.port,
-        admin_token.clone(),
-        origin_secret.clone(),
+        StackSecrets {
+            admin_token: admin_token.clone(),
+            origin_secret: origin_secret.clone(),
+            replication_key: args
+                .replication_key
+                .clone()
+                .filter(|k| !k.is_empty())
+                .unwrap_or_else(random_token),
+            tombstone_grace_ms: args.tombstone_grace_ms,
+        },
         ReplicationConfig {
             paused: false,
             lag_ms: args.replication_lag_ms,

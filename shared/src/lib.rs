@@ -7,6 +7,7 @@
 //! - [`error`]: the error body and its codes, each with its HTTP status.
 //! - [`drill`]: what an outage drill records and reports (CLI and console alike).
 //! - [`fault`]: the admin fault modes a region can be put in.
+//! - [`replication`]: how replication links, digests and settings are reported.
 //! - [`validate`]: the rules a request must pass before it reaches a store.
 //! - [`headers`] and [`region`]: names that both sides of the wire must agree on.
 //!
@@ -18,6 +19,7 @@ pub mod fault;
 pub mod headers;
 pub mod item;
 pub mod region;
+pub mod replication;
 pub mod validate;
 pub mod wire;
 

@@ -49,10 +49,14 @@ pub struct ListResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthResponse {
     pub region: String,
-    /// `ok`, or `faulted` (with status 503) while an admin fault is set.
+    /// `ok`; `faulted` (status 503) while an admin fault is set; `unavailable` (503) when the
+    /// store failed (I/O error, full or missing disk).
     pub status: String,
     pub fault: Fault,
     /// What the store knows of replication; its shape depends on the store.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub replication: Value,
+    /// Why the store cannot serve, when it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

@@ -1,29 +1,55 @@
 //! The embedded store: redb on local disk, one database file per region.
 //!
 //! Every write commits with `Durability::Immediate` (fsync) before it is acknowledged. Local
-//! writes also append to an outbox under a sequence number, in the same transaction, so
-//! replication can ship them later without ever missing one. Replicated writes go through
-//! [`EmbeddedStore::apply_batch`], which keeps last-writer-wins and records, again in the same
-//! transaction, how far this region has applied each peer's outbox.
+//! writes also append the written id to an outbox under a sequence number, in the same
+//! transaction, so replication can ship them later without ever missing one. A peer pulling
+//! the outbox gets each id's *current* record: a later write or a delete supersedes what the
+//! outbox entry first named, so deleted data is never shipped and a backlog of rewrites of one
+//! id ships once. Replicated writes go through [`EmbeddedStore::apply_batch`], which keeps
+//! last-writer-wins and records, again in the same transaction, how far this region has applied
+//! each peer's outbox and which incarnation of the peer that position belongs to.
+//!
+//! Housekeeping: outbox entries every peer has applied are compacted away
+//! ([`EmbeddedStore::compact_outbox`]), tombstones are collected after a grace period
+//! ([`EmbeddedStore::collect_tombstones`]), and per-bucket digests of the live items are kept
+//! up to date in every write transaction for anti-entropy ([`super::digest`]).
 
+use super::digest::{self, BUCKETS, BucketDigest};
 use super::{
     Page, Store, StoreError, StoredFault, Written, check_precondition, check_size, now_ms,
 };
 use anyhow::Context as _;
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    WriteTransaction,
+};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tandem_shared::item::{Data, Item, Record};
+use tandem_shared::replication::RegionReplication;
 use tandem_shared::validate::IfMatch;
 
 /// id → JSON of the latest [`Record`] (tombstones included).
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
-/// sequence number → JSON of a [`Record`] written in this region.
+/// sequence number → the id written in this region (databases made before ids were stored
+/// here hold the record's JSON instead; both are read).
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
-/// `next_seq`, and `applied:<peer>` = the last outbox sequence of that peer applied here.
+/// Counters and positions: see the `*_KEY` constants and [`applied_key`].
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// bucket → XOR of the digests of its live records.
+const DIGESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("digests");
 
 const NEXT_SEQ: &str = "next_seq";
+/// This database's identity, made when it is created: a region that lost its disk comes back
+/// with another one, which tells its peers to copy its state afresh.
+const INCARNATION: &str = "incarnation";
+/// The hybrid logical clock: the latest `updated_at` this region stamped.
+const HLC: &str = "hlc";
+/// Outbox entries up to this sequence number were compacted away.
+const OUTBOX_FLOOR: &str = "outbox_floor";
+/// Set once the digests table holds every live record (older databases build it on open).
+const DIGESTS_BUILT: &str = "digests_built";
 
 /// The database file inside a region's data directory.
 pub const DB_FILE: &str = "tandem.redb";
@@ -37,13 +63,63 @@ pub struct EmbeddedStore {
 struct Inner {
     db: Database,
     region: String,
+    incarnation: u64,
+    /// Wall-clock milliseconds ([`now_ms`]; tests make it jump).
+    clock: fn() -> u64,
     // A region process is the only instance of its region, so its fault lives in memory and
     // clears when the process restarts, as a fresh Lambda instance's would not: that is fine,
     // a crash is already a bigger fault than the one that was set.
     fault: Mutex<Option<StoredFault>>,
+    /// What the region's replicator last reported, for `GET /api/health`.
+    replication: Mutex<Option<RegionReplication>>,
+    /// Set when the storage failed a write. redb refuses every later write until the database
+    /// is opened again, so this stays set: the region answers 503 until it is restarted.
+    failed: Mutex<Option<String>>,
 }
 
-fn decode(bytes: &[u8]) -> anyhow::Result<Record> {
+/// Whether an error came from the storage engine (as opposed to, say, a corrupt record).
+fn is_storage_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.is::<redb::StorageError>()
+            || e.is::<redb::CommitError>()
+            || e.is::<redb::TransactionError>()
+            || e.is::<redb::TableError>()
+    })
+}
+
+/// A page of a region's outbox as a peer pulls it, read in one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboxPage {
+    pub incarnation: u64,
+    /// The latest sequence number.
+    pub head: u64,
+    /// Entries up to here were compacted: a peer that has applied less must copy the state.
+    pub floor: u64,
+    /// The last sequence number this page covers, skipped (superseded) entries included.
+    pub through: u64,
+    /// Sequence number and stored record (JSON), for the ids whose record still exists.
+    pub records: Vec<(u64, Vec<u8>)>,
+}
+
+/// A page of a region's whole state (tombstones included), in id order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ItemsPage {
+    pub incarnation: u64,
+    /// The outbox head when this page was read.
+    pub head: u64,
+    pub records: Vec<Vec<u8>>,
+    /// Where the next page starts (exclusive), or `None` at the end.
+    pub next: Option<String>,
+}
+
+/// How far this region has applied a peer's outbox, and for which incarnation of the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerPosition {
+    pub incarnation: Option<u64>,
+    pub applied: u64,
+}
+
+pub fn decode(bytes: &[u8]) -> anyhow::Result<Record> {
     serde_json::from_slice(bytes).context("corrupt record in the embedded store")
 }
 
@@ -55,25 +131,134 @@ fn applied_key(peer: &str) -> String {
     format!("applied:{peer}")
 }
 
+fn incarnation_key(peer: &str) -> String {
+    format!("incarnation:{peer}")
+}
+
+/// The id an outbox entry names (older databases stored the whole record).
+fn outbox_id(bytes: &[u8]) -> anyhow::Result<String> {
+    if bytes.first() == Some(&b'{') {
+        return Ok(decode(bytes)?.id);
+    }
+    Ok(std::str::from_utf8(bytes)
+        .context("corrupt outbox entry")?
+        .to_owned())
+}
+
+fn meta_get(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> anyhow::Result<u64> {
+    Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(0))
+}
+
+/// Takes `old` out of its bucket's digest and puts `new` in (either may be absent or a
+/// tombstone, which contributes nothing).
+fn update_digest(
+    digests: &mut Table<u64, &[u8]>,
+    old: Option<&Record>,
+    new: Option<&Record>,
+) -> anyhow::Result<()> {
+    let Some(id) = old.or(new).map(|r| r.id.as_str()) else {
+        return Ok(());
+    };
+    let parts: Vec<BucketDigest> = [old, new]
+        .into_iter()
+        .flatten()
+        .filter_map(digest::contribution)
+        .collect();
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let bucket = digest::bucket_of(id) as u64;
+    let mut acc: BucketDigest = [0; 16];
+    if let Some(v) = digests.get(bucket)? {
+        acc.copy_from_slice(v.value());
+    }
+    for p in &parts {
+        digest::xor_into(&mut acc, p);
+    }
+    digests.insert(bucket, acc.as_slice())?;
+    Ok(())
+}
+
+/// Writes `records` that win under last-writer-wins, inside `txn`; returns how many won.
+fn apply_in(txn: &WriteTransaction, records: &[Record]) -> anyhow::Result<usize> {
+    let mut items = txn.open_table(ITEMS)?;
+    let mut digests = txn.open_table(DIGESTS)?;
+    let mut applied = 0;
+    for record in records {
+        let current = items
+            .get(record.id.as_str())?
+            .map(|v| decode(v.value()))
+            .transpose()?;
+        if record.wins_over(current.as_ref()) {
+            items.insert(record.id.as_str(), encode(record)?.as_slice())?;
+            update_digest(&mut digests, current.as_ref(), Some(record))?;
+            applied += 1;
+        }
+    }
+    Ok(applied)
+}
+
 impl EmbeddedStore {
     /// Opens (or creates) the store of `region` under `dir`.
     pub fn open(dir: &Path, region: &str) -> anyhow::Result<Self> {
+        Self::open_with_clock(dir, region, now_ms)
+    }
+
+    /// [`Self::open`] with another wall clock.
+    pub fn open_with_clock(dir: &Path, region: &str, clock: fn() -> u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         let path = dir.join(DB_FILE);
         let db = Database::create(&path).with_context(|| format!("opening {}", path.display()))?;
+        Self::init(db, region, clock)
+    }
+
+    /// A store on any redb storage backend (tests use one whose disk fails on demand).
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        region: &str,
+    ) -> anyhow::Result<Self> {
+        let db = Database::builder().create_with_backend(backend)?;
+        Self::init(db, region, now_ms)
+    }
+
+    fn init(db: Database, region: &str, clock: fn() -> u64) -> anyhow::Result<Self> {
         let txn = db.begin_write()?;
+        let incarnation;
         {
-            txn.open_table(ITEMS)?;
+            let items = txn.open_table(ITEMS)?;
             txn.open_table(OUTBOX)?;
-            txn.open_table(META)?;
+            let mut meta = txn.open_table(META)?;
+            let mut digests = txn.open_table(DIGESTS)?;
+            let existing = meta.get(INCARNATION)?.map(|v| v.value());
+            incarnation = match existing {
+                Some(i) => i,
+                None => {
+                    // Never 0, so "no incarnation" and a real one cannot be confused.
+                    let i = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
+                    meta.insert(INCARNATION, i)?;
+                    i
+                }
+            };
+            let built = meta.get(DIGESTS_BUILT)?.is_some();
+            if !built {
+                for entry in items.iter()? {
+                    let record = decode(entry?.1.value())?;
+                    update_digest(&mut digests, None, Some(&record))?;
+                }
+                meta.insert(DIGESTS_BUILT, 1)?;
+            }
         }
         txn.commit()?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
                 region: region.to_owned(),
+                incarnation,
+                clock,
                 fault: Mutex::new(None),
+                replication: Mutex::new(None),
+                failed: Mutex::new(None),
             }),
         })
     }
@@ -81,6 +266,11 @@ impl EmbeddedStore {
     /// The region this store belongs to.
     pub fn region(&self) -> &str {
         &self.inner.region
+    }
+
+    /// This database's identity (see [`INCARNATION`]).
+    pub fn incarnation(&self) -> u64 {
+        self.inner.incarnation
     }
 
     /// The latest record for `id`, tombstone or not.
@@ -99,104 +289,280 @@ impl EmbeddedStore {
         data: Option<Data>,
         if_match: Option<IfMatch>,
     ) -> Result<Option<(Record, bool)>, StoreError> {
-        let mut txn = self.inner.db.begin_write().map_err(anyhow::Error::from)?;
-        txn.set_durability(Durability::Immediate);
-        let result = {
-            let mut items = txn.open_table(ITEMS).map_err(anyhow::Error::from)?;
-            let current = items
-                .get(id)
-                .map_err(anyhow::Error::from)?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            check_precondition(if_match, current.as_ref())?;
-            let was_live = current.as_ref().is_some_and(|r| !r.is_tombstone());
-            if data.is_none() && !was_live {
+        let written = (|| {
+            let mut txn = self.inner.db.begin_write().map_err(anyhow::Error::from)?;
+            txn.set_durability(Durability::Immediate);
+            let Some(result) = self.write_in(&txn, id, data, if_match)? else {
                 return Ok(None);
+            };
+            txn.commit().map_err(anyhow::Error::from)?;
+            Ok(Some(result))
+        })();
+        match written {
+            Err(StoreError::Internal(err)) if is_storage_error(&err) => {
+                *self.inner.failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(format!("{err:#}"));
+                Err(StoreError::Unavailable(err))
             }
-            let record = Record::next(id, current.as_ref(), data, &self.inner.region, now_ms());
-            check_size(&record)?;
-            let bytes = encode(&record)?;
-            items
-                .insert(id, bytes.as_slice())
-                .map_err(anyhow::Error::from)?;
-            let mut meta = txn.open_table(META).map_err(anyhow::Error::from)?;
-            let seq = meta
-                .get(NEXT_SEQ)
-                .map_err(anyhow::Error::from)?
-                .map(|v| v.value())
-                .unwrap_or(1);
-            meta.insert(NEXT_SEQ, seq + 1)
-                .map_err(anyhow::Error::from)?;
-            let mut outbox = txn.open_table(OUTBOX).map_err(anyhow::Error::from)?;
-            outbox
-                .insert(seq, bytes.as_slice())
-                .map_err(anyhow::Error::from)?;
-            (record, was_live)
-        };
-        txn.commit().map_err(anyhow::Error::from)?;
-        Ok(Some(result))
+            other => other,
+        }
     }
 
-    /// Applies writes replicated from `peer`, last-writer-wins, and records `last_seq` as the
-    /// last of that peer's outbox applied here, all in one durable transaction. Returns how many
-    /// records won and were written.
+    fn write_in(
+        &self,
+        txn: &WriteTransaction,
+        id: &str,
+        data: Option<Data>,
+        if_match: Option<IfMatch>,
+    ) -> Result<Option<(Record, bool)>, StoreError> {
+        let mut items = txn.open_table(ITEMS).map_err(anyhow::Error::from)?;
+        let current = items
+            .get(id)
+            .map_err(anyhow::Error::from)?
+            .map(|v| decode(v.value()))
+            .transpose()?;
+        check_precondition(if_match, current.as_ref())?;
+        let was_live = current.as_ref().is_some_and(|r| !r.is_tombstone());
+        if data.is_none() && !was_live {
+            return Ok(None);
+        }
+        let mut meta = txn.open_table(META).map_err(anyhow::Error::from)?;
+        // Hybrid logical clock: never behind the last stamp, so a wall clock that steps back
+        // cannot make a later write lose to an earlier one, and no two local writes share a
+        // timestamp (a write is identified by `(updated_at, updated_in)`).
+        let last = meta_get(&meta, HLC)?;
+        let stamp = (self.inner.clock)().max(last + 1);
+        let record = Record::next(id, current.as_ref(), data, &self.inner.region, stamp);
+        check_size(&record)?;
+        items
+            .insert(id, encode(&record)?.as_slice())
+            .map_err(anyhow::Error::from)?;
+        let mut digests = txn.open_table(DIGESTS).map_err(anyhow::Error::from)?;
+        update_digest(&mut digests, current.as_ref(), Some(&record))?;
+        let seq = meta_get(&meta, NEXT_SEQ)?.max(1);
+        meta.insert(NEXT_SEQ, seq + 1)
+            .map_err(anyhow::Error::from)?;
+        meta.insert(HLC, last.max(record.updated_at_ms))
+            .map_err(anyhow::Error::from)?;
+        let mut outbox = txn.open_table(OUTBOX).map_err(anyhow::Error::from)?;
+        outbox
+            .insert(seq, id.as_bytes())
+            .map_err(anyhow::Error::from)?;
+        Ok(Some((record, was_live)))
+    }
+
+    /// Applies writes replicated from `peer`, last-writer-wins, and records `last_seq` of the
+    /// peer's `incarnation` as the last of its outbox applied here, all in one durable
+    /// transaction. Returns how many records won and were written.
     pub fn apply_batch(
         &self,
         peer: &str,
+        incarnation: u64,
         records: &[Record],
         last_seq: u64,
     ) -> anyhow::Result<usize> {
         let mut txn = self.inner.db.begin_write()?;
         txn.set_durability(Durability::Immediate);
-        let mut applied = 0;
+        let applied = apply_in(&txn, records)?;
         {
-            let mut items = txn.open_table(ITEMS)?;
-            for record in records {
-                let current = items
-                    .get(record.id.as_str())?
-                    .map(|v| decode(v.value()))
-                    .transpose()?;
-                if record.wins_over(current.as_ref()) {
-                    items.insert(record.id.as_str(), encode(record)?.as_slice())?;
-                    applied += 1;
-                }
-            }
             let mut meta = txn.open_table(META)?;
-            let key = applied_key(peer);
-            let before = meta.get(key.as_str())?.map(|v| v.value()).unwrap_or(0);
-            meta.insert(key.as_str(), before.max(last_seq))?;
+            meta.insert(applied_key(peer).as_str(), last_seq)?;
+            meta.insert(incarnation_key(peer).as_str(), incarnation)?;
         }
         txn.commit()?;
         Ok(applied)
     }
 
-    /// Up to `limit` outbox entries with sequence numbers after `after`, oldest first.
-    pub fn changes_since(&self, after: u64, limit: usize) -> anyhow::Result<Vec<(u64, Record)>> {
+    /// Applies records under last-writer-wins without moving any peer's position (a resync
+    /// page, an anti-entropy repair). Returns how many won.
+    pub fn apply_records(&self, records: &[Record]) -> anyhow::Result<usize> {
+        let mut txn = self.inner.db.begin_write()?;
+        txn.set_durability(Durability::Immediate);
+        let applied = apply_in(&txn, records)?;
+        txn.commit()?;
+        Ok(applied)
+    }
+
+    /// How far `peer`'s outbox has been applied here, and for which of its incarnations.
+    pub fn peer_position(&self, peer: &str) -> anyhow::Result<PeerPosition> {
         let txn = self.inner.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(PeerPosition {
+            incarnation: meta.get(incarnation_key(peer).as_str())?.map(|v| v.value()),
+            applied: meta_get(&meta, &applied_key(peer))?,
+        })
+    }
+
+    /// The outbox after `after`: at most `limit` entries, and at most `max_bytes` of records
+    /// (but always at least one record when there is one), each id's current record once.
+    pub fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> anyhow::Result<OutboxPage> {
+        let txn = self.inner.db.begin_read()?;
+        let meta = txn.open_table(META)?;
         let outbox = txn.open_table(OUTBOX)?;
-        let mut out = Vec::new();
-        for entry in outbox.range(after.saturating_add(1)..)?.take(limit) {
-            let (seq, bytes) = entry?;
-            out.push((seq.value(), decode(bytes.value())?));
+        let items = txn.open_table(ITEMS)?;
+        let mut page = OutboxPage {
+            incarnation: self.inner.incarnation,
+            head: meta_get(&meta, NEXT_SEQ)?.saturating_sub(1),
+            floor: meta_get(&meta, OUTBOX_FLOOR)?,
+            through: after,
+            records: Vec::new(),
+        };
+        let (mut bytes, mut seen) = (0usize, HashSet::new());
+        for entry in outbox.range(after.saturating_add(1)..)? {
+            let (seq, id) = entry?;
+            let id = outbox_id(id.value())?;
+            if seen.contains(&id) {
+                page.through = seq.value();
+                continue;
+            }
+            if let Some(record) = items.get(id.as_str())? {
+                let record = record.value();
+                let full = !page.records.is_empty()
+                    && (page.records.len() >= limit || bytes + record.len() > max_bytes);
+                if full {
+                    break;
+                }
+                bytes += record.len();
+                page.records.push((seq.value(), record.to_vec()));
+            }
+            seen.insert(id);
+            page.through = seq.value();
+        }
+        Ok(page)
+    }
+
+    /// A page of every record (tombstones included) in id order after `after`, at most
+    /// `max_bytes` (at least one record), optionally only those of one digest bucket.
+    pub fn items_page(
+        &self,
+        after: Option<&str>,
+        bucket: Option<usize>,
+        max_bytes: usize,
+    ) -> anyhow::Result<ItemsPage> {
+        let txn = self.inner.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let items = txn.open_table(ITEMS)?;
+        let range = match after {
+            Some(a) => {
+                items.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
+            None => items.range::<&str>(..)?,
+        };
+        let mut page = ItemsPage {
+            incarnation: self.inner.incarnation,
+            head: meta_get(&meta, NEXT_SEQ)?.saturating_sub(1),
+            records: Vec::new(),
+            next: None,
+        };
+        let (mut bytes, mut last) = (0usize, None);
+        for entry in range {
+            let (id, record) = entry?;
+            if bucket.is_some_and(|b| digest::bucket_of(id.value()) != b) {
+                continue;
+            }
+            let record = record.value();
+            if !page.records.is_empty() && bytes + record.len() > max_bytes {
+                // More to come: the next page starts after the last record sent.
+                page.next = last;
+                break;
+            }
+            bytes += record.len();
+            page.records.push(record.to_vec());
+            last = Some(id.value().to_owned());
+        }
+        Ok(page)
+    }
+
+    /// The digest of each bucket of live items.
+    pub fn digests(&self) -> anyhow::Result<Vec<BucketDigest>> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(DIGESTS)?;
+        let mut out = vec![[0u8; 16]; BUCKETS];
+        for (i, slot) in out.iter_mut().enumerate() {
+            if let Some(v) = table.get(i as u64)? {
+                slot.copy_from_slice(v.value());
+            }
         }
         Ok(out)
+    }
+
+    /// Drops outbox entries up to `upto` (every peer has applied them); returns how many.
+    pub fn compact_outbox(&self, upto: u64) -> anyhow::Result<u64> {
+        let txn = self.inner.db.begin_write()?;
+        let removed;
+        {
+            let mut meta = txn.open_table(META)?;
+            let floor = meta_get(&meta, OUTBOX_FLOOR)?;
+            let upto = upto.min(meta_get(&meta, NEXT_SEQ)?.saturating_sub(1));
+            if upto <= floor {
+                return Ok(0);
+            }
+            let mut outbox = txn.open_table(OUTBOX)?;
+            let before = outbox.len()?;
+            outbox.retain_in(..=upto, |_, _| false)?;
+            removed = before - outbox.len()?;
+            meta.insert(OUTBOX_FLOOR, upto)?;
+        }
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// Removes tombstones written before `before_ms` whose ids no longer wait in the outbox
+    /// (every peer has them); returns how many. Digests do not change: tombstones count as
+    /// absent there.
+    pub fn collect_tombstones(&self, before_ms: u64) -> anyhow::Result<u64> {
+        let txn = self.inner.db.begin_write()?;
+        let mut removed = 0;
+        {
+            let outbox = txn.open_table(OUTBOX)?;
+            let waiting: HashSet<String> = outbox
+                .iter()?
+                .map(|e| outbox_id(e?.1.value()))
+                .collect::<anyhow::Result<_>>()?;
+            let mut items = txn.open_table(ITEMS)?;
+            let mut doomed = Vec::new();
+            for entry in items.iter()? {
+                let (id, bytes) = entry?;
+                let bytes = bytes.value();
+                // Tombstones are small; skip decoding live records of any size.
+                if bytes.len() > 1024 || waiting.contains(id.value()) {
+                    continue;
+                }
+                let record = decode(bytes)?;
+                if record.is_tombstone() && record.updated_at_ms < before_ms {
+                    doomed.push(record.id);
+                }
+            }
+            for id in &doomed {
+                items.remove(id.as_str())?;
+                removed += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// The outbox floor (see [`OUTBOX_FLOOR`]).
+    pub fn outbox_floor(&self) -> anyhow::Result<u64> {
+        let txn = self.inner.db.begin_read()?;
+        meta_get(&txn.open_table(META)?, OUTBOX_FLOOR)
     }
 
     /// The sequence number of the latest local write (0 when none).
     pub fn outbox_head(&self) -> anyhow::Result<u64> {
         let txn = self.inner.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        Ok(meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1) - 1)
+        Ok(meta_get(&meta, NEXT_SEQ)?.saturating_sub(1))
     }
 
     /// The last sequence number of `peer`'s outbox applied here (0 when none).
     pub fn applied_from(&self, peer: &str) -> anyhow::Result<u64> {
-        let txn = self.inner.db.begin_read()?;
-        let meta = txn.open_table(META)?;
-        Ok(meta
-            .get(applied_key(peer).as_str())?
-            .map(|v| v.value())
-            .unwrap_or(0))
+        Ok(self.peer_position(peer)?.applied)
     }
 
     /// Every record, tombstones included, in id order: the replica's whole state.
@@ -208,6 +574,15 @@ impl EmbeddedStore {
             out.push(decode(entry?.1.value())?);
         }
         Ok(out)
+    }
+
+    /// Records what the replicator says, for health.
+    pub fn set_replication_status(&self, status: RegionReplication) {
+        *self
+            .inner
+            .replication
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(status);
     }
 
     fn list_sync(&self, limit: usize, after: Option<&str>) -> anyhow::Result<Page> {
@@ -291,6 +666,15 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn check(&self) -> Result<(), StoreError> {
+        match &*self.inner.failed.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(err) => Err(StoreError::Unavailable(anyhow::anyhow!(
+                "a write failed ({err}); restart the region to open its database again"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     async fn load_fault(&self) -> Result<Option<StoredFault>, StoreError> {
         Ok(*self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -302,11 +686,28 @@ impl Store for EmbeddedStore {
 
     async fn replication(&self) -> serde_json::Value {
         let store = self.clone();
-        let head = tokio::task::spawn_blocking(move || store.outbox_head().ok())
-            .await
-            .ok()
-            .flatten();
-        serde_json::json!({ "store": "embedded", "outbox_seq": head })
+        let positions = tokio::task::spawn_blocking(move || {
+            Ok::<_, anyhow::Error>((store.outbox_head()?, store.outbox_floor()?))
+        })
+        .await;
+        let mut report = self
+            .inner
+            .replication
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| RegionReplication {
+                region: self.inner.region.clone(),
+                store: "embedded".into(),
+                incarnation: format!("{:016x}", self.inner.incarnation),
+                ..Default::default()
+            });
+        if let Ok(Ok((head, floor))) = positions {
+            (report.outbox_head, report.outbox_floor) = (head, floor);
+        }
+        // Digests are for peers and `tandem verify`, not for a health check.
+        report.digests.clear();
+        serde_json::to_value(report).unwrap_or_default()
     }
 }
 
@@ -326,21 +727,134 @@ mod tests {
         }
     }
 
+    fn data(v: serde_json::Value) -> Data {
+        v.as_object().unwrap().clone()
+    }
+
+    fn ids(page: &OutboxPage) -> Vec<(u64, String)> {
+        page.records
+            .iter()
+            .map(|(seq, bytes)| (*seq, decode(bytes).unwrap().id))
+            .collect()
+    }
+
     #[tokio::test]
-    async fn local_writes_fill_the_outbox_in_order() {
+    async fn the_outbox_ships_each_ids_current_record_once_and_never_deleted_data() {
         let dir = tempfile::tempdir().unwrap();
         let s = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
-        let a = json!({"n": 1}).as_object().unwrap().clone();
-        s.put("a", a.clone(), None).await.unwrap();
-        s.put("b", a.clone(), None).await.unwrap();
+        s.put("a", data(json!({"secret": 1})), None).await.unwrap();
+        s.put("b", data(json!({"n": 1})), None).await.unwrap();
+        s.put("b", data(json!({"n": 2})), None).await.unwrap();
         s.delete("a").await.unwrap();
         s.delete("never-there").await.unwrap();
-        let changes = s.changes_since(0, 10).unwrap();
-        let seqs: Vec<u64> = changes.iter().map(|c| c.0).collect();
-        assert_eq!(seqs, vec![1, 2, 3]);
-        assert!(changes[2].1.is_tombstone());
-        assert_eq!(s.changes_since(2, 10).unwrap().len(), 1);
-        assert_eq!(s.outbox_head().unwrap(), 3);
+        assert_eq!(s.outbox_head().unwrap(), 4);
+        let page = s.changes_since(0, 10, usize::MAX).unwrap();
+        assert_eq!(ids(&page), vec![(1, "a".into()), (2, "b".into())]);
+        assert_eq!((page.head, page.floor, page.through), (4, 0, 4));
+        // "a" ships as its tombstone, with no data; "b" as its latest write.
+        let shipped: Vec<Record> = page.records.iter().map(|r| decode(&r.1).unwrap()).collect();
+        assert!(shipped[0].is_tombstone() && shipped[0].data.is_none());
+        assert_eq!(shipped[1].data, Some(data(json!({"n": 2}))));
+        assert_eq!(s.changes_since(3, 10, usize::MAX).unwrap().records.len(), 1);
+        assert_eq!(s.changes_since(4, 10, usize::MAX).unwrap().through, 4);
+    }
+
+    #[tokio::test]
+    async fn pulls_are_bounded_by_bytes_but_always_make_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
+        let big = "x".repeat(10_000);
+        for i in 0..5 {
+            s.put(&format!("k{i}"), data(json!({"big": big})), None)
+                .await
+                .unwrap();
+        }
+        // Smaller than one record: still one record per page.
+        let page = s.changes_since(0, 100, 10).unwrap();
+        assert_eq!((page.records.len(), page.through), (1, 1));
+        // Room for two.
+        let page = s.changes_since(1, 100, 25_000).unwrap();
+        assert_eq!(ids(&page), vec![(2, "k1".into()), (3, "k2".into())]);
+        assert_eq!(page.through, 3);
+        // The count bound too.
+        assert_eq!(s.changes_since(0, 2, usize::MAX).unwrap().records.len(), 2);
+        // The whole state, page by page.
+        let (mut after, mut all) = (None, Vec::new());
+        loop {
+            let page = s.items_page(after.as_deref(), None, 15_000).unwrap();
+            all.extend(page.records.iter().map(|r| decode(r).unwrap().id));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(all, vec!["k0", "k1", "k2", "k3", "k4"]);
+    }
+
+    #[tokio::test]
+    async fn compaction_moves_the_floor_and_tombstones_are_collected_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
+        s.put("a", data(json!({})), None).await.unwrap();
+        s.put("b", data(json!({})), None).await.unwrap();
+        s.delete("a").await.unwrap();
+        let digests = s.digests().unwrap();
+        // The tombstone still waits in the outbox: not collected whatever its age.
+        assert_eq!(s.collect_tombstones(u64::MAX).unwrap(), 0);
+        assert_eq!(s.compact_outbox(2).unwrap(), 2);
+        assert_eq!(s.outbox_floor().unwrap(), 2);
+        assert_eq!(s.compact_outbox(1).unwrap(), 0, "the floor never goes back");
+        let page = s.changes_since(0, 10, usize::MAX).unwrap();
+        assert_eq!((page.floor, ids(&page)), (2, vec![(3, "a".into())]));
+        assert_eq!(s.compact_outbox(u64::MAX).unwrap(), 1);
+        assert_eq!(s.outbox_floor().unwrap(), 3, "never past the head");
+        // Younger than the grace: kept.
+        let written = s.record("a").unwrap().unwrap().updated_at_ms;
+        assert_eq!(s.collect_tombstones(written).unwrap(), 0);
+        assert_eq!(s.collect_tombstones(written + 1).unwrap(), 1);
+        assert_eq!(s.record("a").unwrap(), None);
+        assert!(s.record("b").unwrap().is_some());
+        assert_eq!(
+            s.digests().unwrap(),
+            digests,
+            "tombstones are not in digests"
+        );
+        // A reopened store keeps its identity and its floor.
+        let incarnation = s.incarnation();
+        drop(s);
+        let s = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
+        assert_eq!(s.incarnation(), incarnation);
+        assert_eq!(s.outbox_floor().unwrap(), 3);
+        let other = tempfile::tempdir().unwrap();
+        let fresh = EmbeddedStore::open(other.path(), "us-east-1").unwrap();
+        assert_ne!(
+            fresh.incarnation(),
+            incarnation,
+            "a lost disk is a new identity"
+        );
+    }
+
+    static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
+
+    fn test_clock() -> u64 {
+        CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_clock_that_steps_back_never_stamps_a_write_before_the_last_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open_with_clock(dir.path(), "us-east-1", test_clock).unwrap();
+        let first = s.put("a", data(json!({})), None).await.unwrap().item;
+        CLOCK.store(5_000, std::sync::atomic::Ordering::SeqCst);
+        // Another id: without the region's clock it would be stamped 5000, before "a".
+        let second = s.put("b", data(json!({})), None).await.unwrap().item;
+        let stamp = |i: &Item| tandem_shared::item::parse_timestamp(&i.updated_at).unwrap();
+        assert!(stamp(&second) > stamp(&first), "{second:?} vs {first:?}");
+        // And it survives a restart.
+        drop(s);
+        let s = EmbeddedStore::open_with_clock(dir.path(), "us-east-1", test_clock).unwrap();
+        let third = s.put("c", data(json!({})), None).await.unwrap().item;
+        assert!(stamp(&third) > stamp(&second));
     }
 
     #[tokio::test]
@@ -350,14 +864,23 @@ mod tests {
         let newer = record("x", Some(json!({"v": "new"})), 20, "us-east-1");
         let older = record("x", Some(json!({"v": "old"})), 10, "us-east-1");
         assert_eq!(
-            s.apply_batch("us-east-1", std::slice::from_ref(&newer), 5)
+            s.apply_batch("us-east-1", 7, std::slice::from_ref(&newer), 5)
                 .unwrap(),
             1
         );
-        assert_eq!(s.apply_batch("us-east-1", &[older], 6).unwrap(), 0);
+        assert_eq!(s.apply_batch("us-east-1", 7, &[older], 6).unwrap(), 0);
         assert_eq!(s.record("x").unwrap(), Some(newer));
-        assert_eq!(s.applied_from("us-east-1").unwrap(), 6);
-        assert_eq!(s.applied_from("eu-west-1").unwrap(), 0);
+        assert_eq!(
+            s.peer_position("us-east-1").unwrap(),
+            PeerPosition {
+                incarnation: Some(7),
+                applied: 6
+            }
+        );
+        assert_eq!(
+            s.peer_position("eu-west-1").unwrap(),
+            PeerPosition::default()
+        );
         // Replicated writes are not re-queued: only local writes go out.
         assert_eq!(s.outbox_head().unwrap(), 0);
     }
@@ -397,7 +920,7 @@ mod tests {
             let r1 = EmbeddedStore::open(d1.path(), "r1-east-1").unwrap();
             let r2 = EmbeddedStore::open(d2.path(), "r2-west-2").unwrap();
             for w in &writes {
-                r1.apply_batch("peer", std::slice::from_ref(w), 0).unwrap();
+                r1.apply_records(std::slice::from_ref(w)).unwrap();
             }
             // Another order, in batches.
             let mut other = writes.clone();
@@ -407,10 +930,11 @@ mod tests {
                 other.swap(i, (s >> 33) as usize % (i + 1));
             }
             for chunk in other.chunks(3) {
-                r2.apply_batch("peer", chunk, 0).unwrap();
+                r2.apply_records(chunk).unwrap();
             }
             let state = r1.dump().unwrap();
             prop_assert_eq!(&state, &r2.dump().unwrap());
+            prop_assert_eq!(r1.digests().unwrap(), r2.digests().unwrap());
             // And that state is the maximum write per id.
             for rec in &state {
                 let best = writes.iter().filter(|w| w.id == rec.id).max_by(|a, b| a.lww_cmp(b)).unwrap();

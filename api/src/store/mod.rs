@@ -4,12 +4,16 @@
 //!   with a replication outbox and last-writer-wins apply (the local regions).
 //! - [`dynamo::DynamoStore`]: a DynamoDB (global) table (AWS, or moto's server in tests).
 //!
+//! - [`digest`]: per-bucket digests of live items, for anti-entropy between local regions.
+//!
 //! Both keep the same [`Record`] metadata, so last-writer-wins means the same thing in both.
 
+pub mod digest;
 pub mod dynamo;
 pub mod embedded;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tandem_shared::Fault;
 use tandem_shared::item::{Data, Item, Record};
@@ -24,6 +28,10 @@ pub enum StoreError {
     /// The stored item would exceed DynamoDB's 400 KB limit.
     #[error("item would be {0} bytes, over the 400 KB limit")]
     TooLarge(usize),
+    /// The storage underneath failed (I/O error, full or missing disk): an outage, answered
+    /// 503 so the edge fails over.
+    #[error("storage unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     /// The store itself failed.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -91,16 +99,31 @@ pub trait Store: Send + Sync + 'static {
     fn save_fault(&self, fault: StoredFault)
     -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Whether the store can serve: an error when its storage failed (health answers 503).
+    fn check(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+
     /// What the store can say about replication, for `GET /api/health`.
     fn replication(&self) -> impl Future<Output = serde_json::Value> + Send;
 }
 
-/// Wall-clock milliseconds since the Unix epoch.
+/// Added to the machine's clock by [`now_ms`]: lets a local region run with a skewed clock, as
+/// a real host's may be (`tandem region --clock-offset-ms`, used by tests and `tandem chaos`).
+static CLOCK_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Skews this process's clock (see [`CLOCK_OFFSET_MS`]).
+pub fn set_clock_offset_ms(offset: i64) {
+    CLOCK_OFFSET_MS.store(offset, Ordering::Relaxed);
+}
+
+/// Wall-clock milliseconds since the Unix epoch (plus this process's clock offset).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
+    let real = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    real.saturating_add_signed(CLOCK_OFFSET_MS.load(Ordering::Relaxed))
 }
 
 /// Refuses records over DynamoDB's item size limit, in either store.

@@ -1,0 +1,112 @@
+//! A region whose disk fails: writes answer 503 (an outage, so the edge fails over), never a
+//! bare 500, and `/api/health` says so until the region is restarted.
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use redb::StorageBackend;
+use redb::backends::InMemoryBackend;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tandem_api::store::embedded::EmbeddedStore;
+use tower::ServiceExt as _;
+
+/// An in-memory disk that starts failing every write and sync when told to.
+#[derive(Debug, Clone, Default)]
+struct FailingDisk {
+    inner: Arc<InMemoryBackend>,
+    broken: Arc<AtomicBool>,
+}
+
+impl FailingDisk {
+    fn check(&self) -> std::io::Result<()> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected: the disk is gone"));
+        }
+        Ok(())
+    }
+}
+
+impl StorageBackend for FailingDisk {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.inner.read(offset, len)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.sync_data(eventual)
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.write(offset, data)
+    }
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, Value, Option<String>) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        retry,
+    )
+}
+
+#[tokio::test]
+async fn a_failing_disk_is_an_outage_and_health_says_so() {
+    let disk = FailingDisk::default();
+    let store = EmbeddedStore::open_with_backend(disk.clone(), "us-east-1").unwrap();
+    let app = tandem_api::router(
+        store,
+        tandem_api::Config {
+            region: "us-east-1".into(),
+            admin_token: None,
+            origin_secret: None,
+            cors_origins: vec![],
+        },
+    );
+    let (status, _, _) = call(&app, "PUT", "/api/items/a", r#"{"data":{}}"#).await;
+    assert_eq!(status, 201);
+    assert_eq!(call(&app, "GET", "/api/health", "").await.0, 200);
+
+    disk.broken.store(true, Ordering::SeqCst);
+    let (status, body, retry) = call(&app, "PUT", "/api/items/b", r#"{"data":{}}"#).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "region_unavailable");
+    assert_eq!(retry.as_deref(), Some("1"));
+    let (status, body, _) = call(&app, "DELETE", "/api/items/a", "").await;
+    assert_eq!(status, 503, "{body}");
+    let (status, health, _) = call(&app, "GET", "/api/health", "").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "unavailable");
+    assert!(
+        health["error"].as_str().unwrap().contains("restart"),
+        "{health}"
+    );
+    // What was acknowledged before the failure still reads.
+    assert_eq!(call(&app, "GET", "/api/items/a", "").await.0, 200);
+}

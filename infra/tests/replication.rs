@@ -1,0 +1,582 @@
+//! Replication you can trust (issue 9), each finding reproduced with real processes: a write
+//! at the deepest accepted nesting, a backlog of large items, a region that lost its disk, a
+//! process that takes a peer's port, a peer whose clock runs ahead, and compaction.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tandem_infra::replication::wire::{self, Frame, Key};
+
+const KEY: &str = "replication-test-key";
+
+/// Polls `check` until it gives `Some`, or panics with `what` after `secs`.
+async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `tandem region` process started by the test itself, for what `tandem up` does not expose.
+struct Region {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Region {
+    async fn start(
+        name: &str,
+        port: u16,
+        dir: &std::path::Path,
+        peers: &[(&str, u16)],
+        extra: &[&str],
+    ) -> Region {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        cmd.args([
+            "region",
+            "--region",
+            name,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--admin-token", TOKEN, "--origin-secret", SECRET])
+        .env("TANDEM_REPLICATION_KEY", KEY)
+        .env("RUST_LOG", "warn")
+        .args(extra)
+        .stdout(Stdio::null());
+        for (peer, port) in peers {
+            cmd.args(["--peer", &format!("{peer}=http://127.0.0.1:{port}")]);
+        }
+        let region = Region {
+            child: cmd.spawn().unwrap(),
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let url = region.url.clone();
+        wait_for(10, "the region to listen", || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(format!("{url}/api/health"))
+                    .send()
+                    .await
+                    .ok()
+                    .map(drop)
+            }
+        })
+        .await;
+        region
+    }
+
+    async fn put(&self, id: &str, data: Value) -> Value {
+        let r = reqwest::Client::new()
+            .put(format!("{}/api/items/{id}", self.url))
+            .header("x-origin-verify", SECRET)
+            .json(&json!({ "data": data }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "PUT {id}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn get(&self, id: &str) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .get(format!("{}/api/items/{id}", self.url))
+            .header("x-origin-verify", SECRET)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn status(&self) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/_replication/status", self.url))
+            .header("x-origin-verify", SECRET)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// A signed GET as region `as_peer` would send it; the raw answer body.
+async fn signed_get(url: &str, path: &str, key: &Key, as_peer: &str) -> (u16, Vec<u8>, bool) {
+    let nonce = "0123456789abcdef0123";
+    let r = reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .header(wire::PEER_HEADER, as_peer)
+        .header(wire::NONCE_HEADER, nonce)
+        .header(
+            wire::SIGNATURE_HEADER,
+            key.sign_request(as_peer, nonce, path),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let sig = r
+        .headers()
+        .get(wire::SIGNATURE_HEADER)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = r.bytes().await.unwrap().to_vec();
+    let signed = key.verify_response(nonce, &body, &sig);
+    (status, body, signed)
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// `{"a":{"a":…{}…}}` with `depth` objects.
+fn nested(depth: usize) -> String {
+    format!(
+        "{}{}",
+        "{\"a\":".repeat(depth - 1) + "{}",
+        "}".repeat(depth - 1)
+    )
+}
+
+#[tokio::test]
+async fn a_write_at_the_deepest_accepted_nesting_replicates_and_later_writes_follow() {
+    let s = Stack::start().await;
+    // The deepest `data` the API accepts.
+    let mut depth = 140;
+    loop {
+        let r = s
+            .http
+            .put(format!("{}/api/items/deep", s.edge))
+            .header("content-type", "application/json")
+            .body(format!("{{\"data\":{}}}", nested(depth)))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 201 {
+            break;
+        }
+        assert_eq!(r.status(), 400, "depth {depth}");
+        depth -= 1;
+    }
+    assert!(depth >= 120, "the API accepts only {depth} levels");
+    let r = s
+        .edge(
+            Method::PUT,
+            "/api/items/after-deep",
+            Some(json!({"data": {}})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    s.converged("after-deep").await;
+    // The deep item itself, compared by ETag and size (a JSON parser would refuse its depth).
+    let etag = |r: &reqwest::Response| header(r, "etag");
+    let e = s.direct(EAST, "/api/items/deep").await;
+    let w = s.direct(WEST, "/api/items/deep").await;
+    assert_eq!(
+        (e.status(), w.status()),
+        (reqwest::StatusCode::OK, reqwest::StatusCode::OK)
+    );
+    assert_eq!(etag(&e), etag(&w));
+    assert_eq!(
+        e.bytes().await.unwrap().len(),
+        w.bytes().await.unwrap().len()
+    );
+}
+
+/// Peak resident memory of a process, from /proc.
+fn peak_rss_kib(pid: u64) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_backlog_of_large_items_drains_with_bounded_memory() {
+    let s = Stack::start().await;
+    s.control(Method::PUT, "/replication", json!({"paused": true}))
+        .await;
+    // 500 items just under the 400 KB limit: a 200 MB backlog.
+    let blob = "x".repeat(400_000);
+    let writes = 500;
+    for i in 0..writes {
+        let r = s
+            .edge(
+                Method::PUT,
+                &format!("/api/items/big-{i}"),
+                Some(json!({"data": {"blob": blob}})),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "big-{i}");
+    }
+    s.control(Method::PUT, "/replication", json!({"paused": false}))
+        .await;
+    wait_for(120, "the backlog to drain", || async {
+        let v = s.control(Method::GET, "/replication", json!({})).await;
+        let pair = v["pairs"]
+            .as_array()?
+            .iter()
+            .find(|p| p["from"] == EAST)?
+            .clone();
+        (pair["applied"] == json!(writes) && pair["pending"] == json!(0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        s.direct(WEST, &format!("/api/items/big-{}", writes - 1))
+            .await
+            .status(),
+        200
+    );
+    let regions = s.control(Method::GET, "/regions", json!({})).await;
+    for r in regions["regions"].as_array().unwrap() {
+        let peak = peak_rss_kib(r["pid"].as_u64().unwrap());
+        // Pulls carry at most 4 MiB (plus one item), so the backlog's size does not matter.
+        assert!(peak < 512 * 1024, "{} peaked at {peak} KiB", r["region"]);
+    }
+}
+
+#[tokio::test]
+async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow_out() {
+    let s = Stack::start().await;
+    for i in 0..5 {
+        let r = s
+            .edge(
+                Method::PUT,
+                &format!("/api/items/east-{i}"),
+                Some(json!({"data": {"i": i}})),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    for i in 0..3 {
+        let r = s
+            .edge(
+                Method::PUT,
+                &format!("/region/{WEST}/api/items/west-{i}"),
+                Some(json!({"data": {"i": i}})),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    for id in ["east-4", "west-2"] {
+        s.converged(id).await;
+    }
+    s.set_region(WEST, "stopped").await;
+    std::fs::remove_dir_all(s._data.path().join(WEST)).unwrap();
+    s.set_region(WEST, "up").await;
+    // Everything comes back, what us-west-2 wrote itself included.
+    for id in ["east-0", "east-4", "west-0", "west-2"] {
+        let (status, _) = s.converged(id).await;
+        assert_eq!(status, 200, "{id}");
+    }
+    // And what it writes now reaches us-east-1.
+    let r = s
+        .edge(
+            Method::PUT,
+            &format!("/region/{WEST}/api/items/after-loss"),
+            Some(json!({"data": {}})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let (status, item) = s.converged("after-loss").await;
+    assert_eq!(
+        (status.as_u16(), item["updated_in"].as_str()),
+        (200, Some(WEST))
+    );
+    // `tandem verify` agrees, and says so.
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "verify",
+            "--endpoint",
+            &s.edge,
+            "--token",
+            TOKEN,
+            "--wait",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 regions agree"), "{stdout}");
+    let v = s.control(Method::GET, "/replication", json!({})).await;
+    let resyncs: u64 = v["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["resyncs"].as_u64().unwrap())
+        .sum();
+    assert!(resyncs >= 2, "both sides copied the other's state: {v}");
+}
+
+#[tokio::test]
+async fn tandem_verify_names_the_ids_that_differ() {
+    let s = Stack::start().await;
+    s.control(Method::PUT, "/replication", json!({"paused": true}))
+        .await;
+    let r = s
+        .edge(
+            Method::PUT,
+            "/api/items/only-east",
+            Some(json!({"data": {}})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["verify", "--endpoint", &s.edge, "--token", TOKEN])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("only-east") && stdout.contains(&format!("{WEST}: absent")),
+        "{stdout}"
+    );
+    s.control(Method::PUT, "/replication", json!({"paused": false}))
+        .await;
+    s.converged("only-east").await;
+}
+
+/// What a process that took a peer's port saw, and what it answers: a forged page with the
+/// 2^64-1 sequence number and an item of its own.
+#[derive(Default)]
+struct Rogue {
+    headers: Mutex<Vec<String>>,
+    requests: Mutex<u64>,
+}
+
+async fn rogue_peer(rogue: Arc<Rogue>) -> u16 {
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let rogue = rogue.clone();
+        async move {
+            let seen: Vec<String> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("")))
+                .collect();
+            rogue.headers.lock().unwrap().extend(seen);
+            *rogue.requests.lock().unwrap() += 1;
+            let record = br#"{"id":"injected","data":{"evil":true},"version":1,"updated_at_ms":1,"updated_in":"us-west-2"}"#;
+            let frame = Frame {
+                incarnation: 42,
+                head: u64::MAX,
+                through: u64::MAX,
+                entries: vec![(u64::MAX, record.to_vec())],
+                ..Frame::default()
+            };
+            // Signed with a key it guessed, as the old JSON shape would not even parse.
+            let sig = Key::new("guessed").sign_response("x", &frame.encode());
+            ([(wire::SIGNATURE_HEADER, sig)], frame.encode()).into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+#[tokio::test]
+async fn peers_prove_who_they_are_and_a_lying_peer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rogue = Arc::new(Rogue::default());
+    let rogue_port = rogue_peer(rogue.clone()).await;
+    let port = free_ports();
+    let east = Region::start(EAST, port, dir.path(), &[(WEST, rogue_port)], &[]).await;
+    east.put("mine", json!({"v": 1})).await;
+    let status = wait_for(15, "a refused answer", || async {
+        let v = east.status().await;
+        (v["pairs"][0]["refused"].as_u64()? >= 2).then_some(v)
+    })
+    .await;
+    // Refused, reported, not applied.
+    assert_eq!(status["pairs"][0]["applied"], 0, "{status}");
+    assert!(
+        status["pairs"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not signed"),
+        "{status}"
+    );
+    assert_eq!(east.get("injected").await, 404);
+    // Health tells the truth about the link (it is refreshed every second).
+    let health = wait_for(10, "health to report the failing link", || async {
+        let health: Value = reqwest::Client::new()
+            .get(format!("{}/api/health", east.url))
+            .header("x-origin-verify", SECRET)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let link = &health["replication"]["pairs"][0];
+        (matches!(link["state"].as_str(), Some("failing" | "stalled"))
+            && link["refused"].as_u64()? >= 1)
+            .then_some(health)
+    })
+    .await;
+    assert_eq!(
+        health["status"], "ok",
+        "the region itself still serves: {health}"
+    );
+    // The rogue learned no secret: neither the replication key nor the origin secret was sent.
+    let seen = rogue.headers.lock().unwrap().join("\n");
+    assert!(*rogue.requests.lock().unwrap() >= 2);
+    assert!(!seen.contains(KEY) && !seen.contains(SECRET), "{seen}");
+    assert!(seen.contains(wire::SIGNATURE_HEADER), "{seen}");
+
+    // The region's own routes: the origin secret alone, an unknown peer or the wrong key: 401.
+    let path = "/_replication/changes?after=0";
+    let r = reqwest::Client::new()
+        .get(format!("{}{path}", east.url))
+        .header("x-origin-verify", SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        signed_get(&east.url, path, &Key::new("wrong"), WEST)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        signed_get(&east.url, path, &Key::new(KEY), "eu-west-1")
+            .await
+            .0,
+        401
+    );
+    let (status, body, signed) = signed_get(&east.url, path, &Key::new(KEY), WEST).await;
+    assert_eq!((status, signed), (200, true));
+    let frame = Frame::decode(&body).unwrap();
+    assert_eq!((frame.head, frame.entries.len()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_peer_clock_far_ahead_does_not_hold_back_later_changes() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = free_ports();
+    // us-east-1's clock is an hour ahead; us-west-2 holds changes back 300 ms.
+    let east = Region::start(
+        EAST,
+        port,
+        d1.path(),
+        &[(WEST, port + 1)],
+        &["--clock-offset-ms", "3600000"],
+    )
+    .await;
+    let west = Region::start(
+        WEST,
+        port + 1,
+        d2.path(),
+        &[(EAST, port)],
+        &["--replication-lag-ms", "300"],
+    )
+    .await;
+    let future = east.put("from-the-future", json!({})).await;
+    assert!(
+        future["item"]["updated_at"].as_str().unwrap()
+            > tandem_shared::item::format_timestamp(tandem_api::store::now_ms() + 1_800_000)
+                .as_str()
+    );
+    east.put("later", json!({})).await;
+    for id in ["from-the-future", "later"] {
+        wait_for(15, id, || async {
+            (west.get(id).await == 200).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_is_compacted_and_deleted_data_is_neither_kept_nor_shipped() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = free_ports();
+    let grace = ["--tombstone-grace-ms", "500"];
+    let east = Region::start(EAST, port, d1.path(), &[(WEST, port + 1)], &grace).await;
+    let west = Region::start(WEST, port + 1, d2.path(), &[(EAST, port)], &grace).await;
+    east.put("gone", json!({"secret": "s3cr3t-data"})).await;
+    east.put("kept", json!({})).await;
+    let r = reqwest::Client::new()
+        .delete(format!("{}/api/items/gone", east.url))
+        .header("x-origin-verify", SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let key = Key::new(KEY);
+    // The deleted data is not shipped, from the start of the outbox.
+    let (_, body, _) = signed_get(&east.url, "/_replication/changes?after=0", &key, WEST).await;
+    assert!(!contains(&body, "s3cr3t-data"));
+    wait_for(15, "the delete to replicate", || async {
+        (west.get("gone").await == 404 && west.get("kept").await == 200).then_some(())
+    })
+    .await;
+    // Once us-west-2 has applied everything, the outbox is compacted.
+    wait_for(15, "the outbox to be compacted", || async {
+        let v = east.status().await;
+        (v["outbox_floor"] == 3 && v["outbox_head"] == 3).then_some(())
+    })
+    .await;
+    let (_, body, _) = signed_get(&east.url, "/_replication/changes?after=0", &key, WEST).await;
+    let frame = Frame::decode(&body).unwrap();
+    assert_eq!((frame.floor, frame.entries.len()), (3, 0));
+    // And the tombstone goes after the grace, in both regions; the live item stays.
+    for region in [&east, &west] {
+        wait_for(20, "the tombstone to be collected", || async {
+            let (_, body, _) = signed_get(
+                &region.url,
+                "/_replication/items",
+                &key,
+                if region.url == east.url { WEST } else { EAST },
+            )
+            .await;
+            let frame = Frame::decode(&body).ok()?;
+            let ids: Vec<String> = frame
+                .entries
+                .iter()
+                .map(|(_, b)| {
+                    serde_json::from_slice::<Value>(b).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            (ids == ["kept"]).then_some(())
+        })
+        .await;
+    }
+}

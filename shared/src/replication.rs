@@ -1,0 +1,147 @@
+//! How replication between local regions is doing, as health, the control API, `tandem verify`
+//! and the console all show it: one type per concept, serialised the same way everywhere.
+
+use serde::{Deserialize, Serialize};
+
+/// Replication settings that can change at run time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationConfig {
+    pub paused: bool,
+    pub lag_ms: u64,
+}
+
+/// The state of one replication link (a peer's writes flowing into a region).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Not pulled yet since this region started.
+    #[default]
+    Starting,
+    /// The last pull worked.
+    Ok,
+    /// Replication is paused by the operator.
+    Paused,
+    /// The peer's data changed identity or its log has a gap: copying its whole state.
+    Resyncing,
+    /// The last pull failed (peer down, refused, or it answered something impossible).
+    Failing,
+    /// Pulls have failed for longer than [`STALLED_AFTER_MS`].
+    Stalled,
+}
+
+/// A link whose last successful pull is older than this is reported as stalled.
+pub const STALLED_AFTER_MS: u64 = 10_000;
+
+/// Whether two regions' state digests match (anti-entropy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestState {
+    /// Not compared yet, or compared while writes were still in flight.
+    #[default]
+    Unknown,
+    /// Every bucket matched at the last comparison.
+    Agree,
+    /// Some buckets differed while this region was caught up; they were repaired.
+    Differ,
+}
+
+/// One replication link: writes of `from` applied in `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PairStatus {
+    pub from: String,
+    pub to: String,
+    pub state: LinkState,
+    /// Last sequence number of `from`'s outbox applied in `to`.
+    pub applied: u64,
+    /// `from`'s latest sequence number, as of the last successful pull.
+    pub source_head: u64,
+    /// Writes accepted in `from` and not yet applied in `to` (as of the last pull).
+    pub pending: u64,
+    /// Time from a write's acceptance in `from` to its application in `to`.
+    pub lag_p50_ms: Option<u64>,
+    pub lag_p99_ms: Option<u64>,
+    pub lag_max_ms: Option<u64>,
+    pub samples: usize,
+    /// Milliseconds since the epoch of the last successful pull.
+    pub last_pull_ms: Option<u64>,
+    /// Why the last pull failed, while it does.
+    pub last_error: Option<String>,
+    pub digest: DigestState,
+    /// Full copies of the peer's state made (identity change, log gap).
+    pub resyncs: u64,
+    /// Records taken from the peer by anti-entropy repair.
+    pub repaired: u64,
+    /// Answers refused because they were unsigned, forged or impossible.
+    pub refused: u64,
+}
+
+impl PairStatus {
+    /// The state to report at `now_ms`: a failing link whose last success is old is stalled.
+    pub fn state_at(&self, now_ms: u64, started_ms: u64) -> LinkState {
+        let since = self.last_pull_ms.unwrap_or(started_ms);
+        match self.state {
+            LinkState::Failing | LinkState::Starting
+                if now_ms.saturating_sub(since) > STALLED_AFTER_MS =>
+            {
+                LinkState::Stalled
+            }
+            s => s,
+        }
+    }
+}
+
+/// Answer to a region's `GET /_replication/status`, and its health's `replication` field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RegionReplication {
+    pub region: String,
+    pub store: String,
+    /// This region's data identity: a new one after its disk was lost.
+    pub incarnation: String,
+    pub config: ReplicationConfig,
+    pub outbox_head: u64,
+    /// Outbox entries up to here were applied by every peer and compacted away.
+    pub outbox_floor: u64,
+    pub pairs: Vec<PairStatus>,
+    /// Hex digest of each bucket of this region's live items.
+    pub digests: Vec<String>,
+}
+
+impl RegionReplication {
+    /// True when every link is healthy (or paused on purpose).
+    pub fn healthy(&self) -> bool {
+        self.pairs
+            .iter()
+            .all(|p| matches!(p.state, LinkState::Ok | LinkState::Paused))
+    }
+}
+
+/// Which write a region holds for an id, as `tandem verify` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteKey {
+    /// RFC 3339 with milliseconds.
+    pub updated_at: String,
+    pub updated_in: String,
+    pub version: u64,
+}
+
+/// An id whose regions hold different writes (`None`: absent or deleted there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    pub id: String,
+    pub held: std::collections::BTreeMap<String, Option<WriteKey>>,
+}
+
+/// Answer to `GET /_tandem/verify`: do all regions hold the same live items?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Verdict {
+    /// True when every region answered and every digest matched.
+    pub agree: bool,
+    /// Regions compared.
+    pub regions: Vec<String>,
+    /// Regions that could not be asked (down, crashed, blackholed).
+    pub unavailable: Vec<String>,
+    /// Digest buckets that differed.
+    pub differing_buckets: Vec<usize>,
+    /// The ids behind those buckets, with what each region holds.
+    pub differences: Vec<Difference>,
+}
