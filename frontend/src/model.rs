@@ -3,6 +3,7 @@
 //! Kept apart from the views so that `cargo test` checks it on the host.
 
 use serde::Deserialize;
+use tandem_shared::replication::{PairStatus, ReplicationConfig};
 
 /// sessionStorage key of the admin token. sessionStorage, not localStorage: the token should
 /// not outlive the tab it was opened in.
@@ -241,29 +242,38 @@ pub struct ControlRegion {
     pub primary: bool,
 }
 
-/// `GET /_tandem/replication`, the fields the console uses.
+/// `GET /_tandem/replication`: the settings and every link, in the shared types.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ControlReplication {
     pub config: ReplicationConfig,
     #[serde(default)]
-    pub pairs: Vec<ReplicationPair>,
+    pub pairs: Vec<PairStatus>,
     #[serde(default)]
     pub unavailable: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-pub struct ReplicationConfig {
-    pub paused: bool,
-    pub lag_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ReplicationPair {
-    pub from: String,
-    pub to: String,
-    pub pending: u64,
-    pub lag_p50_ms: Option<u64>,
-    pub lag_p99_ms: Option<u64>,
+/// One line about a replication link: backlog, lag, and whatever is wrong with it.
+pub fn describe_link(p: &PairStatus) -> String {
+    let ms = |l: Option<u64>| l.map_or("–".into(), |l| format!("{l} ms"));
+    let mut line = format!(
+        "{} pending from {}, lag p50 {} p99 {}; link {}, digests {}",
+        p.pending,
+        p.from,
+        ms(p.lag_p50_ms),
+        ms(p.lag_p99_ms),
+        p.state.as_str(),
+        p.digest.as_str(),
+    );
+    if p.resyncs > 0 {
+        line.push_str(&format!("; {} resync(s)", p.resyncs));
+    }
+    if p.refused > 0 {
+        line.push_str(&format!("; {} answer(s) refused", p.refused));
+    }
+    if let Some(err) = &p.last_error {
+        line.push_str(&format!("; error: {err}"));
+    }
+    line
 }
 
 /// `code: message` of an error body, also of the edge's own errors (whose `region` is null,
@@ -421,6 +431,17 @@ mod tests {
         .unwrap();
         assert_eq!(repl.pairs[0].pending, 1);
         assert_eq!(repl.unavailable, vec!["us-west-2".to_owned()]);
+        let failing: ControlReplication = serde_json::from_str(
+            r#"{"config":{"paused":false,"lag_ms":0},"pairs":[{"from":"us-west-2","to":"us-east-1",
+                "state":"stalled","pending":7,"digest":"differ","resyncs":1,"refused":2,
+                "last_error":"peer unreachable"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            describe_link(&failing.pairs[0]),
+            "7 pending from us-west-2, lag p50 – p99 –; link stalled, digests differ; 1 resync(s); \
+             2 answer(s) refused; error: peer unreachable"
+        );
         assert_eq!(
             error_of(r#"{"error":{"code":"region_unavailable","message":"x"},"region":null}"#),
             Some(("region_unavailable".into(), "x".into()))

@@ -372,18 +372,7 @@ fn RegionCard(
                     <dd data-role="state">{move || state().unwrap_or_else(|| "?".into())}</dd>
                     <dt>"Replication in"</dt>
                     <dd data-role="replication">
-                        {move || match incoming() {
-                            None => "?".to_owned(),
-                            Some(p) => {
-                                format!(
-                                    "{} pending from {}, lag p50 {} p99 {}",
-                                    p.pending,
-                                    p.from,
-                                    p.lag_p50_ms.map_or("–".into(), |l| format!("{l} ms")),
-                                    p.lag_p99_ms.map_or("–".into(), |l| format!("{l} ms")),
-                                )
-                            }
-                        }}
+                        {move || incoming().map_or("?".to_owned(), |p| model::describe_link(&p))}
                     </dd>
                 </div>
             </dl>

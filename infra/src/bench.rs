@@ -4,6 +4,8 @@
 //! 2. Failover added latency per fault mode: GET through the edge with the primary faulted,
 //!    minus GET through the edge while healthy, with the edge's deployed defaults.
 //! 3. Edge throughput (GET, closed loop) healthy and with the primary stopped.
+//! 4. Recovery ([`crate::bench_recovery`]): a 200 MB backlog's catch-up time and peak memory,
+//!    and the time a region that lost its disk takes to match its peer again.
 //!
 //! Not a test: it prints figures and asserts nothing about time.
 
@@ -44,6 +46,12 @@ pub struct BenchArgs {
     /// The built console, for its size.
     #[arg(long, default_value = "frontend/dist")]
     pub console_dir: PathBuf,
+    /// MB of 400 KB items for the replication catch-up figure (0: skip it).
+    #[arg(long, default_value_t = 200)]
+    pub backlog_mb: u64,
+    /// Items in us-east-1 for the lost-disk figure (0: skip it).
+    #[arg(long, default_value_t = 10_000)]
+    pub disk_loss_items: u64,
 }
 
 /// A `tandem up` started for measuring.
@@ -455,6 +463,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     failover_latency(&stack, &http, &args).await?;
     edge_throughput(&stack, &http, &args).await?;
     drop(stack);
+    if args.backlog_mb > 0 {
+        crate::bench_recovery::catch_up(&args.edge, args.backlog_mb).await?;
+    }
+    if args.disk_loss_items > 0 {
+        crate::bench_recovery::disk_loss(
+            &args.edge,
+            args.disk_loss_items,
+            args.disk_loss_items / 10,
+        )
+        .await?;
+    }
     if args.compare {
         crate::bench_compare::edge_vs_nginx(&args).await?;
         let moto = Moto::start(&args.moto_server).await?;

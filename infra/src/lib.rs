@@ -9,7 +9,8 @@
 //! - [`edge`]: the CloudFront-faithful reverse proxy and the console's static files.
 //! - [`control`]: the local control API (`/_tandem/*`).
 //! - [`bench`]: `tandem bench`, figures measured on a stack it starts itself;
-//!   [`bench_compare`] adds nginx, Lambda init and console size next to them.
+//!   [`bench_compare`] adds nginx, Lambda init and console size next to them;
+//!   [`bench_recovery`] a backlog's catch-up and a lost disk's recovery.
 //! - [`chaos`]: `tandem chaos`, randomized faults with a checker that every acknowledged write
 //!   survives and every region converges.
 //! - [`drill`]: `tandem drill`, an outage drill with client-side RTO/RPO figures and reports.
@@ -23,6 +24,7 @@ pub mod aws;
 pub mod aws_stack;
 pub mod bench;
 pub mod bench_compare;
+pub mod bench_recovery;
 pub mod chaos;
 pub mod control;
 pub mod deploy;

@@ -29,6 +29,20 @@ pub enum LinkState {
     Stalled,
 }
 
+impl LinkState {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Starting => "starting",
+            LinkState::Ok => "ok",
+            LinkState::Paused => "paused",
+            LinkState::Resyncing => "resyncing",
+            LinkState::Failing => "failing",
+            LinkState::Stalled => "stalled",
+        }
+    }
+}
+
 /// A link whose last successful pull is older than this is reported as stalled.
 pub const STALLED_AFTER_MS: u64 = 10_000;
 
@@ -45,8 +59,20 @@ pub enum DigestState {
     Differ,
 }
 
+impl DigestState {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestState::Unknown => "unknown",
+            DigestState::Agree => "agree",
+            DigestState::Differ => "differ",
+        }
+    }
+}
+
 /// One replication link: writes of `from` applied in `to`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct PairStatus {
     pub from: String,
     pub to: String,
@@ -144,4 +170,52 @@ pub struct Verdict {
     pub differing_buckets: Vec<usize>,
     /// The ids behind those buckets, with what each region holds.
     pub differences: Vec<Difference>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_wire() {
+        for s in [
+            LinkState::Starting,
+            LinkState::Ok,
+            LinkState::Paused,
+            LinkState::Resyncing,
+            LinkState::Failing,
+            LinkState::Stalled,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        for d in [
+            DigestState::Unknown,
+            DigestState::Agree,
+            DigestState::Differ,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&d).unwrap(),
+                format!("\"{}\"", d.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn a_failing_link_turns_stalled_after_a_while() {
+        let p = PairStatus {
+            state: LinkState::Failing,
+            last_pull_ms: Some(1_000),
+            ..PairStatus::default()
+        };
+        assert_eq!(p.state_at(1_000 + STALLED_AFTER_MS, 0), LinkState::Failing);
+        assert_eq!(p.state_at(1_001 + STALLED_AFTER_MS, 0), LinkState::Stalled);
+        let ok = PairStatus {
+            state: LinkState::Ok,
+            ..p
+        };
+        assert_eq!(ok.state_at(u64::MAX, 0), LinkState::Ok);
+    }
 }
