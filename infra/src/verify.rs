@@ -58,10 +58,9 @@ pub async fn compare(
             .filter(|&b| others.iter().any(|o| o.get(b) != first.get(b)))
             .collect();
     }
-    for &bucket in &verdict.differing_buckets {
-        verdict
-            .differences
-            .extend(bucket_differences(http, key, regions, all, bucket).await);
+    if !verdict.differing_buckets.is_empty() {
+        let mask = tandem_api::store::digest::mask_of(&verdict.differing_buckets);
+        verdict.differences = differences(http, key, regions, all, mask).await;
     }
     verdict.agree = verdict.unavailable.is_empty()
         && verdict.regions.len() >= 2
@@ -69,13 +68,13 @@ pub async fn compare(
     verdict
 }
 
-/// The ids of one bucket whose regions hold different writes.
-async fn bucket_differences(
+/// The ids in the buckets of `mask` whose regions hold different writes.
+async fn differences(
     http: &reqwest::Client,
     key: &Key,
     regions: &[(String, String)],
     all: &[String],
-    bucket: usize,
+    mask: u64,
 ) -> Vec<Difference> {
     let mut held: BTreeMap<String, BTreeMap<String, Option<WriteKey>>> = BTreeMap::new();
     for (name, url) in regions {
@@ -85,7 +84,7 @@ async fn bucket_differences(
         };
         let mut after: Option<String> = None;
         loop {
-            let mut path = format!("/_replication/items?bucket={bucket}");
+            let mut path = format!("/_replication/items?buckets={mask}");
             if let Some(a) = &after {
                 path.push_str(&format!("&after={a}"));
             }

@@ -580,3 +580,52 @@ async fn the_outbox_is_compacted_and_deleted_data_is_neither_kept_nor_shipped() 
         .await;
     }
 }
+
+#[tokio::test]
+async fn anti_entropy_repairs_a_divergence_no_log_records() {
+    let s = Stack::start().await;
+    let r = s
+        .edge(Method::PUT, "/api/items/base", Some(json!({"data": {}})))
+        .await;
+    assert_eq!(r.status(), 201);
+    s.converged("base").await;
+    // Both links have made first contact (and copied each other's state).
+    wait_for(15, "both links to be up", || async {
+        let v = s.control(Method::GET, "/replication", json!({})).await;
+        let pairs = v["pairs"].as_array()?;
+        (pairs.len() == 2
+            && pairs
+                .iter()
+                .all(|p| p["state"] == "ok" && p["resyncs"] == 1))
+        .then_some(())
+    })
+    .await;
+    // Behind replication's back: a record appears in us-west-2's store with no outbox entry
+    // (as a bug, a restored backup or a bit flip might leave it).
+    s.set_region(WEST, "stopped").await;
+    {
+        let store =
+            tandem_api::store::embedded::EmbeddedStore::open(&s._data.path().join(WEST), WEST)
+                .unwrap();
+        let sneaky = tandem_shared::Record {
+            id: "sneaky".into(),
+            data: Some(serde_json::Map::new()),
+            version: 1,
+            updated_at_ms: tandem_api::store::now_ms(),
+            updated_in: WEST.into(),
+        };
+        assert_eq!(store.apply_records(&[sneaky]).unwrap(), 1);
+    }
+    s.set_region(WEST, "up").await;
+    // Digests differ, the bucket is compared, and us-east-1 takes the record.
+    let (status, _) = s.converged("sneaky").await;
+    assert_eq!(status, 200);
+    let v = s.control(Method::GET, "/replication", json!({})).await;
+    let into_east = v["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["to"] == EAST)
+        .unwrap();
+    assert!(into_east["repaired"].as_u64().unwrap() >= 1, "{v}");
+}

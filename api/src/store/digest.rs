@@ -9,7 +9,7 @@
 use sha2::{Digest as _, Sha256};
 use tandem_shared::Record;
 
-/// How many buckets ids are spread over.
+/// How many buckets ids are spread over (one bit each in a `u64` mask).
 pub const BUCKETS: usize = 64;
 
 /// One bucket's digest.
@@ -19,6 +19,16 @@ pub type BucketDigest = [u8; 16];
 pub fn bucket_of(id: &str) -> usize {
     let h = Sha256::digest(id.as_bytes());
     h[0] as usize % BUCKETS
+}
+
+/// The bit of an id's bucket in a mask of buckets.
+pub fn bit_of(id: &str) -> u64 {
+    1 << bucket_of(id)
+}
+
+/// The mask of a set of buckets.
+pub fn mask_of(buckets: &[usize]) -> u64 {
+    buckets.iter().fold(0, |m, b| m | 1 << b)
 }
 
 /// What a live record contributes to its bucket; `None` for a tombstone.
@@ -79,5 +89,7 @@ mod tests {
         assert_ne!(contribution(&a), contribution(&rec("a", 3, true)));
         assert!(bucket_of("a") < BUCKETS);
         assert_eq!(bucket_of("a"), bucket_of("a"));
+        assert_eq!(bit_of("a"), mask_of(&[bucket_of("a")]));
+        assert_eq!(mask_of(&[0, 63]), 1 | 1 << 63);
     }
 }

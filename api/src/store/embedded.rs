@@ -437,11 +437,12 @@ impl EmbeddedStore {
     }
 
     /// A page of every record (tombstones included) in id order after `after`, at most
-    /// `max_bytes` (at least one record), optionally only those of one digest bucket.
+    /// `max_bytes` (at least one record), optionally only those of the digest buckets whose
+    /// bits are set in `buckets`.
     pub fn items_page(
         &self,
         after: Option<&str>,
-        bucket: Option<usize>,
+        buckets: Option<u64>,
         max_bytes: usize,
     ) -> anyhow::Result<ItemsPage> {
         let txn = self.inner.db.begin_read()?;
@@ -462,7 +463,7 @@ impl EmbeddedStore {
         let (mut bytes, mut last) = (0usize, None);
         for entry in range {
             let (id, record) = entry?;
-            if bucket.is_some_and(|b| digest::bucket_of(id.value()) != b) {
+            if buckets.is_some_and(|mask| mask & digest::bit_of(id.value()) == 0) {
                 continue;
             }
             let record = record.value();

@@ -39,8 +39,9 @@ pub const MAX_PULL_BYTES: usize = 4 << 20;
 const MAX_HELD_BYTES: usize = 64 << 20;
 /// How often an idle puller asks again.
 const POLL: Duration = Duration::from_millis(20);
-/// Longest wait between retries after errors.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest wait between retries after errors: short, so a peer that comes back is caught up
+/// within a fraction of a second (a refused connection costs almost nothing to retry).
+const MAX_BACKOFF: Duration = Duration::from_millis(250);
 /// How often digests are compared with each peer.
 const ANTI_ENTROPY_EVERY: Duration = Duration::from_secs(5);
 /// How often the outbox is compacted and tombstones collected.

@@ -116,7 +116,8 @@ impl Link {
             let cursor = self.held.back().map_or(pos.applied, |h| h.through);
             let frame = self
                 .fetch(&format!(
-                    "/_replication/changes?after={cursor}&incarnation={}&limit={BATCH}&max_bytes={MAX_PULL_BYTES}",
+                    "/_replication/changes?after={cursor}&applied={}&incarnation={}&limit={BATCH}&max_bytes={MAX_PULL_BYTES}",
+                    pos.applied,
                     pos.incarnation.unwrap_or(0)
                 ))
                 .await?;
@@ -140,7 +141,8 @@ impl Link {
             });
             self.apply_due().await?;
         }
-        let idle = !more && self.held.is_empty();
+        // Digests can only agree when neither side has writes in flight to the other.
+        let idle = !more && self.held.is_empty() && self.peer_caught_up().await;
         let due = self
             .last_anti_entropy
             .is_none_or(|t| t.elapsed() >= ANTI_ENTROPY_EVERY);
@@ -148,6 +150,20 @@ impl Link {
             self.anti_entropy(pos.incarnation).await?;
         }
         Ok(more)
+    }
+
+    /// Whether the peer has applied everything in this region's outbox.
+    async fn peer_caught_up(&self) -> bool {
+        let acked = self
+            .r
+            .acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&self.peer.name)
+            .copied();
+        let store = self.r.store.clone();
+        let head = tokio::task::spawn_blocking(move || store.outbox_head()).await;
+        matches!((acked, head), (Some(a), Ok(Ok(h))) if a >= h)
     }
 
     async fn position(&self) -> Result<PeerPosition, PullError> {
@@ -234,18 +250,18 @@ impl Link {
         Ok(())
     }
 
-    /// Applies every record of the peer (or of one digest bucket), page by page, last writer
-    /// wins; returns the peer's outbox head as of the first page and how many records won.
+    /// Applies every record of the peer (or of the digest buckets in a mask), page by page,
+    /// last writer wins; returns the peer's outbox head as of the first page and how many won.
     async fn copy_items(
         &self,
         incarnation: u64,
-        bucket: Option<usize>,
+        buckets: Option<u64>,
     ) -> Result<(u64, usize), PullError> {
         let (mut after, mut head, mut won) = (None::<String>, None, 0);
         loop {
             let mut path = format!("/_replication/items?max_bytes={MAX_PULL_BYTES}");
-            if let Some(b) = bucket {
-                path.push_str(&format!("&bucket={b}"));
+            if let Some(mask) = buckets {
+                path.push_str(&format!("&buckets={mask}"));
             }
             if let Some(a) = &after {
                 path.push_str(&format!("&after={a}"));
@@ -260,10 +276,13 @@ impl Link {
                 .iter()
                 .map(|(_, bytes)| check_record(bytes))
                 .collect::<Result<Vec<_>, _>>()?;
-            if let Some(b) = bucket
-                && let Some(bad) = records.iter().find(|r| digest::bucket_of(&r.id) != b)
+            if let Some(mask) = buckets
+                && let Some(bad) = records.iter().find(|r| mask & digest::bit_of(&r.id) == 0)
             {
-                return Err(refused(format!("{} is not in bucket {b}", bad.id)));
+                return Err(refused(format!(
+                    "{} is not in the buckets asked for",
+                    bad.id
+                )));
             }
             let store = self.r.store.clone();
             won += tokio::task::spawn_blocking(move || store.apply_records(&records))
@@ -300,11 +319,15 @@ impl Link {
             .map_err(anyhow::Error::from)??;
         let differ = digest::differing(&ours, &theirs);
         let mut repaired = 0;
-        for &bucket in &differ {
-            repaired += self.copy_items(incarnation, Some(bucket)).await?.1;
+        if !differ.is_empty() {
+            // One walk of the peer's items for all the buckets that differ.
+            repaired = self
+                .copy_items(incarnation, Some(digest::mask_of(&differ)))
+                .await?
+                .1;
         }
         if !differ.is_empty() {
-            tracing::info!(peer = %self.peer.name, buckets = differ.len(), repaired, "anti-entropy repaired differing buckets");
+            tracing::warn!(peer = %self.peer.name, buckets = differ.len(), repaired, "anti-entropy: digests differed; buckets compared and repaired");
         }
         self.r.with_stats(&self.peer.name, |s| {
             s.status.repaired += repaired as u64;

@@ -137,6 +137,8 @@ fn max_bytes(asked: Option<usize>) -> usize {
 #[derive(Deserialize)]
 struct ChangesQuery {
     after: u64,
+    /// How far the peer has durably applied (≤ `after`, which counts pages it holds back).
+    applied: Option<u64>,
     /// The incarnation of this region that `after` refers to (0: none yet).
     #[serde(default)]
     incarnation: u64,
@@ -154,7 +156,7 @@ async fn changes(
         r.acked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(peer.name.clone(), q.after);
+            .insert(peer.name.clone(), q.applied.unwrap_or(0).min(q.after));
     }
     let (limit, bytes) = (
         q.limit.unwrap_or(BATCH).clamp(1, BATCH),
@@ -176,7 +178,8 @@ async fn changes(
 #[derive(Deserialize)]
 struct ItemsQuery {
     after: Option<String>,
-    bucket: Option<usize>,
+    /// A mask of digest buckets (bit b: bucket b); all when absent.
+    buckets: Option<u64>,
     max_bytes: Option<usize>,
 }
 
@@ -186,9 +189,8 @@ async fn items(
     Query(q): Query<ItemsQuery>,
 ) -> Response {
     let bytes = max_bytes(q.max_bytes);
-    let bucket = q.bucket;
-    let after = q.after;
-    match read(&r, move |s| s.items_page(after.as_deref(), bucket, bytes)).await {
+    let (buckets, after) = (q.buckets, q.after);
+    match read(&r, move |s| s.items_page(after.as_deref(), buckets, bytes)).await {
         Ok(page) => peer.answer(Frame {
             incarnation: page.incarnation,
             head: page.head,
