@@ -328,10 +328,12 @@ impl EmbeddedStore {
         }
         let mut meta = txn.open_table(META).map_err(anyhow::Error::from)?;
         // Hybrid logical clock: never behind the last stamp, so a wall clock that steps back
-        // cannot make a later write lose to an earlier one, and no two local writes share a
-        // timestamp (a write is identified by `(updated_at, updated_in)`).
+        // holds stamps still instead of sending them backwards, and `Record::next` adds one
+        // past the id's current write, so two writes to one id never share `(updated_at,
+        // updated_in)` (which identifies a write). No `+ 1` here: under load that would run the
+        // stamps ahead of the wall clock, and every write after them would look older than it is.
         let last = meta_get(&meta, HLC)?;
-        let stamp = (self.inner.clock)().max(last + 1);
+        let stamp = (self.inner.clock)().max(last);
         let record = Record::next(id, current.as_ref(), data, &self.inner.region, stamp);
         check_size(&record)?;
         items
@@ -342,8 +344,9 @@ impl EmbeddedStore {
         let seq = meta_get(&meta, NEXT_SEQ)?.max(1);
         meta.insert(NEXT_SEQ, seq + 1)
             .map_err(anyhow::Error::from)?;
-        meta.insert(HLC, last.max(record.updated_at_ms))
-            .map_err(anyhow::Error::from)?;
+        // The region's own clock only: a peer whose clock runs ahead makes rewrites of the
+        // ids it wrote later than its write (above), but never drags every local stamp along.
+        meta.insert(HLC, stamp).map_err(anyhow::Error::from)?;
         let mut outbox = txn.open_table(OUTBOX).map_err(anyhow::Error::from)?;
         outbox
             .insert(seq, id.as_bytes())
@@ -835,6 +838,42 @@ mod tests {
         );
     }
 
+    #[test]
+    fn outboxes_written_before_ids_were_stored_there_still_ship() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
+        // As the first release wrote it: the whole record in the outbox entry.
+        let old = record("legacy", Some(json!({"n": 1})), 5, "us-east-1");
+        let txn = s.inner.db.begin_write().unwrap();
+        {
+            let bytes = encode(&old).unwrap();
+            txn.open_table(ITEMS)
+                .unwrap()
+                .insert("legacy", bytes.as_slice())
+                .unwrap();
+            txn.open_table(OUTBOX)
+                .unwrap()
+                .insert(1, bytes.as_slice())
+                .unwrap();
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert(NEXT_SEQ, 2).unwrap();
+            // Nor had it digests.
+            meta.remove(DIGESTS_BUILT).unwrap();
+        }
+        txn.commit().unwrap();
+        let page = s.changes_since(0, 10, usize::MAX).unwrap();
+        assert_eq!(ids(&page), vec![(1, "legacy".into())]);
+        assert_eq!(s.collect_tombstones(u64::MAX).unwrap(), 0);
+        assert!(s.digests().unwrap().iter().all(|d| *d == [0; 16]));
+        drop(s);
+        let s = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
+        let bucket = digest::bucket_of("legacy");
+        assert_eq!(
+            s.digests().unwrap()[bucket],
+            digest::contribution(&old).unwrap()
+        );
+    }
+
     static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
 
     fn test_clock() -> u64 {
@@ -847,15 +886,18 @@ mod tests {
         let s = EmbeddedStore::open_with_clock(dir.path(), "us-east-1", test_clock).unwrap();
         let first = s.put("a", data(json!({})), None).await.unwrap().item;
         CLOCK.store(5_000, std::sync::atomic::Ordering::SeqCst);
-        // Another id: without the region's clock it would be stamped 5000, before "a".
+        // Another id: on the bare wall clock it would be stamped 5000, long before "a".
         let second = s.put("b", data(json!({})), None).await.unwrap().item;
         let stamp = |i: &Item| tandem_shared::item::parse_timestamp(&i.updated_at).unwrap();
-        assert!(stamp(&second) > stamp(&first), "{second:?} vs {first:?}");
+        assert_eq!(stamp(&second), stamp(&first), "{second:?} vs {first:?}");
+        // The same id again: strictly later, so the rewrite wins everywhere.
+        let again = s.put("a", data(json!({"v": 2})), None).await.unwrap().item;
+        assert!(stamp(&again) > stamp(&first));
         // And it survives a restart.
         drop(s);
         let s = EmbeddedStore::open_with_clock(dir.path(), "us-east-1", test_clock).unwrap();
         let third = s.put("c", data(json!({})), None).await.unwrap().item;
-        assert!(stamp(&third) > stamp(&second));
+        assert!(stamp(&third) >= stamp(&second), "never behind the region's last stamp");
     }
 
     #[tokio::test]
