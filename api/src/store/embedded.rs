@@ -897,7 +897,10 @@ mod tests {
         drop(s);
         let s = EmbeddedStore::open_with_clock(dir.path(), "us-east-1", test_clock).unwrap();
         let third = s.put("c", data(json!({})), None).await.unwrap().item;
-        assert!(stamp(&third) >= stamp(&second), "never behind the region's last stamp");
+        assert!(
+            stamp(&third) >= stamp(&second),
+            "never behind the region's last stamp"
+        );
     }
 
     #[tokio::test]
