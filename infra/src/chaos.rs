@@ -300,10 +300,17 @@ async fn nemesis(
         let hold = Duration::from_millis(300 + rng.below(2500));
         let result = if !wiped && started.elapsed() >= duration / 2 {
             wiped = true;
-            log(format!(
-                "{region}: disk lost (stopped, data directory wiped, started)"
-            ));
-            wipe(stack, http, region).await
+            // Logged once the region has stopped: what it acknowledged until then is what the
+            // checker may excuse as lost with the disk.
+            match stack.set_state(http, region, "stopped").await {
+                Ok(()) => {
+                    log(format!(
+                        "{region}: disk lost (stopped, data directory wiped, started)"
+                    ));
+                    wipe(stack, http, region).await
+                }
+                Err(e) => Err(e),
+            }
         } else {
             match rng.below(5) {
                 0 | 1 => {
@@ -351,8 +358,8 @@ async fn pause(stack: &Stack, http: &reqwest::Client, hold: Duration) -> anyhow:
     set_replication(stack, http, json!({"paused": false})).await
 }
 
+/// Deletes a stopped region's data directory and starts it again.
 async fn wipe(stack: &Stack, http: &reqwest::Client, region: &str) -> anyhow::Result<()> {
-    stack.set_state(http, region, "stopped").await?;
     let dir = stack.data_dir().join(region);
     std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
     stack.set_state(http, region, "up").await
