@@ -22,11 +22,13 @@ pub fn authorize(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiE
             "admin routes are off: no admin token is configured",
         ));
     };
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer`.
     let given = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) && !given.is_empty() {
         Ok(())
     } else {
@@ -122,4 +124,37 @@ pub async fn clear_fault<S: Store>(
         .await?;
     tracing::warn!("admin fault cleared");
     Ok(Json(state_body(&state).await))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_exact() {
+        for ok in ["Bearer t0k", "bearer t0k", "BEARER t0k"] {
+            assert!(authorize(Some("t0k"), &with(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "Bearer T0K",
+            "Basic t0k",
+            "Bearer",
+            "Bearer ",
+            "t0k",
+            "Bearer t0kx",
+        ] {
+            assert!(authorize(Some("t0k"), &with(bad)).is_err(), "{bad}");
+        }
+        assert!(authorize(Some("t0k"), &HeaderMap::new()).is_err());
+        assert!(matches!(
+            authorize(None, &with("Bearer t0k")),
+            Err(ApiError::Client(ErrorCode::NotFound, _))
+        ));
+    }
 }

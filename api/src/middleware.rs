@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tandem_shared::headers::{ORIGIN_VERIFY, REQUEST_ID, SERVED_REGION, SERVER_TIMING};
 use tandem_shared::{ErrorBody, ErrorCode, ErrorDetail, Fault};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -25,6 +26,16 @@ pub fn wrap(router: Router, config: Arc<Config>) -> Router {
     router
         .layer(from_fn_with_state(config.clone(), cors))
         .layer(from_fn_with_state(config.clone(), check_origin))
+        // A panic in a handler becomes a logged 500 with the usual error body (rendered by
+        // `finish`), never a dropped connection.
+        .layer(CatchPanicLayer::custom(|panic: Box<dyn std::any::Any + Send>| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            ApiError::Internal(anyhow::anyhow!("handler panicked: {what}")).into_response()
+        }))
         .layer(from_fn_with_state(config, finish))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         // Failures are logged where they happen (`ApiError::Internal`); a 5xx the admin asked
@@ -182,5 +193,42 @@ pub async fn inject_fault<S: Store>(
             next.run(req).await
         }
         Fault::None { .. } => next.run(req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    async fn boom() -> &'static str {
+        std::panic::panic_any("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_error_body() {
+        let config = Arc::new(Config {
+            region: "us-east-1".into(),
+            admin_token: None,
+            origin_secret: None,
+            cors_origins: vec![],
+        });
+        let app = wrap(
+            Router::new().route("/api/boom", axum::routing::get(boom)),
+            config,
+        );
+        let req = Request::get("/api/boom").body(Body::empty()).unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()[SERVED_REGION], "us-east-1");
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body.error.code, ErrorCode::Internal);
+        assert!(
+            !body.error.message.contains("boom"),
+            "details stay in the logs"
+        );
     }
 }

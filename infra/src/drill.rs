@@ -99,7 +99,8 @@ pub struct DrillArgs {
     /// Seconds the fault lasts.
     #[arg(long, default_value_t = 10)]
     pub outage: u64,
-    /// Where to write the JSON report (the HTML report goes beside it, `.html`).
+    /// Where to write the JSON report (the HTML report goes beside it, `.html`); a name ending
+    /// in `.html` names the HTML report instead, with the JSON beside it.
     #[arg(long, default_value = "drill-report.json")]
     pub report: PathBuf,
     /// Seconds to wait for convergence after the traffic stops.
@@ -593,13 +594,13 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<Report> {
         summary,
         samples,
     };
-    std::fs::write(&args.report, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.report.display()))?;
-    let html = args.report.with_extension("html");
+    let (json, html) = report_paths(&args.report);
+    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
     std::fs::write(&html, render_html(&report))
         .with_context(|| format!("writing {}", html.display()))?;
     print_summary(&report);
-    println!("reports: {} and {}", args.report.display(), html.display());
+    println!("reports: {} and {}", json.display(), html.display());
     Ok(report)
 }
 
@@ -673,6 +674,20 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// Where the JSON and HTML reports go: `--report x.html` names the HTML one (the JSON goes
+/// beside it as `x.json`); any other name is the JSON one, with `.html` beside it. Never the
+/// same file twice.
+pub fn report_paths(report: &std::path::Path) -> (PathBuf, PathBuf) {
+    let is_html = report
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+    if is_html {
+        (report.with_extension("json"), report.to_path_buf())
+    } else {
+        (report.to_path_buf(), report.with_extension("html"))
+    }
 }
 
 /// A self-contained HTML report: no external assets, an inline SVG timeline.
@@ -845,6 +860,28 @@ pub fn render_html(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reports_never_overwrite_each_other() {
+        use std::path::{Path, PathBuf};
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            super::report_paths(Path::new("x.html")),
+            (p("x.json"), p("x.html"))
+        );
+        assert_eq!(
+            super::report_paths(Path::new("x.HTM")),
+            (p("x.json"), p("x.HTM"))
+        );
+        assert_eq!(
+            super::report_paths(Path::new("d/r.json")),
+            (p("d/r.json"), p("d/r.html"))
+        );
+        assert_eq!(
+            super::report_paths(Path::new("report")),
+            (p("report"), p("report.html"))
+        );
+    }
+
     use super::*;
 
     #[test]

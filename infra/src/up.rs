@@ -130,7 +130,8 @@ impl Supervisor {
             .enumerate()
             .map(|(i, name)| RegionProc {
                 name: name.clone(),
-                port: base_port + 1 + i as u16,
+                // `run` has checked with `region_ports` that these fit.
+                port: base_port.saturating_add(1 + i as u16),
                 state: RegionState::Stopped,
                 child: None,
             })
@@ -346,6 +347,20 @@ impl Supervisor {
     }
 }
 
+/// The ports of `regions` regions after the edge's `port` (port + 1, port + 2, …), if they fit.
+pub fn region_ports(port: u16, regions: usize) -> anyhow::Result<Vec<u16>> {
+    (1..=regions)
+        .map(|i| {
+            u16::try_from(i)
+                .ok()
+                .and_then(|i| port.checked_add(i))
+                .with_context(|| {
+                    format!("--port {port}: region {i} would listen on port {}, past 65535; pick a lower --port", port as usize + i)
+                })
+        })
+        .collect()
+}
+
 /// Runs the stack until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tandem_api::cli::init_tracing(false);
@@ -357,6 +372,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             bail!("{r:?} is not a region name like us-east-1");
         }
     }
+    region_ports(args.port, args.regions.len())?;
     let admin_token = args
         .admin_token
         .clone()
@@ -440,4 +456,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     supervisor.lock().await.shutdown().await;
     println!("Tandem stopped.");
     served.map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn region_ports_follow_the_edge_and_never_overflow() {
+        assert_eq!(super::region_ports(8080, 2).unwrap(), vec![8081, 8082]);
+        assert_eq!(super::region_ports(65533, 2).unwrap(), vec![65534, 65535]);
+        let err = super::region_ports(65535, 2).unwrap_err().to_string();
+        assert!(err.contains("past 65535"), "{err}");
+    }
 }
