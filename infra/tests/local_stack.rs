@@ -404,3 +404,30 @@ async fn sigterm_leaves_no_process_behind() {
         assert!(!pid_alive(pid), "region process {pid} outlived tandem up");
     }
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_stack_while_half_sent_requests_are_open() {
+    use std::io::Write as _;
+    let mut s = Stack::start().await;
+    // Half a request to the edge and half to each region: nobody will ever finish them.
+    let mut open = Vec::new();
+    for base in std::iter::once(&s.edge).chain(s.regions.values()) {
+        let mut c = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+        c.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
+        open.push(c);
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc_kill(s.child.id() as i32, 15) };
+    // The drain is bounded (3 s for the edge, then each region's), so this returns; before,
+    // the edge waited for the half-sent request forever.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "tandem up is still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "tandem up exited with {status}");
+}
