@@ -404,6 +404,48 @@ async fn api_single(
     }
 }
 
+/// Whether `host` (a `Host` header: name and optional port) names this machine's loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name == "::1"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Against DNS rebinding: the control API and the admin routes answer only requests addressed
+/// to this machine by a loopback name and, from a browser, only pages this edge served. A page
+/// on another site whose name was rebound to 127.0.0.1 sends its own name as `Host`.
+async fn local_only(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let guarded = path.starts_with("/_tandem")
+        || path.starts_with("/api/admin")
+        || (path.starts_with("/region/") && path.contains("/api/admin"));
+    if guarded {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let same_origin = req.headers().get(header::ORIGIN).is_none_or(|o| {
+            o.to_str()
+                .is_ok_and(|o| o.strip_prefix("http://") == Some(host))
+        });
+        if !is_loopback_host(host) || !same_origin {
+            let body = serde_json::json!({
+                "error": {"code": "forbidden", "message": "the control and admin routes answer only requests to a loopback address from this edge's own pages"},
+                "region": null,
+            });
+            return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+        }
+    }
+    next.run(req).await
+}
+
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
@@ -435,5 +477,32 @@ pub fn router(edge: Arc<Edge>, control: Router, console_dir: Option<PathBuf>) ->
         .with_state(edge)
         .nest("/_tandem", control)
         .merge(console)
+        .layer(axum::middleware::from_fn(local_only))
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_hosts_are_told_from_others() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "127.8.9.1",
+        ] {
+            assert!(super::is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "10.0.0.1:8080",
+            "",
+            "[::2]:80",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+        ] {
+            assert!(!super::is_loopback_host(bad), "{bad}");
+        }
+    }
 }

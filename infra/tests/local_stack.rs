@@ -431,3 +431,49 @@ async fn sigterm_stops_the_stack_while_half_sent_requests_are_open() {
     };
     assert!(status.success(), "tandem up exited with {status}");
 }
+
+#[tokio::test]
+async fn control_and_admin_routes_refuse_a_rebound_name_or_a_foreign_page() {
+    let s = Stack::start().await;
+    let port = s.edge.rsplit(':').next().unwrap().to_owned();
+    let routes = [
+        format!("{}/_tandem/regions", s.edge),
+        format!("{}/region/{EAST}/api/admin/fault", s.edge),
+        format!("{}/api/admin/fault", s.edge),
+    ];
+    for url in &routes {
+        let get = |host: String, origin: Option<&str>| {
+            let mut req = s.http.get(url).bearer_auth(TOKEN).header("host", host);
+            if let Some(o) = origin {
+                req = req.header("origin", o);
+            }
+            req.send()
+        };
+        let ok = get(format!("127.0.0.1:{port}"), None).await.unwrap();
+        assert_eq!(ok.status(), 200, "{url}");
+        let same = get(
+            format!("localhost:{port}"),
+            Some(&format!("http://localhost:{port}")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(same.status(), 200, "{url}");
+        let rebound = get(format!("evil.example:{port}"), None).await.unwrap();
+        assert_eq!(rebound.status(), 403, "{url}");
+        let body: Value = rebound.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden");
+        let foreign = get(format!("127.0.0.1:{port}"), Some("http://evil.example"))
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), 403, "{url}");
+    }
+    // The data routes are not affected: any name may read items.
+    let r = s
+        .http
+        .get(format!("{}/api/health", s.edge))
+        .header("host", "tandem.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
