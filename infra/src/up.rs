@@ -66,6 +66,8 @@ struct RegionProc {
     port: u16,
     state: RegionState,
     child: Option<Child>,
+    /// Why the region's last start failed, until it starts.
+    error: Option<String>,
 }
 
 /// What `GET /_tandem/regions` says of one region.
@@ -76,6 +78,9 @@ pub struct RegionStatus {
     pub primary: bool,
     pub url: String,
     pub pid: Option<u32>,
+    /// Why the region's last start failed (its own log says more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The region processes and what is needed to start them again.
@@ -134,6 +139,7 @@ impl Supervisor {
                 port: base_port.saturating_add(1 + i as u16),
                 state: RegionState::Stopped,
                 child: None,
+                error: None,
             })
             .collect();
         Supervisor {
@@ -160,7 +166,21 @@ impl Supervisor {
         self.regions.iter().position(|r| r.name == name)
     }
 
+    /// Starts region `i`; a failure is recorded (state crashed, with the reason) and returned.
     async fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let started = self.start_process(i).await;
+        let r = &mut self.regions[i];
+        match &started {
+            Ok(()) => r.error = None,
+            Err(err) => {
+                r.state = RegionState::Crashed;
+                r.error = Some(format!("{err:#}"));
+            }
+        }
+        started
+    }
+
+    async fn start_process(&mut self, i: usize) -> anyhow::Result<()> {
         let peers: Vec<String> = self
             .regions
             .iter()
@@ -230,12 +250,20 @@ impl Supervisor {
         )
     }
 
-    /// Starts every region.
-    pub async fn start_all(&mut self) -> anyhow::Result<()> {
+    /// Starts every region. One that fails is reported and left down while the others run
+    /// (the control API shows why); only when none starts is it an error.
+    pub async fn start_all(&mut self) -> anyhow::Result<Vec<String>> {
+        let mut failed = Vec::new();
         for i in 0..self.regions.len() {
-            self.spawn(i).await?;
+            if let Err(err) = self.spawn(i).await {
+                tracing::error!(region = %self.regions[i].name, error = %format!("{err:#}"), "region did not start");
+                failed.push(format!("{err:#}"));
+            }
         }
-        Ok(())
+        if failed.len() == self.regions.len() {
+            bail!("no region started: {}", failed.join("; "));
+        }
+        Ok(failed)
     }
 
     async fn stop_child(child: &mut Child, graceful: bool) {
@@ -299,6 +327,7 @@ impl Supervisor {
             primary: i == 0,
             url: format!("http://127.0.0.1:{}", r.port),
             pid: r.child.as_ref().and_then(|c| c.id()),
+            error: r.error.clone(),
         }
     }
 
@@ -409,10 +438,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("binding the edge to 127.0.0.1:{}", args.port))?;
-    if let Err(err) = supervisor.start_all().await {
-        supervisor.shutdown().await;
-        return Err(err);
-    }
+    let failed = match supervisor.start_all().await {
+        Ok(failed) => failed,
+        Err(err) => {
+            supervisor.shutdown().await;
+            return Err(err);
+        }
+    };
     let edge = Arc::new(Edge {
         origins: supervisor
             .addresses()
@@ -439,6 +471,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!(
             "  {name}: http://{addr}{}",
             if i == 0 { " (primary)" } else { "" }
+        );
+    }
+    for err in &failed {
+        println!(
+            "  NOT STARTED: {err} (the other regions run; PUT /_tandem/regions/<r> {{\"state\":\"up\"}} retries)"
         );
     }
     println!("  data:     {}", args.data_dir.display());

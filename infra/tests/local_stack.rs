@@ -477,3 +477,36 @@ async fn control_and_admin_routes_refuse_a_rebound_name_or_a_foreign_page() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn a_region_whose_database_cannot_open_does_not_take_the_stack_down() {
+    let data = tempfile::tempdir().unwrap();
+    // A directory where us-west-2's database file should be: redb cannot open it.
+    std::fs::create_dir_all(data.path().join(WEST).join("tandem.redb")).unwrap();
+    let s = Stack::start_in(data).await;
+    let v = s.control(Method::GET, "/regions", json!({})).await;
+    let region = |name: &str| {
+        v["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["region"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(region(EAST)["state"], "up", "{v}");
+    assert_eq!(region(WEST)["state"], "crashed", "{v}");
+    assert!(
+        region(WEST)["error"].as_str().unwrap().contains(WEST),
+        "the control API says which region and why: {v}"
+    );
+    let r = s
+        .edge(
+            Method::PUT,
+            "/api/items/still-up",
+            Some(json!({"data": {}})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(header(&r, "x-served-region").as_deref(), Some(EAST));
+}

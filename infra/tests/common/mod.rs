@@ -61,7 +61,11 @@ pub fn free_ports() -> u16 {
 
 impl Stack {
     pub async fn start() -> Stack {
-        let data = tempfile::tempdir().unwrap();
+        Stack::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// A stack on a data directory the test prepared.
+    pub async fn start_in(data: tempfile::TempDir) -> Stack {
         let http = Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
