@@ -446,6 +446,20 @@ async fn local_only(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Serves only files that really are inside the console directory: a symlink in it that
+/// points elsewhere (say, to a file with secrets) answers 404 instead of that file.
+async fn inside_console(State(root): State<Arc<PathBuf>>, req: Request, next: Next) -> Response {
+    let path = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy();
+    let candidate = root.join(path.trim_start_matches('/'));
+    if let Ok(real) = std::fs::canonicalize(&candidate)
+        && !real.starts_with(root.as_path())
+    {
+        tracing::warn!(path = %candidate.display(), "refused a console path that leads outside the console directory");
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    next.run(req).await
+}
+
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
@@ -463,11 +477,15 @@ pub fn router(edge: Arc<Edge>, control: Router, console_dir: Option<PathBuf>) ->
         Some(dir) => {
             let files = tower_http::services::ServeDir::new(&dir)
                 .fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
-            Router::new().fallback_service(files).layer(
-                tower_http::compression::CompressionLayer::new()
-                    .br(true)
-                    .gzip(true),
-            )
+            let root = Arc::new(std::fs::canonicalize(&dir).unwrap_or(dir));
+            Router::new()
+                .fallback_service(files)
+                .layer(axum::middleware::from_fn_with_state(root, inside_console))
+                .layer(
+                    tower_http::compression::CompressionLayer::new()
+                        .br(true)
+                        .gzip(true),
+                )
         }
         None => Router::new().fallback(|| async { axum::response::Html(NO_CONSOLE) }),
     };
@@ -483,6 +501,59 @@ pub fn router(edge: Arc<Edge>, control: Router, console_dir: Option<PathBuf>) ->
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn console_files_never_lead_outside_the_console_directory() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "s3cr3t").unwrap();
+        let console = tempfile::tempdir().unwrap();
+        std::fs::write(console.path().join("index.html"), "<html>console</html>").unwrap();
+        std::fs::write(console.path().join("app.js"), "js").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            console.path().join("leak.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), console.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(
+            console.path().join("app.js"),
+            console.path().join("alias.js"),
+        )
+        .unwrap();
+        let edge = Arc::new(Edge {
+            origins: vec![],
+            settings: EdgeSettings::default(),
+            origin_secret: None,
+        });
+        let app = router(edge, Router::new(), Some(console.path().to_path_buf()));
+        let get = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let resp = app
+                    .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        for path in ["/leak.txt", "/out/secret.txt", "/%6Ceak.txt"] {
+            let (status, body) = get(path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            assert!(!body.contains("s3cr3t"), "{path}");
+        }
+        assert_eq!(get("/app.js").await, (StatusCode::OK, "js".to_owned()));
+        assert_eq!(get("/alias.js").await, (StatusCode::OK, "js".to_owned()));
+        assert_eq!(
+            get("/some/route").await.0,
+            StatusCode::OK,
+            "the SPA fallback still works"
+        );
+    }
+
     #[test]
     fn loopback_hosts_are_told_from_others() {
         for ok in [
