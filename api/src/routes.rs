@@ -168,14 +168,35 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     Ok(id)
 }
 
-/// `GET /api/items?limit=&cursor=`
+/// Cuts a page short at [`validate::LIST_PAGE_MAX_BYTES`] of items (keeping at least one);
+/// the next page then starts after the last item kept.
+fn cap_page_bytes(page: &mut crate::store::Page) {
+    let mut total = 0usize;
+    let keep = page
+        .items
+        .iter()
+        .map(|item| serde_json::to_vec(item).map_or(usize::MAX, |v| v.len()))
+        .take_while(|size| {
+            let first = total == 0;
+            total = total.saturating_add(*size);
+            first || total <= validate::LIST_PAGE_MAX_BYTES
+        })
+        .count();
+    if keep < page.items.len() {
+        page.items.truncate(keep);
+        page.last = page.items.last().map(|i| i.id.clone());
+    }
+}
+
+/// `GET /api/items?limit=&cursor=`: at most `limit` items and at most 5 MiB of them (a page
+/// cut short by size has a `next_cursor` like any other).
 #[utoipa::path(get, path = "/api/items", tag = "items",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1..=100 (default 25)", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
     responses(
-        (status = 200, description = "One page of items", body = ListResponse),
+        (status = 200, description = "One page of items: at most `limit`, and at most 5 MiB of them (always at least one); continue with `next_cursor`", body = ListResponse),
         (status = 400, description = "Invalid limit or cursor", body = tandem_shared::ErrorBody),
         (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
         (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
@@ -193,7 +214,8 @@ pub async fn list_items<S: Store>(
         .filter(|c| !c.is_empty())
         .map(decode_cursor)
         .transpose()?;
-    let page = state.store.list(limit, after).await?;
+    let mut page = state.store.list(limit, after).await?;
+    cap_page_bytes(&mut page);
     Ok(Json(ListResponse {
         items: page.items,
         next_cursor: page.last.map(|id| URL_SAFE_NO_PAD.encode(id)),

@@ -16,6 +16,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Page size bounds and default for `GET /api/items`.
 pub const LIST_LIMIT_MAX: usize = 100;
 pub const LIST_LIMIT_DEFAULT: usize = 25;
+/// Most bytes of items in one `GET /api/items` page (at least one item is always sent): a
+/// buffered Lambda response carries at most 6 MB, and a 5xx there would make the edge fail
+/// over for what is no outage.
+pub const LIST_PAGE_MAX_BYTES: usize = 5 * 1024 * 1024;
 
 /// A rejected request: the code to answer with and a message for a person.
 pub type Rejection = (ErrorCode, String);
