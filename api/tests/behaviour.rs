@@ -371,6 +371,24 @@ async fn bad_inputs(c: &dyn Client) {
             "bad_request",
         ),
         (
+            "integer beyond 64 bits (would be stored rounded)",
+            Req::new("PUT", "/api/items/bad").raw(
+                "application/json",
+                r#"{"data": {"n": 18446744073709551616}}"#,
+            ),
+            400,
+            "bad_request",
+        ),
+        (
+            "integer beyond 64 bits on the seed's write route",
+            Req::new("POST", "/api/write").raw(
+                "application/json",
+                r#"{"id": "bad", "data": {"n": -99999999999999999999}}"#,
+            ),
+            400,
+            "bad_request",
+        ),
+        (
             "item over 400 KB",
             Req::new("PUT", "/api/items/bad").json(&json!({"data": {"big": big}})),
             413,

@@ -51,14 +51,63 @@ pub fn is_json_content_type(value: &str) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// Parses a JSON body, telling malformed JSON (`invalid_json`) from the wrong shape.
+/// Parses a JSON body, telling malformed JSON (`invalid_json`) from the wrong shape. An
+/// integer that does not fit in 64 bits is refused (`bad_request`): parsed, it would become a
+/// float and be stored rounded, which would change the client's data without a word.
 pub fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
-    serde_json::from_slice(body).map_err(|e| {
+    let value = serde_json::from_slice(body).map_err(|e| {
         (
             ErrorCode::InvalidJson,
             format!("body is not valid JSON: {e}"),
         )
-    })
+    })?;
+    if let Some(n) = oversized_integer(body) {
+        return Err((
+            ErrorCode::BadRequest,
+            format!(
+                "the integer {n} does not fit in 64 bits and would be stored rounded; send it as a string"
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+/// The first integer literal of valid JSON text `json` outside `i64` and `u64`, if any.
+fn oversized_integer(json: &[u8]) -> Option<&str> {
+    let mut i = 0;
+    let mut in_string = false;
+    while i < json.len() {
+        let b = json[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1, // skip the escaped character
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < json.len()
+                    && matches!(json[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let token = std::str::from_utf8(&json[start..i]).ok()?;
+                let integer = !token.contains(['.', 'e', 'E']);
+                if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                    return Some(token);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Takes `data` out of a write body: it must be a JSON object.
@@ -146,6 +195,31 @@ pub fn parse_limit(value: Option<&str>) -> Result<usize, Rejection> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused_not_rounded() {
+        for ok in [
+            r#"{"data":{"n":18446744073709551615}}"#,
+            r#"{"data":{"n":-9223372036854775808}}"#,
+            r#"{"data":{"f":1.8446744073709552e19,"s":"18446744073709551616999","e":"\"99999999999999999999"}}"#,
+        ] {
+            assert!(parse_json(ok.as_bytes()).is_ok(), "{ok}");
+        }
+        // Out of range for a float too: not JSON serde_json can represent at all.
+        assert_eq!(
+            parse_json(b"[1e400000]").unwrap_err().0,
+            ErrorCode::InvalidJson
+        );
+        for bad in [
+            r#"{"data":{"n":18446744073709551616}}"#,
+            r#"{"data":{"n":-9223372036854775809}}"#,
+            r#"{"data":{"a":[1,2,{"deep":123456789012345678901234567890}]}}"#,
+        ] {
+            let (code, message) = parse_json(bad.as_bytes()).unwrap_err();
+            assert_eq!(code, ErrorCode::BadRequest, "{bad}");
+            assert!(message.contains("64 bits"), "{message}");
+        }
+    }
 
     #[test]
     fn ids() {
