@@ -11,10 +11,11 @@ use super::{
 };
 use anyhow::{Context as _, anyhow};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use tandem_shared::item::{Data, Item, Record, format_timestamp};
-use tandem_shared::validate::IfMatch;
+use tandem_shared::validate::{IfMatch, MAX_ITEM_BYTES};
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -22,6 +23,62 @@ type Attrs = HashMap<String, AttributeValue>;
 const RESERVED_PREFIX: &str = "#";
 /// How often a write retries when another writer got in between its read and its put.
 const MAX_WRITE_ATTEMPTS: usize = 8;
+
+/// Error codes that mean DynamoDB cannot take the call now (throttling, capacity, a service
+/// error): an outage, answered 503 with `Retry-After` so the edge fails over, not a bug (500).
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "TransactionConflictException",
+    "InternalServerError",
+    "ServiceUnavailable",
+];
+
+/// A failed SDK call as a store error: an outage (timeout, no connection, throttling, a
+/// service error) is [`StoreError::Unavailable`]; anything else is internal.
+fn failure<E, R>(err: SdkError<E, R>, call: &'static str) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let outage = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(e) => e.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c)),
+        _ => false,
+    };
+    let err = anyhow::Error::from(err).context(call);
+    if outage {
+        StoreError::Unavailable(err)
+    } else {
+        StoreError::Internal(err)
+    }
+}
+
+/// An item's size as DynamoDB counts it against its 400 KB limit: each attribute's name plus
+/// its value (strings: their UTF-8 bytes; numbers: one byte per two significant digits, plus
+/// one). Tandem stores only strings and numbers.
+pub fn item_size(attrs: &Attrs) -> usize {
+    attrs
+        .iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) => s.len(),
+                    AttributeValue::N(n) => {
+                        let digits = n.trim_start_matches('-').replace('.', "");
+                        let significant = digits.trim_start_matches('0').trim_end_matches('0');
+                        significant.len().div_ceil(2) + 1
+                    }
+                    // Not written by Tandem; counted generously.
+                    _ => MAX_ITEM_BYTES,
+                }
+        })
+        .sum()
+}
 
 /// The AWS SDK configuration of every Tandem AWS client (this store, the Lambda's runtime
 /// secret, `tandem deploy`): credentials, endpoint (`AWS_ENDPOINT_URL`) and region from the
@@ -99,7 +156,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .context("DynamoDB GetItem")?;
+            .map_err(|e| failure(e, "DynamoDB GetItem"))?;
         Ok(out.item.as_ref().map(to_record).transpose()?)
     }
 }
@@ -183,11 +240,18 @@ impl Store for DynamoStore {
                 now_ms(),
             );
             check_size(&record)?;
+            let attrs = to_attrs(&record)?;
+            // DynamoDB's own count, with the attributes Tandem adds: no item that passes here
+            // meets a ValidationException there.
+            let size = item_size(&attrs);
+            if size > MAX_ITEM_BYTES {
+                return Err(StoreError::TooLarge(size));
+            }
             let mut put = self
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(to_attrs(&record)?));
+                .set_item(Some(attrs));
             put = match &current {
                 None => put.condition_expression("attribute_not_exists(id)"),
                 Some(c) => put
@@ -216,12 +280,13 @@ impl Store for DynamoStore {
                     // Someone wrote in between: read again and re-check the precondition.
                     continue;
                 }
-                Err(err) => {
-                    return Err(anyhow::Error::from(err).context("DynamoDB PutItem").into());
-                }
+                Err(err) => return Err(failure(err, "DynamoDB PutItem")),
             }
         }
-        Err(anyhow!("gave up after {MAX_WRITE_ATTEMPTS} conflicting writes to {id}").into())
+        // Contention is load, not a bug: 503 with Retry-After, and the client may retry.
+        Err(StoreError::Unavailable(anyhow!(
+            "gave up after {MAX_WRITE_ATTEMPTS} conflicting writes to {id}"
+        )))
     }
 
     async fn delete(&self, id: &str) -> Result<(), StoreError> {
@@ -231,7 +296,7 @@ impl Store for DynamoStore {
             .set_key(Some(Self::key(id)))
             .send()
             .await
-            .context("DynamoDB DeleteItem")?;
+            .map_err(|e| failure(e, "DynamoDB DeleteItem"))?;
         Ok(())
     }
 
@@ -249,7 +314,7 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":reserved", AttributeValue::S(RESERVED_PREFIX.into()))
                 .send()
                 .await
-                .context("DynamoDB Scan")?;
+                .map_err(|e| failure(e, "DynamoDB Scan"))?;
             for attrs in out.items() {
                 items.extend(to_record(attrs)?.to_item());
             }
@@ -275,7 +340,7 @@ impl Store for DynamoStore {
             .set_key(Some(Self::key(&self.fault_id())))
             .send()
             .await
-            .context("DynamoDB GetItem (fault)")?;
+            .map_err(|e| failure(e, "DynamoDB GetItem (fault)"))?;
         match out.item {
             Some(attrs) => Ok(Some(
                 serde_json::from_str(&s(&attrs, "fault")?).context("stored fault is corrupt")?,
@@ -295,11 +360,75 @@ impl Store for DynamoStore {
             )
             .send()
             .await
-            .context("DynamoDB PutItem (fault)")?;
+            .map_err(|e| failure(e, "DynamoDB PutItem (fault)"))?;
         Ok(())
     }
 
     async fn replication(&self) -> serde_json::Value {
         serde_json::json!({ "store": "dynamodb", "table": self.table, "mode": "global-table" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+
+    fn service(code: &str) -> SdkError<PutItemError, ()> {
+        SdkError::service_error(
+            PutItemError::generic(ErrorMetadata::builder().code(code).build()),
+            (),
+        )
+    }
+
+    #[test]
+    fn throttling_and_timeouts_are_outages_and_the_rest_internal() {
+        for code in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+        ] {
+            assert!(
+                matches!(failure(service(code), "x"), StoreError::Unavailable(_)),
+                "{code}"
+            );
+        }
+        let timeout: SdkError<PutItemError, ()> = SdkError::timeout_error("slow");
+        assert!(matches!(failure(timeout, "x"), StoreError::Unavailable(_)));
+        assert!(matches!(
+            failure(service("ValidationException"), "x"),
+            StoreError::Internal(_)
+        ));
+    }
+
+    #[test]
+    fn item_size_counts_as_dynamodb_does() {
+        let attrs: Attrs = HashMap::from([
+            ("id".to_owned(), AttributeValue::S("abc".into())),
+            ("version".to_owned(), AttributeValue::N("12".into())),
+            (
+                "updated_at_ms".to_owned(),
+                AttributeValue::N("1764000000123".into()),
+            ),
+            ("n".to_owned(), AttributeValue::N("-0.00100".into())),
+        ]);
+        // id 2+3, version 7+(1+1), updated_at_ms 13+(7+1), n 1+(1+1)
+        assert_eq!(item_size(&attrs), 5 + 9 + 21 + 3);
+        // A record exactly at the limit by its JSON size is over it by DynamoDB's count (the
+        // extra `updated_at` attribute): only the second check keeps it from DynamoDB.
+        let record = |len: usize| Record {
+            id: "k".repeat(256),
+            data: Some(
+                serde_json::from_str(&format!("{{\"b\":\"{}\"}}", "x".repeat(len))).unwrap(),
+            ),
+            version: 1,
+            updated_at_ms: 1_764_000_000_123,
+            updated_in: "ap-southeast-2".into(),
+        };
+        let len = (409_000..409_600)
+            .find(|&len| record(len).stored_size() == MAX_ITEM_BYTES)
+            .unwrap();
+        let dynamo = item_size(&to_attrs(&record(len)).unwrap());
+        assert!(dynamo > MAX_ITEM_BYTES, "{dynamo}");
     }
 }
