@@ -97,6 +97,41 @@ impl Stack {
             .unwrap_or_default())
     }
 
+    /// Changes replication settings through the control API (`paused`, `lag_ms`).
+    pub async fn set_replication(&self, http: &reqwest::Client, body: Value) -> anyhow::Result<()> {
+        let r = http
+            .put(format!("{}/_tandem/replication", self.edge))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("PUT /_tandem/replication: {}", r.status());
+        }
+        Ok(())
+    }
+
+    /// Polls the control API's verify until every region holds the same items; false when
+    /// they still differ after `limit`.
+    pub async fn until_agreed(&self, http: &reqwest::Client, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let verdict = http
+                .get(format!("{}/_tandem/verify", self.edge))
+                .bearer_auth(&self.token)
+                .send()
+                .await;
+            if let Ok(r) = verdict
+                && let Ok(v) = r.json::<crate::replication::Verdict>().await
+                && v.agree
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     /// Moves a region to a state through the control API.
     pub async fn set_state(
         &self,

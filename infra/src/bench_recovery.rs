@@ -38,36 +38,12 @@ async fn put_json(
     Ok(())
 }
 
-async fn replication(s: &Stack, http: &reqwest::Client, body: Value) -> anyhow::Result<()> {
-    let r = http
-        .put(format!("{}/_tandem/replication", s.edge))
-        .bearer_auth(&s.token)
-        .json(&body)
-        .send()
-        .await?;
-    if !r.status().is_success() {
-        bail!("PUT /_tandem/replication: {}", r.status());
+/// [`Stack::until_agreed`], as an error when the regions do not agree in time.
+async fn until_agreed(s: &Stack, http: &reqwest::Client, limit: Duration) -> anyhow::Result<()> {
+    if !s.until_agreed(http, limit).await {
+        bail!("the regions did not agree within {limit:?}");
     }
     Ok(())
-}
-
-/// Polls the control API's verify until the regions agree (at most `limit`).
-async fn until_agreed(s: &Stack, http: &reqwest::Client, limit: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        let v: Value = http
-            .get(format!("{}/_tandem/verify", s.edge))
-            .bearer_auth(&s.token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if v["agree"] == true {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    bail!("the regions did not agree within {limit:?}")
 }
 
 /// A backlog of `mb` MB of 400 KB items written while replication is paused, then released.
@@ -78,7 +54,7 @@ pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
     println!(
         "\n## Catch-up: {items} items of 400 KB ({mb} MB) written while replication is paused"
     );
-    replication(&s, &http, json!({"paused": true})).await?;
+    s.set_replication(&http, json!({"paused": true})).await?;
     let body = json!({"data": {"blob": "x".repeat(399_000)}});
     for i in 0..items {
         put_json(
@@ -90,7 +66,7 @@ pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
         .await?;
     }
     let started = Instant::now();
-    replication(&s, &http, json!({"paused": false})).await?;
+    s.set_replication(&http, json!({"paused": false})).await?;
     until_agreed(&s, &http, Duration::from_secs(600)).await?;
     let took = started.elapsed().as_secs_f64();
     let pids = s.region_pids(&http).await?;

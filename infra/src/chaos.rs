@@ -178,7 +178,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
     }
     let healed = Instant::now();
     heal(&stack, &http).await?;
-    let converged = wait_converged(&stack, &http).await;
+    let converged = stack.until_agreed(&http, Duration::from_secs(60)).await;
     let convergence_s = healed.elapsed().as_secs_f64();
     let ops = std::mem::take(&mut *ops.lock().unwrap_or_else(|e| e.into_inner()));
     let finals = read_all(&stack, &http, args.keys).await?;
@@ -325,7 +325,7 @@ async fn nemesis(
                 3 => {
                     let lag = rng.below(400);
                     log(format!("replication lag {lag} ms"));
-                    set_replication(stack, http, json!({"lag_ms": lag})).await
+                    stack.set_replication(http, json!({"lag_ms": lag})).await
                 }
                 _ => {
                     log("no fault".into());
@@ -353,9 +353,9 @@ async fn outage(
 }
 
 async fn pause(stack: &Stack, http: &reqwest::Client, hold: Duration) -> anyhow::Result<()> {
-    set_replication(stack, http, json!({"paused": true})).await?;
+    stack.set_replication(http, json!({"paused": true})).await?;
     tokio::time::sleep(hold).await;
-    set_replication(stack, http, json!({"paused": false})).await
+    stack.set_replication(http, json!({"paused": false})).await
 }
 
 /// Deletes a stopped region's data directory and starts it again.
@@ -365,44 +365,13 @@ async fn wipe(stack: &Stack, http: &reqwest::Client, region: &str) -> anyhow::Re
     stack.set_state(http, region, "up").await
 }
 
-async fn set_replication(stack: &Stack, http: &reqwest::Client, body: Value) -> anyhow::Result<()> {
-    let r = http
-        .put(format!("{}/_tandem/replication", stack.edge))
-        .bearer_auth(&stack.token)
-        .json(&body)
-        .send()
-        .await?;
-    if !r.status().is_success() {
-        bail!("PUT /_tandem/replication: {}", r.status());
-    }
-    Ok(())
-}
-
 async fn heal(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
     for region in [PRIMARY, SECONDARY] {
         stack.set_state(http, region, "up").await?;
     }
-    set_replication(stack, http, json!({"paused": false, "lag_ms": 0})).await
-}
-
-/// Waits (up to 60 s) until the control API's verify says every region agrees.
-async fn wait_converged(stack: &Stack, http: &reqwest::Client) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let verdict = http
-            .get(format!("{}/_tandem/verify", stack.edge))
-            .bearer_auth(&stack.token)
-            .send()
-            .await;
-        if let Ok(r) = verdict
-            && let Ok(v) = r.json::<Value>().await
-            && v["agree"] == true
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
+    stack
+        .set_replication(http, json!({"paused": false, "lag_ms": 0}))
+        .await
 }
 
 /// What each region holds for each id: the item, or `None`.
