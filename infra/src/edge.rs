@@ -18,7 +18,7 @@
 use crate::settings::{EdgeSettings, FAILOVER_STATUSES};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -93,7 +93,8 @@ impl Failure {
 /// A request as the edge keeps it: replayable on another origin.
 struct Outgoing {
     method: Method,
-    path_and_query: String,
+    /// Path and query, exactly as the viewer sent them (percent-encoding untouched).
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -132,10 +133,7 @@ impl Origin {
     fn request(&self, out: &Outgoing, secret: Option<&str>) -> http::Request<Full<Bytes>> {
         let mut req = http::Request::new(Full::new(out.body.clone()));
         *req.method_mut() = out.method.clone();
-        *req.uri_mut() = out
-            .path_and_query
-            .parse()
-            .unwrap_or_else(|_| Uri::from_static("/"));
+        *req.uri_mut() = out.uri.clone();
         let headers = req.headers_mut();
         for (name, value) in &out.headers {
             if !is_hop_by_hop(name) && name.as_str() != ORIGIN_VERIFY {
@@ -291,6 +289,14 @@ fn to_response(answer: Answer, origin: &str, failover: Option<&str>) -> Response
 
 impl Edge {
     async fn outgoing(req: Request, path_and_query: String) -> Result<Outgoing, Response> {
+        // What cannot be forwarded as it came is refused, never silently changed.
+        let uri: Uri = path_and_query.parse().map_err(|_| {
+            let body = serde_json::json!({
+                "error": {"code": "bad_request", "message": "this path cannot be forwarded as sent"},
+                "region": null,
+            });
+            (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+        })?;
         let (parts, body) = req.into_parts();
         let body = http_body_util::Limited::new(body, MAX_BODY)
             .collect()
@@ -304,7 +310,7 @@ impl Edge {
             .to_bytes();
         Ok(Outgoing {
             method: parts.method,
-            path_and_query,
+            uri,
             headers: parts.headers,
             body,
         })
@@ -332,7 +338,7 @@ impl Edge {
             }
         };
         let secondary = &self.origins[1];
-        tracing::info!(method = %out.method, path = %out.path_and_query, %reason, "failing over to {}", secondary.region);
+        tracing::info!(method = %out.method, path = %out.uri, %reason, "failing over to {}", secondary.region);
         match secondary.send(&out, &self.settings, secret).await {
             Ok(answer) => to_response(answer, &secondary.region, Some(&reason)),
             Err(failure) => {
@@ -385,19 +391,17 @@ async fn api_group(State(edge): State<Arc<Edge>>, req: Request) -> Response {
     }
 }
 
-async fn api_single(
-    State(edge): State<Arc<Edge>>,
-    Path((region, rest)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    // Rebuild from the raw path so percent-encoding reaches the origin untouched.
+async fn api_single(State(edge): State<Arc<Edge>>, req: Request) -> Response {
+    // Routed on the raw path: the region segment may be percent-encoded (`us%2Deast-1`), and
+    // the rest goes to the origin exactly as sent, so an encoded `?` or `/` in an id stays one.
     let raw = req.uri().path();
-    let prefix = format!("/region/{region}");
-    let path = raw
-        .strip_prefix(&prefix)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("/api/{rest}"));
-    let pq = path_and_query(&path, req.uri());
+    let Some((segment, rest)) = raw.strip_prefix("/region/").and_then(|r| r.split_once('/')) else {
+        return edge_error(StatusCode::NOT_FOUND, "no such region route".into());
+    };
+    let region = percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned();
+    let pq = path_and_query(&format!("/{rest}"), req.uri());
     match Edge::outgoing(req, pq).await {
         Ok(out) => edge.single(&region, out).await,
         Err(response) => response,

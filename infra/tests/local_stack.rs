@@ -510,3 +510,33 @@ async fn a_region_whose_database_cannot_open_does_not_take_the_stack_down() {
     assert_eq!(r.status(), 201);
     assert_eq!(header(&r, "x-served-region").as_deref(), Some(EAST));
 }
+
+#[tokio::test]
+async fn the_edge_forwards_paths_exactly_as_sent() {
+    let s = Stack::start().await;
+    // An encoded region segment is that region; the encoded `?` stays in the id, which the
+    // API then refuses (before, the edge decoded it and wrote item "a" with query "b").
+    let r = s
+        .edge(
+            Method::PUT,
+            "/region/us%2Deast-1/api/items/a%3Fb",
+            Some(json!({"data": {}})),
+        )
+        .await;
+    assert_eq!(header(&r, "x-served-region").as_deref(), Some(EAST));
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_id");
+    assert_eq!(s.direct(EAST, "/api/items/a").await.status(), 404);
+    // Percent-encoding that is part of a valid id reaches the origin intact.
+    let r = s
+        .edge(
+            Method::PUT,
+            "/region/us-west-2/api/items/x%2Dy",
+            Some(json!({"data": {}})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["item"]["id"], "x-y");
+}

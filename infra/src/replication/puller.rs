@@ -147,7 +147,7 @@ impl Link {
             .last_anti_entropy
             .is_none_or(|t| t.elapsed() >= ANTI_ENTROPY_EVERY);
         if idle && due {
-            self.anti_entropy(pos.incarnation).await?;
+            self.anti_entropy(pos).await?;
         }
         Ok(more)
     }
@@ -304,19 +304,29 @@ impl Link {
     }
 
     /// Compares digests with the peer and repairs the buckets that differ.
-    async fn anti_entropy(&mut self, incarnation: Option<u64>) -> Result<(), PullError> {
-        let Some(incarnation) = incarnation else {
+    /// Digests are compared only while neither side has writes in flight to the other: the
+    /// peer's head (read with its digests) must be what this region applied, and the peer must
+    /// still have applied this region's whole outbox once this region's digests are read.
+    /// Otherwise a write that the logs are about to deliver would look like a divergence.
+    async fn anti_entropy(&mut self, pos: PeerPosition) -> Result<(), PullError> {
+        let Some(incarnation) = pos.incarnation else {
             return Ok(());
         };
         let frame = self.fetch("/_replication/digests").await?;
         if frame.incarnation != incarnation {
             return Ok(()); // the next pull resyncs
         }
+        if frame.head != pos.applied {
+            return Ok(()); // the peer wrote since: compare at a quieter moment
+        }
         let theirs = check_digests(&frame)?;
         let store = self.r.store.clone();
         let ours = tokio::task::spawn_blocking(move || store.digests())
             .await
             .map_err(anyhow::Error::from)??;
+        if !self.peer_caught_up().await {
+            return Ok(()); // this region wrote since
+        }
         let differ = digest::differing(&ours, &theirs);
         let mut repaired = 0;
         if !differ.is_empty() {

@@ -203,7 +203,14 @@ async fn items(
 }
 
 async fn digests(State(r): State<Replicator>, peer: SignedPeer) -> Response {
-    match read(&r, |s| Ok((s.digests()?, s.outbox_head()?))).await {
+    // Digests first, then the head: a write landing in between shows in the head, which the
+    // peer then takes for a write in flight and compares later.
+    match read(&r, |s| {
+        let digests = s.digests()?;
+        Ok((digests, s.outbox_head()?))
+    })
+    .await
+    {
         Ok((digests, head)) => peer.answer(Frame {
             incarnation: r.store.incarnation(),
             head,
