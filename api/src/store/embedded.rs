@@ -518,19 +518,18 @@ impl EmbeddedStore {
 
     /// Removes tombstones written before `before_ms` whose ids no longer wait in the outbox
     /// (every peer has them); returns how many. Digests do not change: tombstones count as
-    /// absent there.
+    /// absent there. The scan runs in a read transaction, so writers are held up only by the
+    /// short write that removes what it found (each one checked again there).
     pub fn collect_tombstones(&self, before_ms: u64) -> anyhow::Result<u64> {
-        let txn = self.inner.db.begin_write()?;
-        let mut removed = 0;
-        {
-            let outbox = txn.open_table(OUTBOX)?;
-            let waiting: HashSet<String> = outbox
+        let doomed = {
+            let txn = self.inner.db.begin_read()?;
+            let waiting: HashSet<String> = txn
+                .open_table(OUTBOX)?
                 .iter()?
                 .map(|e| outbox_id(e?.1.value()))
                 .collect::<anyhow::Result<_>>()?;
-            let mut items = txn.open_table(ITEMS)?;
             let mut doomed = Vec::new();
-            for entry in items.iter()? {
+            for entry in txn.open_table(ITEMS)?.iter()? {
                 let (id, bytes) = entry?;
                 let bytes = bytes.value();
                 // Tombstones are small; skip decoding live records of any size.
@@ -539,12 +538,29 @@ impl EmbeddedStore {
                 }
                 let record = decode(bytes)?;
                 if record.is_tombstone() && record.updated_at_ms < before_ms {
-                    doomed.push(record.id);
+                    doomed.push(record);
                 }
             }
-            for id in &doomed {
-                items.remove(id.as_str())?;
-                removed += 1;
+            doomed
+        };
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.inner.db.begin_write()?;
+        let mut removed = 0;
+        {
+            let mut items = txn.open_table(ITEMS)?;
+            for record in &doomed {
+                // Only the very tombstone that was scanned: a write since then changed it.
+                let same = items
+                    .get(record.id.as_str())?
+                    .map(|v| decode(v.value()))
+                    .transpose()?
+                    .is_some_and(|now| now == *record);
+                if same {
+                    items.remove(record.id.as_str())?;
+                    removed += 1;
+                }
             }
         }
         txn.commit()?;
@@ -562,11 +578,6 @@ impl EmbeddedStore {
         let txn = self.inner.db.begin_read()?;
         let meta = txn.open_table(META)?;
         Ok(meta_get(&meta, NEXT_SEQ)?.saturating_sub(1))
-    }
-
-    /// The last sequence number of `peer`'s outbox applied here (0 when none).
-    pub fn applied_from(&self, peer: &str) -> anyhow::Result<u64> {
-        Ok(self.peer_position(peer)?.applied)
     }
 
     /// Every record, tombstones included, in id order: the replica's whole state.
