@@ -3,13 +3,13 @@
 //!
 //! On Lambda the admin token and the origin secret come from Secrets Manager
 //! (`TANDEM_SECRET_ID`, read once at init), so that no secret is in the function's
-//! configuration; flags and environment variables still win when set.
+//! configuration; flags and environment variables still win when set. The Lambda and DynamoDB
+//! parts ([`crate::lambda`]) need the `aws` feature (on by default).
 
 use crate::state::Config;
 use crate::store::Store;
-use crate::store::dynamo::{DynamoStore, sdk_config};
 use crate::store::embedded::EmbeddedStore;
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
@@ -20,6 +20,7 @@ pub enum StoreKind {
     /// redb under `--data-dir` (local regions).
     Embedded,
     /// A DynamoDB table (`--table-name`, credentials and endpoint from the environment).
+    #[cfg(feature = "aws")]
     Dynamodb,
 }
 
@@ -68,39 +69,6 @@ pub struct RuntimeSecret {
 impl std::fmt::Debug for RuntimeSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RuntimeSecret { admin_token: <redacted>, origin_secret: <redacted> }")
-    }
-}
-
-impl RuntimeSecret {
-    /// Reads secret `id` and checks its shape. Errors name the secret, never its content
-    /// (serde's messages can quote the offending value, so only their position is kept).
-    pub async fn fetch(
-        client: &aws_sdk_secretsmanager::Client,
-        id: &str,
-    ) -> anyhow::Result<RuntimeSecret> {
-        let out = client
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(|e| anyhow!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
-            .with_context(|| format!("reading secret {id}"))?;
-        let text = out
-            .secret_string()
-            .ok_or_else(|| anyhow!("secret {id} has no SecretString"))?;
-        let secret: RuntimeSecret = serde_json::from_str(text).map_err(|e| {
-            anyhow!(
-                "secret {id} is not a JSON object with string keys admin_token and \
-                 origin_secret ({:?} error at line {} column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            )
-        })?;
-        if secret.admin_token.is_empty() || secret.origin_secret.is_empty() {
-            bail!("secret {id} has an empty admin_token or origin_secret");
-        }
-        Ok(secret)
     }
 }
 
@@ -164,36 +132,9 @@ pub fn init_tracing(json: bool) {
 pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     init_tracing(on_lambda);
+    #[cfg(feature = "aws")]
     if on_lambda {
-        let region = args.region_name();
-        let aws = sdk_config(Some(&region)).await;
-        // Fail the init rather than serve without the secret: no origin secret would mean
-        // no origin cloaking, and API Gateway turns a failed init into a 5xx, which the edge
-        // fails over.
-        let secret = match args.secret_id.as_deref().filter(|s| !s.is_empty()) {
-            Some(id) => Some(
-                RuntimeSecret::fetch(&aws_sdk_secretsmanager::Client::new(&aws), id)
-                    .await
-                    .context("Lambda init: fetching the runtime secret")?,
-            ),
-            None => None,
-        };
-        let config = args.config_with(secret.as_ref());
-        tracing::info!(
-            region = %config.region,
-            secret_id = args.secret_id.as_deref().unwrap_or(""),
-            admin_routes = config.admin_token.is_some(),
-            origin_cloaking = config.origin_secret.is_some(),
-            "Lambda init"
-        );
-        let store = DynamoStore::from_sdk_config(&aws, &args.table_name, &config.region);
-        // Pay the TLS handshake during init, not on the first request.
-        if let Err(err) = store.load_fault().await {
-            tracing::warn!(error = %err, "warming the DynamoDB connection failed");
-        }
-        return lambda_http::run(crate::router(store, config))
-            .await
-            .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"));
+        return crate::lambda::run(args).await;
     }
     let config = args.config();
     let listener = TcpListener::bind(args.listen)
@@ -206,8 +147,9 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
             tracing::info!(region = %config.region, addr = %args.listen, dir = %dir.display(), "region serving (embedded store)");
             serve(listener, store, config).await
         }
+        #[cfg(feature = "aws")]
         StoreKind::Dynamodb => {
-            let store = DynamoStore::from_env(&args.table_name, &config.region).await;
+            let store = crate::store::dynamo::DynamoStore::from_env(&args.table_name, &config.region).await;
             tracing::info!(region = %config.region, addr = %args.listen, table = %args.table_name, "region serving (DynamoDB)");
             serve(listener, store, config).await
         }

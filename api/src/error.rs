@@ -6,7 +6,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use tandem_shared::ErrorCode;
+use tandem_shared::{ErrorBody, ErrorCode};
 use tandem_shared::validate::Rejection;
 
 /// An error answered to the client.
@@ -95,4 +95,20 @@ impl IntoResponse for ApiError {
             .insert(ErrorInfo { code, message });
         response
     }
+}
+
+/// An error response with SPEC §1's body, for the boundaries that have no region middleware
+/// (the edge, the control API, replication). `region` is null when no region answered.
+/// `status` defaults to the code's own status.
+pub fn respond(
+    code: ErrorCode,
+    status: Option<StatusCode>,
+    message: impl Into<String>,
+    region: Option<&str>,
+) -> Response {
+    let status = status
+        .or_else(|| StatusCode::from_u16(code.status()).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = ErrorBody::new(code, message, region);
+    (status, axum::Json(body)).into_response()
 }

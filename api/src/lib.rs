@@ -14,11 +14,16 @@
 //! - [`store`]: the `Store` trait, the embedded (redb) store and the DynamoDB store.
 //! - [`server`]: serving a router on a `TcpListener` until a shutdown future resolves.
 //! - [`cli`]: the region process's flags and entry point (Lambda or TCP).
+//! - [`lambda`]: the region on AWS Lambda (runtime secret, warmed DynamoDB client); with
+//!   [`store::dynamo`], behind the `aws` feature (default), so the local stack builds without
+//!   the AWS SDK.
 
 pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod error;
+#[cfg(feature = "aws")]
+pub mod lambda;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;

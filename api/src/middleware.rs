@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tandem_shared::headers::{ORIGIN_VERIFY, REQUEST_ID, SERVED_REGION, SERVER_TIMING};
-use tandem_shared::{ErrorBody, ErrorCode, ErrorDetail, Fault};
+use tandem_shared::{ErrorBody, ErrorCode, Fault};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -85,10 +85,7 @@ async fn finish(State(config): State<Arc<Config>>, req: Request, next: Next) -> 
                 (code, message)
             }
         };
-        let body = ErrorBody {
-            error: ErrorDetail { code, message },
-            region: config.region.clone(),
-        };
+        let body = ErrorBody::new(code, message, Some(&config.region));
         let (mut parts, _) = response.into_parts();
         parts.headers.remove(http::header::CONTENT_LENGTH);
         let fresh = Json(body).into_response();

@@ -36,6 +36,8 @@ pub fn ActivityPanel() -> impl IntoView {
         })
     };
 
+    // The newest rows, every redraw; `<For>` keeps the rows it already has, so only the
+    // requests that came in (and those that scrolled off the end) touch the DOM.
     let rows = move || {
         console.log.with(|log| {
             log.iter()
@@ -80,43 +82,55 @@ pub fn ActivityPanel() -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
-                        {move || {
-                            let regions = console.regions.get_untracked();
-                            rows()
-                                .into_iter()
-                                .map(|e| {
-                                    let class = model::region_class(&regions, e.region.as_deref());
-                                    let failover = e.failover_text();
-                                    let failed_over = failover.is_some();
-                                    let failed = e.failed();
-                                    view! {
-                                        <tr class:failed=failed class:failover=failed_over>
-                                            <td class="mono small">{model::fmt_clock(e.at_ms)}</td>
-                                            <td class="small muted">{e.source.label()}</td>
-                                            <td class="mono small req">
-                                                <span class="method">{e.method}</span>
-                                                " "
-                                                {e.path}
-                                            </td>
-                                            <td class="mono" data-col="status">
-                                                {e.status.map_or("—".to_owned(), |s| s.to_string())}
-                                            </td>
-                                            <td class="num mono small">{model::fmt_ms(e.latency_ms)}</td>
-                                            <td data-col="region">
-                                                <span class=format!("tag {class}")>
-                                                    {e.region.unwrap_or_else(|| "—".into())}
-                                                </span>
-                                            </td>
-                                            <td class="small" data-col="failover">{failover.unwrap_or_default()}</td>
-                                        </tr>
-                                    }
-                                })
-                                .collect_view()
-                        }}
+                        <For each=rows key=row_key children=move |e| view! { <LogRow e=e /> } />
                     </tbody>
                 </table>
             </div>
         </section>
+    }
+}
+
+/// A row's identity in the table: the request's sequence number, and whether the console has
+/// noted a failover on it. The note lands in the same tick as the request it belongs to, so a
+/// row is drawn once and kept; should one ever come later, only that row is redrawn.
+fn row_key(e: &Entry) -> (u64, bool) {
+    (e.seq, e.client_failover.is_some())
+}
+
+/// One request. Built once per request: the log redraws several times a second while rows
+/// only come and go at its ends.
+#[component]
+fn LogRow(e: Entry) -> impl IntoView {
+    let console = expect_context::<Console>();
+    let failover = e.failover_text();
+    let failed_over = failover.is_some();
+    let failed = e.failed();
+    let region = e.region.clone();
+    // The colour follows the region list, which the first look at the stack may reorder.
+    let tag = move || {
+        let class = console
+            .regions
+            .with(|regions| model::region_class(regions, region.as_deref()));
+        format!("tag {class}")
+    };
+    view! {
+        <tr class:failed=failed class:failover=failed_over>
+            <td class="mono small">{model::fmt_clock(e.at_ms)}</td>
+            <td class="small muted">{e.source.label()}</td>
+            <td class="mono small req">
+                <span class="method">{e.method}</span>
+                " "
+                {e.path}
+            </td>
+            <td class="mono" data-col="status">
+                {e.status.map_or("—".to_owned(), |s| s.to_string())}
+            </td>
+            <td class="num mono small">{model::fmt_ms(e.latency_ms)}</td>
+            <td data-col="region">
+                <span class=tag>{e.region.unwrap_or_else(|| "—".into())}</span>
+            </td>
+            <td class="small" data-col="failover">{failover.unwrap_or_default()}</td>
+        </tr>
     }
 }
 

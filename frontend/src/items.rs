@@ -64,15 +64,34 @@ pub struct Staleness {
     pub progress: Progress,
 }
 
+/// The editor's contents when Save was pressed: what one save sends.
+#[derive(Debug, Clone)]
+struct Draft {
+    id: String,
+    /// The data as typed.
+    data: String,
+    /// Sent as `If-Match` when editing an item that was loaded.
+    if_match: Option<u64>,
+}
+
+/// One page of the list, and the line about who answered it.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Page {
+    items: Vec<Item>,
+    next: Option<String>,
+    note: String,
+}
+
+/// The panel's own state; the server calls that change it are in [`ItemCalls`].
 #[derive(Clone, Copy)]
 pub struct ItemsState {
-    page: RwSignal<Vec<Item>>,
     /// Cursors of the pages before the current one (`None`: the first page).
     back: RwSignal<Vec<Option<String>>>,
-    current: RwSignal<Option<String>>,
-    next: RwSignal<Option<String>>,
+    /// The page shown (`None`: the first).
+    cursor: RwSignal<Option<String>>,
     limit: RwSignal<u32>,
-    list_note: RwSignal<String>,
+    /// Bumped to read the page again: Refresh, and after a write changed it.
+    refresh: RwSignal<u64>,
     selected: RwSignal<Option<(Item, String)>>,
     view_note: RwSignal<Option<Outcome>>,
     confirm_delete: RwSignal<bool>,
@@ -80,58 +99,82 @@ pub struct ItemsState {
     editor_text: RwSignal<String>,
     /// Sent as `If-Match` when editing an item that was loaded.
     editor_version: RwSignal<Option<u64>>,
-    editor_outcome: RwSignal<Option<Outcome>>,
     staleness: RwSignal<Option<Staleness>>,
     staleness_run: StoredValue<u64>,
-    busy: RwSignal<bool>,
+}
+
+/// The list page as a resource of the signals that pick it, and the buttons' server calls as
+/// actions: their `pending` disables the buttons while a call is out.
+#[derive(Clone, Copy)]
+struct ItemCalls {
+    page: LocalResource<Result<Page, String>>,
+    open: Action<String, ()>,
+    save: Action<Draft, Outcome>,
+    delete: Action<String, ()>,
+}
+
+impl ItemCalls {
+    fn new(console: Console, s: ItemsState) -> Self {
+        ItemCalls {
+            page: LocalResource::new(move || {
+                let (limit, cursor) = (s.limit.get(), s.cursor.get());
+                s.refresh.track();
+                load(console, limit, cursor)
+            }),
+            open: Action::new_local(move |id: &String| s.open(console, id.clone())),
+            save: Action::new_local(move |draft: &Draft| s.save(console, draft.clone())),
+            delete: Action::new_local(move |id: &String| s.delete(console, id.clone())),
+        }
+    }
+}
+
+/// Reads one page of the list.
+async fn load(console: Console, limit: u32, cursor: Option<String>) -> Result<Page, String> {
+    let mut path = format!("/api/items?limit={limit}");
+    if let Some(c) = &cursor {
+        path.push_str("&cursor=");
+        path.push_str(&encode(c));
+    }
+    let (reply, _) = console.send("GET", &path, None, false, Source::User).await;
+    match reply.parse::<ListResponse>().filter(|_| reply.ok()) {
+        Some(list) => Ok(Page {
+            note: format!(
+                "{} item(s), answered by {} in {}",
+                list.items.len(),
+                list.region,
+                model::fmt_ms(reply.latency_ms)
+            ),
+            items: list.items,
+            next: list.next_cursor,
+        }),
+        None => Err(match model::error_of(&reply.body) {
+            Some((code, message)) => format!("{} {code}: {message}", reply.status_text()),
+            None => format!("list failed: {}", reply.status_text()),
+        }),
+    }
 }
 
 impl ItemsState {
     fn new() -> Self {
         ItemsState {
-            page: RwSignal::new(Vec::new()),
             back: RwSignal::new(Vec::new()),
-            current: RwSignal::new(None),
-            next: RwSignal::new(None),
+            cursor: RwSignal::new(None),
             limit: RwSignal::new(10),
-            list_note: RwSignal::new(String::new()),
+            refresh: RwSignal::new(0),
             selected: RwSignal::new(None),
             view_note: RwSignal::new(None),
             confirm_delete: RwSignal::new(false),
             editor_id: RwSignal::new(String::new()),
             editor_text: RwSignal::new("{\n  \"hello\": \"world\"\n}".into()),
             editor_version: RwSignal::new(None),
-            editor_outcome: RwSignal::new(None),
             staleness: RwSignal::new(None),
             staleness_run: StoredValue::new(0),
-            busy: RwSignal::new(false),
         }
     }
 
-    async fn load(self, console: Console, cursor: Option<String>) {
-        let mut path = format!("/api/items?limit={}", self.limit.get_untracked());
-        if let Some(c) = &cursor {
-            path.push_str("&cursor=");
-            path.push_str(&encode(c));
-        }
-        let (reply, _) = console.send("GET", &path, None, false, Source::User).await;
-        match reply.parse::<ListResponse>().filter(|_| reply.ok()) {
-            Some(list) => {
-                self.list_note.set(format!(
-                    "{} item(s), answered by {} in {}",
-                    list.items.len(),
-                    list.region,
-                    model::fmt_ms(reply.latency_ms)
-                ));
-                self.page.set(list.items);
-                self.current.set(cursor);
-                self.next.set(list.next_cursor);
-            }
-            None => self.list_note.set(match model::error_of(&reply.body) {
-                Some((code, message)) => format!("{} {code}: {message}", reply.status_text()),
-                None => format!("list failed: {}", reply.status_text()),
-            }),
-        }
+    /// Reads the page shown again.
+    fn reload(self) {
+        self.refresh.update(|n| *n += 1);
     }
 
     async fn open(self, console: Console, id: String) {
@@ -153,28 +196,25 @@ impl ItemsState {
         }
     }
 
-    async fn save(self, console: Console) {
-        let id = self.editor_id.get_untracked();
+    async fn save(self, console: Console, draft: Draft) -> Outcome {
         // The data text goes to the API as typed, so a mistake in it comes back as the API's
         // own error code (invalid_json, bad_request, …) rather than as a local guess.
-        let body = format!("{{\"data\": {}}}", self.editor_text.get_untracked());
-        let path = format!("/api/items/{}", encode(&id));
-        let if_match = self.editor_version.get_untracked();
-        self.busy.set(true);
+        let body = format!("{{\"data\": {}}}", draft.data);
+        let path = format!("/api/items/{}", encode(&draft.id));
         let written = console
-            .write("PUT", &path, Some(&body), if_match, Source::User)
+            .write("PUT", &path, Some(&body), draft.if_match, Source::User)
             .await;
-        self.busy.set(false);
         let outcome = Outcome::of(&written);
-        self.editor_outcome.set(Some(outcome.clone()));
         if let Some(r) = written.reply.parse::<ItemResponse>().filter(|_| outcome.ok) {
             self.editor_version.set(Some(r.item.version));
             let expect = Expect::Write(r.item.updated_at.clone(), r.item.updated_in.clone());
-            self.selected.set(Some((r.item, r.region.clone())));
+            let other = console.other_than(&r.region);
+            self.selected.set(Some((r.item, r.region)));
             self.view_note.set(None);
-            self.check_staleness(console, id, console.other_than(&r.region), expect);
-            self.load(console, self.current.get_untracked()).await;
+            self.check_staleness(console, draft.id, other, expect);
+            self.reload();
         }
+        outcome
     }
 
     async fn delete(self, console: Console, id: String) {
@@ -187,7 +227,7 @@ impl ItemsState {
             let accepted = written.reply.region.clone().unwrap_or(console.primary());
             self.selected.set(None);
             self.check_staleness(console, id, console.other_than(&accepted), Expect::Gone);
-            self.load(console, self.current.get_untracked()).await;
+            self.reload();
         }
         self.confirm_delete.set(false);
         self.view_note.set(Some(outcome));
@@ -291,73 +331,31 @@ fn outcome_view(o: Outcome) -> impl IntoView {
 pub fn ItemsPanel() -> impl IntoView {
     let console = expect_context::<Console>();
     let s = ItemsState::new();
+    let calls = ItemCalls::new(console, s);
     provide_context(s);
-    leptos::task::spawn_local(async move { s.load(console, None).await });
-
-    let rows = move || {
-        s.page
-            .get()
-            .into_iter()
-            .map(|item| {
-                let id = item.id.clone();
-                let open_id = id.clone();
-                let preview = serde_json::Value::Object(item.data.clone()).to_string();
-                view! {
-                    <tr>
-                        <td>
-                            <button
-                                type="button"
-                                class="link"
-                                on:click=move |_| {
-                                    let id = open_id.clone();
-                                    leptos::task::spawn_local(async move { s.open(console, id).await })
-                                }
-                            >
-                                {id}
-                            </button>
-                        </td>
-                        <td class="num">{item.version}</td>
-                        <td class="mono small">{item.updated_at}</td>
-                        <td>{item.updated_in}</td>
-                        <td class="mono small preview">{preview}</td>
-                    </tr>
-                }
-            })
-            .collect_view()
+    provide_context(calls);
+    // A failed read keeps the last page on screen; the note above it says what went wrong.
+    let shown = Memo::new(move |last: Option<&Page>| match calls.page.get() {
+        Some(Ok(page)) => page,
+        _ => last.cloned().unwrap_or_default(),
+    });
+    let note = move || {
+        let note = calls.page.map(|r| match r {
+            Ok(page) => page.note.clone(),
+            Err(e) => e.clone(),
+        });
+        note.unwrap_or_default()
     };
-
     view! {
         <section class="panel" aria-labelledby="items-title">
             <div class="panel-head">
                 <h2 id="items-title">"Items"</h2>
-                <label class="inline small">
-                    "Per page"
-                    <select
-                        id="page-size"
-                        on:change=move |ev| {
-                            s.limit.set(event_target_value(&ev).parse().unwrap_or(10));
-                            s.back.set(Vec::new());
-                            leptos::task::spawn_local(async move { s.load(console, None).await })
-                        }
-                    >
-                        <option value="10" selected>"10"</option>
-                        <option value="25">"25"</option>
-                        <option value="100">"100"</option>
-                    </select>
-                </label>
-                <button
-                    type="button"
-                    id="items-refresh"
-                    on:click=move |_| {
-                        leptos::task::spawn_local(async move {
-                            s.load(console, s.current.get_untracked()).await
-                        })
-                    }
-                >
+                <PageSize />
+                <button type="button" id="items-refresh" on:click=move |_| s.reload()>
                     "Refresh"
                 </button>
             </div>
-            <p class="muted small" id="items-note" role="status">{move || s.list_note.get()}</p>
+            <p class="muted small" id="items-note" role="status">{note}</p>
             <div class="table-wrap">
                 <table class="items">
                     <thead>
@@ -369,34 +367,12 @@ pub fn ItemsPanel() -> impl IntoView {
                             <th scope="col">"data"</th>
                         </tr>
                     </thead>
-                    <tbody id="items-rows">{rows}</tbody>
+                    <tbody id="items-rows">
+                        <ItemRows page=shown />
+                    </tbody>
                 </table>
             </div>
-            <div class="pager">
-                <button
-                    type="button"
-                    disabled=move || s.back.with(Vec::is_empty)
-                    on:click=move |_| {
-                        let mut back = s.back.get_untracked();
-                        let prev = back.pop().flatten();
-                        s.back.set(back);
-                        leptos::task::spawn_local(async move { s.load(console, prev).await })
-                    }
-                >
-                    "← Previous"
-                </button>
-                <button
-                    type="button"
-                    disabled=move || s.next.with(Option::is_none)
-                    on:click=move |_| {
-                        let next = s.next.get_untracked();
-                        s.back.update(|b| b.push(s.current.get_untracked()));
-                        leptos::task::spawn_local(async move { s.load(console, next).await })
-                    }
-                >
-                    "Next →"
-                </button>
-            </div>
+            <Pager />
             <Viewer />
             <Editor />
             <StalenessView />
@@ -404,14 +380,105 @@ pub fn ItemsPanel() -> impl IntoView {
     }
 }
 
+/// A new page size starts over from the first page.
+#[component]
+fn PageSize() -> impl IntoView {
+    let s = expect_context::<ItemsState>();
+    view! {
+        <label class="inline small">
+            "Per page"
+            <select
+                id="page-size"
+                on:change=move |ev| {
+                    s.limit.set(event_target_value(&ev).parse().unwrap_or(10));
+                    s.back.set(Vec::new());
+                    s.cursor.set(None);
+                }
+            >
+                <option value="10" selected>"10"</option>
+                <option value="25">"25"</option>
+                <option value="100">"100"</option>
+            </select>
+        </label>
+    }
+}
+
+/// The page's items; a click on an id opens that item.
+#[component]
+fn ItemRows(page: Memo<Page>) -> impl IntoView {
+    let calls = expect_context::<ItemCalls>();
+    move || {
+        page.get()
+            .items
+            .into_iter()
+            .map(|item| {
+                let id = item.id.clone();
+                let preview = serde_json::Value::Object(item.data).to_string();
+                view! {
+                    <tr>
+                        <td>
+                            <button
+                                type="button"
+                                class="link"
+                                on:click=move |_| {
+                                    calls.open.dispatch(id.clone());
+                                }
+                            >
+                                {item.id}
+                            </button>
+                        </td>
+                        <td class="num">{item.version}</td>
+                        <td class="mono small">{item.updated_at}</td>
+                        <td>{item.updated_in}</td>
+                        <td class="mono small preview">{preview}</td>
+                    </tr>
+                }
+            })
+            .collect_view()
+    }
+}
+
+/// Moves through the pages by their cursors, keeping the ones before for the way back.
+#[component]
+fn Pager() -> impl IntoView {
+    let s = expect_context::<ItemsState>();
+    let calls = expect_context::<ItemCalls>();
+    // Only a page that was read names the next one; after a failed read, Refresh retries.
+    let next = move || {
+        calls
+            .page
+            .map(|r| r.as_ref().ok().and_then(|p| p.next.clone()))
+            .flatten()
+    };
+    let previous = move |_| {
+        let cursor = s.back.try_update(|b| b.pop().flatten()).flatten();
+        s.cursor.set(cursor);
+    };
+    let forward = move |_| {
+        if let Some(cursor) = next() {
+            s.back.update(|b| b.push(s.cursor.get_untracked()));
+            s.cursor.set(Some(cursor));
+        }
+    };
+    view! {
+        <div class="pager">
+            <button type="button" disabled=move || s.back.with(Vec::is_empty) on:click=previous>
+                "← Previous"
+            </button>
+            <button type="button" disabled=move || next().is_none() on:click=forward>
+                "Next →"
+            </button>
+        </div>
+    }
+}
+
+/// The item last opened or saved, or what went wrong reading, saving or deleting one.
 #[component]
 fn Viewer() -> impl IntoView {
-    let console = expect_context::<Console>();
     let s = expect_context::<ItemsState>();
     let body = move || {
         s.selected.get().map(|(item, region)| {
             let pretty = serde_json::to_string_pretty(&item).unwrap_or_default();
-            let (edit_item, del_id, read_item) = (item.clone(), item.id.clone(), item.clone());
             view! {
                 <div class="viewer" id="item-view">
                     <div class="panel-head">
@@ -419,64 +486,7 @@ fn Viewer() -> impl IntoView {
                         <span class="muted small">{format!("read from {region}")}</span>
                     </div>
                     <pre class="json">{pretty}</pre>
-                    <div class="controls">
-                        <button
-                            type="button"
-                            on:click=move |_| {
-                                s.editor_id.set(edit_item.id.clone());
-                                s.editor_text.set(
-                                    serde_json::to_string_pretty(&edit_item.data).unwrap_or_default(),
-                                );
-                                s.editor_version.set(Some(edit_item.version));
-                                s.editor_outcome.set(None);
-                            }
-                        >
-                            "Edit"
-                        </button>
-                        <button
-                            type="button"
-                            id="read-other"
-                            on:click=move |_| {
-                                let other = console.other_than(&read_item.updated_in);
-                                s.check_staleness(
-                                    console,
-                                    read_item.id.clone(),
-                                    other,
-                                    Expect::Write(read_item.updated_at.clone(), read_item.updated_in.clone()),
-                                );
-                            }
-                        >
-                            {format!("Read from {}", console.other_than(&item.updated_in))}
-                        </button>
-                        // Two steps, no modal dialog: the second button only exists after the first.
-                        <button
-                            type="button"
-                            class="danger"
-                            hidden=move || s.confirm_delete.get()
-                            on:click=move |_| s.confirm_delete.set(true)
-                        >
-                            "Delete"
-                        </button>
-                        <button
-                            type="button"
-                            class="danger"
-                            id="confirm-delete"
-                            hidden=move || !s.confirm_delete.get()
-                            on:click=move |_| {
-                                let id = del_id.clone();
-                                leptos::task::spawn_local(async move { s.delete(console, id).await })
-                            }
-                        >
-                            "Really delete"
-                        </button>
-                        <button
-                            type="button"
-                            hidden=move || !s.confirm_delete.get()
-                            on:click=move |_| s.confirm_delete.set(false)
-                        >
-                            "Keep"
-                        </button>
-                    </div>
+                    <ItemControls item=item />
                 </div>
             }
         })
@@ -487,13 +497,94 @@ fn Viewer() -> impl IntoView {
     }
 }
 
+/// Edit, read back from the other region, delete.
 #[component]
-fn Editor() -> impl IntoView {
+fn ItemControls(item: Item) -> impl IntoView {
     let console = expect_context::<Console>();
     let s = expect_context::<ItemsState>();
+    let calls = expect_context::<ItemCalls>();
+    let other = console.other_than(&item.updated_in);
+    let (edit_item, read_item, id) = (item.clone(), item.clone(), item.id);
+    let edit = move |_| {
+        s.editor_id.set(edit_item.id.clone());
+        s.editor_text
+            .set(serde_json::to_string_pretty(&edit_item.data).unwrap_or_default());
+        s.editor_version.set(Some(edit_item.version));
+        calls.save.clear();
+    };
+    let read_other = move |_| {
+        let expect = Expect::Write(read_item.updated_at.clone(), read_item.updated_in.clone());
+        let other = console.other_than(&read_item.updated_in);
+        s.check_staleness(console, read_item.id.clone(), other, expect);
+    };
+    view! {
+        <div class="controls">
+            <button type="button" on:click=edit>
+                "Edit"
+            </button>
+            <button type="button" id="read-other" on:click=read_other>
+                {format!("Read from {other}")}
+            </button>
+            <DeleteButtons id=id />
+        </div>
+    }
+}
+
+/// Two steps, no modal dialog: the second button only shows after the first.
+#[component]
+fn DeleteButtons(id: String) -> impl IntoView {
+    let s = expect_context::<ItemsState>();
+    let calls = expect_context::<ItemCalls>();
+    let deleting = calls.delete.pending();
+    view! {
+        <button
+            type="button"
+            class="danger"
+            hidden=move || s.confirm_delete.get()
+            on:click=move |_| s.confirm_delete.set(true)
+        >
+            "Delete"
+        </button>
+        <button
+            type="button"
+            class="danger"
+            id="confirm-delete"
+            hidden=move || !s.confirm_delete.get()
+            disabled=move || deleting.get()
+            on:click=move |_| {
+                calls.delete.dispatch(id.clone());
+            }
+        >
+            "Really delete"
+        </button>
+        <button
+            type="button"
+            hidden=move || !s.confirm_delete.get()
+            on:click=move |_| s.confirm_delete.set(false)
+        >
+            "Keep"
+        </button>
+    }
+}
+
+#[component]
+fn Editor() -> impl IntoView {
+    let s = expect_context::<ItemsState>();
+    let calls = expect_context::<ItemCalls>();
+    let saving = calls.save.pending();
+    let outcome = calls.save.value();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        leptos::task::spawn_local(async move { s.save(console).await });
+        calls.save.dispatch(Draft {
+            id: s.editor_id.get_untracked(),
+            data: s.editor_text.get_untracked(),
+            if_match: s.editor_version.get_untracked(),
+        });
+    };
+    let new = move |_| {
+        s.editor_id.set(String::new());
+        s.editor_version.set(None);
+        calls.save.clear();
     };
     view! {
         <form class="editor" on:submit=submit aria-labelledby="editor-title">
@@ -525,22 +616,15 @@ fn Editor() -> impl IntoView {
                 on:input=move |ev| s.editor_text.set(event_target_value(&ev))
             ></textarea>
             <div class="controls">
-                <button type="submit" class="primary" id="editor-save" disabled=move || s.busy.get()>
+                <button type="submit" class="primary" id="editor-save" disabled=move || saving.get()>
                     "Save (PUT)"
                 </button>
-                <button
-                    type="button"
-                    on:click=move |_| {
-                        s.editor_id.set(String::new());
-                        s.editor_version.set(None);
-                        s.editor_outcome.set(None);
-                    }
-                >
+                <button type="button" on:click=new>
                     "New"
                 </button>
             </div>
             <div id="editor-outcome" aria-live="polite">
-                {move || s.editor_outcome.get().map(outcome_view)}
+                {move || outcome.get().map(outcome_view)}
             </div>
         </form>
     }

@@ -93,6 +93,13 @@ impl Status {
         }
     }
 
+    /// Checks a region's health now rather than at the next poll, after a control action
+    /// changed it. Not awaited by the action: a region that does not answer (blackholed) must
+    /// not hold the buttons back until the edge gives up on it.
+    fn recheck_health(self, console: Console, region: String) {
+        leptos::task::spawn_local(async move { self.check_health(console, region).await });
+    }
+
     pub async fn check_health(self, console: Console, region: String) {
         let path = format!("/region/{region}/api/health");
         let (reply, _) = console.send("GET", &path, None, false, Source::Poll).await;
@@ -218,37 +225,14 @@ pub fn RegionsPanel() -> impl IntoView {
                 <span class="muted small">"health every 1.5 s"</span>
             </div>
             <div class="cards">{cards}</div>
-            <div class="fault-options" hidden=move || console.token.with(Option::is_none)>
-                    <label>
-                        "Fault lasts (s, empty = until cleared)"
-                        <input
-                            id="fault-duration"
-                            type="number"
-                            min="1"
-                            inputmode="numeric"
-                            prop:value=move || duration.get()
-                            on:input=move |ev| duration.set(event_target_value(&ev))
-                        />
-                    </label>
-                    <label>
-                        "Slow fault latency (ms)"
-                        <input
-                            id="slow-ms"
-                            type="number"
-                            min="0"
-                            inputmode="numeric"
-                            prop:value=move || slow_ms.get()
-                            on:input=move |ev| slow_ms.set(event_target_value(&ev))
-                        />
-                    </label>
-            </div>
+            <FaultOptions duration=duration slow_ms=slow_ms />
             <div hidden=move || !console.has_control()>
                 <ReplicationControls feedback=feedback />
             </div>
             <p class="muted small" hidden=move || console.token.with(Option::is_some)>
-                    "Outage controls need the admin token: open the console URL that "
-                    <code>"tandem up"</code> " prints (it ends in " <code>"#token=…"</code>
-                    "), or enter the token above."
+                "Outage controls need the admin token: open the console URL that "
+                <code>"tandem up"</code> " prints (it ends in " <code>"#token=…"</code>
+                "), or enter the token above."
             </p>
             <p class="feedback" role="status" aria-live="polite">
                 {move || {
@@ -267,6 +251,39 @@ pub fn RegionsPanel() -> impl IntoView {
     }
 }
 
+/// How long a fault lasts and how slow the slow one is: shared by every region's buttons.
+#[component]
+fn FaultOptions(duration: RwSignal<String>, slow_ms: RwSignal<String>) -> impl IntoView {
+    let console = expect_context::<Console>();
+    view! {
+        <div class="fault-options" hidden=move || console.token.with(Option::is_none)>
+            <label>
+                "Fault lasts (s, empty = until cleared)"
+                <input
+                    id="fault-duration"
+                    type="number"
+                    min="1"
+                    inputmode="numeric"
+                    prop:value=move || duration.get()
+                    on:input=move |ev| duration.set(event_target_value(&ev))
+                />
+            </label>
+            <label>
+                "Slow fault latency (ms)"
+                <input
+                    id="slow-ms"
+                    type="number"
+                    min="0"
+                    inputmode="numeric"
+                    prop:value=move || slow_ms.get()
+                    on:input=move |ev| slow_ms.set(event_target_value(&ev))
+                />
+            </label>
+        </div>
+    }
+}
+
+/// One region: what it says about itself, and the controls that break and heal it.
 #[component]
 fn RegionCard(
     region: String,
@@ -276,63 +293,32 @@ fn RegionCard(
     duration: RwSignal<String>,
     slow_ms: RwSignal<String>,
 ) -> impl IntoView {
-    let console = expect_context::<Console>();
+    let (id, label) = (format!("region-{region}"), format!("region {region}"));
+    view! {
+        <article class=format!("card {class}") id=id aria-label=label>
+            <header>
+                <span class="swatch" aria-hidden="true"></span>
+                <h3>{region.clone()}</h3>
+                <span class="badge">{if primary { "primary" } else { "secondary" }}</span>
+            </header>
+            <HealthLine region=region.clone() />
+            <RegionFacts region=region.clone() />
+            <FaultButtons
+                region=region.clone()
+                feedback=feedback
+                duration=duration
+                slow_ms=slow_ms
+            />
+            <StateButtons region=region feedback=feedback />
+        </article>
+    }
+}
+
+/// The last health check: its word in a pill, then the status and how long it took.
+#[component]
+fn HealthLine(region: String) -> impl IntoView {
     let status = expect_context::<Status>();
-    let name = StoredValue::new(region.clone());
-    let health = move || status.health_of(&name.get_value());
-    let state = move || {
-        console.states.with(|s| {
-            s.iter()
-                .find(|(r, _)| *r == name.get_value())
-                .map(|(_, st)| st.clone())
-        })
-    };
-    let incoming = move || {
-        status.replication.with(|r| {
-            r.as_ref()
-                .and_then(|r| r.pairs.iter().find(|p| p.to == name.get_value()).cloned())
-        })
-    };
-
-    let set_fault = move |fault: Fault| {
-        let region = name.get_value();
-        leptos::task::spawn_local(async move {
-            let body = serde_json::to_string(&fault).unwrap_or_default();
-            let path = format!("/region/{region}/api/admin/fault");
-            let (reply, _) = console
-                .send("PUT", &path, Some(&body), true, Source::User)
-                .await;
-            feedback.show(&reply, &format!("{region}: fault {}", fault_text(&fault)));
-            status.check_health(console, region).await;
-        });
-    };
-    let duration_s = move || duration.get_untracked().trim().parse::<u64>().ok();
-    let clear = move |_| {
-        let region = name.get_value();
-        leptos::task::spawn_local(async move {
-            let path = format!("/region/{region}/api/admin/fault");
-            let (reply, _) = console
-                .send("DELETE", &path, None, true, Source::User)
-                .await;
-            feedback.show(&reply, &format!("{region}: clear fault"));
-            status.check_health(console, region).await;
-        });
-    };
-    let set_state = move |state: &'static str| {
-        let region = name.get_value();
-        leptos::task::spawn_local(async move {
-            let path = format!("/_tandem/regions/{region}");
-            let body = format!(r#"{{"state":"{state}"}}"#);
-            let (reply, _) = console
-                .send("PUT", &path, Some(&body), true, Source::User)
-                .await;
-            feedback.show(&reply, &format!("{region}: {state}"));
-            status.check_control(console).await;
-            status.check_health(console, region).await;
-        });
-    };
-
-    let health_view = move || match health() {
+    let line = move || match status.health_of(&region) {
         None => view! { <span class="pill">"checking…"</span> }.into_any(),
         Some(h) => {
             let pill = if h.healthy() {
@@ -344,94 +330,211 @@ fn RegionCard(
             };
             let code = h.status.map_or("no answer".to_owned(), |s| s.to_string());
             view! {
-                <span class=pill>{h.word.clone()}</span>
+                <span class=pill>{h.word}</span>
                 <span class="muted small">{format!("{code} in {}", model::fmt_ms(h.latency_ms))}</span>
             }
             .into_any()
         }
     };
+    view! { <div class="health" data-role="health">{line}</div> }
+}
 
-    let id = region.clone();
+/// The fault health reports; on the local stack also the process state and the replication
+/// link into this region.
+#[component]
+fn RegionFacts(region: String) -> impl IntoView {
+    let console = expect_context::<Console>();
+    let status = expect_context::<Status>();
+    let name = StoredValue::new(region);
+    let fault = move || {
+        name.with_value(|r| status.health_of(r))
+            .and_then(|h| h.fault)
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let state = move || {
+        console.states.with(|s| {
+            name.with_value(|region| s.iter().find(|(r, _)| r == region))
+                .map_or_else(|| "?".to_owned(), |(_, st)| st.clone())
+        })
+    };
+    let incoming = move || {
+        status.replication.with(|r| {
+            let link = r
+                .as_ref()
+                .and_then(|r| name.with_value(|region| r.pairs.iter().find(|p| p.to == *region)));
+            link.map_or_else(|| "?".to_owned(), model::describe_link)
+        })
+    };
     view! {
-        <article class=format!("card {class}") id=format!("region-{id}") aria-label=format!("region {id}")>
-            <header>
-                <span class="swatch" aria-hidden="true"></span>
-                <h3>{region.clone()}</h3>
-                <span class="badge">{if primary { "primary" } else { "secondary" }}</span>
-            </header>
-            <div class="health" data-role="health">{health_view}</div>
-            <dl class="facts">
-                <dt>"Fault"</dt>
-                <dd data-role="fault">
-                    {move || {
-                        health().and_then(|h| h.fault).unwrap_or_else(|| "unknown".into())
-                    }}
-                </dd>
-                <div class="group" hidden=move || !console.is_local()>
-                    <dt>"Process"</dt>
-                    <dd data-role="state">{move || state().unwrap_or_else(|| "?".into())}</dd>
-                    <dt>"Replication in"</dt>
-                    <dd data-role="replication">
-                        {move || incoming().map_or("?".to_owned(), |p| model::describe_link(&p))}
-                    </dd>
-                </div>
-            </dl>
-            <div
-                class="controls"
-                role="group"
-                aria-label=format!("app fault for {}", name.get_value())
-                hidden=move || console.token.with(Option::is_none)
-            >
-                    <button
-                        type="button"
-                        data-action="fault-503"
-                        on:click=move |_| set_fault(Fault::Error { status: 503, duration_s: duration_s() })
-                    >
-                        "Fail 503"
-                    </button>
-                    <button
-                        type="button"
-                        data-action="fault-slow"
-                        on:click=move |_| {
-                            let latency_ms = slow_ms.get_untracked().trim().parse().unwrap_or(3000);
-                            set_fault(Fault::Slow { latency_ms, duration_s: duration_s() })
-                        }
-                    >
-                        "Slow"
-                    </button>
-                    <button type="button" data-action="fault-clear" on:click=clear>
-                        "Clear fault"
-                    </button>
+        <dl class="facts">
+            <dt>"Fault"</dt>
+            <dd data-role="fault">{fault}</dd>
+            <div class="group" hidden=move || !console.is_local()>
+                <dt>"Process"</dt>
+                <dd data-role="state">{state}</dd>
+                <dt>"Replication in"</dt>
+                <dd data-role="replication">{incoming}</dd>
             </div>
-            <div
-                class="controls"
-                role="group"
-                aria-label=format!("process state of {}", name.get_value())
-                hidden=move || !console.has_control()
-            >
-                    {[
-                        ("Up", "up", ""),
-                        ("Stop", "stopped", ""),
-                        ("Crash", "crashed", "danger"),
-                        ("Blackhole", "blackhole", ""),
-                    ]
-                        .into_iter()
-                        .map(|(label, state, class)| {
-                            view! {
-                                <button
-                                    type="button"
-                                    class=class
-                                    data-action=format!("state-{state}")
-                                    on:click=move |_| set_state(state)
-                                >
-                                    {label}
-                                </button>
-                            }
-                        })
-                        .collect_view()}
-            </div>
-        </article>
+        </dl>
     }
+}
+
+/// The app fault (admin token): fail with 503, answer slowly, or clear. The buttons wait for
+/// the answer before they take another click.
+#[component]
+fn FaultButtons(
+    region: String,
+    feedback: Feedback,
+    duration: RwSignal<String>,
+    slow_ms: RwSignal<String>,
+) -> impl IntoView {
+    let console = expect_context::<Console>();
+    let status = expect_context::<Status>();
+    let label = format!("app fault for {region}");
+    let change = Action::new_local(move |fault: &Option<Fault>| {
+        change_fault(console, status, feedback, region.clone(), *fault)
+    });
+    let busy = change.pending();
+    let duration_s = move || duration.get_untracked().trim().parse::<u64>().ok();
+    let fail = move |_| {
+        change.dispatch(Some(Fault::Error {
+            status: 503,
+            duration_s: duration_s(),
+        }));
+    };
+    let slow = move |_| {
+        let latency_ms = slow_ms.get_untracked().trim().parse().unwrap_or(3000);
+        change.dispatch(Some(Fault::Slow {
+            latency_ms,
+            duration_s: duration_s(),
+        }));
+    };
+    view! {
+        <div
+            class="controls"
+            role="group"
+            aria-label=label
+            hidden=move || console.token.with(Option::is_none)
+        >
+            <button type="button" data-action="fault-503" disabled=busy on:click=fail>
+                "Fail 503"
+            </button>
+            <button type="button" data-action="fault-slow" disabled=busy on:click=slow>
+                "Slow"
+            </button>
+            <button
+                type="button"
+                data-action="fault-clear"
+                disabled=busy
+                on:click=move |_| {
+                    change.dispatch(None);
+                }
+            >
+                "Clear fault"
+            </button>
+        </div>
+    }
+}
+
+/// Sets (`Some`) or clears (`None`) a region's app fault and says how that went.
+async fn change_fault(
+    console: Console,
+    status: Status,
+    feedback: Feedback,
+    region: String,
+    fault: Option<Fault>,
+) {
+    let path = format!("/region/{region}/api/admin/fault");
+    let (reply, what) = match fault {
+        Some(fault) => {
+            let body = serde_json::to_string(&fault).unwrap_or_default();
+            let sent = console.send("PUT", &path, Some(&body), true, Source::User);
+            (
+                sent.await.0,
+                format!("{region}: fault {}", fault_text(&fault)),
+            )
+        }
+        None => {
+            let sent = console.send("DELETE", &path, None, true, Source::User);
+            (sent.await.0, format!("{region}: clear fault"))
+        }
+    };
+    feedback.show(&reply, &what);
+    status.recheck_health(console, region);
+}
+
+/// The states a region's process can be put in (local stack): label, state, button class.
+const STATES: [(&str, &str, &str); 4] = [
+    ("Up", "up", ""),
+    ("Stop", "stopped", ""),
+    ("Crash", "crashed", "danger"),
+    ("Blackhole", "blackhole", ""),
+];
+
+/// The region's process (local stack, with the token): up, stopped, crashed, blackholed.
+#[component]
+fn StateButtons(region: String, feedback: Feedback) -> impl IntoView {
+    let console = expect_context::<Console>();
+    let status = expect_context::<Status>();
+    let label = format!("process state of {region}");
+    let change = Action::new_local(move |state: &&'static str| {
+        change_state(console, status, feedback, region.clone(), state)
+    });
+    let busy = change.pending();
+    let buttons = STATES
+        .into_iter()
+        .map(|(label, state, class)| {
+            view! {
+                <button
+                    type="button"
+                    class=class
+                    data-action=format!("state-{state}")
+                    disabled=busy
+                    on:click=move |_| {
+                        change.dispatch(state);
+                    }
+                >
+                    {label}
+                </button>
+            }
+        })
+        .collect_view();
+    view! {
+        <div
+            class="controls"
+            role="group"
+            aria-label=label
+            hidden=move || !console.has_control()
+        >
+            {buttons}
+        </div>
+    }
+}
+
+/// Puts a region's process in `state`, says how that went, and reads the states back, so the
+/// card shows the new one by the time the buttons take clicks again.
+async fn change_state(
+    console: Console,
+    status: Status,
+    feedback: Feedback,
+    region: String,
+    state: &'static str,
+) {
+    let path = format!("/_tandem/regions/{region}");
+    let body = format!(r#"{{"state":"{state}"}}"#);
+    let (reply, _) = console
+        .send("PUT", &path, Some(&body), true, Source::User)
+        .await;
+    feedback.show(&reply, &format!("{region}: {state}"));
+    status.check_control(console).await;
+    status.recheck_health(console, region);
+}
+
+/// A change to replication's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Copy)]
+struct ReplicationChange {
+    paused: Option<bool>,
+    lag_ms: Option<u64>,
 }
 
 #[component]
@@ -440,27 +543,22 @@ fn ReplicationControls(feedback: Feedback) -> impl IntoView {
     let status = expect_context::<Status>();
     let lag = RwSignal::new(String::new());
     let config = move || status.replication.with(|r| r.as_ref().map(|r| r.config));
-    let send = move |paused: Option<bool>, lag_ms: Option<u64>| {
-        leptos::task::spawn_local(async move {
-            let mut body = serde_json::Map::new();
-            if let Some(p) = paused {
-                body.insert("paused".into(), p.into());
-            }
-            if let Some(l) = lag_ms {
-                body.insert("lag_ms".into(), l.into());
-            }
-            let body = serde_json::Value::Object(body).to_string();
-            let (reply, _) = console
-                .send(
-                    "PUT",
-                    "/_tandem/replication",
-                    Some(&body),
-                    true,
-                    Source::User,
-                )
-                .await;
-            feedback.show(&reply, "replication");
-            status.check_control(console).await;
+    let change = Action::new_local(move |c: &ReplicationChange| {
+        change_replication(console, status, feedback, *c)
+    });
+    let busy = change.pending();
+    let toggle = move |_| {
+        let paused = config().is_some_and(|c| c.paused);
+        change.dispatch(ReplicationChange {
+            paused: Some(!paused),
+            lag_ms: None,
+        });
+    };
+    let set_lag = move |_| {
+        let lag_ms = lag.get_untracked().trim().parse().unwrap_or(0);
+        change.dispatch(ReplicationChange {
+            paused: None,
+            lag_ms: Some(lag_ms),
         });
     };
     view! {
@@ -479,14 +577,7 @@ fn ReplicationControls(feedback: Feedback) -> impl IntoView {
                 }}
             </p>
             <div class="controls">
-                <button
-                    type="button"
-                    id="replication-toggle"
-                    on:click=move |_| {
-                        let paused = config().is_some_and(|c| c.paused);
-                        send(Some(!paused), None)
-                    }
-                >
+                <button type="button" id="replication-toggle" disabled=busy on:click=toggle>
                     {move || if config().is_some_and(|c| c.paused) { "Resume" } else { "Pause" }}
                 </button>
                 <label class="inline">
@@ -501,18 +592,41 @@ fn ReplicationControls(feedback: Feedback) -> impl IntoView {
                         on:input=move |ev| lag.set(event_target_value(&ev))
                     />
                 </label>
-                <button
-                    type="button"
-                    on:click=move |_| {
-                        let l = lag.get_untracked().trim().parse().unwrap_or(0);
-                        send(None, Some(l))
-                    }
-                >
+                <button type="button" disabled=busy on:click=set_lag>
                     "Set lag"
                 </button>
             </div>
         </div>
     }
+}
+
+/// Sends a replication change and reads the settings back before the buttons take another
+/// click: Pause/Resume decides from the settings shown, which must not be the old ones.
+async fn change_replication(
+    console: Console,
+    status: Status,
+    feedback: Feedback,
+    change: ReplicationChange,
+) {
+    let mut body = serde_json::Map::new();
+    if let Some(p) = change.paused {
+        body.insert("paused".into(), p.into());
+    }
+    if let Some(l) = change.lag_ms {
+        body.insert("lag_ms".into(), l.into());
+    }
+    let body = Value::Object(body).to_string();
+    let (reply, _) = console
+        .send(
+            "PUT",
+            "/_tandem/replication",
+            Some(&body),
+            true,
+            Source::User,
+        )
+        .await;
+    feedback.show(&reply, "replication");
+    status.check_control(console).await;
 }
 
 #[cfg(test)]

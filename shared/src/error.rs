@@ -78,12 +78,27 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// `{"error": {"code", "message"}, "region"}`: the body of every error response.
+/// `{"error": {"code", "message"}, "region"}`: the body of every error response, from a region,
+/// the edge, the control API and replication alike. `region` is the region that answered, and
+/// null when no region did (the edge's own 502/504, the control API).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
-    pub region: String,
+    pub region: Option<String>,
+}
+
+impl ErrorBody {
+    /// A body with `code`'s message, answered by `region` (`None`: no region answered).
+    pub fn new(code: ErrorCode, message: impl Into<String>, region: Option<&str>) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+            region: region.map(str::to_owned),
+        }
+    }
 }
 
 #[cfg(test)]

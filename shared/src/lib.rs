@@ -5,6 +5,8 @@
 //!   last-writer-wins order included).
 //! - [`wire`]: request and response bodies of every route.
 //! - [`error`]: the error body and its codes, each with its HTTP status.
+//! - [`control`]: the local control plane (`/_tandem/*`), region states, edge settings and the
+//!   `Outage` vocabulary every tool and the console share.
 //! - [`drill`]: what an outage drill records and reports (CLI and console alike).
 //! - [`fault`]: the admin fault modes a region can be put in.
 //! - [`replication`]: how replication links, digests and settings are reported.
@@ -13,6 +15,7 @@
 //!
 //! This crate compiles to `wasm32-unknown-unknown`, so it stays free of tokio and AWS crates.
 
+pub mod control;
 pub mod drill;
 pub mod error;
 pub mod fault;

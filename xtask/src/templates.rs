@@ -40,23 +40,23 @@ fn tools() -> anyhow::Result<()> {
 
 pub fn run_all() -> anyhow::Result<()> {
     tools()?;
-    let templates: Vec<_> = std::fs::read_dir(util::root().join("infra/cloudformation"))?
+    let templates: Vec<_> = std::fs::read_dir(util::root().join("infra/aws/cloudformation"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     anyhow::ensure!(
         !templates.is_empty(),
-        "no templates under infra/cloudformation"
+        "no templates under infra/aws/cloudformation"
     );
 
-    let t = step("cfn-lint infra/cloudformation/*.yaml");
+    let t = step("cfn-lint infra/aws/cloudformation/*.yaml");
     run(Command::new(venv().join("bin/cfn-lint")).args(&templates))?;
     done(t);
 
-    let t = step("checkov (offline) on infra/cloudformation");
+    let t = step("checkov (offline) on infra/aws/cloudformation");
     run(Command::new(venv().join("bin/checkov")).args([
         "-d",
-        "infra/cloudformation",
+        "infra/aws/cloudformation",
         "--framework",
         "cloudformation",
         "--skip-download",

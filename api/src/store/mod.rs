@@ -9,6 +9,7 @@
 //! Both keep the same [`Record`] metadata, so last-writer-wins means the same thing in both.
 
 pub mod digest;
+#[cfg(feature = "aws")]
 pub mod dynamo;
 pub mod embedded;
 

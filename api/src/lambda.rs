@@ -1,0 +1,74 @@
+//! The region on AWS Lambda: the runtime secret from Secrets Manager, the DynamoDB store
+//! warmed at init, and `lambda_http` serving API Gateway events (feature `aws`).
+
+use crate::cli::{RegionArgs, RuntimeSecret};
+use crate::store::Store as _;
+use crate::store::dynamo::{DynamoStore, sdk_config};
+use anyhow::{Context as _, anyhow, bail};
+
+/// Serves API Gateway events forever (tracing is already set up, as JSON).
+pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
+    let region = args.region_name();
+    let aws = sdk_config(Some(&region)).await;
+    // Fail the init rather than serve without the secret: no origin secret would mean
+    // no origin cloaking, and API Gateway turns a failed init into a 5xx, which the edge
+    // fails over.
+    let secret = match args.secret_id.as_deref().filter(|s| !s.is_empty()) {
+        Some(id) => Some(
+            RuntimeSecret::fetch(&aws_sdk_secretsmanager::Client::new(&aws), id)
+                .await
+                .context("Lambda init: fetching the runtime secret")?,
+        ),
+        None => None,
+    };
+    let config = args.config_with(secret.as_ref());
+    tracing::info!(
+        region = %config.region,
+        secret_id = args.secret_id.as_deref().unwrap_or(""),
+        admin_routes = config.admin_token.is_some(),
+        origin_cloaking = config.origin_secret.is_some(),
+        "Lambda init"
+    );
+    let store = DynamoStore::from_sdk_config(&aws, &args.table_name, &config.region);
+    // Pay the TLS handshake during init, not on the first request.
+    if let Err(err) = store.load_fault().await {
+        tracing::warn!(error = %err, "warming the DynamoDB connection failed");
+    }
+    lambda_http::run(crate::router(store, config))
+        .await
+        .map_err(|e| anyhow!("Lambda runtime: {e}"))
+}
+
+impl RuntimeSecret {
+    /// Reads secret `id` and checks its shape. Errors name the secret, never its content
+    /// (serde's messages can quote the offending value, so only their position is kept).
+    pub async fn fetch(
+        client: &aws_sdk_secretsmanager::Client,
+        id: &str,
+    ) -> anyhow::Result<RuntimeSecret> {
+        let out = client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
+            .with_context(|| format!("reading secret {id}"))?;
+        let text = out
+            .secret_string()
+            .ok_or_else(|| anyhow!("secret {id} has no SecretString"))?;
+        let secret: RuntimeSecret = serde_json::from_str(text).map_err(|e| {
+            anyhow!(
+                "secret {id} is not a JSON object with string keys admin_token and \
+                 origin_secret ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        if secret.admin_token.is_empty() || secret.origin_secret.is_empty() {
+            bail!("secret {id} has an empty admin_token or origin_secret");
+        }
+        Ok(secret)
+    }
+}
+

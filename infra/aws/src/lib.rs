@@ -1,0 +1,11 @@
+//! Tandem on AWS: the CloudFormation templates (`cloudformation/`, built into the binary) and
+//! the tooling that deploys them.
+//!
+//! Layout:
+//! - [`deploy`]: `tandem deploy` and `tandem destroy`: the plan, the stacks, the console upload.
+//! - [`sdk`]: SDK clients, and the S3 and DynamoDB chores around the stacks.
+//! - [`stack`]: CloudFormation create/update/delete with progress.
+
+pub mod deploy;
+pub mod sdk;
+pub mod stack;

@@ -1,0 +1,417 @@
+//! CloudFormation stacks for `tandem deploy` and `tandem destroy`: create or update a stack,
+//! delete one, and follow its events (one printed line per event, and a progress bar per stack
+//! on a terminal) until it settles.
+
+use crate::sdk::sdk_error;
+use anyhow::{Context as _, anyhow, bail};
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata as _;
+use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, StackEvent, Tag};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+/// How often a stack in progress is polled. CloudFormation itself moves in seconds.
+const POLL: Duration = Duration::from_secs(3);
+
+/// Terminal output shared by concurrent stack operations: event lines on stdout, progress bars
+/// on stderr (drawn only on a terminal, so logs and tests see just the lines).
+#[derive(Clone)]
+pub struct Progress {
+    multi: MultiProgress,
+    start: Instant,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            multi: MultiProgress::new(),
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Progress {
+    /// Prints one line above the bars (bars are hidden meanwhile, so they never garble it).
+    pub fn line(&self, text: impl AsRef<str>) {
+        let elapsed = self.start.elapsed().as_secs();
+        self.multi.suspend(|| {
+            println!(
+                "[{:>2}:{:02}] {}",
+                elapsed / 60,
+                elapsed % 60,
+                text.as_ref()
+            )
+        });
+    }
+
+    fn bar(&self, label: &str, total: u64) -> ProgressBar {
+        let style = ProgressStyle::with_template(
+            "{spinner} {prefix:.bold} [{bar:24}] {pos}/{len} {elapsed} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bar = self.multi.add(
+            ProgressBar::new(total.max(1))
+                .with_style(style)
+                .with_prefix(label.to_owned()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+}
+
+/// One stack to create or update.
+pub struct StackSpec {
+    pub name: String,
+    pub region: String,
+    pub template: String,
+    /// Resources in the template: the length of the progress bar.
+    pub resources: u64,
+    pub parameters: Vec<(String, String)>,
+    pub capabilities: Vec<Capability>,
+}
+
+/// What a deploy did to a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// A stack after a successful deploy.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub outcome: Outcome,
+    pub outputs: BTreeMap<String, String>,
+}
+
+fn status(stack: &Stack) -> &str {
+    stack
+        .stack_status()
+        .map(|s| s.as_str())
+        .unwrap_or("UNKNOWN")
+}
+
+/// The stack named (or with id) `name`; `None` when CloudFormation does not know it, or
+/// only as deleted.
+pub async fn describe(cfn: &Client, name: &str) -> anyhow::Result<Option<Stack>> {
+    match cfn.describe_stacks().stack_name(name).send().await {
+        Ok(out) => Ok(out
+            .stacks
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .filter(|s| status(s) != "DELETE_COMPLETE")),
+        // CloudFormation answers an unknown stack with a ValidationError, not a 404.
+        Err(err)
+            if err
+                .as_service_error()
+                .and_then(|e| e.message())
+                .is_some_and(|m| m.contains("does not exist")) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(sdk_error(err)).with_context(|| format!("describing stack {name}")),
+    }
+}
+
+/// A stack's outputs by key.
+pub fn outputs(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect()
+}
+
+/// Ids of the stack's most recent events, so that following an operation prints only its own.
+async fn recent_event_ids(cfn: &Client, stack: &str) -> anyhow::Result<HashSet<String>> {
+    let out = cfn
+        .describe_stack_events()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("reading events of {stack}"))?;
+    Ok(out
+        .stack_events()
+        .iter()
+        .filter_map(|e| e.event_id().map(str::to_owned))
+        .collect())
+}
+
+/// Events not in `seen`, oldest first (the API lists newest first, a page at a time).
+async fn new_events(
+    cfn: &Client,
+    stack: &str,
+    seen: &mut HashSet<String>,
+) -> anyhow::Result<Vec<StackEvent>> {
+    let mut fresh = Vec::new();
+    let mut token = None;
+    'pages: loop {
+        let out = cfn
+            .describe_stack_events()
+            .stack_name(stack)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("reading events of {stack}"))?;
+        for event in out.stack_events() {
+            let Some(id) = event.event_id() else { continue };
+            if seen.contains(id) {
+                break 'pages;
+            }
+            fresh.push(event.clone());
+        }
+        match out.next_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    for event in &fresh {
+        if let Some(id) = event.event_id() {
+            seen.insert(id.to_owned());
+        }
+    }
+    fresh.reverse();
+    Ok(fresh)
+}
+
+fn describe_event(event: &StackEvent) -> String {
+    let mut line = format!(
+        "{} {} {}",
+        event.logical_resource_id().unwrap_or("?"),
+        event.resource_type().unwrap_or("?"),
+        event.resource_status().map(|s| s.as_str()).unwrap_or("?"),
+    );
+    if let Some(reason) = event.resource_status_reason().filter(|r| !r.is_empty()) {
+        line.push_str(": ");
+        line.push_str(reason);
+    }
+    line
+}
+
+/// Follows `stack_id` until it leaves every `*_IN_PROGRESS` state; returns the final status
+/// (`DELETE_COMPLETE` once the stack is gone) and the failure reasons seen on the way.
+async fn follow(
+    cfn: &Client,
+    stack_id: &str,
+    label: &str,
+    total: u64,
+    mut seen: HashSet<String>,
+    progress: &Progress,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let bar = progress.bar(label, total);
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut failures = Vec::new();
+    loop {
+        // Status first, events second: the last poll then prints every event up to the end.
+        let current = describe(cfn, stack_id).await?;
+        let events = match &current {
+            Some(_) => new_events(cfn, stack_id, &mut seen).await?,
+            // Deleted: AWS still lists a deleted stack's events by its id (the last ones are
+            // worth printing); emulators that forget the stack at once have none to give.
+            None => new_events(cfn, stack_id, &mut seen)
+                .await
+                .unwrap_or_default(),
+        };
+        for event in &events {
+            let text = describe_event(event);
+            progress.line(format!("{label}: {text}"));
+            bar.set_message(text);
+            let status = event.resource_status().map(|s| s.as_str()).unwrap_or("");
+            let logical = event.logical_resource_id().unwrap_or("");
+            let is_stack = event.physical_resource_id() == Some(stack_id)
+                || event.resource_type() == Some("AWS::CloudFormation::Stack");
+            if status.ends_with("_FAILED") {
+                failures.push(describe_event(event));
+            }
+            if !is_stack
+                && (status.ends_with("_COMPLETE") || status == "DELETE_SKIPPED")
+                && done.insert(logical.to_owned())
+            {
+                bar.set_position((done.len() as u64).min(total));
+            }
+        }
+        let status = current
+            .as_ref()
+            .map(|s| status(s).to_owned())
+            .unwrap_or_else(|| "DELETE_COMPLETE".to_owned());
+        if !status.ends_with("_IN_PROGRESS") {
+            bar.set_position(total.max(1));
+            bar.finish_with_message(status.clone());
+            return Ok((status, failures));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn failed(label: &str, status: &str, failures: &[String]) -> anyhow::Error {
+    let mut message = format!("{label} ended in {status}");
+    for failure in failures {
+        message.push_str("\n  ");
+        message.push_str(failure);
+    }
+    anyhow!(message)
+}
+
+/// Creates the stack, or updates it when it exists, and waits until it settles.
+pub async fn deploy(
+    cfn: &Client,
+    spec: &StackSpec,
+    progress: &Progress,
+) -> anyhow::Result<Deployed> {
+    let label = format!("{} ({})", spec.name, spec.region);
+    let parameters: Vec<Parameter> = spec
+        .parameters
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect();
+    let tags = vec![Tag::builder().key("app").value("tandem").build()];
+    loop {
+        let existing = describe(cfn, &spec.name).await?;
+        let (stack_id, seen, outcome) = match existing {
+            None => {
+                progress.line(format!("{label}: creating"));
+                let out = cfn
+                    .create_stack()
+                    .stack_name(&spec.name)
+                    .template_body(&spec.template)
+                    .set_parameters(Some(parameters.clone()))
+                    .set_capabilities(Some(spec.capabilities.clone()))
+                    .set_tags(Some(tags.clone()))
+                    .send()
+                    .await
+                    .map_err(sdk_error)
+                    .with_context(|| format!("creating {label}"))?;
+                let id = out.stack_id.unwrap_or_else(|| spec.name.clone());
+                (id, HashSet::new(), Outcome::Created)
+            }
+            Some(stack) => {
+                let id = stack.stack_id().unwrap_or(&spec.name).to_owned();
+                let seen = recent_event_ids(cfn, &id).await?;
+                match status(&stack) {
+                    s if s.ends_with("_IN_PROGRESS") => {
+                        progress.line(format!("{label}: waiting for the running {s} to end"));
+                        follow(cfn, &id, &label, spec.resources, seen, progress).await?;
+                        continue;
+                    }
+                    // A first create that failed leaves a stack that can only be deleted.
+                    "ROLLBACK_COMPLETE" => {
+                        progress.line(format!(
+                            "{label}: deleting the stack left by a failed create (ROLLBACK_COMPLETE)"
+                        ));
+                        delete_by_id(cfn, &id, &label, spec.resources, progress).await?;
+                        continue;
+                    }
+                    s @ ("DELETE_FAILED" | "UPDATE_ROLLBACK_FAILED" | "ROLLBACK_FAILED") => {
+                        bail!(
+                            "{label} is in {s}: fix it in the CloudFormation console (or \
+                             `tandem destroy`), then deploy again"
+                        );
+                    }
+                    _ => {}
+                }
+                progress.line(format!("{label}: updating"));
+                let update = cfn
+                    .update_stack()
+                    .stack_name(&id)
+                    .template_body(&spec.template)
+                    .set_parameters(Some(parameters.clone()))
+                    .set_capabilities(Some(spec.capabilities.clone()))
+                    .set_tags(Some(tags.clone()))
+                    .send()
+                    .await;
+                match update {
+                    Ok(_) => (id, seen, Outcome::Updated),
+                    // Nothing changed: CloudFormation says so with a ValidationError.
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .and_then(|e| e.message())
+                            .is_some_and(|m| m.contains("No updates are to be performed")) =>
+                    {
+                        progress.line(format!("{label}: no changes"));
+                        return Ok(Deployed {
+                            outcome: Outcome::Unchanged,
+                            outputs: outputs(&stack),
+                        });
+                    }
+                    Err(err) => {
+                        return Err(sdk_error(err)).with_context(|| format!("updating {label}"));
+                    }
+                }
+            }
+        };
+        let (status, failures) =
+            follow(cfn, &stack_id, &label, spec.resources, seen, progress).await?;
+        if status != "CREATE_COMPLETE" && status != "UPDATE_COMPLETE" {
+            return Err(failed(&label, &status, &failures));
+        }
+        let stack = describe(cfn, &stack_id)
+            .await?
+            .ok_or_else(|| anyhow!("{label} vanished right after {status}"))?;
+        progress.line(format!("{label}: {status}"));
+        return Ok(Deployed {
+            outcome,
+            outputs: outputs(&stack),
+        });
+    }
+}
+
+async fn delete_by_id(
+    cfn: &Client,
+    stack_id: &str,
+    label: &str,
+    total: u64,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let seen = recent_event_ids(cfn, stack_id).await?;
+    cfn.delete_stack()
+        .stack_name(stack_id)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("deleting {label}"))?;
+    let (status, failures) = follow(cfn, stack_id, label, total, seen, progress).await?;
+    if status != "DELETE_COMPLETE" {
+        return Err(failed(label, &status, &failures));
+    }
+    progress.line(format!("{label}: DELETE_COMPLETE"));
+    Ok(())
+}
+
+/// Deletes stack `name` and waits until it is gone; false when there was no such stack.
+pub async fn delete(
+    cfn: &Client,
+    name: &str,
+    region: &str,
+    total: u64,
+    progress: &Progress,
+) -> anyhow::Result<bool> {
+    let label = format!("{name} ({region})");
+    let Some(stack) = describe(cfn, name).await? else {
+        progress.line(format!("{label}: not found, nothing to delete"));
+        return Ok(false);
+    };
+    let id = stack.stack_id().unwrap_or(name).to_owned();
+    if status(&stack).ends_with("_IN_PROGRESS") {
+        progress.line(format!(
+            "{label}: waiting for the running {} to end",
+            status(&stack)
+        ));
+        let seen = recent_event_ids(cfn, &id).await?;
+        follow(cfn, &id, &label, total, seen, progress).await?;
+    }
+    progress.line(format!("{label}: deleting"));
+    delete_by_id(cfn, &id, &label, total, progress).await?;
+    Ok(true)
+}

@@ -1,0 +1,960 @@
+//! Invariants of the CloudFormation templates in `infra/aws/cloudformation/`.
+//!
+//! The templates use long-form intrinsics only (`Ref:`, `Fn::Sub:`, ...), so
+//! they parse as plain YAML here. These tests pin what the product depends
+//! on: how the edge fails over, that the API is never cached, that every API
+//! origin is cloaked, that IAM stays least-privilege, that the console bucket
+//! is private, and the shape of the table and the function. `cfn-lint` and
+//! `checkov` check the rest (see infra/aws/cloudformation/README.md).
+
+use std::collections::BTreeSet;
+
+use serde_norway::Value;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/data.yaml");
+const REGION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/region.yaml");
+const EDGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/edge.yaml");
+const FIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/fis.yaml");
+const ALL: [&str; 4] = [DATA, REGION, EDGE, FIS];
+
+/// Managed cache and origin-request policies (ids are global constants).
+const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
+const ALL_VIEWER_EXCEPT_HOST_HEADER: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+
+/// The edge fails over on these statuses and on nothing else (SPEC §3).
+const FAILOVER_STATUS: [u64; 4] = [500, 502, 503, 504];
+const ALL_METHODS: [&str; 7] = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"];
+/// CloudFront only fails over these, and only allows these on a behavior
+/// that targets an origin group.
+const FAILOVER_METHODS: [&str; 3] = ["GET", "HEAD", "OPTIONS"];
+
+const PRIMARY_ORIGIN: &str = "api-primary";
+const SECONDARY_ORIGIN: &str = "api-secondary";
+const ORIGIN_GROUP: &str = "api-failover";
+
+// ---------------------------------------------------------------- helpers --
+
+fn load(path: &str) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path} is not plain YAML: {e}"))
+}
+
+fn short(v: &Value) -> String {
+    serde_norway::to_string(v)
+        .unwrap_or_default()
+        .chars()
+        .take(400)
+        .collect()
+}
+
+/// `v[key]`, with a readable panic when the key is absent.
+fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
+    v.get(key)
+        .unwrap_or_else(|| panic!("missing key {key:?} in:\n{}", short(v)))
+}
+
+fn at<'a>(v: &'a Value, keys: &[&str]) -> &'a Value {
+    keys.iter().fold(v, |acc, key| field(acc, key))
+}
+
+fn str_of(v: &Value) -> &str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got:\n{}", short(v)))
+}
+
+fn seq(v: &Value) -> &[Value] {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("expected a list, got:\n{}", short(v)))
+}
+
+fn u64_of(v: &Value) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("expected an unsigned number, got:\n{}", short(v)))
+}
+
+/// A list, or a single value treated as a one-element list (IAM allows both).
+fn one_or_many(v: &Value) -> Vec<&Value> {
+    match v.as_sequence() {
+        Some(items) => items.iter().collect(),
+        None => vec![v],
+    }
+}
+
+fn ref_to(v: &Value) -> Option<&str> {
+    v.get("Ref").and_then(Value::as_str)
+}
+
+/// A literal string, or the template string of an `Fn::Sub`.
+fn text_of(v: &Value) -> String {
+    if let Some(s) = v.as_str() {
+        return s.to_owned();
+    }
+    match v.get("Fn::Sub") {
+        Some(sub) if sub.is_string() => str_of(sub).to_owned(),
+        Some(sub) => str_of(&seq(sub)[0]).to_owned(),
+        None => panic!("expected a string or Fn::Sub, got:\n{}", short(v)),
+    }
+}
+
+/// `Fn::If: [condition, then, else]`.
+fn if_branches(v: &Value) -> (&str, &Value, &Value) {
+    let parts = seq(field(v, "Fn::If"));
+    assert_eq!(parts.len(), 3, "Fn::If needs three parts: {}", short(v));
+    (str_of(&parts[0]), &parts[1], &parts[2])
+}
+
+/// Every string scalar inside `v` (values only, not mapping keys).
+fn strings_in(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Sequence(items) => items.iter().for_each(|x| strings_in(x, out)),
+        Value::Mapping(map) => map.values().for_each(|x| strings_in(x, out)),
+        Value::Tagged(tagged) => strings_in(&tagged.value, out),
+        _ => {}
+    }
+}
+
+fn contains_key_anywhere(v: &Value, key: &str) -> bool {
+    match v {
+        Value::Sequence(items) => items.iter().any(|x| contains_key_anywhere(x, key)),
+        Value::Mapping(map) => map
+            .iter()
+            .any(|(k, x)| k.as_str() == Some(key) || contains_key_anywhere(x, key)),
+        Value::Tagged(tagged) => contains_key_anywhere(&tagged.value, key),
+        _ => false,
+    }
+}
+
+fn has_tag(v: &Value) -> bool {
+    match v {
+        Value::Tagged(_) => true,
+        Value::Sequence(items) => items.iter().any(has_tag),
+        Value::Mapping(map) => map.iter().any(|(k, x)| has_tag(k) || has_tag(x)),
+        _ => false,
+    }
+}
+
+fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
+    at(template, &["Resources", name])
+}
+
+fn props<'a>(template: &'a Value, name: &str) -> &'a Value {
+    at(template, &["Resources", name, "Properties"])
+}
+
+fn resources_of_type<'a>(template: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
+    field(template, "Resources")
+        .as_mapping()
+        .expect("Resources is a mapping")
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(ty))
+        .map(|(name, r)| (str_of(name), r))
+        .collect()
+}
+
+fn param<'a>(template: &'a Value, name: &str) -> &'a Value {
+    at(template, &["Parameters", name])
+}
+
+fn param_default_u64(template: &Value, name: &str) -> u64 {
+    u64_of(field(param(template, name), "Default"))
+}
+
+fn string_set<'a>(items: impl IntoIterator<Item = &'a Value>) -> BTreeSet<String> {
+    items.into_iter().map(|v| str_of(v).to_owned()).collect()
+}
+
+fn method_set(v: &Value) -> BTreeSet<String> {
+    string_set(seq(v))
+}
+
+fn expected_set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn distribution_config(edge: &Value) -> &Value {
+    field(props(edge, "Distribution"), "DistributionConfig")
+}
+
+/// The numbers in the first `[...]` after `marker` in some JavaScript.
+fn js_numbers_after(code: &str, marker: &str) -> Vec<u64> {
+    let start = code
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not found in function code"));
+    let rest = &code[start..];
+    let open = rest.find('[').expect("a [ after the marker");
+    let close = rest.find(']').expect("a ] after the marker");
+    rest[open + 1..close]
+        .split(',')
+        .map(|n| n.trim().parse::<u64>().expect("a status code"))
+        .collect()
+}
+
+/// `(resource name, statement)` for every statement of every IAM identity
+/// policy in a template (role inline policies, policies, role policies).
+/// Trust policies and resource policies (bucket policies) are not included.
+fn iam_statements(template: &Value) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for (name, r) in field(template, "Resources")
+        .as_mapping()
+        .expect("Resources is a mapping")
+    {
+        let name = str_of(name);
+        let properties = r.get("Properties");
+        let documents: Vec<&Value> = match r.get("Type").and_then(Value::as_str) {
+            Some("AWS::IAM::Role") => properties
+                .and_then(|p| p.get("Policies"))
+                .map(|ps| seq(ps).iter().map(|p| field(p, "PolicyDocument")).collect())
+                .unwrap_or_default(),
+            Some(
+                "AWS::IAM::Policy"
+                | "AWS::IAM::ManagedPolicy"
+                | "AWS::IAM::RolePolicy"
+                | "AWS::IAM::UserPolicy"
+                | "AWS::IAM::GroupPolicy",
+            ) => vec![field(
+                properties.expect("IAM policy properties"),
+                "PolicyDocument",
+            )],
+            _ => Vec::new(),
+        };
+        for document in documents {
+            for statement in one_or_many(field(document, "Statement")) {
+                out.push((name.to_owned(), statement));
+            }
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------ tests --
+
+#[test]
+fn templates_parse_as_plain_yaml_without_short_form_tags() {
+    for path in ALL {
+        let template = load(path);
+        assert_eq!(
+            str_of(field(&template, "AWSTemplateFormatVersion")),
+            "2010-09-09",
+            "{path}"
+        );
+        assert!(
+            !field(&template, "Resources")
+                .as_mapping()
+                .expect("Resources")
+                .is_empty(),
+            "{path} has no resources"
+        );
+        assert!(
+            !has_tag(&template),
+            "{path} uses a YAML tag (short-form intrinsic such as !Ref); use the long form"
+        );
+    }
+}
+
+#[test]
+fn origin_group_fails_over_only_on_500_502_503_504() {
+    let edge = load(EDGE);
+    let groups = at(distribution_config(&edge), &["OriginGroups"]);
+    let items = seq(field(groups, "Items"));
+    assert_eq!(items.len(), 1, "exactly one origin group");
+    assert_eq!(u64_of(field(groups, "Quantity")), 1);
+
+    let group = &items[0];
+    assert_eq!(str_of(field(group, "Id")), ORIGIN_GROUP);
+    let codes = at(group, &["FailoverCriteria", "StatusCodes"]);
+    let listed: Vec<u64> = seq(field(codes, "Items")).iter().map(u64_of).collect();
+    assert_eq!(listed, FAILOVER_STATUS, "failover set");
+    assert_eq!(u64_of(field(codes, "Quantity")), 4);
+
+    let members = field(group, "Members");
+    let order: Vec<&str> = seq(field(members, "Items"))
+        .iter()
+        .map(|m| str_of(field(m, "OriginId")))
+        .collect();
+    assert_eq!(order, [PRIMARY_ORIGIN, SECONDARY_ORIGIN], "primary first");
+    assert_eq!(u64_of(field(members, "Quantity")), 2);
+
+    // The per-request origin group of the API router function must be the
+    // same group: same order, same failover set, same methods.
+    let code = str_of(field(props(&edge, "ApiRouterFunction"), "FunctionCode"));
+    assert_eq!(js_numbers_after(code, "statusCodes:"), FAILOVER_STATUS);
+    let primary = code
+        .find(&format!("'{PRIMARY_ORIGIN}'"))
+        .expect("router names the primary origin");
+    let secondary = code
+        .find(&format!("'{SECONDARY_ORIGIN}'"))
+        .expect("router names the secondary origin");
+    assert!(primary < secondary, "router must try the primary first");
+    let methods_start = code
+        .find("FAILOVER_METHODS = {")
+        .expect("router lists its failover methods");
+    let methods_end = methods_start + code[methods_start..].find('}').expect("closing brace");
+    let methods: BTreeSet<String> = code[methods_start + "FAILOVER_METHODS = {".len()..methods_end]
+        .split(',')
+        .map(|entry| {
+            entry
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .filter(|m| !m.is_empty())
+        .collect();
+    assert_eq!(methods, expected_set(&FAILOVER_METHODS));
+    assert!(code.contains("cf.createRequestOriginGroup("));
+    assert_eq!(
+        str_of(at(
+            props(&edge, "ApiRouterFunction"),
+            &["FunctionConfig", "Runtime"]
+        )),
+        "cloudfront-js-2.0",
+        "import cf from 'cloudfront' needs runtime 2.0"
+    );
+}
+
+#[test]
+fn every_api_behavior_disables_caching() {
+    let edge = load(EDGE);
+    let config = distribution_config(&edge);
+    let behaviors = seq(field(config, "CacheBehaviors"));
+    let patterns: Vec<String> = behaviors
+        .iter()
+        .map(|b| text_of(field(b, "PathPattern")))
+        .collect();
+    // First match wins: the region-pinned paths must come before /api/*.
+    assert_eq!(
+        patterns,
+        [
+            "/region/${PrimaryRegion}/api/*",
+            "/region/${SecondaryRegion}/api/*",
+            "/api/*"
+        ]
+    );
+
+    let api: Vec<&Value> = behaviors
+        .iter()
+        .filter(|b| text_of(field(b, "PathPattern")).contains("/api/"))
+        .collect();
+    assert_eq!(api.len(), 3);
+    for behavior in api {
+        let pattern = text_of(field(behavior, "PathPattern"));
+        assert_eq!(
+            str_of(field(behavior, "CachePolicyId")),
+            CACHING_DISABLED,
+            "{pattern}"
+        );
+        assert_eq!(
+            str_of(field(behavior, "OriginRequestPolicyId")),
+            ALL_VIEWER_EXCEPT_HOST_HEADER,
+            "{pattern}: API Gateway must get its own Host header"
+        );
+        assert_eq!(
+            ref_to(field(behavior, "ResponseHeadersPolicyId")),
+            Some("SecurityHeadersPolicy"),
+            "{pattern}"
+        );
+        assert_eq!(
+            str_of(field(behavior, "ViewerProtocolPolicy")),
+            "redirect-to-https"
+        );
+    }
+
+    // Region-pinned behaviors: one region, every method, prefix stripped.
+    for (behavior, origin) in [
+        (&behaviors[0], PRIMARY_ORIGIN),
+        (&behaviors[1], SECONDARY_ORIGIN),
+    ] {
+        assert_eq!(str_of(field(behavior, "TargetOriginId")), origin);
+        assert_eq!(
+            method_set(field(behavior, "AllowedMethods")),
+            expected_set(&ALL_METHODS)
+        );
+        let association = &seq(field(behavior, "FunctionAssociations"))[0];
+        assert_eq!(str_of(field(association, "EventType")), "viewer-request");
+        assert_eq!(
+            str_of(&seq(field(field(association, "FunctionARN"), "Fn::GetAtt"))[0]),
+            "RegionPrefixFunction"
+        );
+    }
+
+    // /api/*: either the primary with all methods and the router function,
+    // or the static origin group with GET/HEAD/OPTIONS only (CloudFront
+    // rejects write methods on a behavior that targets an origin group).
+    let api_all = &behaviors[2];
+    let (condition, via_function, via_group) = if_branches(field(api_all, "TargetOriginId"));
+    assert_eq!(condition, "ApiViaFunction");
+    assert_eq!(str_of(via_function), PRIMARY_ORIGIN);
+    assert_eq!(str_of(via_group), ORIGIN_GROUP);
+    let (condition, methods_function, methods_group) =
+        if_branches(field(api_all, "AllowedMethods"));
+    assert_eq!(condition, "ApiViaFunction");
+    assert_eq!(method_set(methods_function), expected_set(&ALL_METHODS));
+    assert_eq!(method_set(methods_group), expected_set(&FAILOVER_METHODS));
+    let (condition, functions, no_function) = if_branches(field(api_all, "FunctionAssociations"));
+    assert_eq!(condition, "ApiViaFunction");
+    let router = &seq(functions)[0];
+    assert_eq!(str_of(field(router, "EventType")), "viewer-request");
+    assert_eq!(
+        str_of(&seq(field(field(router, "FunctionARN"), "Fn::GetAtt"))[0]),
+        "ApiRouterFunction"
+    );
+    assert_eq!(ref_to(no_function), Some("AWS::NoValue"));
+    let mode = at(&edge, &["Conditions", "ApiViaFunction", "Fn::Equals"]);
+    assert_eq!(ref_to(&seq(mode)[0]), Some("ApiFailoverMode"));
+    assert_eq!(str_of(&seq(mode)[1]), "function");
+    assert_eq!(
+        str_of(field(param(&edge, "ApiFailoverMode"), "Default")),
+        "function"
+    );
+
+    // The console is the only cached content.
+    let default = field(config, "DefaultCacheBehavior");
+    assert_eq!(str_of(field(default, "TargetOriginId")), "console-s3");
+    assert_eq!(str_of(field(default, "CachePolicyId")), CACHING_OPTIMIZED);
+    assert_eq!(
+        ref_to(field(default, "ResponseHeadersPolicyId")),
+        Some("SecurityHeadersPolicy")
+    );
+}
+
+#[test]
+fn every_api_origin_sends_x_origin_verify_from_secrets_manager() {
+    let edge = load(EDGE);
+    let origins = seq(field(distribution_config(&edge), "Origins"));
+    let api: Vec<&Value> = origins
+        .iter()
+        .filter(|o| o.get("CustomOriginConfig").is_some())
+        .collect();
+    let ids: Vec<&str> = api.iter().map(|o| str_of(field(o, "Id"))).collect();
+    assert_eq!(ids, [PRIMARY_ORIGIN, SECONDARY_ORIGIN]);
+
+    for origin in api {
+        let id = str_of(field(origin, "Id"));
+        let headers: Vec<&Value> = seq(field(origin, "OriginCustomHeaders"))
+            .iter()
+            .filter(|h| str_of(field(h, "HeaderName")).eq_ignore_ascii_case("x-origin-verify"))
+            .collect();
+        assert_eq!(headers.len(), 1, "{id}: one x-origin-verify header");
+        let value = text_of(field(headers[0], "HeaderValue"));
+        assert!(
+            value.starts_with("{{resolve:secretsmanager:")
+                && value.ends_with(":SecretString:origin_secret}}"),
+            "{id}: the header must be a Secrets Manager dynamic reference, got {value}"
+        );
+
+        let custom = field(origin, "CustomOriginConfig");
+        assert_eq!(
+            str_of(field(custom, "OriginProtocolPolicy")),
+            "https-only",
+            "{id}"
+        );
+        assert_eq!(
+            string_set(seq(field(custom, "OriginSSLProtocols"))),
+            expected_set(&["TLSv1.2"])
+        );
+        assert_eq!(
+            ref_to(field(origin, "ConnectionAttempts")),
+            Some("ConnectionAttempts")
+        );
+        assert_eq!(
+            ref_to(field(origin, "ConnectionTimeout")),
+            Some("ConnectionTimeout")
+        );
+        assert_eq!(
+            ref_to(field(custom, "OriginReadTimeout")),
+            Some("OriginReadTimeout")
+        );
+    }
+}
+
+#[test]
+fn edge_timing_defaults_fail_over_fast_and_stay_in_range() {
+    let edge = load(EDGE);
+    let attempts = param(&edge, "ConnectionAttempts");
+    let connect = param(&edge, "ConnectionTimeout");
+    let read = param(&edge, "OriginReadTimeout");
+    assert_eq!(u64_of(field(attempts, "Default")), 2);
+    assert_eq!(
+        (
+            u64_of(field(attempts, "MinValue")),
+            u64_of(field(attempts, "MaxValue"))
+        ),
+        (1, 3)
+    );
+    assert_eq!(u64_of(field(connect, "Default")), 1);
+    assert_eq!(
+        (
+            u64_of(field(connect, "MinValue")),
+            u64_of(field(connect, "MaxValue"))
+        ),
+        (1, 10)
+    );
+    assert_eq!(u64_of(field(read, "Default")), 4);
+    assert!(u64_of(field(read, "MinValue")) >= 1);
+
+    // 2 attempts x 1 s: an unreachable primary costs at most 2 s.
+    assert_eq!(
+        param_default_u64(&edge, "ConnectionAttempts")
+            * param_default_u64(&edge, "ConnectionTimeout"),
+        2
+    );
+    // A hung primary must be cut off by CloudFront (and fail over), not by
+    // Lambda's own timeout.
+    let region = load(REGION);
+    assert!(
+        param_default_u64(&region, "TimeoutSeconds")
+            > param_default_u64(&edge, "OriginReadTimeout")
+    );
+}
+
+#[test]
+fn iam_policies_have_no_wildcard_actions_or_resources() {
+    let mut statements = 0;
+    for path in ALL {
+        let template = load(path);
+        for (name, statement) in iam_statements(&template) {
+            statements += 1;
+            assert_eq!(str_of(field(statement, "Effect")), "Allow", "{path} {name}");
+            assert!(
+                statement.get("NotAction").is_none(),
+                "{path} {name}: NotAction"
+            );
+            assert!(
+                statement.get("NotResource").is_none(),
+                "{path} {name}: NotResource"
+            );
+            for action in one_or_many(field(statement, "Action")) {
+                let action = str_of(action);
+                assert!(
+                    !action.contains('*'),
+                    "{path} {name}: wildcard action {action}"
+                );
+            }
+            let mut resources = Vec::new();
+            strings_in(field(statement, "Resource"), &mut resources);
+            assert!(!resources.is_empty(), "{path} {name}: no resource");
+            for r in resources {
+                if !r.contains('*') {
+                    continue;
+                }
+                let single = r.matches('*').count() == 1;
+                // The log streams of one named log group.
+                let log_streams = r.contains(":log-group:") && r.ends_with(":*") && single;
+                // Fault configs FIS writes under a prefix of its own bucket
+                // (fis.yaml only; object names are chosen by FIS).
+                let fis_prefix = path == FIS && r.ends_with("/FisConfigs/*") && single;
+                assert!(
+                    log_streams || fis_prefix,
+                    "{path} {name}: wildcard resource {r}"
+                );
+            }
+        }
+    }
+    assert!(statements >= 6, "found only {statements} IAM statements");
+}
+
+#[test]
+fn function_role_grants_exactly_what_the_api_needs() {
+    let region = load(REGION);
+    let role = props(&region, "FunctionRole");
+    assert!(
+        role.get("ManagedPolicyArns").is_none(),
+        "no managed policies"
+    );
+    let statements = iam_statements(&region);
+    let actions: BTreeSet<String> = statements
+        .iter()
+        .flat_map(|(_, s)| one_or_many(field(s, "Action")))
+        .map(|a| str_of(a).to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        expected_set(&[
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Scan",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "secretsmanager:GetSecretValue",
+        ])
+    );
+    for (_, statement) in &statements {
+        let action = str_of(one_or_many(field(statement, "Action"))[0]);
+        let resource = text_of(field(statement, "Resource"));
+        let expected = match action.split(':').next() {
+            Some("dynamodb") => {
+                "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}"
+            }
+            Some("secretsmanager") => {
+                "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretName}-??????"
+            }
+            Some("logs") => {
+                "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${FunctionLogGroup}:*"
+            }
+            other => panic!("unexpected service {other:?}"),
+        };
+        assert_eq!(resource, expected, "{action}");
+    }
+}
+
+#[test]
+fn buckets_block_public_access_and_enforce_bucket_owner() {
+    let mut buckets = 0;
+    for path in ALL {
+        let template = load(path);
+        for (name, bucket) in resources_of_type(&template, "AWS::S3::Bucket") {
+            buckets += 1;
+            let properties = field(bucket, "Properties");
+            let block = field(properties, "PublicAccessBlockConfiguration");
+            for key in [
+                "BlockPublicAcls",
+                "BlockPublicPolicy",
+                "IgnorePublicAcls",
+                "RestrictPublicBuckets",
+            ] {
+                assert_eq!(
+                    field(block, key).as_bool(),
+                    Some(true),
+                    "{path} {name}: {key}"
+                );
+            }
+            let ownership: Vec<&str> = seq(at(properties, &["OwnershipControls", "Rules"]))
+                .iter()
+                .map(|r| str_of(field(r, "ObjectOwnership")))
+                .collect();
+            assert_eq!(ownership, ["BucketOwnerEnforced"], "{path} {name}");
+            let encryption = &seq(at(
+                properties,
+                &["BucketEncryption", "ServerSideEncryptionConfiguration"],
+            ))[0];
+            assert_eq!(
+                str_of(at(
+                    encryption,
+                    &["ServerSideEncryptionByDefault", "SSEAlgorithm"]
+                )),
+                "AES256",
+                "{path} {name}: SSE-S3"
+            );
+            assert!(
+                properties.get("WebsiteConfiguration").is_none(),
+                "{path} {name}"
+            );
+            assert!(properties.get("AccessControl").is_none(), "{path} {name}");
+        }
+    }
+    assert!(buckets >= 1);
+
+    // Only this distribution may read the console, and only GetObject.
+    let edge = load(EDGE);
+    let policy = field(props(&edge, "ConsoleBucketPolicy"), "PolicyDocument");
+    let allows: Vec<&Value> = one_or_many(field(policy, "Statement"))
+        .into_iter()
+        .filter(|s| str_of(field(s, "Effect")) == "Allow")
+        .collect();
+    assert_eq!(allows.len(), 1);
+    let allow = allows[0];
+    assert_eq!(
+        str_of(at(allow, &["Principal", "Service"])),
+        "cloudfront.amazonaws.com"
+    );
+    let actions: Vec<&str> = one_or_many(field(allow, "Action"))
+        .into_iter()
+        .map(str_of)
+        .collect();
+    assert_eq!(actions, ["s3:GetObject"]);
+    let source = text_of(at(allow, &["Condition", "StringEquals", "AWS:SourceArn"]));
+    assert!(
+        source.ends_with(":distribution/${Distribution}"),
+        "{source}"
+    );
+
+    let oac = at(
+        props(&edge, "ConsoleOriginAccessControl"),
+        &["OriginAccessControlConfig"],
+    );
+    assert_eq!(str_of(field(oac, "OriginAccessControlOriginType")), "s3");
+    assert_eq!(str_of(field(oac, "SigningBehavior")), "always");
+    assert_eq!(str_of(field(oac, "SigningProtocol")), "sigv4");
+    let s3_origin = seq(field(distribution_config(&edge), "Origins"))
+        .iter()
+        .find(|o| str_of(field(o, "Id")) == "console-s3")
+        .expect("console origin");
+    assert_eq!(
+        str_of(
+            &seq(field(
+                field(s3_origin, "OriginAccessControlId"),
+                "Fn::GetAtt"
+            ))[0]
+        ),
+        "ConsoleOriginAccessControl"
+    );
+    assert_eq!(
+        str_of(at(s3_origin, &["S3OriginConfig", "OriginAccessIdentity"])),
+        ""
+    );
+}
+
+#[test]
+fn global_table_has_both_replicas() {
+    let data = load(DATA);
+    let table = resource(&data, "ItemsTable");
+    assert_eq!(str_of(field(table, "Type")), "AWS::DynamoDB::GlobalTable");
+    assert_eq!(str_of(field(table, "DeletionPolicy")), "Retain");
+    let properties = field(table, "Properties");
+
+    let replicas = seq(field(properties, "Replicas"));
+    let regions: Vec<&str> = replicas
+        .iter()
+        .map(|r| ref_to(field(r, "Region")).expect("Region is a parameter"))
+        .collect();
+    assert_eq!(regions, ["PrimaryRegion", "SecondaryRegion"]);
+    assert_eq!(
+        str_of(field(param(&data, "PrimaryRegion"), "Default")),
+        "us-east-1"
+    );
+    assert_eq!(
+        str_of(field(param(&data, "SecondaryRegion"), "Default")),
+        "us-west-2"
+    );
+    for replica in replicas {
+        assert_eq!(
+            at(
+                replica,
+                &[
+                    "PointInTimeRecoverySpecification",
+                    "PointInTimeRecoveryEnabled"
+                ]
+            )
+            .as_bool(),
+            Some(true)
+        );
+        assert_eq!(
+            field(replica, "DeletionProtectionEnabled").as_bool(),
+            Some(true)
+        );
+    }
+
+    let keys = seq(field(properties, "KeySchema"));
+    assert_eq!(keys.len(), 1, "partition key only");
+    assert_eq!(str_of(field(&keys[0], "AttributeName")), "id");
+    assert_eq!(str_of(field(&keys[0], "KeyType")), "HASH");
+    let attributes = seq(field(properties, "AttributeDefinitions"));
+    assert_eq!(attributes.len(), 1);
+    assert_eq!(str_of(field(&attributes[0], "AttributeType")), "S");
+    assert_eq!(str_of(field(properties, "BillingMode")), "PAY_PER_REQUEST");
+    assert_eq!(
+        str_of(at(properties, &["StreamSpecification", "StreamViewType"])),
+        "NEW_AND_OLD_IMAGES"
+    );
+    assert_eq!(
+        at(properties, &["SSESpecification", "SSEEnabled"]).as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        str_of(field(param(&data, "TableName"), "Default")),
+        "tandem-items"
+    );
+}
+
+#[test]
+fn runtime_secret_is_generated_and_replicated() {
+    let data = load(DATA);
+    for (name, secret) in resources_of_type(&data, "AWS::SecretsManager::Secret") {
+        let properties = field(secret, "Properties");
+        assert!(
+            properties.get("SecretString").is_none(),
+            "{name}: no literal secret"
+        );
+        assert!(properties.get("GenerateSecretString").is_some(), "{name}");
+    }
+    let app = props(&data, "AppSecret");
+    assert_eq!(ref_to(field(app, "Name")), Some("SecretName"));
+    let generate = field(app, "GenerateSecretString");
+    assert_eq!(str_of(field(generate, "GenerateStringKey")), "admin_token");
+    let template = text_of(field(generate, "SecretStringTemplate"));
+    assert!(
+        template.contains("\"origin_secret\":\"{{resolve:secretsmanager:${OriginSecretGenerator}:SecretString:origin_secret}}\""),
+        "{template}"
+    );
+    let replicas: Vec<&str> = seq(field(app, "ReplicaRegions"))
+        .iter()
+        .map(|r| ref_to(field(r, "Region")).expect("a parameter"))
+        .collect();
+    assert_eq!(replicas, ["SecondaryRegion"]);
+    assert_eq!(
+        str_of(field(param(&data, "SecretName"), "Default")),
+        "tandem/secrets"
+    );
+}
+
+#[test]
+fn lambda_is_arm64_on_provided_al2023() {
+    let region = load(REGION);
+    let functions = resources_of_type(&region, "AWS::Lambda::Function");
+    assert_eq!(functions.len(), 1);
+    let function = field(functions[0].1, "Properties");
+    assert_eq!(str_of(field(function, "Runtime")), "provided.al2023");
+    let architectures: Vec<&str> = seq(field(function, "Architectures"))
+        .iter()
+        .map(str_of)
+        .collect();
+    assert_eq!(architectures, ["arm64"]);
+    assert_eq!(str_of(field(function, "Handler")), "bootstrap");
+    assert_eq!(
+        ref_to(at(function, &["Code", "S3Bucket"])),
+        Some("CodeBucket")
+    );
+    assert_eq!(ref_to(at(function, &["Code", "S3Key"])), Some("CodeKey"));
+    assert_eq!(param_default_u64(&region, "MemorySize"), 128);
+    assert_eq!(param_default_u64(&region, "TimeoutSeconds"), 10);
+
+    let env = at(function, &["Environment", "Variables"]);
+    assert_eq!(str_of(field(env, "TANDEM_STORE")), "dynamodb");
+    assert_eq!(str_of(field(env, "RUST_LOG")), "info");
+    assert_eq!(ref_to(field(env, "TABLE_NAME")), Some("TableName"));
+    assert_eq!(ref_to(field(env, "TANDEM_SECRET_ID")), Some("SecretName"));
+    assert_eq!(
+        ref_to(field(env, "TANDEM_CORS_ORIGINS")),
+        Some("CorsOrigins")
+    );
+    assert_eq!(str_of(field(param(&region, "CorsOrigins"), "Default")), "");
+
+    // The HTTP API invokes it with payload 2.0, and only that API may.
+    let integration = props(&region, "LambdaIntegration");
+    assert_eq!(str_of(field(integration, "IntegrationType")), "AWS_PROXY");
+    assert_eq!(str_of(field(integration, "PayloadFormatVersion")), "2.0");
+    let permission = props(&region, "ApiInvokePermission");
+    assert_eq!(
+        str_of(field(permission, "Principal")),
+        "apigateway.amazonaws.com"
+    );
+    assert!(text_of(field(permission, "SourceArn")).contains(":${HttpApi}/"));
+    let stage = props(&region, "DefaultStage");
+    assert_eq!(str_of(field(stage, "StageName")), "$default");
+    assert_eq!(field(stage, "AutoDeploy").as_bool(), Some(true));
+    assert!(stage.get("AccessLogSettings").is_some());
+    assert_eq!(
+        ref_to(at(stage, &["DefaultRouteSettings", "ThrottlingBurstLimit"])),
+        Some("ThrottlingBurstLimit")
+    );
+}
+
+#[test]
+fn distribution_has_no_custom_error_responses() {
+    let edge = load(EDGE);
+    let config = distribution_config(&edge);
+    assert!(config.get("CustomErrorResponses").is_none());
+    for path in ALL {
+        assert!(
+            !contains_key_anywhere(&load(path), "CustomErrorResponses"),
+            "{path}: CustomErrorResponses would rewrite the API's errors"
+        );
+    }
+    // SPA fallback is done by a viewer-request function on the default
+    // behavior instead.
+    let association = &seq(at(
+        config,
+        &["DefaultCacheBehavior", "FunctionAssociations"],
+    ))[0];
+    assert_eq!(str_of(field(association, "EventType")), "viewer-request");
+    assert_eq!(
+        str_of(&seq(field(field(association, "FunctionARN"), "Fn::GetAtt"))[0]),
+        "SpaFallbackFunction"
+    );
+    assert_eq!(str_of(field(config, "DefaultRootObject")), "index.html");
+    assert_eq!(str_of(field(config, "HttpVersion")), "http2and3");
+}
+
+#[test]
+fn security_headers_policy_matches_the_console() {
+    let edge = load(EDGE);
+    let headers = at(
+        props(&edge, "SecurityHeadersPolicy"),
+        &["ResponseHeadersPolicyConfig", "SecurityHeadersConfig"],
+    );
+    assert_eq!(
+        str_of(at(
+            headers,
+            &["ContentSecurityPolicy", "ContentSecurityPolicy"]
+        )),
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    );
+    let hsts = field(headers, "StrictTransportSecurity");
+    assert_eq!(u64_of(field(hsts, "AccessControlMaxAgeSec")), 31_536_000);
+    assert_eq!(field(hsts, "IncludeSubdomains").as_bool(), Some(true));
+    assert_eq!(
+        at(headers, &["ContentTypeOptions", "Override"]).as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        str_of(at(headers, &["FrameOptions", "FrameOption"])),
+        "DENY"
+    );
+    assert_eq!(
+        str_of(at(headers, &["ReferrerPolicy", "ReferrerPolicy"])),
+        "strict-origin-when-cross-origin"
+    );
+}
+
+#[test]
+fn fis_experiments_target_the_primary_function_and_the_table() {
+    let fis = load(FIS);
+    let experiments = resources_of_type(&fis, "AWS::FIS::ExperimentTemplate");
+    let mut action_ids = BTreeSet::new();
+    for (name, experiment) in &experiments {
+        let properties = field(experiment, "Properties");
+        let stops = seq(field(properties, "StopConditions"));
+        assert_eq!(str_of(field(&stops[0], "Source")), "none", "{name}");
+        for (_, action) in field(properties, "Actions").as_mapping().expect("Actions") {
+            action_ids.insert(str_of(field(action, "ActionId")).to_owned());
+        }
+    }
+    assert_eq!(
+        action_ids,
+        expected_set(&[
+            "aws:dynamodb:global-table-pause-replication",
+            "aws:lambda:invocation-http-integration-response",
+        ])
+    );
+    let lambda_target = at(
+        props(&fis, "LambdaHttpFaultExperiment"),
+        &["Targets", "PrimaryFunction"],
+    );
+    assert_eq!(
+        str_of(field(lambda_target, "ResourceType")),
+        "aws:lambda:function"
+    );
+    assert_eq!(
+        ref_to(&seq(field(lambda_target, "ResourceArns"))[0]),
+        Some("FunctionArn")
+    );
+    let fault = at(
+        props(&fis, "LambdaHttpFaultExperiment"),
+        &["Actions", "InjectHttpFault", "Parameters"],
+    );
+    assert_eq!(
+        ref_to(field(fault, "duration")),
+        Some("LambdaFaultDuration")
+    );
+    let codes: Vec<u64> = seq(field(param(&fis, "LambdaFaultStatusCode"), "AllowedValues"))
+        .iter()
+        .map(u64_of)
+        .collect();
+    assert_eq!(
+        codes, FAILOVER_STATUS,
+        "an injected fault must be one the edge fails over on"
+    );
+    let table_target = at(
+        props(&fis, "ReplicationPauseExperiment"),
+        &["Targets", "GlobalTable"],
+    );
+    assert_eq!(
+        str_of(field(table_target, "ResourceType")),
+        "aws:dynamodb:global-table"
+    );
+}

@@ -1,0 +1,569 @@
+//! `tandem bench`: figures for the local stack, measured on a stack it starts itself.
+//!
+//! 1. Replication lag (p50/p99/max) at a steady 1,000 writes/s into the primary.
+//! 2. Failover added latency per fault mode: GET through the edge with the primary faulted,
+//!    minus GET through the edge while healthy, with the edge's deployed defaults.
+//! 3. Edge throughput (GET, closed loop) healthy and with the primary stopped.
+//! 4. Recovery ([`crate::bench_recovery`]): a 200 MB backlog's catch-up time and peak memory,
+//!    and the time a region that lost its disk takes to match its peer again.
+//!
+//! Not a test: it prints figures and asserts nothing about time.
+
+use tandem_shared::control::EdgeSettings;
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Flags of `tandem bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Seconds of steady writes for the replication-lag figure.
+    #[arg(long, default_value_t = 10)]
+    pub lag_secs: u64,
+    /// Writes per second for the replication-lag figure.
+    #[arg(long, default_value_t = 1000)]
+    pub writes_per_sec: u64,
+    /// Seconds per throughput run.
+    #[arg(long, default_value_t = 5)]
+    pub throughput_secs: u64,
+    /// Concurrent clients per throughput run.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// GETs per fault mode for the failover figure (timeouts cost the read timeout each).
+    #[arg(long, default_value_t = 5)]
+    pub failover_samples: usize,
+    #[command(flatten)]
+    pub edge: EdgeSettings,
+    /// Also compare: the edge with nginx (needs nginx and wrk), Lambda init with a hello world
+    /// (needs `moto_server` and the release binaries), and the console's size (needs brotli).
+    #[arg(long)]
+    pub compare: bool,
+    /// moto's server, for the Lambda init stand-in.
+    #[arg(long, env = "TANDEM_MOTO_SERVER", default_value = "moto_server")]
+    pub moto_server: PathBuf,
+    /// The built console, for its size.
+    #[arg(long, default_value = "frontend/dist")]
+    pub console_dir: PathBuf,
+    /// MB of 400 KB items for the replication catch-up figure (0: skip it).
+    #[arg(long, default_value_t = 200)]
+    pub backlog_mb: u64,
+    /// Items in us-east-1 for the lost-disk figure (0: skip it).
+    #[arg(long, default_value_t = 10_000)]
+    pub disk_loss_items: u64,
+}
+
+/// A `tandem up` started for measuring.
+pub struct Stack {
+    child: Child,
+    pub edge: String,
+    pub east: String,
+    pub west: String,
+    pub token: String,
+    pub secret: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Where the regions keep their data (one directory per region).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// The `tandem up` process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Region names and process ids.
+    pub async fn region_pids(&self, http: &reqwest::Client) -> anyhow::Result<Vec<(String, u32)>> {
+        let v: Value = http
+            .get(format!("{}/_tandem/regions", self.edge))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(v["regions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| {
+                        Some((r["region"].as_str()?.to_owned(), r["pid"].as_u64()? as u32))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Changes replication settings through the control API (`paused`, `lag_ms`).
+    pub async fn set_replication(&self, http: &reqwest::Client, body: Value) -> anyhow::Result<()> {
+        let r = http
+            .put(format!("{}/_tandem/replication", self.edge))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("PUT /_tandem/replication: {}", r.status());
+        }
+        Ok(())
+    }
+
+    /// Polls the control API's verify until every region holds the same items; false when
+    /// they still differ after `limit`.
+    pub async fn until_agreed(&self, http: &reqwest::Client, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let verdict = http
+                .get(format!("{}/_tandem/verify", self.edge))
+                .bearer_auth(&self.token)
+                .send()
+                .await;
+            if let Ok(r) = verdict
+                && let Ok(v) = r.json::<tandem_local::replication::Verdict>().await
+                && v.agree
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// Moves a region to a state through the control API.
+    pub async fn set_state(
+        &self,
+        http: &reqwest::Client,
+        region: &str,
+        state: &str,
+    ) -> anyhow::Result<()> {
+        let r = http
+            .put(format!("{}/_tandem/regions/{region}", self.edge))
+            .bearer_auth(&self.token)
+            .json(&json!({"state": state}))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("setting {region} {state}: {}", r.status());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Ok(pid) = self.child.id().try_into() {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn free_base() -> anyhow::Result<u16> {
+    tandem_local::ports::free_block(3).context("no three consecutive free ports")
+}
+
+/// Starts `tandem up` on free ports with the given edge settings.
+pub async fn start(edge: &EdgeSettings) -> anyhow::Result<Stack> {
+    start_with(edge, &[]).await
+}
+
+/// [`start`] with more `tandem up` flags.
+pub async fn start_with(edge: &EdgeSettings, extra: &[&str]) -> anyhow::Result<Stack> {
+    let dir = tempfile::tempdir()?;
+    let base = free_base()?;
+    let (token, secret) = (tandem_local::up::random_token(), tandem_local::up::random_token());
+    let child = Command::new(std::env::current_exe()?)
+        .args([
+            "up",
+            "--port",
+            &base.to_string(),
+            "--admin-token",
+            &token,
+            "--origin-secret",
+            &secret,
+        ])
+        .args([
+            "--connection-attempts",
+            &edge.connection_attempts.to_string(),
+        ])
+        .args(["--connection-timeout", &edge.connection_timeout.to_string()])
+        .args([
+            "--origin-read-timeout",
+            &edge.origin_read_timeout.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(extra)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting tandem up")?;
+    let stack = Stack {
+        child,
+        edge: format!("http://127.0.0.1:{base}"),
+        east: format!("http://127.0.0.1:{}", base + 1),
+        west: format!("http://127.0.0.1:{}", base + 2),
+        token,
+        secret,
+        _dir: dir,
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..400 {
+        if http
+            .get(format!("{}/api/health", stack.edge))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Ok(stack);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("tandem up did not start")
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+async fn get_ms(http: &reqwest::Client, url: &str) -> (f64, u16, Option<String>) {
+    let started = Instant::now();
+    match http.get(url).send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let reason = r
+                .headers()
+                .get("x-edge-failover")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let _ = r.bytes().await;
+            (started.elapsed().as_secs_f64() * 1000.0, status, reason)
+        }
+        Err(_) => (started.elapsed().as_secs_f64() * 1000.0, 0, None),
+    }
+}
+
+async fn replication_lag(
+    s: &Stack,
+    http: &reqwest::Client,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    println!(
+        "\n## Replication lag, {} writes/s into us-east-1 for {} s",
+        args.writes_per_sec, args.lag_secs
+    );
+    let total = args.writes_per_sec * args.lag_secs;
+    let mut tick = tokio::time::interval(Duration::from_micros(
+        1_000_000 / args.writes_per_sec.max(1),
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tick.tick().await;
+        let (http, url, secret) = (
+            http.clone(),
+            format!("{}/api/items/lag-{}", s.east, i % 5000),
+            s.secret.clone(),
+        );
+        tasks.spawn(async move {
+            http.put(url)
+                .header("x-origin-verify", secret)
+                .json(&json!({"data": {"i": i}}))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        });
+    }
+    let mut ok = 0u64;
+    while let Some(r) = tasks.join_next().await {
+        ok += u64::from(r.unwrap_or(false));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Wait for the secondary to catch up, then read the pair's figures.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pair = loop {
+        let v: Value = http
+            .get(format!("{}/_tandem/replication", s.edge))
+            .bearer_auth(&s.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let pair = v["pairs"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["from"] == "us-east-1").cloned())
+            .unwrap_or_default();
+        if pair["pending"] == 0 && pair["applied"].as_u64() >= Some(ok) || Instant::now() > deadline
+        {
+            break pair;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "writes acknowledged: {ok} of {total} in {elapsed:.1} s ({:.0}/s)",
+        ok as f64 / elapsed
+    );
+    println!(
+        "us-east-1 -> us-west-2 lag: p50 {} ms, p99 {} ms, max {} ms (last {} writes; AWS: \"typically within a second\")",
+        pair["lag_p50_ms"], pair["lag_p99_ms"], pair["lag_max_ms"], pair["samples"]
+    );
+    Ok(())
+}
+
+/// GET p50 through `base` per primary fault mode, minus the healthy p50: (mode, added ms).
+pub async fn failover_rows(
+    s: &Stack,
+    http: &reqwest::Client,
+    args: &BenchArgs,
+    base: &str,
+) -> anyhow::Result<Vec<(String, f64)>> {
+    let url = format!("{base}/api/items/fo");
+    http.put(format!("{}/api/items/fo", s.edge))
+        .json(&json!({"data": {}}))
+        .send()
+        .await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut healthy = Vec::new();
+    for _ in 0..50 {
+        healthy.push(get_ms(http, &url).await.0);
+    }
+    healthy.sort_by(f64::total_cmp);
+    let healthy_p50 = pct(&healthy, 0.5);
+    let admin = format!("{}/region/us-east-1/api/admin/fault", s.edge);
+    let modes: [(&str, Value); 8] = [
+        ("error 500", json!({"mode": "error", "status": 500})),
+        ("error 502", json!({"mode": "error", "status": 502})),
+        ("error 503", json!({"mode": "error", "status": 503})),
+        ("error 504", json!({"mode": "error", "status": 504})),
+        (
+            "slow > read timeout",
+            json!({"mode": "slow", "latency_ms": u64::from(args.edge.origin_read_timeout) * 1000 + 2000}),
+        ),
+        ("stopped", json!("stopped")),
+        ("crashed", json!("crashed")),
+        ("blackhole", json!("blackhole")),
+    ];
+    let mut rows = vec![("none (healthy)".to_owned(), healthy_p50)];
+    for (name, fault) in modes {
+        let region_state = fault.as_str().map(str::to_owned);
+        match &region_state {
+            Some(state) => s.set_state(http, "us-east-1", state).await?,
+            None => {
+                http.put(&admin)
+                    .bearer_auth(&s.token)
+                    .json(&fault)
+                    .send()
+                    .await?;
+            }
+        }
+        let mut samples = Vec::new();
+        let mut answered = 0;
+        for _ in 0..args.failover_samples {
+            let (ms, status, _) = get_ms(http, &url).await;
+            samples.push(ms);
+            answered += usize::from(status == 200);
+        }
+        samples.sort_by(f64::total_cmp);
+        if answered < samples.len() {
+            println!(
+                "  ({name}: {} of {} GETs were not answered 200)",
+                samples.len() - answered,
+                samples.len()
+            );
+        }
+        rows.push((name.to_owned(), pct(&samples, 0.5) - healthy_p50));
+        match region_state {
+            Some(_) => s.set_state(http, "us-east-1", "up").await?,
+            None => {
+                http.put(&admin)
+                    .bearer_auth(&s.token)
+                    .json(&json!({"mode": "none"}))
+                    .send()
+                    .await?;
+            }
+        }
+    }
+    rows[0].1 = 0.0;
+    println!("  (healthy p50 through {base}: {healthy_p50:.2} ms)");
+    Ok(rows)
+}
+
+async fn failover_latency(
+    s: &Stack,
+    http: &reqwest::Client,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    println!(
+        "\n## Failover added latency (GET through the edge; {} attempt(s) x {} s connect, {} s read timeout; p50 of {} requests)",
+        args.edge.connection_attempts,
+        args.edge.connection_timeout,
+        args.edge.origin_read_timeout,
+        args.failover_samples
+    );
+    println!("{:<22} {:>12}", "primary fault", "added ms");
+    for (name, added) in failover_rows(s, http, args, &s.edge.clone()).await? {
+        println!("{name:<22} {added:>12.2}");
+    }
+    Ok(())
+}
+
+async fn throughput(url: &str, secs: u64, concurrency: usize) -> (f64, f64, f64, usize) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (http, url) = (http.clone(), url.to_owned());
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let (ms, status, _) = get_ms(&http, &url).await;
+                if status == 200 {
+                    lat.push(ms)
+                } else {
+                    errors += 1
+                }
+            }
+            (lat, errors)
+        });
+    }
+    let (mut all, mut errors) = (Vec::new(), 0);
+    while let Some(Ok((lat, e))) = tasks.join_next().await {
+        all.extend(lat);
+        errors += e;
+    }
+    all.sort_by(f64::total_cmp);
+    (
+        all.len() as f64 / secs as f64,
+        pct(&all, 0.5),
+        pct(&all, 0.99),
+        errors,
+    )
+}
+
+async fn edge_throughput(
+    s: &Stack,
+    http: &reqwest::Client,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    println!(
+        "\n## Edge throughput, GET, {} clients, {} s per run",
+        args.concurrency, args.throughput_secs
+    );
+    let url = format!("{}/api/items/tp", s.edge);
+    http.put(&url)
+        .json(&json!({"data": {"x": 1}}))
+        .send()
+        .await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!(
+        "{:<18} {:>10} {:>9} {:>9} {:>7}",
+        "primary", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    let (rps, p50, p99, e) = throughput(&url, args.throughput_secs, args.concurrency).await;
+    println!("{:<18} {rps:>10.0} {p50:>9.2} {p99:>9.2} {e:>7}", "healthy");
+    http.put(format!("{}/_tandem/regions/us-east-1", s.edge))
+        .bearer_auth(&s.token)
+        .json(&json!({"state": "stopped"}))
+        .send()
+        .await?;
+    let (rps, p50, p99, e) = throughput(&url, args.throughput_secs, args.concurrency).await;
+    println!("{:<18} {rps:>10.0} {p50:>9.2} {p99:>9.2} {e:>7}", "stopped");
+    Ok(())
+}
+
+/// Runs every figure on a fresh local stack.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let stack = start(&args.edge).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(2048)
+        .build()?;
+    println!(
+        "# tandem bench ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    replication_lag(&stack, &http, &args).await?;
+    failover_latency(&stack, &http, &args).await?;
+    edge_throughput(&stack, &http, &args).await?;
+    drop(stack);
+    if args.backlog_mb > 0 {
+        crate::bench_recovery::catch_up(&args.edge, args.backlog_mb).await?;
+    }
+    if args.disk_loss_items > 0 {
+        crate::bench_recovery::disk_loss(
+            &args.edge,
+            args.disk_loss_items,
+            args.disk_loss_items / 10,
+        )
+        .await?;
+    }
+    if args.compare {
+        crate::bench_compare::edge_vs_nginx(&args).await?;
+        let moto = Moto::start(&args.moto_server).await?;
+        let bins = std::env::current_exe()?
+            .parent()
+            .map(PathBuf::from)
+            .context("binary directory")?;
+        crate::bench_compare::lambda_init(&bins, &moto.endpoint, 5).await?;
+        crate::bench_compare::console_size(&args.console_dir)?;
+    }
+    Ok(())
+}
+
+/// moto's server for the Lambda init stand-in, killed when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    async fn start(bin: &std::path::Path) -> anyhow::Result<Moto> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (cargo xtask test installs moto)",
+                    bin.display()
+                )
+            })?;
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(moto);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("moto did not start")
+    }
+}

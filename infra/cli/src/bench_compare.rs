@@ -1,0 +1,519 @@
+//! `tandem bench --compare`: the edge next to nginx, and Lambda init next to a hello world.
+//!
+//! - nginx (Debian) in front of the same two regions with the same rules: primary, secondary as
+//!   `backup`, `proxy_next_upstream error timeout http_500 http_502 http_503 http_504`, the same
+//!   connect and read timeouts, keep-alive upstreams, and `max_fails=0` so that, like
+//!   CloudFront, every request starts at the primary. Both driven by `wrk` at the same
+//!   concurrency, healthy and with the primary stopped; failover cost per fault mode; peak RSS.
+//! - Lambda init, locally: a fake Lambda Runtime API serves one API Gateway event; the time from
+//!   spawning the binary to its posted response, and its peak RSS, for `tandem-api` (on moto's
+//!   DynamoDB, warming its connection at init as on AWS) and for a hello-world `lambda_http`
+//!   binary built the same way.
+
+use crate::bench::{self, Stack};
+use anyhow::{Context as _, bail};
+use axum::extract::State;
+use axum::routing::{get, post};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Peak resident memory of a process (VmHWM), in MiB.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// What `wrk --latency` reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Wrk {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+fn to_ms(text: &str) -> f64 {
+    let (num, unit) = text.trim().split_at(
+        text.trim()
+            .find(|c: char| c.is_alphabetic())
+            .unwrap_or(text.trim().len()),
+    );
+    let v: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => v / 1000.0,
+        "s" => v * 1000.0,
+        "m" => v * 60_000.0,
+        _ => v,
+    }
+}
+
+/// Parses `wrk --latency` output.
+pub fn parse_wrk(out: &str) -> Wrk {
+    let mut w = Wrk::default();
+    for line in out.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            w.rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = line.strip_prefix("50%") {
+            w.p50_ms = to_ms(v);
+        } else if let Some(v) = line.strip_prefix("99%") {
+            w.p99_ms = to_ms(v);
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            w.errors += v.trim().parse::<u64>().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            w.errors += v
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    w
+}
+
+fn wrk(url: &str, secs: u64, connections: usize) -> anyhow::Result<Wrk> {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{secs}s"),
+            "--latency",
+            url,
+        ])
+        .output()
+        .context("running wrk (apt-get install wrk)")?;
+    if !out.status.success() {
+        bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(parse_wrk(&String::from_utf8_lossy(&out.stdout)))
+}
+
+struct Nginx {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nginx(stack: &Stack, edge: &tandem_shared::control::EdgeSettings) -> anyhow::Result<Nginx> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let d = dir.path().display();
+    let conf = format!(
+        r#"daemon off;
+worker_processes auto;
+pid {d}/nginx.pid;
+error_log {d}/error.log crit;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  upstream tandem {{
+    server {east} max_fails=0;
+    server {west} backup;
+    keepalive 64;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location /api/ {{
+      proxy_pass http://tandem;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header x-origin-verify "{secret}";
+      proxy_connect_timeout {ct}s;
+      proxy_read_timeout {rt}s;
+      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;
+      proxy_next_upstream_tries 2;
+    }}
+  }}
+}}
+"#,
+        east = stack.east.trim_start_matches("http://"),
+        west = stack.west.trim_start_matches("http://"),
+        secret = stack.secret,
+        ct = edge.connection_timeout,
+        rt = edge.origin_read_timeout,
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf)?;
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&path)
+        .arg("-p")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting nginx (apt-get install nginx)")?;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(Nginx {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+                _dir: dir,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bail!("nginx did not start")
+}
+
+/// Edge vs nginx: throughput healthy and with the primary stopped, failover cost, memory.
+pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
+    let stack = bench::start(&args.edge).await?;
+    let nginx = start_nginx(&stack, &args.edge)?;
+    let http = reqwest::Client::new();
+    http.put(format!("{}/api/items/tp", stack.edge))
+        .json(&json!({"data": {"x": 1}}))
+        .send()
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let regions = stack.region_pids(&http).await?;
+    println!(
+        "\n## Edge vs nginx: GET through each, wrk -t2 -c{} for {} s",
+        args.concurrency, args.throughput_secs
+    );
+    println!(
+        "{:<10} {:<8} {:>10} {:>9} {:>9} {:>7}",
+        "proxy", "primary", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    let mut figures = Vec::new();
+    for state in ["healthy", "stopped"] {
+        if state == "stopped" {
+            stack.set_state(&http, "us-east-1", "stopped").await?;
+        }
+        for (name, base) in [("edge", stack.edge.clone()), ("nginx", nginx.url.clone())] {
+            let w = wrk(
+                &format!("{base}/api/items/tp"),
+                args.throughput_secs,
+                args.concurrency,
+            )?;
+            println!(
+                "{name:<10} {state:<8} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+                w.rps, w.p50_ms, w.p99_ms, w.errors
+            );
+            figures.push((name, state, w));
+        }
+    }
+    for state in ["healthy", "stopped"] {
+        let get = |n: &str| {
+            figures
+                .iter()
+                .find(|f| f.0 == n && f.1 == state)
+                .map(|f| f.2)
+                .unwrap_or_default()
+        };
+        println!(
+            "ratio edge/nginx, {state}: throughput {:.2}, p99 {:.2}",
+            get("edge").rps / get("nginx").rps,
+            get("edge").p99_ms / get("nginx").p99_ms
+        );
+    }
+    stack.set_state(&http, "us-east-1", "up").await?;
+
+    println!("\n## Peak memory (VmHWM) after the runs above");
+    let nginx_rss: f64 = std::iter::once(nginx.child.id())
+        .chain(children(nginx.child.id()))
+        .filter_map(peak_rss_mib)
+        .sum();
+    println!(
+        "edge (tandem up: edge + control + supervisor): {:.1} MiB",
+        peak_rss_mib(stack.pid()).unwrap_or(f64::NAN)
+    );
+    for (name, pid) in &regions {
+        if let Some(rss) = peak_rss_mib(*pid) {
+            println!(
+                "region process {name}: {rss:.1} MiB (us-east-1 was restarted after the stopped run)"
+            );
+        }
+    }
+    println!("nginx (master + workers): {nginx_rss:.1} MiB");
+
+    println!(
+        "\n## Failover added latency, edge vs nginx (GET p50 of {} requests minus healthy p50)",
+        args.failover_samples
+    );
+    println!(
+        "{:<22} {:>14} {:>14}",
+        "primary fault", "edge added ms", "nginx added ms"
+    );
+    let edge_rows = bench::failover_rows(&stack, &http, args, &stack.edge).await?;
+    let nginx_rows = bench::failover_rows(&stack, &http, args, &nginx.url).await?;
+    for ((name, e), (_, n)) in edge_rows.iter().zip(nginx_rows.iter()) {
+        println!("{name:<22} {e:>14.2} {n:>14.2}");
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct FakeRuntime {
+    served: bool,
+    responded: Option<Instant>,
+    response: Option<String>,
+    error: Option<String>,
+}
+
+async fn next(State(rt): State<Arc<Mutex<FakeRuntime>>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let first = {
+        let mut g = rt.lock().await;
+        !std::mem::replace(&mut g.served, true)
+    };
+    if !first {
+        // One invocation per process: the next poll waits until the process is killed.
+        std::future::pending::<()>().await;
+    }
+    let event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/api/health", "rawQueryString": "",
+        "headers": {"host": "abc.execute-api.us-east-1.amazonaws.com"},
+        "requestContext": {"accountId": "123456789012", "apiId": "abc", "domainName": "abc.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc", "http": {"method": "GET", "path": "/api/health", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "bench"},
+            "requestId": "r1", "routeKey": "$default", "stage": "$default", "time": "27/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
+        "isBase64Encoded": false
+    });
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() + 30_000)
+        .unwrap_or(0);
+    (
+        [
+            ("lambda-runtime-aws-request-id", "bench-1".to_owned()),
+            ("lambda-runtime-deadline-ms", deadline.to_string()),
+            (
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:bench".to_owned(),
+            ),
+            (
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000".to_owned(),
+            ),
+        ],
+        axum::Json(event),
+    )
+        .into_response()
+}
+
+async fn respond(State(rt): State<Arc<Mutex<FakeRuntime>>>, body: String) -> &'static str {
+    let mut g = rt.lock().await;
+    g.responded = Some(Instant::now());
+    g.response = Some(body);
+    "{}"
+}
+
+async fn fail(State(rt): State<Arc<Mutex<FakeRuntime>>>, body: String) -> &'static str {
+    rt.lock().await.error = Some(body);
+    "{}"
+}
+
+/// Spawns `bin` against a fake Runtime API; returns (ms to first response, peak RSS MiB, body).
+async fn cold_start(bin: &Path, env: &[(&str, String)]) -> anyhow::Result<(f64, f64, String)> {
+    let rt = Arc::new(Mutex::new(FakeRuntime::default()));
+    let app = axum::Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(respond),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
+        .route("/2018-06-01/runtime/init/error", post(fail))
+        .with_state(rt.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(bin)
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = child.id().unwrap_or(0);
+    let deadline = started + Duration::from_secs(20);
+    let mut rss = 0.0f64;
+    loop {
+        rss = rss.max(peak_rss_mib(pid).unwrap_or(0.0));
+        let g = rt.lock().await;
+        if let Some(at) = g.responded {
+            let body = g.response.clone().unwrap_or_default();
+            drop(g);
+            rss = rss.max(peak_rss_mib(pid).unwrap_or(0.0));
+            let _ = child.kill().await;
+            server.abort();
+            return Ok((at.duration_since(started).as_secs_f64() * 1000.0, rss, body));
+        }
+        if let Some(err) = &g.error {
+            bail!("{} reported an error: {err}", bin.display());
+        }
+        drop(g);
+        if Instant::now() > deadline {
+            bail!(
+                "{} did not answer its first invocation within 20 s",
+                bin.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Lambda init stand-in: `tandem-api` (Lambda mode on moto) next to a hello world.
+pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> anyhow::Result<()> {
+    println!(
+        "\n## Lambda init stand-in: spawn to first response through a local Runtime API ({runs} runs each)"
+    );
+    let dynamo = {
+        let creds =
+            aws_sdk_dynamodb::config::Credentials::new("bench", "bench", None, None, "bench");
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(moto_endpoint)
+            // moto is plain HTTP on loopback: no TLS stack needed here.
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    };
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let _ = dynamo
+        .create_table()
+        .table_name("bench-items")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .send()
+        .await;
+    let tandem_env = vec![
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ENDPOINT_URL", moto_endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "bench".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "bench".to_owned()),
+        ("TABLE_NAME", "bench-items".to_owned()),
+    ];
+    println!(
+        "{:<34} {:>12} {:>12} {:>14}",
+        "binary", "p50 init ms", "max init ms", "peak RSS MiB"
+    );
+    for (name, bin, env) in [
+        (
+            "hello-world lambda_http",
+            bin_dir.join("examples/hello_lambda"),
+            vec![("AWS_REGION", "us-east-1".to_owned())],
+        ),
+        (
+            "tandem-api (DynamoDB on moto)",
+            bin_dir.join("tandem-api"),
+            tandem_env,
+        ),
+    ] {
+        let mut times = Vec::new();
+        let mut rss = 0.0f64;
+        for _ in 0..runs {
+            let (ms, peak, body) = cold_start(&bin, &env).await?;
+            if !body.contains("statusCode") {
+                bail!("{name} answered something else than an API Gateway response: {body}");
+            }
+            times.push(ms);
+            rss = rss.max(peak);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{name:<34} {:>12.1} {:>12.1} {:>14.1}",
+            times[times.len() / 2],
+            times[times.len() - 1],
+            rss
+        );
+    }
+    Ok(())
+}
+
+/// Console wasm + js after brotli, from a built `frontend/dist`.
+pub fn console_size(dist: &Path) -> anyhow::Result<()> {
+    println!("\n## Console size after brotli ({})", dist.display());
+    let mut total = 0usize;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dist)
+        .with_context(|| format!("{} (build the console first)", dist.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries
+        .iter()
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("wasm" | "js")))
+    {
+        let out = Command::new("brotli")
+            .arg("-c")
+            .arg("-q")
+            .arg("11")
+            .arg(path)
+            .output()
+            .context("running brotli (apt-get install brotli)")?;
+        let raw = std::fs::metadata(path)?.len();
+        println!(
+            "{:<48} {:>9} B raw {:>9} B brotli",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            raw,
+            out.stdout.len()
+        );
+        total += out.stdout.len();
+    }
+    println!(
+        "wasm + js after brotli: {total} B ({:.1} KB; budget 150 KB)",
+        total as f64 / 1024.0
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_output() {
+        let out = "Running 5s test @ http://127.0.0.1:1/api/items/tp\n  2 threads and 32 connections\n  Latency Distribution\n     50%    1.20ms\n     75%    2.00ms\n     90%  850.00us\n     99%    1.10s\n  1000 requests in 5.00s, 1.00MB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\n";
+        let w = parse_wrk(out);
+        assert_eq!(w.rps, 12345.67);
+        assert_eq!(w.p50_ms, 1.2);
+        assert_eq!(w.p99_ms, 1100.0);
+        assert_eq!(w.errors, 7);
+    }
+}

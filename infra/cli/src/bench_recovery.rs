@@ -1,0 +1,124 @@
+//! `tandem bench` recovery figures, each on a fresh stack: how long a backlog of large items
+//! takes to drain and how much memory that costs, and how long a region that lost its disk
+//! takes to match its peer again. Figures only: nothing here asserts on time.
+
+use crate::bench::{self, Stack};
+use tandem_shared::control::EdgeSettings;
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Peak resident memory of a process (VmHWM), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+async fn put_json(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: &Value,
+) -> anyhow::Result<()> {
+    let r = http
+        .put(url)
+        .header("x-origin-verify", secret)
+        .json(body)
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("PUT {url}: {}", r.status());
+    }
+    Ok(())
+}
+
+/// [`Stack::until_agreed`], as an error when the regions do not agree in time.
+async fn until_agreed(s: &Stack, http: &reqwest::Client, limit: Duration) -> anyhow::Result<()> {
+    if !s.until_agreed(http, limit).await {
+        bail!("the regions did not agree within {limit:?}");
+    }
+    Ok(())
+}
+
+/// A backlog of `mb` MB of 400 KB items written while replication is paused, then released.
+pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
+    let s = bench::start(edge).await?;
+    let http = reqwest::Client::new();
+    let items = mb * 1_000_000 / 400_000;
+    println!(
+        "\n## Catch-up: {items} items of 400 KB ({mb} MB) written while replication is paused"
+    );
+    s.set_replication(&http, json!({"paused": true})).await?;
+    let body = json!({"data": {"blob": "x".repeat(399_000)}});
+    for i in 0..items {
+        put_json(
+            &http,
+            &format!("{}/api/items/big-{i}", s.east),
+            &s.secret,
+            &body,
+        )
+        .await?;
+    }
+    let started = Instant::now();
+    s.set_replication(&http, json!({"paused": false})).await?;
+    until_agreed(&s, &http, Duration::from_secs(600)).await?;
+    let took = started.elapsed().as_secs_f64();
+    let pids = s.region_pids(&http).await?;
+    println!(
+        "drained in {took:.2} s ({:.0} MB/s); peak RSS {}",
+        mb as f64 / took,
+        pids.iter()
+            .map(|(r, pid)| format!("{r} {:.0} MiB", peak_rss_mib(*pid)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// `east` items written in us-east-1 and `west` in us-west-2; then us-west-2 loses its disk.
+pub async fn disk_loss(edge: &EdgeSettings, east: u64, west: u64) -> anyhow::Result<()> {
+    let s = bench::start(edge).await?;
+    let http = reqwest::Client::new();
+    println!(
+        "\n## A lost disk: {east} items written in us-east-1, {west} in us-west-2, then us-west-2's data directory is wiped"
+    );
+    let body = json!({"data": {"pad": "y".repeat(1000)}});
+    for i in 0..east {
+        put_json(
+            &http,
+            &format!("{}/api/items/e-{i}", s.east),
+            &s.secret,
+            &body,
+        )
+        .await?;
+    }
+    for i in 0..west {
+        put_json(
+            &http,
+            &format!("{}/api/items/w-{i}", s.west),
+            &s.secret,
+            &body,
+        )
+        .await?;
+    }
+    until_agreed(&s, &http, Duration::from_secs(120)).await?;
+    s.set_state(&http, "us-west-2", "stopped").await?;
+    let dir = s.data_dir().join("us-west-2");
+    std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
+    let started = Instant::now();
+    s.set_state(&http, "us-west-2", "up").await?;
+    let restarted = started.elapsed().as_secs_f64();
+    until_agreed(&s, &http, Duration::from_secs(300)).await?;
+    println!(
+        "us-west-2 restarted in {restarted:.2} s and matched us-east-1 {:.2} s after its restart \
+         (its own {west} writes came back from us-east-1)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

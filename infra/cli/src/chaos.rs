@@ -1,0 +1,578 @@
+//! `tandem chaos`: a randomized fault run in the manner of Jepsen, on a stack it starts itself.
+//!
+//! Writers PUT and DELETE a small set of ids, through the edge and straight to each region,
+//! and record every operation with its outcome. A nemesis meanwhile crashes, stops and
+//! blackholes regions, pauses replication, changes its lag, and once wipes a region's disk.
+//! Then everything is healed, replication is given time to converge, and a checker verifies:
+//! every region holds the same items, every acknowledged PUT is either what an id holds or was
+//! superseded under last-writer-wins (or was acknowledged by the region whose disk was wiped,
+//! before the wipe: SPEC §2 allows losing those), and every value held was actually written.
+
+use crate::bench::{self, Stack};
+use tandem_shared::control::EdgeSettings;
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tandem_api::store::now_ms;
+use tandem_shared::item::parse_timestamp;
+use tandem_shared::region::{PRIMARY, SECONDARY};
+
+/// Flags of `tandem chaos`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChaosArgs {
+    /// Minutes of faults.
+    #[arg(long, default_value_t = 5)]
+    pub minutes: u64,
+    /// Seconds of faults instead of minutes (short runs).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Seed of the random choices [default: from the clock].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 4)]
+    pub writers: usize,
+    /// Distinct ids written (few, so writes conflict).
+    #[arg(long, default_value_t = 24)]
+    pub keys: usize,
+    /// Write the history (every operation and fault) as JSON here.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+}
+
+/// A nemesis turn that injected nothing (logged, so the history shows the calm too).
+const NO_FAULT: &str = "no fault";
+
+/// A small deterministic generator (SplitMix64), so a seed replays the same choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// What became of an operation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Acknowledged; for a PUT, the write it made.
+    Ok {
+        updated_at_ms: Option<u64>,
+        updated_in: Option<String>,
+    },
+    /// Refused with this status: not applied.
+    Failed { status: u16 },
+    /// No answer: it may or may not have been applied.
+    Unknown { error: String },
+}
+
+/// One client operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Op {
+    pub writer: usize,
+    pub id: String,
+    /// `put` or `delete`.
+    pub kind: &'static str,
+    /// `edge` or a region name.
+    pub via: String,
+    /// The value written (`{"w", "n"}`), unique per operation.
+    pub nonce: Option<u64>,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// One fault the nemesis injected.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at_ms: u64,
+    pub what: String,
+}
+
+/// The checker's verdict.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Verdict {
+    pub ops: usize,
+    pub acknowledged_puts: usize,
+    pub acknowledged_deletes: usize,
+    pub failed: usize,
+    pub unknown: usize,
+    pub faults: usize,
+    /// Seconds from the heal until every region held the same items.
+    pub convergence_s: f64,
+    pub regions_identical: bool,
+    /// Acknowledged PUTs neither held nor superseded.
+    pub lost: Vec<String>,
+    /// Acknowledged by the region whose disk was wiped, before the wipe, and gone: allowed.
+    pub lost_with_the_disk: usize,
+    /// Values held that no operation wrote.
+    pub phantoms: Vec<String>,
+}
+
+impl Verdict {
+    pub fn ok(&self) -> bool {
+        self.regions_identical && self.lost.is_empty() && self.phantoms.is_empty()
+    }
+}
+
+#[derive(Serialize)]
+struct History<'a> {
+    seed: u64,
+    ops: &'a [Op],
+    events: &'a [Event],
+    verdict: &'a Verdict,
+}
+
+/// Runs `tandem chaos`.
+pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
+    let seed = args.seed.unwrap_or_else(now_ms);
+    let fault_time = Duration::from_secs(args.seconds.unwrap_or(args.minutes * 60));
+    println!(
+        "tandem chaos: seed {seed}, {} s of faults, {} writers over {} ids",
+        fault_time.as_secs(),
+        args.writers,
+        args.keys
+    );
+    // Short edge timeouts keep a blackholed primary from stalling writers for long; tombstones
+    // are collected during the run, so collection is under test too.
+    let edge = EdgeSettings {
+        connection_attempts: 1,
+        connection_timeout: 1,
+        origin_read_timeout: 2,
+    };
+    let stack = bench::start_with(&edge, &["--tombstone-grace-ms", "2000"]).await?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let ops = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..args.writers {
+        let (http, ops, stop) = (http.clone(), ops.clone(), stop.clone());
+        let edge = stack.edge.clone();
+        let (keys, seed) = (args.keys, seed ^ (w as u64 + 1).wrapping_mul(0x9E37));
+        writers.push(tokio::spawn(async move {
+            write_loop(w, Rng(seed), keys, &http, &edge, &ops, &stop).await
+        }));
+    }
+    let events = nemesis(&stack, &http, Rng(seed), fault_time).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await?;
+    }
+    let healed = Instant::now();
+    heal(&stack, &http).await?;
+    let converged = stack.until_agreed(&http, Duration::from_secs(60)).await;
+    let convergence_s = healed.elapsed().as_secs_f64();
+    let ops = std::mem::take(&mut *ops.lock().unwrap_or_else(|e| e.into_inner()));
+    let finals = read_all(&stack, &http, args.keys).await?;
+    let mut verdict = check(&ops, &events, &finals);
+    verdict.convergence_s = convergence_s;
+    verdict.regions_identical &= converged;
+    print(&verdict);
+    if let Some(path) = &args.history {
+        let history = History {
+            seed,
+            ops: &ops,
+            events: &events,
+            verdict: &verdict,
+        };
+        std::fs::write(path, serde_json::to_vec_pretty(&history)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("history: {}", path.display());
+    }
+    if !verdict.ok() {
+        bail!("chaos run failed (seed {seed})");
+    }
+    Ok(verdict)
+}
+
+fn id_of(n: u64) -> String {
+    format!("chaos-{n}")
+}
+
+async fn write_loop(
+    w: usize,
+    mut rng: Rng,
+    keys: usize,
+    http: &reqwest::Client,
+    edge: &str,
+    ops: &Mutex<Vec<Op>>,
+    stop: &AtomicBool,
+) {
+    let mut n = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let id = id_of(rng.below(keys as u64));
+        let via = match rng.below(5) {
+            0 => PRIMARY.to_owned(),
+            1 => SECONDARY.to_owned(),
+            _ => "edge".to_owned(),
+        };
+        let path = if via == "edge" {
+            format!("{edge}/api/items/{id}")
+        } else {
+            format!("{edge}/region/{via}/api/items/{id}")
+        };
+        let put = rng.chance(80);
+        let nonce = (w as u64) << 32 | n;
+        let start_ms = now_ms();
+        let sent = if put {
+            http.put(&path)
+                .json(&json!({"data": {"w": w, "n": n, "nonce": nonce}}))
+                .send()
+                .await
+        } else {
+            http.delete(&path).send().await
+        };
+        let outcome = match sent {
+            Ok(r) if r.status().is_success() => {
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                Outcome::Ok {
+                    updated_at_ms: body["item"]["updated_at"]
+                        .as_str()
+                        .and_then(parse_timestamp),
+                    updated_in: body["item"]["updated_in"].as_str().map(str::to_owned),
+                }
+            }
+            // A 5xx from the edge may come after the origin applied the write (a read timeout).
+            Ok(r) if r.status().is_server_error() => Outcome::Unknown {
+                error: format!("status {}", r.status().as_u16()),
+            },
+            Ok(r) => Outcome::Failed {
+                status: r.status().as_u16(),
+            },
+            Err(e) => Outcome::Unknown {
+                error: e.to_string(),
+            },
+        };
+        let op = Op {
+            writer: w,
+            id,
+            kind: if put { "put" } else { "delete" },
+            via,
+            nonce: put.then_some(nonce),
+            start_ms,
+            end_ms: now_ms(),
+            outcome,
+        };
+        ops.lock().unwrap_or_else(|e| e.into_inner()).push(op);
+    }
+}
+
+/// Injects random faults until `duration` has passed; wipes one region's disk half-way.
+async fn nemesis(
+    stack: &Stack,
+    http: &reqwest::Client,
+    mut rng: Rng,
+    duration: Duration,
+) -> Vec<Event> {
+    let started = Instant::now();
+    let mut events = Vec::new();
+    let mut wiped = false;
+    let mut log = |what: String| {
+        println!("  {:>6.1} s  {what}", started.elapsed().as_secs_f64());
+        events.push(Event {
+            at_ms: now_ms(),
+            what,
+        });
+    };
+    while started.elapsed() < duration {
+        // Calm between faults, so some writes replicate and some do not.
+        tokio::time::sleep(Duration::from_millis(500 + rng.below(1500))).await;
+        let region = if rng.chance(50) { PRIMARY } else { SECONDARY };
+        let hold = Duration::from_millis(300 + rng.below(2500));
+        let result = if !wiped && started.elapsed() >= duration / 2 {
+            wiped = true;
+            // Logged once the region has stopped: what it acknowledged until then is what the
+            // checker may excuse as lost with the disk.
+            match stack.set_state(http, region, "stopped").await {
+                Ok(()) => {
+                    log(format!(
+                        "{region}: disk lost (stopped, data directory wiped, started)"
+                    ));
+                    wipe(stack, http, region).await
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            match rng.below(5) {
+                0 | 1 => {
+                    let state = ["crashed", "stopped", "blackhole"][rng.below(3) as usize];
+                    log(format!("{region}: {state} for {} ms", hold.as_millis()));
+                    outage(stack, http, region, state, hold).await
+                }
+                2 => {
+                    log(format!("replication paused for {} ms", hold.as_millis()));
+                    pause(stack, http, hold).await
+                }
+                3 => {
+                    let lag = rng.below(400);
+                    log(format!("replication lag {lag} ms"));
+                    stack.set_replication(http, json!({"lag_ms": lag})).await
+                }
+                _ => {
+                    log(NO_FAULT.into());
+                    Ok(())
+                }
+            }
+        };
+        if let Err(err) = result {
+            log(format!("nemesis step failed: {err:#}"));
+        }
+    }
+    events
+}
+
+async fn outage(
+    stack: &Stack,
+    http: &reqwest::Client,
+    region: &str,
+    state: &str,
+    hold: Duration,
+) -> anyhow::Result<()> {
+    stack.set_state(http, region, state).await?;
+    tokio::time::sleep(hold).await;
+    stack.set_state(http, region, "up").await
+}
+
+async fn pause(stack: &Stack, http: &reqwest::Client, hold: Duration) -> anyhow::Result<()> {
+    stack.set_replication(http, json!({"paused": true})).await?;
+    tokio::time::sleep(hold).await;
+    stack.set_replication(http, json!({"paused": false})).await
+}
+
+/// Deletes a stopped region's data directory and starts it again.
+async fn wipe(stack: &Stack, http: &reqwest::Client, region: &str) -> anyhow::Result<()> {
+    let dir = stack.data_dir().join(region);
+    std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
+    stack.set_state(http, region, "up").await
+}
+
+async fn heal(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
+    for region in [PRIMARY, SECONDARY] {
+        stack.set_state(http, region, "up").await?;
+    }
+    stack
+        .set_replication(http, json!({"paused": false, "lag_ms": 0}))
+        .await
+}
+
+/// What each region holds for each id: the item, or `None`.
+type Finals = BTreeMap<String, BTreeMap<String, Option<Value>>>;
+
+async fn read_all(stack: &Stack, http: &reqwest::Client, keys: usize) -> anyhow::Result<Finals> {
+    let mut finals = Finals::new();
+    for n in 0..keys as u64 {
+        let id = id_of(n);
+        for region in [PRIMARY, SECONDARY] {
+            let r = http
+                .get(format!("{}/region/{region}/api/items/{id}", stack.edge))
+                .send()
+                .await?;
+            let item = match r.status().as_u16() {
+                200 => Some(r.json::<Value>().await?["item"].clone()),
+                404 => None,
+                s => bail!("reading {id} from {region}: {s}"),
+            };
+            finals
+                .entry(id.clone())
+                .or_default()
+                .insert(region.to_owned(), item);
+        }
+    }
+    Ok(finals)
+}
+
+/// The checker (no IO): see the module's doc for the rules.
+pub fn check(ops: &[Op], events: &[Event], finals: &Finals) -> Verdict {
+    let mut v = Verdict {
+        ops: ops.len(),
+        faults: events.iter().filter(|e| e.what != NO_FAULT).count(),
+        regions_identical: true,
+        ..Verdict::default()
+    };
+    // When, and in which region, a disk was lost.
+    let wipes: Vec<(u64, &str)> = events
+        .iter()
+        .filter(|e| e.what.contains("disk lost"))
+        .filter_map(|e| Some((e.at_ms, e.what.split(':').next()?)))
+        .collect();
+    for op in ops {
+        match (&op.outcome, op.kind) {
+            (Outcome::Ok { .. }, "put") => v.acknowledged_puts += 1,
+            (Outcome::Ok { .. }, _) => v.acknowledged_deletes += 1,
+            (Outcome::Failed { .. }, _) => v.failed += 1,
+            (Outcome::Unknown { .. }, _) => v.unknown += 1,
+        }
+    }
+    for (id, by_region) in finals {
+        let mut values = by_region.values();
+        let first = values.next().cloned().flatten();
+        if values.any(|x| *x != first) {
+            v.regions_identical = false;
+        }
+        let held = first.as_ref().and_then(|item| {
+            Some((
+                parse_timestamp(item["updated_at"].as_str()?)?,
+                item["updated_in"].as_str()?.to_owned(),
+                item["data"]["nonce"].as_u64()?,
+            ))
+        });
+        if let Some((_, _, nonce)) = &held
+            && !ops
+                .iter()
+                .any(|o| o.nonce == Some(*nonce) && !matches!(o.outcome, Outcome::Failed { .. }))
+        {
+            v.phantoms.push(format!(
+                "{id}: holds nonce {nonce}, which no operation wrote"
+            ));
+        }
+        let deleted = ops.iter().any(|o| {
+            o.id == *id && o.kind == "delete" && !matches!(o.outcome, Outcome::Failed { .. })
+        });
+        for op in ops.iter().filter(|o| o.id == *id && o.kind == "put") {
+            let Outcome::Ok {
+                updated_at_ms: Some(at),
+                updated_in: Some(region),
+            } = &op.outcome
+            else {
+                continue;
+            };
+            let survives = match &held {
+                Some((held_at, held_in, _)) => (held_at, held_in) >= (at, region),
+                None => deleted,
+            };
+            if survives {
+                continue;
+            }
+            let with_disk = wipes
+                .iter()
+                .any(|(wiped_at, wiped)| wiped == region && *wiped_at >= op.end_ms);
+            if with_disk {
+                v.lost_with_the_disk += 1;
+            } else {
+                v.lost.push(format!(
+                    "{id}: PUT by writer {} acknowledged by {region} at {at} is gone (held: {:?})",
+                    op.writer, held
+                ));
+            }
+        }
+    }
+    v
+}
+
+fn print(v: &Verdict) {
+    println!(
+        "\n{} operations: {} PUTs and {} DELETEs acknowledged, {} refused, {} unknown; {} faults",
+        v.ops, v.acknowledged_puts, v.acknowledged_deletes, v.failed, v.unknown, v.faults
+    );
+    println!(
+        "converged {:.1} s after the heal; regions identical: {}",
+        v.convergence_s, v.regions_identical
+    );
+    println!(
+        "acknowledged writes lost: {} (plus {} acknowledged by the wiped region before its disk was lost, which SPEC §2 allows)",
+        v.lost.len(),
+        v.lost_with_the_disk
+    );
+    for l in v.lost.iter().chain(&v.phantoms) {
+        println!("  {l}");
+    }
+    println!("verdict: {}", if v.ok() { "ok" } else { "FAILED" });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(id: &str, at: u64, region: &str, end_ms: u64, nonce: u64) -> Op {
+        Op {
+            writer: 0,
+            id: id.into(),
+            kind: "put",
+            via: "edge".into(),
+            nonce: Some(nonce),
+            start_ms: end_ms - 1,
+            end_ms,
+            outcome: Outcome::Ok {
+                updated_at_ms: Some(at),
+                updated_in: Some(region.into()),
+            },
+        }
+    }
+
+    fn item(at: u64, region: &str, nonce: u64) -> Option<Value> {
+        Some(
+            json!({"updated_at": tandem_shared::item::format_timestamp(at), "updated_in": region, "data": {"nonce": nonce}}),
+        )
+    }
+
+    fn finals(id: &str, east: Option<Value>, west: Option<Value>) -> Finals {
+        BTreeMap::from([(
+            id.to_owned(),
+            BTreeMap::from([(PRIMARY.to_owned(), east), (SECONDARY.to_owned(), west)]),
+        )])
+    }
+
+    #[test]
+    fn the_checker_tells_superseded_from_lost_and_spots_divergence_and_phantoms() {
+        let ops = vec![put("a", 10, PRIMARY, 11, 1), put("a", 20, SECONDARY, 21, 2)];
+        // The later write is held everywhere: the earlier one was superseded.
+        let v = check(
+            &ops,
+            &[],
+            &finals("a", item(20, SECONDARY, 2), item(20, SECONDARY, 2)),
+        );
+        assert!(v.ok(), "{v:?}");
+        // The earlier one is held: the later acknowledged write was lost.
+        let v = check(
+            &ops,
+            &[],
+            &finals("a", item(10, PRIMARY, 1), item(10, PRIMARY, 1)),
+        );
+        assert_eq!(v.lost.len(), 1);
+        // ... unless the region that acknowledged it lost its disk afterwards.
+        let wipe = Event {
+            at_ms: 30,
+            what: format!("{SECONDARY}: disk lost"),
+        };
+        let v = check(
+            &ops,
+            &[wipe],
+            &finals("a", item(10, PRIMARY, 1), item(10, PRIMARY, 1)),
+        );
+        assert!(v.ok() && v.lost_with_the_disk == 1, "{v:?}");
+        // Regions that differ, and a value nobody wrote.
+        let v = check(&ops, &[], &finals("a", item(20, SECONDARY, 2), None));
+        assert!(!v.regions_identical);
+        let v = check(
+            &ops,
+            &[],
+            &finals("a", item(30, PRIMARY, 99), item(30, PRIMARY, 99)),
+        );
+        assert_eq!(v.phantoms.len(), 1);
+        // Absent is fine only if a delete was sent.
+        let v = check(&ops, &[], &finals("a", None, None));
+        assert_eq!(v.lost.len(), 2);
+    }
+}

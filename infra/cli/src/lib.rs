@@ -1,0 +1,17 @@
+//! The `tandem` command's own parts; the local stack is [`tandem_local`], AWS is [`tandem_aws`].
+//!
+//! Layout:
+//! - [`fault`]: `tandem fault` and `tandem heal`, through any edge, local or CloudFront.
+//! - [`drill`]: `tandem drill`, an outage drill with client-side RTO/RPO figures and reports.
+//! - [`chaos`]: `tandem chaos`, randomized faults with a checker that every acknowledged write
+//!   survives and every region converges.
+//! - [`bench`]: `tandem bench`, figures measured on a stack it starts itself;
+//!   [`bench_compare`] adds nginx, Lambda init and console size next to them;
+//!   [`bench_recovery`] a backlog's catch-up and a lost disk's recovery.
+
+pub mod bench;
+pub mod bench_compare;
+pub mod bench_recovery;
+pub mod chaos;
+pub mod drill;
+pub mod fault;

@@ -1,0 +1,54 @@
+//! The `tandem` command.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Tandem: a two-region API that survives the loss of a region"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Local(tandem_local::commands::LocalCommand),
+    /// Run an outage drill and report what clients lived through.
+    Drill(tandem_cli::drill::DrillArgs),
+    /// Measure the local stack: replication lag, failover latency, edge throughput.
+    Bench(tandem_cli::bench::BenchArgs),
+    /// Deploy to AWS: build, create or update the stacks, upload the console.
+    Deploy(tandem_aws::deploy::DeployArgs),
+    /// Remove what `tandem deploy` created (the data only with --delete-data).
+    Destroy(tandem_aws::deploy::DestroyArgs),
+    /// Inject a fault into one region, through the edge (local or CloudFront).
+    Fault(tandem_cli::fault::FaultArgs),
+    /// Clear a region's fault, through the edge (local or CloudFront).
+    Heal(tandem_cli::fault::HealArgs),
+    /// Randomized faults on a stack of its own, then a check that nothing acknowledged was lost.
+    Chaos(tandem_cli::chaos::ChaosArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Local(command) => command.run().await,
+        Command::Bench(args) => tandem_cli::bench::run(args).await,
+        Command::Deploy(args) => tandem_aws::deploy::run(args).await,
+        Command::Destroy(args) => tandem_aws::deploy::destroy(args).await,
+        Command::Fault(args) => tandem_cli::fault::fault(args).await,
+        Command::Heal(args) => tandem_cli::fault::heal(args).await,
+        Command::Chaos(args) => tandem_cli::chaos::run(args).await.map(drop),
+        Command::Drill(args) => {
+            let report = tandem_cli::drill::run(args).await?;
+            if !report.lost_writes.is_empty() {
+                anyhow::bail!("{} acknowledged writes were lost", report.lost_writes.len());
+            }
+            Ok(())
+        }
+    }
+}

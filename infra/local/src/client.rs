@@ -1,0 +1,209 @@
+//! One typed client for an edge's control surface: the local control API (`/_tandem/*`) and the
+//! admin fault routes of each region (`/region/<r>/api/admin/fault`, which work through
+//! CloudFront too). Every tool (`tandem fault`, `drill`, `chaos`, `verify`, the bench, the
+//! tests) talks to a stack through it, with the types of [`tandem_shared::control`].
+
+use anyhow::{Context as _, anyhow, bail};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::{Duration, Instant};
+use tandem_shared::control::{
+    PREFIX, RegionState, RegionStatus, RegionsBody, ReplicationBody, ReplicationPatch,
+    ReplicationUpdate, SetRegionState,
+};
+use tandem_shared::replication::Verdict;
+use tandem_shared::{ErrorBody, Fault, FaultState};
+
+/// `--endpoint` and `--token`: where to send control requests, and the token to send.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The edge: the local one, or https://<distribution>.cloudfront.net. A console URL with
+    /// `#token=…` also works (the token is taken from it when --token is not given).
+    #[arg(long, env = "TANDEM_ENDPOINT", default_value = "http://127.0.0.1:8080")]
+    pub endpoint: String,
+    /// The admin token (printed by `tandem up` and `tandem deploy`).
+    #[arg(long, env = "TANDEM_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Target {
+    /// The base URL and the token: `--token`, else the `#token=` of a pasted console URL.
+    pub fn split(&self) -> anyhow::Result<(String, String)> {
+        let (base, fragment) = match self.endpoint.split_once('#') {
+            Some((base, fragment)) => (base, Some(fragment)),
+            None => (self.endpoint.as_str(), None),
+        };
+        let from_url = fragment.and_then(|f| {
+            f.split('&')
+                .find_map(|kv| kv.strip_prefix("token="))
+                .map(str::to_owned)
+        });
+        let token = self
+            .token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or(from_url)
+            .ok_or_else(|| anyhow!("no admin token: pass --token or set TANDEM_ADMIN_TOKEN"))?;
+        let base = base.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("--endpoint {base:?} must start with http:// or https://");
+        }
+        Ok((base.to_owned(), token))
+    }
+
+    /// A client for this target, whose requests give up after `timeout`.
+    pub fn client(&self, timeout: Duration) -> anyhow::Result<ControlClient> {
+        let (base, token) = self.split()?;
+        ControlClient::new(&base, &token, timeout)
+    }
+}
+
+/// A client for one edge, with the admin token.
+#[derive(Debug, Clone)]
+pub struct ControlClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl ControlClient {
+    pub fn new(base: &str, token: &str, timeout: Duration) -> anyhow::Result<ControlClient> {
+        Ok(ControlClient {
+            http: reqwest::Client::builder().timeout(timeout).build()?,
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    /// The edge's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /_tandem/regions`.
+    pub async fn regions(&self) -> anyhow::Result<RegionsBody> {
+        self.call(Method::GET, &format!("{PREFIX}/regions"), None::<&()>)
+            .await
+    }
+
+    /// `PUT /_tandem/regions/<region>`: move a local region to `state`.
+    pub async fn set_region(&self, region: &str, state: RegionState) -> anyhow::Result<RegionStatus> {
+        let body = SetRegionState { state };
+        self.call(Method::PUT, &format!("{PREFIX}/regions/{region}"), Some(&body))
+            .await
+            .with_context(|| format!("setting {region} {state}"))
+    }
+
+    /// `GET /_tandem/replication`.
+    pub async fn replication(&self) -> anyhow::Result<ReplicationBody> {
+        self.call(Method::GET, &format!("{PREFIX}/replication"), None::<&()>)
+            .await
+    }
+
+    /// `PUT /_tandem/replication`.
+    pub async fn set_replication(&self, patch: ReplicationPatch) -> anyhow::Result<ReplicationUpdate> {
+        self.call(Method::PUT, &format!("{PREFIX}/replication"), Some(&patch))
+            .await
+    }
+
+    /// `GET /_tandem/verify`: do the regions hold the same items?
+    pub async fn verify(&self) -> anyhow::Result<Verdict> {
+        self.call(Method::GET, &format!("{PREFIX}/verify"), None::<&()>)
+            .await
+    }
+
+    /// Asks verify until the regions agree; false when they still differ after `limit`.
+    pub async fn until_agreed(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.verify().await.is_ok_and(|v| v.agree) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET /region/<region>/api/admin/fault`.
+    pub async fn fault(&self, region: &str) -> anyhow::Result<FaultState> {
+        self.call(Method::GET, &fault_path(region), None::<&()>)
+            .await
+    }
+
+    /// `PUT /region/<region>/api/admin/fault`.
+    pub async fn set_fault(&self, region: &str, fault: Fault) -> anyhow::Result<FaultState> {
+        self.call(Method::PUT, &fault_path(region), Some(&fault))
+            .await
+            .with_context(|| format!("faulting {region}"))
+    }
+
+    /// `DELETE /region/<region>/api/admin/fault`.
+    pub async fn heal(&self, region: &str) -> anyhow::Result<FaultState> {
+        self.call(Method::DELETE, &fault_path(region), None::<&()>)
+            .await
+            .with_context(|| format!("healing {region}"))
+    }
+
+    /// Sends one request; a non-2xx answer is an error that quotes the error body's message.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> anyhow::Result<T> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {}{path}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{method} {path}: {}", explain(status, &text));
+        }
+        serde_json::from_str(&text)
+            .with_context(|| format!("{method} {path}: unexpected answer {text:?}"))
+    }
+}
+
+fn fault_path(region: &str) -> String {
+    format!("/region/{region}/api/admin/fault")
+}
+
+/// What went wrong, from an error answer: its JSON error body's message when there is one.
+pub fn explain(status: StatusCode, text: &str) -> String {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => format!("{status}: {}", body.error.message),
+        Err(_) if text.is_empty() => status.to_string(),
+        Err(_) => format!("{status}: {}", text.chars().take(200).collect::<String>()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_comes_from_the_flag_or_the_console_url() {
+        let t = |endpoint: &str, token: Option<&str>| Target {
+            endpoint: endpoint.to_owned(),
+            token: token.map(str::to_owned),
+        };
+        assert_eq!(
+            t("http://e/#token=abc", None).split().unwrap(),
+            ("http://e".to_owned(), "abc".to_owned())
+        );
+        assert_eq!(t("http://e/#token=abc", Some("x")).split().unwrap().1, "x");
+        assert!(t("http://e", None).split().is_err());
+        assert!(t("e.example", Some("x")).split().is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! The local control API on the edge (`/_tandem/*`, admin token): region states and replication.
+
+use crate::replication::wire::Key;
+use crate::replication::{RegionReplication, ReplicationConfig, Verdict};
+use crate::up::Supervisor;
+use axum::extract::{Path, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_api::error::respond;
+use tandem_shared::ErrorCode;
+use tandem_shared::control::{
+    EdgeSettings, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, ReplicationUpdate,
+    SetRegionState,
+};
+use tandem_shared::headers::ORIGIN_VERIFY;
+use tokio::sync::Mutex;
+
+#[derive(Clone)]
+struct Control {
+    supervisor: Arc<Mutex<Supervisor>>,
+    token: Arc<str>,
+    edge: EdgeSettings,
+    http: reqwest::Client,
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+    respond(code, None, message, None)
+}
+
+/// The control routes, to be nested under `/_tandem`.
+pub fn router(supervisor: Arc<Mutex<Supervisor>>, token: String, edge: EdgeSettings) -> Router {
+    let state = Control {
+        supervisor,
+        token: token.into(),
+        edge,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("reqwest client"),
+    };
+    Router::new()
+        .route("/regions", get(regions))
+        .route("/regions/{region}", axum::routing::put(set_region))
+        .route("/replication", get(replication).put(set_replication))
+        .route("/verify", get(verify))
+        .fallback(|| async { error(ErrorCode::NotFound, "no such control route") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+async fn auth(State(c): State<Control>, req: Request, next: Next) -> Response {
+    match tandem_api::admin::authorize(Some(&c.token), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(_) => error(ErrorCode::Unauthorized,
+            "missing or wrong admin token (Authorization: Bearer <token>)",
+        ),
+    }
+}
+
+async fn regions(State(c): State<Control>) -> Json<RegionsBody> {
+    Json(RegionsBody {
+        regions: c.supervisor.lock().await.status(),
+        edge: c.edge,
+    })
+}
+
+async fn set_region(
+    State(c): State<Control>,
+    Path(region): Path<String>,
+    body: Result<Json<SetRegionState>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(SetRegionState { state })) = body else {
+        return error(ErrorCode::BadRequest,
+            "body must be {\"state\": \"up\" | \"stopped\" | \"crashed\" | \"blackhole\"}",
+        );
+    };
+    let mut supervisor = c.supervisor.lock().await;
+    if !supervisor.status().iter().any(|r| r.region == region) {
+        return error(ErrorCode::NotFound,
+            format!("no region {region:?}"),
+        );
+    }
+    match supervisor.set_state(&region, state).await {
+        Ok(status) => {
+            // A region that comes back from a blackhole missed any settings change meanwhile.
+            if state == RegionState::Up {
+                let config = supervisor.replication;
+                let targets = supervisor
+                    .answering()
+                    .into_iter()
+                    .filter(|(name, _)| *name == region)
+                    .collect();
+                drop(supervisor);
+                push_config(&c, targets, config).await;
+            }
+            Json(status).into_response()
+        }
+        Err(err) => error(ErrorCode::Internal,
+            format!("{err:#}"),
+        ),
+    }
+}
+
+/// `GET /_tandem/replication`: the config, and every region pair's figures.
+async fn replication(State(c): State<Control>) -> Json<ReplicationBody> {
+    let (config, secret, all, answering) = {
+        let mut s = c.supervisor.lock().await;
+        let all: Vec<String> = s.status().into_iter().map(|r| r.region).collect();
+        (
+            s.replication,
+            s.origin_secret().to_owned(),
+            all,
+            s.answering(),
+        )
+    };
+    let mut pairs = Vec::new();
+    let mut answered = Vec::new();
+    for (name, url) in answering {
+        let got = c
+            .http
+            .get(format!("{url}/_replication/status"))
+            .header(ORIGIN_VERIFY, &secret)
+            .send()
+            .await;
+        if let Ok(resp) = got
+            && let Ok(status) = resp.json::<RegionReplication>().await
+        {
+            pairs.extend(status.pairs);
+            answered.push(name);
+        }
+    }
+    let unavailable = all.into_iter().filter(|r| !answered.contains(r)).collect();
+    Json(ReplicationBody {
+        config,
+        pairs,
+        unavailable,
+    })
+}
+
+async fn push_config(
+    c: &Control,
+    targets: Vec<(String, String)>,
+    config: ReplicationConfig,
+) -> Vec<String> {
+    let (secret, token) = {
+        let s = c.supervisor.lock().await;
+        (s.origin_secret().to_owned(), s.admin_token().to_owned())
+    };
+    let mut failed = Vec::new();
+    for (name, url) in targets {
+        let sent = c
+            .http
+            .put(format!("{url}/_replication/config"))
+            .header(ORIGIN_VERIFY, &secret)
+            .bearer_auth(&token)
+            .json(&config)
+            .send()
+            .await;
+        if !sent.is_ok_and(|r| r.status().is_success()) {
+            failed.push(name);
+        }
+    }
+    failed
+}
+
+async fn set_replication(
+    State(c): State<Control>,
+    body: Result<Json<ReplicationPatch>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(patch)) = body else {
+        return error(ErrorCode::BadRequest,
+            "body must be {\"paused\": bool, \"lag_ms\": n}",
+        );
+    };
+    if let Err(message) = patch.validate() {
+        return error(ErrorCode::BadRequest, message);
+    }
+    let (config, targets) = {
+        let mut s = c.supervisor.lock().await;
+        s.replication = patch.apply(s.replication);
+        (s.replication, s.answering())
+    };
+    let not_reached = push_config(&c, targets, config).await;
+    Json(ReplicationUpdate {
+        config,
+        not_reached,
+    })
+    .into_response()
+}
+
+/// `GET /_tandem/verify`: do the regions hold the same items? (see [`crate::verify`])
+async fn verify(State(c): State<Control>) -> Json<Verdict> {
+    let (secret, key, all, answering) = {
+        let mut s = c.supervisor.lock().await;
+        let all: Vec<String> = s.status().into_iter().map(|r| r.region).collect();
+        (
+            s.origin_secret().to_owned(),
+            Key::new(s.replication_key()),
+            all,
+            s.answering(),
+        )
+    };
+    Json(crate::verify::compare(&c.http, &secret, &key, &answering, &all).await)
+}

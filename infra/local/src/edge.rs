@@ -1,0 +1,576 @@
+//! The local edge: a reverse proxy that follows CloudFront's rules (SPEC §3).
+//!
+//! Behaviors, first match wins: `/region/{region}/api/*` goes to that region only (prefix
+//! stripped); `/api/*` goes to the origin group (primary, then secondary); `/_tandem/*` is the
+//! local control API; everything else is the console, with `/index.html` for unknown paths.
+//!
+//! Origin-group rules, as CloudFront applies them: only GET, HEAD and OPTIONS fail over; they do
+//! when the primary answers 500/502/503/504, when no connection is made after
+//! `connection_attempts` tries of `connection_timeout` each, or when no response comes within
+//! `origin_read_timeout`. Every request starts at the primary. Other methods get the primary's
+//! answer, or the edge's own 502 (no connection) or 504 (no response).
+//!
+//! The edge dials origins itself (a `TcpStream` per attempt under the connect timeout) and
+//! speaks HTTP/1.1 over hyper's connection API, keeping idle connections in a pool per origin.
+//! A higher-level client would hide the boundary between connecting and waiting for the
+//! response, and CloudFront times the two differently.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tandem_api::error::respond;
+use tandem_shared::ErrorCode;
+use tandem_shared::control::{EdgeSettings, FAILOVER_STATUSES};
+use tandem_shared::headers::{EDGE_FAILOVER, EDGE_ORIGIN, ORIGIN_VERIFY};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// Largest request body the edge buffers (it must keep a body to resend it on failover).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// The response headers CloudFront's response-headers policy adds (same values as the
+/// template): a CSP that lets the console's wasm run, and the usual hardening headers.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("x-frame-options", "DENY"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
+];
+
+/// One region's API as an origin.
+pub struct Origin {
+    pub region: String,
+    pub addr: SocketAddr,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+}
+
+/// Why an origin gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection after every attempt (refused, or each attempt timed out).
+    Connect,
+    /// Connected, but no complete response within the read timeout.
+    Timeout,
+    /// The connection broke before a complete response.
+    Reset,
+}
+
+impl Failure {
+    /// The `x-edge-failover` reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Timeout => "timeout",
+            Failure::Reset => "reset",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::Connect | Failure::Reset => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// A request as the edge keeps it: replayable on another origin.
+struct Outgoing {
+    method: Method,
+    /// Path and query, exactly as the viewer sent them (percent-encoding untouched).
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// A complete origin response.
+pub struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+    )
+}
+
+impl Origin {
+    pub fn new(region: &str, addr: SocketAddr) -> Self {
+        Origin {
+            region: region.to_owned(),
+            addr,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn request(&self, out: &Outgoing, secret: Option<&str>) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(out.body.clone()));
+        *req.method_mut() = out.method.clone();
+        *req.uri_mut() = out.uri.clone();
+        let headers = req.headers_mut();
+        for (name, value) in &out.headers {
+            if !is_hop_by_hop(name) && name.as_str() != ORIGIN_VERIFY {
+                headers.append(name, value.clone());
+            }
+        }
+        if let Ok(host) = HeaderValue::from_str(&self.addr.to_string()) {
+            headers.insert(header::HOST, host);
+        }
+        // CloudFront overwrites a viewer's header of the same name with the custom origin header.
+        if let Some(secret) = secret.and_then(|s| HeaderValue::from_str(s).ok()) {
+            headers.insert(ORIGIN_VERIFY, secret);
+        }
+        req
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() && sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: SendRequest<Full<Bytes>>) {
+        if !sender.is_closed() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(sender);
+        }
+    }
+
+    /// Dials with CloudFront's rule: `attempts` tries, each bounded by the connect timeout.
+    async fn dial(&self, settings: &EdgeSettings) -> Result<SendRequest<Full<Bytes>>, Failure> {
+        for _ in 0..settings.connection_attempts {
+            if let Ok(Ok(stream)) =
+                timeout(settings.connect_timeout(), TcpStream::connect(self.addr)).await
+            {
+                let _ = stream.set_nodelay(true);
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|_| Failure::Connect)?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                return Ok(sender);
+            }
+        }
+        Err(Failure::Connect)
+    }
+
+    /// Sends one request and reads the whole response within the read timeout.
+    async fn exchange(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        req: http::Request<Full<Bytes>>,
+        settings: &EdgeSettings,
+    ) -> Result<Answer, (Failure, bool)> {
+        let read = async {
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| (Failure::Reset, e.is_canceled() || e.is_incomplete_message()))?;
+            let (parts, body) = resp.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|_| (Failure::Reset, false))?
+                .to_bytes();
+            Ok(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        match timeout(settings.read_timeout(), read).await {
+            Ok(result) => result,
+            Err(_) => Err((Failure::Timeout, false)),
+        }
+    }
+
+    /// One request to this origin, on a pooled connection when one is idle.
+    async fn send(
+        &self,
+        out: &Outgoing,
+        settings: &EdgeSettings,
+        secret: Option<&str>,
+    ) -> Result<Answer, Failure> {
+        if let Some(mut sender) = self.take_idle() {
+            match self
+                .exchange(&mut sender, self.request(out, secret), settings)
+                .await
+            {
+                Ok(answer) => {
+                    self.put_idle(sender);
+                    return Ok(answer);
+                }
+                // The origin closed an idle connection before we used it: not the origin's
+                // failure, try a fresh connection as any proxy would.
+                Err((_, true)) => {}
+                Err((failure, false)) => return Err(failure),
+            }
+        }
+        let mut sender = self.dial(settings).await?;
+        match self
+            .exchange(&mut sender, self.request(out, secret), settings)
+            .await
+        {
+            Ok(answer) => {
+                self.put_idle(sender);
+                Ok(answer)
+            }
+            Err((failure, _)) => Err(failure),
+        }
+    }
+}
+
+/// The edge: origins in order (primary first), settings, and the origin secret it adds.
+pub struct Edge {
+    pub origins: Vec<Origin>,
+    pub settings: EdgeSettings,
+    pub origin_secret: Option<String>,
+}
+
+fn edge_error(status: StatusCode, message: String) -> Response {
+    respond(ErrorCode::RegionUnavailable, Some(status), message, None)
+}
+
+fn to_response(answer: Answer, origin: &str, failover: Option<&str>) -> Response {
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = answer.status;
+    let headers = response.headers_mut();
+    for (name, value) in &answer.headers {
+        if !is_hop_by_hop(name) {
+            headers.append(name, value.clone());
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        headers.insert(EDGE_ORIGIN, v);
+    }
+    if let Some(v) = failover.and_then(|f| HeaderValue::from_str(f).ok()) {
+        headers.insert(EDGE_FAILOVER, v);
+    }
+    response
+}
+
+impl Edge {
+    async fn outgoing(req: Request, path_and_query: String) -> Result<Outgoing, Response> {
+        // What cannot be forwarded as it came is refused, never silently changed.
+        let uri: Uri = path_and_query.parse().map_err(|_| {
+            let message = "this path cannot be forwarded as sent";
+            respond(ErrorCode::BadRequest, None, message, None)
+        })?;
+        let (parts, body) = req.into_parts();
+        let body = http_body_util::Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map_err(|_| {
+                edge_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large for the edge".into(),
+                )
+            })?
+            .to_bytes();
+        Ok(Outgoing {
+            method: parts.method,
+            uri,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// The origin group: the primary, then (for GET/HEAD/OPTIONS only) the secondary.
+    async fn group(&self, out: Outgoing) -> Response {
+        let secret = self.origin_secret.as_deref();
+        let primary = &self.origins[0];
+        let may_fail_over = matches!(out.method, Method::GET | Method::HEAD | Method::OPTIONS)
+            && self.origins.len() > 1;
+        let reason = match primary.send(&out, &self.settings, secret).await {
+            Ok(answer) if may_fail_over && FAILOVER_STATUSES.contains(&answer.status.as_u16()) => {
+                format!("status-{}", answer.status.as_u16())
+            }
+            Ok(answer) => return to_response(answer, &primary.region, None),
+            Err(failure) if may_fail_over => failure.reason().to_owned(),
+            Err(failure) => {
+                let message = format!(
+                    "the edge could not reach {} ({})",
+                    primary.region,
+                    failure.reason()
+                );
+                return edge_error(failure.status(), message);
+            }
+        };
+        let secondary = &self.origins[1];
+        tracing::info!(method = %out.method, path = %out.uri, %reason, "failing over to {}", secondary.region);
+        match secondary.send(&out, &self.settings, secret).await {
+            Ok(answer) => to_response(answer, &secondary.region, Some(&reason)),
+            Err(failure) => {
+                let message = format!(
+                    "neither origin answered (primary: {reason}, secondary: {})",
+                    failure.reason()
+                );
+                let mut response = edge_error(failure.status(), message);
+                if let Ok(v) = HeaderValue::from_str(&reason) {
+                    response.headers_mut().insert(EDGE_FAILOVER, v);
+                }
+                response
+            }
+        }
+    }
+
+    /// One region only, no failover.
+    async fn single(&self, region: &str, out: Outgoing) -> Response {
+        let Some(origin) = self.origins.iter().find(|o| o.region == region) else {
+            return edge_error(
+                StatusCode::NOT_FOUND,
+                format!("no region {region:?} behind this edge"),
+            );
+        };
+        match origin
+            .send(&out, &self.settings, self.origin_secret.as_deref())
+            .await
+        {
+            Ok(answer) => to_response(answer, &origin.region, None),
+            Err(failure) => edge_error(
+                failure.status(),
+                format!("the edge could not reach {region} ({})", failure.reason()),
+            ),
+        }
+    }
+}
+
+fn path_and_query(path: &str, uri: &Uri) -> String {
+    match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    }
+}
+
+async fn api_group(State(edge): State<Arc<Edge>>, req: Request) -> Response {
+    let pq = path_and_query(req.uri().path(), req.uri());
+    match Edge::outgoing(req, pq).await {
+        Ok(out) => edge.group(out).await,
+        Err(response) => response,
+    }
+}
+
+async fn api_single(State(edge): State<Arc<Edge>>, req: Request) -> Response {
+    // Routed on the raw path: the region segment may be percent-encoded (`us%2Deast-1`), and
+    // the rest goes to the origin exactly as sent, so an encoded `?` or `/` in an id stays one.
+    let raw = req.uri().path();
+    let Some((segment, rest)) = raw.strip_prefix("/region/").and_then(|r| r.split_once('/')) else {
+        return edge_error(StatusCode::NOT_FOUND, "no such region route".into());
+    };
+    let region = percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned();
+    let pq = path_and_query(&format!("/{rest}"), req.uri());
+    match Edge::outgoing(req, pq).await {
+        Ok(out) => edge.single(&region, out).await,
+        Err(response) => response,
+    }
+}
+
+/// Whether `host` (a `Host` header: name and optional port) names this machine's loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name == "::1"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Against DNS rebinding: the control API and the admin routes answer only requests addressed
+/// to this machine by a loopback name and, from a browser, only pages this edge served. A page
+/// on another site whose name was rebound to 127.0.0.1 sends its own name as `Host`.
+async fn local_only(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let guarded = path.starts_with("/_tandem")
+        || path.starts_with("/api/admin")
+        || (path.starts_with("/region/") && path.contains("/api/admin"));
+    if guarded {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let same_origin = req.headers().get(header::ORIGIN).is_none_or(|o| {
+            o.to_str()
+                .is_ok_and(|o| o.strip_prefix("http://") == Some(host))
+        });
+        if !is_loopback_host(host) || !same_origin {
+            let message = "the control and admin routes answer only requests to a loopback \
+                           address from this edge's own pages";
+            return respond(ErrorCode::Forbidden, None, message, None);
+        }
+    }
+    next.run(req).await
+}
+
+/// Serves only files that really are inside the console directory: a symlink in it that
+/// points elsewhere (say, to a file with secrets) answers 404 instead of that file.
+async fn inside_console(State(root): State<Arc<PathBuf>>, req: Request, next: Next) -> Response {
+    let path = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy();
+    let candidate = root.join(path.trim_start_matches('/'));
+    if let Ok(real) = std::fs::canonicalize(&candidate)
+        && !real.starts_with(root.as_path())
+    {
+        tracing::warn!(path = %candidate.display(), "refused a console path that leads outside the console directory");
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    next.run(req).await
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+const NO_CONSOLE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Tandem</title></head><body><h1>Tandem</h1><p>The console is not built. Run <code>cargo xtask dev</code>, or use the API under <a href=\"/api/health\">/api</a>.</p></body></html>";
+
+/// The edge's router: the behaviors of SPEC §3 in order, with `control` under `/_tandem`.
+pub fn router(edge: Arc<Edge>, control: Router, console_dir: Option<PathBuf>) -> Router {
+    let console: Router = match console_dir.filter(|d| d.join("index.html").is_file()) {
+        Some(dir) => {
+            let files = tower_http::services::ServeDir::new(&dir)
+                .fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
+            let root = Arc::new(std::fs::canonicalize(&dir).unwrap_or(dir));
+            Router::new()
+                .fallback_service(files)
+                .layer(axum::middleware::from_fn_with_state(root, inside_console))
+                .layer(
+                    tower_http::compression::CompressionLayer::new()
+                        .br(true)
+                        .gzip(true),
+                )
+        }
+        None => Router::new().fallback(|| async { axum::response::Html(NO_CONSOLE) }),
+    };
+    Router::new()
+        .route("/region/{region}/api/{*rest}", any(api_single))
+        .route("/api/{*rest}", any(api_group))
+        .with_state(edge)
+        .nest("/_tandem", control)
+        .merge(console)
+        .layer(axum::middleware::from_fn(local_only))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn console_files_never_lead_outside_the_console_directory() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "s3cr3t").unwrap();
+        let console = tempfile::tempdir().unwrap();
+        std::fs::write(console.path().join("index.html"), "<html>console</html>").unwrap();
+        std::fs::write(console.path().join("app.js"), "js").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            console.path().join("leak.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), console.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(
+            console.path().join("app.js"),
+            console.path().join("alias.js"),
+        )
+        .unwrap();
+        let edge = Arc::new(Edge {
+            origins: vec![],
+            settings: EdgeSettings::default(),
+            origin_secret: None,
+        });
+        let app = router(edge, Router::new(), Some(console.path().to_path_buf()));
+        let get = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let resp = app
+                    .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        for path in ["/leak.txt", "/out/secret.txt", "/%6Ceak.txt"] {
+            let (status, body) = get(path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            assert!(!body.contains("s3cr3t"), "{path}");
+        }
+        assert_eq!(get("/app.js").await, (StatusCode::OK, "js".to_owned()));
+        assert_eq!(get("/alias.js").await, (StatusCode::OK, "js".to_owned()));
+        assert_eq!(
+            get("/some/route").await.0,
+            StatusCode::OK,
+            "the SPA fallback still works"
+        );
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_from_others() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "127.8.9.1",
+        ] {
+            assert!(super::is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "10.0.0.1:8080",
+            "",
+            "[::2]:80",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+        ] {
+            assert!(!super::is_loopback_host(bad), "{bad}");
+        }
+    }
+}

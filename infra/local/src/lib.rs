@@ -1,0 +1,27 @@
+//! Tandem's local stack: two regions on a laptop, offline, that behave like the AWS deployment.
+//! No AWS SDK crate is linked here (the regional API is used without its `aws` feature).
+//!
+//! Layout:
+//! - [`commands`]: the stack's commands (`up`, `region`, `verify`), shared by the `tandem`
+//!   binary (infra/cli) and this crate's own `tandem-local` binary.
+//! - [`up`]: `tandem up`, the supervisor of the local two-region stack.
+//! - [`region`]: `tandem region`, one local region process (the Lambda's router + replication).
+//! - [`replication`]: global-table replication between local regions: signed pulls, LWW, lag,
+//!   pause, resync after a lost disk, anti-entropy, compaction.
+//! - [`verify`]: `tandem verify`, do all regions hold the same items?
+//! - [`edge`]: the CloudFront-faithful reverse proxy and the console's static files.
+//! - [`control`]: the local control API (`/_tandem/*`), typed by [`tandem_shared::control`].
+//! - [`client`]: the one typed client of that API (and of the admin fault routes).
+//! - [`launch`]: a `tandem up` child process on a free port block, for the bench and tests.
+//! - [`ports`]: ports for a local stack, outside the ephemeral range.
+
+pub mod client;
+pub mod commands;
+pub mod control;
+pub mod edge;
+pub mod launch;
+pub mod ports;
+pub mod region;
+pub mod replication;
+pub mod up;
+pub mod verify;

@@ -1,0 +1,354 @@
+//! The local control plane (`/_tandem/*` on the edge) and the outage vocabulary: one type per
+//! concept, used by `tandem up`, `tandem fault`, `tandem drill`, `tandem chaos`, the bench and
+//! the console alike.
+
+use crate::fault::{FAULT_STATUSES, Fault, MAX_LATENCY_MS};
+use crate::replication::{PairStatus, ReplicationConfig};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where the control routes live on the local edge.
+pub const PREFIX: &str = "/_tandem";
+/// Longest replication lag the control API accepts (ten minutes).
+pub const MAX_LAG_MS: u64 = 600_000;
+
+/// Defaults are the values `infra/aws/cloudformation/edge.yaml` deploys: a primary that cannot be
+/// reached costs at most 2 × 1 s, one that hangs 4 s, before the edge tries the secondary.
+pub const DEFAULT_CONNECTION_ATTEMPTS: u8 = 2;
+pub const DEFAULT_CONNECTION_TIMEOUT_S: u8 = 1;
+pub const DEFAULT_ORIGIN_READ_TIMEOUT_S: u8 = 4;
+/// The statuses an origin group fails over on (Tandem uses only the 5xx CloudFront offers).
+pub const FAILOVER_STATUSES: [u16; 4] = FAULT_STATUSES;
+
+/// How the edge talks to origins, as CloudFront's origin settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct EdgeSettings {
+    /// Connection attempts per origin (CloudFront: 1-3).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT_CONNECTION_ATTEMPTS, value_parser = clap::value_parser!(u8).range(1..=3)))]
+    pub connection_attempts: u8,
+    /// Seconds per connection attempt (CloudFront: 1-10).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT_CONNECTION_TIMEOUT_S, value_parser = clap::value_parser!(u8).range(1..=10)))]
+    pub connection_timeout: u8,
+    /// Seconds to wait for an origin's response (CloudFront: 1-120).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT_ORIGIN_READ_TIMEOUT_S, value_parser = clap::value_parser!(u8).range(1..=120)))]
+    pub origin_read_timeout: u8,
+}
+
+impl Default for EdgeSettings {
+    fn default() -> Self {
+        EdgeSettings {
+            connection_attempts: DEFAULT_CONNECTION_ATTEMPTS,
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT_S,
+            origin_read_timeout: DEFAULT_ORIGIN_READ_TIMEOUT_S,
+        }
+    }
+}
+
+impl EdgeSettings {
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.connection_timeout.into())
+    }
+
+    pub fn read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.origin_read_timeout.into())
+    }
+}
+
+/// What a local region process is doing, as the supervisor makes it so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegionState {
+    /// Running and answering.
+    Up,
+    /// Exited cleanly: its port refuses connections.
+    Stopped,
+    /// Killed (SIGKILL), or it failed to start.
+    Crashed,
+    /// Frozen (SIGSTOP): the kernel accepts connections, nobody answers.
+    Blackhole,
+}
+
+impl RegionState {
+    pub const ALL: [RegionState; 4] = [
+        RegionState::Up,
+        RegionState::Stopped,
+        RegionState::Crashed,
+        RegionState::Blackhole,
+    ];
+
+    /// The name on the wire and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegionState::Up => "up",
+            RegionState::Stopped => "stopped",
+            RegionState::Crashed => "crashed",
+            RegionState::Blackhole => "blackhole",
+        }
+    }
+}
+
+impl fmt::Display for RegionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RegionState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RegionState::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown state {s:?}: use up, stopped, crashed or blackhole"))
+    }
+}
+
+/// What `GET /_tandem/regions` says of one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionStatus {
+    pub region: String,
+    pub state: RegionState,
+    pub primary: bool,
+    pub url: String,
+    pub pid: Option<u32>,
+    /// Why the region's last start failed (its own log says more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Answer to `GET /_tandem/regions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionsBody {
+    pub regions: Vec<RegionStatus>,
+    pub edge: EdgeSettings,
+}
+
+/// Body of `PUT /_tandem/regions/<region>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRegionState {
+    pub state: RegionState,
+}
+
+/// Answer to `GET /_tandem/replication`: the config, and every region pair's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationBody {
+    pub config: ReplicationConfig,
+    pub pairs: Vec<PairStatus>,
+    /// Regions that could not be asked (down, crashed, blackholed).
+    pub unavailable: Vec<String>,
+}
+
+/// Body of `PUT /_tandem/replication`: what to change (absent fields stay as they are).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
+}
+
+impl ReplicationPatch {
+    /// Checks the values a client sent; the message says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.lag_ms {
+            Some(l) if l > MAX_LAG_MS => Err(format!("lag_ms must be at most {MAX_LAG_MS}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// `config` with this patch applied.
+    pub fn apply(&self, mut config: ReplicationConfig) -> ReplicationConfig {
+        if let Some(p) = self.paused {
+            config.paused = p;
+        }
+        if let Some(l) = self.lag_ms {
+            config.lag_ms = l;
+        }
+        config
+    }
+}
+
+/// Answer to `PUT /_tandem/replication`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationUpdate {
+    pub config: ReplicationConfig,
+    /// Regions the new config could not be pushed to (they get it when they come back up).
+    pub not_reached: Vec<String>,
+}
+
+/// An outage to inject into one region, as `tandem fault`, `tandem drill`, `tandem chaos`, the
+/// bench and the console name it: `error:503`, `slow:<ms>`, and on the local stack `stopped`,
+/// `crashed`, `blackhole` and `partition` (replication paused both ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Outage {
+    Error { status: u16 },
+    Slow { latency_ms: u64 },
+    Stopped,
+    Crashed,
+    Blackhole,
+    Partition,
+}
+
+impl Outage {
+    /// The admin fault that injects this outage, for the outages a region does to itself
+    /// (these work on AWS too).
+    pub fn fault(self, duration_s: Option<u64>) -> Option<Fault> {
+        match self {
+            Outage::Error { status } => Some(Fault::Error { status, duration_s }),
+            Outage::Slow { latency_ms } => Some(Fault::Slow {
+                latency_ms,
+                duration_s,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The process state that injects this outage on the local stack.
+    pub fn region_state(self) -> Option<RegionState> {
+        match self {
+            Outage::Stopped => Some(RegionState::Stopped),
+            Outage::Crashed => Some(RegionState::Crashed),
+            Outage::Blackhole => Some(RegionState::Blackhole),
+            _ => None,
+        }
+    }
+
+    /// Whether only the local stack's control API can inject it.
+    pub fn local_only(self) -> bool {
+        self.fault(None).is_none()
+    }
+}
+
+impl fmt::Display for Outage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outage::Error { status } => write!(f, "error:{status}"),
+            Outage::Slow { latency_ms } => write!(f, "slow:{latency_ms}"),
+            Outage::Stopped => f.write_str("stopped"),
+            Outage::Crashed => f.write_str("crashed"),
+            Outage::Blackhole => f.write_str("blackhole"),
+            Outage::Partition => f.write_str("partition"),
+        }
+    }
+}
+
+impl FromStr for Outage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "unknown outage {s:?}: use error:<500|502|503|504>, slow:<ms>, stopped, crashed, \
+                 blackhole or partition"
+            )
+        };
+        match s.split_once(':') {
+            Some(("error", n)) => match n.parse() {
+                Ok(status) if FAULT_STATUSES.contains(&status) => Ok(Outage::Error { status }),
+                _ => Err(bad()),
+            },
+            Some(("slow", n)) => match n.parse() {
+                Ok(latency_ms) if latency_ms <= MAX_LATENCY_MS => Ok(Outage::Slow { latency_ms }),
+                _ => Err(bad()),
+            },
+            None => match s {
+                "stopped" => Ok(Outage::Stopped),
+                "crashed" => Ok(Outage::Crashed),
+                "blackhole" => Ok(Outage::Blackhole),
+                "partition" => Ok(Outage::Partition),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl From<Outage> for String {
+    fn from(o: Outage) -> String {
+        o.to_string()
+    }
+}
+
+impl TryFrom<String> for Outage {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_round_trip_through_their_names() {
+        for o in [
+            Outage::Error { status: 503 },
+            Outage::Slow { latency_ms: 250 },
+            Outage::Stopped,
+            Outage::Crashed,
+            Outage::Blackhole,
+            Outage::Partition,
+        ] {
+            assert_eq!(o.to_string().parse::<Outage>(), Ok(o));
+            let json = serde_json::to_string(&o).unwrap();
+            assert_eq!(json, format!("\"{o}\""));
+            assert_eq!(serde_json::from_str::<Outage>(&json).unwrap(), o);
+        }
+        for bad in ["error:429", "error:", "slow:x", "slow:600001", "melt", "stopped:1", ""] {
+            assert!(bad.parse::<Outage>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn outages_map_to_faults_or_process_states() {
+        assert_eq!(
+            Outage::Error { status: 502 }.fault(Some(3)),
+            Some(Fault::Error {
+                status: 502,
+                duration_s: Some(3)
+            })
+        );
+        assert_eq!(
+            Outage::Blackhole.region_state(),
+            Some(RegionState::Blackhole)
+        );
+        assert!(Outage::Partition.local_only());
+        assert!(Outage::Partition.region_state().is_none());
+        assert!(!Outage::Slow { latency_ms: 1 }.local_only());
+    }
+
+    #[test]
+    fn region_states_match_the_wire() {
+        for s in RegionState::ALL {
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+            assert_eq!(s.as_str().parse::<RegionState>(), Ok(s));
+        }
+    }
+
+    #[test]
+    fn patches_apply_and_validate() {
+        let p = ReplicationPatch {
+            paused: Some(true),
+            lag_ms: None,
+        };
+        let c = p.apply(ReplicationConfig {
+            paused: false,
+            lag_ms: 7,
+        });
+        assert_eq!((c.paused, c.lag_ms), (true, 7));
+        assert!(
+            ReplicationPatch {
+                lag_ms: Some(MAX_LAG_MS + 1),
+                ..p
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(serde_json::from_str::<ReplicationPatch>(r#"{"paused":1}"#).is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! moto's server on a free port: the AWS API stand-in the DynamoDB store and the deploy tests
+//! run against. A missing moto fails the test: these tests never skip.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// moto's server, killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where `moto_server` is: `$TANDEM_MOTO_SERVER`, the venv `cargo xtask test` makes, or PATH.
+fn binary() -> PathBuf {
+    if let Ok(path) = std::env::var("TANDEM_MOTO_SERVER") {
+        return path.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let venv = target.join("venv/bin/moto_server");
+    if venv.exists() {
+        return venv;
+    }
+    "moto_server".into()
+}
+
+impl Moto {
+    /// Starts moto and waits until it listens (it imports every service's models first, which
+    /// takes a while on a busy two-core machine: up to a minute).
+    pub async fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let bin = binary();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}): run `cargo xtask test`, which installs moto, or set \
+                     TANDEM_MOTO_SERVER",
+                    bin.display()
+                )
+            });
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let listening = crate::until(Duration::from_secs(60), || async {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(listening.await.is_some(), "moto_server did not start on port {port}");
+        moto
+    }
+
+    /// An SDK config for `region` pointed at this server, with dummy credentials.
+    #[cfg(feature = "aws")]
+    pub fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        let creds = aws_config::Credentials::new("test", "test", None, None, "tests");
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(aws_config::SharedCredentialsProvider::new(creds))
+            .endpoint_url(&self.endpoint)
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                    .build_https(),
+            )
+            .build()
+    }
+}
