@@ -7,7 +7,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Store, StoredFault, now_ms};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRef, FromRequestParts, State};
+use http::request::Parts;
+use std::sync::Arc;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use subtle::ConstantTimeEq;
@@ -39,6 +41,39 @@ pub fn authorize(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiE
     }
 }
 
+/// The admin token a router checks; `None` turns the admin routes off (they answer 404).
+#[derive(Debug, Clone, Default)]
+pub struct AdminToken(pub Option<Arc<str>>);
+
+impl AdminToken {
+    pub fn new(token: Option<&str>) -> AdminToken {
+        AdminToken(token.filter(|t| !t.is_empty()).map(Arc::from))
+    }
+}
+
+/// Passes only requests that carry `Authorization: Bearer <admin token>` (see [`authorize`]):
+/// the one guard of the admin, control and replication-config routes.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin
+where
+    AdminToken: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Admin, ApiError> {
+        let AdminToken(token) = AdminToken::from_ref(state);
+        authorize(token.as_deref(), &parts.headers).map(|()| Admin)
+    }
+}
+
+impl<S> FromRef<AppState<S>> for AdminToken {
+    fn from_ref(state: &AppState<S>) -> AdminToken {
+        state.admin_token.clone()
+    }
+}
+
 async fn state_body<S: Store>(state: &AppState<S>) -> FaultState {
     let stored = state.stored_fault().await;
     let now = now_ms();
@@ -64,9 +99,8 @@ async fn state_body<S: Store>(state: &AppState<S>) -> FaultState {
     ))]
 pub async fn get_fault<S: Store>(
     State(state): State<AppState<S>>,
-    headers: HeaderMap,
+    _: Admin,
 ) -> Result<Json<FaultState>, ApiError> {
-    authorize(state.config.admin_token.as_deref(), &headers)?;
     Ok(Json(state_body(&state).await))
 }
 
@@ -84,10 +118,9 @@ pub async fn get_fault<S: Store>(
     ))]
 pub async fn put_fault<S: Store>(
     State(state): State<AppState<S>>,
-    headers: HeaderMap,
+    _: Admin,
     body: Result<JsonBody, ApiError>,
 ) -> Result<Json<FaultState>, ApiError> {
-    authorize(state.config.admin_token.as_deref(), &headers)?;
     let JsonBody(body) = body?;
     let fault: Fault = serde_json::from_value(body)
         .map_err(|e| ApiError::bad_request(format!("invalid fault: {e}")))?;
@@ -113,9 +146,8 @@ pub async fn put_fault<S: Store>(
     ))]
 pub async fn clear_fault<S: Store>(
     State(state): State<AppState<S>>,
-    headers: HeaderMap,
+    _: Admin,
 ) -> Result<Json<FaultState>, ApiError> {
-    authorize(state.config.admin_token.as_deref(), &headers)?;
     state
         .set_fault(StoredFault {
             fault: Fault::NONE,

@@ -65,35 +65,7 @@ fn code_for_status(status: StatusCode) -> ErrorCode {
 async fn finish(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let mut response = next.run(req).await;
-    let status = response.status();
-    let info = response.extensions_mut().remove::<ErrorInfo>();
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if info.is_some() || ((status.is_client_error() || status.is_server_error()) && !is_json) {
-        let (code, message) = match info {
-            Some(ErrorInfo { code, message }) => (code, message),
-            None => {
-                let code = code_for_status(status);
-                let message = match code {
-                    ErrorCode::MethodNotAllowed => {
-                        "method not allowed here; see the Allow header".to_owned()
-                    }
-                    _ => status.canonical_reason().unwrap_or("error").to_owned(),
-                };
-                (code, message)
-            }
-        };
-        let body = ErrorBody::new(code, message, Some(&config.region));
-        let (mut parts, _) = response.into_parts();
-        parts.headers.remove(http::header::CONTENT_LENGTH);
-        let fresh = Json(body).into_response();
-        parts
-            .headers
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        response = Response::from_parts(parts, fresh.into_body());
-    }
+    response = error_body(response, Some(&config.region));
     let headers = response.headers_mut();
     if let Ok(region) = HeaderValue::from_str(&config.region) {
         headers.insert(SERVED_REGION, region);
@@ -103,6 +75,52 @@ async fn finish(State(config): State<Arc<Config>>, req: Request, next: Next) -> 
         headers.insert(SERVER_TIMING, timing);
     }
     response
+}
+
+/// Gives an error response SPEC §1's body: from the [`ErrorInfo`] a handler's [`ApiError`]
+/// left, or, for axum's own bodiless 4xx/5xx, from the status. `region` is null where no region
+/// answers (the control API).
+pub fn error_body(mut response: Response, region: Option<&str>) -> Response {
+    let status = response.status();
+    let info = response.extensions_mut().remove::<ErrorInfo>();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if info.is_none() && (!(status.is_client_error() || status.is_server_error()) || is_json) {
+        return response;
+    }
+    let (code, message) = match info {
+        Some(ErrorInfo { code, message }) => (code, message),
+        None => {
+            let code = code_for_status(status);
+            let message = match code {
+                ErrorCode::MethodNotAllowed => {
+                    "method not allowed here; see the Allow header".to_owned()
+                }
+                _ => status.canonical_reason().unwrap_or("error").to_owned(),
+            };
+            (code, message)
+        }
+    };
+    let body = ErrorBody::new(code, message, region);
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let fresh = Json(body).into_response();
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, fresh.into_body())
+}
+
+/// [`error_body`] as a layer, for the routers outside the regional API (the control API, with
+/// no region; replication, with its region): `from_fn_with_state(region, error_bodies)`.
+pub async fn error_bodies(
+    State(region): State<Option<Arc<str>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    error_body(next.run(req).await, region.as_deref())
 }
 
 /// Origin cloaking: with a secret configured, requests without `x-origin-verify: <secret>` are

@@ -26,6 +26,8 @@ pub struct Config {
 pub struct AppState<S> {
     pub store: S,
     pub config: Arc<Config>,
+    /// `config.admin_token`, shared, for the [`crate::admin::Admin`] guard.
+    pub admin_token: crate::admin::AdminToken,
     fault: Arc<Mutex<Option<CachedFault>>>,
 }
 
@@ -37,6 +39,7 @@ impl<S: Clone> Clone for AppState<S> {
         AppState {
             store: self.store.clone(),
             config: self.config.clone(),
+            admin_token: self.admin_token.clone(),
             fault: self.fault.clone(),
         }
     }
@@ -46,6 +49,7 @@ impl<S: Store> AppState<S> {
     pub fn new(store: S, config: Config) -> Self {
         AppState {
             store,
+            admin_token: crate::admin::AdminToken::new(config.admin_token.as_deref()),
             config: Arc::new(config),
             fault: Arc::new(Mutex::new(None)),
         }

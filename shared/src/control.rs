@@ -240,31 +240,37 @@ impl fmt::Display for Outage {
 impl FromStr for Outage {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!(
-                "unknown outage {s:?}: use error:<500|502|503|504>, slow:<ms>, stopped, crashed, \
-                 blackhole or partition"
-            )
-        };
         match s.split_once(':') {
             Some(("error", n)) => match n.parse() {
                 Ok(status) if FAULT_STATUSES.contains(&status) => Ok(Outage::Error { status }),
-                _ => Err(bad()),
+                _ => Err(format!(
+                    "{s}: the status must be one of {FAULT_STATUSES:?} (the ones the edge fails \
+                     over on)"
+                )),
             },
             Some(("slow", n)) => match n.parse() {
-                Ok(latency_ms) if latency_ms <= MAX_LATENCY_MS => Ok(Outage::Slow { latency_ms }),
-                _ => Err(bad()),
+                Ok(latency_ms) if (1..=MAX_LATENCY_MS).contains(&latency_ms) => {
+                    Ok(Outage::Slow { latency_ms })
+                }
+                _ => Err(format!("{s}: the latency must be 1..={MAX_LATENCY_MS} ms")),
             },
             None => match s {
                 "stopped" => Ok(Outage::Stopped),
                 "crashed" => Ok(Outage::Crashed),
                 "blackhole" => Ok(Outage::Blackhole),
                 "partition" => Ok(Outage::Partition),
-                _ => Err(bad()),
+                _ => Err(unknown_outage(s)),
             },
-            _ => Err(bad()),
+            _ => Err(unknown_outage(s)),
         }
     }
+}
+
+fn unknown_outage(s: &str) -> String {
+    format!(
+        "{s:?}: the outage is error:<status> or slow:<ms> (any edge), or stopped, crashed, \
+         blackhole or partition (the local stack)"
+    )
 }
 
 impl From<Outage> for String {
@@ -299,7 +305,7 @@ mod tests {
             assert_eq!(json, format!("\"{o}\""));
             assert_eq!(serde_json::from_str::<Outage>(&json).unwrap(), o);
         }
-        for bad in ["error:429", "error:", "slow:x", "slow:600001", "melt", "stopped:1", ""] {
+        for bad in ["error:429", "error:", "slow:x", "slow:0", "slow:600001", "melt", "stopped:1", ""] {
             assert!(bad.parse::<Outage>().is_err(), "{bad}");
         }
     }

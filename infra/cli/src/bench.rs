@@ -11,7 +11,11 @@
 
 use tandem_shared::control::EdgeSettings;
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use serde_json::json;
+use tandem_local::client::ControlClient;
+use tandem_local::launch::Launch;
+use tandem_shared::control::{Outage, RegionState};
+use tandem_shared::region::{PRIMARY, SECONDARY};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,178 +58,24 @@ pub struct BenchArgs {
     pub disk_loss_items: u64,
 }
 
-/// A `tandem up` started for measuring.
-pub struct Stack {
-    child: Child,
-    pub edge: String,
-    pub east: String,
-    pub west: String,
-    pub token: String,
-    pub secret: String,
-    _dir: tempfile::TempDir,
+pub use tandem_local::launch::Stack;
+
+/// Starts `tandem up` (this binary) on free ports with the given edge settings and more flags.
+pub async fn start(edge: &EdgeSettings, extra: &[&str]) -> anyhow::Result<Stack> {
+    let mut launch = Launch::new(std::env::current_exe()?);
+    launch.edge = *edge;
+    launch.extra = extra.iter().map(|s| (*s).to_owned()).collect();
+    launch.start().await
 }
 
-impl Stack {
-    /// Where the regions keep their data (one directory per region).
-    pub fn data_dir(&self) -> &std::path::Path {
-        self._dir.path()
-    }
-
-    /// The `tandem up` process.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Region names and process ids.
-    pub async fn region_pids(&self, http: &reqwest::Client) -> anyhow::Result<Vec<(String, u32)>> {
-        let v: Value = http
-            .get(format!("{}/_tandem/regions", self.edge))
-            .bearer_auth(&self.token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(v["regions"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| {
-                        Some((r["region"].as_str()?.to_owned(), r["pid"].as_u64()? as u32))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-
-    /// Changes replication settings through the control API (`paused`, `lag_ms`).
-    pub async fn set_replication(&self, http: &reqwest::Client, body: Value) -> anyhow::Result<()> {
-        let r = http
-            .put(format!("{}/_tandem/replication", self.edge))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("PUT /_tandem/replication: {}", r.status());
-        }
-        Ok(())
-    }
-
-    /// Polls the control API's verify until every region holds the same items; false when
-    /// they still differ after `limit`.
-    pub async fn until_agreed(&self, http: &reqwest::Client, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            let verdict = http
-                .get(format!("{}/_tandem/verify", self.edge))
-                .bearer_auth(&self.token)
-                .send()
-                .await;
-            if let Ok(r) = verdict
-                && let Ok(v) = r.json::<tandem_local::replication::Verdict>().await
-                && v.agree
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
-
-    /// Moves a region to a state through the control API.
-    pub async fn set_state(
-        &self,
-        http: &reqwest::Client,
-        region: &str,
-        state: &str,
-    ) -> anyhow::Result<()> {
-        let r = http
-            .put(format!("{}/_tandem/regions/{region}", self.edge))
-            .bearer_auth(&self.token)
-            .json(&json!({"state": state}))
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("setting {region} {state}: {}", r.status());
-        }
-        Ok(())
-    }
+/// A control client for `s` with the bench's patience.
+pub fn control(s: &Stack) -> ControlClient {
+    s.control(Duration::from_secs(30))
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        if let Ok(pid) = self.child.id().try_into() {
-            // SAFETY: signalling our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn free_base() -> anyhow::Result<u16> {
-    tandem_local::ports::free_block(3).context("no three consecutive free ports")
-}
-
-/// Starts `tandem up` on free ports with the given edge settings.
-pub async fn start(edge: &EdgeSettings) -> anyhow::Result<Stack> {
-    start_with(edge, &[]).await
-}
-
-/// [`start`] with more `tandem up` flags.
-pub async fn start_with(edge: &EdgeSettings, extra: &[&str]) -> anyhow::Result<Stack> {
-    let dir = tempfile::tempdir()?;
-    let base = free_base()?;
-    let (token, secret) = (tandem_local::up::random_token(), tandem_local::up::random_token());
-    let child = Command::new(std::env::current_exe()?)
-        .args([
-            "up",
-            "--port",
-            &base.to_string(),
-            "--admin-token",
-            &token,
-            "--origin-secret",
-            &secret,
-        ])
-        .args([
-            "--connection-attempts",
-            &edge.connection_attempts.to_string(),
-        ])
-        .args(["--connection-timeout", &edge.connection_timeout.to_string()])
-        .args([
-            "--origin-read-timeout",
-            &edge.origin_read_timeout.to_string(),
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(extra)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting tandem up")?;
-    let stack = Stack {
-        child,
-        edge: format!("http://127.0.0.1:{base}"),
-        east: format!("http://127.0.0.1:{}", base + 1),
-        west: format!("http://127.0.0.1:{}", base + 2),
-        token,
-        secret,
-        _dir: dir,
-    };
-    let http = reqwest::Client::new();
-    for _ in 0..400 {
-        if http
-            .get(format!("{}/api/health", stack.edge))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return Ok(stack);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("tandem up did not start")
+/// A figure in milliseconds, or "-" when there is none.
+fn ms(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -272,7 +122,7 @@ async fn replication_lag(
         tick.tick().await;
         let (http, url, secret) = (
             http.clone(),
-            format!("{}/api/items/lag-{}", s.east, i % 5000),
+            format!("{}/api/items/lag-{}", s.regions[PRIMARY], i % 5000),
             s.secret.clone(),
         );
         tasks.spawn(async move {
@@ -291,20 +141,11 @@ async fn replication_lag(
     let elapsed = started.elapsed().as_secs_f64();
     // Wait for the secondary to catch up, then read the pair's figures.
     let deadline = Instant::now() + Duration::from_secs(30);
+    let control = control(s);
     let pair = loop {
-        let v: Value = http
-            .get(format!("{}/_tandem/replication", s.edge))
-            .bearer_auth(&s.token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let pair = v["pairs"]
-            .as_array()
-            .and_then(|p| p.iter().find(|p| p["from"] == "us-east-1").cloned())
-            .unwrap_or_default();
-        if pair["pending"] == 0 && pair["applied"].as_u64() >= Some(ok) || Instant::now() > deadline
-        {
+        let pairs = control.replication().await?.pairs;
+        let pair = pairs.into_iter().find(|p| p.from == PRIMARY).unwrap_or_default();
+        if pair.pending == 0 && pair.applied >= ok || Instant::now() > deadline {
             break pair;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -314,8 +155,11 @@ async fn replication_lag(
         ok as f64 / elapsed
     );
     println!(
-        "us-east-1 -> us-west-2 lag: p50 {} ms, p99 {} ms, max {} ms (last {} writes; AWS: \"typically within a second\")",
-        pair["lag_p50_ms"], pair["lag_p99_ms"], pair["lag_max_ms"], pair["samples"]
+        "{PRIMARY} -> {SECONDARY} lag: p50 {} ms, p99 {} ms, max {} ms (last {} writes; AWS: \"typically within a second\")",
+        ms(pair.lag_p50_ms),
+        ms(pair.lag_p99_ms),
+        ms(pair.lag_max_ms),
+        pair.samples
     );
     Ok(())
 }
@@ -339,33 +183,21 @@ pub async fn failover_rows(
     }
     healthy.sort_by(f64::total_cmp);
     let healthy_p50 = pct(&healthy, 0.5);
-    let admin = format!("{}/region/us-east-1/api/admin/fault", s.edge);
-    let modes: [(&str, Value); 8] = [
-        ("error 500", json!({"mode": "error", "status": 500})),
-        ("error 502", json!({"mode": "error", "status": 502})),
-        ("error 503", json!({"mode": "error", "status": 503})),
-        ("error 504", json!({"mode": "error", "status": 504})),
-        (
-            "slow > read timeout",
-            json!({"mode": "slow", "latency_ms": u64::from(args.edge.origin_read_timeout) * 1000 + 2000}),
-        ),
-        ("stopped", json!("stopped")),
-        ("crashed", json!("crashed")),
-        ("blackhole", json!("blackhole")),
+    let slow = u64::from(args.edge.origin_read_timeout) * 1000 + 2000;
+    let outages = [
+        ("error 500", Outage::Error { status: 500 }),
+        ("error 502", Outage::Error { status: 502 }),
+        ("error 503", Outage::Error { status: 503 }),
+        ("error 504", Outage::Error { status: 504 }),
+        ("slow > read timeout", Outage::Slow { latency_ms: slow }),
+        ("stopped", Outage::Stopped),
+        ("crashed", Outage::Crashed),
+        ("blackhole", Outage::Blackhole),
     ];
+    let control = control(s);
     let mut rows = vec![("none (healthy)".to_owned(), healthy_p50)];
-    for (name, fault) in modes {
-        let region_state = fault.as_str().map(str::to_owned);
-        match &region_state {
-            Some(state) => s.set_state(http, "us-east-1", state).await?,
-            None => {
-                http.put(&admin)
-                    .bearer_auth(&s.token)
-                    .json(&fault)
-                    .send()
-                    .await?;
-            }
-        }
+    for (name, outage) in outages {
+        control.inject(PRIMARY, outage, None).await?;
         let mut samples = Vec::new();
         let mut answered = 0;
         for _ in 0..args.failover_samples {
@@ -382,16 +214,7 @@ pub async fn failover_rows(
             );
         }
         rows.push((name.to_owned(), pct(&samples, 0.5) - healthy_p50));
-        match region_state {
-            Some(_) => s.set_state(http, "us-east-1", "up").await?,
-            None => {
-                http.put(&admin)
-                    .bearer_auth(&s.token)
-                    .json(&json!({"mode": "none"}))
-                    .send()
-                    .await?;
-            }
-        }
+        control.clear(PRIMARY, outage).await?;
     }
     rows[0].1 = 0.0;
     println!("  (healthy p50 through {base}: {healthy_p50:.2} ms)");
@@ -472,11 +295,7 @@ async fn edge_throughput(
     );
     let (rps, p50, p99, e) = throughput(&url, args.throughput_secs, args.concurrency).await;
     println!("{:<18} {rps:>10.0} {p50:>9.2} {p99:>9.2} {e:>7}", "healthy");
-    http.put(format!("{}/_tandem/regions/us-east-1", s.edge))
-        .bearer_auth(&s.token)
-        .json(&json!({"state": "stopped"}))
-        .send()
-        .await?;
+    control(s).set_region(PRIMARY, RegionState::Stopped).await?;
     let (rps, p50, p99, e) = throughput(&url, args.throughput_secs, args.concurrency).await;
     println!("{:<18} {rps:>10.0} {p50:>9.2} {p99:>9.2} {e:>7}", "stopped");
     Ok(())
@@ -484,7 +303,7 @@ async fn edge_throughput(
 
 /// Runs every figure on a fresh local stack.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let stack = start(&args.edge).await?;
+    let stack = start(&args.edge, &[]).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(2048)
         .build()?;

@@ -11,6 +11,8 @@
 //!   binary built the same way.
 
 use crate::bench::{self, Stack};
+use tandem_shared::control::RegionState;
+use tandem_shared::region::{PRIMARY, SECONDARY};
 use anyhow::{Context as _, bail};
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -149,8 +151,8 @@ http {{
   }}
 }}
 "#,
-        east = stack.east.trim_start_matches("http://"),
-        west = stack.west.trim_start_matches("http://"),
+        east = stack.regions[PRIMARY].trim_start_matches("http://"),
+        west = stack.regions[SECONDARY].trim_start_matches("http://"),
         secret = stack.secret,
         ct = edge.connection_timeout,
         rt = edge.origin_read_timeout,
@@ -181,7 +183,7 @@ http {{
 
 /// Edge vs nginx: throughput healthy and with the primary stopped, failover cost, memory.
 pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
-    let stack = bench::start(&args.edge).await?;
+    let stack = bench::start(&args.edge, &[]).await?;
     let nginx = start_nginx(&stack, &args.edge)?;
     let http = reqwest::Client::new();
     http.put(format!("{}/api/items/tp", stack.edge))
@@ -189,7 +191,7 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
         .send()
         .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let regions = stack.region_pids(&http).await?;
+    let regions = stack.region_pids().await?;
     println!(
         "\n## Edge vs nginx: GET through each, wrk -t2 -c{} for {} s",
         args.concurrency, args.throughput_secs
@@ -201,7 +203,7 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
     let mut figures = Vec::new();
     for state in ["healthy", "stopped"] {
         if state == "stopped" {
-            stack.set_state(&http, "us-east-1", "stopped").await?;
+            bench::control(&stack).set_region(PRIMARY, RegionState::Stopped).await?;
         }
         for (name, base) in [("edge", stack.edge.clone()), ("nginx", nginx.url.clone())] {
             let w = wrk(
@@ -230,7 +232,7 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
             get("edge").p99_ms / get("nginx").p99_ms
         );
     }
-    stack.set_state(&http, "us-east-1", "up").await?;
+    bench::control(&stack).set_region(PRIMARY, RegionState::Up).await?;
 
     println!("\n## Peak memory (VmHWM) after the runs above");
     let nginx_rss: f64 = std::iter::once(nginx.child.id())

@@ -3,10 +3,18 @@
 //! takes to match its peer again. Figures only: nothing here asserts on time.
 
 use crate::bench::{self, Stack};
-use tandem_shared::control::EdgeSettings;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use tandem_shared::control::{EdgeSettings, RegionState, ReplicationPatch};
+use tandem_shared::region::{PRIMARY, SECONDARY};
+
+fn paused(paused: bool) -> ReplicationPatch {
+    ReplicationPatch {
+        paused: Some(paused),
+        lag_ms: None,
+    }
+}
 
 /// Peak resident memory of a process (VmHWM), in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -38,9 +46,9 @@ async fn put_json(
     Ok(())
 }
 
-/// [`Stack::until_agreed`], as an error when the regions do not agree in time.
-async fn until_agreed(s: &Stack, http: &reqwest::Client, limit: Duration) -> anyhow::Result<()> {
-    if !s.until_agreed(http, limit).await {
+/// [`tandem_local::client::ControlClient::until_agreed`], as an error when the regions do not agree in time.
+async fn until_agreed(s: &Stack, limit: Duration) -> anyhow::Result<()> {
+    if !bench::control(s).until_agreed(limit).await {
         bail!("the regions did not agree within {limit:?}");
     }
     Ok(())
@@ -48,28 +56,28 @@ async fn until_agreed(s: &Stack, http: &reqwest::Client, limit: Duration) -> any
 
 /// A backlog of `mb` MB of 400 KB items written while replication is paused, then released.
 pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
-    let s = bench::start(edge).await?;
+    let s = bench::start(edge, &[]).await?;
     let http = reqwest::Client::new();
     let items = mb * 1_000_000 / 400_000;
     println!(
         "\n## Catch-up: {items} items of 400 KB ({mb} MB) written while replication is paused"
     );
-    s.set_replication(&http, json!({"paused": true})).await?;
+    bench::control(&s).set_replication(paused(true)).await?;
     let body = json!({"data": {"blob": "x".repeat(399_000)}});
     for i in 0..items {
         put_json(
             &http,
-            &format!("{}/api/items/big-{i}", s.east),
+            &format!("{}/api/items/big-{i}", s.regions[PRIMARY]),
             &s.secret,
             &body,
         )
         .await?;
     }
     let started = Instant::now();
-    s.set_replication(&http, json!({"paused": false})).await?;
-    until_agreed(&s, &http, Duration::from_secs(600)).await?;
+    bench::control(&s).set_replication(paused(false)).await?;
+    until_agreed(&s, Duration::from_secs(600)).await?;
     let took = started.elapsed().as_secs_f64();
-    let pids = s.region_pids(&http).await?;
+    let pids = s.region_pids().await?;
     println!(
         "drained in {took:.2} s ({:.0} MB/s); peak RSS {}",
         mb as f64 / took,
@@ -83,7 +91,7 @@ pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
 
 /// `east` items written in us-east-1 and `west` in us-west-2; then us-west-2 loses its disk.
 pub async fn disk_loss(edge: &EdgeSettings, east: u64, west: u64) -> anyhow::Result<()> {
-    let s = bench::start(edge).await?;
+    let s = bench::start(edge, &[]).await?;
     let http = reqwest::Client::new();
     println!(
         "\n## A lost disk: {east} items written in us-east-1, {west} in us-west-2, then us-west-2's data directory is wiped"
@@ -92,7 +100,7 @@ pub async fn disk_loss(edge: &EdgeSettings, east: u64, west: u64) -> anyhow::Res
     for i in 0..east {
         put_json(
             &http,
-            &format!("{}/api/items/e-{i}", s.east),
+            &format!("{}/api/items/e-{i}", s.regions[PRIMARY]),
             &s.secret,
             &body,
         )
@@ -101,20 +109,20 @@ pub async fn disk_loss(edge: &EdgeSettings, east: u64, west: u64) -> anyhow::Res
     for i in 0..west {
         put_json(
             &http,
-            &format!("{}/api/items/w-{i}", s.west),
+            &format!("{}/api/items/w-{i}", s.regions[SECONDARY]),
             &s.secret,
             &body,
         )
         .await?;
     }
-    until_agreed(&s, &http, Duration::from_secs(120)).await?;
-    s.set_state(&http, "us-west-2", "stopped").await?;
-    let dir = s.data_dir().join("us-west-2");
+    until_agreed(&s, Duration::from_secs(120)).await?;
+    bench::control(&s).set_region(SECONDARY, RegionState::Stopped).await?;
+    let dir = s.data_dir().join(SECONDARY);
     std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
     let started = Instant::now();
-    s.set_state(&http, "us-west-2", "up").await?;
+    bench::control(&s).set_region(SECONDARY, RegionState::Up).await?;
     let restarted = started.elapsed().as_secs_f64();
-    until_agreed(&s, &http, Duration::from_secs(300)).await?;
+    until_agreed(&s, Duration::from_secs(300)).await?;
     println!(
         "us-west-2 restarted in {restarted:.2} s and matched us-east-1 {:.2} s after its restart \
          (its own {west} writes came back from us-east-1)",

@@ -9,7 +9,6 @@
 //! before the wipe: SPEC §2 allows losing those), and every value held was actually written.
 
 use crate::bench::{self, Stack};
-use tandem_shared::control::EdgeSettings;
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -19,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tandem_api::store::now_ms;
+use tandem_local::client::ControlClient;
+use tandem_shared::control::{EdgeSettings, Outage, RegionState, ReplicationPatch};
 use tandem_shared::item::parse_timestamp;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 
@@ -159,7 +160,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
         connection_timeout: 1,
         origin_read_timeout: 2,
     };
-    let stack = bench::start_with(&edge, &["--tombstone-grace-ms", "2000"]).await?;
+    let stack = bench::start(&edge, &["--tombstone-grace-ms", "2000"]).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
@@ -174,14 +175,16 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
             write_loop(w, Rng(seed), keys, &http, &edge, &ops, &stop).await
         }));
     }
-    let events = nemesis(&stack, &http, Rng(seed), fault_time).await;
+    let events = nemesis(&stack, Rng(seed), fault_time).await;
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.await?;
     }
     let healed = Instant::now();
-    heal(&stack, &http).await?;
-    let converged = stack.until_agreed(&http, Duration::from_secs(60)).await;
+    heal(&bench::control(&stack)).await?;
+    let converged = bench::control(&stack)
+        .until_agreed(Duration::from_secs(60))
+        .await;
     let convergence_s = healed.elapsed().as_secs_f64();
     let ops = std::mem::take(&mut *ops.lock().unwrap_or_else(|e| e.into_inner()));
     let finals = read_all(&stack, &http, args.keys).await?;
@@ -280,12 +283,8 @@ async fn write_loop(
 }
 
 /// Injects random faults until `duration` has passed; wipes one region's disk half-way.
-async fn nemesis(
-    stack: &Stack,
-    http: &reqwest::Client,
-    mut rng: Rng,
-    duration: Duration,
-) -> Vec<Event> {
+async fn nemesis(stack: &Stack, mut rng: Rng, duration: Duration) -> Vec<Event> {
+    let control = bench::control(stack);
     let started = Instant::now();
     let mut events = Vec::new();
     let mut wiped = false;
@@ -305,30 +304,35 @@ async fn nemesis(
             wiped = true;
             // Logged once the region has stopped: what it acknowledged until then is what the
             // checker may excuse as lost with the disk.
-            match stack.set_state(http, region, "stopped").await {
-                Ok(()) => {
+            match control.set_region(region, RegionState::Stopped).await {
+                Ok(_) => {
                     log(format!(
                         "{region}: disk lost (stopped, data directory wiped, started)"
                     ));
-                    wipe(stack, http, region).await
+                    wipe(stack, &control, region).await
                 }
                 Err(e) => Err(e),
             }
         } else {
             match rng.below(5) {
                 0 | 1 => {
-                    let state = ["crashed", "stopped", "blackhole"][rng.below(3) as usize];
-                    log(format!("{region}: {state} for {} ms", hold.as_millis()));
-                    outage(stack, http, region, state, hold).await
+                    let outage = [Outage::Crashed, Outage::Stopped, Outage::Blackhole]
+                        [rng.below(3) as usize];
+                    log(format!("{region}: {outage} for {} ms", hold.as_millis()));
+                    hold_outage(&control, region, outage, hold).await
                 }
                 2 => {
                     log(format!("replication paused for {} ms", hold.as_millis()));
-                    pause(stack, http, hold).await
+                    hold_outage(&control, region, Outage::Partition, hold).await
                 }
                 3 => {
                     let lag = rng.below(400);
                     log(format!("replication lag {lag} ms"));
-                    stack.set_replication(http, json!({"lag_ms": lag})).await
+                    let lag = ReplicationPatch {
+                        paused: None,
+                        lag_ms: Some(lag),
+                    };
+                    control.set_replication(lag).await.map(drop)
                 }
                 _ => {
                     log(NO_FAULT.into());
@@ -343,38 +347,34 @@ async fn nemesis(
     events
 }
 
-async fn outage(
-    stack: &Stack,
-    http: &reqwest::Client,
+/// `outage` in `region` for `hold`, then cleared.
+async fn hold_outage(
+    control: &ControlClient,
     region: &str,
-    state: &str,
+    outage: Outage,
     hold: Duration,
 ) -> anyhow::Result<()> {
-    stack.set_state(http, region, state).await?;
+    control.inject(region, outage, None).await?;
     tokio::time::sleep(hold).await;
-    stack.set_state(http, region, "up").await
-}
-
-async fn pause(stack: &Stack, http: &reqwest::Client, hold: Duration) -> anyhow::Result<()> {
-    stack.set_replication(http, json!({"paused": true})).await?;
-    tokio::time::sleep(hold).await;
-    stack.set_replication(http, json!({"paused": false})).await
+    control.clear(region, outage).await
 }
 
 /// Deletes a stopped region's data directory and starts it again.
-async fn wipe(stack: &Stack, http: &reqwest::Client, region: &str) -> anyhow::Result<()> {
+async fn wipe(stack: &Stack, control: &ControlClient, region: &str) -> anyhow::Result<()> {
     let dir = stack.data_dir().join(region);
     std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
-    stack.set_state(http, region, "up").await
+    control.set_region(region, RegionState::Up).await.map(drop)
 }
 
-async fn heal(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
+async fn heal(control: &ControlClient) -> anyhow::Result<()> {
     for region in [PRIMARY, SECONDARY] {
-        stack.set_state(http, region, "up").await?;
+        control.set_region(region, RegionState::Up).await?;
     }
-    stack
-        .set_replication(http, json!({"paused": false, "lag_ms": 0}))
-        .await
+    let calm = ReplicationPatch {
+        paused: Some(false),
+        lag_ms: Some(0),
+    };
+    control.set_replication(calm).await.map(drop)
 }
 
 /// What each region holds for each id: the item, or `None`.

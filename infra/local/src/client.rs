@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 use tandem_shared::control::{
-    PREFIX, RegionState, RegionStatus, RegionsBody, ReplicationBody, ReplicationPatch,
+    Outage, PREFIX, RegionState, RegionStatus, RegionsBody, ReplicationBody, ReplicationPatch,
     ReplicationUpdate, SetRegionState,
 };
 use tandem_shared::replication::Verdict;
@@ -147,6 +147,44 @@ impl ControlClient {
             .with_context(|| format!("healing {region}"))
     }
 
+    /// Injects `outage` into `region`: an admin fault (with `duration_s`), a process state, or,
+    /// for a partition, replication paused both ways.
+    pub async fn inject(
+        &self,
+        region: &str,
+        outage: Outage,
+        duration_s: Option<u64>,
+    ) -> anyhow::Result<()> {
+        if let Some(fault) = outage.fault(duration_s) {
+            self.set_fault(region, fault).await?;
+        } else if let Some(state) = outage.region_state() {
+            self.set_region(region, state).await?;
+        } else {
+            self.set_replication(ReplicationPatch {
+                paused: Some(true),
+                lag_ms: None,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Ends what [`ControlClient::inject`] started.
+    pub async fn clear(&self, region: &str, outage: Outage) -> anyhow::Result<()> {
+        if outage.fault(None).is_some() {
+            self.heal(region).await?;
+        } else if outage.region_state().is_some() {
+            self.set_region(region, RegionState::Up).await?;
+        } else {
+            self.set_replication(ReplicationPatch {
+                paused: Some(false),
+                lag_ms: None,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Sends one request; a non-2xx answer is an error that quotes the error body's message.
     async fn call<T: DeserializeOwned>(
         &self,
@@ -168,7 +206,7 @@ impl ControlClient {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if !status.is_success() {
-            bail!("{method} {path}: {}", explain(status, &text));
+            bail!("{method} {}{path}: {}", self.base, explain(status, &text));
         }
         serde_json::from_str(&text)
             .with_context(|| format!("{method} {path}: unexpected answer {text:?}"))
@@ -179,12 +217,19 @@ fn fault_path(region: &str) -> String {
     format!("/region/{region}/api/admin/fault")
 }
 
-/// What went wrong, from an error answer: its JSON error body's message when there is one.
+/// What went wrong, from an error answer: the status, a hint for the usual mistakes, and the
+/// JSON error body's message when there is one.
 pub fn explain(status: StatusCode, text: &str) -> String {
+    let hint = match status {
+        StatusCode::UNAUTHORIZED => " (wrong or missing admin token)",
+        StatusCode::NOT_FOUND => " (no admin token configured there, or no such region or route)",
+        StatusCode::FORBIDDEN => " (the origin refused the request: call it through the edge)",
+        _ => "",
+    };
     match serde_json::from_str::<ErrorBody>(text) {
-        Ok(body) => format!("{status}: {}", body.error.message),
-        Err(_) if text.is_empty() => status.to_string(),
-        Err(_) => format!("{status}: {}", text.chars().take(200).collect::<String>()),
+        Ok(body) => format!("{status}{hint}: {}", body.error.message),
+        Err(_) if text.is_empty() => format!("{status}{hint}"),
+        Err(_) => format!("{status}{hint}: {}", text.chars().take(200).collect::<String>()),
     }
 }
 

@@ -3,14 +3,15 @@
 use crate::replication::wire::Key;
 use crate::replication::{RegionReplication, ReplicationConfig, Verdict};
 use crate::up::Supervisor;
-use axum::extract::{Path, Request, State};
-use axum::middleware::Next;
+use axum::extract::{FromRef, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_api::admin::{Admin, AdminToken};
 use tandem_api::error::respond;
+use tandem_api::middleware::error_bodies;
 use tandem_shared::ErrorCode;
 use tandem_shared::control::{
     EdgeSettings, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, ReplicationUpdate,
@@ -48,20 +49,17 @@ pub fn router(supervisor: Arc<Mutex<Supervisor>>, token: String, edge: EdgeSetti
         .route("/replication", get(replication).put(set_replication))
         .route("/verify", get(verify))
         .fallback(|| async { error(ErrorCode::NotFound, "no such control route") })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::middleware::from_fn_with_state(None, error_bodies))
         .with_state(state)
 }
 
-async fn auth(State(c): State<Control>, req: Request, next: Next) -> Response {
-    match tandem_api::admin::authorize(Some(&c.token), req.headers()) {
-        Ok(()) => next.run(req).await,
-        Err(_) => error(ErrorCode::Unauthorized,
-            "missing or wrong admin token (Authorization: Bearer <token>)",
-        ),
+impl FromRef<Control> for AdminToken {
+    fn from_ref(c: &Control) -> AdminToken {
+        AdminToken(Some(c.token.clone()))
     }
 }
 
-async fn regions(State(c): State<Control>) -> Json<RegionsBody> {
+async fn regions(State(c): State<Control>, _: Admin) -> Json<RegionsBody> {
     Json(RegionsBody {
         regions: c.supervisor.lock().await.status(),
         edge: c.edge,
@@ -70,6 +68,7 @@ async fn regions(State(c): State<Control>) -> Json<RegionsBody> {
 
 async fn set_region(
     State(c): State<Control>,
+    _: Admin,
     Path(region): Path<String>,
     body: Result<Json<SetRegionState>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -106,7 +105,7 @@ async fn set_region(
 }
 
 /// `GET /_tandem/replication`: the config, and every region pair's figures.
-async fn replication(State(c): State<Control>) -> Json<ReplicationBody> {
+async fn replication(State(c): State<Control>, _: Admin) -> Json<ReplicationBody> {
     let (config, secret, all, answering) = {
         let mut s = c.supervisor.lock().await;
         let all: Vec<String> = s.status().into_iter().map(|r| r.region).collect();
@@ -169,6 +168,7 @@ async fn push_config(
 
 async fn set_replication(
     State(c): State<Control>,
+    _: Admin,
     body: Result<Json<ReplicationPatch>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(patch)) = body else {
@@ -193,7 +193,7 @@ async fn set_replication(
 }
 
 /// `GET /_tandem/verify`: do the regions hold the same items? (see [`crate::verify`])
-async fn verify(State(c): State<Control>) -> Json<Verdict> {
+async fn verify(State(c): State<Control>, _: Admin) -> Json<Verdict> {
     let (secret, key, all, answering) = {
         let mut s = c.supervisor.lock().await;
         let all: Vec<String> = s.status().into_iter().map(|r| r.region).collect();

@@ -2,7 +2,7 @@
 
 use super::wire::{self, Frame, Key};
 use super::{BATCH, MAX_PULL_BYTES, RegionReplication, ReplicationConfig, Replicator};
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 use tandem_shared::headers::ORIGIN_VERIFY;
+use tandem_api::admin::{Admin, AdminToken};
 use tandem_shared::ErrorCode;
 
 impl Replicator {
@@ -23,6 +24,10 @@ impl Replicator {
             .route("/_replication/digests", get(digests))
             .route("/_replication/status", get(status))
             .route("/_replication/config", put(set_config))
+            .layer(axum::middleware::from_fn_with_state(
+                Some(std::sync::Arc::from(self.store.region())),
+                tandem_api::middleware::error_bodies,
+            ))
             .with_state(self.clone())
     }
 
@@ -52,6 +57,12 @@ pub struct SignedPeer {
     pub name: String,
     nonce: String,
     key: Key,
+}
+
+impl FromRef<Replicator> for AdminToken {
+    fn from_ref(r: &Replicator) -> AdminToken {
+        AdminToken::new(r.settings.admin_token.as_deref())
+    }
 }
 
 impl FromRequestParts<Replicator> for SignedPeer {
@@ -235,13 +246,11 @@ async fn status(State(r): State<Replicator>, headers: HeaderMap) -> Response {
 async fn set_config(
     State(r): State<Replicator>,
     headers: HeaderMap,
+    _: Admin,
     body: Result<Json<ReplicationConfig>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     if !r.secret_ok(&headers) {
         return r.wrong_secret();
-    }
-    if tandem_api::admin::authorize(r.settings.admin_token.as_deref(), &headers).is_err() {
-        return r.error(ErrorCode::Unauthorized, "missing or wrong admin token");
     }
     let Ok(Json(config)) = body else {
         return r.error(
