@@ -368,47 +368,24 @@ pub fn region_ports(port: u16, regions: usize) -> anyhow::Result<Vec<u16>> {
 /// Runs the stack until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tandem_api::cli::init_tracing(false);
-    if args.regions.len() < 2 {
-        bail!("--regions needs at least two regions (primary first)");
-    }
-    for r in &args.regions {
-        if !tandem_shared::region::is_valid_region(r) {
-            bail!("{r:?} is not a region name like us-east-1");
-        }
-    }
-    region_ports(args.port, args.regions.len())?;
-    let admin_token = args
-        .admin_token
-        .clone()
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(random_token);
-    let origin_secret = args
-        .origin_secret
-        .clone()
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(random_token);
+    check(&args)?;
+    let secrets = secrets(&args);
+    let admin_token = secrets.admin_token.clone();
+    let origin_secret = secrets.origin_secret.clone();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let exe = std::env::current_exe().context("finding the tandem binary")?;
+    let replication = ReplicationConfig {
+        paused: false,
+        lag_ms: args.replication_lag_ms,
+    };
     let mut supervisor = Supervisor::new(
         exe,
         args.data_dir.clone(),
         &args.regions,
         args.port,
-        StackSecrets {
-            admin_token: admin_token.clone(),
-            origin_secret: origin_secret.clone(),
-            replication_key: args
-                .replication_key
-                .clone()
-                .filter(|k| !k.is_empty())
-                .unwrap_or_else(random_token),
-            tombstone_grace_ms: args.tombstone_grace_ms,
-        },
-        ReplicationConfig {
-            paused: false,
-            lag_ms: args.replication_lag_ms,
-        },
+        secrets,
+        replication,
     );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -433,28 +410,71 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let dist = PathBuf::from("frontend/dist");
         dist.join("index.html").is_file().then_some(dist)
     });
+    let addresses = supervisor.addresses();
     let supervisor = Arc::new(tokio::sync::Mutex::new(supervisor));
     let control = control::router(supervisor.clone(), admin_token.clone(), args.edge);
     let app = edge::router(edge, control, console_dir.clone());
+    print_banner(&args, &admin_token, &addresses, &failed, console_dir.as_deref());
 
+    let served =
+        tandem_api::server::serve(listener, app, tandem_api::server::shutdown_signal()).await;
+    supervisor.lock().await.shutdown().await;
+    println!("Tandem stopped.");
+    served.map_err(Into::into)
+}
+
+/// Refuses flags that cannot make a stack: fewer than two regions, a bad name, no ports left.
+fn check(args: &UpArgs) -> anyhow::Result<()> {
+    if args.regions.len() < 2 {
+        bail!("--regions needs at least two regions (primary first)");
+    }
+    for r in &args.regions {
+        if !tandem_shared::region::is_valid_region(r) {
+            bail!("{r:?} is not a region name like us-east-1");
+        }
+    }
+    region_ports(args.port, args.regions.len()).map(drop)
+}
+
+/// The stack's secrets: the flags, or fresh random ones.
+fn secrets(args: &UpArgs) -> StackSecrets {
+    let given_or_new = |v: &Option<String>| {
+        v.clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(random_token)
+    };
+    StackSecrets {
+        admin_token: given_or_new(&args.admin_token),
+        origin_secret: given_or_new(&args.origin_secret),
+        replication_key: given_or_new(&args.replication_key),
+        tombstone_grace_ms: args.tombstone_grace_ms,
+    }
+}
+
+/// What a user needs to start: the console URL (with the token), the regions, the files.
+fn print_banner(
+    args: &UpArgs,
+    admin_token: &str,
+    addresses: &[(String, SocketAddr)],
+    failed: &[String],
+    console_dir: Option<&std::path::Path>,
+) {
     println!("Tandem is up.");
     println!(
         "  console:  http://127.0.0.1:{}/#token={admin_token}",
         args.port
     );
-    for (i, (name, addr)) in supervisor.lock().await.addresses().iter().enumerate() {
-        println!(
-            "  {name}: http://{addr}{}",
-            if i == 0 { " (primary)" } else { "" }
-        );
+    for (i, (name, addr)) in addresses.iter().enumerate() {
+        let primary = if i == 0 { " (primary)" } else { "" };
+        println!("  {name}: http://{addr}{primary}");
     }
-    for err in &failed {
+    for err in failed {
         println!(
             "  NOT STARTED: {err} (the other regions run; PUT /_tandem/regions/<r> {{\"state\":\"up\"}} retries)"
         );
     }
     println!("  data:     {}", args.data_dir.display());
-    match &console_dir {
+    match console_dir {
         Some(dir) => println!("  console files: {}", dir.display()),
         None => println!("  console files: not built (cargo xtask dev builds them)"),
     }
@@ -462,12 +482,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "  edge: {} connection attempt(s) x {} s, read timeout {} s. Ctrl-C stops everything.",
         args.edge.connection_attempts, args.edge.connection_timeout, args.edge.origin_read_timeout
     );
-
-    let served =
-        tandem_api::server::serve(listener, app, tandem_api::server::shutdown_signal()).await;
-    supervisor.lock().await.shutdown().await;
-    println!("Tandem stopped.");
-    served.map_err(Into::into)
 }
 
 #[cfg(test)]
