@@ -12,3 +12,40 @@ pub const SERVER_TIMING: &str = "server-timing";
 pub const EDGE_ORIGIN: &str = "x-edge-origin";
 /// Local edge only: why the edge failed over (`status-503`, `connect`, `timeout`, ...).
 pub const EDGE_FAILOVER: &str = "x-edge-failover";
+
+/// The console's Content-Security-Policy, as CloudFront's response-headers policy (edge.yaml)
+/// and the local edge send it: it lets the console's wasm run and nothing inline.
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+/// HSTS max-age, in seconds (a year), as both edges send it.
+pub const HSTS_MAX_AGE_S: u64 = 31_536_000;
+
+/// The response headers CloudFront's response-headers policy adds, in the local edge's form.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("content-security-policy", CONSOLE_CSP),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("x-frame-options", "DENY"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_header_carries_the_max_age() {
+        let hsts = SECURITY_HEADERS
+            .iter()
+            .find(|(name, _)| *name == "strict-transport-security")
+            .map(|(_, value)| *value);
+        assert_eq!(
+            hsts,
+            Some(format!("max-age={HSTS_MAX_AGE_S}; includeSubDomains").as_str())
+        );
+    }
+}

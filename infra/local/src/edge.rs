@@ -41,20 +41,8 @@ use tokio::time::timeout;
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// The response headers CloudFront's response-headers policy adds (same values as the
-/// template): a CSP that lets the console's wasm run, and the usual hardening headers.
-pub const SECURITY_HEADERS: [(&str, &str); 5] = [
-    (
-        "content-security-policy",
-        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-    ),
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "strict-origin-when-cross-origin"),
-    ("x-frame-options", "DENY"),
-    (
-        "strict-transport-security",
-        "max-age=31536000; includeSubDomains",
-    ),
-];
+/// template, which infra/aws/tests/templates.rs checks against the same constant).
+pub use tandem_shared::headers::SECURITY_HEADERS;
 
 /// One region's API as an origin.
 pub struct Origin {
