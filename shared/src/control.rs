@@ -180,6 +180,14 @@ pub struct ReplicationUpdate {
     pub not_reached: Vec<String>,
 }
 
+/// Body of `PUT /_tandem/active-region`, and the answer of `GET`/`PUT`/`DELETE` there: the
+/// region `/api/*` goes to first (SPEC §6); `None` when unset (the primary).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveRegion {
+    pub region: Option<String>,
+}
+
 /// An outage to inject into one region, as `tandem fault`, `tandem drill`, `tandem chaos`, the
 /// bench and the console name it: `error:503`, `slow:<ms>`, and on the local stack `stopped`,
 /// `crashed`, `blackhole` and `partition` (replication paused both ways).

@@ -10,6 +10,8 @@
 //! - [`drill`]: what an outage drill records and reports (CLI and console alike).
 //! - [`fault`]: the admin fault modes a region can be put in.
 //! - [`replication`]: how replication links, digests and settings are reported.
+//! - [`routing`]: where the edge sends `/api/*` (SPEC §3, §6: the active region), one rule for
+//!   the local edge and the CloudFront Function alike.
 //! - [`validate`]: the rules a request must pass before it reaches a store.
 //! - [`headers`] and [`region`]: names that both sides of the wire must agree on.
 //!
@@ -23,6 +25,7 @@ pub mod headers;
 pub mod item;
 pub mod region;
 pub mod replication;
+pub mod routing;
 pub mod validate;
 pub mod wire;
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 use tandem_shared::control::{
-    Outage, PREFIX, RegionState, RegionStatus, RegionsBody, ReplicationBody, ReplicationPatch,
+    ActiveRegion, Outage, PREFIX, RegionState, RegionStatus, RegionsBody, ReplicationBody, ReplicationPatch,
     ReplicationUpdate, SetRegionState,
 };
 use tandem_shared::replication::Verdict;
@@ -124,6 +124,26 @@ impl ControlClient {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET /_tandem/active-region` (SPEC §6).
+    pub async fn active_region(&self) -> anyhow::Result<ActiveRegion> {
+        self.call(Method::GET, &format!("{PREFIX}/active-region"), None::<&()>)
+            .await
+    }
+
+    /// `PUT /_tandem/active-region` (`Some`) or `DELETE` (`None`: back to the primary).
+    pub async fn set_active_region(&self, region: Option<&str>) -> anyhow::Result<ActiveRegion> {
+        let path = format!("{PREFIX}/active-region");
+        match region {
+            Some(r) => {
+                let body = ActiveRegion {
+                    region: Some(r.to_owned()),
+                };
+                self.call(Method::PUT, &path, Some(&body)).await
+            }
+            None => self.call(Method::DELETE, &path, None::<&()>).await,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The local control API on the edge (`/_tandem/*`, admin token): region states and replication.
 
+use crate::active::{Active, SwitchError};
 use crate::replication::wire::Key;
 use crate::replication::{RegionReplication, ReplicationConfig, Verdict};
 use crate::up::Supervisor;
@@ -14,7 +15,7 @@ use tandem_api::error::respond;
 use tandem_api::middleware::error_bodies;
 use tandem_shared::ErrorCode;
 use tandem_shared::control::{
-    EdgeSettings, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, ReplicationUpdate,
+    ActiveRegion, EdgeSettings, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, ReplicationUpdate,
     SetRegionState,
 };
 use tandem_shared::headers::ORIGIN_VERIFY;
@@ -25,6 +26,7 @@ struct Control {
     supervisor: Arc<Mutex<Supervisor>>,
     token: Arc<str>,
     edge: EdgeSettings,
+    active: Arc<Active>,
     http: reqwest::Client,
 }
 
@@ -33,11 +35,17 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Response {
 }
 
 /// The control routes, to be nested under `/_tandem`.
-pub fn router(supervisor: Arc<Mutex<Supervisor>>, token: String, edge: EdgeSettings) -> Router {
+pub fn router(
+    supervisor: Arc<Mutex<Supervisor>>,
+    token: String,
+    edge: EdgeSettings,
+    active: Arc<Active>,
+) -> Router {
     let state = Control {
         supervisor,
         token: token.into(),
         edge,
+        active,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
@@ -48,6 +56,12 @@ pub fn router(supervisor: Arc<Mutex<Supervisor>>, token: String, edge: EdgeSetti
         .route("/regions/{region}", axum::routing::put(set_region))
         .route("/replication", get(replication).put(set_replication))
         .route("/verify", get(verify))
+        .route(
+            "/active-region",
+            get(active_region)
+                .put(set_active_region)
+                .delete(clear_active_region),
+        )
         .fallback(|| async { error(ErrorCode::NotFound, "no such control route") })
         .layer(axum::middleware::from_fn_with_state(None, error_bodies))
         .with_state(state)
@@ -205,4 +219,42 @@ async fn verify(State(c): State<Control>, _: Admin) -> Json<Verdict> {
         )
     };
     Json(crate::verify::compare(&c.http, &secret, &key, &answering, &all).await)
+}
+
+/// `GET /_tandem/active-region` (SPEC §6).
+async fn active_region(State(c): State<Control>, _: Admin) -> Json<ActiveRegion> {
+    Json(ActiveRegion {
+        region: c.active.get(),
+    })
+}
+
+/// `PUT /_tandem/active-region` `{"region": R}`: `/api/*` goes to R first from now on.
+async fn set_active_region(
+    State(c): State<Control>,
+    _: Admin,
+    body: Result<Json<ActiveRegion>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(ActiveRegion {
+        region: Some(region),
+    })) = body
+    else {
+        return error(
+            ErrorCode::BadRequest,
+            "body must be {\"region\": \"<region>\"} (DELETE clears it)",
+        );
+    };
+    switch(&c, Some(&region))
+}
+
+/// `DELETE /_tandem/active-region`: back to the primary.
+async fn clear_active_region(State(c): State<Control>, _: Admin) -> Response {
+    switch(&c, None)
+}
+
+fn switch(c: &Control, region: Option<&str>) -> Response {
+    match c.active.set(region) {
+        Ok(region) => Json(ActiveRegion { region }).into_response(),
+        Err(e @ SwitchError::UnknownRegion(_)) => error(ErrorCode::BadRequest, e.to_string()),
+        Err(e @ SwitchError::Io(_)) => error(ErrorCode::Internal, e.to_string()),
+    }
 }

@@ -33,7 +33,9 @@ use std::sync::{Arc, Mutex};
 use tandem_api::error::respond;
 use tandem_shared::ErrorCode;
 use tandem_shared::control::{EdgeSettings, FAILOVER_STATUSES};
-use tandem_shared::headers::{EDGE_FAILOVER, EDGE_ORIGIN, ORIGIN_VERIFY};
+use crate::active::Active;
+use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER, EDGE_ORIGIN, ORIGIN_VERIFY};
+use tandem_shared::routing::{Route, api_route};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -249,6 +251,8 @@ pub struct Edge {
     pub origins: Vec<Origin>,
     pub settings: EdgeSettings,
     pub origin_secret: Option<String>,
+    /// Which region `/api/*` goes to first (SPEC §6), read on every request.
+    pub active: Arc<Active>,
 }
 
 fn edge_error(status: StatusCode, message: String) -> Response {
@@ -299,34 +303,58 @@ impl Edge {
         })
     }
 
-    /// The origin group: the primary, then (for GET/HEAD/OPTIONS only) the secondary.
-    async fn group(&self, out: Outgoing) -> Response {
+    /// `/api/*`: the route of SPEC §3 and §6 (one region for writes, an origin group for
+    /// reads, the active region first), marked with the active region when one is set.
+    async fn api(&self, out: Outgoing) -> Response {
+        let active = self.active.get();
+        let regions: Vec<&str> = self.origins.iter().map(|o| o.region.as_str()).collect();
+        let route = api_route(out.method.as_str(), active.as_deref(), &regions);
+        let mut response = self.follow(&route, out).await;
+        if let Some(v) = active.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            response.headers_mut().insert(EDGE_ACTIVE, v);
+        }
+        response
+    }
+
+    fn origin(&self, region: &str) -> &Origin {
+        self.origins
+            .iter()
+            .find(|o| o.region == region)
+            .unwrap_or(&self.origins[0])
+    }
+
+    /// Tries the route's first origin and, in an origin group, the second on a failover status
+    /// or when the first cannot be reached in time.
+    async fn follow(&self, route: &Route<'_>, out: Outgoing) -> Response {
         let secret = self.origin_secret.as_deref();
-        let primary = &self.origins[0];
-        let may_fail_over = matches!(out.method, Method::GET | Method::HEAD | Method::OPTIONS)
-            && self.origins.len() > 1;
-        let reason = match primary.send(&out, &self.settings, secret).await {
-            Ok(answer) if may_fail_over && FAILOVER_STATUSES.contains(&answer.status.as_u16()) => {
+        let first = self.origin(route.origins[0]);
+        let reason = match first.send(&out, &self.settings, secret).await {
+            Ok(answer)
+                if route.fails_over()
+                    && FAILOVER_STATUSES.contains(&answer.status.as_u16()) =>
+            {
                 format!("status-{}", answer.status.as_u16())
             }
-            Ok(answer) => return to_response(answer, &primary.region, None),
-            Err(failure) if may_fail_over => failure.reason().to_owned(),
+            Ok(answer) => return to_response(answer, &first.region, None),
+            Err(failure) if route.fails_over() => failure.reason().to_owned(),
             Err(failure) => {
                 let message = format!(
                     "the edge could not reach {} ({})",
-                    primary.region,
+                    first.region,
                     failure.reason()
                 );
                 return edge_error(failure.status(), message);
             }
         };
-        let secondary = &self.origins[1];
-        tracing::info!(method = %out.method, path = %out.uri, %reason, "failing over to {}", secondary.region);
-        match secondary.send(&out, &self.settings, secret).await {
-            Ok(answer) => to_response(answer, &secondary.region, Some(&reason)),
+        let second = self.origin(route.origins[1]);
+        tracing::info!(method = %out.method, path = %out.uri, %reason, "failing over to {}", second.region);
+        match second.send(&out, &self.settings, secret).await {
+            Ok(answer) => to_response(answer, &second.region, Some(&reason)),
             Err(failure) => {
                 let message = format!(
-                    "neither origin answered (primary: {reason}, secondary: {})",
+                    "neither origin answered ({}: {reason}, {}: {})",
+                    first.region,
+                    second.region,
                     failure.reason()
                 );
                 let mut response = edge_error(failure.status(), message);
@@ -369,7 +397,7 @@ fn path_and_query(path: &str, uri: &Uri) -> String {
 async fn api_group(State(edge): State<Arc<Edge>>, req: Request) -> Response {
     let pq = path_and_query(req.uri().path(), req.uri());
     match Edge::outgoing(req, pq).await {
-        Ok(out) => edge.group(out).await,
+        Ok(out) => edge.api(out).await,
         Err(response) => response,
     }
 }
@@ -511,6 +539,7 @@ mod tests {
             origins: vec![],
             settings: EdgeSettings::default(),
             origin_secret: None,
+            active: Arc::new(Active::load(console.path(), &[]).unwrap()),
         });
         let app = router(edge, Router::new(), Some(console.path().to_path_buf()));
         let get = |path: &'static str| {

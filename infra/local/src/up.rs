@@ -5,6 +5,7 @@
 //! port then refuses connections), and `blackhole` is SIGSTOP: the kernel still completes TCP
 //! handshakes on the listening socket, but nothing ever answers. `up` restarts or resumes.
 
+use crate::active::Active;
 use crate::control;
 use crate::edge::{self, Edge, Origin};
 use crate::replication::ReplicationConfig;
@@ -397,6 +398,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             return Err(err);
         }
     };
+    let active = Arc::new(Active::load(&args.data_dir, &args.regions)?);
     let edge = Arc::new(Edge {
         origins: supervisor
             .addresses()
@@ -405,6 +407,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .collect(),
         settings: args.edge,
         origin_secret: Some(origin_secret),
+        active: active.clone(),
     });
     let console_dir = args.console_dir.clone().or_else(|| {
         let dist = PathBuf::from("frontend/dist");
@@ -412,7 +415,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     });
     let addresses = supervisor.addresses();
     let supervisor = Arc::new(tokio::sync::Mutex::new(supervisor));
-    let control = control::router(supervisor.clone(), admin_token.clone(), args.edge);
+    let control = control::router(supervisor.clone(), admin_token.clone(), args.edge, active);
     let app = edge::router(edge, control, console_dir.clone());
     print_banner(&args, &admin_token, &addresses, &failed, console_dir.as_deref());
 
