@@ -159,7 +159,81 @@ fn Timeline(now: RwSignal<f64>, keep: RwSignal<bool>) -> impl IntoView {
             (t, width)
         })
     };
-    let legend = move || {
+    let plot = move || {
+        let (t, width) = drawing();
+        plot_view(t, width)
+    };
+    view! {
+        <figure class="timeline">
+            <svg
+                node_ref=svg
+                height=PLOT_HEIGHT
+                role="img"
+                aria-label="Latency of each request over the last minute, coloured by the region that answered"
+            >
+                {plot}
+            </svg>
+            <Legend />
+        </figure>
+    }
+}
+
+/// The axes, their labels, and a mark per request.
+fn plot_view(t: model::Timeline, width: i32) -> impl IntoView {
+    let right = model::plot_right(width);
+    let mid_y = (PLOT_TOP + PLOT_BOTTOM) / 2;
+    let dots = t.dots.into_iter().map(dot_view).collect_view();
+    view! {
+        <line class="grid" x1=PLOT_LEFT y1=PLOT_TOP x2=right y2=PLOT_TOP />
+        <line class="grid" x1=PLOT_LEFT y1=mid_y x2=right y2=mid_y />
+        <line class="axis" x1=PLOT_LEFT y1=PLOT_BOTTOM x2=right y2=PLOT_BOTTOM />
+        <text class="label" x=PLOT_LEFT - 6 y=PLOT_TOP + 4 text-anchor="end">
+            {model::fmt_ms(t.y_max_ms)}
+        </text>
+        <text class="label" x=PLOT_LEFT - 6 y=mid_y + 4 text-anchor="end">
+            {model::fmt_ms(t.y_max_ms / 2.0)}
+        </text>
+        <text class="label" x=PLOT_LEFT - 6 y=PLOT_BOTTOM + 4 text-anchor="end">"0"</text>
+        <text class="label" x=PLOT_LEFT y=PLOT_BOTTOM + 18>"−60 s"</text>
+        <text class="label" x=(PLOT_LEFT + right) / 2 y=PLOT_BOTTOM + 18 text-anchor="middle">
+            "−30 s"
+        </text>
+        <text class="label" x=right y=PLOT_BOTTOM + 18 text-anchor="end">"now"</text>
+        {dots}
+    }
+}
+
+/// A request on the timeline: a cross when it failed, a ring (a larger dot) when it failed over.
+fn dot_view(d: model::Dot) -> AnyView {
+    let class = format!(
+        "dot {}{}{}",
+        d.class,
+        if d.failed { " failed" } else { "" },
+        if d.failover { " failover" } else { "" },
+    );
+    if d.failed {
+        let path = format!("M{} {}l8 8m0 -8l-8 8", d.x - 4, d.y - 4);
+        view! {
+            <path class=class d=path>
+                <title>{d.title}</title>
+            </path>
+        }
+        .into_any()
+    } else {
+        view! {
+            <circle class=class cx=d.x cy=d.y r=if d.failover { "5.5" } else { "3.5" }>
+                <title>{d.title}</title>
+            </circle>
+        }
+        .into_any()
+    }
+}
+
+/// A colour per region, in the order of the region list, and the marks of failures.
+#[component]
+fn Legend() -> impl IntoView {
+    let console = expect_context::<Console>();
+    let regions = move || {
         console
             .regions
             .get()
@@ -176,78 +250,17 @@ fn Timeline(now: RwSignal<f64>, keep: RwSignal<bool>) -> impl IntoView {
             })
             .collect_view()
     };
-    let mid_y = (PLOT_TOP + PLOT_BOTTOM) / 2;
-    let plot = move || {
-        let (t, width) = drawing();
-        let right = model::plot_right(width);
-        let dots = t
-            .dots
-            .into_iter()
-            .map(|d| {
-                let class = format!(
-                    "dot {}{}{}",
-                    d.class,
-                    if d.failed { " failed" } else { "" },
-                    if d.failover { " failover" } else { "" },
-                );
-                if d.failed {
-                    let path = format!("M{} {}l8 8m0 -8l-8 8", d.x - 4, d.y - 4);
-                    view! {
-                        <path class=class d=path>
-                            <title>{d.title}</title>
-                        </path>
-                    }
-                    .into_any()
-                } else {
-                    view! {
-                        <circle class=class cx=d.x cy=d.y r=if d.failover { "5.5" } else { "3.5" }>
-                            <title>{d.title}</title>
-                        </circle>
-                    }
-                    .into_any()
-                }
-            })
-            .collect_view();
-        view! {
-            <line class="grid" x1=PLOT_LEFT y1=PLOT_TOP x2=right y2=PLOT_TOP />
-            <line class="grid" x1=PLOT_LEFT y1=mid_y x2=right y2=mid_y />
-            <line class="axis" x1=PLOT_LEFT y1=PLOT_BOTTOM x2=right y2=PLOT_BOTTOM />
-            <text class="label" x=PLOT_LEFT - 6 y=PLOT_TOP + 4 text-anchor="end">
-                {model::fmt_ms(t.y_max_ms)}
-            </text>
-            <text class="label" x=PLOT_LEFT - 6 y=mid_y + 4 text-anchor="end">
-                {model::fmt_ms(t.y_max_ms / 2.0)}
-            </text>
-            <text class="label" x=PLOT_LEFT - 6 y=PLOT_BOTTOM + 4 text-anchor="end">"0"</text>
-            <text class="label" x=PLOT_LEFT y=PLOT_BOTTOM + 18>"−60 s"</text>
-            <text class="label" x=(PLOT_LEFT + right) / 2 y=PLOT_BOTTOM + 18 text-anchor="middle">
-                "−30 s"
-            </text>
-            <text class="label" x=right y=PLOT_BOTTOM + 18 text-anchor="end">"now"</text>
-            {dots}
-        }
-    };
     view! {
-        <figure class="timeline">
-            <svg
-                node_ref=svg
-                height=PLOT_HEIGHT
-                role="img"
-                aria-label="Latency of each request over the last minute, coloured by the region that answered"
-            >
-                {plot}
-            </svg>
-            <figcaption class="legend small">
-                {legend}
-                <span class="legend-item failed">
-                    <span class="cross" aria-hidden="true">"×"</span>
-                    "failed (5xx or no answer)"
-                </span>
-                <span class="legend-item">
-                    <span class="ring" aria-hidden="true"></span>
-                    "failed over"
-                </span>
-            </figcaption>
-        </figure>
+        <figcaption class="legend small">
+            {regions}
+            <span class="legend-item failed">
+                <span class="cross" aria-hidden="true">"×"</span>
+                "failed (5xx or no answer)"
+            </span>
+            <span class="legend-item">
+                <span class="ring" aria-hidden="true"></span>
+                "failed over"
+            </span>
+        </figcaption>
     }
 }
