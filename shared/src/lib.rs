@@ -12,6 +12,7 @@
 //! - [`replication`]: how replication links, digests and settings are reported.
 //! - [`routing`]: where the edge sends `/api/*` (SPEC §3, §6: the active region), one rule for
 //!   the local edge and the CloudFront Function alike.
+//! - [`watch`]: the health watcher's rule for switching the active region automatically.
 //! - [`validate`]: the rules a request must pass before it reaches a store.
 //! - [`headers`] and [`region`]: names that both sides of the wire must agree on.
 //!
@@ -27,6 +28,7 @@ pub mod region;
 pub mod replication;
 pub mod routing;
 pub mod validate;
+pub mod watch;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

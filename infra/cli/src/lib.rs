@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`fault`]: `tandem fault` and `tandem heal`, through any edge, local or CloudFront.
+//! - [`failover`]: `tandem failover --to <region>` and `tandem failback`, the active region.
 //! - [`drill`]: `tandem drill`, an outage drill with client-side RTO/RPO figures and reports.
 //! - [`chaos`]: `tandem chaos`, randomized faults with a checker that every acknowledged write
 //!   survives and every region converges.
@@ -14,4 +15,5 @@ pub mod bench_compare;
 pub mod bench_recovery;
 pub mod chaos;
 pub mod drill;
+pub mod failover;
 pub mod fault;

@@ -29,6 +29,10 @@ enum Command {
     Fault(tandem_cli::fault::FaultArgs),
     /// Clear a region's fault, through the edge (local or CloudFront).
     Heal(tandem_cli::fault::HealArgs),
+    /// Make a region the active one: /api/* goes there first, writes included (SPEC §6).
+    Failover(tandem_cli::failover::FailoverArgs),
+    /// Clear the active region: /api/* goes to the primary first again.
+    Failback(tandem_cli::failover::FailbackArgs),
     /// Randomized faults on a stack of its own, then a check that nothing acknowledged was lost.
     Chaos(tandem_cli::chaos::ChaosArgs),
 }
@@ -42,6 +46,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Destroy(args) => tandem_aws::deploy::destroy(args).await,
         Command::Fault(args) => tandem_cli::fault::fault(args).await,
         Command::Heal(args) => tandem_cli::fault::heal(args).await,
+        Command::Failover(args) => tandem_cli::failover::failover(args).await,
+        Command::Failback(args) => tandem_cli::failover::failback(args).await,
         Command::Chaos(args) => tandem_cli::chaos::run(args).await.map(drop),
         Command::Drill(args) => {
             let report = tandem_cli::drill::run(args).await?;

@@ -14,6 +14,7 @@
 //! - [`control`]: the local control API (`/_tandem/*`), typed by [`tandem_shared::control`].
 //! - [`client`]: the one typed client of that API (and of the admin fault routes).
 //! - [`launch`]: a `tandem up` child process on a free port block, for the bench and tests.
+//! - [`watcher`]: `tandem up --auto-failover`, the health watcher that switches the active region.
 //! - [`ports`]: ports for a local stack, outside the ephemeral range.
 
 pub mod active;
@@ -27,3 +28,4 @@ pub mod region;
 pub mod replication;
 pub mod up;
 pub mod verify;
+pub mod watcher;

@@ -7,6 +7,7 @@
 
 use crate::active::Active;
 use crate::control;
+use crate::watcher::{self, WatchArgs};
 use crate::edge::{self, Edge, Origin};
 use crate::replication::ReplicationConfig;
 use anyhow::{Context as _, bail};
@@ -51,6 +52,8 @@ pub struct UpArgs {
     pub tombstone_grace_ms: u64,
     #[command(flatten)]
     pub edge: EdgeSettings,
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 struct RegionProc {
@@ -415,12 +418,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     });
     let addresses = supervisor.addresses();
     let supervisor = Arc::new(tokio::sync::Mutex::new(supervisor));
-    let control = control::router(supervisor.clone(), admin_token.clone(), args.edge, active);
+    let control = control::router(
+        supervisor.clone(),
+        admin_token.clone(),
+        args.edge,
+        active.clone(),
+    );
     let app = edge::router(edge, control, console_dir.clone());
+    let watcher = args.watch.auto_failover.then(|| {
+        let edge = format!("http://127.0.0.1:{}", args.port);
+        let run = watcher::run(edge, args.regions.clone(), active.clone(), args.watch);
+        tokio::spawn(run)
+    });
     print_banner(&args, &admin_token, &addresses, &failed, console_dir.as_deref());
 
     let served =
         tandem_api::server::serve(listener, app, tandem_api::server::shutdown_signal()).await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     supervisor.lock().await.shutdown().await;
     println!("Tandem stopped.");
     served.map_err(Into::into)
@@ -485,6 +501,19 @@ fn print_banner(
         "  edge: {} connection attempt(s) x {} s, read timeout {} s. Ctrl-C stops everything.",
         args.edge.connection_attempts, args.edge.connection_timeout, args.edge.origin_read_timeout
     );
+    if args.watch.auto_failover {
+        println!(
+            "  auto-failover: after {} failed health probes, {} ms apart (~{:?}); failback {}",
+            args.watch.failover_after,
+            args.watch.probe_interval_ms,
+            args.watch.window(),
+            if args.watch.auto_failback {
+                format!("after {} healthy probes", args.watch.failback_after)
+            } else {
+                "when asked (tandem failback)".to_owned()
+            }
+        );
+    }
 }
 
 #[cfg(test)]
