@@ -13,6 +13,11 @@ use tandem_api::store::embedded::EmbeddedStore;
 const REGION: &str = "us-east-1";
 const TOKEN: &str = "test-admin-token";
 
+/// This process's clock (`tandem_api::store::now_ms`) is moved forward, never back, to expire
+/// faults without waiting for them. One suite moves it at a time: the others may be between
+/// setting a self-clearing fault and checking that it holds.
+static CLOCK: tokio::sync::Mutex<i64> = tokio::sync::Mutex::const_new(0);
+
 #[derive(Clone, Copy)]
 enum Adapter {
     Http,
@@ -655,17 +660,20 @@ async fn faults(c: &dyn Client) {
         .unwrap();
     assert!(dur >= 300.0, "slow fault of 300 ms, app took {dur} ms");
 
-    // A fault with a duration clears itself.
+    // A fault with a duration clears itself: a minute later (on the clock, not waited for).
+    let mut offset = CLOCK.lock().await;
     let r = send(
         c,
-        admin("PUT").json(&json!({"mode": "error", "status": 503, "duration_s": 1})),
+        admin("PUT").json(&json!({"mode": "error", "status": 503, "duration_s": 60})),
     )
     .await;
     assert!(r.body["expires_at"].is_string(), "{}", r.raw);
     assert_eq!(send(c, Req::new("GET", "/api/items/f1")).await.status, 503);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    *offset += 60_001;
+    tandem_api::store::set_clock_offset_ms(*offset);
     assert_eq!(send(c, Req::new("GET", "/api/items/f1")).await.status, 200);
     let r = send(c, admin("GET")).await;
+    drop(offset);
     assert_eq!(
         (r.body["fault"].clone(), r.body["expires_at"].clone()),
         (json!({"mode": "none"}), Value::Null)

@@ -1,9 +1,14 @@
 //! Durability of the embedded store: every write acknowledged by a region process survives
 //! that process being killed with SIGKILL, no shutdown, mid-stream.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tandem_testkit::{Signal, free_block, signal, until};
+
+/// Acknowledged writes before the kill.
+const ACKED_BEFORE_KILL: usize = 100;
 
 struct Region {
     child: Child,
@@ -17,16 +22,8 @@ impl Drop for Region {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start(dir: &std::path::Path) -> Region {
-    let port = free_port();
+    let port = free_block(1).expect("a free port");
     let child = Command::new(env!("CARGO_BIN_EXE_tandem-api"))
         .args([
             "--region",
@@ -46,18 +43,12 @@ async fn start(dir: &std::path::Path) -> Region {
         base: format!("http://127.0.0.1:{port}"),
     };
     let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("{}/api/health", region.base))
-            .send()
-            .await
-            .is_ok()
-        {
-            return region;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("region did not start");
+    let health = format!("{}/api/health", region.base);
+    let up = until(Duration::from_secs(10), || async {
+        client.get(&health).send().await.ok().map(drop)
+    });
+    assert!(up.await.is_some(), "region did not start");
+    region
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,11 +56,12 @@ async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut region = start(dir.path()).await;
     let client = reqwest::Client::new();
+    let acks = Arc::new(AtomicUsize::new(0));
 
     // Four writers run flat out; the region is killed while they are mid-request.
     let mut writers = Vec::new();
     for w in 0..4 {
-        let (client, base) = (client.clone(), region.base.clone());
+        let (client, base, acks) = (client.clone(), region.base.clone(), acks.clone());
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             for i in 0.. {
@@ -83,6 +75,7 @@ async fn acknowledged_writes_survive_sigkill() {
                     Ok(r) if r.status() == 201 => {
                         let v: serde_json::Value = r.json().await.unwrap();
                         acked.push((id, v["item"].clone()));
+                        acks.fetch_add(1, Ordering::SeqCst);
                     }
                     _ => break,
                 }
@@ -90,30 +83,22 @@ async fn acknowledged_writes_survive_sigkill() {
             acked
         }));
     }
-    // Let some writes through, then kill without warning.
-    loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let r = client
-            .get(format!("{}/api/items?limit=100", region.base))
-            .send()
-            .await
-            .unwrap();
-        let v: serde_json::Value = r.json().await.unwrap();
-        if v["items"].as_array().unwrap().len() >= 60 {
-            break;
-        }
-    }
-    region.child.kill().unwrap(); // SIGKILL
+    // Kill without warning once enough writes were acknowledged (counted, not timed).
+    let enough = until(Duration::from_secs(60), || async {
+        (acks.load(Ordering::SeqCst) >= ACKED_BEFORE_KILL).then_some(())
+    });
+    assert!(
+        enough.await.is_some(),
+        "only {} writes acknowledged",
+        acks.load(Ordering::SeqCst)
+    );
+    assert!(signal(region.child.id(), Signal::SIGKILL));
     region.child.wait().unwrap();
     let mut acked = Vec::new();
     for w in writers {
         acked.extend(w.await.unwrap());
     }
-    assert!(
-        acked.len() >= 60,
-        "only {} writes were acknowledged",
-        acked.len()
-    );
+    assert!(acked.len() >= ACKED_BEFORE_KILL);
 
     let region = start(dir.path()).await;
     for (id, item) in &acked {

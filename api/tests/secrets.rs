@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use clap::Parser;
-use common::{Lambda, Moto, Req};
+use common::{Lambda, Moto, MotoExt as _, Req};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::io::Read as _;
@@ -22,23 +22,8 @@ const SECRET_ID: &str = "tandem/secrets";
 const ADMIN: &str = "admin-from-secrets-manager-81f3";
 const ORIGIN: &str = "origin-from-secrets-manager-77ac";
 
-fn secrets_client(moto: &Moto) -> aws_sdk_secretsmanager::Client {
-    let creds =
-        aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "tests");
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .credentials_provider(creds)
-        .endpoint_url(&moto.endpoint)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
+async fn secrets_client(moto: &Moto) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&moto.sdk_config("us-east-1").await)
 }
 
 async fn put_secret(client: &aws_sdk_secretsmanager::Client, id: &str, value: &str) {
@@ -66,7 +51,7 @@ fn flags(args: &[&str]) -> RegionArgs {
 #[tokio::test]
 async fn the_runtime_secret_is_read_checked_and_overridable() {
     let moto = Moto::start().await;
-    let client = secrets_client(&moto);
+    let client = secrets_client(&moto).await;
     put_secret(
         &client,
         SECRET_ID,
@@ -331,7 +316,7 @@ async fn lambda_init_takes_the_admin_token_and_origin_secret_from_the_secret() {
     let moto = Moto::start().await;
     moto.store("tandem-items", "us-east-1").await;
     put_secret(
-        &secrets_client(&moto),
+        &secrets_client(&moto).await,
         SECRET_ID,
         &json!({"admin_token": ADMIN, "origin_secret": ORIGIN}).to_string(),
     )

@@ -2,15 +2,19 @@
 //!
 //! - [`Moto`]: moto's server (the AWS API stand-in) on a free port, stopped when dropped.
 //! - [`Launch`]/[`Stack`]: a real `tandem up` on a free port block (from [`tandem_local::launch`]).
-//! - [`signal`], [`alive`]: signals to processes, one way (nix).
+//! - [`stack`]: that stack as tests use it: short edge timeouts, known secrets, HTTP helpers.
+//! - [`signal`], [`alive`], [`exit_status`]: signals to processes, one way (nix).
 //! - [`until`]: waiting for a condition, with a deadline, instead of sleeping.
+//! - [`free_block`]: ports outside the ephemeral range, as the stacks take theirs.
 
 mod moto;
 mod process;
+pub mod stack;
 mod wait;
 
 pub use moto::Moto;
 pub use nix::sys::signal::Signal;
-pub use process::{alive, signal};
+pub use process::{alive, exit_status, signal};
 pub use tandem_local::launch::{Launch, Stack};
+pub use tandem_local::ports::free_block;
 pub use wait::until;

@@ -1,7 +1,6 @@
 //! moto's server on a free port: the AWS API stand-in the DynamoDB store and the deploy tests
 //! run against. A missing moto fails the test: these tests never skip.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -38,10 +37,8 @@ impl Moto {
     /// Starts moto and waits until it listens (it imports every service's models first, which
     /// takes a while on a busy two-core machine: up to a minute).
     pub async fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        // Outside the ephemeral range, like the stacks' ports: no client connection holds it.
+        let port = crate::free_block(1).expect("a free port");
         let bin = binary();
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -62,25 +59,28 @@ impl Moto {
         let listening = crate::until(Duration::from_secs(60), || async {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        assert!(listening.await.is_some(), "moto_server did not start on port {port}");
+        assert!(
+            listening.await.is_some(),
+            "moto_server did not start on port {port}"
+        );
         moto
     }
 
-    /// An SDK config for `region` pointed at this server, with dummy credentials.
+    /// An SDK config for `region` pointed at this server, with test credentials and the
+    /// project's one HTTPS stack (rustls on ring).
     #[cfg(feature = "aws")]
-    pub fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+    pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
         use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-        let creds = aws_config::Credentials::new("test", "test", None, None, "tests");
-        aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(aws_config::SharedCredentialsProvider::new(creds))
+            .test_credentials()
             .endpoint_url(&self.endpoint)
             .http_client(
                 aws_smithy_http_client::Builder::new()
                     .tls_provider(Provider::Rustls(CryptoMode::Ring))
                     .build_https(),
             )
-            .build()
+            .load()
+            .await
     }
 }

@@ -48,7 +48,7 @@ pub fn run_all() -> anyhow::Result<()> {
         "build",
         "--release",
         "-p",
-        "tandem-infra",
+        "tandem-cli",
         "-p",
         "tandem-api",
         "--bin",

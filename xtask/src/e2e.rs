@@ -3,7 +3,9 @@
 //!
 //! The scenarios run in order on one page, as a person would use it: create an item, crash the
 //! primary, write during the outage, heal, run the drill. Each asserts on what the page shows
-//! (and the request log it keeps); each saves a screenshot under `docs/screenshots/`.
+//! (and the request log it keeps); each saves a screenshot: under `target/e2e/screenshots/` in a
+//! test run (which leaves the git tree clean), under `docs/screenshots/` for
+//! `cargo xtask screenshots` (the README's).
 
 use crate::util::{self, done, run, step};
 use anyhow::{Context as _, anyhow, bail, ensure};
@@ -53,15 +55,24 @@ struct Ctx {
 
 type Scenario = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
+/// Where the scenarios' screenshots go.
+#[derive(Debug, Clone, Copy)]
+pub enum Screenshots {
+    /// `target/e2e/screenshots/`: a test run changes nothing in the git tree.
+    Target,
+    /// `docs/screenshots/`, the README's: `cargo xtask screenshots`.
+    Docs,
+}
+
 /// Runs the scenarios; returns (passed, failed) after printing `e2e: N passed, M failed`.
-pub fn run_all() -> anyhow::Result<(usize, usize)> {
+pub fn run_all(screenshots: Screenshots) -> anyhow::Result<(usize, usize)> {
     let t = step("e2e: the console in headless Chromium against a real `tandem up`");
     let dist = util::root().join("frontend/dist");
     ensure!(
         dist.join("index.html").is_file(),
         "build the console first (frontend/dist)"
     );
-    run(util::cargo().args(["build", "-p", "tandem-infra", "--bin", "tandem"]))?;
+    run(util::cargo().args(["build", "-p", "tandem-cli", "--bin", "tandem"]))?;
     let tandem = util::target_dir().join("debug/tandem");
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -78,7 +89,9 @@ pub fn run_all() -> anyhow::Result<(usize, usize)> {
     };
     let mut reaper = Reaper(Vec::new());
 
-    let port = util::free_port_block(3)?;
+    // Below the ephemeral range, as every local stack: the crash scenario restarts us-east-1,
+    // which must get its port back.
+    let port = util::free_ports(3)?;
     reaper.0.push(
         Command::new(&tandem)
             .arg("up")
@@ -105,7 +118,7 @@ pub fn run_all() -> anyhow::Result<(usize, usize)> {
     );
     util::wait_for_port(port).context("tandem up did not start (see target/e2e/tandem*.log)")?;
 
-    let driver_port = util::free_port()?;
+    let driver_port = util::free_ports(1)?;
     reaper.0.push(
         Command::new(driver)
             .arg(format!("--port={driver_port}"))
@@ -117,7 +130,10 @@ pub fn run_all() -> anyhow::Result<(usize, usize)> {
     util::wait_for_port(driver_port)?;
 
     let base = format!("http://127.0.0.1:{port}");
-    let shots = util::root().join("docs/screenshots");
+    let shots = match screenshots {
+        Screenshots::Target => work.join("screenshots"),
+        Screenshots::Docs => util::root().join("docs/screenshots"),
+    };
     std::fs::create_dir_all(&shots)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,7 +144,7 @@ pub fn run_all() -> anyhow::Result<(usize, usize)> {
         let ctx = Ctx {
             client,
             base,
-            shots,
+            shots: shots.clone(),
         };
         let scenarios: [(&str, Scenario); 5] = [
             ("create an item, answered by us-east-1", |c| {
@@ -167,7 +183,10 @@ pub fn run_all() -> anyhow::Result<(usize, usize)> {
         anyhow::Ok((passed, failed))
     })?;
     drop(reaper);
-    println!("e2e: {passed} passed, {failed} failed");
+    println!(
+        "e2e: {passed} passed, {failed} failed; screenshots in {}",
+        shots.display()
+    );
     ensure!(
         failed == 0,
         "e2e: {failed} scenario(s) failed (screenshots and page logs under target/e2e/)"

@@ -11,6 +11,10 @@
 mod bench;
 mod console;
 mod e2e;
+/// Ports outside the ephemeral range: tandem-local's own module (one copy of the rule), compiled
+/// in here rather than linking the whole local stack (the API, redb, axum…) into xtask.
+#[path = "../../infra/local/src/ports.rs"]
+mod ports;
 mod setup;
 mod templates;
 mod test;
@@ -34,8 +38,11 @@ enum Command {
     Ci,
     /// Only the console's release build and its size budget.
     Console,
-    /// Only the end-to-end tests (against the console already in frontend/dist).
+    /// Only the end-to-end tests (against the console already in frontend/dist); their
+    /// screenshots go to target/e2e/screenshots/.
     E2e,
+    /// The end-to-end tests, writing their screenshots to docs/screenshots/ (the README's).
+    Screenshots,
     /// Every benchmark figure (installs nginx, wrk, brotli when missing).
     Bench,
     /// Build the console and run `tandem up` with it; extra arguments go to `tandem up`.
@@ -54,7 +61,8 @@ fn main() -> anyhow::Result<()> {
             console::build()?;
             console::size_budget()
         }
-        Command::E2e => e2e::run_all().map(drop),
+        Command::E2e => e2e::run_all(e2e::Screenshots::Target).map(drop),
+        Command::Screenshots => e2e::run_all(e2e::Screenshots::Docs).map(drop),
         Command::Bench => bench::run_all(),
         Command::Dev { args } => dev(args),
     }
@@ -67,8 +75,8 @@ fn dev(args: Vec<String>) -> anyhow::Result<()> {
     setup::rust()?;
     setup::console_tools()?;
     console::build()?;
-    let t = util::step("cargo build --release --bin tandem");
-    util::run(util::cargo().args(["build", "--release", "--bin", "tandem"]))?;
+    let t = util::step("cargo build --release -p tandem-cli --bin tandem");
+    util::run(util::cargo().args(["build", "--release", "-p", "tandem-cli", "--bin", "tandem"]))?;
     util::done(t);
     let tandem = util::target_dir().join("release/tandem");
     println!(

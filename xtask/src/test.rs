@@ -62,7 +62,7 @@ pub fn run_all() -> anyhow::Result<()> {
 
     schemathesis()?;
     crate::templates::run_all()?;
-    let (e2e_passed, e2e_failed) = e2e::run_all()?;
+    let (e2e_passed, e2e_failed) = e2e::run_all(e2e::Screenshots::Target)?;
     println!("\nall checks passed");
     println!("cargo-test: {passed} passed, {failed} failed");
     println!("e2e: {e2e_passed} passed, {e2e_failed} failed");
@@ -116,7 +116,7 @@ fn schemathesis() -> anyhow::Result<()> {
     run(cargo().args(["build", "-p", "tandem-api", "--bin", "tandem-api"]))?;
     let data = util::target_dir().join("schemathesis-data");
     let _ = std::fs::remove_dir_all(&data);
-    let port = util::free_port()?;
+    let port = util::free_ports(1)?;
     let mut region = Command::new(util::target_dir().join("debug/tandem-api"))
         .args([
             "--region",

@@ -66,11 +66,11 @@ pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// `n` consecutive free ports on 127.0.0.1 below the ephemeral range (`tandem up` puts region N
+/// on base + N): [`crate::ports::free_block`], the rule the local stack and its tests follow, so
+/// that a region restarted by a scenario gets its port back.
+pub fn free_ports(n: u16) -> anyhow::Result<u16> {
+    crate::ports::free_block(n).with_context(|| format!("found no {n} consecutive free ports"))
 }
 
 /// Waits until something listens on `port`.
@@ -93,24 +93,6 @@ pub fn run_in(dir: &Path, cmd: &mut Command) -> anyhow::Result<()> {
         bail!("{shown} failed ({status})");
     }
     Ok(())
-}
-
-/// A free base port whose next `n - 1` ports are free too (`tandem up` puts region N on
-/// base + N). Held briefly, so another process could still take one: good enough for tests.
-pub fn free_port_block(n: u16) -> anyhow::Result<u16> {
-    for _ in 0..50 {
-        let base = free_port()?;
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let held: Vec<_> = (0..n)
-            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
-            .collect();
-        if held.len() == usize::from(n) {
-            return Ok(base);
-        }
-    }
-    bail!("found no {n} consecutive free ports")
 }
 
 /// A program on PATH (or in cargo's bin directory, where `cargo install` puts it).

@@ -1,5 +1,6 @@
 //! Test harness: the same requests sent through every adapter (HTTP on a real port, or an
-//! API Gateway HTTP API event through `lambda_http`), and moto's DynamoDB server.
+//! API Gateway HTTP API event through `lambda_http`), and DynamoDB on moto's server (started by
+//! the test kit).
 
 #![allow(dead_code)]
 
@@ -9,13 +10,10 @@ use aws_sdk_dynamodb::types::{
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::TcpListener as StdListener;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 use tandem_api::store::dynamo::DynamoStore;
 use tandem_api::{Config, router};
+pub use tandem_testkit::Moto;
 use tower::ServiceExt as _;
 
 /// A response as every adapter reports it.
@@ -261,83 +259,22 @@ pub fn config(region: &str, token: Option<&str>) -> Config {
     }
 }
 
-/// moto's DynamoDB server on a free port, killed when dropped.
-pub struct Moto {
-    child: Child,
-    pub endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Where `moto_server` is: `$TANDEM_MOTO_SERVER`, the venv `cargo xtask test` makes, or PATH.
-fn moto_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("TANDEM_MOTO_SERVER") {
-        return path.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/moto_server");
-    if venv.exists() {
-        return venv;
-    }
-    "moto_server".into()
-}
-
-impl Moto {
-    /// Starts moto. A missing moto fails the test: these tests never skip.
-    pub async fn start() -> Moto {
-        let port = StdListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let bin = moto_binary();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {} ({e}): run `cargo xtask test`, which installs moto, or set TANDEM_MOTO_SERVER", bin.display())
-            });
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return moto;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("moto_server did not start on port {port}");
-    }
-
-    /// A DynamoDB client for this server, with dummy credentials.
-    pub fn client(&self) -> aws_sdk_dynamodb::Client {
-        let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests");
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(creds)
-            .endpoint_url(&self.endpoint)
-            .http_client(
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                    ))
-                    .build_https(),
-            )
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
-    }
+/// DynamoDB on a [`Moto`] server.
+pub trait MotoExt {
+    /// A DynamoDB client for this server, with test credentials.
+    fn client(&self) -> impl Future<Output = aws_sdk_dynamodb::Client>;
 
     /// Creates a table shaped like the one the templates deploy, and a store on it.
-    pub async fn store(&self, table: &str, region: &str) -> DynamoStore {
-        let client = self.client();
+    fn store(&self, table: &str, region: &str) -> impl Future<Output = DynamoStore>;
+}
+
+impl MotoExt for Moto {
+    async fn client(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config("us-east-1").await)
+    }
+
+    async fn store(&self, table: &str, region: &str) -> DynamoStore {
+        let client = self.client().await;
         client
             .create_table()
             .table_name(table)

@@ -7,10 +7,13 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::sync::Arc;
+use std::time::Duration;
 use tandem_api::Config;
 use tandem_api::store::embedded::EmbeddedStore;
-use tandem_infra::edge::{Edge, Origin};
-use tandem_infra::settings::EdgeSettings;
+use tandem_local::client::ControlClient;
+use tandem_local::edge::{Edge, Origin};
+use tandem_shared::control::EdgeSettings;
+use tandem_shared::{Fault, FaultState};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
 
@@ -50,7 +53,7 @@ async fn stack(dir: &std::path::Path) -> String {
         settings: EdgeSettings::default(),
         origin_secret: Some(SECRET.into()),
     });
-    let addr = serve(tandem_infra::edge::router(edge, Router::new(), None)).await;
+    let addr = serve(tandem_local::edge::router(edge, Router::new(), None)).await;
     format!("http://{addr}")
 }
 
@@ -89,16 +92,9 @@ async fn get(url: String) -> (StatusCode, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn admin_state(edge: &str, region: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{edge}/region/{region}/api/admin/fault"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+async fn admin_state(edge: &str, region: &str) -> FaultState {
+    let control = ControlClient::new(edge, TOKEN, Duration::from_secs(30)).unwrap();
+    control.fault(region).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,9 +123,12 @@ async fn fault_and_heal_through_the_edge() {
         "{out}"
     );
     let state = admin_state(&edge, WEST).await;
-    assert_eq!(state["fault"]["mode"], "error");
-    assert_eq!(state["fault"]["status"], 503);
-    assert!(state["expires_at"].is_string(), "{state}");
+    let error = Fault::Error {
+        status: 503,
+        duration_s: Some(30),
+    };
+    assert_eq!(state.fault, error);
+    assert!(state.expires_at.is_some(), "{state:?}");
     // Only the region named is faulted.
     let (status, body) = get(format!("{edge}/region/{WEST}/api/items/x")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -145,7 +144,11 @@ async fn fault_and_heal_through_the_edge() {
     .await;
     assert!(ok, "{out}\n{err}");
     assert_eq!(out.trim(), "us-east-1: data routes answer 1500 ms late");
-    assert_eq!(admin_state(&edge, EAST).await["fault"]["latency_ms"], 1500);
+    let slow = Fault::Slow {
+        latency_ms: 1500,
+        duration_s: None,
+    };
+    assert_eq!(admin_state(&edge, EAST).await.fault, slow);
 
     // Heal, with the token taken from a pasted console URL.
     let (ok, out, err) = tandem(
@@ -225,7 +228,7 @@ async fn fault_and_heal_through_the_edge() {
     .await;
     assert!(!ok);
     assert!(err.contains("error:<status> or slow:<ms>"), "{err}");
-    assert_eq!(admin_state(&edge, EAST).await["fault"]["mode"], "none");
+    assert!(admin_state(&edge, EAST).await.fault.is_none());
 }
 
 /// CloudFront is HTTPS only: the command must speak TLS to an https:// endpoint. Offline, the

@@ -6,7 +6,23 @@ mod common;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tandem_api::store::now_ms;
+use tandem_shared::Fault;
+use tandem_shared::control::{Outage, RegionState, ReplicationPatch};
+use tandem_shared::item::parse_timestamp;
+use tandem_testkit::{Signal, alive, exit_status, signal, until};
+
+/// Waits until the clock (the regions' too: they run on this machine) is past `ms`, so that a
+/// write made now is stamped later than one stamped at `ms` (last writer wins by milliseconds).
+async fn past(ms: u64) {
+    let past = until(Duration::from_secs(5), || async {
+        (now_ms() > ms).then_some(())
+    });
+    assert!(past.await.is_some(), "the clock did not pass {ms}");
+}
 
 #[tokio::test]
 async fn healthy_write_is_answered_by_the_primary_and_replicates() {
@@ -66,31 +82,18 @@ async fn reads_fail_over_on_every_primary_fault() {
     assert_eq!(r.status(), 201);
     s.converged("r1").await;
 
-    let cases: Vec<(&str, &str)> = vec![
-        ("error:500", "status-500"),
-        ("error:502", "status-502"),
-        ("error:503", "status-503"),
-        ("error:504", "status-504"),
-        ("slow", "timeout"),
-        ("stopped", "connect"),
-        ("crashed", "connect"),
-        ("blackhole", "timeout"),
+    let cases = [
+        (Outage::Error { status: 500 }, "status-500"),
+        (Outage::Error { status: 502 }, "status-502"),
+        (Outage::Error { status: 503 }, "status-503"),
+        (Outage::Error { status: 504 }, "status-504"),
+        (Outage::Slow { latency_ms: 2500 }, "timeout"),
+        (Outage::Stopped, "connect"),
+        (Outage::Crashed, "connect"),
+        (Outage::Blackhole, "timeout"),
     ];
     for (fault, reason) in cases {
-        match fault.split_once(':') {
-            Some(("error", status)) => {
-                s.fault(
-                    EAST,
-                    json!({"mode": "error", "status": status.parse::<u16>().unwrap()}),
-                )
-                .await
-            }
-            _ if fault == "slow" => {
-                s.fault(EAST, json!({"mode": "slow", "latency_ms": 2500}))
-                    .await
-            }
-            _ => s.set_region(EAST, fault).await,
-        }
+        s.control().inject(EAST, fault, None).await.unwrap();
         for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
             let started = Instant::now();
             let r = s.edge(method.clone(), "/api/items/r1", None).await;
@@ -129,11 +132,7 @@ async fn reads_fail_over_on_every_primary_fault() {
             }
         }
         // Heal; the next request starts at the primary again (no stickiness).
-        match fault.split_once(':') {
-            Some(_) => s.fault(EAST, json!({"mode": "none"})).await,
-            _ if fault == "slow" => s.fault(EAST, json!({"mode": "none"})).await,
-            _ => s.set_region(EAST, "up").await,
-        }
+        s.control().clear(EAST, fault).await.unwrap();
         let r = s.edge(Method::GET, "/api/items/r1", None).await;
         assert_eq!(
             (r.status(), header(&r, "x-edge-origin")),
@@ -166,7 +165,11 @@ async fn writes_do_not_fail_over_and_client_errors_pass_through() {
     );
 
     // Primary answers 503: PUT and DELETE get the primary's 503.
-    s.fault(EAST, json!({"mode": "error", "status": 503})).await;
+    let error = Fault::Error {
+        status: 503,
+        duration_s: None,
+    };
+    s.fault(EAST, error).await;
     for method in [Method::PUT, Method::DELETE] {
         let r = s
             .edge(
@@ -205,12 +208,12 @@ async fn writes_do_not_fail_over_and_client_errors_pass_through() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    s.fault(EAST, json!({"mode": "none"})).await;
+    s.fault(EAST, Fault::NONE).await;
 
     // Primary stopped: the edge's own 502; blackholed: its own 504; both JSON.
     for (state, status) in [
-        ("stopped", StatusCode::BAD_GATEWAY),
-        ("blackhole", StatusCode::GATEWAY_TIMEOUT),
+        (RegionState::Stopped, StatusCode::BAD_GATEWAY),
+        (RegionState::Blackhole, StatusCode::GATEWAY_TIMEOUT),
     ] {
         s.set_region(EAST, state).await;
         let r = s
@@ -227,17 +230,20 @@ async fn writes_do_not_fail_over_and_client_errors_pass_through() {
             .edge(Method::DELETE, "/region/us-west-2/api/items/w1", None)
             .await;
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
-        s.set_region(EAST, "up").await;
+        s.set_region(EAST, RegionState::Up).await;
     }
 }
 
 #[tokio::test]
 async fn partition_then_heal_converges_last_writer_wins() {
     let s = Stack::start().await;
-    let v = s
-        .control(Method::PUT, "/replication", json!({"paused": true}))
-        .await;
-    assert_eq!(v["config"]["paused"], true);
+    let paused = |paused| ReplicationPatch {
+        paused: Some(paused),
+        lag_ms: None,
+    };
+    let v = s.control().set_replication(paused(true)).await.unwrap();
+    assert!(v.config.paused);
+    // A write's timestamp, in milliseconds.
     let put = |region: &'static str, id: &'static str, v: &'static str| {
         let s = &s;
         async move {
@@ -249,8 +255,11 @@ async fn partition_then_heal_converges_last_writer_wins() {
                 )
                 .await;
             assert!(r.status().is_success(), "{region} {id}");
+            let body: Value = r.json().await.unwrap();
+            parse_timestamp(body["item"]["updated_at"].as_str().unwrap()).unwrap()
         }
     };
+    // When the delete was answered (its timestamp is at most that, or the item's last one + 1).
     let delete = |region: &'static str, id: &'static str| {
         let s = &s;
         async move {
@@ -262,40 +271,30 @@ async fn partition_then_heal_converges_last_writer_wins() {
                 )
                 .await;
             assert_eq!(r.status(), StatusCode::NO_CONTENT);
+            now_ms()
         }
     };
     // Same id written in both regions: the later write (west) must win everywhere.
-    put(EAST, "p1", "east").await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    past(put(EAST, "p1", "east").await).await;
     put(WEST, "p1", "west").await;
     // A later delete beats an earlier write...
-    put(WEST, "p2", "west").await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    put(EAST, "p2", "east").await;
+    past(put(WEST, "p2", "west").await).await;
+    past(put(EAST, "p2", "east").await).await;
     delete(WEST, "p2").await;
     // ...and a later write beats an earlier delete.
-    put(EAST, "p3", "one").await;
+    let one = put(EAST, "p3", "one").await;
     put(WEST, "p3", "one").await;
-    delete(EAST, "p3").await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    past(delete(EAST, "p3").await.max(one + 1)).await;
     put(WEST, "p3", "two").await;
 
     // Still partitioned: each region sees its own writes only.
     let r: Value = s.direct(EAST, "/api/items/p1").await.json().await.unwrap();
     assert_eq!(r["item"]["data"]["v"], "east");
-    let rep = s.control(Method::GET, "/replication", json!({})).await;
-    let pending: u64 = rep["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["pending"].as_u64().unwrap_or(0))
-        .sum();
-    assert_eq!(rep["config"]["paused"], true);
-    assert!(rep["pairs"].as_array().unwrap().len() == 2, "{rep}");
-    let _ = pending; // pending is only known after a pull; paused regions do not pull.
+    let rep = s.control().replication().await.unwrap();
+    assert!(rep.config.paused);
+    assert_eq!(rep.pairs.len(), 2, "{rep:?}");
 
-    s.control(Method::PUT, "/replication", json!({"paused": false}))
-        .await;
+    s.control().set_replication(paused(false)).await.unwrap();
     let (status, item) = s.converged("p1").await;
     assert_eq!(
         (
@@ -312,17 +311,18 @@ async fn partition_then_heal_converges_last_writer_wins() {
         (status, item["data"]["v"].clone()),
         (StatusCode::OK, json!("two"))
     );
-    let rep = s.control(Method::GET, "/replication", json!({})).await;
-    for pair in rep["pairs"].as_array().unwrap() {
-        assert_eq!(pair["pending"], 0, "{pair}");
+    let rep = s.control().replication().await.unwrap();
+    for pair in &rep.pairs {
+        assert_eq!(pair.pending, 0, "{pair:?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashing_the_primary_mid_write_loses_no_acknowledged_write() {
-    let s = std::sync::Arc::new(Stack::start().await);
+    let s = Arc::new(Stack::start().await);
+    let (acks, failovers) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let writer = {
-        let s = s.clone();
+        let (s, acks, failovers) = (s.clone(), acks.clone(), failovers.clone());
         tokio::spawn(async move {
             let mut acked: Vec<(String, Value)> = Vec::new();
             let mut failed_over = 0;
@@ -339,6 +339,7 @@ async fn crashing_the_primary_mid_write_loses_no_acknowledged_write() {
                 // write through /api is resent to the other region.
                 if !matches!(&r, Ok(resp) if resp.status().is_success()) {
                     failed_over += 1;
+                    failovers.fetch_add(1, Ordering::SeqCst);
                     r = s
                         .http
                         .put(format!("{}/region/{WEST}/api/items/{id}", s.edge))
@@ -350,6 +351,7 @@ async fn crashing_the_primary_mid_write_loses_no_acknowledged_write() {
                     Ok(resp) if resp.status().is_success() => {
                         let v: Value = resp.json().await.unwrap();
                         acked.push((id, v["item"].clone()));
+                        acks.fetch_add(1, Ordering::SeqCst);
                     }
                     Ok(resp) => eprintln!(
                         "{id}: {} {}",
@@ -362,10 +364,25 @@ async fn crashing_the_primary_mid_write_loses_no_acknowledged_write() {
             (acked, failed_over)
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    s.set_region(EAST, "crashed").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    s.set_region(EAST, "up").await;
+    // Crash once the writer is under way; bring the primary back once the crash has cost
+    // writes through /api (counted, not timed: a slow machine only makes the test slower).
+    let reached = |counter: &Arc<AtomicUsize>, n: usize| {
+        let counter = counter.clone();
+        until(Duration::from_secs(60), move || {
+            let counter = counter.clone();
+            async move { (counter.load(Ordering::SeqCst) >= n).then_some(()) }
+        })
+    };
+    assert!(
+        reached(&acks, 50).await.is_some(),
+        "the writer did not start"
+    );
+    s.set_region(EAST, RegionState::Crashed).await;
+    assert!(
+        reached(&failovers, 10).await.is_some(),
+        "writes did not fail over"
+    );
+    s.set_region(EAST, RegionState::Up).await;
     let (acked, failed_over) = writer.await.unwrap();
     assert!(
         acked.len() >= 390,
@@ -385,30 +402,27 @@ async fn crashing_the_primary_mid_write_loses_no_acknowledged_write() {
 
 #[tokio::test]
 async fn sigterm_leaves_no_process_behind() {
-    let mut s = Stack::start().await;
-    let v = s.control(Method::GET, "/regions", json!({})).await;
-    let pids: Vec<u32> = v["regions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["pid"].as_u64().unwrap() as u32)
-        .collect();
+    let s = Stack::start().await;
+    let pids = s.region_pids().await.unwrap();
     assert_eq!(pids.len(), 2);
-    s.set_region(WEST, "blackhole").await; // even a SIGSTOPped region must go
-    // SAFETY: signalling our own child.
-    unsafe { libc_kill(s.child.id() as i32, 2) }; // SIGINT, as Ctrl-C
-    let status = s.child.wait().unwrap();
+    s.set_region(WEST, RegionState::Blackhole).await; // even a SIGSTOPped region must go
+    assert!(signal(s.pid(), Signal::SIGINT)); // as Ctrl-C
+    let status = until(Duration::from_secs(30), || async { exit_status(s.pid()) }).await;
+    let status = status.expect("tandem up is still running");
     assert!(status.success(), "tandem up exited with {status}");
-    std::thread::sleep(Duration::from_millis(100));
-    for pid in pids {
-        assert!(!pid_alive(pid), "region process {pid} outlived tandem up");
-    }
+    let gone = until(Duration::from_secs(5), || async {
+        pids.iter().all(|(_, pid)| !alive(*pid)).then_some(())
+    });
+    assert!(
+        gone.await.is_some(),
+        "region processes outlived tandem up: {pids:?}"
+    );
 }
 
 #[tokio::test]
 async fn sigterm_stops_the_stack_while_half_sent_requests_are_open() {
     use std::io::Write as _;
-    let mut s = Stack::start().await;
+    let s = Stack::start().await;
     // Half a request to the edge and half to each region: nobody will ever finish them.
     let mut open = Vec::new();
     for base in std::iter::once(&s.edge).chain(s.regions.values()) {
@@ -417,18 +431,11 @@ async fn sigterm_stops_the_stack_while_half_sent_requests_are_open() {
             .unwrap();
         open.push(c);
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc_kill(s.child.id() as i32, 15) };
+    assert!(signal(s.pid(), Signal::SIGTERM));
     // The drain is bounded (3 s for the edge, then each region's), so this returns; before,
     // the edge waited for the half-sent request forever.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "tandem up is still running");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = until(Duration::from_secs(30), || async { exit_status(s.pid()) }).await;
+    let status = status.expect("tandem up is still running");
     assert!(status.success(), "tandem up exited with {status}");
 }
 
@@ -484,21 +491,13 @@ async fn a_region_whose_database_cannot_open_does_not_take_the_stack_down() {
     // A directory where us-west-2's database file should be: redb cannot open it.
     std::fs::create_dir_all(data.path().join(WEST).join("tandem.redb")).unwrap();
     let s = Stack::start_in(data).await;
-    let v = s.control(Method::GET, "/regions", json!({})).await;
-    let region = |name: &str| {
-        v["regions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["region"] == name)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(region(EAST)["state"], "up", "{v}");
-    assert_eq!(region(WEST)["state"], "crashed", "{v}");
+    let v = s.control().regions().await.unwrap();
+    let region = |name: &str| v.regions.iter().find(|r| r.region == name).unwrap();
+    assert_eq!(region(EAST).state, RegionState::Up, "{v:?}");
+    assert_eq!(region(WEST).state, RegionState::Crashed, "{v:?}");
     assert!(
-        region(WEST)["error"].as_str().unwrap().contains(WEST),
-        "the control API says which region and why: {v}"
+        region(WEST).error.as_deref().unwrap().contains(WEST),
+        "the control API says which region and why: {v:?}"
     );
     let r = s
         .edge(

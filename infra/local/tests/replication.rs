@@ -9,28 +9,38 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tandem_infra::replication::wire::{self, Frame, Key};
+use std::time::Duration;
+use tandem_local::replication::wire::{self, Frame, Key};
+use tandem_shared::control::{RegionState, ReplicationPatch};
+use tandem_shared::replication::LinkState;
+use tandem_testkit::{free_block, until};
 
 const KEY: &str = "replication-test-key";
 
 /// Polls `check` until it gives `Some`, or panics with `what` after `secs`.
-async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+async fn wait_for<T, F, Fut>(secs: u64, what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let found = until(Duration::from_secs(secs), check).await;
+    found.unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Replication paused or resumed.
+fn paused(paused: bool) -> ReplicationPatch {
+    ReplicationPatch {
+        paused: Some(paused),
+        lag_ms: None,
     }
 }
 
-/// A `tandem region` process started by the test itself, for what `tandem up` does not expose.
+/// Two consecutive free ports (outside the ephemeral range) for two `tandem-local region`s.
+fn free_ports() -> u16 {
+    free_block(2).expect("two consecutive free ports")
+}
+
+/// A `tandem-local region` process started by the test itself, for what `up` does not expose.
 struct Region {
     child: Child,
     url: String,
@@ -51,7 +61,7 @@ impl Region {
         peers: &[(&str, u16)],
         extra: &[&str],
     ) -> Region {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        let mut cmd = Command::new(EXE);
         cmd.args([
             "region",
             "--region",
@@ -210,7 +220,7 @@ async fn a_write_at_the_deepest_accepted_nesting_replicates_and_later_writes_fol
 }
 
 /// Peak resident memory of a process, from /proc.
-fn peak_rss_kib(pid: u64) -> u64 {
+fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
@@ -222,8 +232,7 @@ fn peak_rss_kib(pid: u64) -> u64 {
 #[tokio::test]
 async fn a_backlog_of_large_items_drains_with_bounded_memory() {
     let s = Stack::start().await;
-    s.control(Method::PUT, "/replication", json!({"paused": true}))
-        .await;
+    s.control().set_replication(paused(true)).await.unwrap();
     // 500 items just under the 400 KB limit: a 200 MB backlog.
     let blob = "x".repeat(400_000);
     let writes = 500;
@@ -237,16 +246,11 @@ async fn a_backlog_of_large_items_drains_with_bounded_memory() {
             .await;
         assert_eq!(r.status(), 201, "big-{i}");
     }
-    s.control(Method::PUT, "/replication", json!({"paused": false}))
-        .await;
+    s.control().set_replication(paused(false)).await.unwrap();
     wait_for(120, "the backlog to drain", || async {
-        let v = s.control(Method::GET, "/replication", json!({})).await;
-        let pair = v["pairs"]
-            .as_array()?
-            .iter()
-            .find(|p| p["from"] == EAST)?
-            .clone();
-        (pair["applied"] == json!(writes) && pair["pending"] == json!(0)).then_some(())
+        let v = s.control().replication().await.ok()?;
+        let pair = v.pairs.into_iter().find(|p| p.from == EAST)?;
+        (pair.applied == writes && pair.pending == 0).then_some(())
     })
     .await;
     assert_eq!(
@@ -255,11 +259,10 @@ async fn a_backlog_of_large_items_drains_with_bounded_memory() {
             .status(),
         200
     );
-    let regions = s.control(Method::GET, "/regions", json!({})).await;
-    for r in regions["regions"].as_array().unwrap() {
-        let peak = peak_rss_kib(r["pid"].as_u64().unwrap());
+    for (region, pid) in s.region_pids().await.unwrap() {
+        let peak = peak_rss_kib(pid);
         // Pulls carry at most 4 MiB (plus one item), so the backlog's size does not matter.
-        assert!(peak < 512 * 1024, "{} peaked at {peak} KiB", r["region"]);
+        assert!(peak < 512 * 1024, "{region} peaked at {peak} KiB");
     }
 }
 
@@ -289,9 +292,9 @@ async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow
     for id in ["east-4", "west-2"] {
         s.converged(id).await;
     }
-    s.set_region(WEST, "stopped").await;
-    std::fs::remove_dir_all(s._data.path().join(WEST)).unwrap();
-    s.set_region(WEST, "up").await;
+    s.set_region(WEST, RegionState::Stopped).await;
+    std::fs::remove_dir_all(s.data_dir().join(WEST)).unwrap();
+    s.set_region(WEST, RegionState::Up).await;
     // Everything comes back, what us-west-2 wrote itself included.
     for id in ["east-0", "east-4", "west-0", "west-2"] {
         let (status, _) = s.converged(id).await;
@@ -311,8 +314,8 @@ async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow
         (status.as_u16(), item["updated_in"].as_str()),
         (200, Some(WEST))
     );
-    // `tandem verify` agrees, and says so.
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+    // `verify` agrees, and says so.
+    let out = Command::new(EXE)
         .args([
             "verify",
             "--endpoint",
@@ -331,21 +334,15 @@ async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("2 regions agree"), "{stdout}");
-    let v = s.control(Method::GET, "/replication", json!({})).await;
-    let resyncs: u64 = v["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["resyncs"].as_u64().unwrap())
-        .sum();
-    assert!(resyncs >= 2, "both sides copied the other's state: {v}");
+    let v = s.control().replication().await.unwrap();
+    let resyncs: u64 = v.pairs.iter().map(|p| p.resyncs).sum();
+    assert!(resyncs >= 2, "both sides copied the other's state: {v:?}");
 }
 
 #[tokio::test]
 async fn tandem_verify_names_the_ids_that_differ() {
     let s = Stack::start().await;
-    s.control(Method::PUT, "/replication", json!({"paused": true}))
-        .await;
+    s.control().set_replication(paused(true)).await.unwrap();
     let r = s
         .edge(
             Method::PUT,
@@ -354,7 +351,7 @@ async fn tandem_verify_names_the_ids_that_differ() {
         )
         .await;
     assert_eq!(r.status(), 201);
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+    let out = Command::new(EXE)
         .args(["verify", "--endpoint", &s.edge, "--token", TOKEN])
         .output()
         .unwrap();
@@ -364,8 +361,7 @@ async fn tandem_verify_names_the_ids_that_differ() {
         stdout.contains("only-east") && stdout.contains(&format!("{WEST}: absent")),
         "{stdout}"
     );
-    s.control(Method::PUT, "/replication", json!({"paused": false}))
-        .await;
+    s.control().set_replication(paused(false)).await.unwrap();
     s.converged("only-east").await;
 }
 
@@ -591,21 +587,20 @@ async fn anti_entropy_repairs_a_divergence_no_log_records() {
     s.converged("base").await;
     // Both links have made first contact (and copied each other's state).
     wait_for(15, "both links to be up", || async {
-        let v = s.control(Method::GET, "/replication", json!({})).await;
-        let pairs = v["pairs"].as_array()?;
+        let pairs = s.control().replication().await.ok()?.pairs;
         (pairs.len() == 2
             && pairs
                 .iter()
-                .all(|p| p["state"] == "ok" && p["resyncs"] == 1))
+                .all(|p| p.state == LinkState::Ok && p.resyncs == 1))
         .then_some(())
     })
     .await;
     // Behind replication's back: a record appears in us-west-2's store with no outbox entry
     // (as a bug, a restored backup or a bit flip might leave it).
-    s.set_region(WEST, "stopped").await;
+    s.set_region(WEST, RegionState::Stopped).await;
     {
         let store =
-            tandem_api::store::embedded::EmbeddedStore::open(&s._data.path().join(WEST), WEST)
+            tandem_api::store::embedded::EmbeddedStore::open(&s.data_dir().join(WEST), WEST)
                 .unwrap();
         let sneaky = tandem_shared::Record {
             id: "sneaky".into(),
@@ -616,16 +611,11 @@ async fn anti_entropy_repairs_a_divergence_no_log_records() {
         };
         assert_eq!(store.apply_records(&[sneaky]).unwrap(), 1);
     }
-    s.set_region(WEST, "up").await;
+    s.set_region(WEST, RegionState::Up).await;
     // Digests differ, the bucket is compared, and us-east-1 takes the record.
     let (status, _) = s.converged("sneaky").await;
     assert_eq!(status, 200);
-    let v = s.control(Method::GET, "/replication", json!({})).await;
-    let into_east = v["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["to"] == EAST)
-        .unwrap();
-    assert!(into_east["repaired"].as_u64().unwrap() >= 1, "{v}");
+    let v = s.control().replication().await.unwrap();
+    let into_east = v.pairs.iter().find(|p| p.to == EAST).unwrap();
+    assert!(into_east.repaired >= 1, "{v:?}");
 }
