@@ -1,11 +1,24 @@
-//! Outage drills: what one request of a drill recorded, and the figures a drill reports.
+//! Outage drills: what one request of a drill recorded, the rules that judge it, and the
+//! figures a drill reports.
 //!
 //! Shared by `tandem drill` and the console's drill button so that both measure the same
 //! things the same way: failed requests by kind and phase, time to the first success from the
-//! other region, stale reads, latency percentiles per phase and per region, lost writes.
+//! other region, stale reads, latency percentiles per phase and per region, lost writes and
+//! convergence. No IO here: the callers read, these functions judge.
+//!
+//! The rules, all in last-writer-wins order (SPEC §2, [`Stamp`]):
+//! - a write is *acknowledged* when a region answered 2xx with the item it stored;
+//! - it is *lost* when, after convergence, some region holds nothing for its id or a write older
+//!   than the last acknowledged write to that id ([`lost_writes`]); a later write is a
+//!   legitimate overwrite, not a loss (a write the client gave up on, e.g. one a blackholed
+//!   region applies when it wakes up, may land after the acknowledged one);
+//! - the regions have *converged* when they hold the same final state for every id
+//!   ([`diverging`]);
+//! - a read is *stale* when it finds an acknowledged write missing or older ([`is_stale_read`]).
 
+use crate::item::{Item, parse_timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The phase of a drill a request started in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -41,7 +54,8 @@ pub struct Sample {
     pub edge_failover: Option<String>,
     /// The write was resent to the other region after a 5xx or a network error.
     pub client_failover: bool,
-    /// A read of an acknowledged write that found it missing: not yet replicated.
+    /// A read of an acknowledged write that found it missing or older ([`is_stale_read`]): the
+    /// answering region has not got it yet.
     pub stale: bool,
 }
 
@@ -61,21 +75,26 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// The count, p50 and p99 ([`percentile`]) of `values`, in any order.
     pub fn of(mut values: Vec<f64>) -> Latency {
         values.sort_by(f64::total_cmp);
-        let pick = |p: f64| -> Option<f64> {
-            if values.is_empty() {
-                return None;
-            }
-            let rank = ((values.len() as f64 * p).ceil() as usize).clamp(1, values.len());
-            Some(values[rank - 1])
-        };
         Latency {
             count: values.len(),
-            p50_ms: pick(0.50),
-            p99_ms: pick(0.99),
+            p50_ms: percentile(&values, 0.50),
+            p99_ms: percentile(&values, 0.99),
         }
     }
+}
+
+/// The nearest-rank `p` percentile (`p` in `0.0..=1.0`) of `sorted`, which must be sorted
+/// ascending: the smallest value with at least `p` of the values at or below it. `None` when
+/// there are no values. The one way Tandem computes percentiles (drills, the bench, lag).
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
 }
 
 /// Requests that failed, by kind and phase.
@@ -156,6 +175,115 @@ impl Summary {
     }
 }
 
+/// A write's place in last-writer-wins order (SPEC §2): when it was accepted and by which
+/// region, ordered as `Record::lww_cmp` orders records. Equal stamps are the same write.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    /// When the write was accepted: milliseconds since the Unix epoch.
+    pub updated_at_ms: u64,
+    /// The region that accepted it.
+    pub updated_in: String,
+}
+
+impl Stamp {
+    /// The stamp of the write `item` shows; `None` when its `updated_at` is not a timestamp.
+    pub fn of(item: &Item) -> Option<Stamp> {
+        Some(Stamp {
+            updated_at_ms: parse_timestamp(&item.updated_at)?,
+            updated_in: item.updated_in.clone(),
+        })
+    }
+}
+
+/// A write a region acknowledged: a 2xx answer carrying the item it stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckedWrite {
+    pub id: String,
+    pub stamp: Stamp,
+}
+
+/// What the regions held when a drill read the acknowledged ids back: region → id → the stamp
+/// of the item found there, `None` when the region had no item (404). An id missing from a
+/// region's map (its read failed) counts as not held there.
+pub type Held = BTreeMap<String, BTreeMap<String, Option<Stamp>>>;
+
+/// An acknowledged write that a region did not hold after convergence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostWrite {
+    pub id: String,
+    pub region: String,
+    /// The last write to the id that a region acknowledged.
+    pub acknowledged: Stamp,
+    /// What the region held instead: an older write, or nothing.
+    pub found: Option<Stamp>,
+}
+
+/// The last acknowledged write to each id, in last-writer-wins order (not in the order the
+/// acknowledgements arrived: concurrent writes may be acknowledged out of order).
+pub fn last_acknowledged(acked: &[AckedWrite]) -> BTreeMap<&str, &Stamp> {
+    let mut last: BTreeMap<&str, &Stamp> = BTreeMap::new();
+    for a in acked {
+        let entry = last.entry(a.id.as_str()).or_insert(&a.stamp);
+        if a.stamp > **entry {
+            *entry = &a.stamp;
+        }
+    }
+    last
+}
+
+/// The acknowledged writes that some region of `held` lost: for an id, the region holds nothing
+/// or a write older than the last acknowledged one ([`last_acknowledged`]). Holding a later
+/// write is an overwrite, not a loss. One entry per id and region, sorted by id then region.
+pub fn lost_writes(acked: &[AckedWrite], held: &Held) -> Vec<LostWrite> {
+    let mut lost = Vec::new();
+    for (id, acknowledged) in last_acknowledged(acked) {
+        for (region, ids) in held {
+            let found = ids.get(id).cloned().flatten();
+            if found.as_ref().is_none_or(|f| f < acknowledged) {
+                lost.push(LostWrite {
+                    id: id.to_owned(),
+                    region: region.clone(),
+                    acknowledged: acknowledged.clone(),
+                    found,
+                });
+            }
+        }
+    }
+    lost
+}
+
+/// The ids whose final state is not the same in every region of `held` (an id a region has no
+/// entry for counts as not held there), sorted. Empty when the regions have converged.
+pub fn diverging(held: &Held) -> Vec<String> {
+    let ids: BTreeSet<&String> = held.values().flat_map(BTreeMap::keys).collect();
+    let state = |ids: &BTreeMap<String, Option<Stamp>>, id: &String| ids.get(id).cloned().flatten();
+    ids.into_iter()
+        .filter(|id| {
+            let mut states = held.values().map(|ids| state(ids, id));
+            let first = states.next();
+            states.any(|s| Some(s) != first)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The ids a drill still waits for after a round of reads: those with a lost write
+/// ([`lost_writes`]) or whose regions differ ([`diverging`]), sorted. Empty once the regions
+/// have converged and nothing acknowledged is missing.
+pub fn unsettled(acked: &[AckedWrite], held: &Held) -> BTreeSet<String> {
+    lost_writes(acked, held)
+        .into_iter()
+        .map(|l| l.id)
+        .chain(diverging(held))
+        .collect()
+}
+
+/// Whether a read of an acknowledged write (`acked`) that found `found` (`None`: a 404) is
+/// stale: it found nothing, or a write older than the acknowledged one.
+pub fn is_stale_read(acked: &Stamp, found: Option<&Stamp>) -> bool {
+    found.is_none_or(|f| f < acked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +334,128 @@ mod tests {
         let l = Latency::of((1..=100).map(f64::from).collect());
         assert_eq!((l.p50_ms, l.p99_ms), (Some(50.0), Some(99.0)));
         assert_eq!(Latency::of(vec![]).p50_ms, None);
+        assert_eq!(percentile(&[7u64], 0.99), Some(7));
+        assert_eq!(percentile(&[1.0, 2.0], 0.5), Some(1.0));
+        assert_eq!(percentile(&[1.0, 2.0], 0.99), Some(2.0));
+        assert_eq!(percentile(&[1.0, 2.0], 0.0), Some(1.0));
+        assert_eq!(percentile::<u64>(&[], 0.5), None);
+    }
+
+    const EAST: &str = "us-east-1";
+    const WEST: &str = "us-west-2";
+
+    fn stamp(at: u64, region: &str) -> Stamp {
+        Stamp {
+            updated_at_ms: at,
+            updated_in: region.to_owned(),
+        }
+    }
+
+    fn acked(id: &str, at: u64, region: &str) -> AckedWrite {
+        AckedWrite {
+            id: id.to_owned(),
+            stamp: stamp(at, region),
+        }
+    }
+
+    /// `id` held as `east` in us-east-1 and `west` in us-west-2.
+    fn held(id: &str, east: Option<Stamp>, west: Option<Stamp>) -> Held {
+        [(EAST, east), (WEST, west)]
+            .into_iter()
+            .map(|(r, s)| (r.to_owned(), BTreeMap::from([(id.to_owned(), s)])))
+            .collect()
+    }
+
+    #[test]
+    fn stamps_order_by_time_then_region_and_come_from_items() {
+        assert!(stamp(10, WEST) > stamp(10, EAST));
+        assert!(stamp(11, EAST) > stamp(10, WEST));
+        let item = Item {
+            id: "a".into(),
+            data: Default::default(),
+            version: 1,
+            updated_at: crate::item::format_timestamp(1_764_000_000_123),
+            updated_in: WEST.into(),
+        };
+        assert_eq!(Stamp::of(&item), Some(stamp(1_764_000_000_123, WEST)));
+        assert_eq!(
+            Stamp::of(&Item {
+                updated_at: "yesterday".into(),
+                ..item
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn an_overwritten_acknowledged_write_is_not_lost() {
+        // Two acknowledged writes to one id; both regions end with the later one. The old CLI
+        // rule (each acknowledged write's data must be what every region holds) counted the
+        // first one lost in both regions.
+        let writes = [acked("a", 10, EAST), acked("a", 20, WEST)];
+        let h = held("a", Some(stamp(20, WEST)), Some(stamp(20, WEST)));
+        assert_eq!(lost_writes(&writes, &h), vec![]);
+        // A later write nobody acknowledged (a blackholed region applying a request the client
+        // gave up on) also overwrites, it does not lose.
+        let h = held("a", Some(stamp(30, EAST)), Some(stamp(30, EAST)));
+        assert_eq!(lost_writes(&writes, &h), vec![]);
+    }
+
+    #[test]
+    fn an_older_write_or_nothing_is_a_loss_of_the_last_acknowledged_one() {
+        // Acknowledged out of order: the last in last-writer-wins order is (20, west), so a
+        // region still holding (10, east) lost it, even though (10, east) arrived last, and
+        // even if its data happened to equal the later write's (the old rule compared data).
+        let writes = [acked("a", 20, WEST), acked("a", 10, EAST)];
+        let h = held("a", Some(stamp(10, EAST)), None);
+        let lost = lost_writes(&writes, &h);
+        assert_eq!(
+            lost,
+            vec![
+                LostWrite {
+                    id: "a".into(),
+                    region: EAST.into(),
+                    acknowledged: stamp(20, WEST),
+                    found: Some(stamp(10, EAST)),
+                },
+                LostWrite {
+                    id: "a".into(),
+                    region: WEST.into(),
+                    acknowledged: stamp(20, WEST),
+                    found: None,
+                },
+            ]
+        );
+        // A region whose read failed (no entry) has not shown it holds the write.
+        let mut h = held("a", Some(stamp(20, WEST)), Some(stamp(20, WEST)));
+        h.get_mut(WEST).unwrap().clear();
+        assert_eq!(lost_writes(&writes, &h).len(), 1);
+    }
+
+    #[test]
+    fn convergence_means_the_same_final_state_everywhere() {
+        // Both regions hold the acknowledged write or a later one, so the console's rule
+        // ("each region holds it or a later write") called this converged: they still differ.
+        let writes = [acked("a", 20, WEST)];
+        let h = held("a", Some(stamp(30, EAST)), Some(stamp(20, WEST)));
+        assert_eq!(lost_writes(&writes, &h), vec![]);
+        assert_eq!(diverging(&h), vec!["a".to_owned()]);
+        assert_eq!(unsettled(&writes, &h), BTreeSet::from(["a".to_owned()]));
+        let h = held("a", Some(stamp(30, EAST)), Some(stamp(30, EAST)));
+        assert!(diverging(&h).is_empty() && unsettled(&writes, &h).is_empty());
+        // Absent everywhere agrees, but the acknowledged write is lost: still unsettled.
+        let h = held("a", None, None);
+        assert!(diverging(&h).is_empty());
+        assert_eq!(unsettled(&writes, &h).len(), 1);
+    }
+
+    #[test]
+    fn a_stale_read_finds_the_write_missing_or_older() {
+        let a = stamp(20, WEST);
+        assert!(is_stale_read(&a, None));
+        // A 200 with an older write: the old rule (404 only) called this fresh.
+        assert!(is_stale_read(&a, Some(&stamp(10, EAST))));
+        assert!(!is_stale_read(&a, Some(&a)));
+        assert!(!is_stale_read(&a, Some(&stamp(30, EAST))));
     }
 }

@@ -55,9 +55,7 @@ impl Watcher {
         healthy: &[bool],
         active: Option<&str>,
     ) -> Option<Decision> {
-        let Some(&primary) = regions.first() else {
-            return None;
-        };
+        let &primary = regions.first()?;
         let serving = active.filter(|a| regions.contains(a)).unwrap_or(primary);
         let is_healthy = |r: &str| {
             regions

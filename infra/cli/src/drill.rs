@@ -1,86 +1,38 @@
 //! `tandem drill`: an outage drill with the figures a client lives through.
 //!
 //! Steady reads and writes go through `/api` (writes failing over in the client, as the console
-//! does), the fault is injected into one region, healed, and then every acknowledged write is
-//! read back from every region until they agree. The figures ([`Summary`]) are computed by the
-//! same code the console uses. Output: a progress bar, a terminal summary, a JSON report and a
-//! self-contained HTML report with a timeline of every request.
+//! does), the outage is injected into one region through the [`ControlClient`], healed, and then
+//! every acknowledged write is read back from every region until they agree. What counts as
+//! lost, converged or stale, and the figures ([`Summary`]), come from [`tandem_shared::drill`],
+//! the same code the console uses. Output: a progress bar, a terminal summary, a JSON report and
+//! a self-contained HTML report ([`render_html`]) with a timeline of every request.
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tandem_shared::drill::{Kind, Phase, Sample, Summary};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tandem_local::client::{ControlClient, Target};
+use tandem_shared::control::Outage;
+use tandem_shared::drill::{
+    self as rules, AckedWrite, Held, Kind, LostWrite, Phase, Sample, Stamp, Summary,
+};
+use tandem_shared::fault::MAX_DURATION_S;
 use tandem_shared::headers::{EDGE_FAILOVER, SERVED_REGION};
-
-/// A fault to inject: `error:503`, `slow:<ms>`, and on the local stack `stopped`, `crashed`,
-/// `blackhole`, `partition`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "kind")]
-pub enum DrillFault {
-    Error { status: u16 },
-    Slow { latency_ms: u64 },
-    Stopped,
-    Crashed,
-    Blackhole,
-    Partition,
-}
-
-impl std::str::FromStr for DrillFault {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!(
-                "unknown fault {s:?}: use error:<500|502|503|504>, slow:<ms>, stopped, crashed, blackhole or partition"
-            )
-        };
-        match s.split_once(':') {
-            Some(("error", n)) => match n.parse() {
-                Ok(status @ (500 | 502 | 503 | 504)) => Ok(DrillFault::Error { status }),
-                _ => Err(bad()),
-            },
-            Some(("slow", n)) => n
-                .parse()
-                .map(|latency_ms| DrillFault::Slow { latency_ms })
-                .map_err(|_| bad()),
-            None => match s {
-                "stopped" => Ok(DrillFault::Stopped),
-                "crashed" => Ok(DrillFault::Crashed),
-                "blackhole" => Ok(DrillFault::Blackhole),
-                "partition" => Ok(DrillFault::Partition),
-                _ => Err(bad()),
-            },
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl std::fmt::Display for DrillFault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DrillFault::Error { status } => write!(f, "error:{status}"),
-            DrillFault::Slow { latency_ms } => write!(f, "slow:{latency_ms}"),
-            DrillFault::Stopped => write!(f, "stopped"),
-            DrillFault::Crashed => write!(f, "crashed"),
-            DrillFault::Blackhole => write!(f, "blackhole"),
-            DrillFault::Partition => write!(f, "partition"),
-        }
-    }
-}
+use tandem_shared::item::Data;
+use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
+use tandem_shared::wire::{ItemResponse, PutBody};
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Flags of `tandem drill`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DrillArgs {
-    /// The public endpoint: the local edge or the CloudFront distribution.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub endpoint: String,
-    /// Admin token.
-    #[arg(long, env = "TANDEM_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: String,
+    /// The public endpoint (the local edge or the CloudFront distribution) and the admin token.
+    #[command(flatten)]
+    pub target: Target,
     /// Seconds of steady traffic, outage included.
     #[arg(long, default_value_t = 30)]
     pub duration: u64,
@@ -93,9 +45,10 @@ pub struct DrillArgs {
     /// The region to fail [default: the primary].
     #[arg(long)]
     pub region: Option<String>,
-    /// The fault to inject.
+    /// The outage to inject: error:<500|502|503|504> or slow:<ms> (any edge); stopped, crashed,
+    /// blackhole or partition (the local stack).
     #[arg(long, default_value = "error:503")]
-    pub fault: DrillFault,
+    pub fault: Outage,
     /// Seconds the fault lasts.
     #[arg(long, default_value_t = 10)]
     pub outage: u64,
@@ -108,19 +61,12 @@ pub struct DrillArgs {
     pub converge_timeout: u64,
 }
 
-/// An acknowledged write that was missing or different after convergence.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LostWrite {
-    pub id: String,
-    pub region: String,
-    pub found: Value,
-}
-
 /// The JSON report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub endpoint: String,
-    pub fault: DrillFault,
+    /// The outage, as `--fault` names it (`"error:503"`).
+    pub fault: Outage,
     pub region: String,
     pub other_region: String,
     pub regions: Vec<String>,
@@ -132,25 +78,141 @@ pub struct Report {
     pub fault_ms: f64,
     pub heal_ms: f64,
     pub traffic_end_ms: f64,
-    /// Milliseconds from heal until every acknowledged write read the same in every region.
+    /// Milliseconds from heal until every region held the same final state of every
+    /// acknowledged id and nothing acknowledged was lost; `None` when that never happened.
     pub convergence_ms: Option<f64>,
     pub acknowledged_writes: usize,
+    /// What was still lost when the wait for convergence ended ([`rules::lost_writes`]).
     pub lost_writes: Vec<LostWrite>,
+    /// Ids whose regions still held different writes when the wait ended ([`rules::diverging`]).
+    #[serde(default)]
+    pub diverging: Vec<String>,
     pub summary: Summary,
     pub samples: Vec<Sample>,
 }
 
+impl Report {
+    /// How many ids lost an acknowledged write, in one region or more.
+    pub fn lost_ids(&self) -> usize {
+        let ids: BTreeSet<&str> = self.lost_writes.iter().map(|l| l.id.as_str()).collect();
+        ids.len()
+    }
+}
+
+/// Data requests give up after this long (a blackholed region holds them until the edge's read
+/// timeout, far shorter).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Control requests (region list, inject, heal) give up after this long.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+/// An admin fault also clears itself this long after the planned heal, so that a drill stopped
+/// half-way (Ctrl-C) does not leave the region broken.
+const FAULT_GRACE_S: u64 = 30;
+/// Reads in flight at once while waiting for convergence.
+const PARALLEL_READS: usize = 16;
+/// The pause between two rounds of reads while waiting for convergence.
+const ROUND_PAUSE: Duration = Duration::from_millis(200);
+
+/// Runs a drill and writes its reports; returns the report.
+pub async fn run(args: DrillArgs) -> anyhow::Result<Report> {
+    check_args(&args)?;
+    let control = args.target.client(CONTROL_TIMEOUT)?;
+    let regions = discover_regions(&control).await;
+    let (region, other) = pick_regions(&regions, args.region.as_deref())?;
+    let drill = Arc::new(Drill::new(&args, control, region, other)?);
+    drill.first_write().await?;
+
+    let outage = drill.spawn_outage(args.fault, args.outage);
+    let traffic_end_ms = drill.traffic(&args).await;
+    outage.await.context("the fault task")??;
+    let timeout = Duration::from_secs(args.converge_timeout);
+    let convergence = drill.converge(&regions, timeout).await;
+
+    let report = drill.report(&args, regions, traffic_end_ms, convergence);
+    let (json, html) = write_reports(&report, &args.report)?;
+    print_summary(&report);
+    println!("reports: {} and {}", json.display(), html.display());
+    Ok(report)
+}
+
+fn check_args(args: &DrillArgs) -> anyhow::Result<()> {
+    if args.outage == 0 || args.outage >= args.duration {
+        bail!("--outage must be at least 1 and shorter than --duration");
+    }
+    if !(0.0..=1.0).contains(&args.write_ratio) || args.rps == 0 {
+        bail!("--write-ratio must be within 0..=1 and --rps at least 1");
+    }
+    Ok(())
+}
+
+/// The regions behind the endpoint, primary first: the local control API says; elsewhere
+/// (CloudFront has no control API) the default ones.
+async fn discover_regions(control: &ControlClient) -> Vec<String> {
+    match control.regions().await {
+        Ok(body) if !body.regions.is_empty() => {
+            let mut regions = body.regions;
+            regions.sort_by_key(|r| !r.primary);
+            regions.into_iter().map(|r| r.region).collect()
+        }
+        _ => DEFAULT_REGIONS.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+/// The region to fail (`--region`, else the first, the primary) and the one that takes over.
+fn pick_regions(regions: &[String], asked: Option<&str>) -> anyhow::Result<(String, String)> {
+    let region = match asked {
+        Some(r) if !is_valid_region(r) => bail!("--region {r:?} is not a region name"),
+        Some(r) => r.to_owned(),
+        None => regions.first().context("no regions")?.clone(),
+    };
+    let other = regions
+        .iter()
+        .find(|r| **r != region)
+        .cloned()
+        .context("the drill needs two regions")?;
+    Ok((region, other))
+}
+
+/// When the fault starts and ends, in milliseconds from the drill's start: in the middle of the
+/// traffic, at least a second in, and over before the traffic is.
+fn fault_window(duration_s: u64, outage_s: u64) -> (f64, f64) {
+    let (total, outage) = (duration_s as f64 * 1000.0, outage_s as f64 * 1000.0);
+    let fault_ms = ((total - outage) / 2.0).max(1000.0).min(total - outage);
+    (fault_ms, fault_ms + outage)
+}
+
+/// A run's id, unique across runs: the start time in hexadecimal milliseconds.
+fn run_id() -> anyhow::Result<String> {
+    Ok(format!(
+        "{:x}",
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis()
+    ))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One drill's state, shared by its request tasks.
 struct Drill {
     http: reqwest::Client,
     endpoint: String,
-    token: String,
+    control: ControlClient,
     region: String,
     other: String,
+    run_id: String,
     started: Instant,
     fault_ms: f64,
     heal_ms: f64,
     samples: Mutex<Vec<Sample>>,
-    acked: Mutex<Vec<(String, Value)>>,
+    acked: Mutex<Vec<AckedWrite>>,
+}
+
+/// What one request got back: status 0 when no answer came.
+struct Answer {
+    status: u16,
+    region: Option<String>,
+    edge_failover: Option<String>,
+    item: Option<ItemResponse>,
 }
 
 fn header(r: &reqwest::Response, name: &str) -> Option<String> {
@@ -160,9 +222,72 @@ fn header(r: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+impl Answer {
+    /// Reads a response to its end, keeping the item when the body is one.
+    async fn of(response: reqwest::Result<reqwest::Response>) -> Answer {
+        let Ok(r) = response else {
+            return Answer {
+                status: 0,
+                region: None,
+                edge_failover: None,
+                item: None,
+            };
+        };
+        let (status, region) = (r.status().as_u16(), header(&r, SERVED_REGION));
+        let edge_failover = header(&r, EDGE_FAILOVER);
+        let body = r.bytes().await.unwrap_or_default();
+        Answer {
+            status,
+            region,
+            edge_failover,
+            item: serde_json::from_slice(&body).ok(),
+        }
+    }
+
+    /// The write the answer shows, when it carries an item.
+    fn stamp(&self) -> Option<Stamp> {
+        self.item.as_ref().and_then(|r| Stamp::of(&r.item))
+    }
+
+    /// Worth resending to the other region: a 5xx, or no answer at all.
+    fn failed(&self) -> bool {
+        self.status == 0 || self.status >= 500
+    }
+}
+
 impl Drill {
+    fn new(
+        args: &DrillArgs,
+        control: ControlClient,
+        region: String,
+        other: String,
+    ) -> anyhow::Result<Drill> {
+        let (fault_ms, heal_ms) = fault_window(args.duration, args.outage);
+        Ok(Drill {
+            http: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .pool_max_idle_per_host(256)
+                .build()?,
+            endpoint: control.base().to_owned(),
+            control,
+            region,
+            other,
+            run_id: run_id()?,
+            started: Instant::now(),
+            fault_ms,
+            heal_ms,
+            samples: Mutex::default(),
+            acked: Mutex::default(),
+        })
+    }
+
     fn now_ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    async fn sleep_until(&self, t_ms: f64) {
+        let left = (t_ms - self.now_ms()).max(0.0);
+        tokio::time::sleep(Duration::from_secs_f64(left / 1000.0)).await;
     }
 
     fn phase(&self, t: f64) -> Phase {
@@ -175,281 +300,269 @@ impl Drill {
         }
     }
 
-    async fn write(self: Arc<Self>, n: u64, run: String) {
-        let t = self.now_ms();
-        let id = format!("drill-{run}-{n}");
-        let data = json!({"n": n, "run": run});
-        let body = json!({ "data": data });
-        let first = self
-            .http
-            .put(format!("{}/api/items/{id}", self.endpoint))
-            .json(&body)
-            .send()
-            .await;
-        let (mut resp, mut client_failover) = (first, false);
-        if !matches!(&resp, Ok(r) if r.status().as_u16() < 500) {
-            client_failover = true;
-            resp = self
-                .http
-                .put(format!(
-                    "{}/region/{}/api/items/{id}",
-                    self.endpoint, self.other
-                ))
-                .json(&body)
-                .send()
-                .await;
-        }
-        let (status, region, edge_failover) = match &resp {
-            Ok(r) => (
-                r.status().as_u16(),
-                header(r, SERVED_REGION),
-                header(r, EDGE_FAILOVER),
-            ),
-            Err(_) => (0, None, None),
-        };
-        if let Ok(r) = resp {
-            let _ = r.bytes().await;
-        }
-        if (200..300).contains(&status) {
-            self.acked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((id, data));
-        }
-        let sample = Sample {
-            t_ms: t,
-            kind: Kind::Write,
-            phase: self.phase(t),
-            status,
-            latency_ms: self.now_ms() - t,
-            region,
-            edge_failover,
-            client_failover,
-            stale: false,
-        };
-        self.samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(sample);
+    async fn get(&self, path: &str) -> Answer {
+        let url = format!("{}{path}", self.endpoint);
+        Answer::of(self.http.get(url).send().await).await
     }
 
+    async fn put(&self, path: &str, body: &PutBody) -> Answer {
+        let url = format!("{}{path}", self.endpoint);
+        Answer::of(self.http.put(url).json(body).send().await).await
+    }
+
+    /// The sample of a request of `kind` that started at `t_ms` and got `answer`.
+    fn sample(&self, t_ms: f64, kind: Kind, answer: &Answer) -> Sample {
+        Sample {
+            t_ms,
+            kind,
+            phase: self.phase(t_ms),
+            status: answer.status,
+            latency_ms: self.now_ms() - t_ms,
+            region: answer.region.clone(),
+            edge_failover: answer.edge_failover.clone(),
+            client_failover: false,
+            stale: false,
+        }
+    }
+
+    /// Writes item `n` of this run through `/api`, resent to the other region when the first
+    /// answer is a 5xx or none. Acknowledged: a 2xx carrying the stored item.
+    async fn write(self: Arc<Self>, n: u64) {
+        let t = self.now_ms();
+        let id = format!("drill-{}-{n}", self.run_id);
+        let data = Data::from_iter([
+            ("n".to_owned(), n.into()),
+            ("run".to_owned(), self.run_id.clone().into()),
+        ]);
+        let body = PutBody { data };
+        let mut answer = self.put(&format!("/api/items/{id}"), &body).await;
+        let client_failover = answer.failed();
+        if client_failover {
+            let path = format!("/region/{}/api/items/{id}", self.other);
+            answer = self.put(&path, &body).await;
+        }
+        if (200..300).contains(&answer.status)
+            && let Some(stamp) = answer.stamp()
+        {
+            lock(&self.acked).push(AckedWrite { id, stamp });
+        }
+        let sample = Sample {
+            client_failover,
+            ..self.sample(t, Kind::Write, &answer)
+        };
+        lock(&self.samples).push(sample);
+    }
+
+    /// Reads an acknowledged write (the `pick`th, modulo) through `/api`: stale when the answer
+    /// shows it missing or older ([`rules::is_stale_read`]).
     async fn read(self: Arc<Self>, pick: u64) {
         let t = self.now_ms();
         let target = {
-            let acked = self.acked.lock().unwrap_or_else(|e| e.into_inner());
-            acked
-                .get(pick as usize % acked.len().max(1))
-                .map(|(id, _)| id.clone())
+            let acked = lock(&self.acked);
+            acked.get(pick as usize % acked.len().max(1)).cloned()
         };
-        let Some(id) = target else { return };
-        let resp = self
-            .http
-            .get(format!("{}/api/items/{id}", self.endpoint))
-            .send()
-            .await;
-        let (status, region, edge_failover) = match &resp {
-            Ok(r) => (
-                r.status().as_u16(),
-                header(r, SERVED_REGION),
-                header(r, EDGE_FAILOVER),
-            ),
-            Err(_) => (0, None, None),
+        let Some(target) = target else { return };
+        let answer = self.get(&format!("/api/items/{}", target.id)).await;
+        let stale = match answer.status {
+            404 => rules::is_stale_read(&target.stamp, None),
+            200 => answer
+                .stamp()
+                .is_some_and(|found| rules::is_stale_read(&target.stamp, Some(&found))),
+            _ => false,
         };
-        if let Ok(r) = resp {
-            let _ = r.bytes().await;
-        }
         let sample = Sample {
-            t_ms: t,
-            kind: Kind::Read,
-            phase: self.phase(t),
-            status,
-            latency_ms: self.now_ms() - t,
-            region,
-            edge_failover,
-            client_failover: false,
-            // Every id read was acknowledged: a 404 means the answering region has not got it yet.
-            stale: status == 404,
+            stale,
+            ..self.sample(t, Kind::Read, &answer)
         };
-        self.samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(sample);
+        lock(&self.samples).push(sample);
     }
 
-    async fn control(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> anyhow::Result<()> {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.endpoint))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("calling {path}"))?;
-        if !r.status().is_success() {
-            bail!(
-                "{path} answered {}: {}",
-                r.status(),
-                r.text().await.unwrap_or_default()
-            );
+    /// One acknowledged write before the traffic, so that reads have something to read from
+    /// the start; it is not one of the drill's samples.
+    async fn first_write(self: &Arc<Self>) -> anyhow::Result<()> {
+        Arc::clone(self).write(0).await;
+        lock(&self.samples).clear();
+        if lock(&self.acked).is_empty() {
+            bail!("the endpoint did not acknowledge a first write; is it up?");
         }
         Ok(())
     }
 
-    async fn inject(&self, fault: DrillFault) -> anyhow::Result<()> {
-        let admin = format!("/region/{}/api/admin/fault", self.region);
-        let state = format!("/_tandem/regions/{}", self.region);
-        match fault {
-            DrillFault::Error { status } => {
-                self.control(
-                    reqwest::Method::PUT,
-                    &admin,
-                    json!({"mode": "error", "status": status}),
-                )
-                .await
-            }
-            DrillFault::Slow { latency_ms } => {
-                self.control(
-                    reqwest::Method::PUT,
-                    &admin,
-                    json!({"mode": "slow", "latency_ms": latency_ms}),
-                )
-                .await
-            }
-            DrillFault::Stopped => {
-                self.control(reqwest::Method::PUT, &state, json!({"state": "stopped"}))
-                    .await
-            }
-            DrillFault::Crashed => {
-                self.control(reqwest::Method::PUT, &state, json!({"state": "crashed"}))
-                    .await
-            }
-            DrillFault::Blackhole => {
-                self.control(reqwest::Method::PUT, &state, json!({"state": "blackhole"}))
-                    .await
-            }
-            DrillFault::Partition => {
-                self.control(
-                    reqwest::Method::PUT,
-                    "/_tandem/replication",
-                    json!({"paused": true}),
-                )
-                .await
-            }
-        }
+    /// In the background: injects `outage` into the region at `fault_ms` and clears it at
+    /// `heal_ms`. Either step's error fails the drill (a failed inject still heals).
+    fn spawn_outage(
+        self: &Arc<Self>,
+        outage: Outage,
+        outage_s: u64,
+    ) -> JoinHandle<anyhow::Result<()>> {
+        let drill = Arc::clone(self);
+        let expiry = Some(outage_s + FAULT_GRACE_S).filter(|s| *s <= MAX_DURATION_S);
+        tokio::spawn(async move {
+            let region = drill.region.as_str();
+            drill.sleep_until(drill.fault_ms).await;
+            let injected = drill.control.inject(region, outage, expiry).await;
+            let injected = injected.with_context(|| format!("injecting {outage} into {region}"));
+            drill.sleep_until(drill.heal_ms).await;
+            let healed = drill.control.clear(region, outage).await;
+            injected.and(healed.with_context(|| format!("clearing {outage} from {region}")))
+        })
     }
 
-    async fn heal(&self, fault: DrillFault) -> anyhow::Result<()> {
-        match fault {
-            DrillFault::Error { .. } | DrillFault::Slow { .. } => {
-                self.control(
-                    reqwest::Method::DELETE,
-                    &format!("/region/{}/api/admin/fault", self.region),
-                    json!({}),
-                )
-                .await
+    /// Steady traffic until `--duration`: `--rps` requests a second, each a write with
+    /// probability `--write-ratio`, else a read. Returns once every request has ended, with the
+    /// time it did.
+    async fn traffic(self: &Arc<Self>, args: &DrillArgs) -> f64 {
+        let bar = progress_bar(args.duration);
+        let total_ms = args.duration as f64 * 1000.0;
+        let mut rng =
+            Rng(0x9E37_79B9_7F4A_7C15 ^ self.run_id.len() as u64 ^ u64::from(std::process::id()));
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rps)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut tasks = JoinSet::new();
+        let (mut writes, mut requests) = (0, 0);
+        while self.now_ms() < total_ms {
+            tick.tick().await;
+            if rng.chance(args.write_ratio) {
+                writes += 1;
+                tasks.spawn(Arc::clone(self).write(writes));
+            } else {
+                tasks.spawn(Arc::clone(self).read(rng.next()));
             }
-            DrillFault::Partition => {
-                self.control(
-                    reqwest::Method::PUT,
-                    "/_tandem/replication",
-                    json!({"paused": false}),
-                )
-                .await
-            }
-            _ => {
-                self.control(
-                    reqwest::Method::PUT,
-                    &format!("/_tandem/regions/{}", self.region),
-                    json!({"state": "up"}),
-                )
-                .await
-            }
+            requests += 1;
+            let t = self.now_ms();
+            bar.set_position((t / 1000.0) as u64);
+            bar.set_message(format!("{:?}, {requests} requests", self.phase(t)));
         }
+        while tasks.join_next().await.is_some() {}
+        bar.finish_with_message("traffic done; waiting for convergence");
+        self.now_ms()
     }
 
-    /// Reads every acknowledged write from every region until all agree or time runs out.
-    async fn converge(
-        &self,
-        regions: &[String],
-        timeout: Duration,
-    ) -> (Option<f64>, Vec<LostWrite>) {
-        let acked = self.acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut waiting: BTreeSet<usize> = (0..acked.len()).collect();
+    /// Reads every acknowledged id back from every region, in rounds, until the regions hold the
+    /// same final state and nothing acknowledged is lost ([`rules::unsettled`]), or `timeout`
+    /// passes. Each round rereads only the ids the last one left unsettled.
+    async fn converge(self: &Arc<Self>, regions: &[String], timeout: Duration) -> Convergence {
+        let acked = lock(&self.acked).clone();
+        let mut held: Held = regions
+            .iter()
+            .map(|r| (r.clone(), BTreeMap::new()))
+            .collect();
+        let mut waiting: BTreeSet<String> = acked.iter().map(|a| a.id.clone()).collect();
         let deadline = Instant::now() + timeout;
-        let mut lost = Vec::new();
         loop {
-            lost.clear();
-            let mut done = Vec::new();
-            for &i in &waiting {
-                let (id, data) = &acked[i];
-                let mut all = true;
-                for region in regions {
-                    let found = match self
-                        .http
-                        .get(format!("{}/region/{region}/api/items/{id}", self.endpoint))
-                        .send()
-                        .await
-                    {
-                        Ok(r) if r.status() == 200 => r
-                            .json::<Value>()
-                            .await
-                            .map(|v| v["item"]["data"].clone())
-                            .unwrap_or(Value::Null),
-                        Ok(r) => json!({"status": r.status().as_u16()}),
-                        Err(e) => json!({"error": e.to_string()}),
-                    };
-                    if &found != data {
-                        all = false;
-                        lost.push(LostWrite {
-                            id: id.clone(),
-                            region: region.clone(),
-                            found,
-                        });
-                    }
-                }
-                if all {
-                    done.push(i);
-                }
-            }
-            for i in done {
-                waiting.remove(&i);
-            }
+            self.read_back(&waiting, &mut held).await;
+            waiting = rules::unsettled(&acked, &held);
             if waiting.is_empty() {
-                return (Some(self.now_ms() - self.heal_ms), Vec::new());
+                return Convergence {
+                    ms: Some(self.now_ms() - self.heal_ms),
+                    lost: Vec::new(),
+                    diverging: Vec::new(),
+                };
             }
             if Instant::now() > deadline {
-                return (None, lost);
+                return Convergence {
+                    ms: None,
+                    lost: rules::lost_writes(&acked, &held),
+                    diverging: rules::diverging(&held),
+                };
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(ROUND_PAUSE).await;
+        }
+    }
+
+    /// Reads `ids` from every region of `held`, [`PARALLEL_READS`] at a time, and notes what
+    /// each region holds; a failed read removes the entry (not shown to be held).
+    async fn read_back(self: &Arc<Self>, ids: &BTreeSet<String>, held: &mut Held) {
+        let copies: Vec<(String, String)> = held
+            .keys()
+            .flat_map(|r| ids.iter().map(move |id| (r.clone(), id.clone())))
+            .collect();
+        let mut reads = JoinSet::new();
+        for (region, id) in copies {
+            if reads.len() >= PARALLEL_READS
+                && let Some(Ok(read)) = reads.join_next().await
+            {
+                note(held, read);
+            }
+            let drill = Arc::clone(self);
+            reads.spawn(async move {
+                let found = drill.held_by(&region, &id).await;
+                (region, id, found)
+            });
+        }
+        while let Some(done) = reads.join_next().await {
+            if let Ok(read) = done {
+                note(held, read);
+            }
+        }
+    }
+
+    /// What `region` holds of `id`: `Some(None)` for a 404, `None` when the read failed.
+    async fn held_by(&self, region: &str, id: &str) -> Option<Option<Stamp>> {
+        let answer = self.get(&format!("/region/{region}/api/items/{id}")).await;
+        match answer.status {
+            200 => answer.stamp().map(Some),
+            404 => Some(None),
+            _ => None,
+        }
+    }
+
+    fn report(
+        &self,
+        args: &DrillArgs,
+        regions: Vec<String>,
+        traffic_end_ms: f64,
+        convergence: Convergence,
+    ) -> Report {
+        let mut samples = lock(&self.samples).clone();
+        samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        Report {
+            endpoint: self.endpoint.clone(),
+            fault: args.fault,
+            region: self.region.clone(),
+            other_region: self.other.clone(),
+            regions,
+            duration_s: args.duration,
+            outage_s: args.outage,
+            rps: args.rps,
+            write_ratio: args.write_ratio,
+            fault_ms: self.fault_ms,
+            heal_ms: self.heal_ms,
+            traffic_end_ms,
+            convergence_ms: convergence.ms,
+            acknowledged_writes: lock(&self.acked).len(),
+            lost_writes: convergence.lost,
+            diverging: convergence.diverging,
+            summary: Summary::of(&samples, &self.region, self.fault_ms),
+            samples,
         }
     }
 }
 
-/// The regions behind the endpoint: the local control API says; elsewhere the defaults.
-async fn discover_regions(http: &reqwest::Client, endpoint: &str, token: &str) -> Vec<String> {
-    let local = http
-        .get(format!("{endpoint}/_tandem/regions"))
-        .bearer_auth(token)
-        .send()
-        .await;
-    if let Ok(r) = local
-        && let Ok(v) = r.json::<Value>().await
-        && let Some(list) = v["regions"].as_array()
-    {
-        return list
-            .iter()
-            .filter_map(|r| r["region"].as_str().map(str::to_owned))
-            .collect();
-    }
-    tandem_shared::region::DEFAULT_REGIONS
-        .iter()
-        .map(|r| r.to_string())
-        .collect()
+/// How the wait for convergence ended.
+struct Convergence {
+    /// From the heal until settled; `None` when time ran out first.
+    ms: Option<f64>,
+    lost: Vec<LostWrite>,
+    diverging: Vec<String>,
+}
+
+/// Notes one read of [`Drill::read_back`] in `held`.
+fn note(held: &mut Held, (region, id, found): (String, String, Option<Option<Stamp>>)) {
+    let ids = held.entry(region).or_default();
+    match found {
+        Some(state) => ids.insert(id, state),
+        None => ids.remove(&id),
+    };
+}
+
+fn progress_bar(duration_s: u64) -> ProgressBar {
+    let bar = ProgressBar::new(duration_s);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} s  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// A tiny deterministic generator: which id to read, whether to write. Not for secrets.
@@ -462,146 +575,35 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+
+    /// True with probability `p` (to 1/10,000).
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() % 10_000) as f64 / 10_000.0 < p
+    }
 }
 
-/// Runs a drill and writes its reports; returns the report.
-pub async fn run(args: DrillArgs) -> anyhow::Result<Report> {
-    if args.outage == 0 || args.outage >= args.duration {
-        bail!("--outage must be at least 1 and shorter than --duration");
+/// Where the JSON and HTML reports go: `--report x.html` names the HTML one (the JSON goes
+/// beside it as `x.json`); any other name is the JSON one, with `.html` beside it. Never the
+/// same file twice.
+pub fn report_paths(report: &Path) -> (PathBuf, PathBuf) {
+    let is_html = report
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+    if is_html {
+        (report.with_extension("json"), report.to_path_buf())
+    } else {
+        (report.to_path_buf(), report.with_extension("html"))
     }
-    if !(0.0..=1.0).contains(&args.write_ratio) || args.rps == 0 {
-        bail!("--write-ratio must be within 0..=1 and --rps at least 1");
-    }
-    let endpoint = args.endpoint.trim_end_matches('/').to_owned();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build()?;
-    let regions = discover_regions(&http, &endpoint, &args.token).await;
-    let region = args.region.clone().unwrap_or_else(|| regions[0].clone());
-    let other = regions
-        .iter()
-        .find(|r| **r != region)
-        .cloned()
-        .context("the drill needs two regions")?;
-    let run_id = format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis()
-    );
-    let total_ms = args.duration as f64 * 1000.0;
-    let fault_ms = ((args.duration - args.outage) as f64 * 1000.0 / 2.0)
-        .max(1000.0)
-        .min(total_ms - args.outage as f64 * 1000.0);
-    let drill = Arc::new(Drill {
-        http: http.clone(),
-        endpoint: endpoint.clone(),
-        token: args.token.clone(),
-        region: region.clone(),
-        other: other.clone(),
-        started: Instant::now(),
-        fault_ms,
-        heal_ms: fault_ms + args.outage as f64 * 1000.0,
-        samples: Mutex::new(Vec::new()),
-        acked: Mutex::new(Vec::new()),
-    });
-    // One acknowledged write before the drill, so reads have something to read from the start.
-    Arc::clone(&drill).write(0, run_id.clone()).await;
-    drill
-        .samples
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
-    if drill
-        .acked
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_empty()
-    {
-        bail!("the endpoint did not acknowledge a first write; is it up?");
-    }
+}
 
-    let bar = ProgressBar::new(args.duration);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} s  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let faults = {
-        let drill = drill.clone();
-        let fault = args.fault;
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(drill.fault_ms / 1000.0)).await;
-            let injected = drill.inject(fault).await;
-            tokio::time::sleep(Duration::from_secs_f64(
-                (drill.heal_ms - drill.now_ms()).max(0.0) / 1000.0,
-            ))
-            .await;
-            let healed = drill.heal(fault).await;
-            injected.and(healed)
-        })
-    };
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ run_id.len() as u64 ^ std::process::id() as u64);
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rps)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut n = 1;
-    while drill.now_ms() < total_ms {
-        tick.tick().await;
-        let t = drill.now_ms();
-        let write = (rng.next() % 10_000) as f64 / 10_000.0 < args.write_ratio;
-        if write {
-            n += 1;
-            tasks.spawn(Arc::clone(&drill).write(n, run_id.clone()));
-        } else {
-            tasks.spawn(Arc::clone(&drill).read(rng.next()));
-        }
-        bar.set_position((t / 1000.0) as u64);
-        bar.set_message(format!("{:?}, {} requests", drill.phase(t), n));
-    }
-    while tasks.join_next().await.is_some() {}
-    let traffic_end_ms = drill.now_ms();
-    bar.finish_with_message("traffic done; waiting for convergence");
-    faults.await.context("fault task")??;
-    let (convergence_ms, lost_writes) = drill
-        .converge(&regions, Duration::from_secs(args.converge_timeout))
-        .await;
-
-    let mut samples = drill
-        .samples
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
-    let summary = Summary::of(&samples, &region, drill.fault_ms);
-    let acknowledged_writes = drill.acked.lock().unwrap_or_else(|e| e.into_inner()).len();
-    let report = Report {
-        endpoint,
-        fault: args.fault,
-        region,
-        other_region: other,
-        regions,
-        duration_s: args.duration,
-        outage_s: args.outage,
-        rps: args.rps,
-        write_ratio: args.write_ratio,
-        fault_ms: drill.fault_ms,
-        heal_ms: drill.heal_ms,
-        traffic_end_ms,
-        convergence_ms,
-        acknowledged_writes,
-        lost_writes,
-        summary,
-        samples,
-    };
-    let (json, html) = report_paths(&args.report);
-    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+/// Writes both reports where `--report` says ([`report_paths`]); returns their paths.
+fn write_reports(report: &Report, path: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (json, html) = report_paths(path);
+    std::fs::write(&json, serde_json::to_vec_pretty(report)?)
         .with_context(|| format!("writing {}", json.display()))?;
-    std::fs::write(&html, render_html(&report))
+    std::fs::write(&html, render_html(report))
         .with_context(|| format!("writing {}", html.display()))?;
-    print_summary(&report);
-    println!("reports: {} and {}", json.display(), html.display());
-    Ok(report)
+    Ok((json, html))
 }
 
 fn fmt_ms(v: Option<f64>) -> String {
@@ -621,13 +623,14 @@ fn print_summary(r: &Report) {
         r.write_ratio * 100.0
     );
     println!("  requests:            {}", s.requests);
+    let failures = &s.failures;
     println!(
         "  failed reads:        {} {:?}",
-        s.failures.total_reads, s.failures.reads
+        failures.total_reads, failures.reads
     );
     println!(
         "  failed writes:       {} {:?}",
-        s.failures.total_writes, s.failures.writes
+        failures.total_writes, failures.writes
     );
     println!(
         "  client failovers:    {} (writes resent to {})",
@@ -640,15 +643,11 @@ fn print_summary(r: &Report) {
     );
     println!("  stale reads:         {}", s.stale_reads);
     println!("  acknowledged writes: {}", r.acknowledged_writes);
-    println!(
-        "  lost writes:         {}",
-        r.lost_writes
-            .iter()
-            .map(|l| l.id.as_str())
-            .collect::<BTreeSet<_>>()
-            .len()
-    );
+    println!("  lost writes:         {}", r.lost_ids());
     println!("  convergence after heal: {}", fmt_ms(r.convergence_ms));
+    if !r.diverging.is_empty() {
+        println!("  regions still differ on {} ids", r.diverging.len());
+    }
     for (phase, l) in &s.latency_by_phase {
         println!(
             "  latency {phase:<8} p50 {:>9} p99 {:>9} ({} ok)",
@@ -667,130 +666,76 @@ fn print_summary(r: &Report) {
     }
 }
 
+/// Colours of the regions' answers, in the order of the report's regions.
 const COLORS: [&str; 4] = ["#2563eb", "#ea580c", "#16a34a", "#9333ea"];
+/// Colour of a failed request.
+const FAILED: &str = "#dc2626";
+/// Colour of the fault window.
+const WINDOW: &str = "#fde68a";
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+const CSS: &str = "body{font:14px system-ui,sans-serif;margin:2rem;color:#111;max-width:1040px}\
+table{border-collapse:collapse}\
+th,td{text-align:left;padding:.25rem .75rem;border-bottom:1px solid #eee}\
+.legend span{margin-right:1rem}\
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}\
+svg{width:100%;height:auto;border:1px solid #eee}";
 
-/// Where the JSON and HTML reports go: `--report x.html` names the HTML one (the JSON goes
-/// beside it as `x.json`); any other name is the JSON one, with `.html` beside it. Never the
-/// same file twice.
-pub fn report_paths(report: &std::path::Path) -> (PathBuf, PathBuf) {
-    let is_html = report
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
-    if is_html {
-        (report.with_extension("json"), report.to_path_buf())
-    } else {
-        (report.to_path_buf(), report.with_extension("html"))
-    }
-}
-
-/// A self-contained HTML report: no external assets, an inline SVG timeline.
+/// A self-contained HTML report: no external assets, inline CSS and an inline SVG timeline.
 pub fn render_html(r: &Report) -> String {
-    let (w, h, left, bottom) = (1000.0, 360.0, 50.0, 30.0);
-    let t_max = r.traffic_end_ms.max(1.0);
-    let l_max = r.samples.iter().map(|s| s.latency_ms).fold(1.0, f64::max);
-    let x = |t: f64| left + t / t_max * (w - left - 10.0);
-    let y =
-        |l: f64| (h - bottom) - ((l + 1.0).log10() / (l_max + 1.0).log10()) * (h - bottom - 10.0);
-    let color = |region: &Option<String>| match region {
-        Some(reg) => COLORS[r.regions.iter().position(|x| x == reg).unwrap_or(3) % COLORS.len()],
-        None => "#dc2626",
-    };
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="Every request: latency over time, coloured by answering region">"#
-    );
-    svg += &format!(
-        r##"<rect x="{:.1}" y="0" width="{:.1}" height="{:.1}" fill="#fde68a" opacity="0.5"><title>fault window</title></rect>"##,
-        x(r.fault_ms),
-        (x(r.heal_ms) - x(r.fault_ms)).max(1.0),
-        h - bottom
-    );
-    svg += &format!(
-        r##"<line x1="{left}" y1="{0}" x2="{w}" y2="{0}" stroke="#888"/><line x1="{left}" y1="0" x2="{left}" y2="{0}" stroke="#888"/>"##,
-        h - bottom
-    );
-    for tick in [1.0, 10.0, 100.0, 1000.0, 10000.0] {
-        if tick <= l_max * 1.5 {
-            svg += &format!(
-                r##"<text x="4" y="{:.1}" font-size="11" fill="#555">{tick} ms</text>"##,
-                y(tick) + 4.0
-            );
-        }
-    }
-    let secs = (t_max / 1000.0).ceil() as u64;
-    for s in (0..=secs).step_by(((secs / 10).max(1)) as usize) {
-        svg += &format!(
-            r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#555">{s}s</text>"##,
-            x(s as f64 * 1000.0) - 6.0,
-            h - 8.0
-        );
-    }
-    for s in &r.samples {
-        let c = if s.ok() { color(&s.region) } else { "#dc2626" };
-        let shape = if s.kind == Kind::Write {
-            "rect"
-        } else {
-            "circle"
-        };
-        let (cx, cy) = (x(s.t_ms), y(s.latency_ms));
-        let title = escape(&format!(
-            "{:?} {} in {:.1} ms from {} {}{}",
-            s.kind,
-            s.status,
-            s.latency_ms,
-            s.region.as_deref().unwrap_or("no answer"),
-            s.edge_failover
-                .as_deref()
-                .map(|f| format!("(edge failover: {f}) "))
-                .unwrap_or_default(),
-            if s.client_failover {
-                "(client failover)"
-            } else {
-                ""
+    let heading = format!("Drill: {} on {}", r.fault, r.region);
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Tandem drill: " (r.fault) " on " (r.region) }
+                style { (PreEscaped(CSS)) }
             }
-        ));
-        svg += &if shape == "rect" {
-            format!(
-                r#"<rect x="{:.1}" y="{:.1}" width="5" height="5" fill="{c}"><title>{title}</title></rect>"#,
-                cx - 2.5,
-                cy - 2.5
-            )
-        } else {
-            format!(
-                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="2.5" fill="{c}"><title>{title}</title></circle>"#
-            )
-        };
+            body {
+                h1 { (heading) }
+                p {
+                    (r.endpoint) " · " (r.duration_s) " s of traffic at " (r.rps) " req/s ("
+                    (format!("{:.0}", r.write_ratio * 100.0)) "% writes), fault for "
+                    (r.outage_s) " s."
+                }
+                h2 { "Every request" }
+                p.legend { (legend(&r.regions)) }
+                (timeline(r))
+                h2 { "Figures" }
+                table {
+                    @for (name, value) in figures(r) {
+                        tr { th { (name) } td { (value) } }
+                    }
+                }
+            }
+        }
+    };
+    markup.into_string()
+}
+
+/// What each colour and shape of the timeline means.
+fn legend(regions: &[String]) -> Markup {
+    let swatch = |color: &str| format!("background:{color}");
+    html! {
+        @for (i, region) in regions.iter().enumerate() {
+            span { i style=(swatch(COLORS[i % COLORS.len()])) {} (region) }
+        }
+        span { i style=(swatch(FAILED)) {} "failed" }
+        span { i style=(swatch(WINDOW)) {} "fault window" }
+        " ● read ■ write"
     }
-    svg += "</svg>";
-    let legend: String = r
-        .regions
-        .iter()
-        .enumerate()
-        .map(|(i, reg)| {
-            format!(
-                r#"<span><i style="background:{}"></i>{}</span>"#,
-                COLORS[i % COLORS.len()],
-                escape(reg)
-            )
-        })
-        .collect::<String>()
-        + r##"<span><i style="background:#dc2626"></i>failed</span><span><i style="background:#fde68a"></i>fault window</span> ● read ■ write"##;
+}
+
+/// The rows of the figures table.
+fn figures(r: &Report) -> Vec<(&'static str, String)> {
     let s = &r.summary;
-    let rows = [
+    let f = &s.failures;
+    let mut rows = vec![
         ("Requests", s.requests.to_string()),
-        (
-            "Failed reads",
-            format!("{} {:?}", s.failures.total_reads, s.failures.reads),
-        ),
+        ("Failed reads", format!("{} {:?}", f.total_reads, f.reads)),
         (
             "Failed writes",
-            format!("{} {:?}", s.failures.total_writes, s.failures.writes),
+            format!("{} {:?}", f.total_writes, f.writes),
         ),
         (
             "Writes failed over in the client",
@@ -802,103 +747,250 @@ pub fn render_html(r: &Report) -> String {
         ),
         ("Stale reads", s.stale_reads.to_string()),
         ("Acknowledged writes", r.acknowledged_writes.to_string()),
-        (
-            "Lost writes",
-            r.lost_writes
-                .iter()
-                .map(|l| l.id.as_str())
-                .collect::<BTreeSet<_>>()
-                .len()
-                .to_string(),
-        ),
+        ("Lost writes", r.lost_ids().to_string()),
         ("Convergence after heal", fmt_ms(r.convergence_ms)),
-    ]
-    .into_iter()
-    .chain(
-        s.latency_by_phase
-            .iter()
-            .map(|(p, l)| {
-                (
-                    p.as_str(),
-                    format!(
-                        "p50 {} · p99 {} ({} ok)",
-                        fmt_ms(l.p50_ms),
-                        fmt_ms(l.p99_ms),
-                        l.count
-                    ),
-                )
-            })
-            .map(|(p, v)| {
-                (
-                    if p == "before" {
-                        "Latency before"
-                    } else if p == "outage" {
-                        "Latency during the outage"
-                    } else {
-                        "Latency after"
-                    },
-                    v,
-                )
-            }),
-    )
-    .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(&v)))
-    .collect::<String>();
+    ];
+    if !r.diverging.is_empty() {
+        rows.push((
+            "Ids the regions still differ on",
+            r.diverging.len().to_string(),
+        ));
+    }
+    for (phase, l) in &s.latency_by_phase {
+        let name = match phase.as_str() {
+            "before" => "Latency before",
+            "outage" => "Latency during the outage",
+            _ => "Latency after",
+        };
+        let value = format!(
+            "p50 {} · p99 {} ({} ok)",
+            fmt_ms(l.p50_ms),
+            fmt_ms(l.p99_ms),
+            l.count
+        );
+        rows.push((name, value));
+    }
+    rows
+}
+
+/// The timeline's frame: time across, latency up on a log scale.
+struct Plot {
+    t_max: f64,
+    l_max: f64,
+}
+
+const WIDTH: f64 = 1000.0;
+const HEIGHT: f64 = 360.0;
+const LEFT: f64 = 50.0;
+const BOTTOM: f64 = 30.0;
+
+impl Plot {
+    fn of(r: &Report) -> Plot {
+        Plot {
+            t_max: r.traffic_end_ms.max(1.0),
+            l_max: r.samples.iter().map(|s| s.latency_ms).fold(1.0, f64::max),
+        }
+    }
+
+    fn x(&self, t_ms: f64) -> f64 {
+        LEFT + t_ms / self.t_max * (WIDTH - LEFT - 10.0)
+    }
+
+    fn y(&self, latency_ms: f64) -> f64 {
+        let scale = (latency_ms + 1.0).log10() / (self.l_max + 1.0).log10();
+        (HEIGHT - BOTTOM) - scale * (HEIGHT - BOTTOM - 10.0)
+    }
+}
+
+/// A coordinate, to a tenth.
+fn at(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// Every request as a dot (read) or a square (write) at its start time and latency, coloured
+/// by the region that answered, over the fault window.
+fn timeline(r: &Report) -> Markup {
+    let p = Plot::of(r);
+    let (fault_x, heal_x) = (p.x(r.fault_ms), p.x(r.heal_ms));
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {WIDTH} {HEIGHT}"))
+            role="img" aria-label="Every request: latency over time, coloured by answering region" {
+            rect x=(at(fault_x)) y="0" width=(at((heal_x - fault_x).max(1.0)))
+                height=(at(HEIGHT - BOTTOM)) fill=(WINDOW) opacity="0.5" {
+                title { "fault window" }
+            }
+            (axes(&p))
+            @for s in &r.samples {
+                (request(&p, s, &r.regions))
+            }
+        }
+    }
+}
+
+/// The axes, latency ticks (1 ms to 10 s, as far as needed) and up to about ten time ticks.
+fn axes(p: &Plot) -> Markup {
+    let base = HEIGHT - BOTTOM;
+    let ticks = [1.0, 10.0, 100.0, 1000.0, 10000.0]
+        .into_iter()
+        .filter(|t| *t <= p.l_max * 1.5);
+    let secs = (p.t_max / 1000.0).ceil() as u64;
+    let step = (secs / 10).max(1) as usize;
+    html! {
+        line x1=(LEFT) y1=(base) x2=(WIDTH) y2=(base) stroke="#888" {}
+        line x1=(LEFT) y1="0" x2=(LEFT) y2=(base) stroke="#888" {}
+        @for tick in ticks {
+            text x="4" y=(at(p.y(tick) + 4.0)) font-size="11" fill="#555" { (tick) " ms" }
+        }
+        @for s in (0..=secs).step_by(step) {
+            text x=(at(p.x(s as f64 * 1000.0) - 6.0)) y=(at(HEIGHT - 8.0)) font-size="11" fill="#555" {
+                (s) "s"
+            }
+        }
+    }
+}
+
+/// One request: its shape says read or write, its colour who answered (or that it failed),
+/// its tooltip the details.
+fn request(p: &Plot, s: &Sample, regions: &[String]) -> Markup {
+    let fill = match (&s.region, s.ok()) {
+        (Some(region), true) => {
+            let i = regions.iter().position(|r| r == region).unwrap_or(3);
+            COLORS[i % COLORS.len()]
+        }
+        _ => FAILED,
+    };
+    let (x, y) = (p.x(s.t_ms), p.y(s.latency_ms));
+    html! {
+        @if s.kind == Kind::Write {
+            rect x=(at(x - 2.5)) y=(at(y - 2.5)) width="5" height="5" fill=(fill) {
+                title { (describe(s)) }
+            }
+        } @else {
+            circle cx=(at(x)) cy=(at(y)) r="2.5" fill=(fill) { title { (describe(s)) } }
+        }
+    }
+}
+
+/// A request's tooltip: `Write 200 in 12.3 ms from us-west-2 (client failover)`.
+fn describe(s: &Sample) -> String {
+    let edge = s
+        .edge_failover
+        .as_deref()
+        .map(|f| format!("(edge failover: {f}) "))
+        .unwrap_or_default();
     format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tandem drill: {fault} on {region}</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2rem;color:#111;max-width:1040px}}table{{border-collapse:collapse}}th,td{{text-align:left;padding:.25rem .75rem;border-bottom:1px solid #eee}}.legend span{{margin-right:1rem}}.legend i{{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}}svg{{width:100%;height:auto;border:1px solid #eee}}</style></head>
-<body><h1>Drill: {fault} on {region}</h1><p>{endpoint} · {duration} s of traffic at {rps} req/s ({writes:.0}% writes), fault for {outage} s.</p>
-<h2>Every request</h2><p class="legend">{legend}</p>{svg}<h2>Figures</h2><table>{rows}</table></body></html>"#,
-        fault = escape(&r.fault.to_string()),
-        region = escape(&r.region),
-        endpoint = escape(&r.endpoint),
-        duration = r.duration_s,
-        rps = r.rps,
-        writes = r.write_ratio * 100.0,
-        outage = r.outage_s,
+        "{:?} {} in {:.1} ms from {} {edge}{}",
+        s.kind,
+        s.status,
+        s.latency_ms,
+        s.region.as_deref().unwrap_or("no answer"),
+        if s.client_failover {
+            "(client failover)"
+        } else {
+            ""
+        }
     )
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn reports_never_overwrite_each_other() {
-        use std::path::{Path, PathBuf};
         let p = |s: &str| PathBuf::from(s);
         assert_eq!(
-            super::report_paths(Path::new("x.html")),
+            report_paths(Path::new("x.html")),
             (p("x.json"), p("x.html"))
         );
+        assert_eq!(report_paths(Path::new("x.HTM")), (p("x.json"), p("x.HTM")));
         assert_eq!(
-            super::report_paths(Path::new("x.HTM")),
-            (p("x.json"), p("x.HTM"))
-        );
-        assert_eq!(
-            super::report_paths(Path::new("d/r.json")),
+            report_paths(Path::new("d/r.json")),
             (p("d/r.json"), p("d/r.html"))
         );
         assert_eq!(
-            super::report_paths(Path::new("report")),
+            report_paths(Path::new("report")),
             (p("report"), p("report.html"))
         );
     }
 
-    use super::*;
+    #[test]
+    fn the_fault_sits_in_the_middle_of_the_traffic() {
+        assert_eq!(fault_window(30, 10), (10_000.0, 20_000.0));
+        // At least a second in, and over before the traffic is.
+        assert_eq!(fault_window(4, 2), (1000.0, 3000.0));
+        assert_eq!(fault_window(2, 1), (1000.0, 2000.0));
+    }
+
+    fn sample(t_ms: f64, kind: Kind, status: u16, region: Option<&str>) -> Sample {
+        Sample {
+            t_ms,
+            kind,
+            phase: Phase::Before,
+            status,
+            latency_ms: 12.0,
+            region: region.map(str::to_owned),
+            edge_failover: None,
+            client_failover: false,
+            stale: false,
+        }
+    }
+
+    fn report() -> Report {
+        let samples = vec![
+            sample(100.0, Kind::Write, 200, Some("us-east-1")),
+            sample(1500.0, Kind::Read, 502, None),
+            sample(1600.0, Kind::Read, 200, Some("us-west-2")),
+        ];
+        Report {
+            endpoint: "http://127.0.0.1:8080/?a=<b>&c".into(),
+            fault: "crashed".parse().unwrap(),
+            region: "us-east-1".into(),
+            other_region: "us-west-2".into(),
+            regions: vec!["us-east-1".into(), "us-west-2".into()],
+            duration_s: 4,
+            outage_s: 2,
+            rps: 40,
+            write_ratio: 0.4,
+            fault_ms: 1000.0,
+            heal_ms: 3000.0,
+            traffic_end_ms: 4000.0,
+            convergence_ms: Some(250.0),
+            acknowledged_writes: 1,
+            lost_writes: vec![],
+            diverging: vec![],
+            summary: Summary::of(&samples, "us-east-1", 1000.0),
+            samples,
+        }
+    }
 
     #[test]
-    fn fault_syntax() {
-        assert_eq!(
-            "error:503".parse::<DrillFault>(),
-            Ok(DrillFault::Error { status: 503 })
+    fn the_html_report_is_self_contained_and_escaped() {
+        let html = render_html(&report());
+        assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+        assert!(html.contains("<title>Tandem drill: crashed on us-east-1</title>"));
+        // One shape per request: a square per write, a dot per read, each with its tooltip.
+        assert_eq!(html.matches("<circle ").count(), 2);
+        assert!(html.contains("<title>Write 200 in 12.0 ms from us-east-1 </title>"));
+        assert!(html.contains("<title>Read 502 in 12.0 ms from no answer </title>"));
+        assert!(
+            html.contains(r##"fill="#dc2626""##),
+            "the failed read is red"
         );
-        assert_eq!(
-            "slow:1500".parse::<DrillFault>(),
-            Ok(DrillFault::Slow { latency_ms: 1500 })
-        );
-        assert_eq!("blackhole".parse::<DrillFault>(), Ok(DrillFault::Blackhole));
-        assert!("error:429".parse::<DrillFault>().is_err());
-        assert!("melt".parse::<DrillFault>().is_err());
-        for f in ["error:500", "slow:5", "stopped", "crashed", "partition"] {
-            assert_eq!(f.parse::<DrillFault>().unwrap().to_string(), f);
-        }
+        assert!(html.contains("<title>fault window</title>"));
+        // Text from the outside is escaped.
+        assert!(html.contains("http://127.0.0.1:8080/?a=&lt;b&gt;&amp;c"));
+        assert!(!html.contains("<b>"));
+        assert!(!html.contains(" src=") && !html.contains("<link"));
+        assert!(html.contains("<tr><th>Lost writes</th><td>0</td></tr>"));
+        assert!(html.contains("<th>Convergence after heal</th><td>250 ms</td>"));
+    }
+
+    #[test]
+    fn the_json_report_names_the_fault_as_the_flag_does() {
+        let json = serde_json::to_value(report()).unwrap();
+        assert_eq!(json["fault"], "crashed");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back.fault, Outage::Crashed);
     }
 }

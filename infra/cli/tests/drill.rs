@@ -42,8 +42,10 @@ fn drill(stack: &Stack, fault: &str, dir: &std::path::Path) -> serde_json::Value
     );
     assert!(stdout.contains("lost writes:         0"), "{stdout}");
     let html = std::fs::read_to_string(report.with_extension("html")).unwrap();
+    // The doctype is case-insensitive (maud writes `<!DOCTYPE html>`).
     assert!(
-        html.starts_with("<!doctype html>")
+        html.get(..15)
+            .is_some_and(|d| d.eq_ignore_ascii_case("<!doctype html>"))
             && html.contains("<svg")
             && html.contains("fault window")
     );
@@ -51,7 +53,14 @@ fn drill(stack: &Stack, fault: &str, dir: &std::path::Path) -> serde_json::Value
         !html.contains("http://") || !html.contains("src=\"http"),
         "the HTML report must be self-contained"
     );
-    serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
+    assert!(
+        !html.contains(" src=") && !html.contains("<link"),
+        "the HTML report must load nothing"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    // The outage is reported as `--fault` names it.
+    assert_eq!(json["fault"], fault);
+    json
 }
 
 #[tokio::test]
@@ -86,6 +95,7 @@ async fn drills_lose_nothing_and_reads_never_fail() {
             report["convergence_ms"].is_number(),
             "{fault}: never converged"
         );
+        assert_eq!(report["diverging"], serde_json::json!([]), "{fault}");
         let samples = report["samples"].as_array().unwrap();
         assert_eq!(samples.len() as u64, summary["requests"].as_u64().unwrap());
         if fault != "partition" {
