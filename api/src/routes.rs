@@ -41,7 +41,7 @@ fn item_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
 }
 
 fn item_response(status: StatusCode, item: Item, region: &str) -> Response {
-    let etag = HeaderValue::from_str(&format!("\"{}\"", item.version)).ok();
+    let etag = item.etag().and_then(|t| HeaderValue::from_str(&t).ok());
     let mut response = (
         status,
         Json(ItemResponse {
@@ -106,7 +106,7 @@ pub async fn get_item<S: Store>(
 #[utoipa::path(put, path = "/api/items/{id}", tag = "items",
     params(
         ("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$"),
-        ("If-Match" = Option<String>, Header, description = "Write only if the item is at this version, e.g. \"3\""),
+        ("If-Match" = Option<String>, Header, description = "Write only if the item holds this write: its ETag, e.g. \"3.us-east-1.1764201234567\" (a plain \"3\" matches only a version written in the answering region)"),
     ),
     request_body(content = tandem_shared::wire::PutBody, content_type = "application/json"),
     responses(
@@ -251,7 +251,7 @@ pub async fn read<S: Store>(
 
 /// `POST /api/write`: the seed's write route, `{"id", "data"}`.
 #[utoipa::path(post, path = "/api/write", tag = "seed",
-    params(("If-Match" = Option<String>, Header, description = "Write only if the item is at this version")),
+    params(("If-Match" = Option<String>, Header, description = "Write only if the item holds this write (its ETag)")),
     request_body(content = tandem_shared::wire::WriteBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Replaced", body = ItemResponse),

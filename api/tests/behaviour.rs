@@ -109,7 +109,14 @@ async fn items(c: &dyn Client) {
     let at = item["updated_at"].as_str().unwrap();
     assert_eq!(at.len(), 24, "RFC 3339 with ms: {at}");
     assert!(at.ends_with('Z') && at.as_bytes()[19] == b'.', "{at}");
-    assert_eq!(r.header("etag"), Some("\"1\""));
+    // The ETag names the write (version, region, time), as the item's own etag() does.
+    let etag = format!(
+        "\"1.{REGION}.{}\"",
+        tandem_shared::item::parse_timestamp(at).unwrap()
+    );
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    let first: tandem_shared::Item = serde_json::from_value(item.clone()).unwrap();
+    assert_eq!(first.etag(), Some(etag.clone()));
 
     let got = send(c, Req::new("GET", "/api/items/suite-a")).await;
     assert_eq!(got.status, 200);
@@ -126,11 +133,36 @@ async fn items(c: &dyn Client) {
     );
     assert!(r.body["item"]["updated_at"].as_str().unwrap() >= at);
 
-    // If-Match: wrong version, right version, on an absent item.
+    let second_etag = r.header("etag").unwrap().to_owned();
+
+    // If-Match: an older write's ETag, an older plain version, the current write, an absent item.
+    for stale in [etag.as_str(), "\"1\""] {
+        let r = send(
+            c,
+            Req::new("PUT", "/api/items/suite-a")
+                .header("if-match", stale)
+                .json(&json!({"data": {}})),
+        )
+        .await;
+        assert_eq!((r.status, r.error_code()), (412, "precondition_failed"), "{stale}");
+    }
     let r = send(
         c,
         Req::new("PUT", "/api/items/suite-a")
-            .header("if-match", "\"1\"")
+            .header("if-match", &second_etag)
+            .json(&json!({"data": {"n": 2.5}})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["item"]["version"].clone()),
+        (200, json!(3))
+    );
+    // The same version written in another region is another write: its ETag never matches.
+    let elsewhere = format!("\"3.eu-west-1.{}\"", u64::MAX / 2);
+    let r = send(
+        c,
+        Req::new("PUT", "/api/items/suite-a")
+            .header("if-match", &elsewhere)
             .json(&json!({"data": {}})),
     )
     .await;
@@ -138,13 +170,14 @@ async fn items(c: &dyn Client) {
     let r = send(
         c,
         Req::new("PUT", "/api/items/suite-a")
-            .header("if-match", "\"2\"")
+            .header("if-match", "\"3\"")
             .json(&json!({"data": {"n": 3}})),
     )
     .await;
+    // The plain form still works for a version written in the answering region.
     assert_eq!(
         (r.status, r.body["item"]["version"].clone()),
-        (200, json!(3))
+        (200, json!(4))
     );
     let r = send(
         c,

@@ -94,6 +94,12 @@ impl Record {
         })
     }
 
+    /// The ETag of this write: `"<version>.<region>.<ms>"`. It names one write, not only a
+    /// version number: the same version accepted in two regions has two tags (SPEC §6).
+    pub fn etag(&self) -> String {
+        write_tag(self.version, &self.updated_in, self.updated_at_ms)
+    }
+
     /// Size of the stored form in bytes, which bounds what DynamoDB counts against its 400 KB
     /// item limit (attribute names and values, here as their JSON text).
     pub fn stored_size(&self) -> usize {
@@ -101,6 +107,19 @@ impl Record {
             .map(|v| v.len())
             .unwrap_or(usize::MAX)
     }
+}
+
+impl Item {
+    /// The ETag of the write this item shows (see [`Record::etag`]); clients that have the item
+    /// but not its response headers send this as `If-Match`.
+    pub fn etag(&self) -> Option<String> {
+        let ms = parse_timestamp(&self.updated_at)?;
+        Some(write_tag(self.version, &self.updated_in, ms))
+    }
+}
+
+fn write_tag(version: u64, region: &str, ms: u64) -> String {
+    format!("\"{version}.{region}.{ms}\"")
 }
 
 /// Milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds.
@@ -150,6 +169,15 @@ mod tests {
         assert!(!east.wins_over(Some(&west)));
         assert!(!east.wins_over(Some(&east.clone())));
         assert!(east.wins_over(None));
+    }
+
+    #[test]
+    fn etags_name_the_write_and_the_item_gives_the_same_one() {
+        let east = Record::next("a", None, Some(Data::new()), "us-east-1", 7);
+        let west = Record::next("a", None, Some(Data::new()), "us-west-2", 7);
+        assert_eq!(east.etag(), "\"1.us-east-1.7\"");
+        assert_ne!(east.etag(), west.etag());
+        assert_eq!(east.to_item().unwrap().etag(), Some(east.etag()));
     }
 
     #[test]

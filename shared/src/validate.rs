@@ -3,6 +3,7 @@
 //! Every failure here is the client's mistake and maps to a 4xx code, never a 5xx.
 
 use crate::error::ErrorCode;
+use crate::item::Record;
 use crate::item::Data;
 use serde_json::Value;
 
@@ -135,13 +136,21 @@ pub fn take_id(body: &Value) -> Result<String, Rejection> {
 }
 
 /// An `If-Match` precondition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IfMatch {
     /// `*`: the item must exist.
     Any,
-    /// `"<version>"`: the item must exist at this version.
+    /// `"<version>.<region>.<ms>"`, an ETag ([`Record::etag`]): the item must hold that very
+    /// write.
+    Write {
+        version: u64,
+        region: String,
+        at_ms: u64,
+    },
+    /// `"<version>"`, the plain form older clients send: the item must be at this version,
+    /// and that version must have been written in the region answering (see [`IfMatch::matches`]).
     Version(u64),
-    /// A value that can name no version of ours; it never matches (412, as HTTP says).
+    /// A value that can name no write of ours; it never matches (412, as HTTP says).
     Never,
 }
 
@@ -149,7 +158,6 @@ impl IfMatch {
     /// Parses the header value. Quotes are optional, `W/` weak tags are accepted, and a list
     /// matches if any entry does, as RFC 9110 allows; we keep only the first entry that parses.
     pub fn parse(value: &str) -> IfMatch {
-        let mut result = IfMatch::Never;
         for tag in value.split(',').map(str::trim) {
             if tag == "*" {
                 return IfMatch::Any;
@@ -159,20 +167,46 @@ impl IfMatch {
                 .strip_prefix('"')
                 .and_then(|t| t.strip_suffix('"'))
                 .unwrap_or(tag);
-            if let Ok(v) = tag.parse::<u64>() {
-                result = IfMatch::Version(v);
-                break;
+            if let Some(parsed) = Self::parse_tag(tag) {
+                return parsed;
             }
         }
-        result
+        IfMatch::Never
     }
 
-    /// Whether an item currently at `version` (`None`: absent) satisfies this precondition.
-    pub fn matches(self, version: Option<u64>) -> bool {
-        match (self, version) {
-            (IfMatch::Any, Some(_)) => true,
-            (IfMatch::Version(want), Some(have)) => want == have,
-            _ => false,
+    fn parse_tag(tag: &str) -> Option<IfMatch> {
+        if let Ok(v) = tag.parse::<u64>() {
+            return Some(IfMatch::Version(v));
+        }
+        let mut parts = tag.split('.');
+        let (version, region, at_ms) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || !crate::region::is_valid_region(region) {
+            return None;
+        }
+        Some(IfMatch::Write {
+            version: version.parse().ok()?,
+            region: region.to_owned(),
+            at_ms: at_ms.parse().ok()?,
+        })
+    }
+
+    /// Whether `current` (`None`: absent or deleted), as held by the region `answering`,
+    /// satisfies this precondition. The plain version form matches only a write accepted in
+    /// `answering` itself: a version number that came from a write replicated from elsewhere
+    /// may name another write there, so it fails (412) and the client must send the ETag.
+    pub fn matches(&self, current: Option<&Record>, answering: &str) -> bool {
+        let Some(c) = current.filter(|r| !r.is_tombstone()) else {
+            return false;
+        };
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Write {
+                version,
+                region,
+                at_ms,
+            } => (c.version, c.updated_in.as_str(), c.updated_at_ms) == (*version, region, *at_ms),
+            IfMatch::Version(v) => c.version == *v && c.updated_in == answering,
+            IfMatch::Never => false,
         }
     }
 }
@@ -285,12 +319,24 @@ mod tests {
         assert_eq!(IfMatch::parse("W/\"4\""), IfMatch::Version(4));
         assert_eq!(IfMatch::parse("*"), IfMatch::Any);
         assert_eq!(IfMatch::parse("\"abc\""), IfMatch::Never);
-        assert!(IfMatch::Version(3).matches(Some(3)));
-        assert!(!IfMatch::Version(3).matches(Some(4)));
-        assert!(!IfMatch::Version(3).matches(None));
-        assert!(IfMatch::Any.matches(Some(1)));
-        assert!(!IfMatch::Any.matches(None));
-        assert!(!IfMatch::Never.matches(Some(1)));
+        assert_eq!(IfMatch::parse("\"3.us-east-1.x\""), IfMatch::Never);
+        assert_eq!(IfMatch::parse("\"3.east.7\""), IfMatch::Never);
+        let east = Record::next("a", None, Some(Default::default()), "us-east-1", 7);
+        let west = Record::next("a", None, Some(Default::default()), "us-west-2", 7);
+        let tag = IfMatch::parse(&east.etag());
+        assert!(tag.matches(Some(&east), "us-west-2"));
+        // Same version, another region's write: the ETag refuses it wherever it is asked.
+        assert!(!tag.matches(Some(&west), "us-west-2"));
+        assert!(!tag.matches(Some(&west), "us-east-1"));
+        assert!(IfMatch::Version(1).matches(Some(&east), "us-east-1"));
+        assert!(!IfMatch::Version(1).matches(Some(&east), "us-west-2"));
+        assert!(!IfMatch::Version(2).matches(Some(&east), "us-east-1"));
+        assert!(!IfMatch::Version(1).matches(None, "us-east-1"));
+        assert!(IfMatch::Any.matches(Some(&west), "us-east-1"));
+        assert!(!IfMatch::Any.matches(None, "us-east-1"));
+        let tombstone = Record::next("a", Some(&east), None, "us-east-1", 8);
+        assert!(!IfMatch::Any.matches(Some(&tombstone), "us-east-1"));
+        assert!(!IfMatch::Never.matches(Some(&east), "us-east-1"));
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl Store for DynamoStore {
     ) -> Result<Written, StoreError> {
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let current = self.read(id).await?;
-            check_precondition(if_match, current.as_ref())?;
+            check_precondition(if_match.as_ref(), current.as_ref(), &self.region)?;
             let record = Record::next(
                 id,
                 current.as_ref(),

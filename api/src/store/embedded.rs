@@ -321,7 +321,7 @@ impl EmbeddedStore {
             .map_err(anyhow::Error::from)?
             .map(|v| decode(v.value()))
             .transpose()?;
-        check_precondition(if_match, current.as_ref())?;
+        check_precondition(if_match.as_ref(), current.as_ref(), self.region())?;
         let was_live = current.as_ref().is_some_and(|r| !r.is_tombstone());
         if data.is_none() && !was_live {
             return Ok(None);

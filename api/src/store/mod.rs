@@ -138,18 +138,12 @@ pub fn check_size(record: &Record) -> Result<(), StoreError> {
 
 /// Checks an `If-Match` against the current record (tombstones count as absent).
 pub fn check_precondition(
-    if_match: Option<IfMatch>,
+    if_match: Option<&IfMatch>,
     current: Option<&Record>,
+    region: &str,
 ) -> Result<(), StoreError> {
     match if_match {
-        Some(cond) => {
-            let live_version = current.filter(|r| !r.is_tombstone()).map(|r| r.version);
-            if cond.matches(live_version) {
-                Ok(())
-            } else {
-                Err(StoreError::PreconditionFailed)
-            }
-        }
-        None => Ok(()),
+        Some(cond) if !cond.matches(current, region) => Err(StoreError::PreconditionFailed),
+        _ => Ok(()),
     }
 }

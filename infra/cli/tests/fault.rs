@@ -11,6 +11,7 @@ use std::time::Duration;
 use tandem_api::Config;
 use tandem_api::store::embedded::EmbeddedStore;
 use tandem_local::client::ControlClient;
+use tandem_local::active::Active;
 use tandem_local::edge::{Edge, Origin};
 use tandem_shared::control::EdgeSettings;
 use tandem_shared::{Fault, FaultState};
@@ -48,10 +49,12 @@ async fn stack(dir: &std::path::Path) -> String {
         let addr = serve(tandem_api::router(store, config)).await;
         origins.push(Origin::new(region, addr));
     }
+    let regions = [EAST.to_owned(), WEST.to_owned()];
     let edge = Arc::new(Edge {
         origins,
         settings: EdgeSettings::default(),
         origin_secret: Some(SECRET.into()),
+        active: Arc::new(Active::load(dir, &regions).unwrap()),
     });
     let addr = serve(tandem_local::edge::router(edge, Router::new(), None)).await;
     format!("http://{addr}")
