@@ -86,16 +86,8 @@ impl Latency {
     }
 }
 
-/// The nearest-rank `p` percentile (`p` in `0.0..=1.0`) of `sorted`, which must be sorted
-/// ascending: the smallest value with at least `p` of the values at or below it. `None` when
-/// there are no values. The one way Tandem computes percentiles (drills, the bench, lag).
-pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
-}
+pub use crate::stats::percentile;
+
 
 /// Requests that failed, by kind and phase.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@
 //! - [`routing`]: where the edge sends `/api/*` (SPEC §3, §6: the active region), one rule for
 //!   the local edge and the CloudFront Function alike.
 //! - [`watch`]: the health watcher's rule for switching the active region automatically.
+//! - [`stats`]: percentiles, computed one way everywhere.
 //! - [`validate`]: the rules a request must pass before it reaches a store.
 //! - [`headers`] and [`region`]: names that both sides of the wire must agree on.
 //!
@@ -27,6 +28,7 @@ pub mod item;
 pub mod region;
 pub mod replication;
 pub mod routing;
+pub mod stats;
 pub mod validate;
 pub mod watch;
 pub mod wire;

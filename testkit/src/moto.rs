@@ -34,24 +34,31 @@ fn binary() -> PathBuf {
 }
 
 impl Moto {
-    /// Starts moto and waits until it listens (it imports every service's models first, which
-    /// takes a while on a busy two-core machine: up to a minute).
+    /// Starts moto (`$TANDEM_MOTO_SERVER`, the venv, or PATH) and waits until it listens (it
+    /// imports every service's models first, which takes a while on a busy two-core machine:
+    /// up to a minute). A missing moto fails the test.
     pub async fn start() -> Moto {
-        // Outside the ephemeral range, like the stacks' ports: no client connection holds it.
-        let port = crate::free_block(1).expect("a free port");
         let bin = binary();
-        let child = Command::new(&bin)
+        match Moto::start_with(&bin).await {
+            Ok(moto) => moto,
+            Err(e) => panic!(
+                "cannot start {} ({e}): run `cargo xtask test`, which installs moto, or set \
+                 TANDEM_MOTO_SERVER",
+                bin.display()
+            ),
+        }
+    }
+
+    /// Starts the moto server `bin`, for callers that report errors (the bench).
+    pub async fn start_with(bin: &std::path::Path) -> Result<Moto, String> {
+        // Outside the ephemeral range, like the stacks' ports: no client connection holds it.
+        let port = crate::free_block(1).ok_or("no free port")?;
+        let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {} ({e}): run `cargo xtask test`, which installs moto, or set \
-                     TANDEM_MOTO_SERVER",
-                    bin.display()
-                )
-            });
+            .map_err(|e| e.to_string())?;
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -59,11 +66,10 @@ impl Moto {
         let listening = crate::until(Duration::from_secs(60), || async {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        assert!(
-            listening.await.is_some(),
-            "moto_server did not start on port {port}"
-        );
-        moto
+        match listening.await {
+            Some(_) => Ok(moto),
+            None => Err(format!("moto_server did not start on port {port}")),
+        }
     }
 
     /// An SDK config for `region` pointed at this server, with test credentials and the

@@ -10,14 +10,14 @@
 //! Not a test: it prints figures and asserts nothing about time.
 
 use tandem_shared::control::EdgeSettings;
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow};
+use tandem_testkit::Moto;
 use serde_json::json;
 use tandem_local::client::ControlClient;
 use tandem_local::launch::Launch;
 use tandem_shared::control::{Outage, RegionState};
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Flags of `tandem bench`.
@@ -78,11 +78,9 @@ fn ms(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
+/// A percentile of sorted figures, NaN when there are none (printed as such).
 fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+    tandem_shared::stats::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
 async fn get_ms(http: &reqwest::Client, url: &str) -> (f64, u16, Option<String>) {
@@ -330,7 +328,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.compare {
         crate::bench_compare::edge_vs_nginx(&args).await?;
-        let moto = Moto::start(&args.moto_server).await?;
+        let moto = Moto::start_with(&args.moto_server)
+            .await
+            .map_err(|e| anyhow!("starting {} ({e}); cargo xtask test installs moto", args.moto_server.display()))?;
         let bins = std::env::current_exe()?
             .parent()
             .map(PathBuf::from)
@@ -339,50 +339,4 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         crate::bench_compare::console_size(&args.console_dir)?;
     }
     Ok(())
-}
-
-/// moto's server for the Lambda init stand-in, killed when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    async fn start(bin: &std::path::Path) -> anyhow::Result<Moto> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} (cargo xtask test installs moto)",
-                    bin.display()
-                )
-            })?;
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        for _ in 0..400 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(moto);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        bail!("moto did not start")
-    }
 }

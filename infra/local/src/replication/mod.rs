@@ -107,13 +107,7 @@ pub struct Replicator {
     http: reqwest::Client,
 }
 
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    Some(sorted[idx])
-}
+use tandem_shared::stats::percentile;
 
 impl Replicator {
     pub fn new(store: EmbeddedStore, settings: Settings) -> Self {
@@ -261,17 +255,3 @@ impl Replicator {
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 0.5), Some(50));
-        assert_eq!(percentile(&v, 0.99), Some(99));
-        assert_eq!(percentile(&[7], 0.99), Some(7));
-        assert_eq!(percentile(&[], 0.5), None);
-    }
-}
