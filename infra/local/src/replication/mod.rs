@@ -15,6 +15,10 @@
 //! Housekeeping compacts the outbox once every peer has applied it and collects tombstones after
 //! a grace period. An artificial lag holds each change back for `lag_ms` after it arrived; a
 //! pause stops pulling (as FIS's `aws:dynamodb:global-table-pause-replication` does).
+//!
+//! The storage half (the outbox, pages for peers, LWW apply, digests, compaction) is the
+//! embedded store's replication log, `tandem_api::store::embedded::log`: a local write and its
+//! outbox entry commit in one redb transaction, so that half lives inside the store.
 
 mod puller;
 pub use puller::{PullError, check_record, fetch};
