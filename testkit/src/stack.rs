@@ -67,9 +67,21 @@ impl TestStack {
         TestStack::start_in(exe, data).await
     }
 
+    /// `exe up` with more flags, on a fresh data directory.
+    pub async fn start_with(exe: impl AsRef<Path>, extra: &[&str]) -> TestStack {
+        let mut launch = TestStack::launch(exe);
+        launch.extra = extra.iter().map(|s| (*s).to_owned()).collect();
+        let data = tempfile::tempdir().expect("a temporary directory");
+        TestStack::start_launch(launch, data).await
+    }
+
     /// `exe up` on a data directory the test prepared.
     pub async fn start_in(exe: impl AsRef<Path>, data: tempfile::TempDir) -> TestStack {
-        let stack = TestStack::launch(exe)
+        TestStack::start_launch(TestStack::launch(exe), data).await
+    }
+
+    async fn start_launch(launch: Launch, data: tempfile::TempDir) -> TestStack {
+        let stack = launch
             .start_in(data)
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));

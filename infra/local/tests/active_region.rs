@@ -1,0 +1,171 @@
+//! The active region (SPEC §6) on a real stack: a plain client's writes follow it, the health
+//! watcher moves it off a hung primary, a manual switch and back loses nothing, and an ETag
+//! from one region never passes `If-Match` on another region's write of the same version.
+
+mod common;
+
+use common::{EAST, Stack, WEST, header};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tandem_shared::Item;
+use tandem_shared::control::{RegionState, ReplicationPatch};
+use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER, EDGE_ORIGIN, SERVED_REGION};
+use tandem_testkit::until;
+
+/// A plain client's PUT through `/api/`: no resend to another region, as curl does it.
+async fn plain_put(s: &Stack, id: &str, n: u64) -> reqwest::Response {
+    let body = json!({"data": {"n": n}});
+    s.edge(Method::PUT, &format!("/api/items/{id}"), Some(body))
+        .await
+}
+
+async fn item(r: reqwest::Response) -> Item {
+    let body: Value = r.json().await.unwrap();
+    serde_json::from_value(body["item"].clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watcher_moves_plain_writes_and_reads_off_a_hung_primary() {
+    let s = Stack::start_with(&[
+        "--auto-failover",
+        "--failover-after",
+        "3",
+        "--probe-interval-ms",
+        "300",
+    ])
+    .await;
+    assert_eq!(
+        plain_put(&s, "before", 1).await.status(),
+        StatusCode::CREATED
+    );
+    s.converged("before").await;
+    s.set_region(EAST, RegionState::Blackhole).await;
+
+    // Plain writes fail (the edge's 504) until the watcher switches; then they land in the
+    // secondary. Count, don't time: the window is the watcher's N probes.
+    let landed = until(Duration::from_secs(30), || {
+        let s = &s;
+        async move {
+            let r = plain_put(s, "during", 2).await;
+            r.status().is_success().then(|| header(&r, SERVED_REGION))
+        }
+    })
+    .await;
+    assert_eq!(
+        landed,
+        Some(Some(WEST.to_owned())),
+        "a plain PUT never landed"
+    );
+    assert_eq!(
+        s.control().active_region().await.unwrap().region.as_deref(),
+        Some(WEST)
+    );
+
+    // Reads now go to the secondary first: no failover, so no read timeout paid on the primary.
+    for _ in 0..3 {
+        let r = s.edge(Method::GET, "/api/items/before", None).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header(&r, EDGE_ORIGIN).as_deref(), Some(WEST));
+        assert_eq!(
+            header(&r, EDGE_FAILOVER),
+            None,
+            "the edge tried the hung primary first"
+        );
+        assert_eq!(header(&r, EDGE_ACTIVE).as_deref(), Some(WEST));
+    }
+
+    // Without --auto-failback the primary's return changes nothing until someone asks.
+    s.set_region(EAST, RegionState::Up).await;
+    let (status, during) = s.converged("during").await;
+    assert_eq!((status, &during["data"]["n"]), (StatusCode::OK, &json!(2)));
+    assert_eq!(
+        s.control().active_region().await.unwrap().region.as_deref(),
+        Some(WEST)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_failover_and_back_with_writes_in_flight_loses_nothing() {
+    let s = Stack::start().await;
+    let mut acked: Vec<Item> = Vec::new();
+    let mut served = std::collections::BTreeSet::new();
+    for step in 0..3 {
+        match step {
+            1 => s.control().set_active_region(Some(WEST)).await.unwrap(),
+            2 => s.control().set_active_region(None).await.unwrap(),
+            _ => Default::default(),
+        };
+        let want = if step == 1 { WEST } else { EAST };
+        // Writes right after the switch, each to a new id and to one shared id.
+        for n in 0..20u64 {
+            for id in [format!("w{step}-{n}"), "shared".to_owned()] {
+                let r = plain_put(&s, &id, step * 100 + n).await;
+                assert!(r.status().is_success(), "{id}: {}", r.status());
+                assert_eq!(header(&r, SERVED_REGION).as_deref(), Some(want));
+                served.insert(want);
+                acked.push(item(r).await);
+            }
+        }
+    }
+    assert_eq!(served.len(), 2);
+    let control = s.control();
+    assert!(
+        control.until_agreed(Duration::from_secs(30)).await,
+        "the regions did not converge"
+    );
+    for a in &acked {
+        let (status, held) = s.converged(&a.id).await;
+        assert_eq!(status, StatusCode::OK, "{}", a.id);
+        let held: Item = serde_json::from_value(held).unwrap();
+        // The last write to "shared" wins everywhere; every other id holds its one write.
+        let last = acked.iter().rev().find(|x| x.id == a.id).unwrap();
+        assert_eq!(held.etag(), last.etag(), "{} in the end", a.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_etag_from_one_region_never_matches_the_same_version_written_in_another() {
+    let s = Stack::start().await;
+    let pause = ReplicationPatch {
+        paused: Some(true),
+        lag_ms: None,
+    };
+    s.control().set_replication(pause).await.unwrap();
+    // Version 1 of one id, written independently in each region while they are cut off.
+    let put = |region: &'static str| {
+        let s = &s;
+        async move {
+            let path = format!("/region/{region}/api/items/twin");
+            item(
+                s.edge(Method::PUT, &path, Some(json!({"data": {"in": region}})))
+                    .await,
+            )
+            .await
+        }
+    };
+    let (east, west) = (put(EAST).await, put(WEST).await);
+    assert_eq!((east.version, west.version), (1, 1));
+    assert_ne!(east.etag(), west.etag());
+
+    // A client that read the secondary's write sends its ETag to the primary: 412.
+    let r = s
+        .http
+        .put(format!("{}/region/{EAST}/api/items/twin", s.edge))
+        .header("if-match", west.etag().unwrap())
+        .json(&json!({"data": {"edited": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    // The primary's own ETag passes there.
+    let r = s
+        .http
+        .put(format!("{}/region/{EAST}/api/items/twin", s.edge))
+        .header("if-match", east.etag().unwrap())
+        .json(&json!({"data": {"edited": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
