@@ -6,8 +6,8 @@
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use tandem_shared::{ErrorBody, ErrorCode};
 use tandem_shared::validate::Rejection;
+use tandem_shared::{ErrorBody, ErrorCode};
 
 /// An error answered to the client.
 #[derive(Debug, thiserror::Error)]

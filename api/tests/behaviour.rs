@@ -144,7 +144,11 @@ async fn items(c: &dyn Client) {
                 .json(&json!({"data": {}})),
         )
         .await;
-        assert_eq!((r.status, r.error_code()), (412, "precondition_failed"), "{stale}");
+        assert_eq!(
+            (r.status, r.error_code()),
+            (412, "precondition_failed"),
+            "{stale}"
+        );
     }
     let r = send(
         c,

@@ -313,7 +313,16 @@ mod tests {
             assert_eq!(json, format!("\"{o}\""));
             assert_eq!(serde_json::from_str::<Outage>(&json).unwrap(), o);
         }
-        for bad in ["error:429", "error:", "slow:x", "slow:0", "slow:600001", "melt", "stopped:1", ""] {
+        for bad in [
+            "error:429",
+            "error:",
+            "slow:x",
+            "slow:0",
+            "slow:600001",
+            "melt",
+            "stopped:1",
+            "",
+        ] {
             assert!(bad.parse::<Outage>().is_err(), "{bad}");
         }
     }

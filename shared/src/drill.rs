@@ -88,7 +88,6 @@ impl Latency {
 
 pub use crate::stats::percentile;
 
-
 /// Requests that failed, by kind and phase.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Failures {

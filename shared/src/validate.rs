@@ -3,8 +3,8 @@
 //! Every failure here is the client's mistake and maps to a 4xx code, never a 5xx.
 
 use crate::error::ErrorCode;
-use crate::item::Record;
 use crate::item::Data;
+use crate::item::Record;
 use serde_json::Value;
 
 /// Longest id, in characters.

@@ -78,7 +78,10 @@ impl Watcher {
             return None;
         }
         // Switch only to a region that answers: moving to another dead region helps nobody.
-        let target = regions.iter().copied().find(|r| *r != serving && is_healthy(r))?;
+        let target = regions
+            .iter()
+            .copied()
+            .find(|r| *r != serving && is_healthy(r))?;
         self.failed = 0;
         Some(match target == primary && active.is_some() {
             true => Decision::FailBack,

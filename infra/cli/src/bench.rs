@@ -9,16 +9,16 @@
 //!
 //! Not a test: it prints figures and asserts nothing about time.
 
-use tandem_shared::control::EdgeSettings;
 use anyhow::{Context as _, anyhow};
-use tandem_testkit::Moto;
 use serde_json::json;
-use tandem_local::client::ControlClient;
-use tandem_local::launch::Launch;
-use tandem_shared::control::{Outage, RegionState};
-use tandem_shared::region::{PRIMARY, SECONDARY};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tandem_local::client::ControlClient;
+use tandem_local::launch::Launch;
+use tandem_shared::control::EdgeSettings;
+use tandem_shared::control::{Outage, RegionState};
+use tandem_shared::region::{PRIMARY, SECONDARY};
+use tandem_testkit::Moto;
 
 /// Flags of `tandem bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -142,7 +142,10 @@ async fn replication_lag(
     let control = control(s);
     let pair = loop {
         let pairs = control.replication().await?.pairs;
-        let pair = pairs.into_iter().find(|p| p.from == PRIMARY).unwrap_or_default();
+        let pair = pairs
+            .into_iter()
+            .find(|p| p.from == PRIMARY)
+            .unwrap_or_default();
         if pair.pending == 0 && pair.applied >= ok || Instant::now() > deadline {
             break pair;
         }
@@ -328,9 +331,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.compare {
         crate::bench_compare::edge_vs_nginx(&args).await?;
-        let moto = Moto::start_with(&args.moto_server)
-            .await
-            .map_err(|e| anyhow!("starting {} ({e}); cargo xtask test installs moto", args.moto_server.display()))?;
+        let moto = Moto::start_with(&args.moto_server).await.map_err(|e| {
+            anyhow!(
+                "starting {} ({e}); cargo xtask test installs moto",
+                args.moto_server.display()
+            )
+        })?;
         let bins = std::env::current_exe()?
             .parent()
             .map(PathBuf::from)

@@ -11,8 +11,6 @@
 //!   binary built the same way.
 
 use crate::bench::{self, Stack};
-use tandem_shared::control::RegionState;
-use tandem_shared::region::{PRIMARY, SECONDARY};
 use anyhow::{Context as _, bail};
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -21,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tandem_shared::control::RegionState;
+use tandem_shared::region::{PRIMARY, SECONDARY};
 use tokio::sync::Mutex;
 
 /// Peak resident memory of a process (VmHWM), in MiB.
@@ -115,7 +115,10 @@ impl Drop for Nginx {
     }
 }
 
-fn start_nginx(stack: &Stack, edge: &tandem_shared::control::EdgeSettings) -> anyhow::Result<Nginx> {
+fn start_nginx(
+    stack: &Stack,
+    edge: &tandem_shared::control::EdgeSettings,
+) -> anyhow::Result<Nginx> {
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -203,7 +206,9 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
     let mut figures = Vec::new();
     for state in ["healthy", "stopped"] {
         if state == "stopped" {
-            bench::control(&stack).set_region(PRIMARY, RegionState::Stopped).await?;
+            bench::control(&stack)
+                .set_region(PRIMARY, RegionState::Stopped)
+                .await?;
         }
         for (name, base) in [("edge", stack.edge.clone()), ("nginx", nginx.url.clone())] {
             let w = wrk(
@@ -232,7 +237,9 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
             get("edge").p99_ms / get("nginx").p99_ms
         );
     }
-    bench::control(&stack).set_region(PRIMARY, RegionState::Up).await?;
+    bench::control(&stack)
+        .set_region(PRIMARY, RegionState::Up)
+        .await?;
 
     println!("\n## Peak memory (VmHWM) after the runs above");
     let nginx_rss: f64 = std::iter::once(nginx.child.id())

@@ -116,11 +116,15 @@ pub async fn disk_loss(edge: &EdgeSettings, east: u64, west: u64) -> anyhow::Res
         .await?;
     }
     until_agreed(&s, Duration::from_secs(120)).await?;
-    bench::control(&s).set_region(SECONDARY, RegionState::Stopped).await?;
+    bench::control(&s)
+        .set_region(SECONDARY, RegionState::Stopped)
+        .await?;
     let dir = s.data_dir().join(SECONDARY);
     std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
     let started = Instant::now();
-    bench::control(&s).set_region(SECONDARY, RegionState::Up).await?;
+    bench::control(&s)
+        .set_region(SECONDARY, RegionState::Up)
+        .await?;
     let restarted = started.elapsed().as_secs_f64();
     until_agreed(&s, Duration::from_secs(300)).await?;
     println!(

@@ -66,7 +66,10 @@ pub fn describe(state: &FaultState) -> String {
 pub async fn fault(args: FaultArgs) -> anyhow::Result<()> {
     let control = client(&args.region, &args.target)?;
     if let Some(fault) = args.outage.fault(args.duration) {
-        println!("{}", describe(&control.set_fault(&args.region, fault).await?));
+        println!(
+            "{}",
+            describe(&control.set_fault(&args.region, fault).await?)
+        );
         return Ok(());
     }
     if args.duration.is_some() {

@@ -66,7 +66,10 @@ impl Active {
         let mut value = self.value.write().unwrap_or_else(|e| e.into_inner());
         self.save(region).map_err(SwitchError::Io)?;
         *value = region.map(str::to_owned);
-        tracing::warn!(active = region.unwrap_or("(primary)"), "active region switched");
+        tracing::warn!(
+            active = region.unwrap_or("(primary)"),
+            "active region switched"
+        );
         Ok(value.clone())
     }
 

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 use tandem_shared::control::{
-    ActiveRegion, Outage, PREFIX, RegionState, RegionStatus, RegionsBody, ReplicationBody, ReplicationPatch,
-    ReplicationUpdate, SetRegionState,
+    ActiveRegion, Outage, PREFIX, RegionState, RegionStatus, RegionsBody, ReplicationBody,
+    ReplicationPatch, ReplicationUpdate, SetRegionState,
 };
 use tandem_shared::replication::Verdict;
 use tandem_shared::{ErrorBody, Fault, FaultState};
@@ -88,11 +88,19 @@ impl ControlClient {
     }
 
     /// `PUT /_tandem/regions/<region>`: move a local region to `state`.
-    pub async fn set_region(&self, region: &str, state: RegionState) -> anyhow::Result<RegionStatus> {
+    pub async fn set_region(
+        &self,
+        region: &str,
+        state: RegionState,
+    ) -> anyhow::Result<RegionStatus> {
         let body = SetRegionState { state };
-        self.call(Method::PUT, &format!("{PREFIX}/regions/{region}"), Some(&body))
-            .await
-            .with_context(|| format!("setting {region} {state}"))
+        self.call(
+            Method::PUT,
+            &format!("{PREFIX}/regions/{region}"),
+            Some(&body),
+        )
+        .await
+        .with_context(|| format!("setting {region} {state}"))
     }
 
     /// `GET /_tandem/replication`.
@@ -102,7 +110,10 @@ impl ControlClient {
     }
 
     /// `PUT /_tandem/replication`.
-    pub async fn set_replication(&self, patch: ReplicationPatch) -> anyhow::Result<ReplicationUpdate> {
+    pub async fn set_replication(
+        &self,
+        patch: ReplicationPatch,
+    ) -> anyhow::Result<ReplicationUpdate> {
         self.call(Method::PUT, &format!("{PREFIX}/replication"), Some(&patch))
             .await
     }
@@ -249,7 +260,10 @@ pub fn explain(status: StatusCode, text: &str) -> String {
     match serde_json::from_str::<ErrorBody>(text) {
         Ok(body) => format!("{status}{hint}: {}", body.error.message),
         Err(_) if text.is_empty() => format!("{status}{hint}"),
-        Err(_) => format!("{status}{hint}: {}", text.chars().take(200).collect::<String>()),
+        Err(_) => format!(
+            "{status}{hint}: {}",
+            text.chars().take(200).collect::<String>()
+        ),
     }
 }
 

@@ -15,8 +15,8 @@ use tandem_api::error::respond;
 use tandem_api::middleware::error_bodies;
 use tandem_shared::ErrorCode;
 use tandem_shared::control::{
-    ActiveRegion, EdgeSettings, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, ReplicationUpdate,
-    SetRegionState,
+    ActiveRegion, EdgeSettings, RegionState, RegionsBody, ReplicationBody, ReplicationPatch,
+    ReplicationUpdate, SetRegionState,
 };
 use tandem_shared::headers::ORIGIN_VERIFY;
 use tokio::sync::Mutex;
@@ -87,15 +87,14 @@ async fn set_region(
     body: Result<Json<SetRegionState>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(SetRegionState { state })) = body else {
-        return error(ErrorCode::BadRequest,
+        return error(
+            ErrorCode::BadRequest,
             "body must be {\"state\": \"up\" | \"stopped\" | \"crashed\" | \"blackhole\"}",
         );
     };
     let mut supervisor = c.supervisor.lock().await;
     if !supervisor.status().iter().any(|r| r.region == region) {
-        return error(ErrorCode::NotFound,
-            format!("no region {region:?}"),
-        );
+        return error(ErrorCode::NotFound, format!("no region {region:?}"));
     }
     match supervisor.set_state(&region, state).await {
         Ok(status) => {
@@ -112,9 +111,7 @@ async fn set_region(
             }
             Json(status).into_response()
         }
-        Err(err) => error(ErrorCode::Internal,
-            format!("{err:#}"),
-        ),
+        Err(err) => error(ErrorCode::Internal, format!("{err:#}")),
     }
 }
 
@@ -186,7 +183,8 @@ async fn set_replication(
     body: Result<Json<ReplicationPatch>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(patch)) = body else {
-        return error(ErrorCode::BadRequest,
+        return error(
+            ErrorCode::BadRequest,
             "body must be {\"paused\": bool, \"lag_ms\": n}",
         );
     };

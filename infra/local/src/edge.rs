@@ -15,6 +15,7 @@
 //! A higher-level client would hide the boundary between connecting and waiting for the
 //! response, and CloudFront times the two differently.
 
+use crate::active::Active;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -33,7 +34,6 @@ use std::sync::{Arc, Mutex};
 use tandem_api::error::respond;
 use tandem_shared::ErrorCode;
 use tandem_shared::control::{EdgeSettings, FAILOVER_STATUSES};
-use crate::active::Active;
 use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER, EDGE_ORIGIN, ORIGIN_VERIFY};
 use tandem_shared::routing::{Route, api_route};
 use tokio::net::TcpStream;
@@ -330,8 +330,7 @@ impl Edge {
         let first = self.origin(route.origins[0]);
         let reason = match first.send(&out, &self.settings, secret).await {
             Ok(answer)
-                if route.fails_over()
-                    && FAILOVER_STATUSES.contains(&answer.status.as_u16()) =>
+                if route.fails_over() && FAILOVER_STATUSES.contains(&answer.status.as_u16()) =>
             {
                 format!("status-{}", answer.status.as_u16())
             }

@@ -69,7 +69,12 @@ impl Launch {
         let e = &self.edge;
         let child = Command::new(&self.exe)
             .args(["up", "--port", &base.to_string()])
-            .args(["--admin-token", &self.token, "--origin-secret", &self.secret])
+            .args([
+                "--admin-token",
+                &self.token,
+                "--origin-secret",
+                &self.secret,
+            ])
             .args(["--connection-attempts", &e.connection_attempts.to_string()])
             .args(["--connection-timeout", &e.connection_timeout.to_string()])
             .args(["--origin-read-timeout", &e.origin_read_timeout.to_string()])

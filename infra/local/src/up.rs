@@ -7,9 +7,9 @@
 
 use crate::active::Active;
 use crate::control;
-use crate::watcher::{self, WatchArgs};
 use crate::edge::{self, Edge, Origin};
 use crate::replication::ReplicationConfig;
+use crate::watcher::{self, WatchArgs};
 use anyhow::{Context as _, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -430,7 +430,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let run = watcher::run(edge, args.regions.clone(), active.clone(), args.watch);
         tokio::spawn(run)
     });
-    print_banner(&args, &admin_token, &addresses, &failed, console_dir.as_deref());
+    print_banner(
+        &args,
+        &admin_token,
+        &addresses,
+        &failed,
+        console_dir.as_deref(),
+    );
 
     let served =
         tandem_api::server::serve(listener, app, tandem_api::server::shutdown_signal()).await;

@@ -22,12 +22,12 @@
 
 mod log;
 
-pub use log::{ItemsPage, OutboxPage, PeerPosition};
 use super::digest::{self, BUCKETS, BucketDigest};
 use super::{
     Page, Store, StoreError, StoredFault, Written, check_precondition, check_size, now_ms,
 };
 use anyhow::Context as _;
+pub use log::{ItemsPage, OutboxPage, PeerPosition};
 use redb::{
     Database, Durability, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     WriteTransaction,

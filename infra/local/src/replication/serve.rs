@@ -3,16 +3,16 @@
 use super::wire::{self, Frame, Key};
 use super::{BATCH, MAX_PULL_BYTES, RegionReplication, ReplicationConfig, Replicator};
 use axum::extract::{FromRef, FromRequestParts, Query, State};
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
-use tandem_shared::headers::ORIGIN_VERIFY;
 use tandem_api::admin::{Admin, AdminToken};
 use tandem_shared::ErrorCode;
+use tandem_shared::headers::ORIGIN_VERIFY;
 
 impl Replicator {
     /// The internal routes: `GET /_replication/{changes,items,digests}` for peers (signed),
