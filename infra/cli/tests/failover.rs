@@ -1,0 +1,64 @@
+//! `tandem failover --to <region>` and `tandem failback`, run as the real binary against a
+//! real stack: `/api/*` follows the active region for writes and reads, and comes back.
+
+mod common;
+
+use common::{EAST, Stack, TOKEN, WEST, header};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::process::Command;
+use tandem_shared::headers::{EDGE_ACTIVE, SERVED_REGION};
+
+/// Runs `tandem <args> --endpoint <edge> --token <token>`: (success, stdout, stderr).
+async fn tandem(s: &Stack, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new(common::EXE);
+    cmd.args(args)
+        .args(["--endpoint", &s.edge, "--token", TOKEN])
+        .env_remove("TANDEM_ENDPOINT")
+        .env_remove("TANDEM_ADMIN_TOKEN");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Where a plain PUT through `/api/` lands, and the active region the edge reports.
+async fn put_lands(s: &Stack, id: &str) -> (Option<String>, Option<String>) {
+    let r = s
+        .edge(Method::PUT, &format!("/api/items/{id}"), Some(json!({"data": {}})))
+        .await;
+    assert!(r.status().is_success(), "{id}: {}", r.status());
+    (header(&r, SERVED_REGION), header(&r, EDGE_ACTIVE))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failover_and_failback_move_every_method() {
+    let s = Stack::start().await;
+    assert_eq!(put_lands(&s, "a").await, (Some(EAST.into()), None));
+
+    let (ok, out, err) = tandem(&s, &["failover", "--to", WEST]).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains(&format!("active region: {WEST}")), "{out}");
+    assert_eq!(
+        put_lands(&s, "b").await,
+        (Some(WEST.into()), Some(WEST.into()))
+    );
+    let r = s.edge(Method::GET, "/api/items/b", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, SERVED_REGION).as_deref(), Some(WEST));
+
+    // A region the stack does not have is refused, and changes nothing.
+    let (ok, _, err) = tandem(&s, &["failover", "--to", "eu-west-1"]).await;
+    assert!(!ok);
+    assert!(err.contains("no region \"eu-west-1\""), "{err}");
+    assert_eq!(put_lands(&s, "c").await.0.as_deref(), Some(WEST));
+
+    let (ok, out, err) = tandem(&s, &["failback"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("the primary"), "{out}");
+    assert_eq!(put_lands(&s, "d").await, (Some(EAST.into()), None));
+}
