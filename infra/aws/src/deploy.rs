@@ -12,14 +12,17 @@
 //! lifted replica by replica and the table is deleted after the stack (which retains it).
 
 use crate::sdk::{self, Aws};
-use crate::stack::{self, Deployed, Outcome, Progress, StackSpec};
+use crate::stack::{self, Deployed, Progress, StackSpec};
 use anyhow::{Context as _, anyhow, bail};
 use aws_sdk_cloudformation::types::Capability;
 use sha2::Digest as _;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::ffi::OsString;
+use std::fmt::{Display, Write as _};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
 
 /// The templates, built into the binary so that `tandem` deploys from anywhere.
 const BUILT_IN: [(&str, &str); 3] = [
@@ -48,6 +51,8 @@ const BUILD_ARGS: [&str; 11] = [
     "--lambda-dir",
 ];
 const LAMBDA_TARGET: &str = "aarch64-unknown-linux-gnu";
+/// The executable the provided.al2023 runtime starts: it must sit at the zip's root.
+const BOOTSTRAP: &str = "bootstrap";
 
 /// `Cache-Control` of files whose name every build reuses (`index.html`, the console's
 /// `boot.js`, a favicon): browsers revalidate each time (a cheap 304 when unchanged), so a
@@ -64,21 +69,35 @@ pub const INDEX: &str = "/index.html";
 /// wildcard as one path; the first 1,000 paths a month are free).
 const MAX_INVALIDATION_PATHS: usize = 15;
 
+/// The names deploy gives by default. The templates declare the same defaults, so that a stack
+/// created by hand (infra/aws/cloudformation/README.md) matches one `tandem deploy` made.
+pub const DEFAULT_PREFIX: &str = "tandem";
+pub const DEFAULT_TABLE_NAME: &str = "tandem-items";
+pub const DEFAULT_SECRET_NAME: &str = "tandem/secrets";
+/// `--regions`' default in the flag's own syntax, from the regions the local stack runs too.
+static DEFAULT_REGIONS_ARG: LazyLock<String> = LazyLock::new(|| DEFAULT_REGIONS.join(","));
+
+/// The edge stack's outputs that deploy reads: where the console goes, what to invalidate, and
+/// the domain of the URL it prints.
+const CONSOLE_BUCKET: &str = "ConsoleBucketName";
+const DISTRIBUTION_ID: &str = "DistributionId";
+const DISTRIBUTION_DOMAIN: &str = "DistributionDomainName";
+
 /// Names and regions shared by deploy and destroy.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StackArgs {
     /// The two regions, primary first.
-    #[arg(long, value_delimiter = ',', default_value = "us-east-1,us-west-2")]
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_REGIONS_ARG.as_str())]
     pub regions: Vec<String>,
     /// Stacks are <prefix>-data, <prefix>-region, <prefix>-edge; code buckets
     /// <prefix>-code-<account>-<region>.
-    #[arg(long, default_value = "tandem")]
+    #[arg(long, default_value = DEFAULT_PREFIX)]
     pub prefix: String,
     /// Name of the DynamoDB global table.
-    #[arg(long, default_value = "tandem-items")]
+    #[arg(long, default_value = DEFAULT_TABLE_NAME)]
     pub table_name: String,
     /// Name of the Secrets Manager secret holding admin_token and origin_secret.
-    #[arg(long, default_value = "tandem/secrets")]
+    #[arg(long, default_value = DEFAULT_SECRET_NAME)]
     pub secret_name: String,
 }
 
@@ -93,14 +112,8 @@ impl StackArgs {
         if primary == secondary {
             bail!("--regions: the primary and secondary regions must differ");
         }
-        let valid = |r: &str| {
-            !r.is_empty()
-                && r.split('-').count() >= 3
-                && r.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        };
         for r in [primary, secondary] {
-            if !valid(r) {
+            if !is_valid_region(r) {
                 bail!("--regions: {r:?} is not an AWS region name (like us-east-1)");
             }
         }
@@ -262,6 +275,12 @@ pub enum Value {
     CodeKey,
 }
 
+impl Value {
+    fn text(text: &str) -> Value {
+        Value::Text(text.to_owned())
+    }
+}
+
 /// One stack of the plan.
 #[derive(Debug, Clone)]
 pub struct StackPlan {
@@ -290,6 +309,39 @@ pub enum Zip {
     Given { path: PathBuf, key: String },
 }
 
+impl Zip {
+    /// The given zip, read and checked now (so that `--dry-run` catches a bad one), or the
+    /// build in the checkout around the current directory.
+    fn locate(given: Option<&Path>) -> anyhow::Result<Zip> {
+        match given {
+            Some(path) => Ok(Zip::Given {
+                path: path.to_owned(),
+                key: code_key(&read_zip(path)?),
+            }),
+            None => Ok(Zip::Build {
+                workspace: current_workspace()?,
+            }),
+        }
+    }
+
+    /// The zip's key, when it is known before anything is built.
+    fn known_key(&self) -> Option<&str> {
+        match self {
+            Zip::Given { key, .. } => Some(key),
+            Zip::Build { .. } => None,
+        }
+    }
+
+    /// The zip itself: read again when given (it is uploaded as it is now), built otherwise.
+    async fn bytes(&self, progress: &Progress) -> anyhow::Result<Vec<u8>> {
+        let path = match self {
+            Zip::Given { path, .. } => path.clone(),
+            Zip::Build { workspace } => build_zip(workspace, progress).await?,
+        };
+        read_zip(&path)
+    }
+}
+
 /// Everything deploy will do, computed without AWS.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -310,19 +362,28 @@ pub fn code_key(zip: &[u8]) -> String {
     format!("{FUNCTION_BIN}/{hex}.zip")
 }
 
-/// Refuses anything that is not a zip with a `bootstrap` entry: Lambda would only fail later,
-/// at the first request, with `Runtime.InvalidEntrypoint`.
+/// Refuses anything that is not a zip with a `bootstrap` entry at its root: Lambda would only
+/// fail later, at the first request, with `Runtime.InvalidEntrypoint`.
 pub fn check_zip(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if !bytes.starts_with(b"PK\x03\x04") {
+    // Only the central directory is read, so any compression method will do: nothing is
+    // inflated.
+    let Ok(archive) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
         bail!("{} is not a zip file", path.display());
-    }
-    if !bytes.windows(b"bootstrap".len()).any(|w| w == b"bootstrap") {
+    };
+    if archive.index_for_name(BOOTSTRAP).is_none() {
         bail!(
-            "{} has no entry named bootstrap (the provided.al2023 runtime runs ./bootstrap)",
+            "{} has no entry named {BOOTSTRAP} (the provided.al2023 runtime runs ./{BOOTSTRAP})",
             path.display()
         );
     }
     Ok(())
+}
+
+/// Reads a function zip and checks it ([`check_zip`]).
+fn read_zip(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    check_zip(path, &bytes)?;
+    Ok(bytes)
 }
 
 /// The `Content-Type` S3 will serve a console file with (CloudFront passes it on; wasm must be
@@ -445,106 +506,125 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+/// The checkout around the current directory: cargo lambda builds the function there.
+fn current_workspace() -> anyhow::Result<PathBuf> {
+    let cwd = std::env::current_dir()?;
+    workspace_root(&cwd).ok_or_else(|| {
+        anyhow!(
+            "{} is not inside the Tandem checkout, so there is nothing to build: \
+             run tandem deploy from the checkout, or pass --lambda-zip",
+            cwd.display()
+        )
+    })
+}
+
+/// data.yaml, region.yaml and edge.yaml: from `dir`, or the copies built into tandem.
+fn load_templates(dir: Option<&Path>) -> anyhow::Result<BTreeMap<&'static str, Template>> {
+    BUILT_IN
+        .iter()
+        .map(|(file, _)| Ok((*file, Template::load(file, dir)?)))
+        .collect()
+}
+
+/// The number of resources in a built-in template: the length of its progress bar.
+fn built_in_resources(file: &'static str) -> anyhow::Result<u64> {
+    Ok(Template::load(file, None)?.resources)
+}
+
+/// The stacks in deploy order, with their parameters. Some parameters are outputs of an
+/// earlier stack: named here, resolved once that stack has run.
+fn stack_plans(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<StackPlan> {
+    let names = &args.stacks;
+    let stack = |role: Role, region: &str, parameters| StackPlan {
+        role,
+        name: names.stack(role),
+        region: region.to_owned(),
+        parameters,
+    };
+    vec![
+        stack(
+            Role::Data,
+            primary,
+            data_parameters(names, primary, secondary),
+        ),
+        stack(
+            Role::Region(0),
+            primary,
+            region_parameters(0, &args.cors_origins),
+        ),
+        stack(
+            Role::Region(1),
+            secondary,
+            region_parameters(1, &args.cors_origins),
+        ),
+        // The edge reads the secret's origin_secret through a dynamic reference, which
+        // resolves in the stack's own region: the primary, where the secret lives.
+        stack(Role::Edge, primary, edge_parameters(primary, secondary)),
+    ]
+}
+
+fn parameters<const N: usize>(pairs: [(&str, Value); N]) -> Vec<(String, Value)> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+}
+
+/// data.yaml: the global table's two regions, and the names of the table and the secret.
+fn data_parameters(names: &StackArgs, primary: &str, secondary: &str) -> Vec<(String, Value)> {
+    parameters([
+        ("PrimaryRegion", Value::text(primary)),
+        ("SecondaryRegion", Value::text(secondary)),
+        ("TableName", Value::text(&names.table_name)),
+        ("SecretName", Value::text(&names.secret_name)),
+    ])
+}
+
+/// region.yaml: the table and the secret as the data stack named them, and the code in this
+/// region's bucket (Lambda reads code only from its own region).
+fn region_parameters(index: usize, cors_origins: &[String]) -> Vec<(String, Value)> {
+    let mut parameters = parameters([
+        ("TableName", Value::Output(Role::Data, "TableName")),
+        ("SecretName", Value::Output(Role::Data, "SecretName")),
+        ("CodeBucket", Value::CodeBucket(index)),
+        ("CodeKey", Value::CodeKey),
+    ]);
+    // Without the flag, the template's default (no other web app may call the API) applies.
+    if !cors_origins.is_empty() {
+        parameters.push((
+            "CorsOrigins".to_owned(),
+            Value::text(&cors_origins.join(",")),
+        ));
+    }
+    parameters
+}
+
+/// edge.yaml: both regions' API domains, primary first, and the secret holding origin_secret.
+fn edge_parameters(primary: &str, secondary: &str) -> Vec<(String, Value)> {
+    parameters([
+        ("PrimaryRegion", Value::text(primary)),
+        ("SecondaryRegion", Value::text(secondary)),
+        (
+            "PrimaryApiDomain",
+            Value::Output(Role::Region(0), "ApiDomainName"),
+        ),
+        (
+            "SecondaryApiDomain",
+            Value::Output(Role::Region(1), "ApiDomainName"),
+        ),
+        ("SecretName", Value::Output(Role::Data, "SecretName")),
+    ])
+}
+
 impl Plan {
     /// The plan for `args`: reads the templates, lists the console files and hashes a given
     /// zip. Everything that can be checked without AWS is checked here, for `--dry-run` too.
     pub fn new(args: &DeployArgs) -> anyhow::Result<Plan> {
         let (primary, secondary) = args.stacks.check()?;
-        let mut templates = BTreeMap::new();
-        for (file, _) in BUILT_IN {
-            templates.insert(file, Template::load(file, args.templates.as_deref())?);
-        }
-        let zip = match &args.lambda_zip {
-            Some(path) => {
-                let bytes =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                check_zip(path, &bytes)?;
-                Zip::Given {
-                    path: path.clone(),
-                    key: code_key(&bytes),
-                }
-            }
-            None => {
-                let cwd = std::env::current_dir()?;
-                let workspace = workspace_root(&cwd).ok_or_else(|| {
-                    anyhow!(
-                        "{} is not inside the Tandem checkout, so there is nothing to build: \
-                         run tandem deploy from the checkout, or pass --lambda-zip",
-                        cwd.display()
-                    )
-                })?;
-                Zip::Build { workspace }
-            }
-        };
+        let templates = load_templates(args.templates.as_deref())?;
+        let zip = Zip::locate(args.lambda_zip.as_deref())?;
         let console = console_files(&args.console_dir)?;
-
-        let text = |s: &str| Value::Text(s.to_owned());
-        let region_params = |index: usize| {
-            let mut p = vec![
-                (
-                    "TableName".to_owned(),
-                    Value::Output(Role::Data, "TableName"),
-                ),
-                (
-                    "SecretName".to_owned(),
-                    Value::Output(Role::Data, "SecretName"),
-                ),
-                ("CodeBucket".to_owned(), Value::CodeBucket(index)),
-                ("CodeKey".to_owned(), Value::CodeKey),
-            ];
-            if !args.cors_origins.is_empty() {
-                p.push(("CorsOrigins".to_owned(), text(&args.cors_origins.join(","))));
-            }
-            p
-        };
-        let stacks = vec![
-            StackPlan {
-                role: Role::Data,
-                name: args.stacks.stack(Role::Data),
-                region: primary.clone(),
-                parameters: vec![
-                    ("PrimaryRegion".to_owned(), text(&primary)),
-                    ("SecondaryRegion".to_owned(), text(&secondary)),
-                    ("TableName".to_owned(), text(&args.stacks.table_name)),
-                    ("SecretName".to_owned(), text(&args.stacks.secret_name)),
-                ],
-            },
-            StackPlan {
-                role: Role::Region(0),
-                name: args.stacks.stack(Role::Region(0)),
-                region: primary.clone(),
-                parameters: region_params(0),
-            },
-            StackPlan {
-                role: Role::Region(1),
-                name: args.stacks.stack(Role::Region(1)),
-                region: secondary.clone(),
-                parameters: region_params(1),
-            },
-            // The edge reads the secret's origin_secret through a dynamic reference, which
-            // resolves in the stack's own region: the primary, where the secret lives.
-            StackPlan {
-                role: Role::Edge,
-                name: args.stacks.stack(Role::Edge),
-                region: primary.clone(),
-                parameters: vec![
-                    ("PrimaryRegion".to_owned(), text(&primary)),
-                    ("SecondaryRegion".to_owned(), text(&secondary)),
-                    (
-                        "PrimaryApiDomain".to_owned(),
-                        Value::Output(Role::Region(0), "ApiDomainName"),
-                    ),
-                    (
-                        "SecondaryApiDomain".to_owned(),
-                        Value::Output(Role::Region(1), "ApiDomainName"),
-                    ),
-                    (
-                        "SecretName".to_owned(),
-                        Value::Output(Role::Data, "SecretName"),
-                    ),
-                ],
-            },
-        ];
+        let stacks = stack_plans(args, &primary, &secondary);
         let plan = Plan {
             args: args.stacks.clone(),
             regions: [primary, secondary],
@@ -570,11 +650,9 @@ impl Plan {
     /// Every parameter deploy passes must be declared, and every output it reads must exist:
     /// caught here rather than halfway through a deploy.
     fn check_templates(&self) -> anyhow::Result<()> {
-        let mut needed: Vec<(Role, &str)> = vec![
-            (Role::Edge, "ConsoleBucketName"),
-            (Role::Edge, "DistributionId"),
-            (Role::Edge, "DistributionDomainName"),
-        ];
+        let mut read: Vec<(Role, &str)> = [CONSOLE_BUCKET, DISTRIBUTION_ID, DISTRIBUTION_DOMAIN]
+            .map(|output| (Role::Edge, output))
+            .to_vec();
         for stack in &self.stacks {
             let template = self.template(stack.role);
             for (key, value) in &stack.parameters {
@@ -585,11 +663,11 @@ impl Plan {
                     );
                 }
                 if let Value::Output(role, output) = value {
-                    needed.push((*role, output));
+                    read.push((*role, output));
                 }
             }
         }
-        for (role, output) in needed {
+        for (role, output) in read {
             let template = self.template(role);
             if !template.outputs.contains(output) {
                 bail!(
@@ -606,6 +684,10 @@ impl Plan {
             .iter()
             .find(|s| s.role == role)
             .expect("every role has a stack")
+    }
+
+    fn primary(&self) -> &str {
+        &self.regions[0]
     }
 
     fn describe_value(&self, value: &Value, account: Option<&str>, key: Option<&str>) -> String {
@@ -626,100 +708,95 @@ impl Plan {
 
     /// The plan as text: what `--dry-run` prints.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut script = Script::default();
+        self.render_intro(&mut script);
+        self.render_code(&mut script);
+        for stack in &self.stacks {
+            self.render_stack(&mut script, stack);
+        }
+        self.render_console(&mut script);
+        self.render_invalidation_and_url(&mut script);
+        script.text
+    }
+
+    fn render_intro(&self, script: &mut Script) {
         let [primary, secondary] = &self.regions;
-        let code_key = match &self.zip {
-            Zip::Given { key, .. } => Some(key.as_str()),
-            Zip::Build { .. } => None,
-        };
-        let _ = writeln!(
-            out,
-            "tandem deploy --dry-run: the plan. Nothing is built, uploaded or changed, and no AWS API is called.\n"
+        script.line(
+            "tandem deploy --dry-run: the plan. Nothing is built, uploaded or changed, and no AWS API is called.\n",
         );
-        let _ = writeln!(
-            out,
+        script.line(format_args!(
             "Regions: {primary} (primary), {secondary} (secondary). Account: the one your AWS credentials belong to.\n"
-        );
-        let mut step = 0;
-        let mut next = || {
-            step += 1;
-            step
-        };
+        ));
+    }
+
+    /// Where the function zip comes from, and where it goes.
+    fn render_code(&self, script: &mut Script) {
         match &self.zip {
             Zip::Build { workspace } => {
-                let _ = writeln!(
-                    out,
-                    "{}. Build the function in {}:",
-                    next(),
+                script.step(format_args!(
+                    "Build the function in {}:",
                     workspace.display()
-                );
-                let _ = writeln!(
-                    out,
-                    "     rustup target add {LAMBDA_TARGET}   (when missing)\n     cargo {} target/lambda\n     -> {ZIP_IN_WORKSPACE}",
-                    BUILD_ARGS.join(" ")
-                );
+                ));
+                script.detail(format_args!(
+                    "rustup target add {LAMBDA_TARGET}   (when missing)"
+                ));
+                script.detail(format_args!("cargo {} target/lambda", BUILD_ARGS.join(" ")));
+                script.detail(format_args!("-> {ZIP_IN_WORKSPACE}"));
             }
-            Zip::Given { path, key } => {
-                let _ = writeln!(
-                    out,
-                    "{}. Use the function zip {} (key {key}), no build.",
-                    next(),
-                    path.display()
-                );
-            }
+            Zip::Given { path, key } => script.step(format_args!(
+                "Use the function zip {} (key {key}), no build.",
+                path.display()
+            )),
         }
-        let _ = writeln!(
-            out,
-            "{}. Upload it once per region (Lambda reads code from its own region; buckets are created, private, when missing):",
-            next()
+        script.step(
+            "Upload it once per region (Lambda reads code from its own region; buckets are created, private, when missing):",
         );
-        for i in 0..2 {
-            let _ = writeln!(
-                out,
-                "     s3://{}/{}",
+        for i in 0..self.regions.len() {
+            script.detail(format_args!(
+                "s3://{}/{}",
                 self.describe_value(&Value::CodeBucket(i), None, None),
-                self.describe_value(&Value::CodeKey, None, code_key)
-            );
+                self.describe_value(&Value::CodeKey, None, self.zip.known_key())
+            ));
         }
-        for stack in &self.stacks {
-            let template = self.template(stack.role);
-            let when = match stack.role {
-                Role::Region(1) => " (at the same time as the previous step)",
-                _ => "",
-            };
-            let _ = writeln!(
-                out,
-                "{}. Create or update stack {} in {}{when}:\n     template {}, {} resources{}",
-                next(),
-                stack.name,
-                stack.region,
-                template.source,
-                template.resources,
-                if template.iam { ", CAPABILITY_IAM" } else { "" }
-            );
-            let width = stack
-                .parameters
-                .iter()
-                .map(|(k, _)| k.len())
-                .max()
-                .unwrap_or(0);
-            for (key, value) in &stack.parameters {
-                let _ = writeln!(
-                    out,
-                    "     {key:<width$} = {}",
-                    self.describe_value(value, None, code_key)
-                );
-            }
+    }
+
+    fn render_stack(&self, script: &mut Script, stack: &StackPlan) {
+        let template = self.template(stack.role);
+        let when = match stack.role {
+            Role::Region(1) => " (at the same time as the previous step)",
+            _ => "",
+        };
+        script.step(format_args!(
+            "Create or update stack {} in {}{when}:",
+            stack.name, stack.region
+        ));
+        script.detail(format_args!(
+            "template {}, {} resources{}",
+            template.source,
+            template.resources,
+            if template.iam { ", CAPABILITY_IAM" } else { "" }
+        ));
+        let width = stack
+            .parameters
+            .iter()
+            .map(|(k, _)| k.len())
+            .max()
+            .unwrap_or(0);
+        for (key, value) in &stack.parameters {
+            script.detail(format_args!(
+                "{key:<width$} = {}",
+                self.describe_value(value, None, self.zip.known_key())
+            ));
         }
-        let edge = self.stack(Role::Edge);
-        let _ = writeln!(
-            out,
-            "{}. Upload the console from {} to s3://<output ConsoleBucketName of {} in {}>, then delete objects not listed here:",
-            next(),
+    }
+
+    /// Every console file, with the headers it will be served with.
+    fn render_console(&self, script: &mut Script) {
+        script.step(format_args!(
+            "Upload the console from {} to s3://{}, then delete objects not listed here:",
             self.console_dir.display(),
-            edge.name,
-            edge.region
-        );
+            self.describe_value(&Value::Output(Role::Edge, CONSOLE_BUCKET), None, None)
+        ));
         let width = self.console.iter().map(|f| f.key.len()).max().unwrap_or(0);
         let ct_width = self
             .console
@@ -728,73 +805,58 @@ impl Plan {
             .max()
             .unwrap_or(0);
         for file in &self.console {
-            let _ = writeln!(
-                out,
-                "     {:<width$}  {:<ct_width$}  {:<36}  {}",
+            script.detail(format_args!(
+                "{:<width$}  {:<ct_width$}  {:<36}  {}",
                 file.key,
                 file.content_type,
                 file.cache_control,
                 human_size(file.size)
-            );
+            ));
         }
-        let _ = writeln!(
-            out,
-            "{}. Invalidate {} on CloudFront distribution <output DistributionId of {} in {}>.",
-            next(),
+    }
+
+    fn render_invalidation_and_url(&self, script: &mut Script) {
+        let edge_output = |key| self.describe_value(&Value::Output(Role::Edge, key), None, None);
+        script.step(format_args!(
+            "Invalidate {} on CloudFront distribution {}.",
             invalidation_paths(&self.console).join(" "),
-            edge.name,
-            edge.region
-        );
-        let _ = writeln!(
-            out,
-            "{}. Print the console URL: https://<output DistributionDomainName of {} in {}>/#token=<admin_token of secret {} in {}>",
-            next(),
-            edge.name,
-            edge.region,
+            edge_output(DISTRIBUTION_ID)
+        ));
+        script.step(format_args!(
+            "Print the console URL: https://{}/#token=<admin_token of secret {} in {}>",
+            edge_output(DISTRIBUTION_DOMAIN),
             self.args.secret_name,
-            primary
-        );
-        out
+            self.primary()
+        ));
     }
 }
 
-/// Adds the Lambda target and finds cargo-lambda (on PATH, or in the venv `cargo xtask test`
-/// makes), then builds the zip. Returns its path.
+/// The dry-run text being written: numbered steps, each with its details indented below it.
+#[derive(Default)]
+struct Script {
+    text: String,
+    steps: usize,
+}
+
+impl Script {
+    fn line(&mut self, line: impl Display) {
+        let _ = writeln!(self.text, "{line}");
+    }
+
+    fn step(&mut self, step: impl Display) {
+        self.steps += 1;
+        let _ = writeln!(self.text, "{}. {step}", self.steps);
+    }
+
+    fn detail(&mut self, detail: impl Display) {
+        let _ = writeln!(self.text, "     {detail}");
+    }
+}
+
+/// Adds the Lambda target and finds cargo-lambda, then builds the zip. Returns its path.
 async fn build_zip(workspace: &Path, progress: &Progress) -> anyhow::Result<PathBuf> {
-    let installed = tokio::process::Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .await;
-    match installed {
-        Ok(out)
-            if !String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .any(|l| l.trim() == LAMBDA_TARGET) =>
-        {
-            progress.line(format!("rustup target add {LAMBDA_TARGET}"));
-            let status = tokio::process::Command::new("rustup")
-                .args(["target", "add", LAMBDA_TARGET])
-                .status()
-                .await?;
-            if !status.success() {
-                bail!("rustup target add {LAMBDA_TARGET} failed");
-            }
-        }
-        // No rustup (a distribution's Rust): cargo lambda will say what is missing.
-        _ => {}
-    }
-    let mut path = std::env::var_os("PATH").unwrap_or_default();
-    let on_path = std::env::split_paths(&path).any(|d| d.join("cargo-lambda").is_file());
-    if !on_path {
-        let venv = workspace.join("target/venv/bin");
-        if venv.join("cargo-lambda").is_file() {
-            let mut dirs = vec![venv];
-            dirs.extend(std::env::split_paths(&path));
-            path = std::env::join_paths(dirs)?;
-        } else {
-            bail!("cargo-lambda is not installed: `pip install cargo-lambda` (it bundles zig)");
-        }
-    }
+    add_lambda_target(progress).await?;
+    let path = path_with_cargo_lambda(workspace)?;
     let lambda_dir = workspace.join("target/lambda");
     progress.line(format!(
         "cargo {} {}",
@@ -815,11 +877,62 @@ async fn build_zip(workspace: &Path, progress: &Progress) -> anyhow::Result<Path
     Ok(lambda_dir.join(FUNCTION_BIN).join("bootstrap.zip"))
 }
 
-/// What an earlier step produced, for the parameters of the later ones.
+/// Adds the Lambda target to rustup when it is missing.
+async fn add_lambda_target(progress: &Progress) -> anyhow::Result<()> {
+    let installed = tokio::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .await;
+    // No rustup (a distribution's Rust): cargo lambda will say what is missing.
+    let Ok(installed) = installed else {
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == LAMBDA_TARGET)
+    {
+        return Ok(());
+    }
+    progress.line(format!("rustup target add {LAMBDA_TARGET}"));
+    let status = tokio::process::Command::new("rustup")
+        .args(["target", "add", LAMBDA_TARGET])
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("rustup target add {LAMBDA_TARGET} failed");
+    }
+    Ok(())
+}
+
+/// `PATH` for cargo lambda: as it is when cargo-lambda is on it, or with the venv that `cargo
+/// xtask test` makes in front, which is where a checkout that ran its tests has it.
+fn path_with_cargo_lambda(workspace: &Path) -> anyhow::Result<OsString> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| d.join("cargo-lambda").is_file()) {
+        return Ok(path);
+    }
+    let venv = workspace.join("target/venv/bin");
+    if !venv.join("cargo-lambda").is_file() {
+        bail!("cargo-lambda is not installed: `pip install cargo-lambda` (it bundles zig)");
+    }
+    let dirs = std::iter::once(venv).chain(std::env::split_paths(&path));
+    Ok(std::env::join_paths(dirs)?)
+}
+
+/// What the steps so far produced, for the parameters of the later ones.
 struct Context {
     account: String,
     code_key: String,
     outputs: BTreeMap<Role, BTreeMap<String, String>>,
+    /// What deploy did to each stack, in deploy order: the summary lists them.
+    deployed: Vec<(Role, stack::Outcome)>,
+}
+
+impl Context {
+    fn record(&mut self, role: Role, deployed: Deployed) {
+        self.deployed.push((role, deployed.outcome));
+        self.outputs.insert(role, deployed.outputs);
+    }
 }
 
 impl Plan {
@@ -865,14 +978,6 @@ impl Plan {
     }
 }
 
-fn outcome(d: &Deployed) -> &'static str {
-    match d.outcome {
-        Outcome::Created => "created",
-        Outcome::Updated => "updated",
-        Outcome::Unchanged => "unchanged",
-    }
-}
-
 /// `tandem deploy`.
 pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
     let plan = Plan::new(&args)?;
@@ -881,90 +986,209 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let progress = Progress::default();
-    let [primary, secondary] = plan.regions.clone();
-
     // The slow local part first: a failing build must not leave half-updated stacks.
-    let zip_path = match &plan.zip {
-        Zip::Given { path, .. } => path.clone(),
-        Zip::Build { workspace } => build_zip(workspace, &progress).await?,
-    };
-    let zip =
-        std::fs::read(&zip_path).with_context(|| format!("reading {}", zip_path.display()))?;
-    check_zip(&zip_path, &zip)?;
-    let code_key = code_key(&zip);
+    let zip = plan.zip.bytes(&progress).await?;
+    let mut deployment = Deployment::start(&plan, code_key(&zip), progress).await?;
+    deployment.upload_code(&zip).await?;
+    deployment.deploy_stacks().await?;
+    let edge = deployment.edge_outputs()?;
+    let stale = deployment.upload_console(&edge.bucket).await?;
+    deployment.invalidate(&edge.distribution).await?;
+    let token = deployment.admin_token().await?;
+    deployment.print_summary(&edge, stale, &token);
+    Ok(())
+}
 
-    let aws = Aws::load().await;
-    let account = aws.account_id(&primary).await?;
-    progress.line(format!(
-        "account {account}; regions {primary} (primary) and {secondary}"
-    ));
-    let mut ctx = Context {
-        account,
-        code_key,
-        outputs: BTreeMap::new(),
-    };
+/// A deploy under way: the plan, the AWS clients, and what the steps so far produced.
+struct Deployment<'p> {
+    plan: &'p Plan,
+    aws: Aws,
+    progress: Progress,
+    ctx: Context,
+}
 
-    for (i, region) in plan.regions.iter().enumerate() {
-        let s3 = aws.s3(region);
-        let bucket = plan.describe_value(&Value::CodeBucket(i), Some(&ctx.account), None);
-        if sdk::ensure_bucket(&s3, &bucket, region).await? {
-            progress.line(format!("created code bucket {bucket} in {region}"));
-        }
-        let uploaded = sdk::upload_once(&s3, &bucket, &ctx.code_key, zip.clone()).await?;
+/// The edge stack's outputs that the last steps use.
+struct EdgeOutputs {
+    bucket: String,
+    distribution: String,
+    domain: String,
+}
+
+impl<'p> Deployment<'p> {
+    /// Loads the AWS configuration and finds the account, which names the code buckets.
+    async fn start(
+        plan: &'p Plan,
+        code_key: String,
+        progress: Progress,
+    ) -> anyhow::Result<Deployment<'p>> {
+        let aws = Aws::load().await;
+        let [primary, secondary] = &plan.regions;
+        let account = aws.account_id(primary).await?;
         progress.line(format!(
-            "s3://{bucket}/{}: {}",
-            ctx.code_key,
-            if uploaded {
+            "account {account}; regions {primary} (primary) and {secondary}"
+        ));
+        Ok(Deployment {
+            plan,
+            aws,
+            progress,
+            ctx: Context {
+                account,
+                code_key,
+                outputs: BTreeMap::new(),
+                deployed: Vec::new(),
+            },
+        })
+    }
+
+    /// Uploads the zip to the code bucket of each region, creating the bucket the first time.
+    async fn upload_code(&self, zip: &[u8]) -> anyhow::Result<()> {
+        let key = &self.ctx.code_key;
+        for (i, region) in self.plan.regions.iter().enumerate() {
+            let s3 = self.aws.s3(region);
+            let bucket =
+                self.plan
+                    .describe_value(&Value::CodeBucket(i), Some(&self.ctx.account), None);
+            if sdk::ensure_bucket(&s3, &bucket, region).await? {
+                self.progress
+                    .line(format!("created code bucket {bucket} in {region}"));
+            }
+            let uploaded = sdk::upload_once(&s3, &bucket, key, zip.to_vec()).await?;
+            let what = if uploaded {
                 "uploaded"
             } else {
                 "already there"
-            }
-        ));
+            };
+            self.progress.line(format!("s3://{bucket}/{key}: {what}"));
+        }
+        Ok(())
     }
 
-    let mut summary = Vec::new();
-    let data = stack::deploy(
-        &aws.cloudformation(&primary),
-        &plan.spec(Role::Data, &ctx)?,
-        &progress,
-    )
-    .await?;
-    summary.push((plan.stack(Role::Data), outcome(&data)));
-    ctx.outputs.insert(Role::Data, data.outputs);
+    /// The stacks in order, each one's outputs recorded for the parameters of the next.
+    async fn deploy_stacks(&mut self) -> anyhow::Result<()> {
+        let data = self.plan.spec(Role::Data, &self.ctx)?;
+        let data = self.deploy_stack(&data).await?;
+        self.ctx.record(Role::Data, data);
 
-    // The two regions do not depend on each other: deploy them at once.
-    let east = plan.spec(Role::Region(0), &ctx)?;
-    let west = plan.spec(Role::Region(1), &ctx)?;
-    let (east_cfn, west_cfn) = (
-        aws.cloudformation(&east.region),
-        aws.cloudformation(&west.region),
-    );
-    let (r0, r1) = tokio::try_join!(
-        stack::deploy(&east_cfn, &east, &progress),
-        stack::deploy(&west_cfn, &west, &progress),
-    )?;
-    summary.push((plan.stack(Role::Region(0)), outcome(&r0)));
-    summary.push((plan.stack(Role::Region(1)), outcome(&r1)));
-    ctx.outputs.insert(Role::Region(0), r0.outputs);
-    ctx.outputs.insert(Role::Region(1), r1.outputs);
+        // The two regions do not depend on each other: deploy them at once.
+        let primary = self.plan.spec(Role::Region(0), &self.ctx)?;
+        let secondary = self.plan.spec(Role::Region(1), &self.ctx)?;
+        let (primary, secondary) =
+            tokio::try_join!(self.deploy_stack(&primary), self.deploy_stack(&secondary))?;
+        self.ctx.record(Role::Region(0), primary);
+        self.ctx.record(Role::Region(1), secondary);
 
-    let edge = stack::deploy(
-        &aws.cloudformation(&primary),
-        &plan.spec(Role::Edge, &ctx)?,
-        &progress,
-    )
-    .await?;
-    summary.push((plan.stack(Role::Edge), outcome(&edge)));
-    ctx.outputs.insert(Role::Edge, edge.outputs);
-    let out = |key: &'static str| plan.resolve(&Value::Output(Role::Edge, key), &ctx);
-    let bucket = out("ConsoleBucketName")?;
-    let distribution = out("DistributionId")?;
-    let domain = out("DistributionDomainName")?;
+        let edge = self.plan.spec(Role::Edge, &self.ctx)?;
+        let edge = self.deploy_stack(&edge).await?;
+        self.ctx.record(Role::Edge, edge);
+        Ok(())
+    }
 
-    // Console: hashed assets first and index.html last, so that no browser gets an index.html
-    // that names files not uploaded yet; then what the new build no longer has.
-    let s3 = aws.s3(&primary);
-    let mut files: Vec<&ConsoleFile> = plan.console.iter().collect();
+    async fn deploy_stack(&self, spec: &StackSpec) -> anyhow::Result<Deployed> {
+        let cfn = self.aws.cloudformation(&spec.region);
+        stack::deploy(&cfn, spec, &self.progress).await
+    }
+
+    fn edge_outputs(&self) -> anyhow::Result<EdgeOutputs> {
+        let output = |key| {
+            self.plan
+                .resolve(&Value::Output(Role::Edge, key), &self.ctx)
+        };
+        Ok(EdgeOutputs {
+            bucket: output(CONSOLE_BUCKET)?,
+            distribution: output(DISTRIBUTION_ID)?,
+            domain: output(DISTRIBUTION_DOMAIN)?,
+        })
+    }
+
+    /// Uploads the console, then deletes what the new build no longer has. Returns how many
+    /// files were deleted.
+    async fn upload_console(&self, bucket: &str) -> anyhow::Result<usize> {
+        let s3 = self.aws.s3(self.plan.primary());
+        for file in upload_order(&self.plan.console) {
+            let body = std::fs::read(&file.path)
+                .with_context(|| format!("reading {}", file.path.display()))?;
+            sdk::put_file(
+                &s3,
+                bucket,
+                &file.key,
+                body,
+                file.content_type,
+                file.cache_control,
+            )
+            .await?;
+            self.progress.line(format!(
+                "s3://{bucket}/{}  {}  {}",
+                file.key, file.content_type, file.cache_control
+            ));
+        }
+        self.delete_stale(&s3, bucket).await
+    }
+
+    async fn delete_stale(&self, s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<usize> {
+        let keep: BTreeSet<&str> = self.plan.console.iter().map(|f| f.key.as_str()).collect();
+        let stale: Vec<String> = sdk::list_keys(s3, bucket)
+            .await?
+            .into_iter()
+            .filter(|k| !keep.contains(k.as_str()))
+            .collect();
+        if !stale.is_empty() {
+            sdk::delete_keys(s3, bucket, &stale).await?;
+            self.progress.line(format!(
+                "deleted {} files the new console no longer has",
+                stale.len()
+            ));
+        }
+        Ok(stale.len())
+    }
+
+    /// Invalidates the names builds reuse, which CloudFront may still hold old copies of.
+    async fn invalidate(&self, distribution: &str) -> anyhow::Result<()> {
+        let paths = invalidation_paths(&self.plan.console);
+        let id = sdk::invalidate(&self.aws.cloudfront(), distribution, &paths).await?;
+        self.progress.line(format!(
+            "invalidation {id} of {} on distribution {distribution}",
+            paths.join(" ")
+        ));
+        Ok(())
+    }
+
+    /// The admin token, read from the runtime secret the data stack made.
+    async fn admin_token(&self) -> anyhow::Result<String> {
+        let secret = self
+            .plan
+            .resolve(&Value::Output(Role::Data, "SecretName"), &self.ctx)?;
+        let primary = self.plan.primary();
+        self.aws
+            .admin_token(primary, &secret)
+            .await
+            .with_context(|| format!("reading the admin token from secret {secret} in {primary}"))
+    }
+
+    fn print_summary(&self, edge: &EdgeOutputs, stale: usize, token: &str) {
+        println!("\nDeployed:");
+        for (role, outcome) in &self.ctx.deployed {
+            let stack = self.plan.stack(*role);
+            println!(
+                "  {:<28} {}",
+                format!("{} ({})", stack.name, stack.region),
+                outcome.as_str()
+            );
+        }
+        let EdgeOutputs { bucket, domain, .. } = edge;
+        println!(
+            "  console: {} files in s3://{bucket}, {stale} stale removed",
+            self.plan.console.len(),
+        );
+        println!("  API: https://{domain}/api/health");
+        println!("\nConsole (the token after # never leaves your browser):");
+        println!("https://{domain}/#token={token}");
+    }
+}
+
+/// Hashed assets first and index.html last, so that no browser gets an index.html that names
+/// files not uploaded yet.
+fn upload_order(files: &[ConsoleFile]) -> Vec<&ConsoleFile> {
+    let mut files: Vec<&ConsoleFile> = files.iter().collect();
     files.sort_by_key(|f| {
         (
             f.cache_control == NO_CACHE,
@@ -972,95 +1196,65 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
             f.key.clone(),
         )
     });
-    for file in &files {
-        let body = std::fs::read(&file.path)
-            .with_context(|| format!("reading {}", file.path.display()))?;
-        sdk::put_file(
-            &s3,
-            &bucket,
-            &file.key,
-            body,
-            file.content_type,
-            file.cache_control,
-        )
-        .await?;
-        progress.line(format!(
-            "s3://{bucket}/{}  {}  {}",
-            file.key, file.content_type, file.cache_control
-        ));
-    }
-    let keep: BTreeSet<&str> = plan.console.iter().map(|f| f.key.as_str()).collect();
-    let stale: Vec<String> = sdk::list_keys(&s3, &bucket)
-        .await?
-        .into_iter()
-        .filter(|k| !keep.contains(k.as_str()))
-        .collect();
-    if !stale.is_empty() {
-        sdk::delete_keys(&s3, &bucket, &stale).await?;
-        progress.line(format!(
-            "deleted {} files the new console no longer has",
-            stale.len()
-        ));
-    }
-
-    let paths = invalidation_paths(&plan.console);
-    let invalidation = aws
-        .cloudfront()
-        .create_invalidation()
-        .distribution_id(&distribution)
-        .invalidation_batch(
-            aws_sdk_cloudfront::types::InvalidationBatch::builder()
-                .paths(
-                    aws_sdk_cloudfront::types::Paths::builder()
-                        .quantity(paths.len() as i32)
-                        .set_items(Some(paths.clone()))
-                        .build()?,
-                )
-                .caller_reference(format!("tandem-deploy-{}", uuid::Uuid::new_v4()))
-                .build()?,
-        )
-        .send()
-        .await
-        .map_err(sdk::sdk_error)
-        .with_context(|| format!("invalidating {} on {distribution}", paths.join(" ")))?;
-    let invalidation_id = invalidation
-        .invalidation()
-        .map(|i| i.id().to_owned())
-        .unwrap_or_default();
-    progress.line(format!(
-        "invalidation {invalidation_id} of {} on distribution {distribution}",
-        paths.join(" ")
-    ));
-
-    let secret = plan.resolve(&Value::Output(Role::Data, "SecretName"), &ctx)?;
-    let token = aws
-        .admin_token(&primary, &secret)
-        .await
-        .with_context(|| format!("reading the admin token from secret {secret} in {primary}"))?;
-
-    println!("\nDeployed:");
-    for (stack, what) in summary {
-        println!(
-            "  {:<28} {what}",
-            format!("{} ({})", stack.name, stack.region)
-        );
-    }
-    println!(
-        "  console: {} files in s3://{bucket}, {} stale removed",
-        plan.console.len(),
-        stale.len()
-    );
-    println!("  API: https://{domain}/api/health");
-    println!("\nConsole (the token after # never leaves your browser):");
-    println!("https://{domain}/#token={token}");
-    Ok(())
+    files
 }
 
 /// `tandem destroy`.
 pub async fn destroy(args: DestroyArgs) -> anyhow::Result<()> {
     let (primary, secondary) = args.stacks.check()?;
+    println!("tandem destroy will:");
+    for (i, step) in destroy_steps(&args, &primary, &secondary)
+        .iter()
+        .enumerate()
+    {
+        println!("{}. {step}", i + 1);
+    }
+    if args.dry_run {
+        println!("(dry run: nothing was deleted, no AWS API was called)");
+        return Ok(());
+    }
+    if !args.yes {
+        confirm()?;
+    }
+    let teardown = Teardown::start(&args.stacks, primary, secondary).await?;
+    teardown.delete_edge().await?;
+    teardown.delete_regions().await?;
+    teardown.delete_code_buckets().await?;
+    if args.delete_data {
+        teardown.delete_data().await?;
+        println!("\nDestroyed everything, data included.");
+    } else {
+        let s = &args.stacks;
+        println!(
+            "\nDestroyed everything but the data: {} keeps table {} and secret {}. \
+             `tandem destroy --delete-data` deletes them too.",
+            s.stack(Role::Data),
+            s.table_name,
+            s.secret_name
+        );
+    }
+    Ok(())
+}
+
+/// What destroy will do, in order: the list it prints before asking.
+fn destroy_steps(args: &DestroyArgs, primary: &str, secondary: &str) -> Vec<String> {
     let s = &args.stacks;
-    let mut plan = vec![
+    let data = if args.delete_data {
+        format!(
+            "turn off deletion protection of table {} in {primary} and {secondary}, delete {} ({primary}; its secret {} goes with it), then delete the table and every item in it",
+            s.table_name,
+            s.stack(Role::Data),
+            s.secret_name
+        )
+    } else {
+        format!(
+            "keep {} ({primary}): table {} with its items, secret {} (pass --delete-data to delete them)",
+            s.stack(Role::Data),
+            s.table_name,
+            s.secret_name
+        )
+    };
+    vec![
         format!(
             "empty the console bucket of {} ({primary}), then delete that stack (CloudFront distribution, bucket, functions)",
             s.stack(Role::Edge)
@@ -1071,108 +1265,160 @@ pub async fn destroy(args: DestroyArgs) -> anyhow::Result<()> {
         ),
         format!(
             "empty and delete the code buckets {} and {}",
-            s.code_bucket("<account-id>", &primary),
-            s.code_bucket("<account-id>", &secondary)
+            s.code_bucket("<account-id>", primary),
+            s.code_bucket("<account-id>", secondary)
         ),
-    ];
-    if args.delete_data {
-        plan.push(format!(
-            "turn off deletion protection of table {} in {primary} and {secondary}, delete {} ({primary}; its secret {} goes with it), then delete the table and every item in it",
-            s.table_name,
-            s.stack(Role::Data),
-            s.secret_name
-        ));
-    } else {
-        plan.push(format!(
-            "keep {} ({primary}): table {} with its items, secret {} (pass --delete-data to delete them)",
-            s.stack(Role::Data),
-            s.table_name,
-            s.secret_name
-        ));
+        data,
+    ]
+}
+
+/// Asks on the terminal. Without one, no one can answer: refuse rather than assume a yes.
+fn confirm() -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!("not a terminal, so no one can confirm: pass --yes");
     }
-    println!("tandem destroy will:");
-    for (i, step) in plan.iter().enumerate() {
-        println!("{}. {step}", i + 1);
+    print!("Proceed? [y/N] ");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("cancelled");
     }
-    if args.dry_run {
-        println!("(dry run: nothing was deleted, no AWS API was called)");
-        return Ok(());
+    Ok(())
+}
+
+/// A destroy under way: the names, the regions, the account and the AWS clients.
+struct Teardown<'a> {
+    names: &'a StackArgs,
+    primary: String,
+    secondary: String,
+    account: String,
+    aws: Aws,
+    progress: Progress,
+}
+
+impl<'a> Teardown<'a> {
+    /// Loads the AWS configuration and finds the account, which names the code buckets.
+    async fn start(
+        names: &'a StackArgs,
+        primary: String,
+        secondary: String,
+    ) -> anyhow::Result<Teardown<'a>> {
+        let aws = Aws::load().await;
+        let account = aws.account_id(&primary).await?;
+        Ok(Teardown {
+            names,
+            primary,
+            secondary,
+            account,
+            aws,
+            progress: Progress::default(),
+        })
     }
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("not a terminal, so no one can confirm: pass --yes");
+
+    /// The edge, its console bucket emptied first: CloudFormation cannot delete a bucket that
+    /// holds anything, old versions included.
+    async fn delete_edge(&self) -> anyhow::Result<()> {
+        let cfn = self.aws.cloudformation(&self.primary);
+        let name = self.names.stack(Role::Edge);
+        let bucket = stack::describe(&cfn, &name)
+            .await?
+            .and_then(|stack| stack::outputs(&stack).remove(CONSOLE_BUCKET));
+        if let Some(bucket) = bucket {
+            let s3 = self.aws.s3(&self.primary);
+            if sdk::bucket_exists(&s3, &bucket).await? {
+                let n = sdk::empty_bucket(&s3, &bucket).await?;
+                self.progress
+                    .line(format!("emptied s3://{bucket} ({n} object versions)"));
+            }
         }
-        print!("Proceed? [y/N] ");
-        std::io::Write::flush(&mut std::io::stdout())?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            bail!("cancelled");
-        }
+        let resources = built_in_resources("edge.yaml")?;
+        stack::delete(&cfn, &name, &self.primary, resources, &self.progress).await?;
+        Ok(())
     }
 
-    let progress = Progress::default();
-    let aws = Aws::load().await;
-    let account = aws.account_id(&primary).await?;
-    let edge_templ = Template::load("edge.yaml", None)?.resources;
-    let region_templ = Template::load("region.yaml", None)?.resources;
-    let data_templ = Template::load("data.yaml", None)?.resources;
-
-    // Edge: CloudFormation cannot delete a bucket that holds anything, old versions included.
-    let cfn = aws.cloudformation(&primary);
-    let edge_name = s.stack(Role::Edge);
-    let edge_bucket = stack::describe(&cfn, &edge_name)
-        .await?
-        .and_then(|stack| stack::outputs(&stack).remove("ConsoleBucketName"));
-    if let Some(bucket) = edge_bucket {
-        let s3 = aws.s3(&primary);
-        if sdk::bucket_exists(&s3, &bucket).await? {
-            let n = sdk::empty_bucket(&s3, &bucket).await?;
-            progress.line(format!("emptied s3://{bucket} ({n} object versions)"));
-        }
-    }
-    stack::delete(&cfn, &edge_name, &primary, edge_templ, &progress).await?;
-
-    let region_name = s.stack(Role::Region(0));
-    let (east, west) = (aws.cloudformation(&primary), aws.cloudformation(&secondary));
-    tokio::try_join!(
-        stack::delete(&east, &region_name, &primary, region_templ, &progress),
-        stack::delete(&west, &region_name, &secondary, region_templ, &progress),
-    )?;
-
-    for region in [&primary, &secondary] {
-        let bucket = s.code_bucket(&account, region);
-        if sdk::delete_bucket(&aws.s3(region), &bucket).await? {
-            progress.line(format!("deleted code bucket {bucket}"));
-        }
+    /// Both region stacks at once: neither depends on the other.
+    async fn delete_regions(&self) -> anyhow::Result<()> {
+        let name = self.names.stack(Role::Region(0));
+        let resources = built_in_resources("region.yaml")?;
+        let primary = self.aws.cloudformation(&self.primary);
+        let secondary = self.aws.cloudformation(&self.secondary);
+        let progress = &self.progress;
+        tokio::try_join!(
+            stack::delete(&primary, &name, &self.primary, resources, progress),
+            stack::delete(&secondary, &name, &self.secondary, resources, progress),
+        )?;
+        Ok(())
     }
 
-    if args.delete_data {
-        for region in [&primary, &secondary] {
-            if sdk::unprotect_table(&aws, region, &s.table_name).await? {
-                progress.line(format!(
-                    "turned off deletion protection of {} in {region}",
-                    s.table_name
+    async fn delete_code_buckets(&self) -> anyhow::Result<()> {
+        for region in [&self.primary, &self.secondary] {
+            let bucket = self.names.code_bucket(&self.account, region);
+            if sdk::delete_bucket(&self.aws.s3(region), &bucket).await? {
+                self.progress.line(format!("deleted code bucket {bucket}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The data stack and the global table, which the stack retains. DynamoDB refuses to delete
+    /// a protected replica, so the protection goes first, in each region.
+    async fn delete_data(&self) -> anyhow::Result<()> {
+        let table = &self.names.table_name;
+        for region in [&self.primary, &self.secondary] {
+            if sdk::unprotect_table(&self.aws, region, table).await? {
+                self.progress.line(format!(
+                    "turned off deletion protection of {table} in {region}"
                 ));
             }
         }
-        stack::delete(&cfn, &s.stack(Role::Data), &primary, data_templ, &progress).await?;
-        let deleted = sdk::delete_table(&aws, &primary, &s.table_name).await?;
+        let cfn = self.aws.cloudformation(&self.primary);
+        let name = self.names.stack(Role::Data);
+        let resources = built_in_resources("data.yaml")?;
+        stack::delete(&cfn, &name, &self.primary, resources, &self.progress).await?;
+        let deleted = sdk::delete_table(&self.aws, &self.primary, table).await?;
         for region in &deleted.replicas_removed {
-            progress.line(format!("removed the {region} replica of {}", s.table_name));
+            self.progress
+                .line(format!("removed the {region} replica of {table}"));
         }
         if deleted.deleted {
-            progress.line(format!("deleted table {} in {primary}", s.table_name));
+            self.progress
+                .line(format!("deleted table {table} in {}", self.primary));
         }
-        println!("\nDestroyed everything, data included.");
-    } else {
-        println!(
-            "\nDestroyed everything but the data: {} keeps table {} and secret {}. \
-             `tandem destroy --delete-data` deletes them too.",
-            s.stack(Role::Data),
-            s.table_name,
-            s.secret_name
-        );
+        Ok(())
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, content) in entries {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(content).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_function_zip_needs_bootstrap_at_its_root() {
+        let path = Path::new("fn.zip");
+        let refused = |bytes: &[u8]| check_zip(path, bytes).unwrap_err().to_string();
+
+        check_zip(path, &zip_of(&[(BOOTSTRAP, b"#!/bin/sh\n")])).unwrap();
+        check_zip(path, &zip_of(&[("README", b""), (BOOTSTRAP, b"")])).unwrap();
+
+        let missing = "fn.zip has no entry named bootstrap";
+        assert!(refused(&zip_of(&[("dir/bootstrap", b"")])).contains(missing));
+        // The name in a file's content, or in an entry's, is not an entry of that name.
+        assert!(refused(&zip_of(&[("main", b"bootstrap")])).contains(missing));
+        assert!(refused(&zip_of(&[("bootstrap.sh", b"")])).contains(missing));
+
+        assert_eq!(refused(b"#!/bin/sh\n"), "fn.zip is not a zip file");
+        assert_eq!(refused(b"PK\x03\x04bootstrap"), "fn.zip is not a zip file");
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! Layout:
 //! - [`deploy`]: `tandem deploy` and `tandem destroy`: the plan, the stacks, the console upload.
-//! - [`sdk`]: SDK clients, and the S3 and DynamoDB chores around the stacks.
+//! - [`sdk`]: SDK clients, and the S3, CloudFront and DynamoDB chores around the stacks.
 //! - [`stack`]: CloudFormation create/update/delete with progress.
 
 pub mod deploy;

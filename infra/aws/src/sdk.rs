@@ -1,5 +1,6 @@
-//! AWS clients for `tandem deploy` and `tandem destroy`, and the S3 and DynamoDB chores that the
-//! templates cannot do themselves (code buckets, emptying buckets, dropping the global table).
+//! AWS clients for `tandem deploy` and `tandem destroy`, and the S3, CloudFront and DynamoDB
+//! chores that the templates cannot do themselves (code buckets, emptying buckets, invalidating
+//! the console's cached copies, dropping the global table).
 //!
 //! Every client shares one SDK configuration: credentials, profile and endpoint come from the
 //! usual chain (`AWS_PROFILE`, SSO, `AWS_ENDPOINT_URL`, ...), and HTTPS is the ring-based client
@@ -146,6 +147,38 @@ pub async fn ensure_bucket(
         .map_err(sdk_error)
         .with_context(|| format!("blocking public access to {bucket}"))?;
     Ok(true)
+}
+
+/// Invalidates `paths` on CloudFront `distribution`; returns the invalidation's id.
+pub async fn invalidate(
+    cloudfront: &aws_sdk_cloudfront::Client,
+    distribution: &str,
+    paths: &[String],
+) -> anyhow::Result<String> {
+    use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
+    let batch = InvalidationBatch::builder()
+        .paths(
+            Paths::builder()
+                .quantity(paths.len() as i32)
+                .set_items(Some(paths.to_vec()))
+                .build()?,
+        )
+        // A new reference each time: CloudFront takes a repeated one for a retry of the same
+        // request, and would not invalidate again.
+        .caller_reference(format!("tandem-deploy-{}", uuid::Uuid::new_v4()))
+        .build()?;
+    let out = cloudfront
+        .create_invalidation()
+        .distribution_id(distribution)
+        .invalidation_batch(batch)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("invalidating {} on {distribution}", paths.join(" ")))?;
+    Ok(out
+        .invalidation()
+        .map(|i| i.id().to_owned())
+        .unwrap_or_default())
 }
 
 /// Whether `bucket` exists (and is ours to see).

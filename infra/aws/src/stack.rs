@@ -80,6 +80,17 @@ pub enum Outcome {
     Unchanged,
 }
 
+impl Outcome {
+    /// As deploy's summary prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Updated => "updated",
+            Outcome::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// A stack after a successful deploy.
 #[derive(Debug, Clone)]
 pub struct Deployed {
@@ -204,48 +215,90 @@ async fn follow(
     mut seen: HashSet<String>,
     progress: &Progress,
 ) -> anyhow::Result<(String, Vec<String>)> {
-    let bar = progress.bar(label, total);
-    let mut done: BTreeSet<String> = BTreeSet::new();
-    let mut failures = Vec::new();
+    let mut watch = Watch::new(progress, label, total, stack_id);
     loop {
         // Status first, events second: the last poll then prints every event up to the end.
         let current = describe(cfn, stack_id).await?;
-        let events = match &current {
-            Some(_) => new_events(cfn, stack_id, &mut seen).await?,
-            // Deleted: AWS still lists a deleted stack's events by its id (the last ones are
-            // worth printing); emulators that forget the stack at once have none to give.
-            None => new_events(cfn, stack_id, &mut seen)
-                .await
-                .unwrap_or_default(),
-        };
-        for event in &events {
-            let text = describe_event(event);
-            progress.line(format!("{label}: {text}"));
-            bar.set_message(text);
-            let status = event.resource_status().map(|s| s.as_str()).unwrap_or("");
-            let logical = event.logical_resource_id().unwrap_or("");
-            let is_stack = event.physical_resource_id() == Some(stack_id)
-                || event.resource_type() == Some("AWS::CloudFormation::Stack");
-            if status.ends_with("_FAILED") {
-                failures.push(describe_event(event));
-            }
-            if !is_stack
-                && (status.ends_with("_COMPLETE") || status == "DELETE_SKIPPED")
-                && done.insert(logical.to_owned())
-            {
-                bar.set_position((done.len() as u64).min(total));
-            }
+        for event in events_since(cfn, stack_id, &mut seen, current.is_some()).await? {
+            watch.record(&event);
         }
-        let status = current
-            .as_ref()
-            .map(|s| status(s).to_owned())
-            .unwrap_or_else(|| "DELETE_COMPLETE".to_owned());
+        let status = current.as_ref().map_or("DELETE_COMPLETE", status);
         if !status.ends_with("_IN_PROGRESS") {
-            bar.set_position(total.max(1));
-            bar.finish_with_message(status.clone());
-            return Ok((status, failures));
+            return Ok(watch.finish(status));
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The events of `stack_id` since the last poll, oldest first.
+async fn events_since(
+    cfn: &Client,
+    stack_id: &str,
+    seen: &mut HashSet<String>,
+    exists: bool,
+) -> anyhow::Result<Vec<StackEvent>> {
+    let events = new_events(cfn, stack_id, seen).await;
+    if exists {
+        return events;
+    }
+    // Deleted: AWS still lists a deleted stack's events by its id (the last ones are worth
+    // printing); emulators that forget the stack at once have none to give.
+    Ok(events.unwrap_or_default())
+}
+
+/// One stack operation as the terminal shows it: a line per event, and a bar that counts the
+/// resources done.
+struct Watch<'a> {
+    progress: &'a Progress,
+    bar: ProgressBar,
+    label: &'a str,
+    total: u64,
+    stack_id: &'a str,
+    /// Resources done, by logical id: a resource can report more than one `_COMPLETE`.
+    done: BTreeSet<String>,
+    failures: Vec<String>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(progress: &'a Progress, label: &'a str, total: u64, stack_id: &'a str) -> Self {
+        Watch {
+            progress,
+            bar: progress.bar(label, total),
+            label,
+            total,
+            stack_id,
+            done: BTreeSet::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, event: &StackEvent) {
+        let text = describe_event(event);
+        self.progress.line(format!("{}: {text}", self.label));
+        self.bar.set_message(text.clone());
+        let status = event.resource_status().map(|s| s.as_str()).unwrap_or("");
+        if status.ends_with("_FAILED") {
+            self.failures.push(text);
+        }
+        // The stack's own events say nothing about how many resources are done.
+        let is_stack = event.physical_resource_id() == Some(self.stack_id)
+            || event.resource_type() == Some("AWS::CloudFormation::Stack");
+        let logical = event.logical_resource_id().unwrap_or("");
+        if !is_stack
+            && (status.ends_with("_COMPLETE") || status == "DELETE_SKIPPED")
+            && self.done.insert(logical.to_owned())
+        {
+            self.bar
+                .set_position((self.done.len() as u64).min(self.total));
+        }
+    }
+
+    /// Fills the bar (a settled stack is done, whatever its events said) and hands back the
+    /// final status and the failures.
+    fn finish(self, status: &str) -> (String, Vec<String>) {
+        self.bar.set_position(self.total.max(1));
+        self.bar.finish_with_message(status.to_owned());
+        (status.to_owned(), self.failures)
     }
 }
 
@@ -258,6 +311,14 @@ fn failed(label: &str, status: &str, failures: &[String]) -> anyhow::Error {
     anyhow!(message)
 }
 
+/// A create or update that CloudFormation accepted, to follow until it settles.
+struct Started {
+    stack_id: String,
+    /// Events from before it started, so that following it prints only its own.
+    seen: HashSet<String>,
+    outcome: Outcome,
+}
+
 /// Creates the stack, or updates it when it exists, and waits until it settles.
 pub async fn deploy(
     cfn: &Client,
@@ -265,8 +326,27 @@ pub async fn deploy(
     progress: &Progress,
 ) -> anyhow::Result<Deployed> {
     let label = format!("{} ({})", spec.name, spec.region);
-    let parameters: Vec<Parameter> = spec
-        .parameters
+    loop {
+        let Some(stack) = describe(cfn, &spec.name).await? else {
+            let started = create(cfn, spec, &label, progress).await?;
+            return settle(cfn, spec, &label, started, progress).await;
+        };
+        let Some(seen) = ready_for_update(cfn, &stack, spec, &label, progress).await? else {
+            // It changed meanwhile (an operation ended, a failed create went): look again.
+            continue;
+        };
+        return match update(cfn, &stack, seen, spec, &label, progress).await? {
+            Some(started) => settle(cfn, spec, &label, started, progress).await,
+            None => Ok(Deployed {
+                outcome: Outcome::Unchanged,
+                outputs: outputs(&stack),
+            }),
+        };
+    }
+}
+
+fn parameters(spec: &StackSpec) -> Vec<Parameter> {
+    spec.parameters
         .iter()
         .map(|(k, v)| {
             Parameter::builder()
@@ -274,97 +354,139 @@ pub async fn deploy(
                 .parameter_value(v)
                 .build()
         })
-        .collect();
-    let tags = vec![Tag::builder().key("app").value("tandem").build()];
-    loop {
-        let existing = describe(cfn, &spec.name).await?;
-        let (stack_id, seen, outcome) = match existing {
-            None => {
-                progress.line(format!("{label}: creating"));
-                let out = cfn
-                    .create_stack()
-                    .stack_name(&spec.name)
-                    .template_body(&spec.template)
-                    .set_parameters(Some(parameters.clone()))
-                    .set_capabilities(Some(spec.capabilities.clone()))
-                    .set_tags(Some(tags.clone()))
-                    .send()
-                    .await
-                    .map_err(sdk_error)
-                    .with_context(|| format!("creating {label}"))?;
-                let id = out.stack_id.unwrap_or_else(|| spec.name.clone());
-                (id, HashSet::new(), Outcome::Created)
-            }
-            Some(stack) => {
-                let id = stack.stack_id().unwrap_or(&spec.name).to_owned();
-                let seen = recent_event_ids(cfn, &id).await?;
-                match status(&stack) {
-                    s if s.ends_with("_IN_PROGRESS") => {
-                        progress.line(format!("{label}: waiting for the running {s} to end"));
-                        follow(cfn, &id, &label, spec.resources, seen, progress).await?;
-                        continue;
-                    }
-                    // A first create that failed leaves a stack that can only be deleted.
-                    "ROLLBACK_COMPLETE" => {
-                        progress.line(format!(
-                            "{label}: deleting the stack left by a failed create (ROLLBACK_COMPLETE)"
-                        ));
-                        delete_by_id(cfn, &id, &label, spec.resources, progress).await?;
-                        continue;
-                    }
-                    s @ ("DELETE_FAILED" | "UPDATE_ROLLBACK_FAILED" | "ROLLBACK_FAILED") => {
-                        bail!(
-                            "{label} is in {s}: fix it in the CloudFormation console (or \
-                             `tandem destroy`), then deploy again"
-                        );
-                    }
-                    _ => {}
-                }
-                progress.line(format!("{label}: updating"));
-                let update = cfn
-                    .update_stack()
-                    .stack_name(&id)
-                    .template_body(&spec.template)
-                    .set_parameters(Some(parameters.clone()))
-                    .set_capabilities(Some(spec.capabilities.clone()))
-                    .set_tags(Some(tags.clone()))
-                    .send()
-                    .await;
-                match update {
-                    Ok(_) => (id, seen, Outcome::Updated),
-                    // Nothing changed: CloudFormation says so with a ValidationError.
-                    Err(err)
-                        if err
-                            .as_service_error()
-                            .and_then(|e| e.message())
-                            .is_some_and(|m| m.contains("No updates are to be performed")) =>
-                    {
-                        progress.line(format!("{label}: no changes"));
-                        return Ok(Deployed {
-                            outcome: Outcome::Unchanged,
-                            outputs: outputs(&stack),
-                        });
-                    }
-                    Err(err) => {
-                        return Err(sdk_error(err)).with_context(|| format!("updating {label}"));
-                    }
-                }
-            }
-        };
-        let (status, failures) =
-            follow(cfn, &stack_id, &label, spec.resources, seen, progress).await?;
-        if status != "CREATE_COMPLETE" && status != "UPDATE_COMPLETE" {
-            return Err(failed(&label, &status, &failures));
+        .collect()
+}
+
+fn tags() -> Vec<Tag> {
+    vec![Tag::builder().key("app").value("tandem").build()]
+}
+
+async fn create(
+    cfn: &Client,
+    spec: &StackSpec,
+    label: &str,
+    progress: &Progress,
+) -> anyhow::Result<Started> {
+    progress.line(format!("{label}: creating"));
+    let out = cfn
+        .create_stack()
+        .stack_name(&spec.name)
+        .template_body(&spec.template)
+        .set_parameters(Some(parameters(spec)))
+        .set_capabilities(Some(spec.capabilities.clone()))
+        .set_tags(Some(tags()))
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("creating {label}"))?;
+    Ok(Started {
+        stack_id: out.stack_id.unwrap_or_else(|| spec.name.clone()),
+        seen: HashSet::new(),
+        outcome: Outcome::Created,
+    })
+}
+
+/// Gets an existing stack to where it can be updated. `Some(events seen so far)` when it is
+/// there; `None` after waiting for a running operation or deleting what a failed create left,
+/// which both change the stack; an error for a stack only a person can repair.
+async fn ready_for_update(
+    cfn: &Client,
+    stack: &Stack,
+    spec: &StackSpec,
+    label: &str,
+    progress: &Progress,
+) -> anyhow::Result<Option<HashSet<String>>> {
+    let id = stack.stack_id().unwrap_or(&spec.name);
+    let seen = recent_event_ids(cfn, id).await?;
+    match status(stack) {
+        s if s.ends_with("_IN_PROGRESS") => {
+            progress.line(format!("{label}: waiting for the running {s} to end"));
+            follow(cfn, id, label, spec.resources, seen, progress).await?;
+            Ok(None)
         }
-        let stack = describe(cfn, &stack_id)
-            .await?
-            .ok_or_else(|| anyhow!("{label} vanished right after {status}"))?;
-        progress.line(format!("{label}: {status}"));
-        return Ok(Deployed {
-            outcome,
-            outputs: outputs(&stack),
-        });
+        // A first create that failed leaves a stack that can only be deleted.
+        "ROLLBACK_COMPLETE" => {
+            progress.line(format!(
+                "{label}: deleting the stack left by a failed create (ROLLBACK_COMPLETE)"
+            ));
+            delete_by_id(cfn, id, label, spec.resources, progress).await?;
+            Ok(None)
+        }
+        s @ ("DELETE_FAILED" | "UPDATE_ROLLBACK_FAILED" | "ROLLBACK_FAILED") => {
+            bail!(
+                "{label} is in {s}: fix it in the CloudFormation console (or \
+                 `tandem destroy`), then deploy again"
+            );
+        }
+        _ => Ok(Some(seen)),
     }
+}
+
+/// Starts an update; `None` when the template and parameters are what the stack has already.
+async fn update(
+    cfn: &Client,
+    stack: &Stack,
+    seen: HashSet<String>,
+    spec: &StackSpec,
+    label: &str,
+    progress: &Progress,
+) -> anyhow::Result<Option<Started>> {
+    let id = stack.stack_id().unwrap_or(&spec.name).to_owned();
+    progress.line(format!("{label}: updating"));
+    let update = cfn
+        .update_stack()
+        .stack_name(&id)
+        .template_body(&spec.template)
+        .set_parameters(Some(parameters(spec)))
+        .set_capabilities(Some(spec.capabilities.clone()))
+        .set_tags(Some(tags()))
+        .send()
+        .await;
+    match update {
+        Ok(_) => Ok(Some(Started {
+            stack_id: id,
+            seen,
+            outcome: Outcome::Updated,
+        })),
+        // Nothing changed: CloudFormation says so with a ValidationError.
+        Err(err)
+            if err
+                .as_service_error()
+                .and_then(|e| e.message())
+                .is_some_and(|m| m.contains("No updates are to be performed")) =>
+        {
+            progress.line(format!("{label}: no changes"));
+            Ok(None)
+        }
+        Err(err) => Err(sdk_error(err)).with_context(|| format!("updating {label}")),
+    }
+}
+
+/// Follows a create or update to its end; the stack's outputs when it succeeded.
+async fn settle(
+    cfn: &Client,
+    spec: &StackSpec,
+    label: &str,
+    started: Started,
+    progress: &Progress,
+) -> anyhow::Result<Deployed> {
+    let Started {
+        stack_id,
+        seen,
+        outcome,
+    } = started;
+    let (status, failures) = follow(cfn, &stack_id, label, spec.resources, seen, progress).await?;
+    if status != "CREATE_COMPLETE" && status != "UPDATE_COMPLETE" {
+        return Err(failed(label, &status, &failures));
+    }
+    let stack = describe(cfn, &stack_id)
+        .await?
+        .ok_or_else(|| anyhow!("{label} vanished right after {status}"))?;
+    progress.line(format!("{label}: {status}"));
+    Ok(Deployed {
+        outcome,
+        outputs: outputs(&stack),
+    })
 }
 
 async fn delete_by_id(

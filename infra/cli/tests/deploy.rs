@@ -17,88 +17,47 @@
 //!   unchanged data stack gets it (and deploy reports it unchanged), while the unchanged edge
 //!   stack, whose timing parameters are left at their defaults, gets an UPDATE_COMPLETE that
 //!   AWS would not give.
+//!
+//! Region names come from `tandem_shared::region`, as `tandem deploy`'s defaults do.
 
 use aws_sdk_cloudformation::types::Stack;
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
-use tandem_infra::deploy::{IMMUTABLE, NO_CACHE, cache_control, code_key, content_type};
+use std::process::{Command, Output, Stdio};
+use tandem_aws::deploy::{IMMUTABLE, NO_CACHE, cache_control, code_key, content_type};
+use tandem_shared::region::{PRIMARY, SECONDARY};
+use tandem_testkit::Moto;
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
-const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation");
-const EAST: &str = "us-east-1";
-const WEST: &str = "us-west-2";
+/// The templates live with the AWS crate, beside this one.
+const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../aws/cloudformation");
+/// The checkout, where `tandem deploy` without `--lambda-zip` builds the function.
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 /// moto's account.
 const ACCOUNT: &str = "123456789012";
 const ADMIN_TOKEN: &str = "moto-admin-token-1234567890";
 
 // ------------------------------------------------------------------ fixtures --
 
-/// CRC-32 (IEEE), for the zip fixtures.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A zip with one stored (uncompressed) file, the shape cargo lambda produces.
-fn zip_with(name: &str, content: &[u8]) -> Vec<u8> {
-    let crc = crc32(content);
-    let len = content.len() as u32;
-    let mut out = Vec::new();
-    let header = |out: &mut Vec<u8>, central: bool| {
-        if central {
-            out.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-            out.extend_from_slice(&0x031eu16.to_le_bytes()); // made by: unix
-        } else {
-            out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        }
-        out.extend_from_slice(&20u16.to_le_bytes()); // version needed
-        out.extend_from_slice(&0u16.to_le_bytes()); // flags
-        out.extend_from_slice(&0u16.to_le_bytes()); // stored
-        out.extend_from_slice(&0u32.to_le_bytes()); // time, date
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes()); // extra
-    };
-    header(&mut out, false);
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(content);
-    let central_at = out.len() as u32;
-    header(&mut out, true);
-    out.extend_from_slice(&0u16.to_le_bytes()); // comment
-    out.extend_from_slice(&0u16.to_le_bytes()); // disk
-    out.extend_from_slice(&0u16.to_le_bytes()); // internal attrs
-    out.extend_from_slice(&(0o100755u32 << 16).to_le_bytes()); // external: rwxr-xr-x
-    out.extend_from_slice(&0u32.to_le_bytes()); // local header offset
-    out.extend_from_slice(name.as_bytes());
-    let central_len = out.len() as u32 - central_at;
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&central_len.to_le_bytes());
-    out.extend_from_slice(&central_at.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out
+/// A zip with one executable, stored (uncompressed), named `bootstrap`: the shape cargo lambda
+/// produces. The timestamp is fixed so that a script always zips to the same bytes, and so to
+/// the same code key, whenever the test runs.
+fn lambda_zip(script: &str) -> Vec<u8> {
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o755);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("bootstrap", options).unwrap();
+    zip.write_all(script.as_bytes()).unwrap();
+    zip.finish().unwrap().into_inner()
 }
 
 fn write_zip(dir: &Path, file: &str, script: &str) -> (PathBuf, Vec<u8>) {
-    let bytes = zip_with("bootstrap", script.as_bytes());
+    let bytes = lambda_zip(script);
     let path = dir.join(file);
     std::fs::write(&path, &bytes).unwrap();
     (path, bytes)
@@ -259,7 +218,9 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
 
     assert_line(
         &out,
-        "Regions: us-east-1 (primary), us-west-2 (secondary). Account: the one your AWS credentials belong to.",
+        &format!(
+            "Regions: {PRIMARY} (primary), {SECONDARY} (secondary). Account: the one your AWS credentials belong to."
+        ),
     );
     assert_line(
         &out,
@@ -270,27 +231,33 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
     );
     assert_line(
         &out,
-        &format!("s3://tandem-code-<account-id>-us-east-1/{key}"),
+        &format!("s3://tandem-code-<account-id>-{PRIMARY}/{key}"),
     );
     assert_line(
         &out,
-        &format!("s3://tandem-code-<account-id>-us-west-2/{key}"),
+        &format!("s3://tandem-code-<account-id>-{SECONDARY}/{key}"),
     );
     // The stacks, in order, with their regions and parameters.
     let order: Vec<usize> = [
-        "3. Create or update stack tandem-data in us-east-1:",
-        "4. Create or update stack tandem-region in us-east-1:",
-        "5. Create or update stack tandem-region in us-west-2 (at the same time as the previous step):",
-        "6. Create or update stack tandem-edge in us-east-1:",
-        "7. Upload the console from",
-        "8. Invalidate /index.html /assets/logo.svg /boot.js /favicon.ico on CloudFront distribution <output DistributionId of tandem-edge in us-east-1>.",
-        "9. Print the console URL: https://<output DistributionDomainName of tandem-edge in us-east-1>/#token=<admin_token of secret tandem/secrets in us-east-1>",
+        format!("3. Create or update stack tandem-data in {PRIMARY}:"),
+        format!("4. Create or update stack tandem-region in {PRIMARY}:"),
+        format!(
+            "5. Create or update stack tandem-region in {SECONDARY} (at the same time as the previous step):"
+        ),
+        format!("6. Create or update stack tandem-edge in {PRIMARY}:"),
+        "7. Upload the console from".to_owned(),
+        format!(
+            "8. Invalidate /index.html /assets/logo.svg /boot.js /favicon.ico on CloudFront distribution <output DistributionId of tandem-edge in {PRIMARY}>."
+        ),
+        format!(
+            "9. Print the console URL: https://<output DistributionDomainName of tandem-edge in {PRIMARY}>/#token=<admin_token of secret tandem/secrets in {PRIMARY}>"
+        ),
     ]
     .iter()
     .map(|step| {
         squeezed(&out)
             .iter()
-            .position(|l| l.starts_with(step))
+            .position(|l| l.starts_with(step.as_str()))
             .unwrap_or_else(|| panic!("no step {step:?} in:\n{out}"))
     })
     .collect();
@@ -303,16 +270,16 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
         "template infra/aws/cloudformation/region.yaml (built into tandem), 10 resources, CAPABILITY_IAM",
     );
     for line in [
-        "PrimaryRegion = us-east-1",
-        "SecondaryRegion = us-west-2",
-        "TableName = tandem-items",
-        "SecretName = tandem/secrets",
-        "TableName = <output TableName of tandem-data in us-east-1>",
-        "CodeBucket = tandem-code-<account-id>-us-west-2",
-        "PrimaryApiDomain = <output ApiDomainName of tandem-region in us-east-1>",
-        "SecondaryApiDomain = <output ApiDomainName of tandem-region in us-west-2>",
+        format!("PrimaryRegion = {PRIMARY}"),
+        format!("SecondaryRegion = {SECONDARY}"),
+        "TableName = tandem-items".to_owned(),
+        "SecretName = tandem/secrets".to_owned(),
+        format!("TableName = <output TableName of tandem-data in {PRIMARY}>"),
+        format!("CodeBucket = tandem-code-<account-id>-{SECONDARY}"),
+        format!("PrimaryApiDomain = <output ApiDomainName of tandem-region in {PRIMARY}>"),
+        format!("SecondaryApiDomain = <output ApiDomainName of tandem-region in {SECONDARY}>"),
     ] {
-        assert_line(&out, line);
+        assert_line(&out, &line);
     }
     assert_line(&out, &format!("CodeKey = {key}"));
     // Every console file, with the headers it will be served with.
@@ -333,9 +300,8 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
 fn dry_run_without_a_zip_plans_the_cargo_lambda_build() {
     let dir = tempfile::tempdir().unwrap();
     console(dir.path());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let (ok, out, err) = run(tandem("http://127.0.0.1:9")
-        .current_dir(workspace)
+        .current_dir(WORKSPACE)
         .args(["deploy", "--dry-run", "--console-dir"])
         .arg(dir.path()));
     assert!(ok, "{out}\n{err}");
@@ -376,13 +342,7 @@ fn deploy_refuses_what_it_cannot_deploy() {
     assert!(err.contains("is not a zip file"), "{err}");
 
     let (ok, _, err) = run(tandem("http://127.0.0.1:9")
-        .args([
-            "deploy",
-            "--dry-run",
-            "--regions",
-            "us-east-1",
-            "--lambda-zip",
-        ])
+        .args(["deploy", "--dry-run", "--regions", PRIMARY, "--lambda-zip"])
         .arg(&zip)
         .arg("--console-dir")
         .arg(&empty));
@@ -419,15 +379,20 @@ fn deploy_refuses_what_it_cannot_deploy() {
 fn destroy_dry_run_lists_what_goes_and_what_stays() {
     let (ok, out, err) = run(tandem("http://127.0.0.1:9").args(["destroy", "--dry-run"]));
     assert!(ok, "{err}");
-    assert!(out.contains("keep tandem-data (us-east-1): table tandem-items with its items, secret tandem/secrets (pass --delete-data to delete them)"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "keep tandem-data ({PRIMARY}): table tandem-items with its items, secret tandem/secrets (pass --delete-data to delete them)"
+        )),
+        "{out}"
+    );
     assert!(out.contains("no AWS API was called"), "{out}");
     let (ok, out, _) =
         run(tandem("http://127.0.0.1:9").args(["destroy", "--dry-run", "--delete-data"]));
     assert!(ok);
     assert!(
-        out.contains(
-            "turn off deletion protection of table tandem-items in us-east-1 and us-west-2"
-        ),
+        out.contains(&format!(
+            "turn off deletion protection of table tandem-items in {PRIMARY} and {SECONDARY}"
+        )),
         "{out}"
     );
     // Without a terminal, only --yes may confirm.
@@ -438,88 +403,34 @@ fn destroy_dry_run_lists_what_goes_and_what_stays() {
 
 // ---------------------------------------------------------------------- moto --
 
-/// moto's server on a free port, killed when dropped (as in api/tests/common).
-struct Moto {
-    child: Child,
-    endpoint: String,
+/// The clients the test inspects moto with, on the test kit's SDK config.
+trait Clients {
+    async fn s3(&self, region: &str) -> aws_sdk_s3::Client;
+    async fn cfn(&self, region: &str) -> aws_sdk_cloudformation::Client;
+    async fn cloudfront(&self) -> aws_sdk_cloudfront::Client;
+    async fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client;
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("TANDEM_MOTO_SERVER") {
-        return path.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/moto_server");
-    if venv.exists() {
-        return venv;
-    }
-    "moto_server".into()
-}
-
-impl Moto {
-    /// Starts moto. A missing moto fails the test: these tests never skip.
-    async fn start() -> Moto {
-        let port = StdListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let bin = moto_binary();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {} ({e}): run `cargo xtask test`, which installs moto, or set TANDEM_MOTO_SERVER", bin.display())
-            });
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        // moto imports every service's models before it listens: that can take a while on a
-        // busy two-core machine.
-        for _ in 0..1200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return moto;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("moto_server did not start on port {port}");
-    }
-
-    fn config(&self, region: &str) -> aws_config::SdkConfig {
-        let creds = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests");
-        aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
-            .endpoint_url(&self.endpoint)
-            .http_client(
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                    ))
-                    .build_https(),
-            )
-            .build()
-    }
-
-    fn s3(&self, region: &str) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::from(&self.config(region))
+impl Clients for Moto {
+    async fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        // moto on 127.0.0.1 cannot serve bucket.127.0.0.1: path-style, as `tandem` does.
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config(region).await)
             .force_path_style(true)
             .build();
         aws_sdk_s3::Client::from_conf(conf)
     }
 
-    fn cfn(&self, region: &str) -> aws_sdk_cloudformation::Client {
-        aws_sdk_cloudformation::Client::new(&self.config(region))
+    async fn cfn(&self, region: &str) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.sdk_config(region).await)
+    }
+
+    /// CloudFront is global; its API lives in us-east-1.
+    async fn cloudfront(&self) -> aws_sdk_cloudfront::Client {
+        aws_sdk_cloudfront::Client::new(&self.sdk_config("us-east-1").await)
+    }
+
+    async fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config(region).await)
     }
 }
 
@@ -691,13 +602,10 @@ async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn deploy_update_and_destroy_against_moto() {
-    let moto = Moto::start().await;
-    let dir = tempfile::tempdir().unwrap();
-
-    // What data.yaml's secret and edge.yaml's distribution would be (see the module doc).
-    let secrets = aws_sdk_secretsmanager::Client::new(&moto.config(EAST));
+/// What data.yaml's secret and edge.yaml's distribution would be (see the module doc), made
+/// through their own APIs. Returns the distribution's id and domain.
+async fn stand_in_secret_and_distribution(moto: &Moto) -> (String, String) {
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config(PRIMARY).await);
     secrets
         .create_secret()
         .name("tandem/secrets")
@@ -708,84 +616,61 @@ async fn deploy_update_and_destroy_against_moto() {
         .send()
         .await
         .unwrap();
-    let cloudfront = aws_sdk_cloudfront::Client::new(&moto.config(EAST));
     use aws_sdk_cloudfront::types::{
         DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig,
         ViewerProtocolPolicy,
     };
-    let distribution = cloudfront
-        .create_distribution()
-        .distribution_config(
-            DistributionConfig::builder()
-                .caller_reference("tandem-test")
-                .comment("stand-in for edge.yaml's distribution")
-                .enabled(true)
-                .origins(
-                    Origins::builder()
-                        .quantity(1)
-                        .items(
-                            Origin::builder()
-                                .id("console-s3")
-                                .domain_name("console.s3.us-east-1.amazonaws.com")
-                                .s3_origin_config(
-                                    S3OriginConfig::builder().origin_access_identity("").build(),
-                                )
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .default_cache_behavior(
-                    DefaultCacheBehavior::builder()
-                        .target_origin_id("console-s3")
-                        .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
-                        .build()
-                        .unwrap(),
-                )
+    let origin = Origin::builder()
+        .id("console-s3")
+        .domain_name(format!("console.s3.{PRIMARY}.amazonaws.com"))
+        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .build()
+        .unwrap();
+    let config = DistributionConfig::builder()
+        .caller_reference("tandem-test")
+        .comment("stand-in for edge.yaml's distribution")
+        .enabled(true)
+        .origins(
+            Origins::builder()
+                .quantity(1)
+                .items(origin)
                 .build()
                 .unwrap(),
         )
+        .default_cache_behavior(
+            DefaultCacheBehavior::builder()
+                .target_origin_id("console-s3")
+                .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let distribution = moto
+        .cloudfront()
+        .await
+        .create_distribution()
+        .distribution_config(config)
         .send()
         .await
         .unwrap()
         .distribution
         .unwrap();
-    let dist_id = distribution.id().to_owned();
-    let dist_domain = distribution.domain_name().to_owned();
-    let templates = dir.path().join("templates");
-    std::fs::create_dir(&templates).unwrap();
-    moto_templates(&templates, &dist_id, &dist_domain);
+    (
+        distribution.id().to_owned(),
+        distribution.domain_name().to_owned(),
+    )
+}
 
-    let dist = dir.path().join("dist");
-    let files = console(&dist);
-    let (zip1, bytes1) = write_zip(dir.path(), "v1.zip", "#!/bin/sh\necho v1\n");
-    let key1 = code_key(&bytes1);
-
-    // ---- first deploy: everything is created.
-    let deploy = |zip: &Path| {
-        let mut cmd = tandem(&moto.endpoint);
-        cmd.args(["deploy", "--lambda-zip"])
-            .arg(zip)
-            .arg("--console-dir")
-            .arg(&dist)
-            .arg("--templates")
-            .arg(&templates);
-        cmd
-    };
-    let (ok, out, err) = run(&mut deploy(&zip1));
-    println!("{out}\n{err}");
-    assert!(ok, "deploy failed:\n{out}\n{err}");
-    let url = format!("https://{dist_domain}/#token={ADMIN_TOKEN}");
-    assert_eq!(out.lines().last(), Some(url.as_str()), "{out}");
+/// Each stack was created, and its events followed until it settled.
+fn assert_every_stack_created(out: &str) {
     for stack in [
-        "tandem-data (us-east-1)",
-        "tandem-region (us-east-1)",
-        "tandem-region (us-west-2)",
-        "tandem-edge (us-east-1)",
+        format!("tandem-data ({PRIMARY})"),
+        format!("tandem-region ({PRIMARY})"),
+        format!("tandem-region ({SECONDARY})"),
+        format!("tandem-edge ({PRIMARY})"),
     ] {
-        assert_line(&out, &format!("{stack} created"));
-        // Each stack's events were followed until it settled.
+        assert_line(out, &format!("{stack} created"));
         let name = stack.split(' ').next().unwrap();
         assert!(
             out.contains(&format!(
@@ -794,22 +679,27 @@ async fn deploy_update_and_destroy_against_moto() {
             "no CREATE_COMPLETE event for {stack}:\n{out}"
         );
     }
-    // The stacks, with the parameters that chain them.
-    let (east, west) = (moto.cfn(EAST), moto.cfn(WEST));
-    let data = stack(&east, "tandem-data").await.unwrap();
+}
+
+/// The stacks, with the parameters that chain them, and the function each region made from
+/// the zip deploy uploaded to that region's bucket. Returns the console bucket.
+async fn assert_stacks_chained(moto: &Moto, code_key: &str, zip: &[u8]) -> String {
+    let data = stack(&moto.cfn(PRIMARY).await, "tandem-data")
+        .await
+        .unwrap();
     assert_eq!(status(&data), "CREATE_COMPLETE");
-    assert_eq!(params(&data)["PrimaryRegion"], EAST);
-    assert_eq!(params(&data)["SecondaryRegion"], WEST);
-    let mut region_outputs = BTreeMap::new();
-    for (cfn, region) in [(&east, EAST), (&west, WEST)] {
-        let s = stack(cfn, "tandem-region").await.unwrap();
+    assert_eq!(params(&data)["PrimaryRegion"], PRIMARY);
+    assert_eq!(params(&data)["SecondaryRegion"], SECONDARY);
+    let mut api_domains = BTreeMap::new();
+    for region in [PRIMARY, SECONDARY] {
+        let cfn = moto.cfn(region).await;
+        let s = stack(&cfn, "tandem-region").await.unwrap();
         assert_eq!(status(&s), "CREATE_COMPLETE", "{region}");
         let p = params(&s);
         assert_eq!(p["TableName"], "tandem-items");
         assert_eq!(p["SecretName"], "tandem/secrets");
         assert_eq!(p["CodeBucket"], format!("tandem-code-{ACCOUNT}-{region}"));
-        assert_eq!(p["CodeKey"], key1);
-        // moto created the function from the zip deploy uploaded to that region's bucket.
+        assert_eq!(p["CodeKey"], code_key);
         let function = cfn
             .describe_stack_resource()
             .stack_name("tandem-region")
@@ -820,75 +710,228 @@ async fn deploy_update_and_destroy_against_moto() {
             .stack_resource_detail
             .unwrap();
         assert_eq!(function.physical_resource_id(), Some("tandem-api"));
-        let s3 = moto.s3(region);
-        let (zip_body, zip_type, _) = body_of(&s3, &p["CodeBucket"], &key1).await;
-        assert_eq!(zip_body, bytes1);
+        let s3 = moto.s3(region).await;
+        let (zip_body, zip_type, _) = body_of(&s3, &p["CodeBucket"], code_key).await;
+        assert_eq!(zip_body, zip);
         assert_eq!(zip_type, "application/zip");
-        region_outputs.insert(region, stack_outputs(&s)["ApiDomainName"].clone());
+        api_domains.insert(region, stack_outputs(&s)["ApiDomainName"].clone());
     }
-    let edge = stack(&east, "tandem-edge").await.unwrap();
+    let edge = stack(&moto.cfn(PRIMARY).await, "tandem-edge")
+        .await
+        .unwrap();
     assert_eq!(status(&edge), "CREATE_COMPLETE");
     let edge_params = params(&edge);
-    assert_eq!(edge_params["PrimaryApiDomain"], region_outputs[EAST]);
-    assert_eq!(edge_params["SecondaryApiDomain"], region_outputs[WEST]);
+    assert_eq!(edge_params["PrimaryApiDomain"], api_domains[PRIMARY]);
+    assert_eq!(edge_params["SecondaryApiDomain"], api_domains[SECONDARY]);
     assert_eq!(edge_params["SecretName"], "tandem/secrets");
-    // The console, byte for byte, with its headers.
-    let bucket = stack_outputs(&edge)["ConsoleBucketName"].clone();
-    let console_s3 = moto.s3(EAST);
-    let mut uploaded = keys(&console_s3, &bucket).await;
+    stack_outputs(&edge)["ConsoleBucketName"].clone()
+}
+
+/// The console, byte for byte, with its headers.
+async fn assert_console_uploaded(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    files: &BTreeMap<&str, Vec<u8>>,
+) {
+    let mut uploaded = keys(s3, bucket).await;
     uploaded.sort();
     assert_eq!(
         uploaded,
         files.keys().map(|k| k.to_string()).collect::<Vec<_>>()
     );
-    for (key, body) in &files {
-        let (got, content_type_got, cache) = body_of(&console_s3, &bucket, key).await;
+    for (key, body) in files {
+        let (got, content_type_got, cache) = body_of(s3, bucket, key).await;
         assert_eq!(&got, body, "{key}");
         assert_eq!(content_type_got, content_type(key), "{key}");
         assert_eq!(cache, cache_control(key), "{key}");
     }
-    let (_, _, index_cache) = body_of(&console_s3, &bucket, "index.html").await;
+    let (_, _, index_cache) = body_of(s3, bucket, "index.html").await;
     assert_eq!(index_cache, "no-cache");
-    let (_, wasm_type, wasm_cache) = body_of(
-        &console_s3,
-        &bucket,
-        "tandem-frontend-5f1e8d0c2b3a4f69_bg.wasm",
-    )
-    .await;
+    let (_, wasm_type, wasm_cache) =
+        body_of(s3, bucket, "tandem-frontend-5f1e8d0c2b3a4f69_bg.wasm").await;
     assert_eq!(wasm_type, "application/wasm");
     assert_eq!(wasm_cache, "public, max-age=31536000, immutable");
-    // The invalidation.
-    let invalidations = cloudfront
+}
+
+/// The invalidations made on `distribution`, each as its paths.
+async fn invalidations(moto: &Moto, distribution: &str) -> Vec<Vec<String>> {
+    let cloudfront = moto.cloudfront().await;
+    let list = cloudfront
         .list_invalidations()
-        .distribution_id(&dist_id)
+        .distribution_id(distribution)
         .send()
         .await
-        .unwrap();
-    let items = invalidations
+        .unwrap()
         .invalidation_list
         .unwrap()
         .items
         .unwrap_or_default();
-    assert_eq!(items.len(), 1);
-    let batch = cloudfront
-        .get_invalidation()
-        .distribution_id(&dist_id)
-        .id(items[0].id())
+    let mut paths = Vec::new();
+    for summary in list {
+        let batch = cloudfront
+            .get_invalidation()
+            .distribution_id(distribution)
+            .id(summary.id())
+            .send()
+            .await
+            .unwrap()
+            .invalidation
+            .unwrap()
+            .invalidation_batch
+            .unwrap();
+        paths.push(batch.paths().unwrap().items().to_vec());
+    }
+    paths
+}
+
+/// New code for both regions, the same data stack, the console as the new build has it.
+async fn assert_updated(moto: &Moto, out: &str, code_key: &str, console_bucket: &str) {
+    // Same template, same parameters: CloudFormation's "No updates are to be performed."
+    assert_line(out, &format!("tandem-data ({PRIMARY}) unchanged"));
+    assert!(
+        out.contains(&format!("tandem-data ({PRIMARY}): no changes")),
+        "{out}"
+    );
+    for region in [PRIMARY, SECONDARY] {
+        let s = stack(&moto.cfn(region).await, "tandem-region")
+            .await
+            .unwrap();
+        assert_eq!(status(&s), "UPDATE_COMPLETE", "{region}");
+        assert_eq!(params(&s)["CodeKey"], code_key, "{region}");
+        assert_line(out, &format!("tandem-region ({region}) updated"));
+    }
+    assert!(
+        out.contains("deleted 1 files the new console no longer has"),
+        "{out}"
+    );
+    let s3 = moto.s3(PRIMARY).await;
+    let keys_now = keys(&s3, console_bucket).await;
+    assert!(
+        !keys_now.contains(&"favicon.ico".to_owned()),
+        "{keys_now:?}"
+    );
+    let (index, _, _) = body_of(&s3, console_bucket, "index.html").await;
+    assert_eq!(index, b"<!doctype html><title>v2</title>");
+}
+
+/// Everything but the data stack and its retained, still protected table is gone.
+async fn assert_destroyed_but_the_data(moto: &Moto, console_bucket: &str) {
+    let (primary, secondary) = (moto.cfn(PRIMARY).await, moto.cfn(SECONDARY).await);
+    assert!(stack(&primary, "tandem-edge").await.is_none());
+    assert!(stack(&primary, "tandem-region").await.is_none());
+    assert!(stack(&secondary, "tandem-region").await.is_none());
+    for region in [PRIMARY, SECONDARY] {
+        let gone = moto
+            .s3(region)
+            .await
+            .head_bucket()
+            .bucket(format!("tandem-code-{ACCOUNT}-{region}"))
+            .send()
+            .await;
+        assert!(gone.is_err(), "code bucket in {region} still there");
+    }
+    // Emptied before the stack went (moto then leaves the bucket itself behind).
+    let left = moto
+        .s3(PRIMARY)
+        .await
+        .list_object_versions()
+        .bucket(console_bucket)
+        .send()
+        .await
+        .map(|o| o.versions().len() + o.delete_markers().len())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "console bucket not emptied");
+    let data = stack(&primary, "tandem-data")
+        .await
+        .expect("the data stack stays");
+    assert_eq!(status(&data), "CREATE_COMPLETE");
+    let table = moto
+        .dynamodb(PRIMARY)
+        .await
+        .describe_table()
+        .table_name("tandem-items")
         .send()
         .await
         .unwrap()
-        .invalidation
-        .unwrap()
-        .invalidation_batch
+        .table
         .unwrap();
+    assert_eq!(table.deletion_protection_enabled, Some(true));
+}
+
+/// Protection off, data stack gone, table gone.
+async fn assert_destroyed_with_the_data(moto: &Moto, out: &str) {
+    assert!(
+        out.contains(&format!(
+            "turned off deletion protection of tandem-items in {PRIMARY}"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("deleted table tandem-items in {PRIMARY}")),
+        "{out}"
+    );
+    assert!(
+        stack(&moto.cfn(PRIMARY).await, "tandem-data")
+            .await
+            .is_none()
+    );
+    let table = moto
+        .dynamodb(PRIMARY)
+        .await
+        .describe_table()
+        .table_name("tandem-items")
+        .send()
+        .await;
+    assert!(
+        table
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "table still there: {table:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_update_and_destroy_against_moto() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (distribution, domain) = stand_in_secret_and_distribution(&moto).await;
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    moto_templates(&templates, &distribution, &domain);
+    let dist = dir.path().join("dist");
+    let files = console(&dist);
+    let deploy = |zip: &Path| {
+        let mut cmd = tandem(&moto.endpoint);
+        cmd.args(["deploy", "--lambda-zip"])
+            .arg(zip)
+            .arg("--console-dir")
+            .arg(&dist)
+            .arg("--templates")
+            .arg(&templates);
+        cmd
+    };
+
+    // ---- first deploy: everything is created.
+    let (zip1, bytes1) = write_zip(dir.path(), "v1.zip", "#!/bin/sh\necho v1\n");
+    let key1 = code_key(&bytes1);
+    let (ok, out, err) = run(&mut deploy(&zip1));
+    println!("{out}\n{err}");
+    assert!(ok, "deploy failed:\n{out}\n{err}");
+    let url = format!("https://{domain}/#token={ADMIN_TOKEN}");
+    assert_eq!(out.lines().last(), Some(url.as_str()), "{out}");
+    assert_every_stack_created(&out);
+    let bucket = assert_stacks_chained(&moto, &key1, &bytes1).await;
+    assert_console_uploaded(&moto.s3(PRIMARY).await, &bucket, &files).await;
     assert_eq!(
-        batch.paths().unwrap().items(),
-        [
+        invalidations(&moto, &distribution).await,
+        [[
             "/index.html",
             "/assets/logo.svg",
             "/boot.js",
             "/favicon.ico"
-        ],
+        ]],
         "index.html and every name a build reuses"
     );
 
@@ -901,101 +944,24 @@ async fn deploy_update_and_destroy_against_moto() {
     let (ok, out, err) = run(&mut deploy(&zip2));
     assert!(ok, "second deploy failed:\n{out}\n{err}");
     println!("{out}");
-    // Same template, same parameters: CloudFormation's "No updates are to be performed."
-    assert_line(&out, "tandem-data (us-east-1) unchanged");
-    assert!(out.contains("tandem-data (us-east-1): no changes"), "{out}");
-    for (cfn, region) in [(&east, EAST), (&west, WEST)] {
-        let s = stack(cfn, "tandem-region").await.unwrap();
-        assert_eq!(status(&s), "UPDATE_COMPLETE", "{region}");
-        assert_eq!(params(&s)["CodeKey"], key2, "{region}");
-        assert_line(&out, &format!("tandem-region ({region}) updated"));
-    }
-    assert!(
-        out.contains("deleted 1 files the new console no longer has"),
-        "{out}"
+    assert_updated(&moto, &out, &key2, &bucket).await;
+    assert_eq!(
+        invalidations(&moto, &distribution).await.len(),
+        2,
+        "one invalidation per deploy"
     );
-    let keys_now = keys(&console_s3, &bucket).await;
-    assert!(
-        !keys_now.contains(&"favicon.ico".to_owned()),
-        "{keys_now:?}"
-    );
-    let (index, _, _) = body_of(&console_s3, &bucket, "index.html").await;
-    assert_eq!(index, b"<!doctype html><title>v2</title>");
-    let count = cloudfront
-        .list_invalidations()
-        .distribution_id(&dist_id)
-        .send()
-        .await
-        .unwrap()
-        .invalidation_list
-        .unwrap()
-        .items
-        .unwrap_or_default()
-        .len();
-    assert_eq!(count, 2, "one invalidation per deploy");
 
     // ---- destroy, keeping the data.
     let (ok, out, err) = run(tandem(&moto.endpoint).args(["destroy", "--yes"]));
     println!("{out}\n{err}");
     assert!(ok, "destroy failed:\n{out}\n{err}");
-    assert!(stack(&east, "tandem-edge").await.is_none());
-    assert!(stack(&east, "tandem-region").await.is_none());
-    assert!(stack(&west, "tandem-region").await.is_none());
-    for region in [EAST, WEST] {
-        let gone = moto
-            .s3(region)
-            .head_bucket()
-            .bucket(format!("tandem-code-{ACCOUNT}-{region}"))
-            .send()
-            .await;
-        assert!(gone.is_err(), "code bucket in {region} still there");
-    }
-    // Emptied before the stack went (moto then leaves the bucket itself behind).
-    let left = console_s3
-        .list_object_versions()
-        .bucket(&bucket)
-        .send()
-        .await
-        .map(|o| o.versions().len() + o.delete_markers().len())
-        .unwrap_or(0);
-    assert_eq!(left, 0, "console bucket not emptied");
-    let data = stack(&east, "tandem-data")
-        .await
-        .expect("the data stack stays");
-    assert_eq!(status(&data), "CREATE_COMPLETE");
-    let ddb = aws_sdk_dynamodb::Client::new(&moto.config(EAST));
-    let table = ddb
-        .describe_table()
-        .table_name("tandem-items")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
-    assert_eq!(table.deletion_protection_enabled, Some(true));
+    assert_destroyed_but_the_data(&moto, &bucket).await;
 
-    // ---- destroy with the data: protection off, stack gone, table gone.
+    // ---- destroy with the data.
     let (ok, out, err) = run(tandem(&moto.endpoint).args(["destroy", "--yes", "--delete-data"]));
     println!("{out}\n{err}");
     assert!(ok, "destroy --delete-data failed:\n{out}\n{err}");
-    assert!(
-        out.contains("turned off deletion protection of tandem-items in us-east-1"),
-        "{out}"
-    );
-    assert!(
-        out.contains("deleted table tandem-items in us-east-1"),
-        "{out}"
-    );
-    assert!(stack(&east, "tandem-data").await.is_none());
-    let table = ddb.describe_table().table_name("tandem-items").send().await;
-    assert!(
-        table
-            .as_ref()
-            .err()
-            .and_then(|e| e.as_service_error())
-            .is_some_and(|e| e.is_resource_not_found_exception()),
-        "table still there: {table:?}"
-    );
+    assert_destroyed_with_the_data(&moto, &out).await;
 }
 
 /// The console bucket is versioned (edge.yaml), and CloudFormation cannot delete a bucket that
@@ -1006,8 +972,9 @@ async fn deploy_update_and_destroy_against_moto() {
 async fn emptying_a_versioned_bucket_removes_every_version() {
     use aws_sdk_s3::primitives::ByteStream;
     use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    use tandem_aws::sdk::{bucket_exists, delete_bucket, empty_bucket};
     let moto = Moto::start().await;
-    let s3 = moto.s3(EAST);
+    let s3 = moto.s3(PRIMARY).await;
     let bucket = "tandem-versioned-test";
     s3.create_bucket().bucket(bucket).send().await.unwrap();
     s3.put_bucket_versioning()
@@ -1046,7 +1013,7 @@ async fn emptying_a_versioned_bucket_removes_every_version() {
         (3, 1)
     );
 
-    let deleted = tandem_infra::aws::empty_bucket(&s3, bucket).await.unwrap();
+    let deleted = empty_bucket(&s3, bucket).await.unwrap();
     assert_eq!(deleted, 4, "three versions and one delete marker");
     let after = s3
         .list_object_versions()
@@ -1055,7 +1022,7 @@ async fn emptying_a_versioned_bucket_removes_every_version() {
         .await
         .unwrap();
     assert!(after.versions().is_empty() && after.delete_markers().is_empty());
-    assert!(tandem_infra::aws::delete_bucket(&s3, bucket).await.unwrap());
-    assert!(!tandem_infra::aws::bucket_exists(&s3, bucket).await.unwrap());
-    assert!(!tandem_infra::aws::delete_bucket(&s3, bucket).await.unwrap());
+    assert!(delete_bucket(&s3, bucket).await.unwrap());
+    assert!(!bucket_exists(&s3, bucket).await.unwrap());
+    assert!(!delete_bucket(&s3, bucket).await.unwrap());
 }
