@@ -1,5 +1,6 @@
 //! The request log: every request the console made, newest first, and an SVG timeline of
-//! latency over the last minute, coloured by the region that answered.
+//! latency over the last minute, coloured by the region that answered. Switches of the active
+//! region are marked in both, between the requests they changed.
 
 use crate::console::Console;
 use crate::model::{self, Entry, PLOT_BOTTOM, PLOT_HEIGHT, PLOT_LEFT, PLOT_TOP, Source};
@@ -26,7 +27,10 @@ pub fn ActivityPanel() -> impl IntoView {
 
     let counts = move || {
         console.log.with(|log| {
-            let shown: Vec<&Entry> = log.iter().filter(|e| keep(e)).collect();
+            let shown: Vec<&Entry> = log
+                .iter()
+                .filter(|e| keep(e) && e.marker.is_none())
+                .collect();
             let failed = shown.iter().filter(|e| e.failed()).count();
             let failovers = shown.iter().filter(|e| e.failover_text().is_some()).count();
             format!(
@@ -97,14 +101,30 @@ fn row_key(e: &Entry) -> (u64, bool) {
     (e.seq, e.client_failover.is_some())
 }
 
-/// One request. Built once per request: the log redraws several times a second while rows
-/// only come and go at its ends.
+/// One request, or one marker (an active region switch). A marker is a row like a request's,
+/// its text where the request goes: one view for both keeps the wasm small, and every row
+/// keeps the table's seven cells (which the end-to-end test reads by position). Built once per
+/// line: the log redraws several times a second while rows only come and go at its ends.
 #[component]
 fn LogRow(e: Entry) -> impl IntoView {
     let console = expect_context::<Console>();
     let failover = e.failover_text();
     let failed_over = failover.is_some();
     let failed = e.failed();
+    let marker = e.marker.is_some();
+    let (method, request) = match e.marker {
+        Some(text) => (String::new(), text),
+        None => (e.method, e.path),
+    };
+    let (status, latency) = match (marker, e.status) {
+        (true, _) => (String::new(), String::new()),
+        (false, s) => (
+            s.map_or("—".to_owned(), |s| s.to_string()),
+            model::fmt_ms(e.latency_ms),
+        ),
+    };
+    // Only a title: the region cell must say the region alone.
+    let active = e.edge_active.map(|a| format!("x-edge-active: {a}"));
     let region = e.region.clone();
     // The colour follows the region list, which the first look at the stack may reorder.
     let tag = move || {
@@ -114,19 +134,19 @@ fn LogRow(e: Entry) -> impl IntoView {
         format!("tag {class}")
     };
     view! {
-        <tr class:failed=failed class:failover=failed_over>
+        <tr class:failed=failed class:failover=failed_over class:marker=marker>
             <td class="mono small">{model::fmt_clock(e.at_ms)}</td>
             <td class="small muted">{e.source.label()}</td>
             <td class="mono small req">
-                <span class="method">{e.method}</span>
+                <span class="method">{method}</span>
                 " "
-                {e.path}
+                {request}
             </td>
             <td class="mono" data-col="status">
-                {e.status.map_or("—".to_owned(), |s| s.to_string())}
+                {status}
             </td>
-            <td class="num mono small">{model::fmt_ms(e.latency_ms)}</td>
-            <td data-col="region">
+            <td class="num mono small">{latency}</td>
+            <td data-col="region" title=active>
                 <span class=tag>{e.region.unwrap_or_else(|| "—".into())}</span>
             </td>
             <td class="small" data-col="failover">{failover.unwrap_or_default()}</td>
@@ -183,6 +203,18 @@ fn plot_view(t: model::Timeline, width: i32) -> impl IntoView {
     let right = model::plot_right(width);
     let mid_y = (PLOT_TOP + PLOT_BOTTOM) / 2;
     let dots = t.dots.into_iter().map(dot_view).collect_view();
+    let marks = t
+        .marks
+        .into_iter()
+        .map(|m| {
+            view! {
+                <line class=format!("switch {}", m.class) x1=m.x y1=PLOT_TOP x2=m.x y2=PLOT_BOTTOM />
+                <text class="label" x=m.x + 3 y=PLOT_TOP + 10>
+                    {m.label}
+                </text>
+            }
+        })
+        .collect_view();
     view! {
         <line class="grid" x1=PLOT_LEFT y1=PLOT_TOP x2=right y2=PLOT_TOP />
         <line class="grid" x1=PLOT_LEFT y1=mid_y x2=right y2=mid_y />
@@ -199,6 +231,7 @@ fn plot_view(t: model::Timeline, width: i32) -> impl IntoView {
             "−30 s"
         </text>
         <text class="label" x=right y=PLOT_BOTTOM + 18 text-anchor="end">"now"</text>
+        {marks}
         {dots}
     }
 }

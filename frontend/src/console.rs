@@ -1,12 +1,14 @@
 //! The console's shared state (provided as a Leptos context): the request log, the admin
 //! token, which regions exist and what kind of stack answers. Every request goes through
 //! [`Console::send`], so the log sees all of them; writes go through [`Console::write`], which
-//! resends them to another region when the primary fails (SPEC §3: CloudFront never fails
-//! writes over, clients do).
+//! resends them to another region when the region they went to fails (SPEC §3: CloudFront
+//! never fails writes over, clients do). The active region (SPEC §6) lives here too: writes
+//! go to it first, and the log marks each switch.
 
-use crate::model::{self, ControlRegions, Entry, Source};
+use crate::model::{self, Entry, Source};
 use crate::net::{self, Call, Reply};
 use leptos::prelude::*;
+use tandem_shared::control::{ActiveRegion, RegionStatus, RegionsBody};
 use tandem_shared::region::DEFAULT_REGIONS;
 
 /// Entries the log keeps; older ones drop off.
@@ -38,7 +40,12 @@ pub struct Console {
     pub regions: RwSignal<Vec<String>>,
     pub stack: RwSignal<Stack>,
     /// Region states from the control API (`up`, `crashed`, ...), local stack only.
-    pub states: RwSignal<Vec<(String, String)>>,
+    pub states: RwSignal<Vec<RegionStatus>>,
+    /// The active region's value from the control API; `None` until it said one.
+    pub active: RwSignal<Option<ActiveRegion>>,
+    /// Bumped around each switch this console makes, so that a poll that was out meanwhile
+    /// cannot put the old value back (and mark a switch that never happened).
+    active_epoch: StoredValue<u64>,
 }
 
 /// A write's outcome, after the console's own failover.
@@ -59,6 +66,8 @@ impl Console {
             regions: RwSignal::new(DEFAULT_REGIONS.iter().map(|r| r.to_string()).collect()),
             stack: RwSignal::new(Stack::Detecting),
             states: RwSignal::new(Vec::new()),
+            active: RwSignal::new(None),
+            active_epoch: StoredValue::new(0),
         }
     }
 
@@ -78,6 +87,21 @@ impl Console {
     fn change_log(&self, f: impl FnOnce(&mut Vec<Entry>)) {
         self.log.update_untracked(f);
         self.log_dirty.set_value(true);
+    }
+
+    fn next_seq(&self) -> u64 {
+        let seq = self.next_seq.get_value() + 1;
+        self.next_seq.set_value(seq);
+        seq
+    }
+
+    fn push(&self, entry: Entry) {
+        self.change_log(|log| {
+            log.push(entry);
+            if log.len() > LOG_CAP {
+                log.drain(..log.len() - LOG_CAP);
+            }
+        });
     }
 
     /// Takes a token from `#token=…` into sessionStorage and clears the fragment, so the token
@@ -102,6 +126,46 @@ impl Console {
     pub fn other_than(&self, region: &str) -> String {
         self.regions
             .with_untracked(|r| model::other_region(r, region).unwrap_or(region).to_owned())
+    }
+
+    /// Where `/api/*` goes first (SPEC §6): the active region the control API last said, else
+    /// the primary.
+    pub fn first_region(&self) -> String {
+        let value = self
+            .active
+            .with_untracked(|a| a.as_ref().and_then(|a| a.region.clone()));
+        self.regions
+            .with_untracked(|r| model::first_region(value.as_deref(), r))
+            .unwrap_or_else(|| self.primary())
+    }
+
+    pub fn active_epoch(&self) -> u64 {
+        self.active_epoch.get_value()
+    }
+
+    /// Called before and after this console switches the active region: a poll begun
+    /// before then is stale.
+    pub fn bump_active_epoch(&self) {
+        self.active_epoch.update_value(|e| *e += 1);
+    }
+
+    /// Takes the active region's value. A change from a known value gets a marker line in the
+    /// log, at the time it is seen; `source` says who switched (this console, or someone else
+    /// whose switch polling noticed).
+    pub fn set_active(&self, value: ActiveRegion, source: Source) {
+        let before = self.active.get_untracked();
+        if before.as_ref() == Some(&value) {
+            return;
+        }
+        let regions = self.regions.get_untracked();
+        if before.is_some()
+            && let Some(first) = model::first_region(value.region.as_deref(), &regions)
+        {
+            let default = !value.region.as_ref().is_some_and(|v| regions.contains(v));
+            let seq = self.next_seq();
+            self.push(Entry::switch(seq, net::now_ms(), first, default, source));
+        }
+        self.active.set(Some(value));
     }
 
     pub fn is_local(&self) -> bool {
@@ -148,8 +212,7 @@ impl Console {
             if_match,
         })
         .await;
-        let seq = self.next_seq.get_value() + 1;
-        self.next_seq.set_value(seq);
+        let seq = self.next_seq();
         let entry = Entry {
             seq,
             at_ms,
@@ -160,15 +223,12 @@ impl Console {
             region: reply.region.clone(),
             edge_failover: reply.edge_failover.clone(),
             edge_origin: reply.edge_origin.clone(),
+            edge_active: reply.edge_active.clone(),
             client_failover: None,
             source,
+            marker: None,
         };
-        self.change_log(|log| {
-            log.push(entry);
-            if log.len() > LOG_CAP {
-                log.drain(..log.len() - LOG_CAP);
-            }
-        });
+        self.push(entry);
         (reply, seq)
     }
 
@@ -181,6 +241,8 @@ impl Console {
     }
 
     /// A write through `/api/…`, resent to `/region/<other>/api/…` on a 5xx or a network error.
+    /// `<other>` is another region than the one the write went to, which the answer names, or
+    /// else is the region `/api/*` goes to first.
     pub async fn write(
         &self,
         method: &str,
@@ -199,8 +261,16 @@ impl Console {
             };
         }
         // A 5xx that names its region says which one failed; the edge's own 502/504 names none,
-        // and then it was the primary, where every write through /api goes first.
-        let failed = first.region.clone().unwrap_or_else(|| self.primary());
+        // and then it was where writes through /api go first: the active region, which the
+        // local edge names in `x-edge-active`, or the primary when none is set.
+        let failed = match (&first.region, &first.edge_active) {
+            (Some(region), _) => region.clone(),
+            (None, Some(active)) => self
+                .regions
+                .with_untracked(|r| model::first_region(Some(active), r))
+                .unwrap_or_else(|| self.primary()),
+            (None, None) => self.first_region(),
+        };
         let other = self.other_than(&failed);
         if other == failed {
             return Written {
@@ -228,7 +298,7 @@ impl Console {
             .await;
         let stack = if !reply.json {
             Stack::Cloud
-        } else if let Some(body) = reply.parse::<ControlRegions>().filter(|_| reply.ok()) {
+        } else if let Some(body) = reply.parse::<RegionsBody>().filter(|_| reply.ok()) {
             let mut names: Vec<String> = body.regions.iter().map(|r| r.region.clone()).collect();
             // The primary first, the others in the order the stack lists them.
             if let Some(i) = body.regions.iter().position(|r| r.primary) {
@@ -237,12 +307,7 @@ impl Console {
             if names.len() >= 2 {
                 self.regions.set(names);
             }
-            self.states.set(
-                body.regions
-                    .into_iter()
-                    .map(|r| (r.region, r.state))
-                    .collect(),
-            );
+            self.states.set(body.regions);
             Stack::Local { control: true }
         } else {
             Stack::Local { control: false }

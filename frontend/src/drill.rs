@@ -1,7 +1,8 @@
-//! The drill: steady reads and writes through `/api`, a fault on the primary for a while, the
-//! heal, and then proof that nothing acknowledged was lost: every acknowledged write is read
-//! back from every region until all of them hold it. The figures come from
-//! `tandem_shared::drill`, the same arithmetic as `tandem drill`'s.
+//! The drill: steady reads and writes through `/api`, a fault for a while on the region `/api`
+//! goes to first (the active region: the primary unless switched), the heal, and then proof
+//! that nothing acknowledged was lost: every acknowledged write is read back from every region
+//! until all of them hold it. The figures come from `tandem_shared::drill`, the same
+//! arithmetic as `tandem drill`'s.
 
 use crate::console::Console;
 use crate::model::{self, Source};
@@ -9,6 +10,8 @@ use crate::net::{self, encode};
 use futures::stream::{self, StreamExt as _};
 use leptos::prelude::*;
 use std::collections::BTreeMap;
+use tandem_shared::Fault;
+use tandem_shared::control::{RegionState, SetRegionState};
 use tandem_shared::drill::{Kind, Phase, Sample, Summary};
 use tandem_shared::wire::ItemResponse;
 
@@ -20,9 +23,9 @@ const CONVERGE_LIMIT_MS: f64 = 60_000.0;
 enum Method {
     /// Admin fault: data routes answer 503. Works on AWS too.
     AppFault,
-    /// Local stack: SIGKILL the primary's process.
+    /// Local stack: SIGKILL the region's process.
     Crash,
-    /// Local stack: the primary accepts connections and never answers.
+    /// Local stack: the region accepts connections and never answers.
     Blackhole,
 }
 
@@ -113,36 +116,33 @@ struct Drill {
 impl Drill {
     /// Steady traffic, the fault, traffic through the outage, the heal, traffic after it, and
     /// the wait for every acknowledged write in every region. `None` when the fault could not
-    /// be set.
+    /// be set. The faulted region is chosen once: a health watcher that switches the active
+    /// region during the outage must not make the drill heal another region than it broke.
     async fn run(self, plan: Plan) -> Option<Outcome> {
         self.error.set(None);
-        let primary = self.console.primary();
+        let target = self.console.first_region();
         let mut run = Run::new();
 
         self.phase.set("steady traffic".into());
         let until = run.started_ms + STEADY_MS;
         self.traffic(&mut run, until).await;
 
-        let fault = format!(
-            "{primary} {} for {} s",
-            plan.method.describe(),
-            plan.seconds
-        );
+        let fault = format!("{target} {} for {} s", plan.method.describe(), plan.seconds);
         self.phase.set(fault.clone());
         let fault_at = net::now_ms();
-        if let Err(e) = self.fault(plan, false).await {
+        if let Err(e) = self.fault(plan, &target, false).await {
             self.error
-                .set(Some(format!("could not fault {primary}: {e}")));
+                .set(Some(format!("could not fault {target}: {e}")));
             return None;
         }
         run.phase = Phase::Outage;
         let until = fault_at + f64::from(plan.seconds) * 1000.0;
         self.traffic(&mut run, until).await;
 
-        self.phase.set(format!("healing {primary}"));
-        if let Err(e) = self.fault(plan, true).await {
+        self.phase.set(format!("healing {target}"));
+        if let Err(e) = self.fault(plan, &target, true).await {
             self.error.set(Some(format!(
-                "could not heal {primary}: {e} (heal it by hand)"
+                "could not heal {target}: {e} (heal it by hand)"
             )));
         }
         run.phase = Phase::After;
@@ -154,12 +154,12 @@ impl Drill {
         self.phase.set("done".into());
         Some(Outcome {
             fault,
-            summary: Summary::of(&run.samples, &primary, fault_at - run.started_ms),
+            summary: Summary::of(&run.samples, &target, fault_at - run.started_ms),
             writes: run.samples.iter().filter(|s| s.kind == Kind::Write).count(),
             acknowledged: run.acked.len(),
             converged_ms,
             lost,
-            secondary: self.console.other_than(&primary),
+            secondary: self.console.other_than(&target),
         })
     }
 
@@ -226,33 +226,27 @@ impl Drill {
         });
     }
 
-    /// Sets (`heal == false`) or clears the fault; the admin fault also clears itself later,
-    /// so a drill abandoned mid-way (a closed tab) does not leave the primary broken.
-    async fn fault(&self, plan: Plan, heal: bool) -> Result<(), String> {
-        let primary = self.console.primary();
+    /// Sets (`heal == false`) or clears the fault in `region`; the admin fault also clears
+    /// itself later, so a drill abandoned mid-way (a closed tab) does not leave it broken.
+    async fn fault(&self, plan: Plan, region: &str, heal: bool) -> Result<(), String> {
+        let admin = format!("/region/{region}/api/admin/fault");
         let (method_name, path, body) = match (plan.method, heal) {
-            (Method::AppFault, false) => (
-                "PUT",
-                format!("/region/{primary}/api/admin/fault"),
-                Some(format!(
-                    r#"{{"mode":"error","status":503,"duration_s":{}}}"#,
-                    plan.seconds + 30
-                )),
-            ),
-            (Method::AppFault, true) => {
-                ("DELETE", format!("/region/{primary}/api/admin/fault"), None)
+            (Method::AppFault, false) => {
+                let fault = Fault::Error {
+                    status: 503,
+                    duration_s: Some(u64::from(plan.seconds) + 30),
+                };
+                ("PUT", admin, serde_json::to_string(&fault).ok())
             }
+            (Method::AppFault, true) => ("DELETE", admin, None),
             (m, heal) => {
                 let state = match (m, heal) {
-                    (_, true) => "up",
-                    (Method::Blackhole, _) => "blackhole",
-                    _ => "crashed",
+                    (_, true) => RegionState::Up,
+                    (Method::Blackhole, _) => RegionState::Blackhole,
+                    _ => RegionState::Crashed,
                 };
-                (
-                    "PUT",
-                    format!("/_tandem/regions/{primary}"),
-                    Some(format!(r#"{{"state":"{state}"}}"#)),
-                )
+                let body = serde_json::to_string(&SetRegionState { state }).ok();
+                ("PUT", format!("/_tandem/regions/{region}"), body)
             }
         };
         let (reply, _) = self
@@ -345,7 +339,7 @@ pub fn DrillPanel() -> impl IntoView {
                 <h2 id="drill-title">"Drill"</h2>
             </div>
             <p class="small muted">
-                "Steady reads and writes through /api, a fault on the primary, the heal, then every acknowledged write read back from every region."
+                "Steady reads and writes through /api, a fault on the region /api goes to first (the active region), the heal, then every acknowledged write read back from every region."
             </p>
             <DrillControls run=run />
             <p class="small muted" hidden=move || console.token.with(Option::is_some)>

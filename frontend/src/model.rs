@@ -1,9 +1,10 @@
 //! The console's logic that needs no browser: token parsing, failover rules, the request log's
-//! entries, the timeline's geometry, replication order and the shapes of the local control API.
-//! Kept apart from the views so that `cargo test` checks it on the host.
+//! entries, the timeline's geometry, replication lines and the active region's wording.
+//! Kept apart from the views so that `cargo test` checks it on the host. The control API's
+//! bodies are `tandem_shared::control`'s types, the same the edge and the CLI use.
 
-use serde::Deserialize;
-use tandem_shared::replication::{PairStatus, ReplicationConfig};
+use tandem_shared::Fault;
+use tandem_shared::replication::PairStatus;
 
 /// sessionStorage key of the admin token. sessionStorage, not localStorage: the token should
 /// not outlive the tab it was opened in.
@@ -42,6 +43,8 @@ pub enum Source {
     Check,
     /// The drill's traffic.
     Drill,
+    /// Someone else (the CLI, the health watcher): a change that polling noticed.
+    Other,
 }
 
 impl Source {
@@ -51,6 +54,7 @@ impl Source {
             Source::Poll => "poll",
             Source::Check => "check",
             Source::Drill => "drill",
+            Source::Other => "other",
         }
     }
 }
@@ -72,15 +76,39 @@ pub struct Entry {
     pub edge_failover: Option<String>,
     /// `x-edge-origin`, sent by the local edge only.
     pub edge_origin: Option<String>,
+    /// `x-edge-active`: the active region the local edge routed by, when one is set.
+    pub edge_active: Option<String>,
     /// Set on a write the console resent to another region, and on the failed original.
     pub client_failover: Option<String>,
     pub source: Source,
+    /// Set on a line that marks an event instead of a request (`active region → us-west-2`);
+    /// such a line has no method, path or status, and `region` is the region it names.
+    pub marker: Option<String>,
 }
 
 impl Entry {
+    /// A line that marks an active region switch: `region` is the region now active.
+    pub fn switch(seq: u64, at_ms: f64, region: String, default: bool, source: Source) -> Entry {
+        Entry {
+            seq,
+            at_ms,
+            method: String::new(),
+            path: String::new(),
+            status: None,
+            latency_ms: 0.0,
+            marker: Some(switch_text(&region, default)),
+            region: Some(region),
+            edge_failover: None,
+            edge_origin: None,
+            edge_active: None,
+            client_failover: None,
+            source,
+        }
+    }
+
     /// A request that got no usable answer: what an outage looks like to a client.
     pub fn failed(&self) -> bool {
-        self.status.is_none_or(|s| s >= 500)
+        self.marker.is_none() && self.status.is_none_or(|s| s >= 500)
     }
 
     /// The failover column: what the edge or the console did about an unhealthy region.
@@ -168,10 +196,19 @@ pub struct Dot {
     pub title: String,
 }
 
+/// A vertical line on the timeline where a marker line of the log happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub x: i32,
+    pub class: &'static str,
+    pub label: String,
+}
+
 /// The timeline's drawing: a window of `window_ms` ending at `now_ms`, latency upwards.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
     pub dots: Vec<Dot>,
+    pub marks: Vec<Mark>,
     /// Top of the latency axis, in milliseconds.
     pub y_max_ms: f64,
 }
@@ -195,15 +232,29 @@ pub fn timeline(
     width_px: i32,
 ) -> Timeline {
     let start = now_ms - window_ms;
-    let visible: Vec<&&Entry> = entries.iter().filter(|e| e.at_ms >= start).collect();
+    let (marked, visible): (Vec<&&Entry>, Vec<&&Entry>) = entries
+        .iter()
+        .filter(|e| e.at_ms >= start)
+        .partition(|e| e.marker.is_some());
     let y_max_ms = nice_ceiling(visible.iter().map(|e| e.latency_ms).fold(0.0, f64::max));
     let width = f64::from(plot_right(width_px) - PLOT_LEFT);
     let height = f64::from(PLOT_BOTTOM - PLOT_TOP);
+    let x = |at_ms: f64| {
+        PLOT_LEFT + (((at_ms - start) / window_ms).clamp(0.0, 1.0) * width).round() as i32
+    };
+    let marks = marked
+        .iter()
+        .map(|e| Mark {
+            x: x(e.at_ms),
+            class: region_class(regions, e.region.as_deref()),
+            label: format!("→ {}", e.region.as_deref().unwrap_or("?")),
+        })
+        .collect();
     let dots = visible
         .iter()
         .map(|e| Dot {
             seq: e.seq,
-            x: PLOT_LEFT + (((e.at_ms - start) / window_ms).clamp(0.0, 1.0) * width).round() as i32,
+            x: x(e.at_ms),
             y: PLOT_BOTTOM - ((e.latency_ms / y_max_ms).clamp(0.0, 1.0) * height).round() as i32,
             class: region_class(regions, e.region.as_deref()),
             failed: e.failed(),
@@ -218,7 +269,11 @@ pub fn timeline(
             ),
         })
         .collect();
-    Timeline { dots, y_max_ms }
+    Timeline {
+        dots,
+        marks,
+        y_max_ms,
+    }
 }
 
 /// Whether the copy of an item a region holds is the write we made or a later one.
@@ -228,28 +283,45 @@ pub fn caught_up(seen: (&str, &str), written: (&str, &str)) -> bool {
     seen >= written
 }
 
-/// `GET /_tandem/regions`, the fields the console uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ControlRegions {
-    pub regions: Vec<ControlRegion>,
+/// The region `/api/*` goes to first (SPEC §6): `value` when it names one of `regions`
+/// (primary first), else the primary. `tandem_shared::routing::api_route`'s rule, written out
+/// rather than called because that one allocates its whole route; a test holds them together.
+pub fn first_region(value: Option<&str>, regions: &[String]) -> Option<String> {
+    value
+        .and_then(|v| regions.iter().find(|r| *r == v))
+        .or(regions.first())
+        .cloned()
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ControlRegion {
-    pub region: String,
-    pub state: String,
-    #[serde(default)]
-    pub primary: bool,
+/// What a region card says of a region `/api/*` does not go to first.
+pub const NOT_ACTIVE: &str = "not active";
+
+/// What a region card says about routing, given the active region's value: `active (default)`
+/// when the primary is first because no known region is set, `active (switched)` when the
+/// value names this region, else [`NOT_ACTIVE`].
+pub fn active_label(value: Option<&str>, region: &str, regions: &[String]) -> &'static str {
+    let switched = value.is_some_and(|v| regions.iter().any(|r| r == v));
+    match first_region(value, regions) {
+        Some(first) if first == region && switched => "active (switched)",
+        Some(first) if first == region => "active (default)",
+        _ => NOT_ACTIVE,
+    }
 }
 
-/// `GET /_tandem/replication`: the settings and every link, in the shared types.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ControlReplication {
-    pub config: ReplicationConfig,
-    #[serde(default)]
-    pub pairs: Vec<PairStatus>,
-    #[serde(default)]
-    pub unavailable: Vec<String>,
+/// The log's marker for a switch: `active region → us-west-2`, with `(default)` when no value
+/// is set and the primary is first by default.
+pub fn switch_text(region: &str, default: bool) -> String {
+    let suffix = if default { " (default)" } else { "" };
+    format!("active region → {region}{suffix}")
+}
+
+/// `error 503`, `slow +3000 ms` or `none`: a fault as the cards show it.
+pub fn fault_text(fault: &Fault) -> String {
+    match fault {
+        Fault::Error { status, .. } => format!("error {status}"),
+        Fault::Slow { latency_ms, .. } => format!("slow +{latency_ms} ms"),
+        Fault::None { .. } => "none".into(),
+    }
 }
 
 /// One line about a replication link: backlog, lag, and whatever is wrong with it.
@@ -293,6 +365,12 @@ pub fn error_of(body: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tandem_shared::FaultState;
+    use tandem_shared::control::{
+        ActiveRegion, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, SetRegionState,
+    };
+    use tandem_shared::routing::api_route;
+    use tandem_shared::wire::HealthResponse;
 
     fn entry(seq: u64, at_ms: f64, latency_ms: f64, status: Option<u16>, region: &str) -> Entry {
         Entry {
@@ -305,9 +383,15 @@ mod tests {
             region: (!region.is_empty()).then(|| region.to_owned()),
             edge_failover: None,
             edge_origin: None,
+            edge_active: None,
             client_failover: None,
             source: Source::User,
+            marker: None,
         }
+    }
+
+    fn json<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap()
     }
 
     fn regions() -> Vec<String> {
@@ -415,15 +499,17 @@ mod tests {
     }
 
     #[test]
-    fn control_api_shapes_parse() {
-        let regions: ControlRegions = serde_json::from_str(
-            r#"{"regions":[{"region":"us-east-1","state":"up","primary":true,"url":"http://127.0.0.1:8081","pid":7}],
-                "edge":{"connection_attempts":2}}"#,
+    fn control_api_bodies_are_the_shared_types() {
+        let regions: RegionsBody = serde_json::from_str(
+            r#"{"regions":[{"region":"us-east-1","state":"up","primary":true,"url":"http://127.0.0.1:8081","pid":7},
+                {"region":"us-west-2","state":"blackhole","primary":false,"url":"http://127.0.0.1:8082","pid":null}],
+                "edge":{"connection_attempts":2,"connection_timeout":1,"origin_read_timeout":4}}"#,
         )
         .unwrap();
-        assert_eq!(regions.regions[0].state, "up");
+        assert_eq!(regions.regions[0].state, RegionState::Up);
         assert!(regions.regions[0].primary);
-        let repl: ControlReplication = serde_json::from_str(
+        assert_eq!(regions.regions[1].state.as_str(), "blackhole");
+        let repl: ReplicationBody = serde_json::from_str(
             r#"{"config":{"paused":false,"lag_ms":0},"pairs":[{"from":"us-west-2","to":"us-east-1",
                 "applied":3,"source_head":4,"pending":1,"lag_p50_ms":12,"lag_p99_ms":null,"lag_max_ms":null,
                 "samples":1,"last_pull_ms":null,"last_error":null}],"unavailable":["us-west-2"]}"#,
@@ -431,10 +517,10 @@ mod tests {
         .unwrap();
         assert_eq!(repl.pairs[0].pending, 1);
         assert_eq!(repl.unavailable, vec!["us-west-2".to_owned()]);
-        let failing: ControlReplication = serde_json::from_str(
+        let failing: ReplicationBody = serde_json::from_str(
             r#"{"config":{"paused":false,"lag_ms":0},"pairs":[{"from":"us-west-2","to":"us-east-1",
                 "state":"stalled","pending":7,"digest":"differ","resyncs":1,"refused":2,
-                "last_error":"peer unreachable"}]}"#,
+                "last_error":"peer unreachable"}],"unavailable":[]}"#,
         )
         .unwrap();
         assert_eq!(
@@ -442,6 +528,111 @@ mod tests {
             "7 pending from us-west-2, lag p50 – p99 –; link stalled, digests differ; 1 resync(s); \
              2 answer(s) refused; error: peer unreachable"
         );
+        // What the console sends, as the control API reads it.
+        assert_eq!(
+            json(&SetRegionState {
+                state: RegionState::Crashed
+            }),
+            r#"{"state":"crashed"}"#
+        );
+        assert_eq!(
+            json(&ReplicationPatch {
+                paused: None,
+                lag_ms: Some(250)
+            }),
+            r#"{"lag_ms":250}"#
+        );
+        assert_eq!(
+            json(&ActiveRegion {
+                region: Some("us-west-2".into())
+            }),
+            r#"{"region":"us-west-2"}"#
+        );
+        let cleared: ActiveRegion = serde_json::from_str(r#"{"region":null}"#).unwrap();
+        assert_eq!(cleared.region, None);
+    }
+
+    #[test]
+    fn fault_answers_read_as_fault_state() {
+        let state: FaultState = serde_json::from_str(
+            r#"{"fault":{"mode":"slow","latency_ms":250,"duration_s":5},
+                "expires_at":"2026-01-01T00:00:05.000Z","region":"us-east-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(fault_text(&state.fault), "slow +250 ms");
+        // Health reports the fault the same way.
+        let health: HealthResponse = serde_json::from_str(
+            r#"{"region":"us-east-1","status":"faulted","fault":{"mode":"error","status":503},
+                "replication":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(fault_text(&health.fault), "error 503");
+        let sent = Fault::Error {
+            status: 504,
+            duration_s: None,
+        };
+        let back: Fault = serde_json::from_str(&serde_json::to_string(&sent).unwrap()).unwrap();
+        assert_eq!(fault_text(&back), "error 504");
+        assert_eq!(fault_text(&Fault::NONE), "none");
+    }
+
+    #[test]
+    fn the_active_region_follows_the_edge_rule() {
+        let r = regions();
+        let names = ["us-east-1", "us-west-2"];
+        for value in [
+            None,
+            Some("us-east-1"),
+            Some("us-west-2"),
+            Some("eu-west-1"),
+            Some(""),
+        ] {
+            let edge = api_route("PUT", value, &names).origins[0];
+            assert_eq!(first_region(value, &r).as_deref(), Some(edge), "{value:?}");
+        }
+        assert_eq!(first_region(None, &[]), None);
+        assert_eq!(first_region(None, &r).as_deref(), Some("us-east-1"));
+        assert_eq!(
+            first_region(Some("us-west-2"), &r).as_deref(),
+            Some("us-west-2")
+        );
+        assert_eq!(
+            first_region(Some("eu-west-1"), &r).as_deref(),
+            Some("us-east-1")
+        );
+        assert_eq!(active_label(None, "us-east-1", &r), "active (default)");
+        assert_eq!(active_label(None, "us-west-2", &r), "not active");
+        assert_eq!(
+            active_label(Some("us-west-2"), "us-west-2", &r),
+            "active (switched)"
+        );
+        assert_eq!(
+            active_label(Some("us-west-2"), "us-east-1", &r),
+            "not active"
+        );
+        assert_eq!(
+            active_label(Some("eu-west-1"), "us-east-1", &r),
+            "active (default)"
+        );
+        let m = Entry::switch(9, 5000.0, "us-west-2".into(), false, Source::Other);
+        assert_eq!(m.marker.as_deref(), Some("active region → us-west-2"));
+        assert!(!m.failed(), "a marker is no failed request");
+        assert_eq!(
+            switch_text("us-east-1", true),
+            "active region → us-east-1 (default)"
+        );
+        let a = entry(1, 1000.0, 50.0, Some(200), "us-east-1");
+        let t = timeline(&[&a, &m], &r, 11_000.0, 10_000.0, 800);
+        assert_eq!(t.dots.len(), 1, "a marker is no dot");
+        assert_eq!(t.marks.len(), 1);
+        assert_eq!(
+            (t.marks[0].class, t.marks[0].label.as_str()),
+            ("r1", "→ us-west-2")
+        );
+    }
+
+    #[test]
+    fn error_bodies_read_also_from_the_edge() {
         assert_eq!(
             error_of(r#"{"error":{"code":"region_unavailable","message":"x"},"region":null}"#),
             Some(("region_unavailable".into(), "x".into()))

@@ -3,7 +3,7 @@
 //! Every path here is relative, so no request (and no admin token) can leave the origin; the
 //! CSP's `connect-src 'self'` would stop one anyway.
 
-use tandem_shared::headers::{EDGE_FAILOVER, EDGE_ORIGIN, SERVED_REGION};
+use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER, EDGE_ORIGIN, SERVED_REGION};
 use wasm_bindgen::{JsCast as _, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -15,6 +15,8 @@ pub struct Reply {
     pub region: Option<String>,
     pub edge_origin: Option<String>,
     pub edge_failover: Option<String>,
+    /// `x-edge-active`: the active region the local edge routed `/api/*` by, when one is set.
+    pub edge_active: Option<String>,
     /// The answer says `application/json`: how the console tells the local control API from
     /// CloudFront's console fallback, which answers `/_tandem/*` with index.html.
     pub json: bool,
@@ -110,6 +112,7 @@ async fn send(call: &Call<'_>) -> Result<Reply, JsValue> {
     let region = header(SERVED_REGION);
     let edge_origin = header(EDGE_ORIGIN);
     let edge_failover = header(EDGE_FAILOVER);
+    let edge_active = header(EDGE_ACTIVE);
     let body = JsFuture::from(response.text()?)
         .await?
         .as_string()
@@ -119,6 +122,7 @@ async fn send(call: &Call<'_>) -> Result<Reply, JsValue> {
         region,
         edge_origin,
         edge_failover,
+        edge_active,
         json,
         body,
         latency_ms: 0.0,

@@ -1,13 +1,17 @@
-//! The regions panel: each region's health, fault, process state and replication, polled
-//! every 1.5 s, and the outage controls (admin faults everywhere; region states and
-//! replication settings on the local stack only, hidden elsewhere).
+//! The regions panel: each region's health, fault, process state, replication and whether
+//! `/api/*` goes to it first (the active region), polled every 1.5 s, and the outage and
+//! routing controls (admin faults everywhere; region states, replication settings and the
+//! active region on the local stack only, hidden elsewhere).
 
 use crate::console::{Console, Stack};
-use crate::model::{self, ControlRegions, ControlReplication, Source};
+use crate::model::{self, NOT_ACTIVE, Source};
 use crate::net;
 use leptos::prelude::*;
-use serde_json::Value;
-use tandem_shared::Fault;
+use tandem_shared::control::{
+    ActiveRegion, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, SetRegionState,
+};
+use tandem_shared::wire::HealthResponse;
+use tandem_shared::{Fault, FaultState};
 
 const POLL_MS: u32 = 1500;
 
@@ -32,7 +36,7 @@ impl Health {
 #[derive(Clone, Copy)]
 pub struct Status {
     pub health: RwSignal<Vec<(String, Health)>>,
-    pub replication: RwSignal<Option<ControlReplication>>,
+    pub replication: RwSignal<Option<ReplicationBody>>,
     in_flight: StoredValue<Vec<String>>,
 }
 
@@ -103,21 +107,17 @@ impl Status {
     pub async fn check_health(self, console: Console, region: String) {
         let path = format!("/region/{region}/api/health");
         let (reply, _) = console.send("GET", &path, None, false, Source::Poll).await;
-        // Read as a JSON value rather than as `HealthResponse`: the typed `Fault` decoder (an
-        // internally tagged enum) costs kilobytes of wasm, and this panel only shows text.
-        let body = reply.parse::<Value>().unwrap_or(Value::Null);
-        let fault = body.get("fault").map(fault_value_text);
+        // Health answers its own body also with 503 (faulted, unavailable); anything else is
+        // the edge's error body, or no answer at all.
+        let body = reply.parse::<HealthResponse>();
         let health = Health {
             status: reply.status,
-            word: match (
-                body.get("status").and_then(Value::as_str),
-                model::error_of(&reply.body),
-            ) {
-                (Some(word), _) if fault.is_some() => word.to_owned(),
-                (_, Some((code, _))) => code,
-                _ => "unreachable".into(),
+            word: match (&body, model::error_of(&reply.body)) {
+                (Some(h), _) => h.status.clone(),
+                (None, Some((code, _))) => code,
+                (None, None) => "unreachable".into(),
             },
-            fault,
+            fault: body.map(|h| model::fault_text(&h.fault)),
             latency_ms: reply.latency_ms,
         };
         self.health
@@ -127,48 +127,52 @@ impl Status {
             });
     }
 
+    /// Shows the fault a region just reported setting, before its next health check.
+    fn show_fault(self, region: &str, fault: &Fault) {
+        self.health.update(|all| {
+            if let Some((_, h)) = all.iter_mut().find(|(r, _)| r == region) {
+                h.fault = Some(model::fault_text(fault));
+            }
+        });
+    }
+
     pub async fn check_control(self, console: Console) {
         let (regions, _) = console
             .send("GET", "/_tandem/regions", None, true, Source::Poll)
             .await;
-        if let Some(body) = regions.parse::<ControlRegions>() {
-            console.states.set(
-                body.regions
-                    .into_iter()
-                    .map(|r| (r.region, r.state))
-                    .collect(),
-            );
+        if let Some(body) = regions.parse::<RegionsBody>() {
+            console.states.set(body.regions);
         } else if regions.status == Some(401) {
             console.stack.set(Stack::Local { control: false });
             return;
         }
+        // Before replication, whose answer waits on every region: a blackholed one must not
+        // delay the active region's card.
+        check_active(console).await;
         let (repl, _) = console
             .send("GET", "/_tandem/replication", None, true, Source::Poll)
             .await;
-        if let Some(body) = repl.parse::<ControlReplication>() {
+        if let Some(body) = repl.parse::<ReplicationBody>() {
             self.replication.set(Some(body));
         }
     }
 }
 
-/// `error 503`, `slow +3000 ms` or `none`, from health's `fault` object.
-fn fault_value_text(fault: &Value) -> String {
-    let field = |name: &str| fault.get(name).and_then(Value::as_u64).unwrap_or(0);
-    match fault.get("mode").and_then(Value::as_str) {
-        Some("error") => format!("error {}", field("status")),
-        Some("slow") => format!("slow +{} ms", field("latency_ms")),
-        Some(mode) => mode.to_owned(),
-        None => "unknown".into(),
+/// Reads the active region's value. A switch made elsewhere (the CLI, the health watcher) shows
+/// up here, and the log marks it; an answer that a switch of this console's overtook is dropped.
+async fn check_active(console: Console) {
+    let epoch = console.active_epoch();
+    let (reply, _) = console
+        .send("GET", ACTIVE_PATH, None, true, Source::Poll)
+        .await;
+    if let Some(value) = reply.parse::<ActiveRegion>().filter(|_| reply.ok())
+        && console.active_epoch() == epoch
+    {
+        console.set_active(value, Source::Other);
     }
 }
 
-fn fault_text(fault: &Fault) -> String {
-    match fault {
-        Fault::Error { status, .. } => format!("error {status}"),
-        Fault::Slow { latency_ms, .. } => format!("slow +{latency_ms} ms"),
-        Fault::None { .. } => "none".into(),
-    }
-}
+const ACTIVE_PATH: &str = "/_tandem/active-region";
 
 /// A one-line outcome of the last control action, shown under the controls.
 #[derive(Clone, Copy)]
@@ -309,7 +313,8 @@ fn RegionCard(
                 duration=duration
                 slow_ms=slow_ms
             />
-            <StateButtons region=region feedback=feedback />
+            <StateButtons region=region.clone() feedback=feedback />
+            <ActiveButtons region=region feedback=feedback />
         </article>
     }
 }
@@ -353,10 +358,11 @@ fn RegionFacts(region: String) -> impl IntoView {
     };
     let state = move || {
         console.states.with(|s| {
-            name.with_value(|region| s.iter().find(|(r, _)| r == region))
-                .map_or_else(|| "?".to_owned(), |(_, st)| st.clone())
+            name.with_value(|region| s.iter().find(|r| r.region == *region))
+                .map_or("?", |r| r.state.as_str())
         })
     };
+    let active = active_label(console, name);
     let incoming = move || {
         status.replication.with(|r| {
             let link = r
@@ -374,6 +380,10 @@ fn RegionFacts(region: String) -> impl IntoView {
                 <dd data-role="state">{state}</dd>
                 <dt>"Replication in"</dt>
                 <dd data-role="replication">{incoming}</dd>
+                <dt>"Routing"</dt>
+                <dd data-role="active" class:on=move || active().is_some_and(|a| a != NOT_ACTIVE)>
+                    {move || active().unwrap_or("?")}
+                </dd>
             </div>
         </dl>
     }
@@ -451,7 +461,7 @@ async fn change_fault(
             let sent = console.send("PUT", &path, Some(&body), true, Source::User);
             (
                 sent.await.0,
-                format!("{region}: fault {}", fault_text(&fault)),
+                format!("{region}: fault {}", model::fault_text(&fault)),
             )
         }
         None => {
@@ -460,15 +470,20 @@ async fn change_fault(
         }
     };
     feedback.show(&reply, &what);
+    // The answer is the fault the region now has: the card shows it at once, and health
+    // follows with the rest.
+    if let Some(state) = reply.parse::<FaultState>().filter(|_| reply.ok()) {
+        status.show_fault(&region, &state.fault);
+    }
     status.recheck_health(console, region);
 }
 
 /// The states a region's process can be put in (local stack): label, state, button class.
-const STATES: [(&str, &str, &str); 4] = [
-    ("Up", "up", ""),
-    ("Stop", "stopped", ""),
-    ("Crash", "crashed", "danger"),
-    ("Blackhole", "blackhole", ""),
+const STATES: [(&str, RegionState, &str); 4] = [
+    ("Up", RegionState::Up, ""),
+    ("Stop", RegionState::Stopped, ""),
+    ("Crash", RegionState::Crashed, "danger"),
+    ("Blackhole", RegionState::Blackhole, ""),
 ];
 
 /// The region's process (local stack, with the token): up, stopped, crashed, blackholed.
@@ -477,8 +492,8 @@ fn StateButtons(region: String, feedback: Feedback) -> impl IntoView {
     let console = expect_context::<Console>();
     let status = expect_context::<Status>();
     let label = format!("process state of {region}");
-    let change = Action::new_local(move |state: &&'static str| {
-        change_state(console, status, feedback, region.clone(), state)
+    let change = Action::new_local(move |state: &RegionState| {
+        change_state(console, status, feedback, region.clone(), *state)
     });
     let busy = change.pending();
     let buttons = STATES
@@ -518,10 +533,10 @@ async fn change_state(
     status: Status,
     feedback: Feedback,
     region: String,
-    state: &'static str,
+    state: RegionState,
 ) {
     let path = format!("/_tandem/regions/{region}");
-    let body = format!(r#"{{"state":"{state}"}}"#);
+    let body = serde_json::to_string(&SetRegionState { state }).unwrap_or_default();
     let (reply, _) = console
         .send("PUT", &path, Some(&body), true, Source::User)
         .await;
@@ -530,33 +545,26 @@ async fn change_state(
     status.recheck_health(console, region);
 }
 
-/// A change to replication's settings; `None` leaves a setting as it is.
-#[derive(Debug, Clone, Copy)]
-struct ReplicationChange {
-    paused: Option<bool>,
-    lag_ms: Option<u64>,
-}
-
 #[component]
 fn ReplicationControls(feedback: Feedback) -> impl IntoView {
     let console = expect_context::<Console>();
     let status = expect_context::<Status>();
     let lag = RwSignal::new(String::new());
     let config = move || status.replication.with(|r| r.as_ref().map(|r| r.config));
-    let change = Action::new_local(move |c: &ReplicationChange| {
-        change_replication(console, status, feedback, *c)
+    let change = Action::new_local(move |patch: &ReplicationPatch| {
+        change_replication(console, status, feedback, *patch)
     });
     let busy = change.pending();
     let toggle = move |_| {
         let paused = config().is_some_and(|c| c.paused);
-        change.dispatch(ReplicationChange {
+        change.dispatch(ReplicationPatch {
             paused: Some(!paused),
             lag_ms: None,
         });
     };
     let set_lag = move |_| {
         let lag_ms = lag.get_untracked().trim().parse().unwrap_or(0);
-        change.dispatch(ReplicationChange {
+        change.dispatch(ReplicationPatch {
             paused: None,
             lag_ms: Some(lag_ms),
         });
@@ -606,16 +614,9 @@ async fn change_replication(
     console: Console,
     status: Status,
     feedback: Feedback,
-    change: ReplicationChange,
+    patch: ReplicationPatch,
 ) {
-    let mut body = serde_json::Map::new();
-    if let Some(p) = change.paused {
-        body.insert("paused".into(), p.into());
-    }
-    if let Some(l) = change.lag_ms {
-        body.insert("lag_ms".into(), l.into());
-    }
-    let body = Value::Object(body).to_string();
+    let body = serde_json::to_string(&patch).unwrap_or_default();
     let (reply, _) = console
         .send(
             "PUT",
@@ -629,27 +630,96 @@ async fn change_replication(
     status.check_control(console).await;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
+/// What a card says about routing: `active (default)`, `active (switched)` or [`NOT_ACTIVE`],
+/// or `None` while the active region is not known (no control API, or not polled yet).
+fn active_label(
+    console: Console,
+    region: StoredValue<String>,
+) -> impl Fn() -> Option<&'static str> + Copy + 'static {
+    move || {
+        let value = console
+            .active
+            .with(|a| a.as_ref().map(|a| a.region.clone()))?;
+        let label = console
+            .regions
+            .with(|r| region.with_value(|n| model::active_label(value.as_deref(), n, r)));
+        Some(label)
+    }
+}
 
-    #[test]
-    fn fault_text_from_health() {
-        let text = |v: Value| fault_value_text(&v);
-        assert_eq!(text(json!({"mode": "error", "status": 503})), "error 503");
-        assert_eq!(
-            text(json!({"mode": "slow", "latency_ms": 250, "duration_s": 5})),
-            "slow +250 ms"
-        );
-        assert_eq!(text(json!({"mode": "none"})), "none");
-        assert_eq!(text(json!(null)), "unknown");
-        // What the console sends is what health reports back.
-        let sent = serde_json::to_value(Fault::Error {
-            status: 504,
-            duration_s: None,
-        })
-        .unwrap();
-        assert_eq!(text(sent), "error 504");
+/// Where `/api/*` goes first (local stack, with the token): "Make active" on a region that is
+/// not, "Fail back" (clear the value: the primary again) while a value is set. Fail back does
+/// the same on every card, so it shows on each: no card hides a control another one offers.
+#[component]
+fn ActiveButtons(region: String, feedback: Feedback) -> impl IntoView {
+    let console = expect_context::<Console>();
+    let label = format!("active region: {region}");
+    let name = StoredValue::new(region);
+    let switch =
+        Action::new_local(move |to: &Option<String>| switch_active(console, feedback, to.clone()));
+    let busy = switch.pending();
+    let active = active_label(console, name);
+    let is_active = move || active().is_some_and(|a| a != NOT_ACTIVE);
+    let value_set = move || {
+        console
+            .active
+            .with(|a| a.as_ref().is_some_and(|a| a.region.is_some()))
+    };
+    view! {
+        <div
+            class="controls"
+            role="group"
+            aria-label=label
+            hidden=move || !console.has_control() || active().is_none()
+        >
+            <button
+                type="button"
+                data-action="make-active"
+                disabled=busy
+                hidden=is_active
+                on:click=move |_| {
+                    switch.dispatch(Some(name.get_value()));
+                }
+            >
+                "Make active"
+            </button>
+            <button
+                type="button"
+                data-action="fail-back"
+                disabled=busy
+                hidden=move || !value_set()
+                on:click=move |_| {
+                    switch.dispatch(None);
+                }
+            >
+                "Fail back"
+            </button>
+        </div>
+    }
+}
+
+/// Makes `to` the active region (`PUT`), or clears the value (`DELETE`: the primary is first
+/// again), says how that went, and takes the value the control API answers, which the log
+/// marks as this console's switch.
+async fn switch_active(console: Console, feedback: Feedback, to: Option<String>) {
+    console.bump_active_epoch();
+    let (reply, what) = match &to {
+        Some(region) => {
+            let body = ActiveRegion {
+                region: Some(region.clone()),
+            };
+            let body = serde_json::to_string(&body).unwrap_or_default();
+            let sent = console.send("PUT", ACTIVE_PATH, Some(&body), true, Source::User);
+            (sent.await.0, format!("make {region} active"))
+        }
+        None => {
+            let sent = console.send("DELETE", ACTIVE_PATH, None, true, Source::User);
+            (sent.await.0, format!("fail back to {}", console.primary()))
+        }
+    };
+    feedback.show(&reply, &what);
+    console.bump_active_epoch();
+    if let Some(value) = reply.parse::<ActiveRegion>().filter(|_| reply.ok()) {
+        console.set_active(value, Source::User);
     }
 }
