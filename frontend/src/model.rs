@@ -348,18 +348,11 @@ pub fn describe_link(p: &PairStatus) -> String {
     line
 }
 
-/// `code: message` of an error body, also of the edge's own errors (whose `region` is null,
-/// so they do not fit `ErrorBody`).
+/// `code: message` of an error body: a region's, the edge's own (whose `region` is null) or the
+/// control API's, which all answer with the same `ErrorBody`.
 pub fn error_of(body: &str) -> Option<(String, String)> {
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let e = v.get("error")?;
-    Some((
-        e.get("code")?.as_str()?.to_owned(),
-        e.get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("")
-            .to_owned(),
-    ))
+    let body: tandem_shared::ErrorBody = serde_json::from_str(body).ok()?;
+    Some((body.error.code.as_str().to_owned(), body.error.message))
 }
 
 #[cfg(test)]
