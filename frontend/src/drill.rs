@@ -1,18 +1,21 @@
 //! The drill: steady reads and writes through `/api`, a fault for a while on the region `/api`
 //! goes to first (the active region: the primary unless switched), the heal, and then proof
 //! that nothing acknowledged was lost: every acknowledged write is read back from every region
-//! until all of them hold it. The figures come from `tandem_shared::drill`, the same
-//! arithmetic as `tandem drill`'s.
+//! until they agree. What counts as lost, converged or stale, and the figures, come from
+//! [`tandem_shared::drill`]: the same rules and arithmetic as `tandem drill`'s, so the console
+//! and the CLI cannot count the same run differently.
 
 use crate::console::Console;
 use crate::model::{self, Source};
-use crate::net::{self, encode};
+use crate::net::{self, Reply, encode};
 use futures::stream::{self, StreamExt as _};
 use leptos::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tandem_shared::Fault;
 use tandem_shared::control::{RegionState, SetRegionState};
-use tandem_shared::drill::{Kind, Phase, Sample, Summary};
+use tandem_shared::drill::{
+    self as rules, AckedWrite, Held, Kind, LostWrite, Phase, Sample, Stamp, Summary,
+};
 use tandem_shared::wire::ItemResponse;
 
 const STEADY_MS: f64 = 3000.0;
@@ -55,8 +58,19 @@ struct Outcome {
     writes: usize,
     acknowledged: usize,
     converged_ms: Option<f64>,
+    /// The ids of the acknowledged writes some region lost ([`rules::lost_writes`]), each once.
     lost: Vec<String>,
+    /// The ids the regions still held different writes of ([`rules::diverging`]).
+    diverging: Vec<String>,
     secondary: String,
+}
+
+/// How the wait for convergence ended.
+struct Convergence {
+    /// From the start of the wait until settled; `None` when time ran out first.
+    ms: Option<f64>,
+    lost: Vec<String>,
+    diverging: Vec<String>,
 }
 
 /// What the Run button asks for.
@@ -66,9 +80,6 @@ struct Plan {
     method: Method,
 }
 
-/// A write the region acknowledged: id, `updated_at`, `updated_in`.
-type Acked = (String, String, String);
-
 /// Everything one run records.
 struct Run {
     /// Base 36 of the start time: ids unique across runs and sorted by run.
@@ -76,7 +87,7 @@ struct Run {
     started_ms: f64,
     phase: Phase,
     samples: Vec<Sample>,
-    acked: Vec<Acked>,
+    acked: Vec<AckedWrite>,
 }
 
 impl Run {
@@ -150,15 +161,16 @@ impl Drill {
         let until = net::now_ms() + AFTER_HEAL_MS;
         self.traffic(&mut run, until).await;
 
-        let (converged_ms, lost) = self.converge(&run.acked).await;
+        let convergence = self.converge(&run.acked).await;
         self.phase.set("done".into());
         Some(Outcome {
             fault,
             summary: Summary::of(&run.samples, &target, fault_at - run.started_ms),
             writes: run.samples.iter().filter(|s| s.kind == Kind::Write).count(),
             acknowledged: run.acked.len(),
-            converged_ms,
-            lost,
+            converged_ms: convergence.ms,
+            lost: convergence.lost,
+            diverging: convergence.diverging,
             secondary: self.console.other_than(&target),
         })
     }
@@ -174,7 +186,8 @@ impl Drill {
     }
 
     /// Writes a new item through `/api` (with the console's failover), and keeps it when a
-    /// region acknowledged it.
+    /// region acknowledged it: a 2xx carrying the stored item, whose stamp says which write
+    /// later reads must find.
     async fn write(&self, run: &mut Run) {
         let n = run.samples.len() + 1;
         let id = format!("drill-{}-{n:04}", run.id);
@@ -196,30 +209,37 @@ impl Drill {
             client_failover: w.failover.is_some(),
             stale: false,
         });
-        if let Some(r) = w.reply.parse::<ItemResponse>().filter(|_| w.reply.ok()) {
-            run.acked.push((id, r.item.updated_at, r.item.updated_in));
+        if w.reply.ok()
+            && let Some(stamp) = w
+                .reply
+                .parse::<ItemResponse>()
+                .and_then(|r| Stamp::of(&r.item))
+        {
+            run.acked.push(AckedWrite { id, stamp });
         }
     }
 
-    /// Reads the last acknowledged write back through `/api`: a 404 is a stale read.
+    /// Reads the last acknowledged write back through `/api`: stale when the answer shows it
+    /// missing or an older write ([`rules::is_stale_read`]).
     async fn read_back(&self, run: &mut Run) {
-        let Some((id, _, _)) = run.acked.last() else {
+        let Some(last) = run.acked.last() else {
             return;
         };
-        let path = format!("/api/items/{}", encode(id));
+        let path = format!("/api/items/{}", encode(&last.id));
         let started = net::now_ms();
         let (reply, _) = self
             .console
             .send("GET", &path, None, false, Source::Drill)
             .await;
+        // A failed read (no answer, a 5xx) is a failure, not a stale read.
+        let stale = found(&reply).is_some_and(|f| rules::is_stale_read(&last.stamp, f.as_ref()));
         run.samples.push(Sample {
             t_ms: started - run.started_ms,
             kind: Kind::Read,
             phase: run.phase,
             status: reply.status.unwrap_or(0),
             latency_ms: reply.latency_ms,
-            // An acknowledged write that this region does not have yet.
-            stale: reply.status == Some(404),
+            stale,
             region: reply.region,
             edge_failover: reply.edge_failover,
             client_failover: false,
@@ -263,64 +283,97 @@ impl Drill {
         }
     }
 
-    /// Reads every acknowledged write back from every region until each holds it (or a later
-    /// write), or the time limit passes; returns how long it took and what was never seen.
-    async fn converge(&self, acked: &[Acked]) -> (Option<f64>, Vec<String>) {
+    /// Reads every acknowledged id back from every region, in rounds, until the regions hold
+    /// the same final state and nothing acknowledged is lost ([`rules::unsettled`]), or the
+    /// time limit passes. Each round rereads only the ids the last one left unsettled, so the
+    /// rounds shrink as replication catches up.
+    async fn converge(&self, acked: &[AckedWrite]) -> Convergence {
         let regions = self.console.regions.get_untracked();
+        let mut held: Held = regions.into_iter().map(|r| (r, BTreeMap::new())).collect();
+        let mut waiting: BTreeSet<String> = acked.iter().map(|a| a.id.clone()).collect();
+        let total = waiting.len();
         let started = net::now_ms();
-        let mut missing: Vec<Replica> = acked
-            .iter()
-            .flat_map(|a| regions.iter().map(move |r| (a, r.as_str())))
-            .collect();
-        let total = missing.len();
         loop {
-            missing = self.still_missing(missing).await;
+            self.read_round(&waiting, &mut held).await;
+            waiting = rules::unsettled(acked, &held);
             self.phase.set(format!(
-                "waiting for convergence: {} of {total} copies not there yet",
-                missing.len()
+                "waiting for convergence: {} of {total} writes not settled yet",
+                waiting.len()
             ));
             let elapsed = net::now_ms() - started;
-            if missing.is_empty() {
-                return (Some(elapsed), Vec::new());
+            if waiting.is_empty() {
+                return Convergence {
+                    ms: Some(elapsed),
+                    lost: Vec::new(),
+                    diverging: Vec::new(),
+                };
             }
             if elapsed > CONVERGE_LIMIT_MS {
-                let mut lost: Vec<String> = missing.iter().map(|(a, _)| a.0.clone()).collect();
-                lost.dedup();
-                return (None, lost);
+                return Convergence {
+                    ms: None,
+                    lost: lost_ids(&rules::lost_writes(acked, &held)),
+                    diverging: rules::diverging(&held),
+                };
             }
             net::sleep(250).await;
         }
     }
 
-    /// The copies a round of reads did not find. The reads go out [`PARALLEL`] at a time, so a
-    /// round over a hundred copies takes a fraction of a second and the time measured is
-    /// replication's, not the console's.
-    async fn still_missing<'a>(&self, copies: Vec<Replica<'a>>) -> Vec<Replica<'a>> {
+    /// Reads `ids` from every region of `held` and notes what each holds; a failed read drops
+    /// the entry, so the id does not count as held there. The reads go out [`PARALLEL`] at a
+    /// time, so a round over a hundred copies takes a fraction of a second and the time
+    /// measured is replication's, not the console's.
+    async fn read_round(&self, ids: &BTreeSet<String>, held: &mut Held) {
         let console = self.console;
-        let reads = copies.iter().map(|&(a, region)| holds(console, region, a));
-        let there: Vec<bool> = stream::iter(reads).buffered(PARALLEL).collect().await;
-        copies
-            .into_iter()
-            .zip(there)
-            .filter_map(|(copy, there)| (!there).then_some(copy))
-            .collect()
+        let copies: Vec<(String, &String)> = held
+            .keys()
+            .flat_map(|r| ids.iter().map(move |id| (r.clone(), id)))
+            .collect();
+        let reads = copies
+            .iter()
+            .map(|(region, id)| held_by(console, region, id));
+        let found: Vec<Option<Option<Stamp>>> =
+            stream::iter(reads).buffered(PARALLEL).collect().await;
+        for ((region, id), found) in copies.into_iter().zip(found) {
+            let ids = held.entry(region).or_default();
+            match found {
+                Some(state) => ids.insert(id.clone(), state),
+                None => ids.remove(id),
+            };
+        }
     }
 }
 
 /// Reads in flight at once while waiting for convergence.
 const PARALLEL: usize = 6;
 
-/// An acknowledged write, and a region that should hold it.
-type Replica<'a> = (&'a Acked, &'a str);
-
-/// Whether `region` holds the acknowledged write `a`, or a later one.
-async fn holds(console: Console, region: &str, a: &Acked) -> bool {
-    let path = format!("/region/{region}/api/items/{}", encode(&a.0));
+/// What `region` holds of `id` ([`found`]).
+async fn held_by(console: Console, region: &str, id: &str) -> Option<Option<Stamp>> {
+    let path = format!("/region/{region}/api/items/{}", encode(id));
     let (reply, _) = console.send("GET", &path, None, false, Source::Drill).await;
-    reply
-        .parse::<ItemResponse>()
-        .filter(|_| reply.ok())
-        .is_some_and(|r| model::caught_up((&r.item.updated_at, &r.item.updated_in), (&a.1, &a.2)))
+    found(&reply)
+}
+
+/// What a read of an item found: `Some(None)` for a 404, `Some(Some(stamp))` for the item, and
+/// `None` when the read failed (no answer, another status, a body that is not an item), which
+/// shows nothing either way.
+fn found(reply: &Reply) -> Option<Option<Stamp>> {
+    match reply.status {
+        Some(200) => reply
+            .parse::<ItemResponse>()
+            .and_then(|r| Stamp::of(&r.item))
+            .map(Some),
+        Some(404) => Some(None),
+        _ => None,
+    }
+}
+
+/// The ids of `lost`, each once: a write lost in both regions is one lost write, as the CLI
+/// counts it. [`rules::lost_writes`] sorts by id, so duplicates are adjacent.
+fn lost_ids(lost: &[LostWrite]) -> Vec<String> {
+    let mut ids: Vec<String> = lost.iter().map(|l| l.id.clone()).collect();
+    ids.dedup();
+    ids
 }
 
 #[component]
@@ -462,7 +515,7 @@ fn results_view(o: Outcome) -> impl IntoView {
             <dd>{format!("{}{}", s.failures.total_writes, by_phase(&s.failures.writes))}</dd>
             <dt>"Writes failed over by the console"</dt>
             <dd>{s.client_failovers}</dd>
-            <dt>"Stale reads (404)"</dt>
+            <dt>"Stale reads (missing or older)"</dt>
             <dd>{s.stale_reads}</dd>
             <dt>{format!("First success from {}", o.secondary)}</dt>
             <dd data-role="first-success">{first_success}</dd>
@@ -477,8 +530,22 @@ fn results_view(o: Outcome) -> impl IntoView {
                 <strong>{lost}</strong>
                 {(lost > 0).then(|| format!(" ({})", o.lost.join(", ")))}
             </dd>
+            {diverging_view(o.diverging)}
         </dl>
     }
+}
+
+/// The ids the regions still differ on, when the wait ended with some.
+fn diverging_view(ids: Vec<String>) -> impl IntoView {
+    (!ids.is_empty()).then(|| {
+        view! {
+            <dt>"Regions still differ on"</dt>
+            <dd class="bad" data-role="diverging">
+                <strong>{ids.len()}</strong>
+                {format!(" ({})", ids.join(", "))}
+            </dd>
+        }
+    })
 }
 
 /// ` (2 outage, 1 after)`, or nothing when there is nothing to count.
@@ -500,4 +567,48 @@ fn latency_line(s: &Summary) -> String {
         .map(|(r, l)| format!("{r}: p50 {} p99 {} ({})", f(l.p50_ms), f(l.p99_ms), l.count))
         .collect();
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: Option<u16>, body: &str) -> Reply {
+        Reply {
+            status,
+            body: body.to_owned(),
+            ..Reply::default()
+        }
+    }
+
+    #[test]
+    fn a_read_finds_the_item_nothing_or_shows_nothing() {
+        let item = r#"{"item":{"id":"a","data":{},"version":1,"updated_at":"2026-01-01T00:00:00.100Z","updated_in":"us-west-2"},"region":"us-west-2"}"#;
+        let stamp = found(&reply(Some(200), item)).flatten().expect("a stamp");
+        assert_eq!(stamp.updated_in, "us-west-2");
+        assert_eq!(found(&reply(Some(404), "")), Some(None));
+        // Failed reads show nothing: neither held nor missing, and never a stale read.
+        assert_eq!(found(&reply(Some(503), item)), None);
+        assert_eq!(found(&reply(None, "")), None);
+        assert_eq!(found(&reply(Some(200), "<html>")), None);
+    }
+
+    #[test]
+    fn a_write_lost_in_every_region_counts_once() {
+        let stamp = Stamp {
+            updated_at_ms: 20,
+            updated_in: "us-west-2".into(),
+        };
+        let acked = [AckedWrite {
+            id: "a".into(),
+            stamp: stamp.clone(),
+        }];
+        let held: Held = ["us-east-1", "us-west-2"]
+            .into_iter()
+            .map(|r| (r.to_owned(), BTreeMap::from([("a".to_owned(), None)])))
+            .collect();
+        let lost = rules::lost_writes(&acked, &held);
+        assert_eq!(lost.len(), 2);
+        assert_eq!(lost_ids(&lost), vec!["a".to_owned()]);
+    }
 }
