@@ -15,6 +15,9 @@
 //! - the regions have *converged* when they hold the same final state for every id
 //!   ([`diverging`]);
 //! - a read is *stale* when it finds an acknowledged write missing or older ([`is_stale_read`]).
+//!
+//! With a switch of the active region (SPEC §6), [`SwitchFigures`] splits the outage at the
+//! switch and counts the writes a plain client ([`ClientMode::Plain`]) saw fail.
 
 use crate::item::{Item, parse_timestamp};
 use serde::{Deserialize, Serialize};
@@ -163,6 +166,111 @@ impl Summary {
             .map(|(k, v)| (k, Latency::of(v)))
             .collect();
         s
+    }
+}
+
+/// How a drill's client treats a write that got a 5xx or no answer through `/api`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ClientMode {
+    /// As curl: no resend, the failed write is just failed.
+    Plain,
+    /// As the console (SPEC §3): resent to `/region/<other>/api/…`.
+    #[default]
+    Failover,
+}
+
+/// Who moves the active region (SPEC §6) during a drill.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchMode {
+    /// Nobody: `/api/*` keeps going to the primary first.
+    #[default]
+    None,
+    /// The drill: to the other region right after the fault, back after the heal.
+    Manual,
+    /// The stack's health watcher (`tandem up --auto-failover`); the drill only watches, and
+    /// fails back after the heal.
+    Auto,
+}
+
+/// Some requests of a drill: how the reads that got an answer fared, and the writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// Latency of the reads that got an answer ([`Sample::ok`]).
+    pub reads: Latency,
+    /// Writes that got a 2xx, and those that did not.
+    pub writes_ok: usize,
+    pub writes_failed: usize,
+    /// Writes that got a 2xx, by the region that answered.
+    pub writes_by_region: BTreeMap<String, usize>,
+}
+
+impl Window {
+    /// The figures of `samples`.
+    pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Window {
+        let mut w = Window::default();
+        let mut reads = Vec::new();
+        for x in samples {
+            match x.kind {
+                Kind::Read if x.ok() => reads.push(x.latency_ms),
+                Kind::Read => {}
+                Kind::Write if x.ok() => {
+                    w.writes_ok += 1;
+                    if let Some(r) = &x.region {
+                        *w.writes_by_region.entry(r.clone()).or_default() += 1;
+                    }
+                }
+                Kind::Write => w.writes_failed += 1,
+            }
+        }
+        w.reads = Latency::of(reads);
+        w
+    }
+}
+
+/// The figures of a drill that depend on a switch of the active region (SPEC §6), and on the
+/// client's way with failed writes ([`ClientMode`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SwitchFigures {
+    /// Milliseconds from the fault to the switch of the active region; `None` when no switch
+    /// happened.
+    pub switch_after_ms: Option<f64>,
+    /// Writes sent once, with no resend to the other region, that got no 2xx, by phase: with
+    /// a plain client every failed write (the failed write is just failed); with a failover
+    /// client only those not worth a resend (a 4xx).
+    pub plain_failed_writes: BTreeMap<String, usize>,
+    pub total_plain_failed_writes: usize,
+    /// The requests of the outage phase that started before the switch: all of them when there
+    /// was none.
+    pub outage_before_switch: Window,
+    /// The requests of the outage phase that started at the switch or later.
+    pub outage_after_switch: Window,
+}
+
+impl SwitchFigures {
+    /// Figures of `samples` for a drill that injected its fault at `fault_ms` and switched the
+    /// active region at `switch_ms` (both from the drill's start; `None`: no switch).
+    pub fn of(samples: &[Sample], fault_ms: f64, switch_ms: Option<f64>) -> SwitchFigures {
+        let mut f = SwitchFigures {
+            switch_after_ms: switch_ms.map(|s| s - fault_ms),
+            ..Default::default()
+        };
+        for x in samples {
+            if x.kind == Kind::Write && !x.client_failover && !x.ok() {
+                *f.plain_failed_writes
+                    .entry(phase_name(x.phase))
+                    .or_default() += 1;
+                f.total_plain_failed_writes += 1;
+            }
+        }
+        let outage = || samples.iter().filter(|x| x.phase == Phase::Outage);
+        let switched = |x: &&Sample| switch_ms.is_some_and(|s| x.t_ms >= s);
+        f.outage_before_switch = Window::of(outage().filter(|x| !switched(x)));
+        f.outage_after_switch = Window::of(outage().filter(switched));
+        f
     }
 }
 
@@ -330,6 +438,64 @@ mod tests {
         assert_eq!(percentile(&[1.0, 2.0], 0.99), Some(2.0));
         assert_eq!(percentile(&[1.0, 2.0], 0.0), Some(1.0));
         assert_eq!(percentile::<u64>(&[], 0.5), None);
+    }
+
+    #[test]
+    fn the_outage_splits_at_the_switch() {
+        let mut slow = sample(1000.0, Kind::Read, Phase::Outage, 200, "us-west-2");
+        slow.latency_ms = 1000.0;
+        let mut resent = sample(1100.0, Kind::Write, Phase::Outage, 200, "us-west-2");
+        resent.client_failover = true;
+        let samples = vec![
+            sample(0.0, Kind::Write, Phase::Before, 200, "us-east-1"),
+            slow,
+            resent,
+            sample(1200.0, Kind::Write, Phase::Outage, 504, ""),
+            sample(1300.0, Kind::Read, Phase::Outage, 0, ""),
+            // The switch at 1500: from then on the secondary answers at once.
+            sample(1500.0, Kind::Read, Phase::Outage, 200, "us-west-2"),
+            sample(1600.0, Kind::Write, Phase::Outage, 201, "us-west-2"),
+            sample(1700.0, Kind::Write, Phase::Outage, 201, "us-west-2"),
+            sample(3000.0, Kind::Write, Phase::After, 502, ""),
+            sample(3100.0, Kind::Read, Phase::After, 200, "us-east-1"),
+        ];
+        let f = SwitchFigures::of(&samples, 1000.0, Some(1500.0));
+        assert_eq!(f.switch_after_ms, Some(500.0));
+        // The resent write is not a plain failure, the failed ones are, by phase.
+        assert_eq!(f.total_plain_failed_writes, 2);
+        assert_eq!(
+            f.plain_failed_writes,
+            BTreeMap::from([("outage".to_owned(), 1), ("after".to_owned(), 1)])
+        );
+        let before = &f.outage_before_switch;
+        assert_eq!((before.reads.count, before.reads.p99_ms), (1, Some(1000.0)));
+        assert_eq!((before.writes_ok, before.writes_failed), (1, 1));
+        let after = &f.outage_after_switch;
+        assert_eq!((after.reads.count, after.reads.p99_ms), (1, Some(10.0)));
+        assert_eq!((after.writes_ok, after.writes_failed), (2, 0));
+        assert_eq!(
+            after.writes_by_region,
+            BTreeMap::from([(WEST.to_owned(), 2)])
+        );
+
+        // No switch: the whole outage is "before", the fault-to-switch time is unknown.
+        let f = SwitchFigures::of(&samples, 1000.0, None);
+        assert_eq!(f.switch_after_ms, None);
+        assert_eq!(f.outage_before_switch.reads.count, 2);
+        assert_eq!(f.outage_before_switch.writes_ok, 3);
+        assert_eq!(f.outage_after_switch, Window::default());
+    }
+
+    #[test]
+    fn modes_are_named_as_the_flags_name_them() {
+        assert_eq!(serde_json::to_value(ClientMode::Plain).unwrap(), "plain");
+        assert_eq!(serde_json::to_value(SwitchMode::None).unwrap(), "none");
+        let auto: SwitchMode = serde_json::from_value("auto".into()).unwrap();
+        assert_eq!(auto, SwitchMode::Auto);
+        assert_eq!(
+            (ClientMode::default(), SwitchMode::default()),
+            (ClientMode::Failover, SwitchMode::None)
+        );
     }
 
     const EAST: &str = "us-east-1";

@@ -5,16 +5,23 @@
 //! Layout: `setup.rs` installs prerequisites (rustup targets and components, the Python venv,
 //! trunk, wasm-bindgen-cli, wasm-opt); `console.rs` builds the console and checks its size
 //! budget; `e2e.rs` drives it in headless Chromium; `templates.rs` lints the AWS templates;
+//! `function.rs` runs the edge's CloudFront Function in Node.js against the routing cases;
 //! `bench.rs` measures everything in `docs/benchmarks.md`; `test.rs` runs the checks in order;
 //! `util.rs` has process and port helpers.
 
 mod bench;
 mod console;
 mod e2e;
+mod function;
 /// Ports outside the ephemeral range: tandem-local's own module (one copy of the rule), compiled
 /// in here rather than linking the whole local stack (the API, redb, axum…) into xtask.
 #[path = "../../infra/local/src/ports.rs"]
 mod ports;
+/// The routing rule (`api_route`, the active region's key): tandem-shared's own module, compiled
+/// in here for the CloudFront Function check, like `ports` above.
+#[path = "../../shared/src/routing.rs"]
+#[allow(dead_code)]
+mod routing;
 mod setup;
 mod templates;
 mod test;

@@ -11,6 +11,7 @@
 //! `--delete-data`, because the table is the product's state; with it, deletion protection is
 //! lifted replica by replica and the table is deleted after the stack (which retains it).
 
+use crate::active::KVS_ARN_OUTPUT;
 use crate::sdk::{self, Aws};
 use crate::stack::{self, Deployed, Progress, StackSpec};
 use anyhow::{Context as _, anyhow, bail};
@@ -78,10 +79,16 @@ pub const DEFAULT_SECRET_NAME: &str = "tandem/secrets";
 static DEFAULT_REGIONS_ARG: LazyLock<String> = LazyLock::new(|| DEFAULT_REGIONS.join(","));
 
 /// The edge stack's outputs that deploy reads: where the console goes, what to invalidate, and
-/// the domain of the URL it prints.
+/// the domain of the URL it prints. Also the active region's store (SPEC §6,
+/// [`KVS_ARN_OUTPUT`]), which deploy only reports: `tandem failover`/`failback` write it.
 const CONSOLE_BUCKET: &str = "ConsoleBucketName";
 const DISTRIBUTION_ID: &str = "DistributionId";
-const DISTRIBUTION_DOMAIN: &str = "DistributionDomainName";
+pub(crate) const DISTRIBUTION_DOMAIN: &str = "DistributionDomainName";
+
+/// The edge stack's name for `--prefix` (`tandem failover` looks the store up there too).
+pub fn edge_stack_name(prefix: &str) -> String {
+    format!("{prefix}-edge")
+}
 
 /// Names and regions shared by deploy and destroy.
 #[derive(Debug, Clone, clap::Args)]
@@ -132,7 +139,7 @@ impl StackArgs {
         match role {
             Role::Data => format!("{}-data", self.prefix),
             Role::Region(_) => format!("{}-region", self.prefix),
-            Role::Edge => format!("{}-edge", self.prefix),
+            Role::Edge => edge_stack_name(&self.prefix),
         }
     }
 
@@ -650,9 +657,14 @@ impl Plan {
     /// Every parameter deploy passes must be declared, and every output it reads must exist:
     /// caught here rather than halfway through a deploy.
     fn check_templates(&self) -> anyhow::Result<()> {
-        let mut read: Vec<(Role, &str)> = [CONSOLE_BUCKET, DISTRIBUTION_ID, DISTRIBUTION_DOMAIN]
-            .map(|output| (Role::Edge, output))
-            .to_vec();
+        let mut read: Vec<(Role, &str)> = [
+            CONSOLE_BUCKET,
+            DISTRIBUTION_ID,
+            DISTRIBUTION_DOMAIN,
+            KVS_ARN_OUTPUT,
+        ]
+        .map(|output| (Role::Edge, output))
+        .to_vec();
         for stack in &self.stacks {
             let template = self.template(stack.role);
             for (key, value) in &stack.parameters {
@@ -787,6 +799,15 @@ impl Plan {
                 "{key:<width$} = {}",
                 self.describe_value(value, None, self.zip.known_key())
             ));
+        }
+        if stack.role == Role::Edge {
+            script.detail(format_args!(
+                "the active region (SPEC §6): CloudFront KeyValueStore {}, read by the /api/* router function; created empty (= the primary); deploy never changes its keys",
+                self.describe_value(&Value::Output(Role::Edge, KVS_ARN_OUTPUT), None, None)
+            ));
+            script.detail(
+                "`tandem failover --to <region>` / `tandem failback` write its key active_region",
+            );
         }
     }
 
@@ -1012,6 +1033,7 @@ struct EdgeOutputs {
     bucket: String,
     distribution: String,
     domain: String,
+    kvs_arn: String,
 }
 
 impl<'p> Deployment<'p> {
@@ -1097,6 +1119,7 @@ impl<'p> Deployment<'p> {
             bucket: output(CONSOLE_BUCKET)?,
             distribution: output(DISTRIBUTION_ID)?,
             domain: output(DISTRIBUTION_DOMAIN)?,
+            kvs_arn: output(KVS_ARN_OUTPUT)?,
         })
     }
 
@@ -1174,12 +1197,20 @@ impl<'p> Deployment<'p> {
                 outcome.as_str()
             );
         }
-        let EdgeOutputs { bucket, domain, .. } = edge;
+        let EdgeOutputs {
+            bucket,
+            domain,
+            kvs_arn,
+            ..
+        } = edge;
         println!(
             "  console: {} files in s3://{bucket}, {stale} stale removed",
             self.plan.console.len(),
         );
         println!("  API: https://{domain}/api/health");
+        println!(
+            "  active region: key active_region of {kvs_arn} (`tandem failover --to <region>`, `tandem failback`)"
+        );
         println!("\nConsole (the token after # never leaves your browser):");
         println!("https://{domain}/#token={token}");
     }
@@ -1256,7 +1287,7 @@ fn destroy_steps(args: &DestroyArgs, primary: &str, secondary: &str) -> Vec<Stri
     };
     vec![
         format!(
-            "empty the console bucket of {} ({primary}), then delete that stack (CloudFront distribution, bucket, functions)",
+            "empty the console bucket of {} ({primary}), then delete that stack (CloudFront distribution, bucket, functions, the active region's key value store)",
             s.stack(Role::Edge)
         ),
         format!(

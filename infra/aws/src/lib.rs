@@ -2,10 +2,13 @@
 //! the tooling that deploys them.
 //!
 //! Layout:
+//! - [`active`]: the active region on AWS (`tandem failover`/`failback`): the edge's
+//!   CloudFront KeyValueStore, written through its data-plane API.
 //! - [`deploy`]: `tandem deploy` and `tandem destroy`: the plan, the stacks, the console upload.
 //! - [`sdk`]: SDK clients, and the S3, CloudFront and DynamoDB chores around the stacks.
 //! - [`stack`]: CloudFormation create/update/delete with progress.
 
+pub mod active;
 pub mod deploy;
 pub mod sdk;
 pub mod stack;

@@ -60,6 +60,13 @@ impl Aws {
         aws_sdk_cloudfront::Client::new(&self.regional("us-east-1"))
     }
 
+    /// The CloudFront KeyValueStore data plane (the active region). It is global: its endpoint
+    /// comes from the store's ARN and requests are signed with SigV4a for every region, so the
+    /// client's region only picks the partition.
+    pub fn keyvaluestore(&self) -> aws_sdk_cloudfrontkeyvaluestore::Client {
+        aws_sdk_cloudfrontkeyvaluestore::Client::new(&self.regional("us-east-1"))
+    }
+
     pub fn secrets(&self, region: &str) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&self.regional(region))
     }

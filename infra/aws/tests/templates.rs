@@ -16,6 +16,7 @@
 use std::collections::BTreeSet;
 
 use serde_norway::Value;
+use tandem_aws::active::KVS_ARN_OUTPUT;
 use tandem_aws::deploy::{DEFAULT_SECRET_NAME, DEFAULT_TABLE_NAME};
 use tandem_shared::control::{
     DEFAULT_CONNECTION_ATTEMPTS, DEFAULT_CONNECTION_TIMEOUT_S, DEFAULT_ORIGIN_READ_TIMEOUT_S,
@@ -23,6 +24,7 @@ use tandem_shared::control::{
 };
 use tandem_shared::headers::{CONSOLE_CSP, HSTS_MAX_AGE_S, ORIGIN_VERIFY, SECURITY_HEADERS};
 use tandem_shared::region::{PRIMARY, SECONDARY};
+use tandem_shared::routing::ACTIVE_REGION_KEY;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/data.yaml");
 const REGION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/region.yaml");
@@ -208,6 +210,20 @@ fn js_numbers_after(code: &str, marker: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The quoted strings in the first `[...]` after `marker` in some JavaScript.
+fn js_strings_after(code: &str, marker: &str) -> Vec<String> {
+    let start = code
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not found in function code"));
+    let rest = &code[start + marker.len()..];
+    let close = rest.find(']').expect("a ] after the marker");
+    rest[..close]
+        .split(',')
+        .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// `(resource name, statement)` for every statement of every IAM identity
 /// policy in a template (role inline policies, policies, role policies).
 /// Trust policies and resource policies (bucket policies) are not included.
@@ -298,15 +314,16 @@ fn origin_group_fails_over_only_on_the_failover_statuses() {
 
     // The per-request origin group of the API router function must be the
     // same group: same order, same failover set, same methods.
-    let code = str_of(field(props(&edge, "ApiRouterFunction"), "FunctionCode"));
+    // (Which of the two it tries first is the active region's business: see
+    // active_region_store_feeds_the_api_router below.)
+    let code = text_of(field(props(&edge, "ApiRouterFunction"), "FunctionCode"));
+    let code = code.as_str();
     assert_eq!(js_numbers_after(code, "statusCodes:"), failover_statuses());
-    let primary = code
-        .find(&format!("'{PRIMARY_ORIGIN}'"))
-        .expect("router names the primary origin");
-    let secondary = code
-        .find(&format!("'{SECONDARY_ORIGIN}'"))
-        .expect("router names the secondary origin");
-    assert!(primary < secondary, "router must try the primary first");
+    assert_eq!(
+        js_strings_after(code, "ORIGINS = ["),
+        [PRIMARY_ORIGIN, SECONDARY_ORIGIN],
+        "the router's origins, in the order of its regions"
+    );
     let methods_start = code
         .find("FAILOVER_METHODS = {")
         .expect("router lists its failover methods");
@@ -333,6 +350,107 @@ fn origin_group_fails_over_only_on_the_failover_statuses() {
         "cloudfront-js-2.0",
         "import cf from 'cloudfront' needs runtime 2.0"
     );
+}
+
+/// SPEC §6 on AWS: one KeyValueStore, associated with the `/api/*` router
+/// and with nothing else, whose key the router reads with CloudFront's KVS
+/// helper; regions paired with origins by the template's own parameters;
+/// the store's ARN an output for `tandem failover`. (How the code routes is
+/// run in Node.js by `cargo xtask test`, xtask/src/function.rs.)
+#[test]
+fn active_region_store_feeds_the_api_router() {
+    let edge = load(EDGE);
+    let stores = resources_of_type(&edge, "AWS::CloudFront::KeyValueStore");
+    assert_eq!(stores.len(), 1, "one store");
+    let (store, resource) = stores[0];
+    assert_eq!(store, "ActiveRegionStore");
+    let name = text_of(at(resource, &["Properties", "Name"]));
+    assert!(
+        name.starts_with("${AWS::StackName}-"),
+        "one store per stack: {name}"
+    );
+    assert!(
+        at(resource, &["Properties"]).get("ImportSource").is_none(),
+        "created empty: no key is the primary"
+    );
+
+    // Associated with the router, and only with it.
+    let associations_of = |function: &str| {
+        props(&edge, function)
+            .get("FunctionConfig")
+            .and_then(|c| c.get("KeyValueStoreAssociations"))
+            .map(|a| {
+                seq(a)
+                    .iter()
+                    .map(|a| seq(field(field(a, "KeyValueStoreARN"), "Fn::GetAtt")).to_vec())
+                    .collect::<Vec<_>>()
+            })
+    };
+    for (function, _) in resources_of_type(&edge, "AWS::CloudFront::Function") {
+        let associations = associations_of(function);
+        if function == "ApiRouterFunction" {
+            let associations = associations.expect("the router reads the store");
+            assert_eq!(associations.len(), 1);
+            let target: Vec<&str> = associations[0].iter().map(str_of).collect();
+            assert_eq!(target, [store, "Arn"]);
+        } else {
+            assert!(
+                associations.is_none(),
+                "{function} has no use for the store"
+            );
+        }
+    }
+
+    // The code reads the key the rest of Tandem uses, the documented way.
+    let code = text_of(field(props(&edge, "ApiRouterFunction"), "FunctionCode"));
+    assert!(
+        code.contains(&format!("'{ACTIVE_REGION_KEY}'")),
+        "the router must read key {ACTIVE_REGION_KEY}"
+    );
+    for needle in [
+        "import cf from 'cloudfront';",
+        "cf.kvs()",
+        "async function handler(event)",
+        "await kvs.get(",
+        "try {",
+        "catch (",
+        "cf.selectRequestOriginById(",
+        "cf.createRequestOriginGroup(",
+    ] {
+        assert!(code.contains(needle), "router code lacks {needle:?}");
+    }
+    // Regions come from the parameters, paired index for index with the
+    // origins, which serve those regions' APIs.
+    assert_eq!(
+        js_strings_after(&code, "REGIONS = ["),
+        ["${PrimaryRegion}", "${SecondaryRegion}"]
+    );
+    let origins = seq(field(distribution_config(&edge), "Origins"));
+    for (origin, domain) in [
+        (PRIMARY_ORIGIN, "PrimaryApiDomain"),
+        (SECONDARY_ORIGIN, "SecondaryApiDomain"),
+    ] {
+        let o = origins
+            .iter()
+            .find(|o| str_of(field(o, "Id")) == origin)
+            .expect("API origin");
+        assert_eq!(ref_to(field(o, "DomainName")), Some(domain), "{origin}");
+    }
+    // Fn::Sub substitutes only those two (a JavaScript `${` would break it).
+    let substituted: BTreeSet<&str> = code
+        .split("${")
+        .skip(1)
+        .map(|rest| rest.split_once('}').expect("a closing }").0)
+        .collect();
+    assert_eq!(
+        substituted,
+        BTreeSet::from(["PrimaryRegion", "SecondaryRegion"])
+    );
+
+    // `tandem failover` finds the store through this output.
+    let output = at(&edge, &["Outputs", KVS_ARN_OUTPUT, "Value", "Fn::GetAtt"]);
+    let output: Vec<&str> = seq(output).iter().map(str_of).collect();
+    assert_eq!(output, [store, "Arn"]);
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! `tandem drill`: an outage drill with the figures a client lives through.
 //!
-//! Steady reads and writes go through `/api` (writes failing over in the client, as the console
-//! does), the outage is injected into one region through the [`ControlClient`], healed, and then
-//! every acknowledged write is read back from every region until they agree. What counts as
-//! lost, converged or stale, and the figures ([`Summary`]), come from [`tandem_shared::drill`],
-//! the same code the console uses. Output: a progress bar, a terminal summary, a JSON report and
+//! Steady reads and writes go through `/api` (writes failing over in the client as the console
+//! does, or not at all with `--client plain`), the outage is injected into one region through
+//! the [`ControlClient`], healed, and then every acknowledged write is read back from every
+//! region until they agree. With `--switch manual` the drill moves the active region (SPEC §6)
+//! to the other region right after the fault; with `--switch auto` the stack's health watcher
+//! does and the drill records when; either way it fails back once the region is healthy again,
+//! so the stack ends as it started. What counts as lost, converged or stale, and the figures
+//! ([`Summary`], [`SwitchFigures`]), come from [`tandem_shared::drill`], the same code the
+//! console uses. Output: a progress bar, a terminal summary, a JSON report and
 //! a self-contained HTML report ([`render_html`]) with a timeline of every request.
 
 use anyhow::{Context as _, bail};
@@ -18,10 +22,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tandem_local::client::{ControlClient, Target};
 use tandem_shared::control::Outage;
 use tandem_shared::drill::{
-    self as rules, AckedWrite, Held, Kind, LostWrite, Phase, Sample, Stamp, Summary,
+    self as rules, AckedWrite, ClientMode, Held, Kind, LostWrite, Phase, Sample, Stamp, Summary,
+    SwitchFigures, SwitchMode, Window,
 };
 use tandem_shared::fault::MAX_DURATION_S;
-use tandem_shared::headers::{EDGE_FAILOVER, SERVED_REGION};
+use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER, SERVED_REGION};
 use tandem_shared::item::Data;
 use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
 use tandem_shared::wire::{ItemResponse, PutBody};
@@ -59,6 +64,13 @@ pub struct DrillArgs {
     /// Seconds to wait for convergence after the traffic stops.
     #[arg(long, default_value_t = 60)]
     pub converge_timeout: u64,
+    /// What the client does with a write that gets a 5xx or no answer through /api.
+    #[arg(long, value_enum, default_value_t = ClientMode::Failover)]
+    pub client: ClientMode,
+    /// Who moves the active region (SPEC §6) during the outage; manual and auto need the
+    /// local stack's control API, auto a stack started with `tandem up --auto-failover`.
+    #[arg(long, value_enum, default_value_t = SwitchMode::None)]
+    pub switch: SwitchMode,
 }
 
 /// The JSON report.
@@ -74,10 +86,23 @@ pub struct Report {
     pub outage_s: u64,
     pub rps: u32,
     pub write_ratio: f64,
+    /// `--client`: whether failed writes were resent to the other region.
+    #[serde(default)]
+    pub client: ClientMode,
+    /// `--switch`: who moved the active region.
+    #[serde(default)]
+    pub switch: SwitchMode,
     /// Milliseconds from the drill's start.
     pub fault_ms: f64,
     pub heal_ms: f64,
     pub traffic_end_ms: f64,
+    /// When the active region moved to the other region (the drill did it, or first saw it
+    /// done), in milliseconds from the drill's start; `None` when it did not move.
+    #[serde(default)]
+    pub switch_ms: Option<f64>,
+    /// When the drill cleared the active region again after the heal; `None` when it did not.
+    #[serde(default)]
+    pub failback_ms: Option<f64>,
     /// Milliseconds from heal until every region held the same final state of every
     /// acknowledged id and nothing acknowledged was lost; `None` when that never happened.
     pub convergence_ms: Option<f64>,
@@ -88,6 +113,13 @@ pub struct Report {
     #[serde(default)]
     pub diverging: Vec<String>,
     pub summary: Summary,
+    /// The fault-to-switch time, the outage split at the switch, the plain client's failed
+    /// writes ([`SwitchFigures`]).
+    #[serde(default)]
+    pub switchover: SwitchFigures,
+    /// What the drill did to the active region, and what it expected and did not see.
+    #[serde(default)]
+    pub notes: Vec<String>,
     pub samples: Vec<Sample>,
 }
 
@@ -111,6 +143,13 @@ const FAULT_GRACE_S: u64 = 30;
 const PARALLEL_READS: usize = 16;
 /// The pause between two rounds of reads while waiting for convergence.
 const ROUND_PAUSE: Duration = Duration::from_millis(200);
+/// How often `--switch auto` asks the control API for the active region during the outage.
+const SWITCH_POLL: Duration = Duration::from_millis(50);
+/// How long the drill waits, after the heal, for the region to answer its health check before
+/// failing back (it fails back anyway then, so that the stack ends as it started).
+const HEALTHY_TIMEOUT: Duration = Duration::from_secs(30);
+/// One health check's limit, and the pause between two.
+const HEALTH_PROBE: Duration = Duration::from_millis(500);
 
 /// Runs a drill and writes its reports; returns the report.
 pub async fn run(args: DrillArgs) -> anyhow::Result<Report> {
@@ -118,11 +157,18 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<Report> {
     let control = args.target.client(CONTROL_TIMEOUT)?;
     let regions = discover_regions(&control).await;
     let (region, other) = pick_regions(&regions, args.region.as_deref())?;
+    if args.switch != SwitchMode::None {
+        check_no_active_region(&control).await?;
+    }
     let drill = Arc::new(Drill::new(&args, control, region, other)?);
     drill.first_write().await?;
 
     let outage = drill.spawn_outage(args.fault, args.outage);
+    let watch = (args.switch == SwitchMode::Auto).then(|| drill.spawn_switch_watch());
     let traffic_end_ms = drill.traffic(&args).await;
+    if let Some(watch) = watch {
+        watch.await.context("the switch watch")?;
+    }
     outage.await.context("the fault task")??;
     let timeout = Duration::from_secs(args.converge_timeout);
     let convergence = drill.converge(&regions, timeout).await;
@@ -140,6 +186,22 @@ fn check_args(args: &DrillArgs) -> anyhow::Result<()> {
     }
     if !(0.0..=1.0).contains(&args.write_ratio) || args.rps == 0 {
         bail!("--write-ratio must be within 0..=1 and --rps at least 1");
+    }
+    Ok(())
+}
+
+/// A switched drill starts with no active region set (`/api/*` to the primary), so that it can
+/// end the same way by clearing it.
+async fn check_no_active_region(control: &ControlClient) -> anyhow::Result<()> {
+    let active = control
+        .active_region()
+        .await
+        .context("--switch manual|auto needs the local stack's control API")?;
+    if let Some(r) = active.region {
+        bail!(
+            "the active region is already {r}; run `tandem failback` first, so that the drill \
+             starts and ends with none"
+        );
     }
     Ok(())
 }
@@ -200,11 +262,17 @@ struct Drill {
     region: String,
     other: String,
     run_id: String,
+    client: ClientMode,
+    switch: SwitchMode,
     started: Instant,
     fault_ms: f64,
     heal_ms: f64,
     samples: Mutex<Vec<Sample>>,
     acked: Mutex<Vec<AckedWrite>>,
+    /// When the active region moved away from the faulted region ([`Report::switch_ms`]).
+    switch_ms: Mutex<Option<f64>>,
+    failback_ms: Mutex<Option<f64>>,
+    notes: Mutex<Vec<String>>,
 }
 
 /// What one request got back: status 0 when no answer came.
@@ -212,6 +280,8 @@ struct Answer {
     status: u16,
     region: Option<String>,
     edge_failover: Option<String>,
+    /// `x-edge-active`: the active region when the edge routed the request.
+    edge_active: Option<String>,
     item: Option<ItemResponse>,
 }
 
@@ -230,16 +300,18 @@ impl Answer {
                 status: 0,
                 region: None,
                 edge_failover: None,
+                edge_active: None,
                 item: None,
             };
         };
         let (status, region) = (r.status().as_u16(), header(&r, SERVED_REGION));
-        let edge_failover = header(&r, EDGE_FAILOVER);
+        let (edge_failover, edge_active) = (header(&r, EDGE_FAILOVER), header(&r, EDGE_ACTIVE));
         let body = r.bytes().await.unwrap_or_default();
         Answer {
             status,
             region,
             edge_failover,
+            edge_active,
             item: serde_json::from_slice(&body).ok(),
         }
     }
@@ -273,11 +345,16 @@ impl Drill {
             region,
             other,
             run_id: run_id()?,
+            client: args.client,
+            switch: args.switch,
             started: Instant::now(),
             fault_ms,
             heal_ms,
             samples: Mutex::default(),
             acked: Mutex::default(),
+            switch_ms: Mutex::default(),
+            failback_ms: Mutex::default(),
+            notes: Mutex::default(),
         })
     }
 
@@ -288,6 +365,28 @@ impl Drill {
     async fn sleep_until(&self, t_ms: f64) {
         let left = (t_ms - self.now_ms()).max(0.0);
         tokio::time::sleep(Duration::from_secs_f64(left / 1000.0)).await;
+    }
+
+    fn note(&self, note: String) {
+        lock(&self.notes).push(note);
+    }
+
+    /// Notes that the active region was seen moved away from the faulted region at `t_ms`
+    /// (keeping the earliest sighting), with `--switch auto` and from the fault on. Every
+    /// sighting comes after the switch itself: the earliest is the closest.
+    fn saw_active(&self, active: Option<&str>, t_ms: f64) {
+        let moved = active.is_some_and(|a| a != self.region);
+        if self.switch != SwitchMode::Auto || !moved || t_ms < self.fault_ms {
+            return;
+        }
+        let mut at = lock(&self.switch_ms);
+        if at.is_none_or(|s| t_ms < s) {
+            *at = Some(t_ms);
+        }
+    }
+
+    fn switched(&self) -> bool {
+        lock(&self.switch_ms).is_some()
     }
 
     fn phase(&self, t: f64) -> Phase {
@@ -325,8 +424,9 @@ impl Drill {
         }
     }
 
-    /// Writes item `n` of this run through `/api`, resent to the other region when the first
-    /// answer is a 5xx or none. Acknowledged: a 2xx carrying the stored item.
+    /// Writes item `n` of this run through `/api`; with `--client failover`, resent to the other
+    /// region when the first answer is a 5xx or none. Acknowledged: a 2xx carrying the stored
+    /// item.
     async fn write(self: Arc<Self>, n: u64) {
         let t = self.now_ms();
         let id = format!("drill-{}-{n}", self.run_id);
@@ -336,7 +436,8 @@ impl Drill {
         ]);
         let body = PutBody { data };
         let mut answer = self.put(&format!("/api/items/{id}"), &body).await;
-        let client_failover = answer.failed();
+        self.saw_active(answer.edge_active.as_deref(), self.now_ms());
+        let client_failover = self.client == ClientMode::Failover && answer.failed();
         if client_failover {
             let path = format!("/region/{}/api/items/{id}", self.other);
             answer = self.put(&path, &body).await;
@@ -363,6 +464,7 @@ impl Drill {
         };
         let Some(target) = target else { return };
         let answer = self.get(&format!("/api/items/{}", target.id)).await;
+        self.saw_active(answer.edge_active.as_deref(), self.now_ms());
         let stale = match answer.status {
             404 => rules::is_stale_read(&target.stamp, None),
             200 => answer
@@ -388,8 +490,10 @@ impl Drill {
         Ok(())
     }
 
-    /// In the background: injects `outage` into the region at `fault_ms` and clears it at
-    /// `heal_ms`. Either step's error fails the drill (a failed inject still heals).
+    /// In the background: injects `outage` into the region at `fault_ms` (and, with `--switch
+    /// manual`, makes the other region active) and clears it at `heal_ms`; then, when the active
+    /// region moved, fails back once the region is healthy. Each step's error fails the drill,
+    /// but the later steps still run (a failed inject still heals and fails back).
     fn spawn_outage(
         self: &Arc<Self>,
         outage: Outage,
@@ -401,11 +505,100 @@ impl Drill {
             let region = drill.region.as_str();
             drill.sleep_until(drill.fault_ms).await;
             let injected = drill.control.inject(region, outage, expiry).await;
-            let injected = injected.with_context(|| format!("injecting {outage} into {region}"));
+            let mut result = injected.with_context(|| format!("injecting {outage} into {region}"));
+            if drill.switch == SwitchMode::Manual {
+                result = result.and(drill.switch_over().await);
+            }
             drill.sleep_until(drill.heal_ms).await;
             let healed = drill.control.clear(region, outage).await;
-            injected.and(healed.with_context(|| format!("clearing {outage} from {region}")))
+            result = result.and(healed.with_context(|| format!("clearing {outage} from {region}")));
+            if drill.switch != SwitchMode::None {
+                result = result.and(drill.fail_back().await);
+            }
+            result
         })
+    }
+
+    /// `--switch manual`: makes the other region the active one, and notes when.
+    async fn switch_over(&self) -> anyhow::Result<()> {
+        let other = self.other.as_str();
+        self.control
+            .set_active_region(Some(other))
+            .await
+            .with_context(|| format!("making {other} the active region"))?;
+        *lock(&self.switch_ms) = Some(self.now_ms());
+        self.note(format!(
+            "the drill made {other} the active region right after the fault"
+        ));
+        Ok(())
+    }
+
+    /// `--switch auto`: in the background, asks the control API for the active region every
+    /// [`SWITCH_POLL`] from the fault to the heal, until it is seen moved ([`Drill::saw_active`];
+    /// the `x-edge-active` of the traffic's answers may show it first).
+    fn spawn_switch_watch(self: &Arc<Self>) -> JoinHandle<()> {
+        let drill = Arc::clone(self);
+        tokio::spawn(async move {
+            drill.sleep_until(drill.fault_ms).await;
+            while drill.now_ms() < drill.heal_ms && !drill.switched() {
+                if let Ok(active) = drill.control.active_region().await {
+                    drill.saw_active(active.region.as_deref(), drill.now_ms());
+                }
+                tokio::time::sleep(SWITCH_POLL).await;
+            }
+            if !drill.switched() {
+                drill.note(format!(
+                    "the active region did not move during the outage: is the stack running \
+                     with `tandem up --auto-failover`, and is {} the region it serves from?",
+                    drill.region
+                ));
+            }
+        })
+    }
+
+    /// After the heal, with a switch: waits (at most [`HEALTHY_TIMEOUT`]) for the region to
+    /// answer its health check, then clears the active region when it is set, so that the
+    /// stack ends as it started; notes what it did.
+    async fn fail_back(&self) -> anyhow::Result<()> {
+        let region = self.region.as_str();
+        if !self.until_healthy(HEALTHY_TIMEOUT).await {
+            self.note(format!(
+                "{region} was still unhealthy {} s after the heal; failing back anyway",
+                HEALTHY_TIMEOUT.as_secs()
+            ));
+        }
+        let active = self.control.active_region().await;
+        let active = active.context("reading the active region after the heal")?;
+        let Some(was) = active.region else {
+            self.note("after the heal no active region was set: nothing to fail back".into());
+            return Ok(());
+        };
+        self.control
+            .set_active_region(None)
+            .await
+            .context("clearing the active region after the heal (run `tandem failback`)")?;
+        *lock(&self.failback_ms) = Some(self.now_ms());
+        self.note(format!(
+            "failed back after the heal: the active region ({was}) is cleared, /api/* goes to \
+             the primary first again, as before the drill"
+        ));
+        Ok(())
+    }
+
+    /// Whether the region answers its health check through the edge within `limit`.
+    async fn until_healthy(&self, limit: Duration) -> bool {
+        let url = format!("{}/region/{}/api/health", self.endpoint, self.region);
+        let deadline = Instant::now() + limit;
+        loop {
+            let probe = self.http.get(&url).timeout(HEALTH_PROBE).send().await;
+            if probe.is_ok_and(|r| r.status().is_success()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(HEALTH_PROBE).await;
+        }
     }
 
     /// Steady traffic until `--duration`: `--rps` requests a second, each a write with
@@ -431,7 +624,11 @@ impl Drill {
             requests += 1;
             let t = self.now_ms();
             bar.set_position((t / 1000.0) as u64);
-            bar.set_message(format!("{:?}, {requests} requests", self.phase(t)));
+            let switched = if self.switched() { " (switched)" } else { "" };
+            bar.set_message(format!(
+                "{:?}{switched}, {requests} requests",
+                self.phase(t)
+            ));
         }
         while tasks.join_next().await.is_some() {}
         bar.finish_with_message("traffic done; waiting for convergence");
@@ -516,6 +713,7 @@ impl Drill {
     ) -> Report {
         let mut samples = lock(&self.samples).clone();
         samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        let switch_ms = *lock(&self.switch_ms);
         Report {
             endpoint: self.endpoint.clone(),
             fault: args.fault,
@@ -526,14 +724,20 @@ impl Drill {
             outage_s: args.outage,
             rps: args.rps,
             write_ratio: args.write_ratio,
+            client: self.client,
+            switch: self.switch,
             fault_ms: self.fault_ms,
             heal_ms: self.heal_ms,
             traffic_end_ms,
+            switch_ms,
+            failback_ms: *lock(&self.failback_ms),
             convergence_ms: convergence.ms,
             acknowledged_writes: lock(&self.acked).len(),
             lost_writes: convergence.lost,
             diverging: convergence.diverging,
             summary: Summary::of(&samples, &self.region, self.fault_ms),
+            switchover: SwitchFigures::of(&samples, self.fault_ms, switch_ms),
+            notes: lock(&self.notes).clone(),
             samples,
         }
     }
@@ -632,15 +836,34 @@ fn print_summary(r: &Report) {
         "  failed writes:       {} {:?}",
         failures.total_writes, failures.writes
     );
+    match r.client {
+        ClientMode::Failover => println!(
+            "  client failovers:    {} (writes resent to {})",
+            s.client_failovers, r.other_region
+        ),
+        ClientMode::Plain => {
+            println!("  client failovers:    none (plain client: a failed write is not resent)")
+        }
+    }
+    let w = &r.switchover;
     println!(
-        "  client failovers:    {} (writes resent to {})",
-        s.client_failovers, r.other_region
+        "  failed plain writes: {} {:?}",
+        w.total_plain_failed_writes, w.plain_failed_writes
     );
     println!(
         "  RTO (first success from {}): {}",
         r.other_region,
         fmt_ms(s.rto_ms)
     );
+    if r.switch != SwitchMode::None {
+        println!("  active region:       {}", switch_line(r));
+        for (name, window) in [
+            ("before", &w.outage_before_switch),
+            ("after", &w.outage_after_switch),
+        ] {
+            println!("  outage {name:<6} switch: {}", window_line(window));
+        }
+    }
     println!("  stale reads:         {}", s.stale_reads);
     println!("  acknowledged writes: {}", r.acknowledged_writes);
     println!("  lost writes:         {}", r.lost_ids());
@@ -664,6 +887,43 @@ fn print_summary(r: &Report) {
             l.count
         );
     }
+    for note in &r.notes {
+        println!("  note: {note}");
+    }
+}
+
+/// Who moved the active region, how long after the fault, and whether the drill moved it back.
+fn switch_line(r: &Report) -> String {
+    let who = match r.switch {
+        SwitchMode::None => return "not switched (--switch none)".into(),
+        SwitchMode::Manual => "by the drill",
+        SwitchMode::Auto => "by the health watcher",
+    };
+    let switched = match r.switchover.switch_after_ms {
+        Some(ms) => format!(
+            "{} switched {who} {ms:.0} ms after the fault",
+            r.other_region
+        ),
+        None => format!("no switch {who}"),
+    };
+    let back = match r.failback_ms {
+        Some(ms) => format!("; failed back {:.0} ms after the heal", ms - r.heal_ms),
+        None => String::new(),
+    };
+    switched + &back
+}
+
+/// Reads' latency and writes' outcome in a part of the outage.
+fn window_line(w: &Window) -> String {
+    format!(
+        "reads p50 {} p99 {} ({} ok), writes {} ok {} failed {:?}",
+        fmt_ms(w.reads.p50_ms),
+        fmt_ms(w.reads.p99_ms),
+        w.reads.count,
+        w.writes_ok,
+        w.writes_failed,
+        w.writes_by_region
+    )
 }
 
 /// Colours of the regions' answers, in the order of the report's regions.
@@ -672,6 +932,8 @@ const COLORS: [&str; 4] = ["#2563eb", "#ea580c", "#16a34a", "#9333ea"];
 const FAILED: &str = "#dc2626";
 /// Colour of the fault window.
 const WINDOW: &str = "#fde68a";
+/// Colour of the switch and failback of the active region.
+const SWITCH: &str = "#111827";
 
 const CSS: &str = "body{font:14px system-ui,sans-serif;margin:2rem;color:#111;max-width:1040px}\
 table{border-collapse:collapse}\
@@ -699,7 +961,7 @@ pub fn render_html(r: &Report) -> String {
                     (r.outage_s) " s."
                 }
                 h2 { "Every request" }
-                p.legend { (legend(&r.regions)) }
+                p.legend { (legend(r)) }
                 (timeline(r))
                 h2 { "Figures" }
                 table {
@@ -714,14 +976,18 @@ pub fn render_html(r: &Report) -> String {
 }
 
 /// What each colour and shape of the timeline means.
-fn legend(regions: &[String]) -> Markup {
+fn legend(r: &Report) -> Markup {
     let swatch = |color: &str| format!("background:{color}");
+    let switched = r.switch_ms.is_some() || r.failback_ms.is_some();
     html! {
-        @for (i, region) in regions.iter().enumerate() {
+        @for (i, region) in r.regions.iter().enumerate() {
             span { i style=(swatch(COLORS[i % COLORS.len()])) {} (region) }
         }
         span { i style=(swatch(FAILED)) {} "failed" }
         span { i style=(swatch(WINDOW)) {} "fault window" }
+        @if switched {
+            span { i style=(swatch(SWITCH)) {} "switch / failback of the active region (dashed)" }
+        }
         " ● read ■ write"
     }
 }
@@ -730,8 +996,14 @@ fn legend(regions: &[String]) -> Markup {
 fn figures(r: &Report) -> Vec<(&'static str, String)> {
     let s = &r.summary;
     let f = &s.failures;
+    let w = &r.switchover;
+    let client = match r.client {
+        ClientMode::Failover => "failover (a failed write is resent to the other region)",
+        ClientMode::Plain => "plain (a failed write is not resent)",
+    };
     let mut rows = vec![
         ("Requests", s.requests.to_string()),
+        ("Client", client.to_owned()),
         ("Failed reads", format!("{} {:?}", f.total_reads, f.reads)),
         (
             "Failed writes",
@@ -740,6 +1012,13 @@ fn figures(r: &Report) -> Vec<(&'static str, String)> {
         (
             "Writes failed over in the client",
             s.client_failovers.to_string(),
+        ),
+        (
+            "Failed writes not resent (plain client)",
+            format!(
+                "{} {:?}",
+                w.total_plain_failed_writes, w.plain_failed_writes
+            ),
         ),
         (
             "Time to first success from the other region (RTO)",
@@ -755,6 +1034,21 @@ fn figures(r: &Report) -> Vec<(&'static str, String)> {
             "Ids the regions still differ on",
             r.diverging.len().to_string(),
         ));
+    }
+    if r.switch != SwitchMode::None {
+        rows.push(("Active region", switch_line(r)));
+        rows.push(("Time from fault to switch", fmt_ms(w.switch_after_ms)));
+        rows.push((
+            "During the outage, before the switch",
+            window_line(&w.outage_before_switch),
+        ));
+        rows.push((
+            "During the outage, after the switch",
+            window_line(&w.outage_after_switch),
+        ));
+    }
+    for note in &r.notes {
+        rows.push(("Note", note.clone()));
     }
     for (phase, l) in &s.latency_by_phase {
         let name = match phase.as_str() {
@@ -820,6 +1114,14 @@ fn timeline(r: &Report) -> Markup {
                 title { "fault window" }
             }
             (axes(&p))
+            @for (t, name) in [(r.switch_ms, "switch"), (r.failback_ms, "failback")] {
+                @if let Some(t) = t {
+                    line x1=(at(p.x(t))) y1="0" x2=(at(p.x(t))) y2=(at(HEIGHT - BOTTOM))
+                        stroke=(SWITCH) stroke-dasharray="4 3" {
+                        title { (name) " of the active region" }
+                    }
+                }
+            }
             @for s in &r.samples {
                 (request(&p, s, &r.regions))
             }
@@ -952,16 +1254,46 @@ mod tests {
             outage_s: 2,
             rps: 40,
             write_ratio: 0.4,
+            client: ClientMode::Failover,
+            switch: SwitchMode::None,
             fault_ms: 1000.0,
             heal_ms: 3000.0,
             traffic_end_ms: 4000.0,
+            switch_ms: None,
+            failback_ms: None,
             convergence_ms: Some(250.0),
             acknowledged_writes: 1,
             lost_writes: vec![],
             diverging: vec![],
             summary: Summary::of(&samples, "us-east-1", 1000.0),
+            switchover: SwitchFigures::of(&samples, 1000.0, None),
+            notes: vec![],
             samples,
         }
+    }
+
+    /// [`report`] as a plain client with the health watcher switching at 1.5 s.
+    fn switched_report() -> Report {
+        let mut r = report();
+        r.samples.push(sample(1200.0, Kind::Write, 504, None));
+        r.samples
+            .push(sample(1700.0, Kind::Write, 201, Some("us-west-2")));
+        for s in &mut r.samples {
+            s.phase = if s.t_ms < 1000.0 {
+                Phase::Before
+            } else {
+                Phase::Outage
+            };
+        }
+        r.samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        r.client = ClientMode::Plain;
+        r.switch = SwitchMode::Auto;
+        r.switch_ms = Some(1500.0);
+        r.failback_ms = Some(3400.0);
+        r.summary = Summary::of(&r.samples, "us-east-1", 1000.0);
+        r.switchover = SwitchFigures::of(&r.samples, 1000.0, r.switch_ms);
+        r.notes = vec!["failed back after the heal".into()];
+        r
     }
 
     #[test]
@@ -990,7 +1322,69 @@ mod tests {
     fn the_json_report_names_the_fault_as_the_flag_does() {
         let json = serde_json::to_value(report()).unwrap();
         assert_eq!(json["fault"], "crashed");
+        assert_eq!(
+            (&json["client"], &json["switch"]),
+            (&"failover".into(), &"none".into())
+        );
+        assert!(json["switchover"]["switch_after_ms"].is_null());
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back.fault, Outage::Crashed);
+    }
+
+    #[test]
+    fn a_report_from_before_the_switch_flags_still_reads() {
+        let mut json = serde_json::to_value(report()).unwrap();
+        let fields = json.as_object_mut().unwrap();
+        for new in [
+            "client",
+            "switch",
+            "switch_ms",
+            "failback_ms",
+            "switchover",
+            "notes",
+        ] {
+            fields.remove(new);
+        }
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            (back.client, back.switch, back.switch_ms),
+            (ClientMode::Failover, SwitchMode::None, None)
+        );
+    }
+
+    #[test]
+    fn a_switched_drill_reports_the_switch_and_the_plain_client_failures() {
+        let r = switched_report();
+        let w = &r.switchover;
+        assert_eq!(w.switch_after_ms, Some(500.0));
+        assert_eq!(w.plain_failed_writes.get("outage"), Some(&1));
+        assert_eq!(w.outage_after_switch.writes_ok, 1);
+        assert_eq!(
+            switch_line(&r),
+            "us-west-2 switched by the health watcher 500 ms after the fault; \
+             failed back 400 ms after the heal"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (&json["client"], &json["switch"]),
+            (&"plain".into(), &"auto".into())
+        );
+        assert_eq!(json["switchover"]["switch_after_ms"], 500.0);
+        assert_eq!(json["switchover"]["total_plain_failed_writes"], 1);
+
+        let html = render_html(&r);
+        assert!(
+            html.contains("<th>Time from fault to switch</th><td>500 ms</td>"),
+            "{html}"
+        );
+        assert!(html.contains("<th>Client</th><td>plain (a failed write is not resent)</td>"));
+        assert!(html.contains("<th>Failed writes not resent (plain client)</th><td>1 "));
+        assert!(html.contains("<title>switch of the active region</title>"));
+        assert!(html.contains("<title>failback of the active region</title>"));
+        assert!(html.contains("<th>During the outage, after the switch</th>"));
+        assert!(html.contains("<th>Note</th><td>failed back after the heal</td>"));
+        // Without a switch: no switch rows, no marker, no legend for it.
+        let html = render_html(&report());
+        assert!(!html.contains("switch of the active region") && !html.contains("fault to switch"));
     }
 }

@@ -1,9 +1,11 @@
 //! `tandem failover --to <region>` and `tandem failback`: set or clear the active region
 //! (SPEC §6), the region `/api/*` goes to first for every method. On the local stack through
-//! its control API (`PUT/DELETE /_tandem/active-region`).
+//! its control API (`PUT/DELETE /_tandem/active-region`); on AWS (an https:// endpoint, or
+//! `--kvs-arn`) in the edge's CloudFront KeyValueStore, through [`tandem_aws::active`].
 
 use anyhow::bail;
 use std::time::Duration;
+use tandem_aws::active::EdgeArgs;
 use tandem_local::client::Target;
 use tandem_shared::control::ActiveRegion;
 use tandem_shared::region::is_valid_region;
@@ -16,6 +18,8 @@ pub struct FailoverArgs {
     pub to: String,
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub aws: EdgeArgs,
 }
 
 /// `tandem failback` flags.
@@ -23,6 +27,8 @@ pub struct FailoverArgs {
 pub struct FailbackArgs {
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub aws: EdgeArgs,
 }
 
 /// One line saying where `/api/*` goes now.
@@ -33,21 +39,38 @@ pub fn describe(active: &ActiveRegion) -> String {
     }
 }
 
+/// Sets (`Some`) or clears (`None`) the active region where `target` points.
+async fn set(target: &Target, aws: &EdgeArgs, region: Option<&str>) -> anyhow::Result<()> {
+    if aws.on_aws(&target.endpoint) {
+        let (store, change) =
+            tandem_aws::active::set_active_region(aws, &target.endpoint, region).await?;
+        if let Some(warning) = &store.warning {
+            eprintln!("warning: {warning}");
+        }
+        println!(
+            "{}",
+            describe(&ActiveRegion {
+                region: change.after.clone()
+            })
+        );
+        println!("{}", change.summary(&store));
+        return Ok(());
+    }
+    let control = target.client(Duration::from_secs(30))?;
+    let active = control.set_active_region(region).await?;
+    println!("{}", describe(&active));
+    Ok(())
+}
+
 /// `tandem failover`.
 pub async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
     if !is_valid_region(&args.to) {
         bail!("{:?} is not a region name (like us-west-2)", args.to);
     }
-    let control = args.target.client(Duration::from_secs(30))?;
-    let active = control.set_active_region(Some(&args.to)).await?;
-    println!("{}", describe(&active));
-    Ok(())
+    set(&args.target, &args.aws, Some(&args.to)).await
 }
 
 /// `tandem failback`.
 pub async fn failback(args: FailbackArgs) -> anyhow::Result<()> {
-    let control = args.target.client(Duration::from_secs(30))?;
-    let active = control.set_active_region(None).await?;
-    println!("{}", describe(&active));
-    Ok(())
+    set(&args.target, &args.aws, None).await
 }

@@ -12,6 +12,13 @@
 //! - region.yaml is deployed unmodified: moto creates its log groups, role, function (from
 //!   the zip deploy uploaded) and permission, and skips the HTTP API, so its `ApiDomainName`
 //!   output is the unresolved `${HttpApi}.execute-api...` string.
+//! - The active region's store (`AWS::CloudFront::KeyValueStore`): moto's CloudFormation cannot
+//!   create it either (it warns that the type is unsupported; `Fn::GetAtt` of its `Arn` fails),
+//!   and moto has no KeyValueStore data plane at all (its CloudFront API can create a store,
+//!   nothing serves GetKey/PutKey). The stand-in edge stack's `KeyValueStoreArn` output names a
+//!   store that a stand-in data plane serves (`infra/aws/tests/support/fake_kvs.rs`), so that
+//!   `tandem failover`/`failback` run as the real binary: stack output, endpoint and region
+//!   checks, SigV4a-signed DescribeKeyValueStore/GetKey/PutKey/DeleteKey with `If-Match`.
 //! - moto reports only stack-level events (no per-resource ones), and says "No updates are to
 //!   be performed" only when the template and every one of its parameters are unchanged: the
 //!   unchanged data stack gets it (and deploy reports it unchanged), while the unchanged edge
@@ -29,7 +36,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use tandem_aws::deploy::{IMMUTABLE, NO_CACHE, cache_control, code_key, content_type};
 use tandem_shared::region::{PRIMARY, SECONDARY};
+use tandem_shared::routing::ACTIVE_REGION_KEY;
 use tandem_testkit::Moto;
+
+/// The KeyValueStore data plane moto lacks (see the module doc).
+#[path = "../../aws/tests/support/fake_kvs.rs"]
+mod fake_kvs;
+use fake_kvs::FakeKvs;
 
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 /// The templates live with the AWS crate, beside this one.
@@ -282,6 +295,17 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
         assert_line(&out, &line);
     }
     assert_line(&out, &format!("CodeKey = {key}"));
+    // The active region's store, which deploy creates with the edge and never writes.
+    assert_line(
+        &out,
+        &format!(
+            "the active region (SPEC §6): CloudFront KeyValueStore <output KeyValueStoreArn of tandem-edge in {PRIMARY}>, read by the /api/* router function; created empty (= the primary); deploy never changes its keys"
+        ),
+    );
+    assert_line(
+        &out,
+        "`tandem failover --to <region>` / `tandem failback` write its key active_region",
+    );
     // Every console file, with the headers it will be served with.
     for line in [
         "assets/logo.svg image/svg+xml no-cache 41 B",
@@ -371,6 +395,29 @@ fn deploy_refuses_what_it_cannot_deploy() {
     assert!(!ok);
     assert!(
         err.contains("region.yaml declares no parameter CodeKey, which deploy sets"),
+        "{err}"
+    );
+
+    // So is an edge without the active region's store, which `tandem failover` needs.
+    let text = std::fs::read_to_string(Path::new(TEMPLATES).join("region.yaml")).unwrap();
+    std::fs::write(templates.join("region.yaml"), text).unwrap();
+    let edge = std::fs::read_to_string(Path::new(TEMPLATES).join("edge.yaml")).unwrap();
+    assert!(edge.contains("\n  KeyValueStoreArn:\n"));
+    std::fs::write(
+        templates.join("edge.yaml"),
+        edge.replace("\n  KeyValueStoreArn:\n", "\n  KeyValueStoreArnRenamed:\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
+        .args(["deploy", "--dry-run", "--lambda-zip"])
+        .arg(&zip)
+        .arg("--console-dir")
+        .arg(&empty)
+        .arg("--templates")
+        .arg(&templates));
+    assert!(!ok);
+    assert!(
+        err.contains("edge.yaml has no output KeyValueStoreArn, which deploy reads"),
         "{err}"
     );
 }
@@ -480,7 +527,7 @@ fn stand_in(file: &str, resources: Value, outputs: Value) -> String {
 }
 
 /// Templates moto can create: region.yaml as it is, stand-ins for data.yaml and edge.yaml.
-fn moto_templates(dir: &Path, distribution_id: &str, distribution_domain: &str) {
+fn moto_templates(dir: &Path, distribution_id: &str, distribution_domain: &str, kvs_arn: &str) {
     std::fs::copy(
         Path::new(TEMPLATES).join("region.yaml"),
         dir.join("region.yaml"),
@@ -528,7 +575,8 @@ fn moto_templates(dir: &Path, distribution_id: &str, distribution_domain: &str) 
         ]),
     );
     std::fs::write(dir.join("data.yaml"), data).unwrap();
-    // edge.yaml: the real console bucket; the distribution exists outside the stack.
+    // edge.yaml: the real console bucket; the distribution and the active region's store exist
+    // outside the stack.
     let real_edge = yaml(&Path::new(TEMPLATES).join("edge.yaml"));
     let bucket = real_edge["Resources"]["ConsoleBucket"].clone();
     let edge = stand_in(
@@ -538,6 +586,7 @@ fn moto_templates(dir: &Path, distribution_id: &str, distribution_domain: &str) 
             ("ConsoleBucketName", output(reference("ConsoleBucket"))),
             ("DistributionId", output(s(distribution_id))),
             ("DistributionDomainName", output(s(distribution_domain))),
+            ("KeyValueStoreArn", output(s(kvs_arn))),
         ]),
     );
     std::fs::write(dir.join("edge.yaml"), edge).unwrap();
@@ -784,6 +833,115 @@ async fn invalidations(moto: &Moto, distribution: &str) -> Vec<Vec<String>> {
     paths
 }
 
+/// `tandem failover` and `tandem failback` against the deployed edge: the store is the one the
+/// edge stack's output names, written through the (stand-in) data plane; what does not match
+/// the stack is refused before anything is written.
+async fn assert_active_region_on_aws(moto: &Moto, kvs: &FakeKvs, domain: &str) {
+    // The fake serves on this runtime while the binary runs: block only this worker.
+    let active = |args: &[&str], endpoint: &str| {
+        let mut cmd = tandem(&moto.endpoint);
+        cmd.env("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", &kvs.endpoint)
+            .env_remove("TANDEM_ENDPOINT")
+            .env_remove("TANDEM_ADMIN_TOKEN")
+            .args(args)
+            .args(["--endpoint", endpoint]);
+        tokio::task::block_in_place(|| run(&mut cmd))
+    };
+    let endpoint = format!("https://{domain}/#token={ADMIN_TOKEN}");
+
+    let etag = kvs.etag();
+    let (ok, out, err) = active(&["failover", "--to", SECONDARY], &endpoint);
+    println!("{out}\n{err}");
+    assert!(ok, "failover failed:\n{out}\n{err}");
+    assert_line(
+        &out,
+        &format!("active region: {SECONDARY} (every /api/* request goes there first)"),
+    );
+    assert!(
+        out.contains(&format!(
+            "key active_region of {} (stack tandem-edge ({PRIMARY})): none -> {SECONDARY}.",
+            kvs.arn
+        )),
+        "{out}"
+    );
+    assert_eq!(kvs.value(ACTIVE_REGION_KEY).as_deref(), Some(SECONDARY));
+    let requests = kvs.take_requests();
+    let calls: Vec<(&str, &str, Option<&str>)> = requests
+        .iter()
+        .map(|r| (r.method.as_str(), r.target.as_str(), r.if_match.as_deref()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("GET", "describe", None),
+            ("GET", ACTIVE_REGION_KEY, None),
+            ("PUT", ACTIVE_REGION_KEY, Some(etag.as_str())),
+        ]
+    );
+    for r in &requests {
+        assert!(
+            r.authorization.starts_with("AWS4-ECDSA-P256-SHA256 "),
+            "not SigV4a: {}",
+            r.authorization
+        );
+        assert_eq!(r.region_set.as_deref(), Some("*"));
+    }
+
+    // Refused before the store is touched: a region the edge does not have, another
+    // distribution, another prefix.
+    for (args, endpoint, refusal) in [
+        (
+            vec!["failover", "--to", "eu-west-1"],
+            endpoint.as_str(),
+            format!("no region \"eu-west-1\" behind the edge of tandem-edge ({PRIMARY})"),
+        ),
+        (
+            vec!["failover", "--to", PRIMARY],
+            "https://d999999example.cloudfront.net",
+            "--endpoint d999999example.cloudfront.net is not the distribution of stack tandem-edge"
+                .to_owned(),
+        ),
+        (
+            vec!["failback", "--prefix", "other"],
+            endpoint.as_str(),
+            format!("no stack other-edge in {PRIMARY}"),
+        ),
+    ] {
+        let (ok, out, err) = active(&args, endpoint);
+        assert!(!ok, "{args:?} succeeded:\n{out}");
+        assert!(err.contains(&refusal), "{args:?}: {err}");
+    }
+    assert!(
+        kvs.take_requests().is_empty(),
+        "a refusal wrote to the store"
+    );
+    assert_eq!(kvs.value(ACTIVE_REGION_KEY).as_deref(), Some(SECONDARY));
+
+    // Failback deletes the key; a second one has nothing to do.
+    let (ok, out, err) = active(&["failback"], &endpoint);
+    assert!(ok, "failback failed:\n{out}\n{err}");
+    assert_line(&out, "active region: the primary (no value set)");
+    assert_eq!(kvs.value(ACTIVE_REGION_KEY), None);
+    let (ok, out, _) = active(&["failback"], &endpoint);
+    assert!(ok && out.contains("already was none: no write"), "{out}");
+
+    // --kvs-arn needs no stack (nor an https endpoint); here another writer gets in first.
+    kvs.conflict_next(1);
+    let (ok, out, err) = active(
+        &["failover", "--to", SECONDARY, "--kvs-arn", &kvs.arn],
+        "http://127.0.0.1:9",
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("the write was retried with its new ETag"),
+        "{out}"
+    );
+    assert_eq!(kvs.value(ACTIVE_REGION_KEY).as_deref(), Some(SECONDARY));
+    let (ok, _, err) = active(&["failback", "--kvs-arn", &kvs.arn], "http://127.0.0.1:9");
+    assert!(ok, "{err}");
+    assert_eq!(kvs.value(ACTIVE_REGION_KEY), None);
+}
+
 /// New code for both regions, the same data stack, the console as the new build has it.
 async fn assert_updated(moto: &Moto, out: &str, code_key: &str, console_bucket: &str) {
     // Same template, same parameters: CloudFormation's "No updates are to be performed."
@@ -897,9 +1055,10 @@ async fn deploy_update_and_destroy_against_moto() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (distribution, domain) = stand_in_secret_and_distribution(&moto).await;
+    let kvs = FakeKvs::start().await;
     let templates = dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
-    moto_templates(&templates, &distribution, &domain);
+    moto_templates(&templates, &distribution, &domain, &kvs.arn);
     let dist = dir.path().join("dist");
     let files = console(&dist);
     let deploy = |zip: &Path| {
@@ -922,6 +1081,13 @@ async fn deploy_update_and_destroy_against_moto() {
     let url = format!("https://{domain}/#token={ADMIN_TOKEN}");
     assert_eq!(out.lines().last(), Some(url.as_str()), "{out}");
     assert_every_stack_created(&out);
+    assert_line(
+        &out,
+        &format!(
+            "active region: key active_region of {} (`tandem failover --to <region>`, `tandem failback`)",
+            kvs.arn
+        ),
+    );
     let bucket = assert_stacks_chained(&moto, &key1, &bytes1).await;
     assert_console_uploaded(&moto.s3(PRIMARY).await, &bucket, &files).await;
     assert_eq!(
@@ -934,6 +1100,9 @@ async fn deploy_update_and_destroy_against_moto() {
         ]],
         "index.html and every name a build reuses"
     );
+
+    // ---- the active region on AWS, in the store the edge stack names.
+    assert_active_region_on_aws(&moto, &kvs, &domain).await;
 
     // ---- second deploy: new code, one file gone, one changed.
     let (zip2, bytes2) = write_zip(dir.path(), "v2.zip", "#!/bin/sh\necho v2\n");

@@ -29,7 +29,11 @@ async fn tandem(s: &Stack, args: &[&str]) -> (bool, String, String) {
 /// Where a plain PUT through `/api/` lands, and the active region the edge reports.
 async fn put_lands(s: &Stack, id: &str) -> (Option<String>, Option<String>) {
     let r = s
-        .edge(Method::PUT, &format!("/api/items/{id}"), Some(json!({"data": {}})))
+        .edge(
+            Method::PUT,
+            &format!("/api/items/{id}"),
+            Some(json!({"data": {}})),
+        )
         .await;
     assert!(r.status().is_success(), "{id}: {}", r.status());
     (header(&r, SERVED_REGION), header(&r, EDGE_ACTIVE))

@@ -16,6 +16,11 @@ impl Stack {
         Stack(TestStack::start(EXE).await)
     }
 
+    /// A stack with more `up` flags.
+    pub async fn start_with(extra: &[&str]) -> Stack {
+        Stack(TestStack::start_with(EXE, extra).await)
+    }
+
     /// A stack on a data directory the test prepared.
     pub async fn start_in(data: tempfile::TempDir) -> Stack {
         Stack(TestStack::start_in(EXE, data).await)

@@ -1,0 +1,524 @@
+//! The active region on AWS (SPEC §6): key `active_region` of the CloudFront KeyValueStore that
+//! the edge stack creates (`ActiveRegionStore` in `edge.yaml`), which the `/api/*` router
+//! function reads on every request. `tandem failover --to <region>` puts the key, `tandem
+//! failback` deletes it (absent = the primary).
+//!
+//! Writes go through the KeyValueStore data-plane API (`cloudfront-keyvaluestore`, signed with
+//! SigV4a): DescribeKeyValueStore for the store's ETag, then PutKey or DeleteKey with that ETag
+//! in `If-Match`. When another writer got in between (a ConflictException), the ETag is read
+//! again and the write is retried once. CloudFront's edge locations see a new value within
+//! seconds, not at once.
+//!
+//! The store is found the way `tandem deploy` names things: the output `KeyValueStoreArn` of
+//! stack `<prefix>-edge` in the primary region (`--prefix`, `--edge-region`), after checking
+//! that the endpoint is that stack's distribution; or it is given with `--kvs-arn`.
+
+use crate::deploy::{DISTRIBUTION_DOMAIN, edge_stack_name};
+use crate::sdk::{Aws, sdk_error};
+use crate::stack;
+use anyhow::{Context as _, anyhow, bail};
+use aws_sdk_cloudfrontkeyvaluestore::Client;
+use aws_sdk_cloudfrontkeyvaluestore::error::{ProvideErrorMetadata, SdkError};
+use tandem_shared::region::PRIMARY;
+use tandem_shared::routing::ACTIVE_REGION_KEY;
+
+/// The edge stack's output naming the store.
+pub const KVS_ARN_OUTPUT: &str = "KeyValueStoreArn";
+
+/// The IAM actions `tandem failover`/`failback` need, for the hint on AccessDenied.
+const IAM_ACTIONS: &str = "cloudfront-keyvaluestore:DescribeKeyValueStore, GetKey, PutKey and \
+                           DeleteKey on the store, and cloudformation:DescribeStacks";
+
+/// Where the active region lives on AWS: `tandem failover`/`failback` flags, named as `tandem
+/// deploy` names the stacks.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "On AWS (an https:// endpoint)")]
+pub struct EdgeArgs {
+    /// The prefix the stacks were deployed with (`tandem deploy --prefix`): the store is an
+    /// output of stack <prefix>-edge.
+    #[arg(long, default_value = crate::deploy::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// The region of the edge stack: the primary region `tandem deploy --regions` deployed it in.
+    #[arg(long, default_value = PRIMARY)]
+    pub edge_region: String,
+    /// The store's ARN (the edge stack's KeyValueStoreArn output). Skips reading the stack, and
+    /// so the checks of the endpoint and of the region against it.
+    #[arg(long)]
+    pub kvs_arn: Option<String>,
+}
+
+impl EdgeArgs {
+    /// Whether the active region is AWS's: an https:// endpoint (CloudFront) or a store ARN.
+    /// Otherwise it is the local stack's, through its control API.
+    pub fn on_aws(&self, endpoint: &str) -> bool {
+        self.kvs_arn.is_some() || endpoint.trim_start().starts_with("https://")
+    }
+}
+
+/// The store, and what the edge stack says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    pub arn: String,
+    /// The edge stack, as `<name> (<region>)`; `None` with `--kvs-arn`.
+    pub stack: Option<String>,
+    /// The regions behind the edge, primary first (the stack's parameters); `None` with
+    /// `--kvs-arn`.
+    pub regions: Option<[String; 2]>,
+    /// Why the active region would have no effect, when the stack says so.
+    pub warning: Option<String>,
+}
+
+impl Store {
+    /// Refuses a region the edge does not have: its router would treat it as absent.
+    pub fn check_region(&self, region: &str) -> anyhow::Result<()> {
+        match &self.regions {
+            Some(regions) if !regions.iter().any(|r| r == region) => bail!(
+                "no region {region:?} behind the edge of {}: it has {} (primary) and {}",
+                self.stack.as_deref().unwrap_or("this stack"),
+                regions[0],
+                regions[1]
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a write did to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub before: Option<String>,
+    pub after: Option<String>,
+    /// False when the store already held `after`.
+    pub written: bool,
+    /// Whether the first write met another writer's change and was retried.
+    pub retried: bool,
+}
+
+impl Change {
+    /// One line about the store, for after the line saying where `/api/*` goes.
+    pub fn summary(&self, store: &Store) -> String {
+        let place = match &store.stack {
+            Some(stack) => format!("{} (stack {stack})", store.arn),
+            None => store.arn.clone(),
+        };
+        let before = self.before.as_deref().unwrap_or("none");
+        if !self.written {
+            return format!("key {ACTIVE_REGION_KEY} of {place} already was {before}: no write");
+        }
+        let retried = if self.retried {
+            "; another writer changed the store first, so the write was retried with its new ETag"
+        } else {
+            ""
+        };
+        format!(
+            "key {ACTIVE_REGION_KEY} of {place}: {before} -> {}{retried}. CloudFront's edge \
+             locations pick it up within seconds.",
+            self.after.as_deref().unwrap_or("none (deleted)")
+        )
+    }
+}
+
+/// The host of an endpoint URL (no scheme, port, path or `#token=` fragment).
+pub fn endpoint_host(endpoint: &str) -> &str {
+    let rest = endpoint.trim();
+    let rest = rest.split_once("://").map_or(rest, |(_, r)| r);
+    let end = rest.find(['/', '#', '?', ':']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// Whether `arn` looks like a KeyValueStore's: `arn:<partition>:cloudfront::<account>:key-value-store/<id>`.
+pub fn is_kvs_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(
+        parts.as_slice(),
+        ["arn", partition, "cloudfront", "", account, resource]
+            if partition.starts_with("aws")
+                && !account.is_empty()
+                && resource
+                    .strip_prefix("key-value-store/")
+                    .is_some_and(|id| !id.is_empty())
+    )
+}
+
+/// The store for `endpoint`: `--kvs-arn`, or the edge stack's output.
+pub async fn find_store(aws: &Aws, args: &EdgeArgs, endpoint: &str) -> anyhow::Result<Store> {
+    if let Some(arn) = &args.kvs_arn {
+        if !is_kvs_arn(arn) {
+            bail!(
+                "--kvs-arn {arn:?} is not a KeyValueStore ARN \
+                 (arn:aws:cloudfront::<account>:key-value-store/<id>)"
+            );
+        }
+        return Ok(Store {
+            arn: arn.clone(),
+            stack: None,
+            regions: None,
+            warning: None,
+        });
+    }
+    let name = edge_stack_name(&args.prefix);
+    let region = &args.edge_region;
+    let found = stack::describe(&aws.cloudformation(region), &name)
+        .await
+        .with_context(|| {
+            format!("reading stack {name} in {region} (cloudformation:DescribeStacks)")
+        })?
+        .ok_or_else(|| {
+            anyhow!(
+                "no stack {name} in {region}: pass the --prefix and --edge-region (the primary \
+                 region) that `tandem deploy` used, or --kvs-arn"
+            )
+        })?;
+    let parameters: std::collections::BTreeMap<&str, &str> = found
+        .parameters()
+        .iter()
+        .filter_map(|p| Some((p.parameter_key()?, p.parameter_value()?)))
+        .collect();
+    store_of(
+        &format!("{name} ({region})"),
+        &stack::outputs(&found),
+        &parameters,
+        endpoint,
+    )
+}
+
+/// The store an edge stack's outputs and parameters describe, after checking that `endpoint`
+/// is that stack's distribution.
+pub fn store_of(
+    stack: &str,
+    outputs: &std::collections::BTreeMap<String, String>,
+    parameters: &std::collections::BTreeMap<&str, &str>,
+    endpoint: &str,
+) -> anyhow::Result<Store> {
+    let arn = outputs.get(KVS_ARN_OUTPUT).ok_or_else(|| {
+        anyhow!(
+            "stack {stack} has no output {KVS_ARN_OUTPUT}: it was deployed before the active \
+             region moved to a KeyValueStore; run `tandem deploy` to update it"
+        )
+    })?;
+    if endpoint.trim_start().starts_with("https://")
+        && let Some(domain) = outputs.get(DISTRIBUTION_DOMAIN)
+    {
+        let host = endpoint_host(endpoint);
+        if !host.eq_ignore_ascii_case(domain) {
+            bail!(
+                "--endpoint {host} is not the distribution of stack {stack} ({domain}): pass the \
+                 --prefix and --edge-region it was deployed with, or --kvs-arn"
+            );
+        }
+    }
+    let regions = match (
+        parameters.get("PrimaryRegion"),
+        parameters.get("SecondaryRegion"),
+    ) {
+        (Some(p), Some(s)) => Some([(*p).to_owned(), (*s).to_owned()]),
+        _ => None,
+    };
+    let warning = (parameters.get("ApiFailoverMode") == Some(&"origin-group")).then(|| {
+        format!(
+            "stack {stack} runs with ApiFailoverMode=origin-group: /api/* does not run the router \
+             function, so the active region has no effect until it is deployed with \
+             ApiFailoverMode=function"
+        )
+    });
+    Ok(Store {
+        arn: arn.clone(),
+        stack: Some(stack.to_owned()),
+        regions,
+        warning,
+    })
+}
+
+/// The active region's value in the store; `None` when the key is absent.
+pub async fn get(client: &Client, arn: &str) -> anyhow::Result<Option<String>> {
+    match client
+        .get_key()
+        .kvs_arn(arn)
+        .key(ACTIVE_REGION_KEY)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Some(out.value().to_owned())),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(failed(err, "GetKey", arn)),
+    }
+}
+
+/// The store's current ETag, which a write must name in `If-Match`.
+pub async fn etag(client: &Client, arn: &str) -> anyhow::Result<String> {
+    let out = client
+        .describe_key_value_store()
+        .kvs_arn(arn)
+        .send()
+        .await
+        .map_err(|e| failed(e, "DescribeKeyValueStore", arn))?;
+    if out.e_tag().is_empty() {
+        bail!("DescribeKeyValueStore of {arn} returned no ETag");
+    }
+    Ok(out.e_tag().to_owned())
+}
+
+/// One write's outcome: done, beaten by another writer, or failed.
+enum Write {
+    Done,
+    Conflict(String),
+    Failed(anyhow::Error),
+}
+
+/// Puts `value` under the key (or deletes the key), naming `etag` in `If-Match`.
+async fn write_once(client: &Client, arn: &str, value: Option<&str>, etag: &str) -> Write {
+    match value {
+        Some(value) => classify(
+            client
+                .put_key()
+                .kvs_arn(arn)
+                .key(ACTIVE_REGION_KEY)
+                .value(value)
+                .if_match(etag)
+                .send()
+                .await
+                .map(drop),
+            "PutKey",
+            arn,
+            false,
+        ),
+        None => classify(
+            client
+                .delete_key()
+                .kvs_arn(arn)
+                .key(ACTIVE_REGION_KEY)
+                .if_match(etag)
+                .send()
+                .await
+                .map(drop),
+            "DeleteKey",
+            arn,
+            true,
+        ),
+    }
+}
+
+/// A write's result: a ConflictException (the ETag changed under us) is retried by the caller;
+/// a key already gone is what a delete wanted.
+fn classify<E>(result: Result<(), SdkError<E>>, operation: &str, arn: &str, deleting: bool) -> Write
+where
+    E: std::error::Error + ProvideErrorMetadata,
+    E: Send + Sync + 'static,
+{
+    let Err(err) = result else {
+        return Write::Done;
+    };
+    match err.as_service_error().and_then(|e| e.code()) {
+        Some("ConflictException") => Write::Conflict(
+            err.as_service_error()
+                .and_then(|e| e.message())
+                .unwrap_or("the ETag no longer matches")
+                .to_owned(),
+        ),
+        Some("ResourceNotFoundException") if deleting => Write::Done,
+        _ => Write::Failed(failed(err, operation, arn)),
+    }
+}
+
+/// Sets the active region to `value`, or clears it with `None`. DescribeKeyValueStore comes
+/// first: it gives the ETag, and it tells a store that does not exist from a key that does not
+/// (GetKey answers both with ResourceNotFoundException). Then the key is read (no write when it
+/// already holds `value`), and written with that ETag; once more with a fresh ETag if another
+/// writer changed the store in between.
+pub async fn set(client: &Client, arn: &str, value: Option<&str>) -> anyhow::Result<Change> {
+    let mut current = etag(client, arn).await?;
+    let before = get(client, arn).await?;
+    let after = value.map(str::to_owned);
+    if before == after {
+        return Ok(Change {
+            before,
+            after,
+            written: false,
+            retried: false,
+        });
+    }
+    let mut conflict = String::new();
+    for attempt in 0..2 {
+        if attempt > 0 {
+            current = etag(client, arn).await?;
+        }
+        match write_once(client, arn, value, &current).await {
+            Write::Done => {
+                return Ok(Change {
+                    before,
+                    after,
+                    written: true,
+                    retried: attempt > 0,
+                });
+            }
+            Write::Conflict(message) => conflict = message,
+            Write::Failed(err) => return Err(err),
+        }
+    }
+    bail!(
+        "key {ACTIVE_REGION_KEY} of {arn}: another writer changed the store twice while this \
+         one tried to write ({conflict}); nothing was written, run the command again"
+    )
+}
+
+/// `tandem failover --to <region>` (`Some`) or `tandem failback` (`None`) on AWS: finds the
+/// store, checks the region against the edge, and writes.
+pub async fn set_active_region(
+    args: &EdgeArgs,
+    endpoint: &str,
+    region: Option<&str>,
+) -> anyhow::Result<(Store, Change)> {
+    let aws = Aws::load().await;
+    let store = find_store(&aws, args, endpoint).await?;
+    if let Some(region) = region {
+        store.check_region(region)?;
+    }
+    let change = set(&aws.keyvaluestore(), &store.arn, region).await?;
+    Ok((store, change))
+}
+
+/// An SDK error of `operation` on the store, with its code and message, and a hint when it is
+/// a missing permission.
+fn failed<E>(err: SdkError<E>, operation: &str, arn: &str) -> anyhow::Error
+where
+    E: std::error::Error + ProvideErrorMetadata,
+    E: Send + Sync + 'static,
+{
+    let denied = err
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "AccessDeniedException");
+    let hint = if denied {
+        format!(" (the credentials need {IAM_ACTIONS})")
+    } else {
+        String::new()
+    };
+    sdk_error(err).context(format!(
+        "cloudfront-keyvaluestore:{operation} on {arn}{hint}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const ARN: &str = "arn:aws:cloudfront::123456789012:key-value-store/0f1e2d3c-aaaa-bbbb";
+    const DOMAIN: &str = "d111111abcdef8.cloudfront.net";
+
+    fn outputs() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (KVS_ARN_OUTPUT.to_owned(), ARN.to_owned()),
+            (DISTRIBUTION_DOMAIN.to_owned(), DOMAIN.to_owned()),
+        ])
+    }
+
+    #[test]
+    fn the_endpoint_decides_between_aws_and_the_local_stack() {
+        let args = |kvs_arn: Option<&str>| EdgeArgs {
+            prefix: "tandem".into(),
+            edge_region: PRIMARY.into(),
+            kvs_arn: kvs_arn.map(str::to_owned),
+        };
+        assert!(args(None).on_aws("https://d1.cloudfront.net/#token=x"));
+        assert!(!args(None).on_aws("http://127.0.0.1:8080"));
+        assert!(args(Some(ARN)).on_aws("http://127.0.0.1:8080"));
+        assert_eq!(
+            endpoint_host("https://D1.cloudfront.net/#token=x"),
+            "D1.cloudfront.net"
+        );
+        assert_eq!(endpoint_host("https://d1.example:443/api"), "d1.example");
+        assert_eq!(endpoint_host("d1.example"), "d1.example");
+    }
+
+    #[test]
+    fn a_kvs_arn_has_the_shape_cloudfront_gives_it() {
+        assert!(is_kvs_arn(ARN));
+        assert!(is_kvs_arn("arn:aws-cn:cloudfront::1:key-value-store/x"));
+        assert!(!is_kvs_arn("arn:aws:cloudfront::1:distribution/E123"));
+        assert!(!is_kvs_arn(
+            "arn:aws:cloudfront:us-east-1:1:key-value-store/x"
+        ));
+        assert!(!is_kvs_arn("arn:aws:cloudfront::1:key-value-store/"));
+        assert!(!is_kvs_arn("tandem-edge-active-region"));
+    }
+
+    #[test]
+    fn the_edge_stack_names_the_store_its_regions_and_its_distribution() {
+        let parameters = BTreeMap::from([
+            ("PrimaryRegion", "us-east-1"),
+            ("SecondaryRegion", "us-west-2"),
+            ("ApiFailoverMode", "function"),
+        ]);
+        let stack = "tandem-edge (us-east-1)";
+        let endpoint = format!("https://{DOMAIN}/#token=abc");
+        let store = store_of(stack, &outputs(), &parameters, &endpoint).unwrap();
+        assert_eq!(store.arn, ARN);
+        assert_eq!(
+            store.regions,
+            Some(["us-east-1".to_owned(), "us-west-2".to_owned()])
+        );
+        assert_eq!(store.warning, None);
+        store.check_region("us-west-2").unwrap();
+        let refused = store.check_region("eu-west-1").unwrap_err().to_string();
+        assert!(refused.contains("no region \"eu-west-1\""), "{refused}");
+
+        // Another distribution: the wrong stack would be switched.
+        let other = store_of(stack, &outputs(), &parameters, "https://d2.cloudfront.net")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            other.contains("is not the distribution of stack"),
+            "{other}"
+        );
+
+        // An edge deployed before the store existed.
+        let mut old = outputs();
+        old.remove(KVS_ARN_OUTPUT);
+        let err = store_of(stack, &old, &parameters, &endpoint)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("run `tandem deploy`"), "{err}");
+
+        // The static origin group does not run the function: said, not refused.
+        let group = BTreeMap::from([("ApiFailoverMode", "origin-group")]);
+        let store = store_of(stack, &outputs(), &group, &endpoint).unwrap();
+        assert!(store.warning.as_deref().unwrap().contains("no effect"));
+        store.check_region("eu-west-1").unwrap();
+    }
+
+    #[test]
+    fn the_summary_says_what_changed() {
+        let store = Store {
+            arn: ARN.into(),
+            stack: Some("tandem-edge (us-east-1)".into()),
+            regions: None,
+            warning: None,
+        };
+        let change = Change {
+            before: None,
+            after: Some("us-west-2".into()),
+            written: true,
+            retried: true,
+        };
+        let line = change.summary(&store);
+        assert!(line.contains("none -> us-west-2"), "{line}");
+        assert!(line.contains("retried"), "{line}");
+        let same = Change {
+            before: Some("us-west-2".into()),
+            after: Some("us-west-2".into()),
+            written: false,
+            retried: false,
+        };
+        assert!(
+            same.summary(&store)
+                .contains("already was us-west-2: no write")
+        );
+    }
+}
