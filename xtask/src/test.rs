@@ -38,6 +38,8 @@ pub fn run_all() -> anyhow::Result<()> {
     ]))?;
     done(t);
 
+    local_stack_has_no_aws_sdk()?;
+
     // The workspace clippy above sees the console as host code; this is the code that ships.
     let t = step("cargo clippy -D warnings: the console for wasm32-unknown-unknown");
     run(cargo().args([
@@ -154,6 +156,37 @@ fn schemathesis() -> anyhow::Result<()> {
     let _ = region.kill();
     let _ = region.wait();
     result?;
+    done(t);
+    Ok(())
+}
+
+/// The local stack and its tests build without any AWS SDK crate (issue 11): `cargo tree` of
+/// tandem-local, dev-dependencies included, must not name one.
+fn local_stack_has_no_aws_sdk() -> anyhow::Result<()> {
+    let t = step("tandem-local builds without the AWS SDK (cargo tree)");
+    let out = cargo()
+        .args([
+            "tree",
+            "-p",
+            "tandem-local",
+            "-e",
+            "normal,dev,build",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .context("running cargo tree")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let aws: std::collections::BTreeSet<&str> = tree
+        .lines()
+        .filter(|l| l.starts_with("aws-sdk-") || l.starts_with("aws-config"))
+        .collect();
+    anyhow::ensure!(aws.is_empty(), "tandem-local pulls in the AWS SDK: {aws:?}");
     done(t);
     Ok(())
 }
