@@ -10,8 +10,10 @@ use std::process::Command;
 /// wasm + js shipped to a browser, after brotli, in bytes (1 KB = 1000 bytes). Raised from
 /// 150 KB when the console moved to Leptos's own primitives (`LocalResource` +9.3 KB, `Action`
 /// +5.2 KB, `<For>` +5.0 KB, measured one at a time) and to the shared typed control bodies
-/// (+13 KB, most of it serde's tagged-enum decoding of `Fault`); cutting it back is issue 13's.
-pub const BUDGET_BYTES: usize = 190_000;
+/// (+13 KB, most of it serde's tagged-enum decoding of `Fault`), then to the shared drill rules
+/// and typed error bodies (+14 KB); docs/benchmarks.md has the steps. Cutting it back is
+/// issue 13's.
+pub const BUDGET_BYTES: usize = 205_000;
 
 pub fn dist() -> PathBuf {
     util::root().join("frontend/dist")
@@ -47,7 +49,7 @@ fn brotli_len(bytes: &[u8]) -> anyhow::Result<usize> {
 
 /// Prints the wasm and js the browser downloads, raw and after brotli, and fails over budget.
 pub fn size_budget() -> anyhow::Result<()> {
-    let t = step("console size budget: wasm + js after brotli <= 190 KB");
+    let t = step("console size budget: wasm + js after brotli <= 205 KB");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dist())
         .context("reading frontend/dist (build the console first)")?
         .filter_map(|e| e.ok().map(|e| e.path()))
