@@ -86,10 +86,7 @@ impl TestStack {
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
         let control = stack.control(REQUEST_TIMEOUT);
-        let http = Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("an HTTP client");
+        let http = tandem_local::client::http_client(REQUEST_TIMEOUT).expect("an HTTP client");
         TestStack {
             stack,
             http,

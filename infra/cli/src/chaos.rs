@@ -161,9 +161,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
         origin_read_timeout: 2,
     };
     let stack = bench::start(&edge, &["--tombstone-grace-ms", "2000"]).await?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
+    let http = tandem_local::client::http_client(Duration::from_secs(5))?;
     let ops = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();

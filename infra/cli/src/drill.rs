@@ -338,6 +338,7 @@ impl Drill {
         Ok(Drill {
             http: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
+                .pool_idle_timeout(tandem_local::client::idle_timeout())
                 .pool_max_idle_per_host(256)
                 .build()?,
             endpoint: control.base().to_owned(),

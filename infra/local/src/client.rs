@@ -59,6 +59,23 @@ impl Target {
     }
 }
 
+/// How long a client keeps an idle connection: well under the servers' header read timeout
+/// (`tandem_api::server::Limits`), after which they close idle keep-alive connections. A client
+/// that keeps one longer can send its next request just as the server closes it and get a
+/// reset: a drill's fault injection failed that way exactly 10 s after its previous control call.
+pub fn idle_timeout() -> Duration {
+    tandem_api::server::Limits::default().header_read_timeout / 2
+}
+
+/// An HTTP client for Tandem's own servers (edge, control API, regions): `timeout` per request,
+/// idle connections dropped after [`idle_timeout`].
+pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_idle_timeout(idle_timeout())
+        .build()
+}
+
 /// A client for one edge, with the admin token.
 #[derive(Debug, Clone)]
 pub struct ControlClient {
@@ -70,7 +87,7 @@ pub struct ControlClient {
 impl ControlClient {
     pub fn new(base: &str, token: &str, timeout: Duration) -> anyhow::Result<ControlClient> {
         Ok(ControlClient {
-            http: reqwest::Client::builder().timeout(timeout).build()?,
+            http: http_client(timeout)?,
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         })
@@ -270,6 +287,16 @@ pub fn explain(status: StatusCode, text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_connections_are_dropped_before_the_server_drops_them() {
+        let server = tandem_api::server::Limits::default().header_read_timeout;
+        assert!(
+            idle_timeout() < server,
+            "{:?} vs {server:?}",
+            idle_timeout()
+        );
+    }
 
     #[test]
     fn the_token_comes_from_the_flag_or_the_console_url() {

@@ -45,7 +45,9 @@ impl WatchArgs {
 /// Probes `regions` through the edge at `edge` forever, switching `active` by the rule.
 pub async fn run(edge: String, regions: Vec<String>, active: Arc<Active>, args: WatchArgs) {
     let interval = Duration::from_millis(args.probe_interval_ms);
-    let Ok(http) = reqwest::Client::builder().timeout(interval).build() else {
+    // Probes may be a minute apart: a pooled connection the edge closed meanwhile must not
+    // count as a failed probe.
+    let Ok(http) = crate::client::http_client(interval) else {
         tracing::error!("the health watcher could not build an HTTP client");
         return;
     };
