@@ -3,6 +3,8 @@
 //! Layout:
 //! - [`fault`]: `tandem fault` and `tandem heal`, through any edge, local or CloudFront.
 //! - [`failover`]: `tandem failover --to <region>` and `tandem failback`, the active region.
+//! - [`watch`]: `tandem watch`, the health watcher against a stack's control API or, on AWS,
+//!   the edge's KeyValueStore.
 //! - [`drill`]: `tandem drill`, an outage drill with client-side RTO/RPO figures and reports.
 //! - [`chaos`]: `tandem chaos`, randomized faults with a checker that every acknowledged write
 //!   survives and every region converges.
@@ -17,3 +19,4 @@ pub mod chaos;
 pub mod drill;
 pub mod failover;
 pub mod fault;
+pub mod watch;

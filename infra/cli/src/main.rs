@@ -33,6 +33,8 @@ enum Command {
     Failover(tandem_cli::failover::FailoverArgs),
     /// Clear the active region: /api/* goes to the primary first again.
     Failback(tandem_cli::failover::FailbackArgs),
+    /// Watch the regions' health and switch the active region when it fails (SPEC §6).
+    Watch(tandem_cli::watch::WatchCommandArgs),
     /// Randomized faults on a stack of its own, then a check that nothing acknowledged was lost.
     Chaos(tandem_cli::chaos::ChaosArgs),
 }
@@ -48,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Heal(args) => tandem_cli::fault::heal(args).await,
         Command::Failover(args) => tandem_cli::failover::failover(args).await,
         Command::Failback(args) => tandem_cli::failover::failback(args).await,
+        Command::Watch(args) => tandem_cli::watch::run(args).await,
         Command::Chaos(args) => tandem_cli::chaos::run(args).await.map(drop),
         Command::Drill(args) => {
             let report = tandem_cli::drill::run(args).await?;

@@ -66,3 +66,31 @@ async fn failover_and_failback_move_every_method() {
     assert!(out.contains("the primary"), "{out}");
     assert_eq!(put_lands(&s, "d").await, (Some(EAST.into()), None));
 }
+
+/// `tandem watch` as its own process, against a stack that runs no watcher: it switches the
+/// active region off a hung primary, through the control API.
+#[tokio::test(flavor = "multi_thread")]
+async fn tandem_watch_switches_a_stack_that_runs_no_watcher() {
+    let s = Stack::start().await;
+    let mut watch = Command::new(common::EXE)
+        .args(["watch", "--endpoint", &s.edge, "--token", TOKEN])
+        .args(["--probe-interval-ms", "300", "--failover-after", "3"])
+        .env_remove("TANDEM_ENDPOINT")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    s.set_region(EAST, tandem_shared::control::RegionState::Blackhole)
+        .await;
+    let switched = tandem_testkit::until(std::time::Duration::from_secs(20), || async {
+        let active = s.control().active_region().await.ok()?.region;
+        (active.as_deref() == Some(WEST)).then_some(())
+    })
+    .await;
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(switched.is_some(), "tandem watch did not switch to {WEST}");
+    s.set_region(EAST, tandem_shared::control::RegionState::Up)
+        .await;
+    assert_eq!(put_lands(&s, "after").await.0.as_deref(), Some(WEST));
+}

@@ -52,6 +52,10 @@ pub struct UpArgs {
     pub tombstone_grace_ms: u64,
     #[command(flatten)]
     pub edge: EdgeSettings,
+    /// Run the health watcher in the stack: switch the active region away from a region that
+    /// fails its health probes (the watcher's flags below).
+    #[arg(long)]
+    pub auto_failover: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
 }
@@ -425,7 +429,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         active.clone(),
     );
     let app = edge::router(edge, control, console_dir.clone());
-    let watcher = args.watch.auto_failover.then(|| {
+    let watcher = args.auto_failover.then(|| {
         let edge = format!("http://127.0.0.1:{}", args.port);
         let run = watcher::run(edge, args.regions.clone(), active.clone(), args.watch);
         tokio::spawn(run)
@@ -457,6 +461,9 @@ fn check(args: &UpArgs) -> anyhow::Result<()> {
         if !tandem_shared::region::is_valid_region(r) {
             bail!("{r:?} is not a region name like us-east-1");
         }
+    }
+    if args.watch.auto_failback && !args.auto_failover {
+        bail!("--auto-failback needs --auto-failover");
     }
     region_ports(args.port, args.regions.len()).map(drop)
 }
@@ -507,7 +514,7 @@ fn print_banner(
         "  edge: {} connection attempt(s) x {} s, read timeout {} s. Ctrl-C stops everything.",
         args.edge.connection_attempts, args.edge.connection_timeout, args.edge.origin_read_timeout
     );
-    if args.watch.auto_failover {
+    if args.auto_failover {
         println!(
             "  auto-failover: after {} failed health probes, {} ms apart (~{:?}); failback {}",
             args.watch.failover_after,

@@ -1,24 +1,23 @@
-//! `tandem up --auto-failover`: the health watcher of SPEC §6 inside the local stack. Every
-//! interval it probes each region's health through the edge (`/region/<r>/api/health`, as the
-//! watcher on AWS does through CloudFront) and applies [`tandem_shared::watch`]'s rule to the
-//! active region.
+//! The health watcher of SPEC §6: every interval it probes each region's health through the
+//! edge (`/region/<r>/api/health`, through CloudFront on AWS) and applies
+//! [`tandem_shared::watch`]'s rule to the active region, wherever that is kept
+//! ([`ActiveStore`]): inside `tandem up --auto-failover` it is the local edge's value; `tandem
+//! watch` runs the same loop against a stack's control API or CloudFront's KeyValueStore.
 
 use crate::active::Active;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_shared::watch::{Decision, WatchRule, Watcher};
 
-/// Flags of the watcher.
+/// Flags of the watcher (`tandem up --auto-failover`, `tandem watch`).
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct WatchArgs {
-    /// Switch the active region away from a region that fails its health probes.
-    #[arg(long)]
-    pub auto_failover: bool,
     /// Consecutive failed probes of the active region before switching.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub failover_after: u32,
     /// Also switch back to the primary once it has answered --failback-after probes in a row.
-    #[arg(long, requires = "auto_failover")]
+    #[arg(long)]
     pub auto_failback: bool,
     /// Consecutive healthy probes of the primary before failing back (with --auto-failback).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -42,8 +41,34 @@ impl WatchArgs {
     }
 }
 
-/// Probes `regions` through the edge at `edge` forever, switching `active` by the rule.
+/// Where the active region is kept, as the watcher reads and switches it.
+pub trait ActiveStore: Send + Sync {
+    /// The current value (`None`: the primary).
+    fn get(&self) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
+    /// Sets (`Some`) or clears (`None`) the value.
+    fn set(&self, region: Option<&str>) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The local edge's own value, in the same process.
+impl ActiveStore for Arc<Active> {
+    async fn get(&self) -> anyhow::Result<Option<String>> {
+        Ok(Active::get(self))
+    }
+
+    async fn set(&self, region: Option<&str>) -> anyhow::Result<()> {
+        Active::set(self, region).map(drop).map_err(Into::into)
+    }
+}
+
+/// `tandem up --auto-failover`: [`watch`] over the local edge's value.
 pub async fn run(edge: String, regions: Vec<String>, active: Arc<Active>, args: WatchArgs) {
+    watch(edge, regions, active, args).await
+}
+
+/// Probes `regions` through the edge at `edge` forever, switching the active region in `store`
+/// by the rule. A store that cannot be read or written is logged and tried again next round:
+/// the watcher never stops on its own.
+pub async fn watch(edge: String, regions: Vec<String>, store: impl ActiveStore, args: WatchArgs) {
     let interval = Duration::from_millis(args.probe_interval_ms);
     // Probes may be a minute apart: a pooled connection the edge closed meanwhile must not
     // count as a failed probe.
@@ -59,7 +84,13 @@ pub async fn run(edge: String, regions: Vec<String>, active: Arc<Active>, args: 
         tick.tick().await;
         let probes = names.iter().map(|r| probe(&http, &edge, r));
         let healthy = futures::future::join_all(probes).await;
-        let current = active.get();
+        let current = match store.get().await {
+            Ok(current) => current,
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "the health watcher could not read the active region");
+                continue;
+            }
+        };
         let Some(decision) = watcher.observe(&names, &healthy, current.as_deref()) else {
             continue;
         };
@@ -68,8 +99,8 @@ pub async fn run(edge: String, regions: Vec<String>, active: Arc<Active>, args: 
             Decision::FailBack => None,
         };
         tracing::warn!(from = ?current, to = ?target, ?healthy, "health watcher switching the active region");
-        if let Err(err) = active.set(target) {
-            tracing::error!(error = %err, "the health watcher could not switch the active region");
+        if let Err(err) = store.set(target).await {
+            tracing::error!(error = %format!("{err:#}"), "the health watcher could not switch the active region");
         }
     }
 }
