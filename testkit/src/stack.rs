@@ -1,12 +1,12 @@
 //! The local stack as tests use it: a [`Launch`] with short edge timeouts and known secrets,
-//! and the HTTP calls the tests make to it. Each crate's tests wrap [`TestStack`] with the
-//! binary they start (`tandem-local`, `tandem`).
+//! and the HTTP calls the tests make to it. Each crate's tests name the binary they start
+//! (`tandem-local`, `tandem`) with a [`Binary`]: only they can see its `CARGO_BIN_EXE_*`.
 
 use crate::{Launch, Stack, until};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::Value;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 use tandem_local::client::ControlClient;
@@ -28,31 +28,38 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(EDGE.origin_read_timeout 
 /// How long one of the tests' requests may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running stack ([`Stack`], which it derefs to) with an HTTP client and a control client.
-pub struct TestStack {
+/// The binary a test crate starts: `const EXE: &str = env!("CARGO_BIN_EXE_<name>")`.
+pub trait Binary {
+    const EXE: &'static str;
+}
+
+/// A running stack of `B` ([`Stack`], which it derefs to) with an HTTP client and a control
+/// client. Each test crate names it once: `pub type Stack = TestStack<Tandem>;`.
+pub struct TestStack<B: Binary> {
     stack: Stack,
     /// For the requests the helpers do not make.
     pub http: Client,
     control: ControlClient,
+    binary: PhantomData<B>,
 }
 
-impl Deref for TestStack {
+impl<B: Binary> Deref for TestStack<B> {
     type Target = Stack;
     fn deref(&self) -> &Stack {
         &self.stack
     }
 }
 
-impl DerefMut for TestStack {
+impl<B: Binary> DerefMut for TestStack<B> {
     fn deref_mut(&mut self) -> &mut Stack {
         &mut self.stack
     }
 }
 
-impl TestStack {
-    /// How the tests start `exe up`: [`EDGE`], [`TOKEN`], [`SECRET`], warnings on our stderr.
-    pub fn launch(exe: impl AsRef<Path>) -> Launch {
-        let mut launch = Launch::new(exe.as_ref());
+impl<B: Binary> TestStack<B> {
+    /// How the tests start `B up`: [`EDGE`], [`TOKEN`], [`SECRET`], warnings on our stderr.
+    pub fn launch() -> Launch {
+        let mut launch = Launch::new(B::EXE);
         launch.edge = EDGE;
         launch.token = TOKEN.to_owned();
         launch.secret = SECRET.to_owned();
@@ -61,26 +68,26 @@ impl TestStack {
         launch
     }
 
-    /// `exe up` on a fresh data directory.
-    pub async fn start(exe: impl AsRef<Path>) -> TestStack {
+    /// `B up` on a fresh data directory.
+    pub async fn start() -> Self {
         let data = tempfile::tempdir().expect("a temporary directory");
-        TestStack::start_in(exe, data).await
+        Self::start_in(data).await
     }
 
-    /// `exe up` with more flags, on a fresh data directory.
-    pub async fn start_with(exe: impl AsRef<Path>, extra: &[&str]) -> TestStack {
-        let mut launch = TestStack::launch(exe);
+    /// `B up` with more flags, on a fresh data directory.
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let mut launch = Self::launch();
         launch.extra = extra.iter().map(|s| (*s).to_owned()).collect();
         let data = tempfile::tempdir().expect("a temporary directory");
-        TestStack::start_launch(launch, data).await
+        Self::start_launch(launch, data).await
     }
 
-    /// `exe up` on a data directory the test prepared.
-    pub async fn start_in(exe: impl AsRef<Path>, data: tempfile::TempDir) -> TestStack {
-        TestStack::start_launch(TestStack::launch(exe), data).await
+    /// `B up` on a data directory the test prepared.
+    pub async fn start_in(data: tempfile::TempDir) -> Self {
+        Self::start_launch(Self::launch(), data).await
     }
 
-    async fn start_launch(launch: Launch, data: tempfile::TempDir) -> TestStack {
+    async fn start_launch(launch: Launch, data: tempfile::TempDir) -> Self {
         let stack = launch
             .start_in(data)
             .await
@@ -91,6 +98,7 @@ impl TestStack {
             stack,
             http,
             control,
+            binary: PhantomData,
         }
     }
 

@@ -16,13 +16,13 @@
 //! subset of JavaScript; the code keeps to what its runtime 2.0 documents), and that the real
 //! `cloudfront` module does what its documentation says. Those need a deployed distribution.
 
-use crate::routing::{ACTIVE_REGION_KEY, api_route};
 use crate::util::{self, done, step};
 use anyhow::{Context as _, anyhow, bail, ensure};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tandem_shared::routing::{ACTIVE_REGION_KEY, api_route};
 
 /// The template and the resource whose code runs here.
 const TEMPLATE: &str = "infra/aws/cloudformation/edge.yaml";

@@ -17,11 +17,6 @@ mod function;
 /// in here rather than linking the whole local stack (the API, redb, axum…) into xtask.
 #[path = "../../infra/local/src/ports.rs"]
 mod ports;
-/// The routing rule (`api_route`, the active region's key): tandem-shared's own module, compiled
-/// in here for the CloudFront Function check, like `ports` above.
-#[path = "../../shared/src/routing.rs"]
-#[allow(dead_code)]
-mod routing;
 mod setup;
 mod templates;
 mod test;

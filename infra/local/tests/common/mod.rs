@@ -1,41 +1,18 @@
-//! The stack these tests run: `tandem-local up` through the test kit.
+//! The stack these tests run: `tandem-local` up through the test kit.
 
 #![allow(dead_code, unused_imports)]
 
-use std::ops::{Deref, DerefMut};
-pub use tandem_testkit::stack::{EAST, READ_TIMEOUT, SECRET, TOKEN, TestStack, WEST, header};
+pub use tandem_testkit::stack::{Binary, EAST, READ_TIMEOUT, SECRET, TOKEN, WEST, header};
 
 /// The binary under test.
-pub const EXE: &str = env!("CARGO_BIN_EXE_tandem-local");
+pub struct TandemLocal;
 
-/// A [`TestStack`] of `tandem-local`.
-pub struct Stack(TestStack);
-
-impl Stack {
-    pub async fn start() -> Stack {
-        Stack(TestStack::start(EXE).await)
-    }
-
-    /// A stack with more `up` flags.
-    pub async fn start_with(extra: &[&str]) -> Stack {
-        Stack(TestStack::start_with(EXE, extra).await)
-    }
-
-    /// A stack on a data directory the test prepared.
-    pub async fn start_in(data: tempfile::TempDir) -> Stack {
-        Stack(TestStack::start_in(EXE, data).await)
-    }
+impl Binary for TandemLocal {
+    const EXE: &'static str = env!("CARGO_BIN_EXE_tandem-local");
 }
 
-impl Deref for Stack {
-    type Target = TestStack;
-    fn deref(&self) -> &TestStack {
-        &self.0
-    }
-}
+/// The binary's path, for tests that run its other commands.
+pub const EXE: &str = TandemLocal::EXE;
 
-impl DerefMut for Stack {
-    fn deref_mut(&mut self) -> &mut TestStack {
-        &mut self.0
-    }
-}
+/// A stack of `tandem-local`, with the test kit's helpers.
+pub type Stack = tandem_testkit::stack::TestStack<TandemLocal>;
