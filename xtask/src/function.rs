@@ -613,14 +613,6 @@ fn substitute(text: &str, parameters: &BTreeMap<String, String>) -> anyhow::Resu
 mod tests {
     use super::*;
 
-    /// The check alone, without the rest of `cargo xtask test`:
-    /// `cargo test -p xtask cloudfront_function -- --ignored`.
-    #[test]
-    #[ignore = "needs Node.js; `cargo xtask test` runs it"]
-    fn cloudfront_function_routes_as_the_table_says() {
-        run().unwrap();
-    }
-
     const SAMPLE: &str = "\
 Parameters:
   PrimaryRegion:
