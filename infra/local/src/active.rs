@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use tandem_shared::routing::ACTIVE_REGION_KEY;
 
 /// The active region's value, and where it is kept.
@@ -15,6 +15,9 @@ pub struct Active {
     path: PathBuf,
     regions: Vec<String>,
     value: RwLock<Option<String>>,
+    /// Serialises switches, so that the file and the value agree, without making the edge's
+    /// readers wait on a switch's fsync (a slow or stalled disk would stall every request).
+    switching: Mutex<()>,
 }
 
 /// Why a switch was refused.
@@ -48,6 +51,7 @@ impl Active {
             path,
             regions: regions.to_vec(),
             value: RwLock::new(value),
+            switching: Mutex::new(()),
         })
     }
 
@@ -63,14 +67,15 @@ impl Active {
         {
             return Err(SwitchError::UnknownRegion(r.to_owned()));
         }
-        let mut value = self.value.write().unwrap_or_else(|e| e.into_inner());
+        let _switching = self.switching.lock().unwrap_or_else(|e| e.into_inner());
         self.save(region).map_err(SwitchError::Io)?;
-        *value = region.map(str::to_owned);
+        let now = region.map(str::to_owned);
+        *self.value.write().unwrap_or_else(|e| e.into_inner()) = now.clone();
         tracing::warn!(
             active = region.unwrap_or("(primary)"),
             "active region switched"
         );
-        Ok(value.clone())
+        Ok(now)
     }
 
     fn save(&self, region: Option<&str>) -> anyhow::Result<()> {
