@@ -7,8 +7,11 @@
 //! - [`deploy`]: `tandem deploy` and `tandem destroy`: the plan, the stacks, the console upload.
 //! - [`sdk`]: SDK clients, and the S3, CloudFront and DynamoDB chores around the stacks.
 //! - [`stack`]: CloudFormation create/update/delete with progress.
+//! - [`watcher`]: the health watcher as a scheduled Lambda function (binary `tandem-watcher`),
+//!   switching the active region in the KeyValueStore.
 
 pub mod active;
 pub mod deploy;
 pub mod sdk;
 pub mod stack;
+pub mod watcher;

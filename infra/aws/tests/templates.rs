@@ -30,7 +30,8 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/data.yam
 const REGION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/region.yaml");
 const EDGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/edge.yaml");
 const FIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/fis.yaml");
-const ALL: [&str; 4] = [DATA, REGION, EDGE, FIS];
+const WATCHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/watcher.yaml");
+const ALL: [&str; 5] = [DATA, REGION, EDGE, FIS, WATCHER];
 
 /// Managed cache and origin-request policies (ids are global constants).
 const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
@@ -1158,5 +1159,95 @@ fn fis_experiments_target_the_primary_function_and_the_table() {
     assert_eq!(
         str_of(field(table_target, "ResourceType")),
         "aws:dynamodb:global-table"
+    );
+}
+
+#[test]
+fn watcher_sets_what_the_function_reads_and_runs_one_at_a_time() {
+    use clap::CommandFactory as _;
+    let watcher = load(WATCHER);
+    let function = props(&watcher, "Function");
+    // Every variable the template sets is one the function reads, and the reverse: the names
+    // come from the function's own configuration (clap's `env`), not from a copy here.
+    let set: BTreeSet<String> = field(field(function, "Environment"), "Variables")
+        .as_mapping()
+        .expect("Variables")
+        .keys()
+        .map(|k| str_of(k).to_owned())
+        .filter(|k| k != "RUST_LOG")
+        .collect();
+    let read: BTreeSet<String> = tandem_aws::watcher::WatcherConfig::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(set, read);
+
+    // One invocation at a time, each ending before the next minute's starts, and long enough
+    // for rounds at the longest probe interval plus the 2 s it keeps to answer.
+    assert_eq!(u64_of(field(function, "ReservedConcurrentExecutions")), 1);
+    let timeout = u64_of(field(function, "Timeout"));
+    assert!(
+        timeout < 60,
+        "Timeout {timeout} s overlaps the next scheduled run"
+    );
+    let longest = u64_of(field(param(&watcher, "ProbeIntervalMs"), "MaxValue"));
+    assert!(
+        timeout * 1000 >= 2 * longest + 2000,
+        "{timeout} s holds too few rounds"
+    );
+    let rule = props(&watcher, "Schedule");
+    assert_eq!(str_of(field(rule, "ScheduleExpression")), "rate(1 minute)");
+    let permission = props(&watcher, "SchedulePermission");
+    assert_eq!(
+        str_of(field(permission, "Principal")),
+        "events.amazonaws.com"
+    );
+    let rule_arn: Value = serde_norway::from_str("Fn::GetAtt: [Schedule, Arn]").unwrap();
+    assert_eq!(field(permission, "SourceArn"), &rule_arn);
+
+    // The role may read and switch the one store and write its own logs, nothing else.
+    let statements = iam_statements(&watcher);
+    let actions: BTreeSet<String> = statements
+        .iter()
+        .flat_map(|(_, s)| one_or_many(field(s, "Action")))
+        .map(|a| str_of(a).to_owned())
+        .collect();
+    let expected = expected_set(&[
+        "cloudfront-keyvaluestore:DescribeKeyValueStore",
+        "cloudfront-keyvaluestore:GetKey",
+        "cloudfront-keyvaluestore:PutKey",
+        "cloudfront-keyvaluestore:DeleteKey",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ]);
+    assert_eq!(actions, expected);
+    let kvs = statements
+        .iter()
+        .find(|(_, s)| {
+            one_or_many(field(s, "Action"))
+                .iter()
+                .any(|a| str_of(a) == "cloudfront-keyvaluestore:PutKey")
+        })
+        .map(|(_, s)| field(s, "Resource"))
+        .unwrap();
+    assert_eq!(ref_to(kvs), Some("KeyValueStoreArn"));
+
+    // Failing and not running at all are both alarms on the function.
+    for (alarm, metric) in [
+        ("ErrorsAlarm", "Errors"),
+        ("NotRunningAlarm", "Invocations"),
+    ] {
+        let alarm = props(&watcher, alarm);
+        assert_eq!(str_of(field(alarm, "MetricName")), metric);
+        let dimension = &seq(field(alarm, "Dimensions"))[0];
+        assert_eq!(ref_to(field(dimension, "Value")), Some("Function"));
+    }
+    assert_eq!(
+        str_of(field(
+            props(&watcher, "NotRunningAlarm"),
+            "TreatMissingData"
+        )),
+        "breaching"
     );
 }

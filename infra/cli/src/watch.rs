@@ -42,24 +42,6 @@ impl ActiveStore for Control {
     }
 }
 
-/// The active region in the edge's CloudFront KeyValueStore.
-struct KeyValueStore {
-    client: aws_sdk_cloudfrontkeyvaluestore::Client,
-    arn: String,
-}
-
-impl ActiveStore for KeyValueStore {
-    async fn get(&self) -> anyhow::Result<Option<String>> {
-        tandem_aws::active::get(&self.client, &self.arn).await
-    }
-
-    async fn set(&self, region: Option<&str>) -> anyhow::Result<()> {
-        tandem_aws::active::set(&self.client, &self.arn, region)
-            .await
-            .map(drop)
-    }
-}
-
 /// `tandem watch`.
 pub async fn run(args: WatchCommandArgs) -> anyhow::Result<()> {
     tandem_api::cli::init_tracing(false);
@@ -73,7 +55,7 @@ pub async fn run(args: WatchCommandArgs) -> anyhow::Result<()> {
             "watching {regions:?} through {endpoint}; switching {} after ~{window:?}",
             store.arn
         );
-        let kvs = KeyValueStore {
+        let kvs = tandem_aws::watcher::KeyValueStore {
             client: aws.keyvaluestore(),
             arn: store.arn,
         };

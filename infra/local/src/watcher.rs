@@ -5,25 +5,27 @@
 //! watch` runs the same loop against a stack's control API or CloudFront's KeyValueStore.
 
 use crate::active::Active;
+use anyhow::Context as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_shared::watch::{Decision, WatchRule, Watcher};
 
-/// Flags of the watcher (`tandem up --auto-failover`, `tandem watch`).
+/// Flags of the watcher (`tandem up --auto-failover`, `tandem watch`, `tandem deploy
+/// --auto-failover`), also read from the environment: the AWS watcher's Lambda gets them there.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct WatchArgs {
     /// Consecutive failed probes of the active region before switching.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, env = "TANDEM_FAILOVER_AFTER", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub failover_after: u32,
     /// Also switch back to the primary once it has answered --failback-after probes in a row.
-    #[arg(long)]
+    #[arg(long, env = "TANDEM_AUTO_FAILBACK")]
     pub auto_failback: bool,
     /// Consecutive healthy probes of the primary before failing back (with --auto-failback).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "TANDEM_FAILBACK_AFTER", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub failback_after: u32,
     /// Milliseconds between probe rounds; a probe not answered within it counts as failed.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    #[arg(long, env = "TANDEM_PROBE_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub probe_interval_ms: u64,
 }
 
@@ -69,47 +71,102 @@ pub async fn run(edge: String, regions: Vec<String>, active: Arc<Active>, args: 
 /// by the rule. A store that cannot be read or written is logged and tried again next round:
 /// the watcher never stops on its own.
 pub async fn watch(edge: String, regions: Vec<String>, store: impl ActiveStore, args: WatchArgs) {
-    let interval = Duration::from_millis(args.probe_interval_ms);
-    // Probes may be a minute apart: a pooled connection the edge closed meanwhile must not
-    // count as a failed probe.
-    let Ok(http) = crate::client::http_client(interval) else {
-        tracing::error!("the health watcher could not build an HTTP client");
-        return;
+    let mut probes = match Probes::new(edge, regions, args) {
+        Ok(probes) => probes,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "the health watcher could not start");
+            return;
+        }
     };
-    let names: Vec<&str> = regions.iter().map(String::as_str).collect();
-    let mut watcher = Watcher::new(args.rule());
-    let mut tick = tokio::time::interval(interval);
+    let mut tick = tokio::time::interval(probes.interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let probes = names.iter().map(|r| probe(&http, &edge, r));
-        let healthy = futures::future::join_all(probes).await;
-        let current = match store.get().await {
-            Ok(current) => current,
-            Err(err) => {
-                tracing::error!(error = %format!("{err:#}"), "the health watcher could not read the active region");
-                continue;
-            }
-        };
-        let Some(decision) = watcher.observe(&names, &healthy, current.as_deref()) else {
-            continue;
-        };
-        let target = match &decision {
-            Decision::SwitchTo(r) => Some(r.as_str()),
-            Decision::FailBack => None,
-        };
-        tracing::warn!(from = ?current, to = ?target, ?healthy, "health watcher switching the active region");
-        if let Err(err) = store.set(target).await {
-            tracing::error!(error = %format!("{err:#}"), "the health watcher could not switch the active region");
+        if let Err(err) = probes.round(&store).await {
+            tracing::error!(error = %format!("{err:#}"), "health watcher round");
         }
     }
 }
 
-/// Whether `region` answers its health check with a 2xx through the edge within the interval.
-async fn probe(http: &reqwest::Client, edge: &str, region: &str) -> bool {
-    let url = format!("{edge}/region/{region}/api/health");
-    http.get(url)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
+/// The watcher between rounds: what it probes, and the rule's memory. The AWS watcher (a
+/// scheduled Lambda) keeps one across the invocations an execution environment serves.
+pub struct Probes {
+    http: reqwest::Client,
+    edge: String,
+    regions: Vec<String>,
+    interval: Duration,
+    watcher: Watcher,
+}
+
+/// What one round saw and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Round {
+    /// Whether each region (primary first) answered its probe with a 2xx.
+    pub healthy: Vec<bool>,
+    /// The active region before the round (`None`: the primary).
+    pub active: Option<String>,
+    /// The switch made, if any: `Some(None)` is a fail-back to the primary.
+    pub switched: Option<Option<String>>,
+}
+
+impl Probes {
+    pub fn new(edge: String, regions: Vec<String>, args: WatchArgs) -> anyhow::Result<Probes> {
+        let interval = Duration::from_millis(args.probe_interval_ms);
+        Ok(Probes {
+            // Probes may be a minute apart: a pooled connection the edge closed meanwhile
+            // must not count as a failed probe.
+            http: crate::client::http_client(interval)?,
+            edge: edge.trim_end_matches('/').to_owned(),
+            regions,
+            interval,
+            watcher: Watcher::new(args.rule()),
+        })
+    }
+
+    /// Time between rounds; a probe not answered within it counts as failed.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Probes every region, reads the active region and switches it when the rule says so.
+    /// An error means the store could not be read or written: nothing was switched.
+    pub async fn round(&mut self, store: &impl ActiveStore) -> anyhow::Result<Round> {
+        let probes = self.regions.iter().map(|r| self.probe(r));
+        let healthy = futures::future::join_all(probes).await;
+        let active = store.get().await.context("reading the active region")?;
+        let names: Vec<&str> = self.regions.iter().map(String::as_str).collect();
+        let mut round = Round {
+            healthy,
+            active,
+            switched: None,
+        };
+        let Some(decision) = self
+            .watcher
+            .observe(&names, &round.healthy, round.active.as_deref())
+        else {
+            return Ok(round);
+        };
+        let target = match &decision {
+            Decision::SwitchTo(r) => Some(r.clone()),
+            Decision::FailBack => None,
+        };
+        tracing::warn!(from = ?round.active, to = ?target, healthy = ?round.healthy, "health watcher switching the active region");
+        store
+            .set(target.as_deref())
+            .await
+            .with_context(|| format!("switching the active region to {target:?}"))?;
+        round.switched = Some(target);
+        Ok(round)
+    }
+
+    /// Whether `region` answers its health check with a 2xx through the edge within the
+    /// interval.
+    async fn probe(&self, region: &str) -> bool {
+        let url = format!("{}/region/{region}/api/health", self.edge);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
 }

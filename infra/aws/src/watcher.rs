@@ -1,0 +1,147 @@
+//! The health watcher on AWS (SPEC §6, automatic switching): a Lambda function in the secondary
+//! region (`watcher.yaml`, stack `<prefix>-watcher`, made by `tandem deploy --auto-failover`)
+//! that an EventBridge rule runs every minute. Each invocation probes `/region/<r>/api/health`
+//! through the distribution every probe interval until its time is nearly up, with the same
+//! loop and rule as `tandem up --auto-failover` ([`tandem_local::watcher::Probes`]), and
+//! switches key `active_region` of the edge's KeyValueStore.
+//!
+//! The rule's memory (consecutive failures) lives in the execution environment, so it carries
+//! across warm invocations; a cold start counts from zero again. Reserved concurrency 1 keeps
+//! two invocations from racing each other. An invocation that could not read or write the
+//! store fails, which Lambda's `Errors` metric (and the stack's alarm on it) shows.
+
+use crate::active;
+use crate::sdk::Aws;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tandem_local::watcher::{ActiveStore, Probes, Round, WatchArgs};
+use tokio::sync::Mutex;
+
+/// What the function is told, by environment variables (the stack sets them).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "tandem-watcher",
+    version,
+    about = "Tandem's health watcher, as a Lambda function"
+)]
+pub struct WatcherConfig {
+    /// The distribution, `https://<domain>`: probes go through it, as users' requests do.
+    #[arg(long, env = "TANDEM_ENDPOINT")]
+    pub endpoint: String,
+    /// The edge's KeyValueStore, which holds the active region.
+    #[arg(long, env = "TANDEM_KVS_ARN")]
+    pub kvs_arn: String,
+    /// The regions behind the edge, primary first.
+    #[arg(long, env = "TANDEM_REGIONS", value_delimiter = ',', num_args = 2)]
+    pub regions: Vec<String>,
+    #[command(flatten)]
+    pub rule: WatchArgs,
+}
+
+/// Time kept free at the end of an invocation, to answer the runtime before its deadline.
+const MARGIN: Duration = Duration::from_secs(2);
+
+/// The active region in the edge's CloudFront KeyValueStore.
+pub struct KeyValueStore {
+    pub client: aws_sdk_cloudfrontkeyvaluestore::Client,
+    pub arn: String,
+}
+
+impl ActiveStore for KeyValueStore {
+    async fn get(&self) -> anyhow::Result<Option<String>> {
+        active::get(&self.client, &self.arn).await
+    }
+
+    async fn set(&self, region: Option<&str>) -> anyhow::Result<()> {
+        active::set(&self.client, &self.arn, region).await.map(drop)
+    }
+}
+
+/// What one invocation saw and did: its answer, and its log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Invocation {
+    pub rounds: u32,
+    /// Failed probes per region, primary first.
+    pub failed_probes: Vec<u32>,
+    /// The active region at the last round that could read it (`None`: the primary).
+    pub active: Option<String>,
+    /// Switches made, in order (`null`: back to the primary).
+    pub switched: Vec<Option<String>>,
+}
+
+impl Invocation {
+    fn add(&mut self, round: Round) {
+        self.rounds += 1;
+        self.failed_probes.resize(round.healthy.len(), 0);
+        for (failed, healthy) in self.failed_probes.iter_mut().zip(&round.healthy) {
+            *failed += u32::from(!healthy);
+        }
+        self.active = match round.switched {
+            Some(to) => {
+                self.switched.push(to.clone());
+                to
+            }
+            None => round.active,
+        };
+    }
+}
+
+/// Probe rounds, one per interval, while a whole round still fits before `deadline`. Fails
+/// when any round could not read or write the store (the rounds that could still count).
+pub async fn invoke(
+    probes: &mut Probes,
+    store: &impl ActiveStore,
+    deadline: SystemTime,
+) -> anyhow::Result<Invocation> {
+    let interval = probes.interval();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut done = Invocation::default();
+    let mut errors = Vec::new();
+    loop {
+        tick.tick().await;
+        if SystemTime::now() + interval + MARGIN > deadline {
+            break;
+        }
+        match probes.round(store).await {
+            Ok(round) => done.add(round),
+            Err(err) => errors.push(format!("{err:#}")),
+        }
+    }
+    tracing::info!(?done, errors = errors.len(), "health watcher invocation");
+    match errors.last() {
+        None => Ok(done),
+        Some(last) => Err(anyhow::anyhow!(
+            "{} of {} rounds could not use the active region's store (last: {last}); {done:?}",
+            errors.len(),
+            errors.len() as u32 + done.rounds
+        )),
+    }
+}
+
+/// The function's main: serves scheduled events until the runtime stops it.
+pub async fn run(config: WatcherConfig) -> anyhow::Result<()> {
+    tandem_api::cli::init_tracing(true);
+    let aws = Aws::load().await;
+    let store = Arc::new(KeyValueStore {
+        client: aws.keyvaluestore(),
+        arn: config.kvs_arn.clone(),
+    });
+    let probes = Probes::new(config.endpoint.clone(), config.regions.clone(), config.rule)?;
+    tracing::info!(endpoint = %config.endpoint, kvs = %config.kvs_arn, regions = ?config.regions, window = ?config.rule.window(), "health watcher init");
+    let probes = Arc::new(Mutex::new(probes));
+    let handler = lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let (probes, store) = (probes.clone(), store.clone());
+            async move {
+                let mut probes = probes.lock().await;
+                invoke(&mut probes, store.as_ref(), event.context.deadline())
+                    .await
+                    .map_err(|e| lambda_runtime::Error::from(format!("{e:#}")))
+            }
+        },
+    );
+    lambda_runtime::run(handler)
+        .await
+        .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
+}
