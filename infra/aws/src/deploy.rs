@@ -26,31 +26,76 @@ use std::sync::LazyLock;
 use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
 
 /// The templates, built into the binary so that `tandem` deploys from anywhere.
-const BUILT_IN: [(&str, &str); 3] = [
+const BUILT_IN: [(&str, &str); 4] = [
     ("data.yaml", include_str!("../cloudformation/data.yaml")),
     ("region.yaml", include_str!("../cloudformation/region.yaml")),
     ("edge.yaml", include_str!("../cloudformation/edge.yaml")),
+    (
+        "watcher.yaml",
+        include_str!("../cloudformation/watcher.yaml"),
+    ),
 ];
 
-/// The Lambda's binary and where `cargo lambda build --lambda-dir target/lambda` puts its zip.
-const FUNCTION_BIN: &str = "tandem-api";
-const ZIP_IN_WORKSPACE: &str = "target/lambda/tandem-api/bootstrap.zip";
-/// What cargo lambda is asked to build (the region template runs arm64 on provided.al2023).
-/// `--package` keeps the features that only `tandem` needs (the SDK's SSO login, for one) out
-/// of the function: with `--bin` alone, cargo resolves features for every default member.
-const BUILD_ARGS: [&str; 11] = [
-    "lambda",
-    "build",
-    "--release",
-    "--arm64",
-    "--output-format",
-    "zip",
-    "--package",
-    FUNCTION_BIN,
-    "--bin",
-    FUNCTION_BIN,
-    "--lambda-dir",
-];
+/// A Lambda function deploy builds and uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    /// The regional API (`tandem-api`), in both regions.
+    Api,
+    /// The health watcher (`tandem-watcher`, with `--auto-failover`), in the secondary region.
+    Watcher,
+}
+
+impl Function {
+    /// The package and binary cargo lambda builds; also the folder of its zip's key.
+    fn package_and_bin(self) -> (&'static str, &'static str) {
+        match self {
+            Function::Api => ("tandem-api", "tandem-api"),
+            Function::Watcher => ("tandem-aws", "tandem-watcher"),
+        }
+    }
+
+    fn bin(self) -> &'static str {
+        self.package_and_bin().1
+    }
+
+    /// The regions (indexes, 0 = primary) whose code bucket gets this function's zip.
+    fn regions(self) -> &'static [usize] {
+        match self {
+            Function::Api => &[0, 1],
+            Function::Watcher => &[1],
+        }
+    }
+
+    /// What cargo lambda is asked to build (the templates run arm64 on provided.al2023).
+    /// `--package` keeps the features that only `tandem` needs (the SDK's SSO login, for one)
+    /// out of the API function: with `--bin` alone, cargo resolves features for every default
+    /// member.
+    fn build_args(self) -> [&'static str; 11] {
+        let (package, bin) = self.package_and_bin();
+        [
+            "lambda",
+            "build",
+            "--release",
+            "--arm64",
+            "--output-format",
+            "zip",
+            "--package",
+            package,
+            "--bin",
+            bin,
+            "--lambda-dir",
+        ]
+    }
+
+    /// Where `cargo lambda build --lambda-dir target/lambda` puts the zip.
+    fn zip_in_workspace(self) -> String {
+        format!("target/lambda/{}/bootstrap.zip", self.bin())
+    }
+}
+
+/// The longest probe interval the watcher's stack takes (its `ProbeIntervalMs` MaxValue):
+/// an invocation of at most 55 s must hold at least two rounds.
+pub const WATCHER_MAX_PROBE_INTERVAL_MS: u64 = 20_000;
 const LAMBDA_TARGET: &str = "aarch64-unknown-linux-gnu";
 /// The executable the provided.al2023 runtime starts: it must sit at the zip's root.
 const BOOTSTRAP: &str = "bootstrap";
@@ -140,6 +185,7 @@ impl StackArgs {
             Role::Data => format!("{}-data", self.prefix),
             Role::Region(_) => format!("{}-region", self.prefix),
             Role::Edge => edge_stack_name(&self.prefix),
+            Role::Watcher => format!("{}-watcher", self.prefix),
         }
     }
 
@@ -171,6 +217,24 @@ pub struct DeployArgs {
     /// Origins allowed to call the API from other web apps (the region stacks' CorsOrigins).
     #[arg(long, value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    #[command(flatten)]
+    pub watcher: WatcherDeployArgs,
+}
+
+/// `tandem deploy --auto-failover`: the health watcher as a Lambda function in the secondary
+/// region (stack <prefix>-watcher, watcher.yaml), switching the active region on its own.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Automatic failover (SPEC §6)")]
+pub struct WatcherDeployArgs {
+    /// Deploy (or update) the health watcher, run every minute in the secondary region.
+    #[arg(long)]
+    pub auto_failover: bool,
+    /// The watcher's zip (the tandem-watcher binary named bootstrap at its root) instead of
+    /// building it; required with --auto-failover and --lambda-zip.
+    #[arg(long, requires = "auto_failover")]
+    pub watcher_zip: Option<PathBuf>,
+    #[command(flatten)]
+    pub rule: tandem_local::watcher::WatchArgs,
 }
 
 /// `tandem destroy` flags.
@@ -197,6 +261,8 @@ pub enum Role {
     /// Index into the regions (0 = primary).
     Region(usize),
     Edge,
+    /// The health watcher, in the secondary region (with `--auto-failover`).
+    Watcher,
 }
 
 /// A template, its source, and what deploy needs to know about it.
@@ -276,10 +342,12 @@ pub enum Value {
     Text(String),
     /// An output of an earlier stack.
     Output(Role, &'static str),
+    /// `https://` and an output of an earlier stack.
+    Https(Role, &'static str),
     /// The code bucket of region `n` (named after the account).
     CodeBucket(usize),
-    /// The zip's key (named after its hash).
-    CodeKey,
+    /// A function zip's key (named after its hash).
+    CodeKey(Function),
 }
 
 impl Value {
@@ -307,7 +375,7 @@ pub struct ConsoleFile {
     pub size: u64,
 }
 
-/// Where the Lambda zip comes from.
+/// Where a Lambda zip comes from.
 #[derive(Debug, Clone)]
 pub enum Zip {
     /// Built by cargo lambda in this workspace.
@@ -319,14 +387,14 @@ pub enum Zip {
 impl Zip {
     /// The given zip, read and checked now (so that `--dry-run` catches a bad one), or the
     /// build in the checkout around the current directory.
-    fn locate(given: Option<&Path>) -> anyhow::Result<Zip> {
+    fn locate(function: Function, given: Option<&Path>) -> anyhow::Result<Zip> {
         match given {
             Some(path) => Ok(Zip::Given {
                 path: path.to_owned(),
-                key: code_key(&read_zip(path)?),
+                key: code_key(function, &read_zip(path)?),
             }),
             None => Ok(Zip::Build {
-                workspace: current_workspace()?,
+                workspace: current_workspace(function)?,
             }),
         }
     }
@@ -340,10 +408,10 @@ impl Zip {
     }
 
     /// The zip itself: read again when given (it is uploaded as it is now), built otherwise.
-    async fn bytes(&self, progress: &Progress) -> anyhow::Result<Vec<u8>> {
+    async fn bytes(&self, function: Function, progress: &Progress) -> anyhow::Result<Vec<u8>> {
         let path = match self {
             Zip::Given { path, .. } => path.clone(),
-            Zip::Build { workspace } => build_zip(workspace, progress).await?,
+            Zip::Build { workspace } => build_zip(function, workspace, progress).await?,
         };
         read_zip(&path)
     }
@@ -356,17 +424,20 @@ pub struct Plan {
     pub regions: [String; 2],
     pub templates: BTreeMap<&'static str, Template>,
     pub stacks: Vec<StackPlan>,
-    pub zip: Zip,
+    /// The functions' zips: the API's, and the watcher's with `--auto-failover`.
+    pub code: BTreeMap<Function, Zip>,
+    /// The health watcher's rule, with `--auto-failover`.
+    pub watcher: Option<tandem_local::watcher::WatchArgs>,
     pub console_dir: PathBuf,
     pub console: Vec<ConsoleFile>,
 }
 
-/// The S3 key of a zip: its content hash, so that a new build is a new key (which is what makes
+/// The S3 key of a function's zip: its content hash, so that a new build is a new key (which is what makes
 /// CloudFormation update the function) and an unchanged build uploads and changes nothing.
-pub fn code_key(zip: &[u8]) -> String {
+pub fn code_key(function: Function, zip: &[u8]) -> String {
     let digest = sha2::Sha256::digest(zip);
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{FUNCTION_BIN}/{hex}.zip")
+    format!("{}/{hex}.zip", function.bin())
 }
 
 /// Refuses anything that is not a zip with a `bootstrap` entry at its root: Lambda would only
@@ -514,21 +585,49 @@ fn human_size(bytes: u64) -> String {
 }
 
 /// The checkout around the current directory: cargo lambda builds the function there.
-fn current_workspace() -> anyhow::Result<PathBuf> {
+fn current_workspace(function: Function) -> anyhow::Result<PathBuf> {
     let cwd = std::env::current_dir()?;
+    let flag = match function {
+        Function::Api => "--lambda-zip",
+        Function::Watcher => "--watcher-zip",
+    };
     workspace_root(&cwd).ok_or_else(|| {
         anyhow!(
             "{} is not inside the Tandem checkout, so there is nothing to build: \
-             run tandem deploy from the checkout, or pass --lambda-zip",
+             run tandem deploy from the checkout, or pass {flag}",
             cwd.display()
         )
     })
 }
 
-/// data.yaml, region.yaml and edge.yaml: from `dir`, or the copies built into tandem.
-fn load_templates(dir: Option<&Path>) -> anyhow::Result<BTreeMap<&'static str, Template>> {
+/// The zips to deploy, each given (`--lambda-zip`, `--watcher-zip`) or built in the checkout.
+fn locate_code(args: &DeployArgs) -> anyhow::Result<BTreeMap<Function, Zip>> {
+    let api = Zip::locate(Function::Api, args.lambda_zip.as_deref())?;
+    let mut code = BTreeMap::from([(Function::Api, api)]);
+    let watcher = &args.watcher;
+    if watcher.auto_failover {
+        let interval = watcher.rule.probe_interval_ms;
+        if interval > WATCHER_MAX_PROBE_INTERVAL_MS {
+            bail!(
+                "--probe-interval-ms {interval}: the watcher on AWS takes at most \
+                 {WATCHER_MAX_PROBE_INTERVAL_MS} (each run lasts under a minute)"
+            );
+        }
+        let zip = Zip::locate(Function::Watcher, watcher.watcher_zip.as_deref())?;
+        code.insert(Function::Watcher, zip);
+    }
+    Ok(code)
+}
+
+/// The templates the plan uses (watcher.yaml only with `--auto-failover`): from `dir`, or the
+/// copies built into tandem.
+fn load_templates(
+    dir: Option<&Path>,
+    watcher: bool,
+) -> anyhow::Result<BTreeMap<&'static str, Template>> {
     BUILT_IN
         .iter()
+        .filter(|(file, _)| watcher || *file != "watcher.yaml")
         .map(|(file, _)| Ok((*file, Template::load(file, dir)?)))
         .collect()
 }
@@ -548,7 +647,7 @@ fn stack_plans(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<StackPl
         region: region.to_owned(),
         parameters,
     };
-    vec![
+    let mut stacks = vec![
         stack(
             Role::Data,
             primary,
@@ -567,7 +666,14 @@ fn stack_plans(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<StackPl
         // The edge reads the secret's origin_secret through a dynamic reference, which
         // resolves in the stack's own region: the primary, where the secret lives.
         stack(Role::Edge, primary, edge_parameters(primary, secondary)),
-    ]
+    ];
+    // The watcher needs the edge's store and domain, so it comes last; it runs where it is
+    // needed when the primary is down.
+    if args.watcher.auto_failover {
+        let parameters = watcher_parameters(names, &args.watcher, primary, secondary);
+        stacks.push(stack(Role::Watcher, secondary, parameters));
+    }
+    stacks
 }
 
 fn parameters<const N: usize>(pairs: [(&str, Value); N]) -> Vec<(String, Value)> {
@@ -594,7 +700,7 @@ fn region_parameters(index: usize, cors_origins: &[String]) -> Vec<(String, Valu
         ("TableName", Value::Output(Role::Data, "TableName")),
         ("SecretName", Value::Output(Role::Data, "SecretName")),
         ("CodeBucket", Value::CodeBucket(index)),
-        ("CodeKey", Value::CodeKey),
+        ("CodeKey", Value::CodeKey(Function::Api)),
     ]);
     // Without the flag, the template's default (no other web app may call the API) applies.
     if !cors_origins.is_empty() {
@@ -623,13 +729,48 @@ fn edge_parameters(primary: &str, secondary: &str) -> Vec<(String, Value)> {
     ])
 }
 
+/// watcher.yaml: what to probe, the store to switch, the rule, and the code in the secondary
+/// region's bucket.
+fn watcher_parameters(
+    names: &StackArgs,
+    watcher: &WatcherDeployArgs,
+    primary: &str,
+    secondary: &str,
+) -> Vec<(String, Value)> {
+    let rule = &watcher.rule;
+    parameters([
+        ("FunctionName", Value::Text(names.stack(Role::Watcher))),
+        ("CodeBucket", Value::CodeBucket(1)),
+        ("CodeKey", Value::CodeKey(Function::Watcher)),
+        ("Endpoint", Value::Https(Role::Edge, DISTRIBUTION_DOMAIN)),
+        (
+            "KeyValueStoreArn",
+            Value::Output(Role::Edge, KVS_ARN_OUTPUT),
+        ),
+        ("Regions", Value::Text(format!("{primary},{secondary}"))),
+        (
+            "FailoverAfter",
+            Value::Text(rule.failover_after.to_string()),
+        ),
+        (
+            "ProbeIntervalMs",
+            Value::Text(rule.probe_interval_ms.to_string()),
+        ),
+        ("AutoFailback", Value::Text(rule.auto_failback.to_string())),
+        (
+            "FailbackAfter",
+            Value::Text(rule.failback_after.to_string()),
+        ),
+    ])
+}
+
 impl Plan {
     /// The plan for `args`: reads the templates, lists the console files and hashes a given
     /// zip. Everything that can be checked without AWS is checked here, for `--dry-run` too.
     pub fn new(args: &DeployArgs) -> anyhow::Result<Plan> {
         let (primary, secondary) = args.stacks.check()?;
-        let templates = load_templates(args.templates.as_deref())?;
-        let zip = Zip::locate(args.lambda_zip.as_deref())?;
+        let templates = load_templates(args.templates.as_deref(), args.watcher.auto_failover)?;
+        let code = locate_code(args)?;
         let console = console_files(&args.console_dir)?;
         let stacks = stack_plans(args, &primary, &secondary);
         let plan = Plan {
@@ -637,7 +778,8 @@ impl Plan {
             regions: [primary, secondary],
             templates,
             stacks,
-            zip,
+            code,
+            watcher: args.watcher.auto_failover.then_some(args.watcher.rule),
             console_dir: args.console_dir.clone(),
             console,
         };
@@ -650,6 +792,7 @@ impl Plan {
             Role::Data => "data.yaml",
             Role::Region(_) => "region.yaml",
             Role::Edge => "edge.yaml",
+            Role::Watcher => "watcher.yaml",
         };
         &self.templates[file]
     }
@@ -674,7 +817,7 @@ impl Plan {
                         template.source
                     );
                 }
-                if let Value::Output(role, output) = value {
+                if let Value::Output(role, output) | Value::Https(role, output) = value {
                     read.push((*role, output));
                 }
             }
@@ -702,20 +845,42 @@ impl Plan {
         &self.regions[0]
     }
 
-    fn describe_value(&self, value: &Value, account: Option<&str>, key: Option<&str>) -> String {
+    /// A value as the dry run shows it, or as deploy passes it once `account` and the zips'
+    /// `keys` are known.
+    fn describe_value(
+        &self,
+        value: &Value,
+        account: Option<&str>,
+        keys: &BTreeMap<Function, String>,
+    ) -> String {
         match value {
             Value::Text(t) => t.clone(),
             Value::Output(role, output) => {
                 let stack = self.stack(*role);
                 format!("<output {output} of {} in {}>", stack.name, stack.region)
             }
+            Value::Https(role, output) => {
+                format!(
+                    "https://{}",
+                    self.describe_value(&Value::Output(*role, output), account, keys)
+                )
+            }
             Value::CodeBucket(i) => self
                 .args
                 .code_bucket(account.unwrap_or("<account-id>"), &self.regions[*i]),
-            Value::CodeKey => key
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("{FUNCTION_BIN}/<sha256 of the built zip>.zip")),
+            Value::CodeKey(function) => keys
+                .get(function)
+                .cloned()
+                .unwrap_or_else(|| format!("{}/<sha256 of the built zip>.zip", function.bin())),
         }
+    }
+
+    /// The keys of the zips that were given (built ones are known only after the build).
+    fn known_keys(&self) -> BTreeMap<Function, String> {
+        self.code
+            .iter()
+            .filter_map(|(f, zip)| Some((*f, zip.known_key()?.to_owned())))
+            .collect()
     }
 
     /// The plan as text: what `--dry-run` prints.
@@ -743,31 +908,42 @@ impl Plan {
 
     /// Where the function zip comes from, and where it goes.
     fn render_code(&self, script: &mut Script) {
-        match &self.zip {
+        for (function, zip) in &self.code {
+            self.render_function(script, *function, zip);
+        }
+    }
+
+    /// Where one function's zip comes from, and where it goes.
+    fn render_function(&self, script: &mut Script, function: Function, zip: &Zip) {
+        let what = match function {
+            Function::Api => "the function",
+            Function::Watcher => "the health watcher's function",
+        };
+        match zip {
             Zip::Build { workspace } => {
-                script.step(format_args!(
-                    "Build the function in {}:",
-                    workspace.display()
-                ));
+                script.step(format_args!("Build {what} in {}:", workspace.display()));
                 script.detail(format_args!(
                     "rustup target add {LAMBDA_TARGET}   (when missing)"
                 ));
-                script.detail(format_args!("cargo {} target/lambda", BUILD_ARGS.join(" ")));
-                script.detail(format_args!("-> {ZIP_IN_WORKSPACE}"));
+                let args = function.build_args().join(" ");
+                script.detail(format_args!("cargo {args} target/lambda"));
+                script.detail(format_args!("-> {}", function.zip_in_workspace()));
             }
             Zip::Given { path, key } => script.step(format_args!(
-                "Use the function zip {} (key {key}), no build.",
+                "Use {what} zip {} (key {key}), no build.",
                 path.display()
             )),
         }
-        script.step(
-            "Upload it once per region (Lambda reads code from its own region; buckets are created, private, when missing):",
-        );
-        for i in 0..self.regions.len() {
+        script.step(match function {
+            Function::Api => "Upload it once per region (Lambda reads code from its own region; buckets are created, private, when missing):",
+            Function::Watcher => "Upload it to the secondary region's bucket (the watcher runs there):",
+        });
+        let keys = self.known_keys();
+        for i in function.regions() {
             script.detail(format_args!(
                 "s3://{}/{}",
-                self.describe_value(&Value::CodeBucket(i), None, None),
-                self.describe_value(&Value::CodeKey, None, self.zip.known_key())
+                self.describe_value(&Value::CodeBucket(*i), None, &keys),
+                self.describe_value(&Value::CodeKey(function), None, &keys)
             ));
         }
     }
@@ -797,18 +973,47 @@ impl Plan {
         for (key, value) in &stack.parameters {
             script.detail(format_args!(
                 "{key:<width$} = {}",
-                self.describe_value(value, None, self.zip.known_key())
+                self.describe_value(value, None, &self.known_keys())
             ));
         }
         if stack.role == Role::Edge {
             script.detail(format_args!(
                 "the active region (SPEC §6): CloudFront KeyValueStore {}, read by the /api/* router function; created empty (= the primary); deploy never changes its keys",
-                self.describe_value(&Value::Output(Role::Edge, KVS_ARN_OUTPUT), None, None)
+                self.describe_value(&Value::Output(Role::Edge, KVS_ARN_OUTPUT), None, &BTreeMap::new())
             ));
             script.detail(
                 "`tandem failover --to <region>` / `tandem failback` write its key active_region",
             );
         }
+        if stack.role == Role::Watcher {
+            self.render_watcher(script);
+        }
+    }
+
+    /// What the health watcher will do once deployed.
+    fn render_watcher(&self, script: &mut Script) {
+        let Some(watcher) = self.watcher else {
+            return;
+        };
+        let [primary, secondary] = &self.regions;
+        script.detail(format_args!(
+            "the health watcher: runs every minute in {secondary}; every {} ms it probes /region/<r>/api/health through the distribution and switches active_region away from a region that failed {} probes in a row (~{:?})",
+            watcher.probe_interval_ms,
+            watcher.failover_after,
+            watcher.window()
+        ));
+        match watcher.auto_failback {
+            true => script.detail(format_args!(
+                "back to {primary} after {} healthy probes in a row (--auto-failback)",
+                watcher.failback_after
+            )),
+            false => script.detail(format_args!(
+                "back to {primary} only when asked (`tandem failback`)"
+            )),
+        }
+        script.detail(
+            "alarms: the watcher failed to read or switch the store; the watcher has not run for 5 minutes",
+        );
     }
 
     /// Every console file, with the headers it will be served with.
@@ -816,7 +1021,11 @@ impl Plan {
         script.step(format_args!(
             "Upload the console from {} to s3://{}, then delete objects not listed here:",
             self.console_dir.display(),
-            self.describe_value(&Value::Output(Role::Edge, CONSOLE_BUCKET), None, None)
+            self.describe_value(
+                &Value::Output(Role::Edge, CONSOLE_BUCKET),
+                None,
+                &BTreeMap::new()
+            )
         ));
         let width = self.console.iter().map(|f| f.key.len()).max().unwrap_or(0);
         let ct_width = self
@@ -837,7 +1046,8 @@ impl Plan {
     }
 
     fn render_invalidation_and_url(&self, script: &mut Script) {
-        let edge_output = |key| self.describe_value(&Value::Output(Role::Edge, key), None, None);
+        let edge_output =
+            |key| self.describe_value(&Value::Output(Role::Edge, key), None, &BTreeMap::new());
         script.step(format_args!(
             "Invalidate {} on CloudFront distribution {}.",
             invalidation_paths(&self.console).join(" "),
@@ -875,17 +1085,18 @@ impl Script {
 }
 
 /// Adds the Lambda target and finds cargo-lambda, then builds the zip. Returns its path.
-async fn build_zip(workspace: &Path, progress: &Progress) -> anyhow::Result<PathBuf> {
+async fn build_zip(
+    function: Function,
+    workspace: &Path,
+    progress: &Progress,
+) -> anyhow::Result<PathBuf> {
     add_lambda_target(progress).await?;
     let path = path_with_cargo_lambda(workspace)?;
     let lambda_dir = workspace.join("target/lambda");
-    progress.line(format!(
-        "cargo {} {}",
-        BUILD_ARGS.join(" "),
-        lambda_dir.display()
-    ));
+    let args = function.build_args();
+    progress.line(format!("cargo {} {}", args.join(" "), lambda_dir.display()));
     let status = tokio::process::Command::new("cargo")
-        .args(BUILD_ARGS)
+        .args(args)
         .arg(&lambda_dir)
         .env("PATH", path)
         .current_dir(workspace)
@@ -895,7 +1106,7 @@ async fn build_zip(workspace: &Path, progress: &Progress) -> anyhow::Result<Path
     if !status.success() {
         bail!("cargo lambda build failed ({status})");
     }
-    Ok(lambda_dir.join(FUNCTION_BIN).join("bootstrap.zip"))
+    Ok(workspace.join(function.zip_in_workspace()))
 }
 
 /// Adds the Lambda target to rustup when it is missing.
@@ -943,7 +1154,8 @@ fn path_with_cargo_lambda(workspace: &Path) -> anyhow::Result<OsString> {
 /// What the steps so far produced, for the parameters of the later ones.
 struct Context {
     account: String,
-    code_key: String,
+    /// Each function's zip key.
+    code_keys: BTreeMap<Function, String>,
     outputs: BTreeMap<Role, BTreeMap<String, String>>,
     /// What deploy did to each stack, in deploy order: the summary lists them.
     deployed: Vec<(Role, stack::Outcome)>,
@@ -973,7 +1185,10 @@ impl Plan {
                         )
                     })?
             }
-            other => self.describe_value(other, Some(&ctx.account), Some(&ctx.code_key)),
+            Value::Https(role, key) => {
+                format!("https://{}", self.resolve(&Value::Output(*role, key), ctx)?)
+            }
+            other => self.describe_value(other, Some(&ctx.account), &ctx.code_keys),
         })
     }
 
@@ -1008,9 +1223,12 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
     }
     let progress = Progress::default();
     // The slow local part first: a failing build must not leave half-updated stacks.
-    let zip = plan.zip.bytes(&progress).await?;
-    let mut deployment = Deployment::start(&plan, code_key(&zip), progress).await?;
-    deployment.upload_code(&zip).await?;
+    let mut zips = BTreeMap::new();
+    for (function, zip) in &plan.code {
+        zips.insert(*function, zip.bytes(*function, &progress).await?);
+    }
+    let mut deployment = Deployment::start(&plan, &zips, progress).await?;
+    deployment.upload_code(&zips).await?;
     deployment.deploy_stacks().await?;
     let edge = deployment.edge_outputs()?;
     let stale = deployment.upload_console(&edge.bucket).await?;
@@ -1040,7 +1258,7 @@ impl<'p> Deployment<'p> {
     /// Loads the AWS configuration and finds the account, which names the code buckets.
     async fn start(
         plan: &'p Plan,
-        code_key: String,
+        zips: &BTreeMap<Function, Vec<u8>>,
         progress: Progress,
     ) -> anyhow::Result<Deployment<'p>> {
         let aws = Aws::load().await;
@@ -1055,33 +1273,47 @@ impl<'p> Deployment<'p> {
             progress,
             ctx: Context {
                 account,
-                code_key,
+                code_keys: zips
+                    .iter()
+                    .map(|(f, zip)| (*f, code_key(*f, zip)))
+                    .collect(),
                 outputs: BTreeMap::new(),
                 deployed: Vec::new(),
             },
         })
     }
 
-    /// Uploads the zip to the code bucket of each region, creating the bucket the first time.
-    async fn upload_code(&self, zip: &[u8]) -> anyhow::Result<()> {
-        let key = &self.ctx.code_key;
-        for (i, region) in self.plan.regions.iter().enumerate() {
-            let s3 = self.aws.s3(region);
-            let bucket =
-                self.plan
-                    .describe_value(&Value::CodeBucket(i), Some(&self.ctx.account), None);
-            if sdk::ensure_bucket(&s3, &bucket, region).await? {
-                self.progress
-                    .line(format!("created code bucket {bucket} in {region}"));
+    /// Uploads each zip to the code bucket of each region that runs it, creating the bucket
+    /// the first time.
+    async fn upload_code(&self, zips: &BTreeMap<Function, Vec<u8>>) -> anyhow::Result<()> {
+        for (function, zip) in zips {
+            for i in function.regions() {
+                self.upload_zip(*i, &self.ctx.code_keys[function], zip)
+                    .await?;
             }
-            let uploaded = sdk::upload_once(&s3, &bucket, key, zip.to_vec()).await?;
-            let what = if uploaded {
-                "uploaded"
-            } else {
-                "already there"
-            };
-            self.progress.line(format!("s3://{bucket}/{key}: {what}"));
         }
+        Ok(())
+    }
+
+    async fn upload_zip(&self, index: usize, key: &str, zip: &[u8]) -> anyhow::Result<()> {
+        let region = &self.plan.regions[index];
+        let s3 = self.aws.s3(region);
+        let bucket = self.plan.describe_value(
+            &Value::CodeBucket(index),
+            Some(&self.ctx.account),
+            &self.ctx.code_keys,
+        );
+        if sdk::ensure_bucket(&s3, &bucket, region).await? {
+            self.progress
+                .line(format!("created code bucket {bucket} in {region}"));
+        }
+        let uploaded = sdk::upload_once(&s3, &bucket, key, zip.to_vec()).await?;
+        let what = if uploaded {
+            "uploaded"
+        } else {
+            "already there"
+        };
+        self.progress.line(format!("s3://{bucket}/{key}: {what}"));
         Ok(())
     }
 
@@ -1102,6 +1334,12 @@ impl<'p> Deployment<'p> {
         let edge = self.plan.spec(Role::Edge, &self.ctx)?;
         let edge = self.deploy_stack(&edge).await?;
         self.ctx.record(Role::Edge, edge);
+
+        if self.plan.watcher.is_some() {
+            let watcher = self.plan.spec(Role::Watcher, &self.ctx)?;
+            let watcher = self.deploy_stack(&watcher).await?;
+            self.ctx.record(Role::Watcher, watcher);
+        }
         Ok(())
     }
 
@@ -1211,6 +1449,16 @@ impl<'p> Deployment<'p> {
         println!(
             "  active region: key active_region of {kvs_arn} (`tandem failover --to <region>`, `tandem failback`)"
         );
+        if let Some(rule) = &self.plan.watcher {
+            let watcher = self.plan.stack(Role::Watcher);
+            println!(
+                "  health watcher: {} in {}, switching after ~{:?} of failed probes (logs: /aws/lambda/{})",
+                watcher.name,
+                watcher.region,
+                rule.window(),
+                watcher.name
+            );
+        }
         println!("\nConsole (the token after # never leaves your browser):");
         println!("https://{domain}/#token={token}");
     }
@@ -1248,6 +1496,7 @@ pub async fn destroy(args: DestroyArgs) -> anyhow::Result<()> {
         confirm()?;
     }
     let teardown = Teardown::start(&args.stacks, primary, secondary).await?;
+    teardown.delete_watcher().await?;
     teardown.delete_edge().await?;
     teardown.delete_regions().await?;
     teardown.delete_code_buckets().await?;
@@ -1286,6 +1535,10 @@ fn destroy_steps(args: &DestroyArgs, primary: &str, secondary: &str) -> Vec<Stri
         )
     };
     vec![
+        format!(
+            "delete {} in {secondary}, if there is one (the health watcher of `tandem deploy --auto-failover`)",
+            s.stack(Role::Watcher)
+        ),
         format!(
             "empty the console bucket of {} ({primary}), then delete that stack (CloudFront distribution, bucket, functions, the active region's key value store)",
             s.stack(Role::Edge)
@@ -1365,6 +1618,15 @@ impl<'a> Teardown<'a> {
         }
         let resources = built_in_resources("edge.yaml")?;
         stack::delete(&cfn, &name, &self.primary, resources, &self.progress).await?;
+        Ok(())
+    }
+
+    /// The health watcher first: it must not switch the active region while the rest goes.
+    async fn delete_watcher(&self) -> anyhow::Result<()> {
+        let cfn = self.aws.cloudformation(&self.secondary);
+        let name = self.names.stack(Role::Watcher);
+        let resources = built_in_resources("watcher.yaml")?;
+        stack::delete(&cfn, &name, &self.secondary, resources, &self.progress).await?;
         Ok(())
     }
 

@@ -19,6 +19,11 @@
 //!   store that a stand-in data plane serves (`infra/aws/tests/support/fake_kvs.rs`), so that
 //!   `tandem failover`/`failback` run as the real binary: stack output, endpoint and region
 //!   checks, SigV4a-signed DescribeKeyValueStore/GetKey/PutKey/DeleteKey with `If-Match`.
+//! - The health watcher's stack (watcher.yaml, `--auto-failover`) is deployed unmodified: moto
+//!   makes its log group, role, function, EventBridge rule and invoke permission, and skips
+//!   `AWS::Lambda::EventInvokeConfig` and the two `AWS::CloudWatch::Alarm`s (their properties
+//!   are checked by `infra/aws/tests/templates.rs`, cfn-lint and checkov only). The function
+//!   itself runs in `infra/aws/tests/watcher.rs`.
 //! - moto reports only stack-level events (no per-resource ones), and says "No updates are to
 //!   be performed" only when the template and every one of its parameters are unchanged: the
 //!   unchanged data stack gets it (and deploy reports it unchanged), while the unchanged edge
@@ -34,7 +39,7 @@ use std::io::Write as _;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use tandem_aws::deploy::{IMMUTABLE, NO_CACHE, cache_control, code_key, content_type};
+use tandem_aws::deploy::{Function, IMMUTABLE, NO_CACHE, cache_control, code_key, content_type};
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tandem_shared::routing::ACTIVE_REGION_KEY;
 use tandem_testkit::Moto;
@@ -196,9 +201,9 @@ fn console_files_get_their_content_type_and_cache_policy() {
 
 #[test]
 fn code_key_is_the_content_hash() {
-    let a = code_key(b"one");
-    assert_eq!(a, code_key(b"one"));
-    assert_ne!(a, code_key(b"two"));
+    let a = code_key(Function::Api, b"one");
+    assert_eq!(a, code_key(Function::Api, b"one"));
+    assert_ne!(a, code_key(Function::Api, b"two"));
     assert!(a.starts_with("tandem-api/") && a.ends_with(".zip"), "{a}");
     assert_eq!(a.len(), "tandem-api/".len() + 32 + ".zip".len());
 }
@@ -211,7 +216,7 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
     let dist = dir.path().join("dist");
     console(&dist);
     let (zip, bytes) = write_zip(dir.path(), "fn.zip", "#!/bin/sh\necho v1\n");
-    let key = code_key(&bytes);
+    let key = code_key(Function::Api, &bytes);
     // Any AWS call would connect here; nothing may.
     let trap = StdListener::bind("127.0.0.1:0").unwrap();
     trap.set_nonblocking(true).unwrap();
@@ -335,6 +340,85 @@ fn dry_run_without_a_zip_plans_the_cargo_lambda_build() {
     );
     assert_line(&out, "-> target/lambda/tandem-api/bootstrap.zip");
     assert_line(&out, "CodeKey = tandem-api/<sha256 of the built zip>.zip");
+    assert!(
+        !out.contains("tandem-watcher"),
+        "no watcher unless asked:\n{out}"
+    );
+}
+
+#[test]
+fn dry_run_with_auto_failover_plans_the_watcher_after_the_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    console(dir.path());
+    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
+        .current_dir(WORKSPACE)
+        .args(["deploy", "--dry-run", "--auto-failover", "--auto-failback"])
+        .args(["--probe-interval-ms", "2000", "--console-dir"])
+        .arg(dir.path()));
+    assert!(ok, "{out}\n{err}");
+    println!("{out}");
+    assert_line(
+        &out,
+        "cargo lambda build --release --arm64 --output-format zip --package tandem-aws --bin tandem-watcher --lambda-dir target/lambda",
+    );
+    assert_line(&out, "-> target/lambda/tandem-watcher/bootstrap.zip");
+    // Its code goes to the secondary region only, where it runs.
+    let watcher_key = "tandem-watcher/<sha256 of the built zip>.zip";
+    assert_line(
+        &out,
+        &format!("s3://tandem-code-<account-id>-{SECONDARY}/{watcher_key}"),
+    );
+    assert!(
+        !out.contains(&format!(
+            "s3://tandem-code-<account-id>-{PRIMARY}/{watcher_key}"
+        )),
+        "{out}"
+    );
+    let edge = format!("Create or update stack tandem-edge in {PRIMARY}:");
+    let watcher = format!("Create or update stack tandem-watcher in {SECONDARY}:");
+    let at = |step: &str| squeezed(&out).iter().position(|l| l.contains(step));
+    assert!(
+        at(&edge).unwrap() < at(&watcher).expect("a watcher stack"),
+        "{out}"
+    );
+    for line in [
+        format!("Endpoint = https://<output DistributionDomainName of tandem-edge in {PRIMARY}>"),
+        format!("KeyValueStoreArn = <output KeyValueStoreArn of tandem-edge in {PRIMARY}>"),
+        format!("Regions = {PRIMARY},{SECONDARY}"),
+        format!("CodeBucket = tandem-code-<account-id>-{SECONDARY}"),
+        format!("CodeKey = {watcher_key}"),
+        "FunctionName = tandem-watcher".to_owned(),
+        "FailoverAfter = 3".to_owned(),
+        "ProbeIntervalMs = 2000".to_owned(),
+        "AutoFailback = true".to_owned(),
+        "FailbackAfter = 10".to_owned(),
+        format!("back to {PRIMARY} after 10 healthy probes in a row (--auto-failback)"),
+    ] {
+        assert_line(&out, &line);
+    }
+
+    // An interval a one-minute run cannot hold twice is refused before anything happens.
+    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
+        .current_dir(WORKSPACE)
+        .args([
+            "deploy",
+            "--dry-run",
+            "--auto-failover",
+            "--probe-interval-ms",
+            "30000",
+        ])
+        .arg("--console-dir")
+        .arg(dir.path()));
+    assert!(!ok);
+    assert!(
+        err.contains("the watcher on AWS takes at most 20000"),
+        "{err}"
+    );
+    // A watcher zip without the watcher is a mistake, not something to ignore.
+    let (ok, _, err) =
+        run(tandem("http://127.0.0.1:9").args(["deploy", "--dry-run", "--watcher-zip", "w.zip"]));
+    assert!(!ok);
+    assert!(err.contains("--auto-failover"), "{err}");
 }
 
 #[test]
@@ -528,11 +612,9 @@ fn stand_in(file: &str, resources: Value, outputs: Value) -> String {
 
 /// Templates moto can create: region.yaml as it is, stand-ins for data.yaml and edge.yaml.
 fn moto_templates(dir: &Path, distribution_id: &str, distribution_domain: &str, kvs_arn: &str) {
-    std::fs::copy(
-        Path::new(TEMPLATES).join("region.yaml"),
-        dir.join("region.yaml"),
-    )
-    .unwrap();
+    for real in ["region.yaml", "watcher.yaml"] {
+        std::fs::copy(Path::new(TEMPLATES).join(real), dir.join(real)).unwrap();
+    }
     // data.yaml: the global table as a plain table with the same key, retention and
     // deletion protection. (The secret is created through Secrets Manager by the test.)
     let table = map(vec![
@@ -590,6 +672,20 @@ fn moto_templates(dir: &Path, distribution_id: &str, distribution_domain: &str, 
         ]),
     );
     std::fs::write(dir.join("edge.yaml"), edge).unwrap();
+}
+
+/// The physical name of a stack's resource `Function`.
+async fn function_name(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> String {
+    let function = cfn
+        .describe_stack_resource()
+        .stack_name(stack)
+        .logical_resource_id("Function")
+        .send()
+        .await
+        .unwrap()
+        .stack_resource_detail
+        .unwrap();
+    function.physical_resource_id().unwrap().to_owned()
 }
 
 async fn stack(cfn: &aws_sdk_cloudformation::Client, name: &str) -> Option<Stack> {
@@ -749,16 +845,7 @@ async fn assert_stacks_chained(moto: &Moto, code_key: &str, zip: &[u8]) -> Strin
         assert_eq!(p["SecretName"], "tandem/secrets");
         assert_eq!(p["CodeBucket"], format!("tandem-code-{ACCOUNT}-{region}"));
         assert_eq!(p["CodeKey"], code_key);
-        let function = cfn
-            .describe_stack_resource()
-            .stack_name("tandem-region")
-            .logical_resource_id("Function")
-            .send()
-            .await
-            .unwrap()
-            .stack_resource_detail
-            .unwrap();
-        assert_eq!(function.physical_resource_id(), Some("tandem-api"));
+        assert_eq!(function_name(&cfn, "tandem-region").await, "tandem-api");
         let s3 = moto.s3(region).await;
         let (zip_body, zip_type, _) = body_of(&s3, &p["CodeBucket"], code_key).await;
         assert_eq!(zip_body, zip);
@@ -972,9 +1059,79 @@ async fn assert_updated(moto: &Moto, out: &str, code_key: &str, console_bucket: 
     assert_eq!(index, b"<!doctype html><title>v2</title>");
 }
 
+/// The watcher's stack in the secondary region, after the edge, fed the edge's outputs, its
+/// function made from its own zip, which went to the secondary region's bucket only.
+async fn assert_watcher_deployed(
+    moto: &Moto,
+    out: &str,
+    key: &str,
+    zip: &[u8],
+    domain: &str,
+    kvs_arn: &str,
+) {
+    assert_line(out, &format!("tandem-watcher ({SECONDARY}) created"));
+    let cfn = moto.cfn(SECONDARY).await;
+    let s = stack(&cfn, "tandem-watcher")
+        .await
+        .expect("a watcher stack");
+    assert_eq!(status(&s), "CREATE_COMPLETE");
+    let p = params(&s);
+    assert_eq!(p["Endpoint"], format!("https://{domain}"));
+    assert_eq!(p["KeyValueStoreArn"], kvs_arn);
+    assert_eq!(p["Regions"], format!("{PRIMARY},{SECONDARY}"));
+    assert_eq!(p["CodeKey"], key);
+    let secondary_bucket = format!("tandem-code-{ACCOUNT}-{SECONDARY}");
+    assert_eq!(p["CodeBucket"], secondary_bucket);
+    let (body, _, _) = body_of(&moto.s3(SECONDARY).await, &secondary_bucket, key).await;
+    assert_eq!(body, zip);
+    let primary_bucket = format!("tandem-code-{ACCOUNT}-{PRIMARY}");
+    let primary_keys = keys(&moto.s3(PRIMARY).await, &primary_bucket).await;
+    assert!(!primary_keys.contains(&key.to_owned()), "{primary_keys:?}");
+    assert_eq!(
+        function_name(&cfn, "tandem-watcher").await,
+        "tandem-watcher"
+    );
+    let made: Vec<String> = cfn
+        .describe_stack_resources()
+        .stack_name("tandem-watcher")
+        .send()
+        .await
+        .unwrap()
+        .stack_resources()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.logical_resource_id().unwrap(),
+                r.resource_type().unwrap()
+            )
+        })
+        .collect();
+    // What moto's CloudFormation can make (see the module doc for what it skips).
+    for resource in [
+        "FunctionLogGroup AWS::Logs::LogGroup",
+        "FunctionRole AWS::IAM::Role",
+        "Function AWS::Lambda::Function",
+        "Schedule AWS::Events::Rule",
+        "SchedulePermission AWS::Lambda::Permission",
+    ] {
+        assert!(
+            made.iter().any(|m| m == resource),
+            "{resource} not in {made:?}"
+        );
+    }
+    assert_line(
+        out,
+        &format!(
+            "health watcher: tandem-watcher in {SECONDARY}, switching after ~3s of failed probes (logs: /aws/lambda/tandem-watcher)"
+        ),
+    );
+}
+
 /// Everything but the data stack and its retained, still protected table is gone.
 async fn assert_destroyed_but_the_data(moto: &Moto, console_bucket: &str) {
     let (primary, secondary) = (moto.cfn(PRIMARY).await, moto.cfn(SECONDARY).await);
+    assert!(stack(&secondary, "tandem-watcher").await.is_none());
     assert!(stack(&primary, "tandem-edge").await.is_none());
     assert!(stack(&primary, "tandem-region").await.is_none());
     assert!(stack(&secondary, "tandem-region").await.is_none());
@@ -1071,10 +1228,12 @@ async fn deploy_update_and_destroy_against_moto() {
             .arg(&templates);
         cmd
     };
+    let (watcher_zip, watcher_bytes) = write_zip(dir.path(), "watcher.zip", "#!/bin/sh\necho w\n");
+    let watcher_key = code_key(Function::Watcher, &watcher_bytes);
 
     // ---- first deploy: everything is created.
     let (zip1, bytes1) = write_zip(dir.path(), "v1.zip", "#!/bin/sh\necho v1\n");
-    let key1 = code_key(&bytes1);
+    let key1 = code_key(Function::Api, &bytes1);
     let (ok, out, err) = run(&mut deploy(&zip1));
     println!("{out}\n{err}");
     assert!(ok, "deploy failed:\n{out}\n{err}");
@@ -1106,14 +1265,18 @@ async fn deploy_update_and_destroy_against_moto() {
 
     // ---- second deploy: new code, one file gone, one changed.
     let (zip2, bytes2) = write_zip(dir.path(), "v2.zip", "#!/bin/sh\necho v2\n");
-    let key2 = code_key(&bytes2);
+    let key2 = code_key(Function::Api, &bytes2);
     assert_ne!(key1, key2);
     std::fs::remove_file(dist.join("favicon.ico")).unwrap();
     std::fs::write(dist.join("index.html"), "<!doctype html><title>v2</title>").unwrap();
-    let (ok, out, err) = run(&mut deploy(&zip2));
+    // This time with the health watcher.
+    let (ok, out, err) = run(deploy(&zip2)
+        .args(["--auto-failover", "--watcher-zip"])
+        .arg(&watcher_zip));
     assert!(ok, "second deploy failed:\n{out}\n{err}");
     println!("{out}");
     assert_updated(&moto, &out, &key2, &bucket).await;
+    assert_watcher_deployed(&moto, &out, &watcher_key, &watcher_bytes, &domain, &kvs.arn).await;
     assert_eq!(
         invalidations(&moto, &distribution).await.len(),
         2,
