@@ -157,10 +157,10 @@ impl Console {
         if before.as_ref() == Some(&value) {
             return;
         }
+        // The watcher's report changes every round; only a new region is a switch.
+        let switched = before.as_ref().is_some_and(|b| b.region != value.region);
         let regions = self.regions.get_untracked();
-        if before.is_some()
-            && let Some(first) = model::first_region(value.region.as_deref(), &regions)
-        {
+        if switched && let Some(first) = model::first_region(value.region.as_deref(), &regions) {
             let default = !value.region.as_ref().is_some_and(|v| regions.contains(v));
             let seq = self.next_seq();
             self.push(Entry::switch(seq, net::now_ms(), first, default, source));

@@ -4,6 +4,7 @@
 //! bodies are `tandem_shared::control`'s types, the same the edge and the CLI use.
 
 use tandem_shared::Fault;
+use tandem_shared::control::WatcherStatus;
 use tandem_shared::replication::PairStatus;
 
 /// sessionStorage key of the admin token. sessionStorage, not localStorage: the token should
@@ -315,6 +316,21 @@ pub fn switch_text(region: &str, default: bool) -> String {
     format!("active region → {region}{suffix}")
 }
 
+/// The health watcher's line under the cards: what it does, or why it cannot switch.
+pub fn watcher_text(w: &WatcherStatus) -> String {
+    if let Some(error) = &w.error {
+        return format!("Health watcher cannot switch the active region: {error}");
+    }
+    let last = match w.failing.as_slice() {
+        [] => "every region answered".to_owned(),
+        failing => format!("no answer from {}", failing.join(", ")),
+    };
+    format!(
+        "Health watcher: probes every {} ms, switches after {} failed probes in a row; {} rounds, {} switches; last round: {last}",
+        w.probe_interval_ms, w.failover_after, w.rounds, w.switches
+    )
+}
+
 /// `error 503`, `slow +3000 ms` or `none`: a fault as the cards show it.
 pub fn fault_text(fault: &Fault) -> String {
     match fault {
@@ -389,6 +405,29 @@ mod tests {
 
     fn regions() -> Vec<String> {
         vec!["us-east-1".into(), "us-west-2".into()]
+    }
+
+    #[test]
+    fn the_watcher_line_puts_an_error_first() {
+        let mut w = WatcherStatus {
+            probe_interval_ms: 1000,
+            failover_after: 3,
+            rounds: 12,
+            failing: vec![],
+            switches: 0,
+            error: None,
+        };
+        assert_eq!(
+            watcher_text(&w),
+            "Health watcher: probes every 1000 ms, switches after 3 failed probes in a row; 12 rounds, 0 switches; last round: every region answered"
+        );
+        w.failing = vec!["us-east-1".into()];
+        assert!(watcher_text(&w).ends_with("last round: no answer from us-east-1"));
+        w.error = Some("saving the active region: disk full".into());
+        assert_eq!(
+            watcher_text(&w),
+            "Health watcher cannot switch the active region: saving the active region: disk full"
+        );
     }
 
     #[test]
@@ -536,9 +575,7 @@ mod tests {
             r#"{"lag_ms":250}"#
         );
         assert_eq!(
-            json(&ActiveRegion {
-                region: Some("us-west-2".into())
-            }),
+            json(&ActiveRegion::new(Some("us-west-2".into()))),
             r#"{"region":"us-west-2"}"#
         );
         let cleared: ActiveRegion = serde_json::from_str(r#"{"region":null}"#).unwrap();

@@ -229,6 +229,7 @@ pub fn RegionsPanel() -> impl IntoView {
                 <span class="muted small">"health every 1.5 s"</span>
             </div>
             <div class="cards">{cards}</div>
+            <WatcherLine />
             <FaultOptions duration=duration slow_ms=slow_ms />
             <div hidden=move || !console.has_control()>
                 <ReplicationControls feedback=feedback />
@@ -647,6 +648,28 @@ fn active_label(
     }
 }
 
+/// The stack's health watcher (`tandem up --auto-failover`), when it runs one: what it does,
+/// or, in red, why it cannot switch.
+#[component]
+fn WatcherLine() -> impl IntoView {
+    let console = expect_context::<Console>();
+    let status = move || {
+        console
+            .active
+            .with(|a| a.as_ref().and_then(|a| a.watcher.clone()))
+    };
+    view! {
+        <p
+            class="small"
+            data-role="watcher"
+            class:bad=move || status().is_some_and(|w| w.error.is_some())
+            hidden=move || status().is_none()
+        >
+            {move || status().map(|w| model::watcher_text(&w)).unwrap_or_default()}
+        </p>
+    }
+}
+
 /// Where `/api/*` goes first (local stack, with the token): "Make active" on a region that is
 /// not, "Fail back" (clear the value: the primary again) while a value is set. Fail back does
 /// the same on every card, so it shows on each: no card hides a control another one offers.
@@ -705,9 +728,7 @@ async fn switch_active(console: Console, feedback: Feedback, to: Option<String>)
     console.bump_active_epoch();
     let (reply, what) = match &to {
         Some(region) => {
-            let body = ActiveRegion {
-                region: Some(region.clone()),
-            };
+            let body = ActiveRegion::new(Some(region.clone()));
             let body = serde_json::to_string(&body).unwrap_or_default();
             let sent = console.send("PUT", ACTIVE_PATH, Some(&body), true, Source::User);
             (sent.await.0, format!("make {region} active"))

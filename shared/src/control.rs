@@ -186,6 +186,36 @@ pub struct ReplicationUpdate {
 #[serde(deny_unknown_fields)]
 pub struct ActiveRegion {
     pub region: Option<String>,
+    /// The stack's health watcher (`tandem up --auto-failover`), in `GET`'s answer only; absent
+    /// when the stack runs none. A switch request leaves it out (it is ignored there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watcher: Option<WatcherStatus>,
+}
+
+impl ActiveRegion {
+    pub fn new(region: Option<String>) -> ActiveRegion {
+        ActiveRegion {
+            region,
+            watcher: None,
+        }
+    }
+}
+
+/// What the health watcher is doing, so that a watcher that cannot probe or cannot switch is
+/// seen (control API, console), not only logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatcherStatus {
+    pub probe_interval_ms: u64,
+    /// Failed probes of the active region in a row before it switches.
+    pub failover_after: u32,
+    /// Probe rounds so far.
+    pub rounds: u64,
+    /// Regions whose last probe failed, primary first.
+    pub failing: Vec<String>,
+    /// Switches it made.
+    pub switches: u64,
+    /// Why the last round could not read or switch the active region; `None` once one could.
+    pub error: Option<String>,
 }
 
 /// An outage to inject into one region, as `tandem fault`, `tandem drill`, `tandem chaos`, the

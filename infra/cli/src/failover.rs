@@ -47,12 +47,7 @@ async fn set(target: &Target, aws: &EdgeArgs, region: Option<&str>) -> anyhow::R
         if let Some(warning) = &store.warning {
             eprintln!("warning: {warning}");
         }
-        println!(
-            "{}",
-            describe(&ActiveRegion {
-                region: change.after.clone()
-            })
-        );
+        println!("{}", describe(&ActiveRegion::new(change.after.clone())));
         println!("{}", change.summary(&store));
         return Ok(());
     }

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
+use tandem_shared::control::WatcherStatus;
 use tandem_shared::routing::ACTIVE_REGION_KEY;
 
 /// The active region's value, and where it is kept.
@@ -18,6 +19,8 @@ pub struct Active {
     /// Serialises switches, so that the file and the value agree, without making the edge's
     /// readers wait on a switch's fsync (a slow or stalled disk would stall every request).
     switching: Mutex<()>,
+    /// The health watcher's last report, when the stack runs one.
+    watcher: Mutex<Option<WatcherStatus>>,
 }
 
 /// Why a switch was refused.
@@ -52,7 +55,21 @@ impl Active {
             regions: regions.to_vec(),
             value: RwLock::new(value),
             switching: Mutex::new(()),
+            watcher: Mutex::new(None),
         })
+    }
+
+    /// The health watcher's last report (`None`: the stack runs no watcher).
+    pub fn watcher(&self) -> Option<WatcherStatus> {
+        self.watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Keeps the health watcher's report, for the control API and the console.
+    pub fn report(&self, status: &WatcherStatus) {
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
     }
 
     /// The current value (`None`: the primary).

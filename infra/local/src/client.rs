@@ -166,9 +166,7 @@ impl ControlClient {
         let path = format!("{PREFIX}/active-region");
         match region {
             Some(r) => {
-                let body = ActiveRegion {
-                    region: Some(r.to_owned()),
-                };
+                let body = ActiveRegion::new(Some(r.to_owned()));
                 self.call(Method::PUT, &path, Some(&body)).await
             }
             None => self.call(Method::DELETE, &path, None::<&()>).await,

@@ -223,6 +223,7 @@ async fn verify(State(c): State<Control>, _: Admin) -> Json<Verdict> {
 async fn active_region(State(c): State<Control>, _: Admin) -> Json<ActiveRegion> {
     Json(ActiveRegion {
         region: c.active.get(),
+        watcher: c.active.watcher(),
     })
 }
 
@@ -234,6 +235,7 @@ async fn set_active_region(
 ) -> Response {
     let Ok(Json(ActiveRegion {
         region: Some(region),
+        ..
     })) = body
     else {
         return error(
@@ -251,7 +253,7 @@ async fn clear_active_region(State(c): State<Control>, _: Admin) -> Response {
 
 fn switch(c: &Control, region: Option<&str>) -> Response {
     match c.active.set(region) {
-        Ok(region) => Json(ActiveRegion { region }).into_response(),
+        Ok(region) => Json(ActiveRegion::new(region)).into_response(),
         Err(e @ SwitchError::UnknownRegion(_)) => error(ErrorCode::BadRequest, e.to_string()),
         Err(e @ SwitchError::Io(_)) => error(ErrorCode::Internal, e.to_string()),
     }

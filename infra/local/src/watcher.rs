@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tandem_shared::control::WatcherStatus;
 use tandem_shared::watch::{Decision, WatchRule, Watcher};
 
 /// Flags of the watcher (`tandem up --auto-failover`, `tandem watch`, `tandem deploy
@@ -49,6 +50,8 @@ pub trait ActiveStore: Send + Sync {
     fn get(&self) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
     /// Sets (`Some`) or clears (`None`) the value.
     fn set(&self, region: Option<&str>) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Shown where the store is (the local stack's control API); the default keeps it nowhere.
+    fn report(&self, _status: &WatcherStatus) {}
 }
 
 /// The local edge's own value, in the same process.
@@ -59,6 +62,10 @@ impl ActiveStore for Arc<Active> {
 
     async fn set(&self, region: Option<&str>) -> anyhow::Result<()> {
         Active::set(self, region).map(drop).map_err(Into::into)
+    }
+
+    fn report(&self, status: &WatcherStatus) {
+        Active::report(self, status)
     }
 }
 
@@ -96,6 +103,7 @@ pub struct Probes {
     regions: Vec<String>,
     interval: Duration,
     watcher: Watcher,
+    status: WatcherStatus,
 }
 
 /// What one round saw and did.
@@ -120,6 +128,11 @@ impl Probes {
             regions,
             interval,
             watcher: Watcher::new(args.rule()),
+            status: WatcherStatus {
+                probe_interval_ms: args.probe_interval_ms,
+                failover_after: args.failover_after,
+                ..WatcherStatus::default()
+            },
         })
     }
 
@@ -128,11 +141,33 @@ impl Probes {
         self.interval
     }
 
-    /// Probes every region, reads the active region and switches it when the rule says so.
-    /// An error means the store could not be read or written: nothing was switched.
+    /// Probes every region, reads the active region and switches it when the rule says so,
+    /// then reports the round to the store. An error means the store could not be read or
+    /// written: nothing was switched.
     pub async fn round(&mut self, store: &impl ActiveStore) -> anyhow::Result<Round> {
         let probes = self.regions.iter().map(|r| self.probe(r));
         let healthy = futures::future::join_all(probes).await;
+        let status = &mut self.status;
+        status.rounds += 1;
+        status.failing = (self.regions.iter().zip(&healthy))
+            .filter(|(_, ok)| !**ok)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let round = self.decide(store, healthy).await;
+        self.status.error = round.as_ref().err().map(|e| format!("{e:#}"));
+        if round.as_ref().is_ok_and(|r| r.switched.is_some()) {
+            self.status.switches += 1;
+        }
+        store.report(&self.status);
+        round
+    }
+
+    /// The rule's decision on a round's probes, carried out.
+    async fn decide(
+        &mut self,
+        store: &impl ActiveStore,
+        healthy: Vec<bool>,
+    ) -> anyhow::Result<Round> {
         let active = store.get().await.context("reading the active region")?;
         let names: Vec<&str> = self.regions.iter().map(String::as_str).collect();
         let mut round = Round {

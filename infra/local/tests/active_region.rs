@@ -169,3 +169,52 @@ async fn an_etag_from_one_region_never_matches_the_same_version_written_in_anoth
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// A watcher that cannot switch is not silent: the control API (and through it the console)
+/// says why, and it switches once the disk takes the value again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watcher_that_cannot_switch_says_so() {
+    let s = Stack::start_with(&["--auto-failover", "--probe-interval-ms", "200"]).await;
+    let healthy = until(Duration::from_secs(10), || async {
+        s.control().active_region().await.ok()?.watcher
+    })
+    .await
+    .expect("the watcher reports its rounds");
+    assert_eq!(healthy.error, None);
+    assert_eq!(healthy.failover_after, 3);
+
+    // The value cannot be saved: a directory stands where its temporary file goes.
+    let tmp = s
+        .data_dir()
+        .join(format!("{}.tmp", tandem_shared::routing::ACTIVE_REGION_KEY));
+    std::fs::create_dir_all(tmp.join("in-the-way")).unwrap();
+    s.set_region(EAST, RegionState::Blackhole).await;
+    let stuck = until(Duration::from_secs(30), || async {
+        let watcher = s.control().active_region().await.ok()?.watcher?;
+        watcher.error.is_some().then_some(watcher)
+    })
+    .await
+    .expect("the watcher says it cannot switch");
+    assert!(
+        stuck
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("saving the active region"),
+        "{stuck:?}"
+    );
+    assert_eq!(stuck.failing, [EAST]);
+    assert_eq!(stuck.switches, 0);
+    assert_eq!(s.control().active_region().await.unwrap().region, None);
+
+    // The disk takes it again: the next round switches, and the error is gone.
+    std::fs::remove_dir_all(&tmp).unwrap();
+    let switched = until(Duration::from_secs(30), || async {
+        let active = s.control().active_region().await.ok()?;
+        (active.region.as_deref() == Some(WEST)).then_some(active.watcher?)
+    })
+    .await
+    .expect("the watcher switches once it can");
+    assert_eq!(switched.error, None);
+    assert_eq!(switched.switches, 1);
+}
