@@ -133,12 +133,14 @@ pub async fn run(config: WatcherConfig) -> anyhow::Result<()> {
     let handler = lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let (probes, store) = (probes.clone(), store.clone());
-            async move {
+            // Boxed: unboxed, the runtime's futures around it nest deeper than rustc's layout
+            // queries allow ("queries overflow the depth limit" in test builds).
+            Box::pin(async move {
                 let mut probes = probes.lock().await;
                 invoke(&mut probes, store.as_ref(), event.context.deadline())
                     .await
                     .map_err(|e| lambda_runtime::Error::from(format!("{e:#}")))
-            }
+            })
         },
     );
     lambda_runtime::run(handler)
