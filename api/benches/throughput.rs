@@ -4,7 +4,11 @@
 //! GET and PUT, each against Tandem's full router (every middleware, redb, fsync on PUT) and
 //! against a bare axum handler that answers the same shape from memory, and the ratio. Both
 //! run in this process on 127.0.0.1 with the same client, concurrency and duration
-//! (`BENCH_SECS`, default 5; `BENCH_CONCURRENCY`, default 32).
+//! (`BENCH_SECS`, default 5; `BENCH_CONCURRENCY`, default 32). Then PUT alone at 1, 8, 32 and
+//! 128 clients: how throughput grows with concurrent writers when every 2xx waits for an fsync
+//! (group commit: writers share one), against the 1-client rate of the same run; once on this
+//! machine's disk, and once on a disk whose fsync takes 2 ms longer (the file backend, with a
+//! sleep after each sync), closer to a cloud volume's than a local NVMe's.
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -114,7 +118,7 @@ fn main() {
             region: "us-east-1".into(),
             ..Default::default()
         };
-        let tandem = serve(tandem_api::router(store, config)).await;
+        let tandem = serve(tandem_api::router(store.clone(), config)).await;
         let bare = serve(bare()).await;
         reqwest::Client::new()
             .put(format!("{tandem}/api/items/bench-read"))
@@ -148,5 +152,82 @@ fn main() {
                 t.rps / b.rps
             );
         }
+        put_scaling("this machine's disk", &tandem, &store, secs).await;
+
+        let slow_dir = tempfile::tempdir().unwrap();
+        let slow =
+            EmbeddedStore::open_with_backend(SlowSync::open(slow_dir.path()), "us-east-1").unwrap();
+        let config = tandem_api::Config {
+            region: "us-east-1".into(),
+            ..Default::default()
+        };
+        let slow_url = serve(tandem_api::router(slow.clone(), config)).await;
+        put_scaling("fsync + 2 ms", &slow_url, &slow, secs).await;
     });
+}
+
+/// redb's file backend with [`SlowSync::EXTRA`] added to every sync: a slower disk.
+#[derive(Debug)]
+struct SlowSync(redb::backends::FileBackend);
+
+impl SlowSync {
+    const EXTRA: Duration = Duration::from_millis(2);
+
+    fn open(dir: &std::path::Path) -> SlowSync {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("slow.redb"))
+            .unwrap();
+        SlowSync(redb::backends::FileBackend::new(file).unwrap())
+    }
+}
+
+impl redb::StorageBackend for SlowSync {
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.0.read(offset, len)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+        self.0.sync_data(eventual)?;
+        std::thread::sleep(Self::EXTRA);
+        Ok(())
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.0.write(offset, data)
+    }
+}
+
+/// PUT at 1, 8, 32 and 128 clients, each writing ids of its own: requests/s, latency, the
+/// ratio to the 1-client rate, and how many writes shared each commit (one fsync each).
+async fn put_scaling(disk: &str, tandem: &str, store: &EmbeddedStore, secs: u64) {
+    println!("\nPUT by concurrent clients, {disk} (fsync before every 2xx), {secs} s per run");
+    println!(
+        "{:<8} {:>10} {:>9} {:>9} {:>7} {:>12} {:>13}",
+        "clients", "req/s", "p50 ms", "p99 ms", "errors", "x 1 client", "writes/fsync"
+    );
+    let mut one_client = None;
+    for clients in [1, 8, 32, 128] {
+        let before = store.commit_stats();
+        let f = load(tandem, true, secs, clients).await;
+        let after = store.commit_stats();
+        let commits = (after.commits - before.commits).max(1);
+        let per_fsync = (after.writes - before.writes) as f64 / commits as f64;
+        let base = *one_client.get_or_insert(f.rps);
+        println!(
+            "{clients:<8} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>12.2} {per_fsync:>13.1}",
+            f.rps,
+            f.p50_ms,
+            f.p99_ms,
+            f.errors,
+            f.rps / base
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! Durability of the embedded store: every write acknowledged by a region process survives
-//! that process being killed with SIGKILL, no shutdown, mid-stream.
+//! that process being killed with SIGKILL, no shutdown, mid-stream, with enough concurrent
+//! writers that their writes share commits (group commit: one fsync for several writes, none
+//! acknowledged before it).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -8,7 +10,9 @@ use std::time::Duration;
 use tandem_testkit::{Signal, free_block, signal, until};
 
 /// Acknowledged writes before the kill.
-const ACKED_BEFORE_KILL: usize = 100;
+const ACKED_BEFORE_KILL: usize = 200;
+/// Concurrent writers.
+const WRITERS: usize = 16;
 
 struct Region {
     child: Child,
@@ -58,9 +62,9 @@ async fn acknowledged_writes_survive_sigkill() {
     let client = reqwest::Client::new();
     let acks = Arc::new(AtomicUsize::new(0));
 
-    // Four writers run flat out; the region is killed while they are mid-request.
+    // The writers run flat out; the region is killed while they are mid-request.
     let mut writers = Vec::new();
-    for w in 0..4 {
+    for w in 0..WRITERS {
         let (client, base, acks) = (client.clone(), region.base.clone(), acks.clone());
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();

@@ -1,6 +1,7 @@
 //! The embedded store: redb on local disk, one database file per region.
 //!
-//! Every write commits with `Durability::Immediate` (fsync) before it is acknowledged. Local
+//! Every write commits with `Durability::Immediate` (fsync) before it is acknowledged;
+//! concurrent local writes share one transaction and one fsync ([`group`]). Local
 //! writes also append the written id to an outbox under a sequence number, in the same
 //! transaction, so replication can ship them later without ever missing one. A peer pulling
 //! the outbox gets each id's *current* record: a later write or a delete supersedes what the
@@ -20,6 +21,7 @@
 //! stay apart because a local write and its outbox entry must commit in one redb transaction,
 //! inside the store.
 
+mod group;
 mod log;
 
 use super::digest::{self, BUCKETS, BucketDigest};
@@ -27,6 +29,7 @@ use super::{
     Page, Store, StoreError, StoredFault, Written, check_precondition, check_size, now_ms,
 };
 use anyhow::Context as _;
+pub use group::CommitStats;
 pub use log::{ItemsPage, OutboxPage, PeerPosition};
 use redb::{
     Database, Durability, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
@@ -84,6 +87,8 @@ struct Inner {
     /// Set when the storage failed a write. redb refuses every later write until the database
     /// is opened again, so this stays set: the region answers 503 until it is restarted.
     failed: Mutex<Option<String>>,
+    /// Local writes waiting for a commit, and the commit lock ([`group`]).
+    group: group::Group,
 }
 
 /// Whether an error came from the storage engine (as opposed to, say, a corrupt record).
@@ -190,17 +195,19 @@ impl EmbeddedStore {
             }
         }
         txn.commit()?;
-        Ok(EmbeddedStore {
-            inner: Arc::new(Inner {
-                db,
-                region: region.to_owned(),
-                incarnation,
-                clock,
-                fault: Mutex::new(None),
-                replication: Mutex::new(None),
-                failed: Mutex::new(None),
-            }),
-        })
+        let (group, committer) = group::Group::new();
+        let inner = Arc::new(Inner {
+            db,
+            region: region.to_owned(),
+            incarnation,
+            clock,
+            fault: Mutex::new(None),
+            replication: Mutex::new(None),
+            failed: Mutex::new(None),
+            group,
+        });
+        committer.start(Arc::downgrade(&inner), region)?;
+        Ok(EmbeddedStore { inner })
     }
 
     /// The region this store belongs to.
@@ -218,34 +225,6 @@ impl EmbeddedStore {
         let txn = self.inner.db.begin_read()?;
         let table = txn.open_table(ITEMS)?;
         table.get(id)?.map(|v| decode(v.value())).transpose()
-    }
-
-    /// Writes (or, with `data: None`, deletes) `id` as a local write of this region, and
-    /// queues it in the outbox. Returns the new record and whether a live item was replaced,
-    /// or `None` when a delete found nothing to delete.
-    fn write_local(
-        &self,
-        id: &str,
-        data: Option<Data>,
-        if_match: Option<IfMatch>,
-    ) -> Result<Option<(Record, bool)>, StoreError> {
-        let written = (|| {
-            let mut txn = self.inner.db.begin_write().map_err(anyhow::Error::from)?;
-            txn.set_durability(Durability::Immediate);
-            let Some(result) = self.write_in(&txn, id, data, if_match)? else {
-                return Ok(None);
-            };
-            txn.commit().map_err(anyhow::Error::from)?;
-            Ok(Some(result))
-        })();
-        match written {
-            Err(StoreError::Internal(err)) if is_storage_error(&err) => {
-                *self.inner.failed.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(format!("{err:#}"));
-                Err(StoreError::Unavailable(err))
-            }
-            other => other,
-        }
     }
 
     fn write_in(
