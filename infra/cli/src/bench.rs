@@ -165,19 +165,45 @@ async fn replication_lag(
     Ok(())
 }
 
-/// GET p50 through `base` per primary fault mode, minus the healthy p50: (mode, added ms).
+/// One failover row: the added milliseconds, or why the row has no figure (some of its GETs
+/// were not answered 200, so their latency is not a failover's).
+pub type Added = Result<f64, String>;
+
+/// The figure as a table cell: `12.34`, or `n/a (why)`.
+pub fn added_cell(added: &Added) -> String {
+    match added {
+        Ok(ms) => format!("{ms:.2}"),
+        Err(why) => format!("n/a ({why})"),
+    }
+}
+
+/// Waits until both regions hold the same items: a row must not time a secondary that has not
+/// received the item yet (it would answer 404, fast).
+async fn converged(control: &ControlClient, before: &str) -> anyhow::Result<()> {
+    if !control.until_agreed(Duration::from_secs(30)).await {
+        anyhow::bail!("the regions did not converge within 30 s before {before}");
+    }
+    Ok(())
+}
+
+/// GET p50 through `base` per primary fault mode, minus the healthy p50: (mode, added ms). Each
+/// row starts from converged regions, and a row whose GETs were not all answered 200 has no
+/// figure.
 pub async fn failover_rows(
     s: &Stack,
     http: &reqwest::Client,
     args: &BenchArgs,
     base: &str,
-) -> anyhow::Result<Vec<(String, f64)>> {
+) -> anyhow::Result<Vec<(String, Added)>> {
     let url = format!("{base}/api/items/fo");
-    http.put(format!("{}/api/items/fo", s.edge))
+    let control = control(s);
+    let put = http
+        .put(format!("{}/api/items/fo", s.edge))
         .json(&json!({"data": {}}))
         .send()
         .await?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    anyhow::ensure!(put.status().is_success(), "PUT fo: {}", put.status());
+    converged(&control, "the healthy row").await?;
     let mut healthy = Vec::new();
     for _ in 0..50 {
         healthy.push(get_ms(http, &url).await.0);
@@ -195,9 +221,9 @@ pub async fn failover_rows(
         ("crashed", Outage::Crashed),
         ("blackhole", Outage::Blackhole),
     ];
-    let control = control(s);
-    let mut rows = vec![("none (healthy)".to_owned(), healthy_p50)];
+    let mut rows = vec![("none (healthy)".to_owned(), Ok(0.0))];
     for (name, outage) in outages {
+        converged(&control, name).await?;
         control.inject(PRIMARY, outage, None).await?;
         let mut samples = Vec::new();
         let mut answered = 0;
@@ -207,17 +233,13 @@ pub async fn failover_rows(
             answered += usize::from(status == 200);
         }
         samples.sort_by(f64::total_cmp);
-        if answered < samples.len() {
-            println!(
-                "  ({name}: {} of {} GETs were not answered 200)",
-                samples.len() - answered,
-                samples.len()
-            );
-        }
-        rows.push((name.to_owned(), pct(&samples, 0.5) - healthy_p50));
+        let added = match samples.len() - answered {
+            0 => Ok(pct(&samples, 0.5) - healthy_p50),
+            failed => Err(format!("{failed} of {} GETs not 200", samples.len())),
+        };
+        rows.push((name.to_owned(), added));
         control.clear(PRIMARY, outage).await?;
     }
-    rows[0].1 = 0.0;
     println!("  (healthy p50 through {base}: {healthy_p50:.2} ms)");
     Ok(rows)
 }
@@ -236,7 +258,7 @@ async fn failover_latency(
     );
     println!("{:<22} {:>12}", "primary fault", "added ms");
     for (name, added) in failover_rows(s, http, args, &s.edge.clone()).await? {
-        println!("{name:<22} {added:>12.2}");
+        println!("{name:<22} {:>12}", added_cell(&added));
     }
     Ok(())
 }

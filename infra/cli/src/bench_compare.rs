@@ -270,7 +270,11 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
     let edge_rows = bench::failover_rows(&stack, &http, args, &stack.edge).await?;
     let nginx_rows = bench::failover_rows(&stack, &http, args, &nginx.url).await?;
     for ((name, e), (_, n)) in edge_rows.iter().zip(nginx_rows.iter()) {
-        println!("{name:<22} {e:>14.2} {n:>14.2}");
+        println!(
+            "{name:<22} {:>14} {:>14}",
+            bench::added_cell(e),
+            bench::added_cell(n)
+        );
     }
     Ok(())
 }
