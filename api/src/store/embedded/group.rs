@@ -43,6 +43,9 @@ struct Write {
 pub(super) struct Group {
     queue: Mutex<mpsc::Sender<Write>>,
     counts: Arc<Counts>,
+    /// Bumped after each commit of local writes: peers waiting for new outbox entries wake on
+    /// it ([`EmbeddedStore::commits`]).
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -82,6 +85,7 @@ impl Group {
         let group = Group {
             queue: Mutex::new(queue),
             counts: counts.clone(),
+            committed: tokio::sync::watch::Sender::new(0),
         };
         (group, Committer { writes, counts })
     }
@@ -200,10 +204,17 @@ impl EmbeddedStore {
             return Ok(outcomes);
         }
         txn.commit()?;
-        let counts = &self.inner.group.counts;
-        counts.commits.fetch_add(1, Ordering::Relaxed);
-        counts.writes.fetch_add(count, Ordering::Relaxed);
+        let group = &self.inner.group;
+        group.counts.commits.fetch_add(1, Ordering::Relaxed);
+        group.counts.writes.fetch_add(count, Ordering::Relaxed);
+        group.committed.send_modify(|n| *n += 1);
         Ok(outcomes)
+    }
+
+    /// Changes after each commit of local writes (new outbox entries). Mark it seen, then read
+    /// the outbox: a commit after that wakes `changed()`, so none is missed between the two.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.group.committed.subscribe()
     }
 
     /// How many transactions local writes took, and how many writes they held.

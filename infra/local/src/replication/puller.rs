@@ -80,7 +80,10 @@ impl Link {
                         s.status.last_pull_ms = Some(now_ms());
                         s.status.last_error = None;
                     });
-                    if !more {
+                    // Caught up: the next pull waits at the peer for a write (a long poll),
+                    // unless pages are held back for the artificial lag, which must be
+                    // applied on time.
+                    if !more && !self.long_polls() {
                         tokio::time::sleep(POLL).await;
                     }
                 }
@@ -91,6 +94,11 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Whether the next pull asks the peer to wait for new writes ([`super::serve::MAX_WAIT`]).
+    fn long_polls(&self) -> bool {
+        self.held.is_empty() && self.r.config().lag_ms == 0
     }
 
     fn failed(&self, err: &PullError) {
@@ -114,13 +122,22 @@ impl Link {
         let mut more = false;
         if self.held_bytes < MAX_HELD_BYTES {
             let cursor = self.held.back().map_or(pos.applied, |h| h.through);
+            let wait = match self.long_polls() {
+                true => super::serve::MAX_WAIT.as_millis(),
+                false => 0,
+            };
             let frame = self
                 .fetch(&format!(
-                    "/_replication/changes?after={cursor}&applied={}&incarnation={}&limit={BATCH}&max_bytes={MAX_PULL_BYTES}",
+                    "/_replication/changes?after={cursor}&applied={}&incarnation={}&limit={BATCH}&max_bytes={MAX_PULL_BYTES}&wait_ms={wait}",
                     pos.applied,
                     pos.incarnation.unwrap_or(0)
                 ))
                 .await?;
+            // Paused while the pull waited at the peer: what it brought is not applied (the
+            // next pull after the pause asks for it again).
+            if self.r.config().paused {
+                return Ok(false);
+            }
             if let Some(reason) = needs_resync(&pos, cursor, &frame) {
                 self.resync(frame.incarnation, &reason).await?;
                 return Ok(true);

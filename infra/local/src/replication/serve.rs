@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
+use std::time::Duration;
 use subtle::ConstantTimeEq as _;
 use tandem_api::admin::{Admin, AdminToken};
 use tandem_shared::ErrorCode;
@@ -147,7 +148,13 @@ struct ChangesQuery {
     incarnation: u64,
     limit: Option<usize>,
     max_bytes: Option<usize>,
+    /// When nothing is new after `after`, wait this long (at most [`MAX_WAIT`]) for a local
+    /// write before answering: a long poll, so a peer hears of a write when it commits.
+    wait_ms: Option<u64>,
 }
+
+/// Longest long poll: well under the pulling client's timeout.
+pub const MAX_WAIT: Duration = Duration::from_secs(1);
 
 async fn changes(
     State(r): State<Replicator>,
@@ -165,7 +172,16 @@ async fn changes(
         q.limit.unwrap_or(BATCH).clamp(1, BATCH),
         max_bytes(q.max_bytes),
     );
-    match read(&r, move |s| s.changes_since(q.after, limit, bytes)).await {
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+    let mut commits = r.store.commits();
+    commits.borrow_and_update();
+    let mut page = read(&r, move |s| s.changes_since(q.after, limit, bytes)).await;
+    let nothing_new = matches!(&page, Ok(p) if p.records.is_empty() && p.head <= q.after);
+    if nothing_new && !wait.is_zero() && tokio::time::timeout(wait, commits.changed()).await.is_ok()
+    {
+        page = read(&r, move |s| s.changes_since(q.after, limit, bytes)).await;
+    }
+    match page {
         Ok(page) => peer.answer(Frame {
             incarnation: page.incarnation,
             head: page.head,
