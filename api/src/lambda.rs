@@ -10,17 +10,16 @@ use anyhow::{Context as _, anyhow, bail};
 pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
     let region = args.region_name();
     let aws = sdk_config(Some(&region)).await;
-    // Fail the init rather than serve without the secret: no origin secret would mean
-    // no origin cloaking, and API Gateway turns a failed init into a 5xx, which the edge
-    // fails over.
-    let secret = match args.secret_id.as_deref().filter(|s| !s.is_empty()) {
-        Some(id) => Some(
-            RuntimeSecret::fetch(&aws_sdk_secretsmanager::Client::new(&aws), id)
-                .await
-                .context("Lambda init: fetching the runtime secret")?,
-        ),
-        None => None,
-    };
+    let store = DynamoStore::from_sdk_config(&aws, &args.table_name, &region);
+    // Two independent round trips, at once: the secret, and a first DynamoDB call that pays
+    // the TLS handshake during init rather than on the first request.
+    let (secret, warmed) = tokio::join!(fetch_secret(&aws, args.secret_id.as_deref()), async {
+        store.load_fault().await
+    });
+    if let Err(err) = warmed {
+        tracing::warn!(error = %err, "warming the DynamoDB connection failed");
+    }
+    let secret = secret?;
     let config = args.config_with(secret.as_ref());
     tracing::info!(
         region = %config.region,
@@ -29,14 +28,26 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
         origin_cloaking = config.origin_secret.is_some(),
         "Lambda init"
     );
-    let store = DynamoStore::from_sdk_config(&aws, &args.table_name, &config.region);
-    // Pay the TLS handshake during init, not on the first request.
-    if let Err(err) = store.load_fault().await {
-        tracing::warn!(error = %err, "warming the DynamoDB connection failed");
-    }
     lambda_http::run(crate::router(store, config))
         .await
         .map_err(|e| anyhow!("Lambda runtime: {e}"))
+}
+
+/// The runtime secret, when a secret id is set. Fail the init rather than serve without it: no
+/// origin secret would mean no origin cloaking, and API Gateway turns a failed init into a 5xx,
+/// which the edge fails over.
+async fn fetch_secret(
+    aws: &aws_config::SdkConfig,
+    id: Option<&str>,
+) -> anyhow::Result<Option<RuntimeSecret>> {
+    let Some(id) = id.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    RuntimeSecret::fetch(&client, id)
+        .await
+        .map(Some)
+        .context("Lambda init: fetching the runtime secret")
 }
 
 impl RuntimeSecret {

@@ -297,7 +297,7 @@ async fn next(State(rt): State<Arc<Mutex<FakeRuntime>>>) -> axum::response::Resp
         // One invocation per process: the next poll waits until the process is killed.
         std::future::pending::<()>().await;
     }
-    let event = json!({
+    let mut event = json!({
         "version": "2.0", "routeKey": "$default", "rawPath": "/api/health", "rawQueryString": "",
         "headers": {"host": "abc.execute-api.us-east-1.amazonaws.com"},
         "requestContext": {"accountId": "123456789012", "apiId": "abc", "domainName": "abc.execute-api.us-east-1.amazonaws.com",
@@ -305,6 +305,8 @@ async fn next(State(rt): State<Arc<Mutex<FakeRuntime>>>) -> axum::response::Resp
             "requestId": "r1", "routeKey": "$default", "stage": "$default", "time": "27/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
         "isBase64Encoded": false
     });
+    // From CloudFront, as on AWS: the origin secret the stand-in's runtime secret holds.
+    event["headers"][tandem_shared::headers::ORIGIN_VERIFY] = json!(BENCH_ORIGIN_SECRET);
     let deadline = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() + 30_000)
@@ -397,6 +399,9 @@ async fn cold_start(bin: &Path, env: &[(&str, String)]) -> anyhow::Result<(f64, 
     }
 }
 
+/// The stand-in's origin secret (in its runtime secret on moto, and on its one request).
+const BENCH_ORIGIN_SECRET: &str = "bench-origin-secret";
+
 /// Lambda init stand-in: `tandem-api` (Lambda mode on moto) next to a hello world.
 pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> anyhow::Result<()> {
     println!(
@@ -436,12 +441,35 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
         )
         .send()
         .await;
+    // The runtime secret, which the function reads at init on AWS (its stack always sets
+    // TANDEM_SECRET_ID).
+    let secrets = {
+        let creds =
+            aws_sdk_secretsmanager::config::Credentials::new("bench", "bench", None, None, "bench");
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(moto_endpoint)
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    };
+    let _ = secrets
+        .create_secret()
+        .name("bench/secrets")
+        .secret_string(
+            json!({"admin_token": "bench-admin", "origin_secret": BENCH_ORIGIN_SECRET}).to_string(),
+        )
+        .send()
+        .await;
     let tandem_env = vec![
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_ENDPOINT_URL", moto_endpoint.to_owned()),
         ("AWS_ACCESS_KEY_ID", "bench".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "bench".to_owned()),
         ("TABLE_NAME", "bench-items".to_owned()),
+        ("TANDEM_SECRET_ID", "bench/secrets".to_owned()),
     ];
     println!(
         "{:<34} {:>12} {:>12} {:>14}",
@@ -463,8 +491,10 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
         let mut rss = 0.0f64;
         for _ in 0..runs {
             let (ms, peak, body) = cold_start(&bin, &env).await?;
-            if !body.contains("statusCode") {
-                bail!("{name} answered something else than an API Gateway response: {body}");
+            // A 200, not any response: a refused request (403 without the origin secret) or a
+            // failed store call would time something else than a working start.
+            if !body.contains(r#""statusCode":200"#) {
+                bail!("{name} did not answer its request with a 200: {body}");
             }
             times.push(ms);
             rss = rss.max(peak);
