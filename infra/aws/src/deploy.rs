@@ -527,6 +527,12 @@ pub fn invalidation_paths(files: &[ConsoleFile]) -> Vec<String> {
 }
 
 /// Every file under `dir`, sorted by key. Fails unless there is an `index.html`.
+/// The `.br`/`.gz` copies `cargo xtask` writes for the local edge: CloudFront compresses on
+/// its own, so they are not uploaded.
+fn is_precompressed(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "br" || x == "gz")
+}
+
 pub fn console_files(dir: &Path) -> anyhow::Result<Vec<ConsoleFile>> {
     if !dir.join("index.html").is_file() {
         bail!(
@@ -547,7 +553,7 @@ pub fn console_files(dir: &Path) -> anyhow::Result<Vec<ConsoleFile>> {
             let kind = entry.file_type()?;
             if kind.is_dir() {
                 pending.push(path);
-            } else if kind.is_file() {
+            } else if kind.is_file() && !is_precompressed(&path) {
                 let rel = path.strip_prefix(dir).unwrap_or(&path);
                 let key = rel
                     .components()

@@ -215,6 +215,8 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
     let dir = tempfile::tempdir().unwrap();
     let dist = dir.path().join("dist");
     console(&dist);
+    // The local edge's precompressed copy (`cargo xtask` writes them): not for S3.
+    std::fs::write(dist.join("index.html.br"), "br").unwrap();
     let (zip, bytes) = write_zip(dir.path(), "fn.zip", "#!/bin/sh\necho v1\n");
     let key = code_key(Function::Api, &bytes);
     // Any AWS call would connect here; nothing may.
@@ -311,6 +313,7 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
         &out,
         "`tandem failover --to <region>` / `tandem failback` write its key active_region",
     );
+    assert!(!out.contains("index.html.br"), "{out}");
     // Every console file, with the headers it will be served with.
     for line in [
         "assets/logo.svg image/svg+xml no-cache 41 B",

@@ -487,8 +487,16 @@ const NO_CONSOLE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\
 pub fn router(edge: Arc<Edge>, control: Router, console_dir: Option<PathBuf>) -> Router {
     let console: Router = match console_dir.filter(|d| d.join("index.html").is_file()) {
         Some(dir) => {
+            // `cargo xtask` writes each file's brotli (quality 11) and gzip next to it: served
+            // as they are to a browser that takes them, so what is measured is what is served.
+            // Anything else is compressed on the fly below.
+            let index = tower_http::services::ServeFile::new(dir.join("index.html"))
+                .precompressed_br()
+                .precompressed_gzip();
             let files = tower_http::services::ServeDir::new(&dir)
-                .fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
+                .precompressed_br()
+                .precompressed_gzip()
+                .fallback(index);
             let root = Arc::new(std::fs::canonicalize(&dir).unwrap_or(dir));
             Router::new()
                 .fallback_service(files)
@@ -516,6 +524,17 @@ mod tests {
     use super::*;
     use tower::ServiceExt as _;
 
+    /// The edge with no regions, serving the console in `dir`.
+    fn console_app(dir: &std::path::Path) -> Router {
+        let edge = Arc::new(Edge {
+            origins: vec![],
+            settings: EdgeSettings::default(),
+            origin_secret: None,
+            active: Arc::new(Active::load(dir, &[]).unwrap()),
+        });
+        router(edge, Router::new(), Some(dir.to_path_buf()))
+    }
+
     #[tokio::test]
     async fn console_files_never_lead_outside_the_console_directory() {
         let outside = tempfile::tempdir().unwrap();
@@ -534,13 +553,7 @@ mod tests {
             console.path().join("alias.js"),
         )
         .unwrap();
-        let edge = Arc::new(Edge {
-            origins: vec![],
-            settings: EdgeSettings::default(),
-            origin_secret: None,
-            active: Arc::new(Active::load(console.path(), &[]).unwrap()),
-        });
-        let app = router(edge, Router::new(), Some(console.path().to_path_buf()));
+        let app = console_app(console.path());
         let get = |path: &'static str| {
             let app = app.clone();
             async move {
@@ -565,6 +578,39 @@ mod tests {
             StatusCode::OK,
             "the SPA fallback still works"
         );
+    }
+
+    #[tokio::test]
+    async fn precompressed_console_files_are_served_as_they_are() {
+        let console = tempfile::tempdir().unwrap();
+        std::fs::write(console.path().join("index.html"), "<html>console</html>").unwrap();
+        std::fs::write(console.path().join("app.wasm"), "raw wasm").unwrap();
+        std::fs::write(console.path().join("app.wasm.br"), "brotli bytes").unwrap();
+        std::fs::write(console.path().join("app.wasm.gz"), "gzip bytes").unwrap();
+        let app = console_app(console.path());
+        let get = |accept: &'static str| {
+            let app = app.clone();
+            async move {
+                let req = Request::get("/app.wasm")
+                    .header(http::header::ACCEPT_ENCODING, accept)
+                    .body(Body::empty())
+                    .unwrap();
+                let resp = app.oneshot(req).await.unwrap();
+                let encoding = resp
+                    .headers()
+                    .get(http::header::CONTENT_ENCODING)
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                (encoding, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        assert_eq!(get("br").await, (Some("br".into()), "brotli bytes".into()));
+        assert_eq!(get("gzip, deflate, br").await.0.as_deref(), Some("br"));
+        assert_eq!(
+            get("gzip").await,
+            (Some("gzip".into()), "gzip bytes".into())
+        );
+        assert_eq!(get("identity").await, (None, "raw wasm".into()));
     }
 
     #[test]
