@@ -41,7 +41,7 @@ struct Write {
 
 /// The writers' end of the queue, and what went through it.
 pub(super) struct Group {
-    queue: Mutex<mpsc::Sender<Write>>,
+    queue: mpsc::Sender<Write>,
     counts: Arc<Counts>,
     /// Bumped after each commit of local writes: peers waiting for new outbox entries wake on
     /// it ([`EmbeddedStore::commits`]).
@@ -83,7 +83,7 @@ impl Group {
         let (queue, writes) = mpsc::channel();
         let counts = Arc::new(Counts::default());
         let group = Group {
-            queue: Mutex::new(queue),
+            queue,
             counts: counts.clone(),
             committed: tokio::sync::watch::Sender::new(0),
         };
@@ -141,7 +141,7 @@ impl EmbeddedStore {
             reply,
         };
         group.counts.queued.fetch_add(1, Ordering::SeqCst);
-        if lock(&group.queue).send(write).is_err() {
+        if group.queue.send(write).is_err() {
             group.counts.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(StoreError::Internal(anyhow::anyhow!(
                 "the store's committer has stopped"
