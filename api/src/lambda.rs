@@ -13,9 +13,10 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
     let store = DynamoStore::from_sdk_config(&aws, &args.table_name, &region);
     // Two independent round trips, at once: the secret, and a first DynamoDB call that pays
     // the TLS handshake during init rather than on the first request.
-    let (secret, warmed) = tokio::join!(fetch_secret(&aws, args.secret_id.as_deref()), async {
-        store.load_fault().await
-    });
+    let (secret, warmed) = tokio::join!(
+        fetch_secret(&aws, args.secret_id.as_deref()),
+        store.load_fault()
+    );
     if let Err(err) = warmed {
         tracing::warn!(error = %err, "warming the DynamoDB connection failed");
     }
