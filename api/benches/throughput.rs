@@ -10,81 +10,29 @@
 //! machine's disk, and once on a disk whose fsync takes 2 ms longer (the file backend, with a
 //! sleep after each sync), closer to a cloud volume's than a local NVMe's.
 
+mod common;
+
 use axum::routing::get;
 use axum::{Json, Router};
+use common::{MakeRequest, load, serve, setting};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tandem_api::store::embedded::EmbeddedStore;
+use tandem_shared::bench::{Goal, Row, thousands};
 
-struct Figures {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: usize,
+/// GET of the one item every bench run writes first.
+fn get_one() -> MakeRequest {
+    Arc::new(|client, base, _, _| client.get(format!("{base}/api/items/bench-read")))
 }
 
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
-}
-
-async fn load(base: &str, put: bool, secs: u64, concurrency: usize) -> Figures {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for worker in 0..concurrency {
-        let (client, base) = (client.clone(), base.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                let started = Instant::now();
-                let r = if put {
-                    i += 1;
-                    client
-                        .put(format!("{base}/api/items/bench-{worker}-{}", i % 100))
-                        .json(&json!({"data": {"worker": worker, "i": i}}))
-                        .send()
-                        .await
-                } else {
-                    client
-                        .get(format!("{base}/api/items/bench-read"))
-                        .send()
-                        .await
-                };
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(started.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (lat, e) = t.await.unwrap();
-        all.extend(lat);
-        errors += e;
-    }
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(f64::NAN)
-    };
-    Figures {
-        rps: all.len() as f64 / secs as f64,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        errors,
-    }
+/// PUT over 100 ids of each client's own.
+fn put_own() -> MakeRequest {
+    Arc::new(|client, base, worker, i| {
+        client
+            .put(format!("{base}/api/items/bench-{worker}-{}", i % 100))
+            .json(&json!({"data": {"worker": worker, "i": i}}))
+    })
 }
 
 fn bare() -> Router {
@@ -99,19 +47,9 @@ fn bare() -> Router {
 }
 
 fn main() {
-    let secs: u64 = std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let concurrency: usize = std::env::var("BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    let secs: u64 = setting("SECS", 5);
+    let concurrency: usize = setting("CONCURRENCY", 32);
+    common::runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
         let config = tandem_api::Config {
@@ -137,9 +75,9 @@ fn main() {
             "{:<6} {:<22} {:>10} {:>9} {:>9} {:>7}",
             "op", "server", "req/s", "p50 ms", "p99 ms", "errors"
         );
-        for (op, put) in [("GET", false), ("PUT", true)] {
-            let t = load(&tandem, put, secs, concurrency).await;
-            let b = load(&bare, put, secs, concurrency).await;
+        for (op, make) in [("GET", get_one()), ("PUT", put_own())] {
+            let t = load(&tandem, secs, concurrency, make.clone()).await;
+            let b = load(&bare, secs, concurrency, make).await;
             for (name, f) in [("tandem (redb)", &t), ("bare axum handler", &b)] {
                 println!(
                     "{op:<6} {name:<22} {:>10.0} {:>9.2} {:>9.2} {:>7}",
@@ -151,6 +89,15 @@ fn main() {
                 "ratio tandem/bare",
                 t.rps / b.rps
             );
+            if op == "GET" {
+                common::record(Row::new(
+                    format!("Region GET, full router on redb vs a bare axum handler ({concurrency} clients)"),
+                    format!("{} req/s", thousands(t.rps)),
+                    format!("{} req/s", thousands(b.rps)),
+                    Some(t.rps / b.rps),
+                    Goal::AtLeast(0.8),
+                ));
+            }
         }
         put_scaling("this machine's disk", &tandem, &store, secs).await;
 
@@ -208,15 +155,16 @@ impl redb::StorageBackend for SlowSync {
 /// PUT at 1, 8, 32 and 128 clients, each writing ids of its own: requests/s, latency, the
 /// ratio to the 1-client rate, and how many writes shared each commit (one fsync each).
 async fn put_scaling(disk: &str, tandem: &str, store: &EmbeddedStore, secs: u64) {
+    const SUMMARY_CLIENTS: usize = 32;
     println!("\nPUT by concurrent clients, {disk} (fsync before every 2xx), {secs} s per run");
     println!(
         "{:<8} {:>10} {:>9} {:>9} {:>7} {:>12} {:>13}",
         "clients", "req/s", "p50 ms", "p99 ms", "errors", "x 1 client", "writes/fsync"
     );
     let mut one_client = None;
-    for clients in [1, 8, 32, 128] {
+    for clients in [1, 8, SUMMARY_CLIENTS, 128] {
         let before = store.commit_stats();
-        let f = load(tandem, true, secs, clients).await;
+        let f = load(tandem, secs, clients, put_own()).await;
         let after = store.commit_stats();
         let commits = (after.commits - before.commits).max(1);
         let per_fsync = (after.writes - before.writes) as f64 / commits as f64;
@@ -229,5 +177,14 @@ async fn put_scaling(disk: &str, tandem: &str, store: &EmbeddedStore, secs: u64)
             f.errors,
             f.rps / base
         );
+        if clients == SUMMARY_CLIENTS {
+            common::record(Row::new(
+                format!("Region PUT (fsync before the 2xx), {clients} clients vs 1 client, {disk}"),
+                format!("{} req/s", thousands(f.rps)),
+                format!("{} req/s", thousands(base)),
+                Some(f.rps / base),
+                Goal::AtLeast(8.0),
+            ));
+        }
     }
 }

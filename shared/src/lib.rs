@@ -14,11 +14,13 @@
 //!   the local edge and the CloudFront Function alike.
 //! - [`watch`]: the health watcher's rule for switching the active region automatically.
 //! - [`stats`]: percentiles, computed one way everywhere.
+//! - [`bench`]: a row of `cargo xtask bench`'s summary (figure, reference, ratio, goal).
 //! - [`validate`]: the rules a request must pass before it reaches a store.
 //! - [`headers`] and [`region`]: names that both sides of the wire must agree on.
 //!
 //! This crate compiles to `wasm32-unknown-unknown`, so it stays free of tokio and AWS crates.
 
+pub mod bench;
 pub mod control;
 pub mod drill;
 pub mod error;

@@ -4,7 +4,7 @@ use crate::setup;
 use crate::util::{self, done, run_in, step};
 use anyhow::Context as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// wasm + js shipped to a browser, after brotli, in bytes (1 KB = 1000 bytes). Raised from
@@ -37,8 +37,41 @@ pub fn build() -> anyhow::Result<()> {
         "trunk left no frontend/dist/index.html"
     );
     precompress()?;
+    std::fs::create_dir_all(util::target_dir().join("xtask"))?;
+    std::fs::write(stamp(), "")?;
     done(t);
     Ok(())
+}
+
+/// What the console is built from: its crate, the contract crate, the workspace's manifest and
+/// lockfile (`frontend/dist` itself is skipped).
+const SOURCES: [&str; 4] = ["frontend", "shared", "Cargo.toml", "Cargo.lock"];
+
+/// Written when a build has finished, precompressed copies included.
+fn stamp() -> PathBuf {
+    util::target_dir().join("xtask/console-built")
+}
+
+/// Whether `frontend/dist` holds a finished build made after every file it is built from last
+/// changed.
+pub fn up_to_date() -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = modified(&stamp()).filter(|_| dist().join("index.html").is_file()) else {
+        return false;
+    };
+    let root = util::root();
+    let mut stack: Vec<PathBuf> = SOURCES.iter().map(|s| root.join(s)).collect();
+    while let Some(path) = stack.pop() {
+        if path == dist() || path.file_name().is_some_and(|n| n == "target") {
+            continue;
+        }
+        match std::fs::read_dir(&path) {
+            Ok(entries) => stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path()))),
+            Err(_) if modified(&path).is_some_and(|m| m <= built) => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Quality 11 and a 4 MB window: what `brotli -q 11` ships.

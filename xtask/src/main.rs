@@ -1,16 +1,17 @@
 //! Tandem's development tasks, in Rust (the `cargo xtask` pattern): `cargo xtask test` runs
-//! everything CI runs and sets up what it needs first; `cargo xtask dev` builds the console and
-//! runs the local stack.
+//! everything CI runs and sets up what it needs first; `cargo xtask dev` runs the local stack
+//! and builds the console behind it.
 //!
 //! Layout: `setup.rs` installs prerequisites (rustup targets and components, the Python venv,
 //! trunk, wasm-bindgen-cli, wasm-opt); `console.rs` builds the console and checks its size
 //! budget; `e2e.rs` drives it in headless Chromium; `templates.rs` lints the AWS templates;
 //! `function.rs` runs the edge's CloudFront Function in Node.js against the routing cases;
-//! `bench.rs` measures everything in `docs/benchmarks.md`; `test.rs` runs the checks in order;
-//! `util.rs` has process and port helpers.
+//! `bench.rs` measures everything in `docs/benchmarks.md`; `dev.rs` is `cargo xtask dev`;
+//! `test.rs` runs the checks in order; `util.rs` has process and port helpers.
 
 mod bench;
 mod console;
+mod dev;
 mod e2e;
 mod function;
 /// Ports outside the ephemeral range: tandem-local's own module (one copy of the rule), compiled
@@ -47,7 +48,8 @@ enum Command {
     Screenshots,
     /// Every benchmark figure (installs nginx, wrk, brotli when missing).
     Bench,
-    /// Build the console and run `tandem up` with it; extra arguments go to `tandem up`.
+    /// Build `tandem` and run `tandem up`, then build the console behind it (a page that
+    /// reloads itself stands in until it is built); extra arguments go to `tandem up`.
     Dev {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -66,31 +68,6 @@ fn main() -> anyhow::Result<()> {
         Command::E2e => e2e::run_all(e2e::Screenshots::Target).map(drop),
         Command::Screenshots => e2e::run_all(e2e::Screenshots::Docs).map(drop),
         Command::Bench => bench::run_all(),
-        Command::Dev { args } => dev(args),
+        Command::Dev { args } => dev::run(args),
     }
-}
-
-/// Installs what is missing, builds the console and `tandem`, then becomes `tandem up`, so
-/// that Ctrl-C reaches it directly and it stops its regions itself.
-fn dev(args: Vec<String>) -> anyhow::Result<()> {
-    use std::os::unix::process::CommandExt as _;
-    setup::rust()?;
-    setup::console_tools()?;
-    console::build()?;
-    let t = util::step("cargo build --release -p tandem-cli --bin tandem");
-    util::run(util::cargo().args(["build", "--release", "-p", "tandem-cli", "--bin", "tandem"]))?;
-    util::done(t);
-    let tandem = util::target_dir().join("release/tandem");
-    println!(
-        "\n==> {} up --console-dir frontend/dist {}",
-        tandem.display(),
-        args.join(" ")
-    );
-    let err = std::process::Command::new(&tandem)
-        .arg("up")
-        .args(["--console-dir", "frontend/dist"])
-        .args(&args)
-        .current_dir(util::root())
-        .exec();
-    Err(anyhow::Error::new(err).context(format!("running {}", tandem.display())))
 }

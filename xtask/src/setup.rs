@@ -121,7 +121,9 @@ pub fn console_tools() -> anyhow::Result<()> {
     if tool_version("trunk").as_deref() == Some(TRUNK_VERSION) {
         println!("trunk {TRUNK_VERSION}: installed");
     } else {
-        println!("installing trunk {TRUNK_VERSION} (about 9 minutes on 2 cores)…");
+        util::note(&format!(
+            "installing trunk {TRUNK_VERSION} (about 9 minutes on 2 cores)…"
+        ));
         run(util::cargo().args(["install", "trunk", "--locked", "--version", TRUNK_VERSION]))?;
     }
     let bindgen = locked_version("wasm-bindgen")?;
@@ -130,7 +132,9 @@ pub fn console_tools() -> anyhow::Result<()> {
     } else {
         // Without --locked: wasm-bindgen-cli's own lockfile pins a crate version that the
         // registry no longer serves.
-        println!("installing wasm-bindgen-cli {bindgen} (about 3 minutes)…");
+        util::note(&format!(
+            "installing wasm-bindgen-cli {bindgen} (about 3 minutes)…"
+        ));
         run(util::cargo().args([
             "install",
             "wasm-bindgen-cli",
@@ -151,7 +155,7 @@ pub fn console_tools() -> anyhow::Result<()> {
             run(Command::new("apt-get").args(["update", "-qq"]))?;
             run(Command::new("apt-get").args(["install", "-y", "-qq", "nodejs", "npm"]))?;
         }
-        println!("installing binaryen {BINARYEN_VERSION} from npm…");
+        util::note(&format!("installing binaryen {BINARYEN_VERSION} from npm…"));
         std::fs::create_dir_all(binaryen_dir())?;
         run(Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])

@@ -1,8 +1,10 @@
 //! Helpers for running commands with visible progress.
 
 use anyhow::{Context as _, bail};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// The workspace root (xtask lives one level below it).
@@ -28,15 +30,43 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// Where steps are also written while `cargo xtask dev` builds the console behind a running
+/// stack (its "console is building" page shows the file).
+static PROGRESS: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+pub fn report_progress_to(file: &Path) {
+    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = Some(file.to_owned());
+}
+
+pub fn stop_reporting_progress() {
+    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// Prints a line, and appends it to the progress file when there is one.
+pub fn note(line: &str) {
+    println!("{line}");
+    if let Some(file) = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        // The page is a convenience: a line it misses is still on the terminal.
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|mut f| writeln!(f, "{}", line.trim_start()));
+    }
+}
+
 /// Prints a step header; returns a timer for [`done`].
 pub fn step(name: &str) -> (String, Instant) {
-    println!("\n==> {name}");
+    note(&format!("\n==> {name}"));
     (name.to_owned(), Instant::now())
 }
 
 /// Prints how long a step took.
 pub fn done((name, started): (String, Instant)) {
-    println!("<== {name}: ok in {:.1}s", started.elapsed().as_secs_f64());
+    note(&format!(
+        "<== {name}: ok in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
 }
 
 /// Runs a command in the workspace root, streaming its output; fails if it fails.

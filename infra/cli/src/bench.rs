@@ -3,11 +3,13 @@
 //! 1. Replication lag (p50/p99/max) at a steady 1,000 writes/s into the primary.
 //! 2. Failover added latency per fault mode: GET through the edge with the primary faulted,
 //!    minus GET through the edge while healthy, with the edge's deployed defaults.
-//! 3. Edge throughput (GET, closed loop) healthy and with the primary stopped.
-//! 4. Recovery ([`crate::bench_recovery`]): a 200 MB backlog's catch-up time and peak memory,
+//! 3. Convergence after a region comes back from a stop.
+//! 4. Edge throughput (GET, closed loop) healthy and with the primary stopped.
+//! 5. Recovery ([`crate::bench_recovery`]): a 200 MB backlog's catch-up time and peak memory,
 //!    and the time a region that lost its disk takes to match its peer again.
 //!
-//! Not a test: it prints figures and asserts nothing about time.
+//! Not a test: it prints figures and asserts nothing about time. Rows with a goal (issue 13)
+//! also go to `cargo xtask bench`'s summary ([`tandem_shared::bench`]).
 
 use anyhow::{Context as _, anyhow};
 use serde_json::json;
@@ -15,6 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tandem_local::client::ControlClient;
 use tandem_local::launch::Launch;
+use tandem_shared::bench::{Goal, Row};
 use tandem_shared::control::EdgeSettings;
 use tandem_shared::control::{Outage, RegionState};
 use tandem_shared::region::{PRIMARY, SECONDARY};
@@ -162,6 +165,81 @@ async fn replication_lag(
         ms(pair.lag_max_ms),
         pair.samples
     );
+    record(Row::new(
+        format!("Replication lag p99 at {} writes/s", args.writes_per_sec),
+        format!("{} ms", ms(pair.lag_p99_ms)),
+        format!("{LAG_GOAL_MS} ms"),
+        pair.lag_p99_ms.map(|p99| p99 as f64 / LAG_GOAL_MS),
+        Goal::AtMost(1.0),
+    ));
+    Ok(())
+}
+
+/// Issue 13's goals for figures that have no second program to compare with.
+const LAG_GOAL_MS: f64 = 10.0;
+const CONVERGENCE_GOAL_MS: f64 = 250.0;
+
+/// Records a row of `cargo xtask bench`'s summary; a bench that cannot record says so and goes on.
+pub fn record(row: Row) {
+    if let Err(e) = row.record() {
+        eprintln!("could not record the summary row {:?}: {e}", row.measure);
+    }
+}
+
+/// Time from a stopped region answering again to both regions agreeing (issue 13, item 4).
+/// us-west-2 is stopped for `outage` while us-east-1 takes writes (its puller towards us-west-2
+/// fails meanwhile and backs off); as soon as us-west-2 accepts connections again it takes one
+/// write of its own, and the figure runs until each region holds the other's writes.
+async fn peer_restart(s: &Stack, http: &reqwest::Client, outage: Duration) -> anyhow::Result<()> {
+    println!(
+        "\n## Convergence after {SECONDARY} comes back from a {} s stop",
+        outage.as_secs()
+    );
+    let control = control(s);
+    converged(&control, "the restart").await?;
+    control.set_region(SECONDARY, RegionState::Stopped).await?;
+    let put = |region: &str, id: String| {
+        http.put(format!("{}/api/items/{id}", s.regions[region]))
+            .header("x-origin-verify", s.secret.clone())
+            .json(&json!({"data": {}}))
+            .send()
+    };
+    for i in 0..100 {
+        let r = put(PRIMARY, format!("restart-{i}")).await?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "PUT into {PRIMARY}: {}",
+            r.status()
+        );
+    }
+    // The outage itself: long enough for the primary's puller to reach its longest back-off.
+    tokio::time::sleep(outage).await;
+    control.set_region(SECONDARY, RegionState::Up).await?;
+    let answering = Instant::now();
+    let r = put(SECONDARY, "restart-back".to_owned()).await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "PUT into {SECONDARY}: {}",
+        r.status()
+    );
+    let agreed = control.until_agreed(Duration::from_secs(30)).await;
+    let took = answering.elapsed().as_secs_f64() * 1000.0;
+    let cell = if agreed {
+        format!("{took:.0} ms")
+    } else {
+        "no agreement within 30 s".to_owned()
+    };
+    println!("from {SECONDARY} accepting connections to agreement: {cell} (polled every 20 ms)");
+    record(Row::new(
+        format!(
+            "Convergence after a region comes back from a {} s stop",
+            outage.as_secs()
+        ),
+        cell,
+        format!("{CONVERGENCE_GOAL_MS:.0} ms"),
+        agreed.then_some(took / CONVERGENCE_GOAL_MS),
+        Goal::AtMost(1.0),
+    ));
     Ok(())
 }
 
@@ -338,6 +416,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     replication_lag(&stack, &http, &args).await?;
     failover_latency(&stack, &http, &args).await?;
+    peer_restart(&stack, &http, Duration::from_secs(3)).await?;
     edge_throughput(&stack, &http, &args).await?;
     drop(stack);
     if args.backlog_mb > 0 {

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tandem_shared::bench::{Goal, Row, thousands};
 use tandem_shared::control::RegionState;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tokio::sync::Mutex;
@@ -231,11 +232,33 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
                 .map(|f| f.2)
                 .unwrap_or_default()
         };
+        let (edge, nginx) = (get("edge"), get("nginx"));
         println!(
             "ratio edge/nginx, {state}: throughput {:.2}, p99 {:.2}",
-            get("edge").rps / get("nginx").rps,
-            get("edge").p99_ms / get("nginx").p99_ms
+            edge.rps / nginx.rps,
+            edge.p99_ms / nginx.p99_ms
         );
+        // Issue 13's goals: ahead of nginx when healthy, level with it when the primary refuses.
+        let (rps_goal, p99_goal) = if state == "healthy" {
+            (1.1, 1.0)
+        } else {
+            (1.0, 1.0)
+        };
+        let primary = format!("primary {state}");
+        bench::record(Row::new(
+            format!("Edge vs nginx, GET throughput, {primary}"),
+            format!("{} req/s", thousands(edge.rps)),
+            format!("nginx {} req/s", thousands(nginx.rps)),
+            Some(edge.rps / nginx.rps),
+            Goal::AtLeast(rps_goal),
+        ));
+        bench::record(Row::new(
+            format!("Edge vs nginx, GET p99, {primary}"),
+            format!("{:.2} ms", edge.p99_ms),
+            format!("nginx {:.2} ms", nginx.p99_ms),
+            Some(edge.p99_ms / nginx.p99_ms),
+            Goal::AtMost(p99_goal),
+        ));
     }
     bench::control(&stack)
         .set_region(PRIMARY, RegionState::Up)
@@ -475,6 +498,7 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
         "{:<34} {:>12} {:>12} {:>14}",
         "binary", "p50 init ms", "max init ms", "peak RSS MiB"
     );
+    let mut p50s = Vec::new();
     for (name, bin, env) in [
         (
             "hello-world lambda_http",
@@ -506,7 +530,15 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
             times[times.len() - 1],
             rss
         );
+        p50s.push(times[times.len() / 2]);
     }
+    bench::record(Row::new(
+        "Lambda init stand-in (spawn to first 200), p50",
+        format!("{:.1} ms", p50s[1]),
+        format!("hello-world lambda_http {:.1} ms", p50s[0]),
+        Some(p50s[1] / p50s[0]),
+        Goal::AtMost(2.0),
+    ));
     Ok(())
 }
 
@@ -543,8 +575,18 @@ pub fn console_size(dist: &Path) -> anyhow::Result<()> {
         "wasm + js after brotli: {total} B ({:.1} KB; the local edge serves the .br files `cargo xtask` writes, which are these bytes; the budget is checked by `cargo xtask test`)",
         total as f64 / 1024.0
     );
+    bench::record(Row::new(
+        "Console wasm + js as served (brotli 11)",
+        format!("{:.1} KB", total as f64 / 1024.0),
+        format!("{CONSOLE_GOAL_KB:.0} KB"),
+        Some(total as f64 / 1024.0 / CONSOLE_GOAL_KB),
+        Goal::AtMost(1.0),
+    ));
     Ok(())
 }
+
+/// Issue 13's goal for the console as served.
+const CONSOLE_GOAL_KB: f64 = 100.0;
 
 #[cfg(test)]
 mod tests {

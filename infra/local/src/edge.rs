@@ -458,18 +458,75 @@ async fn local_only(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Where the console comes from: its directory, and a progress file for while it is built.
+#[derive(Debug, Clone)]
+pub struct ConsoleFiles {
+    pub dir: PathBuf,
+    /// Shown on the "console is building" page while `dir` has no `index.html` yet
+    /// (`cargo xtask dev` writes its build steps there).
+    pub progress: Option<PathBuf>,
+}
+
 /// Serves only files that really are inside the console directory: a symlink in it that
-/// points elsewhere (say, to a file with secrets) answers 404 instead of that file.
-async fn inside_console(State(root): State<Arc<PathBuf>>, req: Request, next: Next) -> Response {
+/// points elsewhere (say, to a file with secrets) answers 404 instead of that file. The
+/// directory is resolved per request, since a build may create or replace it while we run.
+async fn inside_console(
+    State(console): State<Arc<ConsoleFiles>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !console.dir.join("index.html").is_file() {
+        return building_page(console.progress.as_deref());
+    }
+    let Ok(root) = std::fs::canonicalize(&console.dir) else {
+        return building_page(console.progress.as_deref());
+    };
     let path = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy();
     let candidate = root.join(path.trim_start_matches('/'));
-    if let Ok(real) = std::fs::canonicalize(&candidate)
-        && !real.starts_with(root.as_path())
-    {
+    // The precompressed copies are served in the file's place, so they are checked too.
+    let outside = ["", ".br", ".gz"].into_iter().any(|ext| {
+        let mut file = candidate.clone().into_os_string();
+        file.push(ext);
+        std::fs::canonicalize(&file).is_ok_and(|real| !real.starts_with(&root))
+    });
+    if outside {
         tracing::warn!(path = %candidate.display(), "refused a console path that leads outside the console directory");
         return StatusCode::NOT_FOUND.into_response();
     }
     next.run(req).await
+}
+
+/// How often the "console is building" page reloads itself, in seconds.
+pub const BUILDING_RELOAD_SECS: u32 = 3;
+
+/// 503 (the console is not there yet) with a page that reloads itself every
+/// [`BUILDING_RELOAD_SECS`] and shows the build's progress; the API answers meanwhile.
+fn building_page(progress: Option<&std::path::Path>) -> Response {
+    let steps = progress
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let escaped = steps
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"{BUILDING_RELOAD_SECS}\"><title>Tandem: console is building</title></head>\
+         <body><h1>The console is building</h1><p>This page reloads itself every {BUILDING_RELOAD_SECS} s and \
+         becomes the console when the build is done. The API already answers under \
+         <a href=\"/api/health\">/api</a>.</p><pre>{escaped}</pre></body></html>"
+    );
+    let mut response =
+        (StatusCode::SERVICE_UNAVAILABLE, axum::response::Html(page)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from(BUILDING_RELOAD_SECS),
+    );
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -484,23 +541,25 @@ async fn security_headers(req: Request, next: Next) -> Response {
 const NO_CONSOLE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Tandem</title></head><body><h1>Tandem</h1><p>The console is not built. Run <code>cargo xtask dev</code>, or use the API under <a href=\"/api/health\">/api</a>.</p></body></html>";
 
 /// The edge's router: the behaviors of SPEC §3 in order, with `control` under `/_tandem`.
-pub fn router(edge: Arc<Edge>, control: Router, console_dir: Option<PathBuf>) -> Router {
-    let console: Router = match console_dir.filter(|d| d.join("index.html").is_file()) {
-        Some(dir) => {
+pub fn router(edge: Arc<Edge>, control: Router, console: Option<ConsoleFiles>) -> Router {
+    let console: Router = match console {
+        Some(console) => {
             // `cargo xtask` writes each file's brotli (quality 11) and gzip next to it: served
             // as they are to a browser that takes them, so what is measured is what is served.
             // Anything else is compressed on the fly below.
-            let index = tower_http::services::ServeFile::new(dir.join("index.html"))
+            let index = tower_http::services::ServeFile::new(console.dir.join("index.html"))
                 .precompressed_br()
                 .precompressed_gzip();
-            let files = tower_http::services::ServeDir::new(&dir)
+            let files = tower_http::services::ServeDir::new(&console.dir)
                 .precompressed_br()
                 .precompressed_gzip()
                 .fallback(index);
-            let root = Arc::new(std::fs::canonicalize(&dir).unwrap_or(dir));
             Router::new()
                 .fallback_service(files)
-                .layer(axum::middleware::from_fn_with_state(root, inside_console))
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::new(console),
+                    inside_console,
+                ))
                 .layer(
                     tower_http::compression::CompressionLayer::new()
                         .br(true)
@@ -532,7 +591,49 @@ mod tests {
             origin_secret: None,
             active: Arc::new(Active::load(dir, &[]).unwrap()),
         });
-        router(edge, Router::new(), Some(dir.to_path_buf()))
+        let console = ConsoleFiles {
+            dir: dir.to_path_buf(),
+            progress: Some(dir.with_extension("progress")),
+        };
+        router(edge, Router::new(), Some(console))
+    }
+
+    async fn get(app: &Router, path: &str) -> (StatusCode, http::HeaderMap, String) {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_console_still_building_gets_a_page_that_reloads_itself() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("dist");
+        let app = console_app(&dir);
+        let (status, headers, body) = get(&app, "/").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no directory yet");
+        assert_eq!(headers[http::header::RETRY_AFTER], "3");
+        assert!(
+            body.contains(r#"<meta http-equiv="refresh" content="3">"#),
+            "{body}"
+        );
+
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.with_extension("progress"), "step 2/4: trunk <0.21>\n").unwrap();
+        let (status, _, body) = get(&app, "/some/route").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no index.html yet");
+        assert!(body.contains("step 2/4: trunk &lt;0.21&gt;"), "{body}");
+
+        std::fs::write(dir.join("index.html"), "<html>console</html>").unwrap();
+        let (status, _, body) = get(&app, "/").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "<html>console</html>")
+        );
     }
 
     #[tokio::test]
@@ -548,6 +649,12 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink(outside.path(), console.path().join("out")).unwrap();
+        std::fs::write(console.path().join("style.css"), "css").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            console.path().join("style.css.br"),
+        )
+        .unwrap();
         std::os::unix::fs::symlink(
             console.path().join("app.js"),
             console.path().join("alias.js"),
@@ -566,7 +673,7 @@ mod tests {
                 (status, String::from_utf8_lossy(&body).into_owned())
             }
         };
-        for path in ["/leak.txt", "/out/secret.txt", "/%6Ceak.txt"] {
+        for path in ["/leak.txt", "/out/secret.txt", "/%6Ceak.txt", "/style.css"] {
             let (status, body) = get(path).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
             assert!(!body.contains("s3cr3t"), "{path}");

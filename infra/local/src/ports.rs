@@ -7,6 +7,10 @@
 
 use std::net::TcpListener;
 
+/// `tandem up`'s edge port unless `--port` says otherwise (region N listens on this + N);
+/// `cargo xtask dev` compiles this module in to know where to ask for the first answer.
+pub const DEFAULT_EDGE_PORT: u16 = 8080;
+
 /// The kernel's ephemeral port range (Linux), or the IANA one elsewhere.
 pub fn ephemeral_range() -> (u16, u16) {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")

@@ -24,7 +24,7 @@ use tokio::process::{Child, Command};
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
     /// Edge port; region N (from 1) listens on port + N.
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = crate::ports::DEFAULT_EDGE_PORT)]
     pub port: u16,
     /// Where the regions keep their data (one directory per region).
     #[arg(long, default_value = ".tandem")]
@@ -32,9 +32,14 @@ pub struct UpArgs {
     /// Regions, primary first.
     #[arg(long, value_delimiter = ',', default_value = "us-east-1,us-west-2")]
     pub regions: Vec<String>,
-    /// The built console [default: frontend/dist when it exists].
+    /// The built console [default: frontend/dist when it exists]. A directory given here
+    /// that has no index.html yet gets a "console is building" page until it has one.
     #[arg(long)]
     pub console_dir: Option<PathBuf>,
+    /// A text file the "console is building" page shows (`cargo xtask dev` writes its build
+    /// steps there).
+    #[arg(long, requires = "console_dir")]
+    pub console_progress: Option<PathBuf>,
     /// Admin token for the admin and control routes [default: generated].
     #[arg(long, env = "TANDEM_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -428,7 +433,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.edge,
         active.clone(),
     );
-    let app = edge::router(edge, control, console_dir.clone());
+    let console = console_dir.clone().map(|dir| edge::ConsoleFiles {
+        dir,
+        progress: args.console_progress.clone(),
+    });
+    let app = edge::router(edge, control, console);
     let watcher = args.auto_failover.then(|| {
         let edge = format!("http://127.0.0.1:{}", args.port);
         let run = watcher::run(edge, args.regions.clone(), active.clone(), args.watch);
@@ -507,7 +516,13 @@ fn print_banner(
     }
     println!("  data:     {}", args.data_dir.display());
     match console_dir {
-        Some(dir) => println!("  console files: {}", dir.display()),
+        Some(dir) if dir.join("index.html").is_file() => {
+            println!("  console files: {}", dir.display())
+        }
+        Some(dir) => println!(
+            "  console files: {} (not built yet: a page that reloads itself until they are)",
+            dir.display()
+        ),
         None => println!("  console files: not built (cargo xtask dev builds them)"),
     }
     println!(

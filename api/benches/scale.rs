@@ -1,0 +1,179 @@
+//! How cost grows with data (issue 13, item 8): the embedded store holding 10 k, 100 k and
+//! 1 M items.
+//!
+//! `cargo bench -p tandem-api --bench scale` runs each size in a process of its own (so its
+//! memory is its own): it loads the items into a fresh store in pages of 5,000 replicated
+//! records (as a resync applies them, one durable transaction each), then drives the full
+//! router for `BENCH_SECS` (default 5) with `BENCH_CONCURRENCY` clients (default 32): GET of
+//! random ids, and list pages of 100 starting at random ids. It prints requests/s, latency,
+//! the process's peak memory and the file's size, each against the smallest size.
+//! `BENCH_SCALE_MAX` caps the sizes (default 1,000,000).
+
+mod common;
+
+use base64::Engine as _;
+use common::{Figures, MakeRequest, load, serve, setting};
+use std::sync::Arc;
+use std::time::Instant;
+use tandem_api::store::embedded::EmbeddedStore;
+use tandem_shared::Record;
+use tandem_shared::bench::{Goal, Row, thousands};
+
+const SIZES: [u64; 3] = [10_000, 100_000, 1_000_000];
+const PAGE: u64 = 5_000;
+/// Set in the child process: the one size it measures.
+const ONE: &str = "BENCH_SCALE_ONE";
+
+/// What one size measured, one line of the child's output (after [`MARK`]).
+const MARK: &str = "scale-figures ";
+
+fn main() {
+    match std::env::var(ONE).ok().and_then(|v| v.parse().ok()) {
+        Some(n) => measure(n),
+        None => parent(),
+    }
+}
+
+/// Runs each size in a child and prints the table against the smallest.
+fn parent() {
+    let max: u64 = setting("SCALE_MAX", 1_000_000);
+    println!(
+        "{:>9} {:>8} {:>11} {:>8} {:>8} {:>11} {:>8} {:>9} {:>9} {:>8}",
+        "items",
+        "load s",
+        "GET req/s",
+        "p50 ms",
+        "p99 ms",
+        "list req/s",
+        "p99 ms",
+        "peak MiB",
+        "file MiB",
+        "errors"
+    );
+    let mut smallest: Option<Vec<f64>> = None;
+    for n in SIZES.into_iter().filter(|n| *n <= max) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(ONE, n.to_string())
+            .output()
+            .expect("running the scale bench's child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = text.lines().find_map(|l| l.strip_prefix(MARK)) else {
+            eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+            panic!("the {n}-item run printed no figures");
+        };
+        let f: Vec<f64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+        println!(
+            "{:>9} {:>8.1} {:>11.0} {:>8.2} {:>8.2} {:>11.0} {:>8.2} {:>9.1} {:>9.1} {:>8.0}",
+            thousands(n as f64),
+            f[0],
+            f[1],
+            f[2],
+            f[3],
+            f[4],
+            f[5],
+            f[6],
+            f[7],
+            f[8]
+        );
+        let base = smallest.get_or_insert_with(|| f.clone());
+        if n == max.min(SIZES[2]) && n > SIZES[0] {
+            summary(n, &f, base);
+        }
+    }
+}
+
+/// The summary rows: the largest size against the smallest.
+fn summary(n: u64, f: &[f64], base: &[f64]) {
+    let (big, small) = (thousands(n as f64), thousands(SIZES[0] as f64));
+    for (what, i) in [("GET of random ids", 1), ("list pages of 100", 4)] {
+        common::record(Row::new(
+            format!("Region {what}, {big} items vs {small}"),
+            format!("{} req/s", thousands(f[i])),
+            format!("{} req/s", thousands(base[i])),
+            Some(f[i] / base[i]),
+            Goal::AtLeast(0.8),
+        ));
+    }
+}
+
+/// One size, in this (child) process: load, serve, measure, print one [`MARK`] line.
+fn measure(n: u64) {
+    let secs: u64 = setting("SECS", 5);
+    let concurrency: usize = setting("CONCURRENCY", 32);
+    common::runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
+        let started = Instant::now();
+        for first in (0..n).step_by(PAGE as usize) {
+            let page: Vec<Record> = (first..(first + PAGE).min(n)).map(record).collect();
+            store.apply_records(&page).unwrap();
+        }
+        let load_s = started.elapsed().as_secs_f64();
+        let config = tandem_api::Config {
+            region: "us-east-1".into(),
+            ..Default::default()
+        };
+        let base = serve(tandem_api::router(store.clone(), config)).await;
+        let get = load(&base, secs, concurrency, random_get(n)).await;
+        let list = load(&base, secs, concurrency, random_list(n)).await;
+        let file_mib = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum::<u64>() as f64
+            / (1024.0 * 1024.0);
+        let Figures { errors: e1, .. } = get;
+        let Figures { errors: e2, .. } = list;
+        println!(
+            "{MARK}{load_s} {} {} {} {} {} {} {file_mib} {}",
+            get.rps,
+            get.p50_ms,
+            get.p99_ms,
+            list.rps,
+            list.p99_ms,
+            common::memory_mib("VmHWM:"),
+            e1 + e2
+        );
+    });
+}
+
+fn id(i: u64) -> String {
+    format!("item-{i:07}")
+}
+
+/// Item `i`: about 100 bytes of data, replicated from us-west-2.
+fn record(i: u64) -> Record {
+    let data =
+        serde_json::json!({"i": i, "name": format!("item number {i}"), "tags": ["scale", "bench"]});
+    Record {
+        id: id(i),
+        data: data.as_object().cloned(),
+        version: 1,
+        updated_at_ms: 1_780_000_000_000 + i,
+        updated_in: "us-west-2".into(),
+    }
+}
+
+/// A well-spread id in `0..n` for request `i` of `worker` (splitmix64: no rand crate needed).
+fn spread(worker: usize, i: u64, n: u64) -> u64 {
+    let mut z = (worker as u64) << 40 ^ i;
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) % n
+}
+
+fn random_get(n: u64) -> MakeRequest {
+    Arc::new(move |client, base, worker, i| {
+        client.get(format!("{base}/api/items/{}", id(spread(worker, i, n))))
+    })
+}
+
+/// A page of 100 after a random id (the cursor the API would have returned there).
+fn random_list(n: u64) -> MakeRequest {
+    Arc::new(move |client, base, worker, i| {
+        let cursor =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id(spread(worker, i, n)));
+        client.get(format!("{base}/api/items?limit=100&cursor={cursor}"))
+    })
+}
