@@ -91,9 +91,22 @@ pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The cargo that runs us.
+/// The cargo that runs us, with the environment a shell would give it. `cargo run` sets
+/// xtask's own package variables (`CARGO_PKG_NAME=xtask`…), and build scripts that watch them
+/// (ring's does) would otherwise rebuild after every plain `cargo build`, and the other way round.
 pub fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let set_by_cargo_run = name.to_str().is_some_and(|n| {
+            n.starts_with("CARGO_PKG_")
+                || n.starts_with("CARGO_MANIFEST_")
+                || matches!(n, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
+        });
+        if set_by_cargo_run {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 /// `n` consecutive free ports on 127.0.0.1 below the ephemeral range (`tandem up` puts region N

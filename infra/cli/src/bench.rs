@@ -6,7 +6,7 @@
 //! 3. Convergence after a region comes back from a stop.
 //! 4. Edge throughput (GET, closed loop) healthy and with the primary stopped.
 //! 5. Recovery ([`crate::bench_recovery`]): a 200 MB backlog's catch-up time and peak memory,
-//!    and the time a region that lost its disk takes to match its peer again.
+//!    catch-up after a 60 s partition at 1,000 writes/s, and the time a region that lost its disk takes to match its peer again.
 //!
 //! Not a test: it prints figures and asserts nothing about time. Rows with a goal (issue 13)
 //! also go to `cargo xtask bench`'s summary ([`tandem_shared::bench`]).
@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// MB of 400 KB items for the replication catch-up figure (0: skip it).
     #[arg(long, default_value_t = 200)]
     pub backlog_mb: u64,
+    /// Seconds of a replication partition at `--writes-per-sec` for the catch-up figure
+    /// (0: skip it).
+    #[arg(long, default_value_t = 60)]
+    pub partition_secs: u64,
     /// Items in us-east-1 for the lost-disk figure (0: skip it).
     #[arg(long, default_value_t = 10_000)]
     pub disk_loss_items: u64,
@@ -113,32 +117,9 @@ async fn replication_lag(
         args.writes_per_sec, args.lag_secs
     );
     let total = args.writes_per_sec * args.lag_secs;
-    let mut tick = tokio::time::interval(Duration::from_micros(
-        1_000_000 / args.writes_per_sec.max(1),
-    ));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..total {
-        tick.tick().await;
-        let (http, url, secret) = (
-            http.clone(),
-            format!("{}/api/items/lag-{}", s.regions[PRIMARY], i % 5000),
-            s.secret.clone(),
-        );
-        tasks.spawn(async move {
-            http.put(url)
-                .header("x-origin-verify", secret)
-                .json(&json!({"data": {"i": i}}))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        });
-    }
-    let mut ok = 0u64;
-    while let Some(r) = tasks.join_next().await {
-        ok += u64::from(r.unwrap_or(false));
-    }
+    let url = |i: u64| format!("{}/api/items/lag-{}", s.regions[PRIMARY], i % 5000);
+    let ok = steady_writes(s, http, args.writes_per_sec, total, url).await;
     let elapsed = started.elapsed().as_secs_f64();
     // Wait for the secondary to catch up, then read the pair's figures.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -173,6 +154,37 @@ async fn replication_lag(
         Goal::AtMost(1.0),
     ));
     Ok(())
+}
+
+/// `total` PUTs into the URLs `url(i)` at a steady `rate` per second (open loop: a slow answer
+/// does not slow the next write); how many were acknowledged.
+pub async fn steady_writes(
+    s: &Stack,
+    http: &reqwest::Client,
+    rate: u64,
+    total: u64,
+    url: impl Fn(u64) -> String,
+) -> u64 {
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tick.tick().await;
+        let (http, url, secret) = (http.clone(), url(i), s.secret.clone());
+        tasks.spawn(async move {
+            http.put(url)
+                .header("x-origin-verify", secret)
+                .json(&json!({"data": {"i": i}}))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        });
+    }
+    let mut ok = 0u64;
+    while let Some(r) = tasks.join_next().await {
+        ok += u64::from(r.unwrap_or(false));
+    }
+    ok
 }
 
 /// Issue 13's goals for figures that have no second program to compare with.
@@ -421,6 +433,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     drop(stack);
     if args.backlog_mb > 0 {
         crate::bench_recovery::catch_up(&args.edge, args.backlog_mb).await?;
+    }
+    if args.partition_secs > 0 {
+        crate::bench_recovery::partition(&args.edge, args.partition_secs, args.writes_per_sec)
+            .await?;
     }
     if args.disk_loss_items > 0 {
         crate::bench_recovery::disk_loss(

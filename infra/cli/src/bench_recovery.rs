@@ -1,5 +1,6 @@
 //! `tandem bench` recovery figures, each on a fresh stack: how long a backlog of large items
-//! takes to drain and how much memory that costs, and how long a region that lost its disk
+//! takes to drain and how much memory that costs, how long a partition's backlog of small
+//! writes takes, and how long a region that lost its disk
 //! takes to match its peer again. Figures only: nothing here asserts on time.
 
 use crate::bench::{self, Stack};
@@ -51,6 +52,28 @@ async fn until_agreed(s: &Stack, limit: Duration) -> anyhow::Result<()> {
     if !bench::control(s).until_agreed(limit).await {
         bail!("the regions did not agree within {limit:?}");
     }
+    Ok(())
+}
+
+/// Replication paused for `secs` while us-east-1 takes `rate` new items per second, then
+/// released: how long until both regions agree, and the rate the backlog drained at.
+pub async fn partition(edge: &EdgeSettings, secs: u64, rate: u64) -> anyhow::Result<()> {
+    let s = bench::start(edge, &[]).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(2048)
+        .build()?;
+    println!("\n## Catch-up after a {secs} s partition at {rate} writes/s into {PRIMARY}");
+    bench::control(&s).set_replication(paused(true)).await?;
+    let url = |i: u64| format!("{}/api/items/part-{i}", s.regions[PRIMARY]);
+    let ok = bench::steady_writes(&s, &http, rate, rate * secs, url).await;
+    let started = Instant::now();
+    bench::control(&s).set_replication(paused(false)).await?;
+    until_agreed(&s, Duration::from_secs(600)).await?;
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "{ok} writes acknowledged during the partition; {SECONDARY} matched {PRIMARY} {took:.2} s after the heal ({:.0} writes/s)",
+        ok as f64 / took
+    );
     Ok(())
 }
 

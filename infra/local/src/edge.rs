@@ -50,6 +50,8 @@ pub use tandem_shared::headers::SECURITY_HEADERS;
 pub struct Origin {
     pub region: String,
     pub addr: SocketAddr,
+    /// The `Host` every request to it carries, made once.
+    host: Option<HeaderValue>,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
@@ -118,6 +120,7 @@ impl Origin {
         Origin {
             region: region.to_owned(),
             addr,
+            host: HeaderValue::from_str(&addr.to_string()).ok(),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -132,8 +135,8 @@ impl Origin {
                 headers.append(name, value.clone());
             }
         }
-        if let Ok(host) = HeaderValue::from_str(&self.addr.to_string()) {
-            headers.insert(header::HOST, host);
+        if let Some(host) = &self.host {
+            headers.insert(header::HOST, host.clone());
         }
         // CloudFront overwrites a viewer's header of the same name with the custom origin header.
         if let Some(secret) = secret.and_then(|s| HeaderValue::from_str(s).ok()) {
@@ -165,7 +168,7 @@ impl Origin {
     async fn dial(&self, settings: &EdgeSettings) -> Result<SendRequest<Full<Bytes>>, Failure> {
         for _ in 0..settings.connection_attempts {
             if let Ok(Ok(stream)) =
-                timeout(settings.connect_timeout(), TcpStream::connect(self.addr)).await
+                timeout(settings.connect_timeout(), connect_once(self.addr)).await
             {
                 let _ = stream.set_nodelay(true);
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -246,6 +249,31 @@ impl Origin {
     }
 }
 
+/// One connection attempt. A loopback origin that is down refuses inside the `connect()` call
+/// itself (the kernel answers the SYN with a reset before the call returns), so the socket's
+/// error is read at once and a refused attempt costs four system calls, without a trip through
+/// the reactor and a wake-up; any other attempt waits until the socket is writable, as tokio's
+/// own `TcpStream::connect` does.
+async fn connect_once(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {
+            if let Some(refused) = socket.take_error()? {
+                return Err(refused);
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(socket.into())?;
+    stream.writable().await?;
+    match stream.take_error()? {
+        Some(e) => Err(e),
+        None => Ok(stream),
+    }
+}
+
 /// The edge: origins in order (primary first), settings, and the origin secret it adds.
 pub struct Edge {
     pub origins: Vec<Origin>,
@@ -253,6 +281,33 @@ pub struct Edge {
     pub origin_secret: Option<String>,
     /// Which region `/api/*` goes to first (SPEC §6), read on every request.
     pub active: Arc<Active>,
+    failovers: FailoverLog,
+}
+
+/// Failovers are logged at most once a second, each line with how many happened since the
+/// last one: with the primary down every request fails over, and a line per request would cost
+/// more than the failover itself (and flood the terminal).
+#[derive(Default)]
+struct FailoverLog {
+    /// When the last line was written, and failovers counted since.
+    state: Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl FailoverLog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Counts a failover at `now`; `Some(count)` when a line is due, with the failovers it
+    /// stands for (this one included).
+    fn due(&self, now: std::time::Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 += 1;
+        if state.0.is_some_and(|last| now.duration_since(last) < Self::EVERY) {
+            return None;
+        }
+        let count = std::mem::take(&mut state.1);
+        state.0 = Some(now);
+        Some(count)
+    }
 }
 
 fn edge_error(status: StatusCode, message: String) -> Response {
@@ -262,12 +317,14 @@ fn edge_error(status: StatusCode, message: String) -> Response {
 fn to_response(answer: Answer, origin: &str, failover: Option<&str>) -> Response {
     let mut response = Response::new(Body::from(answer.body));
     *response.status_mut() = answer.status;
-    let headers = response.headers_mut();
-    for (name, value) in &answer.headers {
-        if !is_hop_by_hop(name) {
-            headers.append(name, value.clone());
-        }
+    // The origin's own header map, less what belongs to its connection.
+    let mut headers = answer.headers;
+    let hop: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    for name in hop {
+        headers.remove(name);
     }
+    *response.headers_mut() = headers;
+    let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(origin) {
         headers.insert(EDGE_ORIGIN, v);
     }
@@ -278,6 +335,21 @@ fn to_response(answer: Answer, origin: &str, failover: Option<&str>) -> Response
 }
 
 impl Edge {
+    pub fn new(
+        origins: Vec<Origin>,
+        settings: EdgeSettings,
+        origin_secret: Option<String>,
+        active: Arc<Active>,
+    ) -> Edge {
+        Edge {
+            origins,
+            settings,
+            origin_secret,
+            active,
+            failovers: FailoverLog::default(),
+        }
+    }
+
     async fn outgoing(req: Request, path_and_query: String) -> Result<Outgoing, Response> {
         // What cannot be forwarded as it came is refused, never silently changed.
         let uri: Uri = path_and_query.parse().map_err(|_| {
@@ -346,7 +418,9 @@ impl Edge {
             }
         };
         let second = self.origin(route.origins[1]);
-        tracing::info!(method = %out.method, path = %out.uri, %reason, "failing over to {}", second.region);
+        if let Some(count) = self.failovers.due(std::time::Instant::now()) {
+            tracing::info!(method = %out.method, path = %out.uri, %reason, count, "failing over to {} ({count} since the last such line)", second.region);
+        }
         match second.send(&out, &self.settings, secret).await {
             Ok(answer) => to_response(answer, &second.region, Some(&reason)),
             Err(failure) => {
@@ -585,12 +659,12 @@ mod tests {
 
     /// The edge with no regions, serving the console in `dir`.
     fn console_app(dir: &std::path::Path) -> Router {
-        let edge = Arc::new(Edge {
-            origins: vec![],
-            settings: EdgeSettings::default(),
-            origin_secret: None,
-            active: Arc::new(Active::load(dir, &[]).unwrap()),
-        });
+        let edge = Arc::new(Edge::new(
+            vec![],
+            EdgeSettings::default(),
+            None,
+            Arc::new(Active::load(dir, &[]).unwrap()),
+        ));
         let console = ConsoleFiles {
             dir: dir.to_path_buf(),
             progress: Some(dir.with_extension("progress")),
@@ -718,6 +792,18 @@ mod tests {
             (Some("gzip".into()), "gzip bytes".into())
         );
         assert_eq!(get("identity").await, (None, "raw wasm".into()));
+    }
+
+    #[test]
+    fn failovers_are_logged_once_a_second_with_their_count() {
+        let log = FailoverLog::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(log.due(t0), Some(1), "the first one is logged at once");
+        for ms in 1..=999 {
+            assert_eq!(log.due(t0 + std::time::Duration::from_millis(ms)), None);
+        }
+        assert_eq!(log.due(t0 + FailoverLog::EVERY), Some(1000));
+        assert_eq!(log.due(t0 + FailoverLog::EVERY * 2), Some(1));
     }
 
     #[test]

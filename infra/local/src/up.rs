@@ -411,16 +411,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     let active = Arc::new(Active::load(&args.data_dir, &args.regions)?);
-    let edge = Arc::new(Edge {
-        origins: supervisor
-            .addresses()
-            .into_iter()
-            .map(|(name, addr)| Origin::new(&name, addr))
-            .collect(),
-        settings: args.edge,
-        origin_secret: Some(origin_secret),
-        active: active.clone(),
-    });
+    let origins = supervisor
+        .addresses()
+        .into_iter()
+        .map(|(name, addr)| Origin::new(&name, addr))
+        .collect();
+    let edge = Arc::new(Edge::new(
+        origins,
+        args.edge,
+        Some(origin_secret),
+        active.clone(),
+    ));
     let console_dir = args.console_dir.clone().or_else(|| {
         let dist = PathBuf::from("frontend/dist");
         dist.join("index.html").is_file().then_some(dist)
