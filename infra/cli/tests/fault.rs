@@ -50,12 +50,12 @@ async fn stack(dir: &std::path::Path) -> String {
         origins.push(Origin::new(region, addr));
     }
     let regions = [EAST.to_owned(), WEST.to_owned()];
-    let edge = Arc::new(Edge {
+    let edge = Arc::new(Edge::new(
         origins,
-        settings: EdgeSettings::default(),
-        origin_secret: Some(SECRET.into()),
-        active: Arc::new(Active::load(dir, &regions).unwrap()),
-    });
+        EdgeSettings::default(),
+        Some(SECRET.into()),
+        Arc::new(Active::load(dir, &regions).unwrap()),
+    ));
     let addr = serve(tandem_local::edge::router(edge, Router::new(), None)).await;
     format!("http://{addr}")
 }
