@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tandem_local::client::ControlClient;
 use tandem_local::launch::Launch;
-use tandem_shared::bench::{Goal, Row};
+use tandem_shared::bench::{Goal, Row, thousands};
 use tandem_shared::control::EdgeSettings;
 use tandem_shared::control::{Outage, RegionState};
 use tandem_shared::region::{PRIMARY, SECONDARY};
@@ -147,7 +147,10 @@ async fn replication_lag(
         pair.samples
     );
     record(Row::new(
-        format!("Replication lag p99 at {} writes/s", args.writes_per_sec),
+        format!(
+            "Replication lag p99 at {} writes/s",
+            thousands(args.writes_per_sec as f64)
+        ),
         format!("{} ms", ms(pair.lag_p99_ms)),
         format!("{LAG_GOAL_MS} ms"),
         pair.lag_p99_ms.map(|p99| p99 as f64 / LAG_GOAL_MS),
