@@ -1,5 +1,6 @@
 //! A region whose disk fails: writes answer 503 (an outage, so the edge fails over), never a
-//! bare 500, and `/api/health` says so until the region is restarted.
+//! bare 500, and `/api/health` says so until the region is restarted. A disk whose fsync stalls:
+//! reads still answer.
 
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -7,7 +8,8 @@ use redb::StorageBackend;
 use redb::backends::InMemoryBackend;
 use serde_json::Value;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tandem_api::store::embedded::EmbeddedStore;
 use tower::ServiceExt as _;
 
@@ -48,6 +50,90 @@ impl StorageBackend for FailingDisk {
     }
 }
 
+/// An in-memory disk whose sync waits while the test holds `gate`, counting syncs that began.
+#[derive(Debug, Clone, Default)]
+struct StallingDisk {
+    inner: Arc<InMemoryBackend>,
+    gate: Arc<RwLock<()>>,
+    syncs_started: Arc<AtomicUsize>,
+}
+
+impl StorageBackend for StallingDisk {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.inner.read(offset, len)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+        self.syncs_started.fetch_add(1, Ordering::SeqCst);
+        let _open = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        self.inner.sync_data(eventual)
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.inner.write(offset, data)
+    }
+}
+
+fn app_on(store: EmbeddedStore) -> axum::Router {
+    tandem_api::router(
+        store,
+        tandem_api::Config {
+            region: "us-east-1".into(),
+            admin_token: None,
+            origin_secret: None,
+            cors_origins: vec![],
+        },
+    )
+}
+
+/// GETs run on the async workers (not the blocking pool), so they must not wait for a commit:
+/// with the committer stuck in fsync, an item acknowledged before still reads, and the stuck
+/// write completes once the disk does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_do_not_wait_for_a_commit_stuck_in_fsync() {
+    let disk = StallingDisk::default();
+    let app = app_on(EmbeddedStore::open_with_backend(disk.clone(), "us-east-1").unwrap());
+    assert_eq!(
+        call(&app, "PUT", "/api/items/a", r#"{"data":{"n":1}}"#)
+            .await
+            .0,
+        201
+    );
+
+    let stalled = disk.gate.write().unwrap();
+    let before = disk.syncs_started.load(Ordering::SeqCst);
+    let put_app = app.clone();
+    let put = tokio::spawn(async move {
+        call(&put_app, "PUT", "/api/items/b", r#"{"data":{}}"#)
+            .await
+            .0
+    });
+    // Counted, not timed: the committer is inside sync_data, held by the gate.
+    while disk.syncs_started.load(Ordering::SeqCst) == before {
+        tokio::task::yield_now().await;
+    }
+    // On a worker, so that a read that blocked would fail this test's timeout, not hang it.
+    let get_app = app.clone();
+    let get = tokio::spawn(async move { call(&get_app, "GET", "/api/items/a", "").await });
+    let (status, body, _) = tokio::time::timeout(std::time::Duration::from_secs(10), get)
+        .await
+        .expect("a GET waited for the stalled commit")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["item"]["data"]["n"], 1);
+    assert!(
+        !put.is_finished(),
+        "the write is acknowledged only after its fsync"
+    );
+
+    drop(stalled);
+    assert_eq!(put.await.unwrap(), 201);
+}
+
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -79,16 +165,7 @@ async fn call(
 #[tokio::test]
 async fn a_failing_disk_is_an_outage_and_health_says_so() {
     let disk = FailingDisk::default();
-    let store = EmbeddedStore::open_with_backend(disk.clone(), "us-east-1").unwrap();
-    let app = tandem_api::router(
-        store,
-        tandem_api::Config {
-            region: "us-east-1".into(),
-            admin_token: None,
-            origin_secret: None,
-            cors_origins: vec![],
-        },
-    );
+    let app = app_on(EmbeddedStore::open_with_backend(disk.clone(), "us-east-1").unwrap());
     let (status, _, _) = call(&app, "PUT", "/api/items/a", r#"{"data":{}}"#).await;
     assert_eq!(status, 201);
     assert_eq!(call(&app, "GET", "/api/health", "").await.0, 200);

@@ -100,7 +100,10 @@ pub fn cargo() -> Command {
         let set_by_cargo_run = name.to_str().is_some_and(|n| {
             n.starts_with("CARGO_PKG_")
                 || n.starts_with("CARGO_MANIFEST_")
-                || matches!(n, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
+                || matches!(
+                    n,
+                    "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+                )
         });
         if set_by_cargo_run {
             cmd.env_remove(name);

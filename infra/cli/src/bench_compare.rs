@@ -581,7 +581,11 @@ fn summarize(state: &str, rps: &[(f64, f64)], p99: &[(f64, f64)]) {
         rps.len()
     );
     // Issue 13's goals: ahead of nginx when healthy, level with it when the primary refuses.
-    let (rps_goal, p99_goal) = if state == "healthy" { (1.1, 1.0) } else { (1.0, 1.0) };
+    let (rps_goal, p99_goal) = if state == "healthy" {
+        (1.1, 1.0)
+    } else {
+        (1.0, 1.0)
+    };
     bench::record(Row::new(
         format!("Edge vs nginx, GET throughput, primary {state}"),
         format!("{} req/s", thousands(side(rps, true))),

@@ -301,7 +301,10 @@ impl FailoverLog {
     fn due(&self, now: std::time::Instant) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.1 += 1;
-        if state.0.is_some_and(|last| now.duration_since(last) < Self::EVERY) {
+        if state
+            .0
+            .is_some_and(|last| now.duration_since(last) < Self::EVERY)
+        {
             return None;
         }
         let count = std::mem::take(&mut state.1);
@@ -319,7 +322,11 @@ fn to_response(answer: Answer, origin: &str, failover: Option<&str>) -> Response
     *response.status_mut() = answer.status;
     // The origin's own header map, less what belongs to its connection.
     let mut headers = answer.headers;
-    let hop: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
     for name in hop {
         headers.remove(name);
     }

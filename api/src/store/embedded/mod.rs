@@ -315,10 +315,17 @@ impl EmbeddedStore {
 }
 
 impl Store for EmbeddedStore {
+    /// Read on the request's own task rather than handed to the blocking pool: one B-tree
+    /// lookup, nearly always in redb's page cache, costs less than the two thread wake-ups of a
+    /// hand-off (the GET profile in docs/benchmarks.md; 0.43 -> 0.72 of a bare handler). A read
+    /// never waits for a commit's fsync (redb drops its header lock while it syncs; the
+    /// `reads_do_not_wait_for_a_commit_stuck_in_fsync` test holds a sync and reads). What it
+    /// gives up: a disk that hangs on a *read* holds an async worker instead of a pool thread,
+    /// and then the region stops answering at all, which the edge and the watcher see as the
+    /// outage it is. Lists, digests and replication pages, which read many pages, still go to
+    /// the blocking pool.
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        let id = id.to_owned();
-        self.blocking(move |s| Ok(s.record(&id)?.and_then(|r| r.to_item())))
-            .await
+        Ok(self.record(id)?.and_then(|r| r.to_item()))
     }
 
     async fn put(
