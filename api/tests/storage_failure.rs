@@ -104,7 +104,16 @@ async fn reads_do_not_wait_for_a_commit_stuck_in_fsync() {
         201
     );
 
-    let stalled = disk.gate.write().unwrap();
+    // The gate is held by a thread of its own, so no lock is held across this test's awaits.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (held, is_held) = std::sync::mpsc::channel();
+    let gate = disk.gate.clone();
+    let holder = std::thread::spawn(move || {
+        let _closed = gate.write().unwrap();
+        held.send(()).unwrap();
+        let _ = released.recv();
+    });
+    is_held.recv().unwrap();
     let before = disk.syncs_started.load(Ordering::SeqCst);
     let put_app = app.clone();
     let put = tokio::spawn(async move {
@@ -130,7 +139,8 @@ async fn reads_do_not_wait_for_a_commit_stuck_in_fsync() {
         "the write is acknowledged only after its fsync"
     );
 
-    drop(stalled);
+    release.send(()).unwrap();
+    holder.join().unwrap();
     assert_eq!(put.await.unwrap(), 201);
 }
 
