@@ -552,10 +552,10 @@ pub fn console_size(dist: &Path) -> anyhow::Result<()> {
         total as f64 / 1024.0
     );
     bench::record(Row::new(
-        "Console wasm + js as served (brotli 11)",
-        format!("{:.1} KB", total as f64 / 1024.0),
+        "Console wasm + js as served (brotli 11; 1 KB = 1,000 B, as the budget counts)",
+        format!("{:.1} KB", total as f64 / 1000.0),
         format!("{CONSOLE_GOAL_KB:.0} KB"),
-        Some(total as f64 / 1024.0 / CONSOLE_GOAL_KB),
+        Some(total as f64 / 1000.0 / CONSOLE_GOAL_KB),
         Goal::AtMost(1.0),
     ));
     Ok(())
