@@ -1,6 +1,6 @@
 //! A region whose disk fails: writes answer 503 (an outage, so the edge fails over), never a
 //! bare 500, and `/api/health` says so until the region is restarted. A disk whose fsync stalls:
-//! reads still answer.
+//! reads still answer and health says writes are stalled.
 
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -91,12 +91,13 @@ fn app_on(store: EmbeddedStore) -> axum::Router {
 }
 
 /// GETs run on the async workers (not the blocking pool), so they must not wait for a commit:
-/// with the committer stuck in fsync, an item acknowledged before still reads, and the stuck
-/// write completes once the disk does.
+/// with the committer stuck in fsync, an item acknowledged before still reads, health says the
+/// store is stalled, and the stuck write completes (and health recovers) once the disk does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_do_not_wait_for_a_commit_stuck_in_fsync() {
     let disk = StallingDisk::default();
-    let app = app_on(EmbeddedStore::open_with_backend(disk.clone(), "us-east-1").unwrap());
+    let store = EmbeddedStore::open_with_backend(disk.clone(), "us-east-1").unwrap();
+    let app = app_on(store.clone());
     assert_eq!(
         call(&app, "PUT", "/api/items/a", r#"{"data":{"n":1}}"#)
             .await
@@ -138,10 +139,24 @@ async fn reads_do_not_wait_for_a_commit_stuck_in_fsync() {
         !put.is_finished(),
         "the write is acknowledged only after its fsync"
     );
+    // Not silent: health says the store is stalled (threshold zero here: any commit under way).
+    store.set_stalled_after(std::time::Duration::ZERO);
+    let (status, health, _) = call(&app, "GET", "/api/health", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    assert!(
+        health["error"].as_str().unwrap().contains("stalled"),
+        "{health}"
+    );
 
     release.send(()).unwrap();
     holder.join().unwrap();
     assert_eq!(put.await.unwrap(), 201);
+    let (status, health, _) = call(&app, "GET", "/api/health", "").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "healthy again once the disk answers: {health}"
+    );
 }
 
 async fn call(

@@ -20,12 +20,18 @@ use crate::store::StoreError;
 use redb::Durability;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
+use std::time::{Duration, Instant};
 use tandem_shared::item::{Data, Record};
 use tandem_shared::validate::IfMatch;
 
 /// The most writes one transaction takes (the rest make the next one): it bounds a
 /// transaction's size (a write is at most 400 KB) and how long the first write in it waits.
 const MAX_BATCH: usize = 256;
+
+/// How long a batch may sit in its commit before health calls the store stalled: below the
+/// edge's default origin read timeout (4 s), so that health says why before writes time out
+/// there. A healthy commit takes milliseconds; a full batch on a slow disk well under a second.
+pub const STALLED_AFTER: Duration = Duration::from_secs(2);
 
 /// A local write's outcome: the new record and whether a live item was replaced, or `None`
 /// when a delete found nothing to delete.
@@ -54,6 +60,11 @@ struct Counts {
     queued: AtomicUsize,
     commits: AtomicU64,
     writes: AtomicU64,
+    /// When the batch being committed was taken (`None` between batches): a disk that hangs in
+    /// a write or an fsync keeps it set, and health reports it ([`EmbeddedStore::stalled`]).
+    committing_since: Mutex<Option<Instant>>,
+    /// [`STALLED_AFTER`] unless a test or an operator set another threshold.
+    stalled_after: Mutex<Option<Duration>>,
     /// Tests hold it to keep the committer from starting a batch.
     #[cfg(test)]
     paused: Mutex<()>,
@@ -113,7 +124,9 @@ fn committer(inner: Weak<Inner>, writes: mpsc::Receiver<Write>, counts: Arc<Coun
             return;
         };
         let store = EmbeddedStore { inner };
+        *lock(&counts.committing_since) = Some(Instant::now());
         let answers = store.commit_batch(batch);
+        *lock(&counts.committing_since) = None;
         // Let go of the store before answering: a caller that drops its last handle once
         // answered closes the database then, not when this thread gets round to it.
         drop(store);
@@ -215,6 +228,20 @@ impl EmbeddedStore {
     /// the outbox: a commit after that wakes `changed()`, so none is missed between the two.
     pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.group.committed.subscribe()
+    }
+
+    /// How long the batch being committed has waited, when that is longer than the stall
+    /// threshold: writes are queued and none is acknowledged until the disk answers.
+    pub fn stalled(&self) -> Option<Duration> {
+        let counts = &self.inner.group.counts;
+        let after = lock(&counts.stalled_after).unwrap_or(STALLED_AFTER);
+        let since = (*lock(&counts.committing_since))?;
+        Some(since.elapsed()).filter(|waited| *waited >= after)
+    }
+
+    /// Another threshold for [`Self::stalled`] (tests use zero: any commit under way counts).
+    pub fn set_stalled_after(&self, after: Duration) {
+        *lock(&self.inner.group.counts.stalled_after) = Some(after);
     }
 
     /// How many transactions local writes took, and how many writes they held.

@@ -362,9 +362,15 @@ impl Store for EmbeddedStore {
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        match &*self.inner.failed.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(err) => Err(StoreError::Unavailable(anyhow::anyhow!(
+        if let Some(err) = &*self.inner.failed.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Err(StoreError::Unavailable(anyhow::anyhow!(
                 "a write failed ({err}); restart the region to open its database again"
+            )));
+        }
+        match self.stalled() {
+            Some(waited) => Err(StoreError::Unavailable(anyhow::anyhow!(
+                "a commit has waited {:.1} s on the disk (a write or an fsync is stalled); no write is acknowledged until it returns",
+                waited.as_secs_f64()
             ))),
             None => Ok(()),
         }
