@@ -5,7 +5,7 @@
 use crate::util::{self, done, step};
 use crate::{console, setup};
 use std::io::{Read as _, Write as _};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::ports::DEFAULT_EDGE_PORT as DEFAULT_PORT;
@@ -39,7 +39,7 @@ pub fn run(args: Vec<String>) -> anyhow::Result<()> {
         .spawn()?;
 
     let port = edge_port(&args);
-    match first_answer(port, Duration::from_secs(60)) {
+    match first_answer(port, &mut up, Duration::from_secs(60))? {
         true => println!(
             "\n==> the API answered {:.1} s after `cargo xtask dev` started (http://127.0.0.1:{port}/api/health); the console builds behind it",
             started.elapsed().as_secs_f64()
@@ -105,16 +105,20 @@ fn edge_port(args: &[String]) -> u16 {
     DEFAULT_PORT
 }
 
-/// Whether `GET /api/health` through the edge answered 200 within `limit` (polled every 50 ms).
-fn first_answer(port: u16, limit: Duration) -> bool {
+/// Whether `GET /api/health` through the edge answered 200 within `limit` (polled every 50 ms);
+/// an error when `tandem up` exits first (a port in use, say: it has said why).
+fn first_answer(port: u16, up: &mut Child, limit: Duration) -> anyhow::Result<bool> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if health_is_ok(port) {
-            return true;
+            return Ok(true);
+        }
+        if let Some(status) = up.try_wait()? {
+            anyhow::bail!("tandem up exited with {status} before it answered");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    false
+    Ok(false)
 }
 
 fn health_is_ok(port: u16) -> bool {
