@@ -86,13 +86,14 @@ fn parent() {
 fn summary(n: u64, f: &[f64], base: &[f64]) {
     let (big, small) = (thousands(n as f64), thousands(SIZES[0] as f64));
     for (what, i) in [("GET of random ids", 1), ("list pages of 100", 4)] {
-        common::record(Row::new(
+        Row::new(
             format!("Region {what}, {big} items vs {small}"),
             format!("{} req/s", thousands(f[i])),
             format!("{} req/s", thousands(base[i])),
             Some(f[i] / base[i]),
             Goal::AtLeast(0.8),
-        ));
+        )
+        .record();
     }
 }
 

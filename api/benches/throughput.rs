@@ -102,13 +102,13 @@ fn main() {
                 t / b
             );
             if op == "GET" {
-                common::record(Row::new(
+                Row::new(
                     format!("Region GET, full router on redb vs a bare axum handler ({concurrency} clients)"),
                     format!("{} req/s", thousands(t)),
                     format!("{} req/s", thousands(b)),
                     Some(t / b),
                     Goal::AtLeast(0.8),
-                ));
+                ).record();
             }
         }
         put_scaling("this machine's disk", &tandem, &store, secs).await;
@@ -190,13 +190,14 @@ async fn put_scaling(disk: &str, tandem: &str, store: &EmbeddedStore, secs: u64)
             f.rps / base
         );
         if clients == SUMMARY_CLIENTS {
-            common::record(Row::new(
+            Row::new(
                 format!("Region PUT (fsync before the 2xx), {clients} clients vs 1 client, {disk}"),
                 format!("{} req/s", thousands(f.rps)),
                 format!("{} req/s", thousands(base)),
                 Some(f.rps / base),
                 Goal::AtLeast(8.0),
-            ));
+            )
+            .record();
         }
     }
 }

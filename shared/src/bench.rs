@@ -69,19 +69,25 @@ impl Row {
     }
 
     /// Appends this row to the file named by [`ROWS_ENV`], when it is set (a bench run on its
-    /// own just prints its tables).
-    pub fn record(&self) -> std::io::Result<()> {
+    /// own just prints its tables). A row that cannot be written is reported on stderr and the
+    /// bench goes on: its own tables still hold the figure.
+    pub fn record(&self) {
         let Some(path) = std::env::var_os(ROWS_ENV) else {
-            return Ok(());
+            return;
         };
-        use std::io::Write as _;
-        let mut line = serde_json::to_string(self).map_err(std::io::Error::other)?;
-        line.push('\n');
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?
-            .write_all(line.as_bytes())
+        let written = serde_json::to_string(self)
+            .map_err(std::io::Error::other)
+            .and_then(|line| {
+                use std::io::Write as _;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?
+                    .write_all(format!("{line}\n").as_bytes())
+            });
+        if let Err(e) = written {
+            eprintln!("could not record the summary row {:?}: {e}", self.measure);
+        }
     }
 }
 

@@ -52,21 +52,16 @@ pub fn run(args: Vec<String>) -> anyhow::Result<()> {
     } else {
         setup::console_tools().and_then(|()| console::build())
     };
-    util::stop_reporting_progress();
     match built {
         Ok(()) => println!(
             "\n==> the console is ready, {:.1} s after `cargo xtask dev` started: reload http://127.0.0.1:{port}/ (Ctrl-C stops everything)",
             started.elapsed().as_secs_f64()
         ),
-        Err(e) => {
-            let message = format!("the console build failed: {e:#}\n");
-            let _ = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&progress)
-                .and_then(|mut f| f.write_all(message.as_bytes()));
-            println!("\n==> {message}(the API and the regions keep running; Ctrl-C stops them)");
-        }
+        Err(e) => util::note(&format!(
+            "\n==> the console build failed: {e:#}\n(the API and the regions keep running; Ctrl-C stops them)"
+        )),
     }
+    util::stop_reporting_progress();
     let status = up.wait()?;
     anyhow::ensure!(status.success(), "tandem up exited with {status}");
     Ok(())

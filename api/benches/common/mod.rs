@@ -101,10 +101,3 @@ pub fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
-
-/// Records a summary row for `cargo xtask bench` (see `tandem_shared::bench`).
-pub fn record(row: tandem_shared::bench::Row) {
-    if let Err(e) = row.record() {
-        eprintln!("could not record the summary row {:?}: {e}", row.measure);
-    }
-}

@@ -146,7 +146,7 @@ async fn replication_lag(
         ms(pair.lag_max_ms),
         pair.samples
     );
-    record(Row::new(
+    Row::new(
         format!(
             "Replication lag p99 at {} writes/s",
             thousands(args.writes_per_sec as f64)
@@ -155,7 +155,8 @@ async fn replication_lag(
         format!("{LAG_GOAL_MS} ms"),
         pair.lag_p99_ms.map(|p99| p99 as f64 / LAG_GOAL_MS),
         Goal::AtMost(1.0),
-    ));
+    )
+    .record();
     Ok(())
 }
 
@@ -193,13 +194,6 @@ pub async fn steady_writes(
 /// Issue 13's goals for figures that have no second program to compare with.
 const LAG_GOAL_MS: f64 = 10.0;
 const CONVERGENCE_GOAL_MS: f64 = 250.0;
-
-/// Records a row of `cargo xtask bench`'s summary; a bench that cannot record says so and goes on.
-pub fn record(row: Row) {
-    if let Err(e) = row.record() {
-        eprintln!("could not record the summary row {:?}: {e}", row.measure);
-    }
-}
 
 /// Time from a stopped region answering again to both regions agreeing (issue 13, item 4).
 /// us-west-2 is stopped for `outage` while us-east-1 takes writes (its puller towards us-west-2
@@ -245,7 +239,7 @@ async fn peer_restart(s: &Stack, http: &reqwest::Client, outage: Duration) -> an
         "no agreement within 30 s".to_owned()
     };
     println!("from {SECONDARY} accepting connections to agreement: {cell} (polled every 20 ms)");
-    record(Row::new(
+    Row::new(
         format!(
             "Convergence after a region comes back from a {} s stop",
             outage.as_secs()
@@ -254,7 +248,8 @@ async fn peer_restart(s: &Stack, http: &reqwest::Client, outage: Duration) -> an
         format!("{CONVERGENCE_GOAL_MS:.0} ms"),
         agreed.then_some(took / CONVERGENCE_GOAL_MS),
         Goal::AtMost(1.0),
-    ));
+    )
+    .record();
     Ok(())
 }
 

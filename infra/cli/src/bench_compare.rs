@@ -508,13 +508,14 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
         );
         p50s.push(times[times.len() / 2]);
     }
-    bench::record(Row::new(
+    Row::new(
         "Lambda init stand-in (spawn to first 200), p50",
         format!("{:.1} ms", p50s[1]),
         format!("hello-world lambda_http {:.1} ms", p50s[0]),
         Some(p50s[1] / p50s[0]),
         Goal::AtMost(2.0),
-    ));
+    )
+    .record();
     Ok(())
 }
 
@@ -551,13 +552,14 @@ pub fn console_size(dist: &Path) -> anyhow::Result<()> {
         "wasm + js after brotli: {total} B ({:.1} KB; the local edge serves the .br files `cargo xtask` writes, which are these bytes; the budget is checked by `cargo xtask test`)",
         total as f64 / 1024.0
     );
-    bench::record(Row::new(
+    Row::new(
         "Console wasm + js as served (brotli 11; 1 KB = 1,000 B, as the budget counts)",
         format!("{:.1} KB", total as f64 / 1000.0),
         format!("{CONSOLE_GOAL_KB:.0} KB"),
         Some(total as f64 / 1000.0 / CONSOLE_GOAL_KB),
         Goal::AtMost(1.0),
-    ));
+    )
+    .record();
     Ok(())
 }
 
@@ -586,20 +588,22 @@ fn summarize(state: &str, rps: &[(f64, f64)], p99: &[(f64, f64)]) {
     } else {
         (1.0, 1.0)
     };
-    bench::record(Row::new(
+    Row::new(
         format!("Edge vs nginx, GET throughput, primary {state}"),
         format!("{} req/s", thousands(side(rps, true))),
         format!("nginx {} req/s", thousands(side(rps, false))),
         Some(rps_ratio),
         Goal::AtLeast(rps_goal),
-    ));
-    bench::record(Row::new(
+    )
+    .record();
+    Row::new(
         format!("Edge vs nginx, GET p99, primary {state}"),
         format!("{:.2} ms", side(p99, true)),
         format!("nginx {:.2} ms", side(p99, false)),
         Some(p99_ratio),
         Goal::AtMost(p99_goal),
-    ));
+    )
+    .record();
 }
 
 /// Issue 13's goal for the console as served.

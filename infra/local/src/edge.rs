@@ -586,17 +586,26 @@ fn building_page(progress: Option<&std::path::Path>) -> Response {
     let steps = progress
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default();
-    let escaped = steps
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"{BUILDING_RELOAD_SECS}\"><title>Tandem: console is building</title></head>\
-         <body><h1>The console is building</h1><p>This page reloads itself every {BUILDING_RELOAD_SECS} s and \
-         becomes the console when the build is done. The API already answers under \
-         <a href=\"/api/health\">/api</a>.</p><pre>{escaped}</pre></body></html>"
-    );
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content=(BUILDING_RELOAD_SECS);
+                title { "Tandem: console is building" }
+            }
+            body {
+                h1 { "The console is building" }
+                p {
+                    "This page reloads itself every " (BUILDING_RELOAD_SECS) " s and becomes the \
+                     console when the build is done. The API already answers under "
+                    a href="/api/health" { "/api" } "."
+                }
+                pre { (steps) }
+            }
+        }
+    }
+    .into_string();
     let mut response =
         (StatusCode::SERVICE_UNAVAILABLE, axum::response::Html(page)).into_response();
     response.headers_mut().insert(
