@@ -16,6 +16,20 @@ use subtle::ConstantTimeEq;
 use tandem_shared::item::format_timestamp;
 use tandem_shared::{ErrorCode, Fault, FaultState};
 
+/// A `slow` fault longer than this deployment allows (on Lambda, the function's timeout) is a
+/// client's mistake, answered 400 with the limit.
+fn check_latency_cap(fault: &Fault, cap: Option<u64>) -> Result<(), ApiError> {
+    match (fault, cap) {
+        (Fault::Slow { latency_ms, .. }, Some(cap)) if *latency_ms > cap => {
+            Err(ApiError::bad_request(format!(
+                "latency_ms must be at most {cap} here (got {latency_ms}): the function's \
+                 timeout stops a longer request anyway, which the edge fails over just the same"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks `Authorization: Bearer <token>`: 404 when no token is configured (the routes do not
 /// exist then), 401 when it is missing or wrong.
 pub fn authorize(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -125,6 +139,7 @@ pub async fn put_fault<S: Store>(
     let fault: Fault = serde_json::from_value(body)
         .map_err(|e| ApiError::bad_request(format!("invalid fault: {e}")))?;
     fault.validate().map_err(ApiError::bad_request)?;
+    check_latency_cap(&fault, state.config.max_fault_latency_ms)?;
     let expires_at_ms = fault.duration_s().map(|d| now_ms() + d * 1000);
     state
         .set_fault(StoredFault {

@@ -64,6 +64,9 @@ pub struct RegionArgs {
 pub struct RuntimeSecret {
     pub admin_token: String,
     pub origin_secret: String,
+    /// During a rotation (`tandem rotate-secret`): the value the edge may still send.
+    #[serde(default)]
+    pub previous_origin_secret: Option<String>,
 }
 
 impl std::fmt::Debug for RuntimeSecret {
@@ -103,6 +106,7 @@ impl RegionArgs {
                 .filter(|o| !o.is_empty())
                 .cloned()
                 .collect(),
+            ..Config::default()
         }
     }
 
@@ -114,10 +118,14 @@ impl RegionArgs {
     }
 }
 
-/// Logs as text locally and as JSON on Lambda (CloudWatch parses it). `RUST_LOG` filters.
+/// Logs as text locally and as JSON on Lambda (CloudWatch parses it, and filters by its
+/// `level`). `RUST_LOG` filters; else, on Lambda, the function's log level
+/// (`AWS_LAMBDA_LOG_LEVEL`, set from region.yaml's `LogLevel`); else `info`.
 pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(log_filter(lambda_level.as_deref()))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -126,6 +134,17 @@ pub fn init_tracing(json: bool) {
     } else {
         builder.compact().try_init()
     };
+}
+
+/// The tracing filter for a Lambda log level (`TRACE` … `FATAL`; tracing has no `fatal`).
+pub fn log_filter(lambda_level: Option<&str>) -> &'static str {
+    match lambda_level.map(str::to_ascii_uppercase).as_deref() {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN") => "warn",
+        Some("ERROR" | "FATAL") => "error",
+        _ => "info",
+    }
 }
 
 /// Runs one region until Ctrl-C/SIGTERM (or, on Lambda, forever).

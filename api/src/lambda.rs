@@ -2,9 +2,11 @@
 //! warmed at init, and `lambda_http` serving API Gateway events (feature `aws`).
 
 use crate::cli::{RegionArgs, RuntimeSecret};
+use crate::origin::OriginSecrets;
 use crate::store::Store as _;
 use crate::store::dynamo::{DynamoStore, sdk_config};
 use anyhow::{Context as _, anyhow, bail};
+use tandem_shared::control::FUNCTION_TIMEOUT_S;
 
 /// Serves API Gateway events forever (tracing is already set up, as JSON).
 pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
@@ -21,7 +23,14 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %err, "warming the DynamoDB connection failed");
     }
     let secret = secret?;
-    let config = args.config_with(secret.as_ref());
+    let mut config = args.config_with(secret.as_ref());
+    config.max_fault_latency_ms = Some(u64::from(FUNCTION_TIMEOUT_S) * 1000);
+    // The origin secret from Secrets Manager follows its rotation, unless a flag set it.
+    if let (Some(secret), Some(id)) = (&secret, &args.secret_id)
+        && args.origin_secret.as_deref().is_none_or(str::is_empty)
+    {
+        config.origin_secrets = Some(OriginSecrets::new(secret, refetch(&aws, id)));
+    }
     tracing::info!(
         region = %config.region,
         secret_id = args.secret_id.as_deref().unwrap_or(""),
@@ -32,6 +41,16 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
     lambda_http::run(crate::router(store, config))
         .await
         .map_err(|e| anyhow!("Lambda runtime: {e}"))
+}
+
+/// Reads secret `id` again, for [`OriginSecrets`].
+fn refetch(aws: &aws_config::SdkConfig, id: &str) -> crate::origin::Fetch {
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let id = id.to_owned();
+    std::sync::Arc::new(move || {
+        let (client, id) = (client.clone(), id.clone());
+        Box::pin(async move { RuntimeSecret::fetch(&client, &id).await })
+    })
 }
 
 /// The runtime secret, when a secret id is set. Fail the init rather than serve without it: no
@@ -71,7 +90,7 @@ impl RuntimeSecret {
         let secret: RuntimeSecret = serde_json::from_str(text).map_err(|e| {
             anyhow!(
                 "secret {id} is not a JSON object with string keys admin_token and \
-                 origin_secret ({:?} error at line {} column {})",
+                 origin_secret (and optionally previous_origin_secret) ({:?} error at line {} column {})",
                 e.classify(),
                 e.line(),
                 e.column()

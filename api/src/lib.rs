@@ -7,6 +7,7 @@
 //! - [`admin`]: the admin fault routes and their bearer-token check.
 //! - [`middleware`]: what wraps every response: region and timing headers, error bodies,
 //!   origin cloaking, CORS, injected faults.
+//! - [`origin`]: on AWS, the origin secrets accepted during and after a rotation.
 //! - [`body`]: the JSON body extractor, which turns every client mistake into a 4xx.
 //! - [`error`]: `ApiError`, the boundary's one error type.
 //! - [`state`]: shared state, and the fault cache every instance polls.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod lambda;
 pub mod middleware;
 pub mod openapi;
+pub mod origin;
 pub mod routes;
 pub mod server;
 pub mod state;

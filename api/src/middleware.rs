@@ -124,21 +124,25 @@ pub async fn error_bodies(
 }
 
 /// Origin cloaking: with a secret configured, requests without `x-origin-verify: <secret>` are
-/// refused, so the regional endpoints cannot be called around the edge.
+/// refused, so the regional endpoints cannot be called around the edge. On AWS the values
+/// come from the runtime secret and follow its rotation ([`crate::origin`]).
 async fn check_origin(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
-    if let Some(secret) = config.origin_secret.as_deref() {
-        let given = req
-            .headers()
-            .get(ORIGIN_VERIFY)
-            .map(|v| v.as_bytes())
-            .unwrap_or(b"");
-        if !bool::from(given.ct_eq(secret.as_bytes())) {
-            return ApiError::Client(
-                ErrorCode::Forbidden,
-                "requests must come through the edge".into(),
-            )
-            .into_response();
-        }
+    let given = req
+        .headers()
+        .get(ORIGIN_VERIFY)
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
+    let through_the_edge = match (&config.origin_secrets, config.origin_secret.as_deref()) {
+        (Some(secrets), _) => secrets.accepts(given).await,
+        (None, Some(secret)) => bool::from(given.ct_eq(secret.as_bytes())),
+        (None, None) => true,
+    };
+    if !through_the_edge {
+        return ApiError::Client(
+            ErrorCode::Forbidden,
+            "requests must come through the edge".into(),
+        )
+        .into_response();
     }
     next.run(req).await
 }
@@ -227,6 +231,7 @@ mod tests {
             admin_token: None,
             origin_secret: None,
             cors_origins: vec![],
+            ..Config::default()
         });
         let app = wrap(
             Router::new().route("/api/boom", axum::routing::get(boom)),

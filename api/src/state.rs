@@ -20,6 +20,13 @@ pub struct Config {
     pub origin_secret: Option<String>,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
+    /// On AWS: the origin secrets read from Secrets Manager and kept fresh, which then decide
+    /// instead of `origin_secret` (so that a rotation never refuses the edge).
+    pub origin_secrets: Option<crate::origin::OriginSecrets>,
+    /// The longest `slow` fault accepted; `None`: [`tandem_shared::fault::MAX_LATENCY_MS`].
+    /// On Lambda, the function's timeout: a longer sleep would only hold the instance until
+    /// Lambda stops it.
+    pub max_fault_latency_ms: Option<u64>,
 }
 
 /// State shared by all handlers: the store, the config, and the fault cache.

@@ -91,8 +91,7 @@ fn no_request_is_a_server_error() {
         tandem_api::Config {
             region: "us-east-1".into(),
             admin_token: Some("fuzz-token".into()),
-            origin_secret: None,
-            cors_origins: vec![],
+            ..Default::default()
         },
     );
     let mut runner = TestRunner::new(Config {

@@ -84,8 +84,7 @@ fn app_on(store: EmbeddedStore) -> axum::Router {
         tandem_api::Config {
             region: "us-east-1".into(),
             admin_token: None,
-            origin_secret: None,
-            cors_origins: vec![],
+            ..Default::default()
         },
     )
 }

@@ -18,6 +18,16 @@ pub const MAX_LAG_MS: u64 = 600_000;
 pub const DEFAULT_CONNECTION_ATTEMPTS: u8 = 2;
 pub const DEFAULT_CONNECTION_TIMEOUT_S: u8 = 1;
 pub const DEFAULT_ORIGIN_READ_TIMEOUT_S: u8 = 4;
+/// The regional function's timeout on AWS (the Lambda `Timeout` deploy sets): the origin
+/// read timeout, so that no instance is still working on a request CloudFront gave up on.
+pub const FUNCTION_TIMEOUT_S: u8 = DEFAULT_ORIGIN_READ_TIMEOUT_S;
+/// Each DynamoDB call, its retries included, gives up after this long. A write is two calls
+/// (a read, then a conditional put), so even a write ends before the function's timeout, and
+/// the region answers its own 503 with a JSON body instead of being cut off.
+pub const STORE_CALL_TIMEOUT_MS: u64 = 1_500;
+/// One attempt of a DynamoDB call gives up after this long (the SDK then retries, within
+/// [`STORE_CALL_TIMEOUT_MS`]). A healthy call takes milliseconds.
+pub const STORE_ATTEMPT_TIMEOUT_MS: u64 = 1_000;
 /// The statuses an origin group fails over on (Tandem uses only the 5xx CloudFront offers).
 pub const FAILOVER_STATUSES: [u16; 4] = FAULT_STATUSES;
 

@@ -13,7 +13,10 @@ use anyhow::{Context as _, anyhow};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use std::collections::HashMap;
+use std::time::Duration;
+use tandem_shared::control::{STORE_ATTEMPT_TIMEOUT_MS, STORE_CALL_TIMEOUT_MS};
 use tandem_shared::item::{Data, Item, Record, format_timestamp};
 use tandem_shared::validate::{IfMatch, MAX_ITEM_BYTES};
 
@@ -107,10 +110,16 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
-    /// Uses `client` on `table`; `region` is the name written into `updated_in`.
+    /// Uses `client` on `table`, with the store's call timeouts; `region` is the name written
+    /// into `updated_in`.
     pub fn new(client: Client, table: impl Into<String>, region: impl Into<String>) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .operation_timeout(Duration::from_millis(STORE_CALL_TIMEOUT_MS))
+            .operation_attempt_timeout(Duration::from_millis(STORE_ATTEMPT_TIMEOUT_MS))
+            .build();
+        let config = client.config().to_builder().timeout_config(timeouts).build();
         DynamoStore {
-            client,
+            client: Client::from_conf(config),
             table: table.into(),
             region: region.into(),
         }

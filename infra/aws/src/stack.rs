@@ -223,7 +223,7 @@ async fn follow(
             watch.record(&event);
         }
         let status = current.as_ref().map_or("DELETE_COMPLETE", status);
-        if !status.ends_with("_IN_PROGRESS") {
+        if next_step(status) != NextStep::Wait {
             return Ok(watch.finish(status));
         }
         tokio::time::sleep(POLL).await;
@@ -386,9 +386,49 @@ async fn create(
     })
 }
 
+/// What deploy does with an existing stack, by its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Settled: update it.
+    Update,
+    /// An operation is running: follow it to its end, then look again.
+    Wait,
+    /// Left by a failed create (`ROLLBACK_COMPLETE`) or by a change set never executed
+    /// (`REVIEW_IN_PROGRESS`, which never ends on its own): it holds no resources, so delete
+    /// it and create it anew.
+    Recreate,
+    /// An update's rollback failed: ask CloudFormation to continue it, once.
+    ContinueRollback,
+    /// Only a person can repair it; the message says how.
+    Repair(&'static str),
+}
+
+/// The step for a stack in `status` (CloudFormation's `StackStatus`, as text).
+pub fn next_step(status: &str) -> NextStep {
+    match status {
+        "ROLLBACK_COMPLETE" | "REVIEW_IN_PROGRESS" => NextStep::Recreate,
+        "UPDATE_ROLLBACK_FAILED" => NextStep::ContinueRollback,
+        "ROLLBACK_FAILED" => NextStep::Repair(
+            "a failed create could not roll back: delete the stack (`tandem destroy`, or the \
+             CloudFormation console, retaining the resources it names), then deploy again",
+        ),
+        "DELETE_FAILED" => NextStep::Repair(
+            "a delete failed half way: run `tandem destroy` again, or delete the stack in the \
+             CloudFormation console retaining the resources it names, then deploy again",
+        ),
+        "IMPORT_ROLLBACK_FAILED" => NextStep::Repair(
+            "a resource import could not roll back: repair it in the CloudFormation console \
+             (its events name the resources), then deploy again",
+        ),
+        s if s.ends_with("_IN_PROGRESS") => NextStep::Wait,
+        _ => NextStep::Update,
+    }
+}
+
 /// Gets an existing stack to where it can be updated. `Some(events seen so far)` when it is
-/// there; `None` after waiting for a running operation or deleting what a failed create left,
-/// which both change the stack; an error for a stack only a person can repair.
+/// there; `None` after waiting for a running operation, deleting an empty stack or continuing
+/// a failed rollback, which all change the stack; an error for a stack only a person can
+/// repair.
 async fn ready_for_update(
     cfn: &Client,
     stack: &Stack,
@@ -398,28 +438,58 @@ async fn ready_for_update(
 ) -> anyhow::Result<Option<HashSet<String>>> {
     let id = stack.stack_id().unwrap_or(&spec.name);
     let seen = recent_event_ids(cfn, id).await?;
-    match status(stack) {
-        s if s.ends_with("_IN_PROGRESS") => {
-            progress.line(format!("{label}: waiting for the running {s} to end"));
+    let status = status(stack);
+    match next_step(status) {
+        NextStep::Update => Ok(Some(seen)),
+        NextStep::Wait => {
+            progress.line(format!("{label}: waiting for the running {status} to end"));
             follow(cfn, id, label, spec.resources, seen, progress).await?;
             Ok(None)
         }
-        // A first create that failed leaves a stack that can only be deleted.
-        "ROLLBACK_COMPLETE" => {
+        NextStep::Recreate => {
             progress.line(format!(
-                "{label}: deleting the stack left by a failed create (ROLLBACK_COMPLETE)"
+                "{label}: deleting the empty stack left in {status} (a failed create, or a \
+                 change set never executed), to create it anew"
             ));
             delete_by_id(cfn, id, label, spec.resources, progress).await?;
             Ok(None)
         }
-        s @ ("DELETE_FAILED" | "UPDATE_ROLLBACK_FAILED" | "ROLLBACK_FAILED") => {
-            bail!(
-                "{label} is in {s}: fix it in the CloudFormation console (or \
-                 `tandem destroy`), then deploy again"
-            );
+        NextStep::ContinueRollback => {
+            continue_rollback(cfn, id, label, spec.resources, seen, progress).await?;
+            Ok(None)
         }
-        _ => Ok(Some(seen)),
+        NextStep::Repair(how) => bail!("{label} is in {status}: {how}"),
     }
+}
+
+/// `UPDATE_ROLLBACK_FAILED`: asks CloudFormation to continue the rollback and follows it. A
+/// second failure is the person's to repair, with the resources that failed named.
+async fn continue_rollback(
+    cfn: &Client,
+    id: &str,
+    label: &str,
+    total: u64,
+    seen: HashSet<String>,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    progress.line(format!(
+        "{label}: an update's rollback failed (UPDATE_ROLLBACK_FAILED): continuing it"
+    ));
+    cfn.continue_update_rollback()
+        .stack_name(id)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("continuing the rollback of {label}"))?;
+    let (status, failures) = follow(cfn, id, label, total, seen, progress).await?;
+    if status != "UPDATE_ROLLBACK_COMPLETE" {
+        return Err(failed(label, &status, &failures).context(format!(
+            "{label}: the rollback failed again; fix the resources named below, or skip them \
+             with `aws cloudformation continue-update-rollback --stack-name {id} \
+             --resources-to-skip <logical ids>`, then deploy again"
+        )));
+    }
+    Ok(())
 }
 
 /// Starts an update; `None` when the template and parameters are what the stack has already.
@@ -525,7 +595,7 @@ pub async fn delete(
         return Ok(false);
     };
     let id = stack.stack_id().unwrap_or(name).to_owned();
-    if status(&stack).ends_with("_IN_PROGRESS") {
+    if next_step(status(&stack)) == NextStep::Wait {
         progress.line(format!(
             "{label}: waiting for the running {} to end",
             status(&stack)
@@ -536,4 +606,32 @@ pub async fn delete(
     progress.line(format!("{label}: deleting"));
     delete_by_id(cfn, &id, &label, total, progress).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::types::StackStatus;
+
+    /// Every status CloudFormation can report gets a step, and none of them is waited on
+    /// unless an operation that ends on its own is running.
+    #[test]
+    fn every_stack_status_has_a_step_and_only_running_operations_are_waited_on() {
+        for status in StackStatus::values() {
+            let step = next_step(status);
+            let ends_on_its_own = status.ends_with("_IN_PROGRESS") && *status != "REVIEW_IN_PROGRESS";
+            assert_eq!(step == NextStep::Wait, ends_on_its_own, "{status}: {step:?}");
+        }
+        assert_eq!(next_step("REVIEW_IN_PROGRESS"), NextStep::Recreate);
+        assert_eq!(next_step("ROLLBACK_COMPLETE"), NextStep::Recreate);
+        assert_eq!(next_step("UPDATE_ROLLBACK_FAILED"), NextStep::ContinueRollback);
+        assert_eq!(next_step("UPDATE_ROLLBACK_COMPLETE"), NextStep::Update);
+        assert_eq!(next_step("IMPORT_COMPLETE"), NextStep::Update);
+        for failed in ["ROLLBACK_FAILED", "DELETE_FAILED", "IMPORT_ROLLBACK_FAILED"] {
+            let NextStep::Repair(how) = next_step(failed) else {
+                panic!("{failed} needs a person");
+            };
+            assert!(how.contains("deploy again"), "{failed}: {how}");
+        }
+    }
 }
