@@ -31,6 +31,7 @@ pub type Fetch = Arc<
 pub struct OriginSecrets {
     fetch: Fetch,
     held: Arc<Mutex<Held>>,
+    refetch_after: Duration,
 }
 
 /// What an instance holds: the accepted values, and when it last tried to read them.
@@ -57,9 +58,9 @@ fn accepted(secret: &RuntimeSecret) -> Vec<String> {
 
 /// Compares `given` with every value, in constant time for each.
 fn any_matches(values: &[String], given: &[u8]) -> bool {
-    values
-        .iter()
-        .fold(false, |found, v| found | bool::from(v.as_bytes().ct_eq(given)))
+    values.iter().fold(false, |found, v| {
+        found | bool::from(v.as_bytes().ct_eq(given))
+    })
 }
 
 impl OriginSecrets {
@@ -71,7 +72,15 @@ impl OriginSecrets {
                 accepted: accepted(secret),
                 tried_at: Instant::now(),
             })),
+            refetch_after: REFETCH_AFTER,
         }
+    }
+
+    /// Reads again on an unknown value after `interval` instead of [`REFETCH_AFTER`] (tests
+    /// that drive a rotation step by step).
+    pub fn refetching_after(mut self, interval: Duration) -> Self {
+        self.refetch_after = interval;
+        self
     }
 
     /// Whether `given` is an accepted value, reading the secret again first when what is held
@@ -84,7 +93,7 @@ impl OriginSecrets {
         if any_matches(&held.accepted, given) {
             return true;
         }
-        if held.tried_at.elapsed() < REFETCH_AFTER {
+        if held.tried_at.elapsed() < self.refetch_after {
             return false;
         }
         self.refresh(&mut held).await;
@@ -95,7 +104,10 @@ impl OriginSecrets {
     #[cfg(test)]
     async fn age(&self, by: Duration) {
         let mut held = self.held.lock().await;
-        held.tried_at = held.tried_at.checked_sub(by).expect("the clock goes back that far");
+        held.tried_at = held
+            .tried_at
+            .checked_sub(by)
+            .expect("the clock goes back that far");
     }
 
     /// Reads the secret; on failure keeps the values held (the next read waits its turn too).
@@ -105,7 +117,9 @@ impl OriginSecrets {
             Ok(secret) => {
                 let values = accepted(&secret);
                 if values.is_empty() {
-                    tracing::error!("the runtime secret has no origin_secret; keeping the values held");
+                    tracing::error!(
+                        "the runtime secret has no origin_secret; keeping the values held"
+                    );
                     return;
                 }
                 if values != held.accepted {
@@ -114,7 +128,10 @@ impl OriginSecrets {
                 held.accepted = values;
             }
             Err(err) => {
-                tracing::error!(error = format!("{err:#}"), "re-reading the runtime secret failed; keeping the values held");
+                tracing::error!(
+                    error = format!("{err:#}"),
+                    "re-reading the runtime secret failed; keeping the values held"
+                );
             }
         }
     }
@@ -170,7 +187,11 @@ mod tests {
         let secrets = OriginSecrets::new(&store.secret(), store.fetch());
         assert!(secrets.accepts(b"old").await);
         assert!(!secrets.accepts(b"guess").await, "a wrong value");
-        assert_eq!(store.reads(), 0, "nothing read within REFETCH_AFTER of init");
+        assert_eq!(
+            store.reads(),
+            0,
+            "nothing read within REFETCH_AFTER of init"
+        );
 
         // Step 1: the new value, with the old one as previous. The edge still sends the old.
         store.set("new", Some("old"));
@@ -179,7 +200,10 @@ mod tests {
         secrets.age(REFETCH_AFTER).await;
         assert!(secrets.accepts(b"new").await);
         assert_eq!(store.reads(), 1);
-        assert!(secrets.accepts(b"old").await, "edges still moving send the old value");
+        assert!(
+            secrets.accepts(b"old").await,
+            "edges still moving send the old value"
+        );
 
         // Step 3: the old value is retired; the instance drops it within MAX_AGE.
         store.set("new", None);

@@ -11,9 +11,9 @@ use super::{
 };
 use anyhow::{Context as _, anyhow};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use std::collections::HashMap;
 use std::time::Duration;
 use tandem_shared::control::{STORE_ATTEMPT_TIMEOUT_MS, STORE_CALL_TIMEOUT_MS};
@@ -117,7 +117,11 @@ impl DynamoStore {
             .operation_timeout(Duration::from_millis(STORE_CALL_TIMEOUT_MS))
             .operation_attempt_timeout(Duration::from_millis(STORE_ATTEMPT_TIMEOUT_MS))
             .build();
-        let config = client.config().to_builder().timeout_config(timeouts).build();
+        let config = client
+            .config()
+            .to_builder()
+            .timeout_config(timeouts)
+            .build();
         DynamoStore {
             client: Client::from_conf(config),
             table: table.into(),

@@ -23,6 +23,7 @@ use std::fmt::{Display, Write as _};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
+use tandem_shared::control::FUNCTION_TIMEOUT_S;
 use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
 
 /// The templates, built into the binary so that `tandem` deploys from anywhere.
@@ -115,8 +116,10 @@ pub const INDEX: &str = "/index.html";
 /// wildcard as one path; the first 1,000 paths a month are free).
 const MAX_INVALIDATION_PATHS: usize = 15;
 
-/// The names deploy gives by default. The templates declare the same defaults, so that a stack
-/// created by hand (infra/aws/cloudformation/README.md) matches one `tandem deploy` made.
+/// The names deploy gives by default (the table, secret and function are named after
+/// `--prefix`; these are the names for the default prefix). The templates declare the same
+/// defaults, so that a stack created by hand (infra/aws/cloudformation/README.md) matches one
+/// `tandem deploy` made.
 pub const DEFAULT_PREFIX: &str = "tandem";
 pub const DEFAULT_TABLE_NAME: &str = "tandem-items";
 pub const DEFAULT_SECRET_NAME: &str = "tandem/secrets";
@@ -127,7 +130,7 @@ static DEFAULT_REGIONS_ARG: LazyLock<String> = LazyLock::new(|| DEFAULT_REGIONS.
 /// the domain of the URL it prints. Also the active region's store (SPEC §6,
 /// [`KVS_ARN_OUTPUT`]), which deploy only reports: `tandem failover`/`failback` write it.
 const CONSOLE_BUCKET: &str = "ConsoleBucketName";
-const DISTRIBUTION_ID: &str = "DistributionId";
+pub(crate) const DISTRIBUTION_ID: &str = "DistributionId";
 pub(crate) const DISTRIBUTION_DOMAIN: &str = "DistributionDomainName";
 
 /// The edge stack's name for `--prefix` (`tandem failover` looks the store up there too).
@@ -145,16 +148,17 @@ pub struct StackArgs {
     /// <prefix>-code-<account>-<region>.
     #[arg(long, default_value = DEFAULT_PREFIX)]
     pub prefix: String,
-    /// Name of the DynamoDB global table.
-    #[arg(long, default_value = DEFAULT_TABLE_NAME)]
-    pub table_name: String,
-    /// Name of the Secrets Manager secret holding admin_token and origin_secret.
-    #[arg(long, default_value = DEFAULT_SECRET_NAME)]
-    pub secret_name: String,
+    /// Name of the DynamoDB global table [default: <prefix>-items].
+    #[arg(long)]
+    pub table_name: Option<String>,
+    /// Name of the Secrets Manager secret holding admin_token and origin_secret
+    /// [default: <prefix>/secrets].
+    #[arg(long)]
+    pub secret_name: Option<String>,
 }
 
 impl StackArgs {
-    fn check(&self) -> anyhow::Result<(String, String)> {
+    pub fn check(&self) -> anyhow::Result<(String, String)> {
         let [primary, secondary] = self.regions.as_slice() else {
             bail!(
                 "--regions needs exactly two regions, primary first (got {})",
@@ -180,7 +184,26 @@ impl StackArgs {
         Ok((primary.clone(), secondary.clone()))
     }
 
-    fn stack(&self, role: Role) -> String {
+    /// The global table: `--table-name`, or named after the prefix.
+    pub fn table(&self) -> String {
+        self.table_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-items", self.prefix))
+    }
+
+    /// The runtime secret: `--secret-name`, or named after the prefix.
+    pub fn secret(&self) -> String {
+        self.secret_name
+            .clone()
+            .unwrap_or_else(|| format!("{}/secrets", self.prefix))
+    }
+
+    /// The API function in each region (its log groups and alarms are named after it).
+    pub fn function(&self) -> String {
+        format!("{}-api", self.prefix)
+    }
+
+    pub fn stack(&self, role: Role) -> String {
         match role {
             Role::Data => format!("{}-data", self.prefix),
             Role::Region(_) => format!("{}-region", self.prefix),
@@ -639,7 +662,7 @@ fn load_templates(
 }
 
 /// The number of resources in a built-in template: the length of its progress bar.
-fn built_in_resources(file: &'static str) -> anyhow::Result<u64> {
+pub(crate) fn built_in_resources(file: &'static str) -> anyhow::Result<u64> {
     Ok(Template::load(file, None)?.resources)
 }
 
@@ -659,16 +682,8 @@ fn stack_plans(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<StackPl
             primary,
             data_parameters(names, primary, secondary),
         ),
-        stack(
-            Role::Region(0),
-            primary,
-            region_parameters(0, &args.cors_origins),
-        ),
-        stack(
-            Role::Region(1),
-            secondary,
-            region_parameters(1, &args.cors_origins),
-        ),
+        stack(Role::Region(0), primary, region_parameters(args, 0)),
+        stack(Role::Region(1), secondary, region_parameters(args, 1)),
         // The edge reads the secret's origin_secret through a dynamic reference, which
         // resolves in the stack's own region: the primary, where the secret lives.
         stack(Role::Edge, primary, edge_parameters(primary, secondary)),
@@ -694,20 +709,27 @@ fn data_parameters(names: &StackArgs, primary: &str, secondary: &str) -> Vec<(St
     parameters([
         ("PrimaryRegion", Value::text(primary)),
         ("SecondaryRegion", Value::text(secondary)),
-        ("TableName", Value::text(&names.table_name)),
-        ("SecretName", Value::text(&names.secret_name)),
+        ("TableName", Value::Text(names.table())),
+        ("SecretName", Value::Text(names.secret())),
     ])
 }
 
-/// region.yaml: the table and the secret as the data stack named them, and the code in this
-/// region's bucket (Lambda reads code only from its own region).
-fn region_parameters(index: usize, cors_origins: &[String]) -> Vec<(String, Value)> {
+/// region.yaml: the table and the secret as the data stack named them, the code in this
+/// region's bucket (Lambda reads code only from its own region), the function's name after
+/// the prefix, and its timeout from the edge's origin read timeout.
+fn region_parameters(args: &DeployArgs, index: usize) -> Vec<(String, Value)> {
     let mut parameters = parameters([
         ("TableName", Value::Output(Role::Data, "TableName")),
         ("SecretName", Value::Output(Role::Data, "SecretName")),
         ("CodeBucket", Value::CodeBucket(index)),
         ("CodeKey", Value::CodeKey(Function::Api)),
+        ("FunctionName", Value::Text(args.stacks.function())),
+        (
+            "TimeoutSeconds",
+            Value::Text(FUNCTION_TIMEOUT_S.to_string()),
+        ),
     ]);
+    let cors_origins = &args.cors_origins;
     // Without the flag, the template's default (no other web app may call the API) applies.
     if !cors_origins.is_empty() {
         parameters.push((
@@ -1062,7 +1084,7 @@ impl Plan {
         script.step(format_args!(
             "Print the console URL: https://{}/#token=<admin_token of secret {} in {}>",
             edge_output(DISTRIBUTION_DOMAIN),
-            self.args.secret_name,
+            self.args.secret(),
             self.primary()
         ));
     }
@@ -1515,8 +1537,8 @@ pub async fn destroy(args: DestroyArgs) -> anyhow::Result<()> {
             "\nDestroyed everything but the data: {} keeps table {} and secret {}. \
              `tandem destroy --delete-data` deletes them too.",
             s.stack(Role::Data),
-            s.table_name,
-            s.secret_name
+            s.table(),
+            s.secret()
         );
     }
     Ok(())
@@ -1528,16 +1550,16 @@ fn destroy_steps(args: &DestroyArgs, primary: &str, secondary: &str) -> Vec<Stri
     let data = if args.delete_data {
         format!(
             "turn off deletion protection of table {} in {primary} and {secondary}, delete {} ({primary}; its secret {} goes with it), then delete the table and every item in it",
-            s.table_name,
+            s.table(),
             s.stack(Role::Data),
-            s.secret_name
+            s.secret()
         )
     } else {
         format!(
             "keep {} ({primary}): table {} with its items, secret {} (pass --delete-data to delete them)",
             s.stack(Role::Data),
-            s.table_name,
-            s.secret_name
+            s.table(),
+            s.secret()
         )
     };
     vec![
@@ -1663,7 +1685,7 @@ impl<'a> Teardown<'a> {
     /// The data stack and the global table, which the stack retains. DynamoDB refuses to delete
     /// a protected replica, so the protection goes first, in each region.
     async fn delete_data(&self) -> anyhow::Result<()> {
-        let table = &self.names.table_name;
+        let table = &self.names.table();
         for region in [&self.primary, &self.secondary] {
             if sdk::unprotect_table(&self.aws, region, table).await? {
                 self.progress.line(format!(

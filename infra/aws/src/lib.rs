@@ -5,6 +5,8 @@
 //! - [`active`]: the active region on AWS (`tandem failover`/`failback`): the edge's
 //!   CloudFront KeyValueStore, written through its data-plane API.
 //! - [`deploy`]: `tandem deploy` and `tandem destroy`: the plan, the stacks, the console upload.
+//! - [`rotate`]: `tandem rotate-secret`: a new origin secret, staged beside the old one, sent
+//!   by the edge, then the old one retired.
 //! - [`sdk`]: SDK clients, and the S3, CloudFront and DynamoDB chores around the stacks.
 //! - [`stack`]: CloudFormation create/update/delete with progress.
 //! - [`watcher`]: the health watcher as a scheduled Lambda function (binary `tandem-watcher`),
@@ -12,6 +14,7 @@
 
 pub mod active;
 pub mod deploy;
+pub mod rotate;
 pub mod sdk;
 pub mod stack;
 pub mod watcher;

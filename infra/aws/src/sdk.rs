@@ -37,6 +37,12 @@ impl Aws {
         Aws { base, path_style }
     }
 
+    /// Clients from `base` (tests: an emulator's endpoint and credentials).
+    pub fn from_config(base: SdkConfig) -> Aws {
+        let path_style = base.endpoint_url().is_some();
+        Aws { base, path_style }
+    }
+
     fn regional(&self, region: &str) -> SdkConfig {
         self.base
             .to_builder()
@@ -186,6 +192,71 @@ pub async fn invalidate(
         .invalidation()
         .map(|i| i.id().to_owned())
         .unwrap_or_default())
+}
+
+/// How often CloudFront is asked whether a change has reached its edge locations.
+const CLOUDFRONT_POLL: Duration = Duration::from_secs(5);
+/// CloudFront propagates in minutes; past this, something is wrong and waiting more would hide it.
+const CLOUDFRONT_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// Asks `check` every [`CLOUDFRONT_POLL`] until it answers true; an error after
+/// [`CLOUDFRONT_LIMIT`], naming `what`.
+async fn poll_cloudfront<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let start = std::time::Instant::now();
+    while !check().await? {
+        if start.elapsed() > CLOUDFRONT_LIMIT {
+            bail!(
+                "{what} has not completed after {CLOUDFRONT_LIMIT:?}; check it in the CloudFront console"
+            );
+        }
+        tokio::time::sleep(CLOUDFRONT_POLL).await;
+    }
+    Ok(())
+}
+
+/// Waits until invalidation `id` of `distribution` is complete: from then on no edge location
+/// serves a copy from before it.
+pub async fn wait_invalidation(
+    cloudfront: &aws_sdk_cloudfront::Client,
+    distribution: &str,
+    id: &str,
+) -> anyhow::Result<()> {
+    poll_cloudfront(&format!("invalidation {id}"), || async {
+        let out = cloudfront
+            .get_invalidation()
+            .distribution_id(distribution)
+            .id(id)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("reading invalidation {id} of {distribution}"))?;
+        let status = out.invalidation().map(|i| i.status()).unwrap_or_default();
+        Ok(status.eq_ignore_ascii_case("Completed"))
+    })
+    .await
+}
+
+/// Waits until `distribution` is `Deployed`: every edge location has its latest configuration.
+pub async fn wait_deployed(
+    cloudfront: &aws_sdk_cloudfront::Client,
+    distribution: &str,
+) -> anyhow::Result<()> {
+    poll_cloudfront(&format!("distribution {distribution}"), || async {
+        let out = cloudfront
+            .get_distribution()
+            .id(distribution)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("reading distribution {distribution}"))?;
+        let status = out.distribution().map(|d| d.status()).unwrap_or_default();
+        Ok(status == "Deployed")
+    })
+    .await
 }
 
 /// Whether `bucket` exists (and is ours to see).

@@ -559,6 +559,78 @@ async fn settle(
     })
 }
 
+/// Updates only the parameters in `changes` of stack `name`, keeping its template and every
+/// other value, and waits until it settles. For a change that is not a deploy (`tandem
+/// rotate-secret` pinning a new secret version on the edge).
+pub async fn update_parameters(
+    cfn: &Client,
+    name: &str,
+    region: &str,
+    resources: u64,
+    changes: &[(&str, &str)],
+    progress: &Progress,
+) -> anyhow::Result<Outcome> {
+    let label = format!("{name} ({region})");
+    let stack = describe(cfn, name)
+        .await?
+        .ok_or_else(|| anyhow!("{label} does not exist: run `tandem deploy` first"))?;
+    let status = status(&stack);
+    if next_step(status) != NextStep::Update {
+        bail!("{label} is in {status}: run `tandem deploy` to settle it first");
+    }
+    let keys: Vec<&str> = stack
+        .parameters()
+        .iter()
+        .filter_map(|p| p.parameter_key())
+        .collect();
+    if let Some((missing, _)) = changes.iter().find(|(k, _)| !keys.contains(k)) {
+        bail!("{label} has no parameter {missing}: deploy it with this version of tandem first");
+    }
+    let parameters = keys
+        .iter()
+        .map(|key| match changes.iter().find(|(k, _)| k == key) {
+            Some((_, value)) => Parameter::builder()
+                .parameter_key(*key)
+                .parameter_value(*value)
+                .build(),
+            None => Parameter::builder()
+                .parameter_key(*key)
+                .use_previous_value(true)
+                .build(),
+        })
+        .collect();
+    let id = stack.stack_id().unwrap_or(name).to_owned();
+    let seen = recent_event_ids(cfn, &id).await?;
+    let update = cfn
+        .update_stack()
+        .stack_name(&id)
+        .use_previous_template(true)
+        .set_parameters(Some(parameters))
+        .set_capabilities(Some(stack.capabilities().to_vec()))
+        .set_tags(Some(tags()))
+        .send()
+        .await;
+    if let Err(err) = update {
+        if err
+            .as_service_error()
+            .and_then(|e| e.message())
+            .is_some_and(|m| m.contains("No updates are to be performed"))
+        {
+            progress.line(format!("{label}: no changes"));
+            return Ok(Outcome::Unchanged);
+        }
+        return Err(sdk_error(err)).with_context(|| format!("updating {label}"));
+    }
+    let keys: Vec<&str> = changes.iter().map(|(k, _)| *k).collect();
+    progress.line(format!("{label}: updating {}", keys.join(", ")));
+    let (status, failures) = follow(cfn, &id, &label, resources, seen, progress).await?;
+    if status != "UPDATE_COMPLETE" {
+        return Err(failed(&label, &status, &failures));
+    }
+    progress.line(format!("{label}: {status}"));
+    Ok(Outcome::Updated)
+}
+
 async fn delete_by_id(
     cfn: &Client,
     stack_id: &str,
@@ -619,12 +691,20 @@ mod tests {
     fn every_stack_status_has_a_step_and_only_running_operations_are_waited_on() {
         for status in StackStatus::values() {
             let step = next_step(status);
-            let ends_on_its_own = status.ends_with("_IN_PROGRESS") && *status != "REVIEW_IN_PROGRESS";
-            assert_eq!(step == NextStep::Wait, ends_on_its_own, "{status}: {step:?}");
+            let ends_on_its_own =
+                status.ends_with("_IN_PROGRESS") && *status != "REVIEW_IN_PROGRESS";
+            assert_eq!(
+                step == NextStep::Wait,
+                ends_on_its_own,
+                "{status}: {step:?}"
+            );
         }
         assert_eq!(next_step("REVIEW_IN_PROGRESS"), NextStep::Recreate);
         assert_eq!(next_step("ROLLBACK_COMPLETE"), NextStep::Recreate);
-        assert_eq!(next_step("UPDATE_ROLLBACK_FAILED"), NextStep::ContinueRollback);
+        assert_eq!(
+            next_step("UPDATE_ROLLBACK_FAILED"),
+            NextStep::ContinueRollback
+        );
         assert_eq!(next_step("UPDATE_ROLLBACK_COMPLETE"), NextStep::Update);
         assert_eq!(next_step("IMPORT_COMPLETE"), NextStep::Update);
         for failed in ["ROLLBACK_FAILED", "DELETE_FAILED", "IMPORT_ROLLBACK_FAILED"] {

@@ -38,18 +38,20 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use tandem_aws::deploy::{Function, IMMUTABLE, NO_CACHE, cache_control, code_key, content_type};
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tandem_shared::routing::ACTIVE_REGION_KEY;
 use tandem_testkit::Moto;
+
+/// The `tandem` binary on moto, and moto's clients.
+mod support;
+use support::{Clients as _, run, stand_in_distribution, tandem};
 
 /// The KeyValueStore data plane moto lacks (see the module doc).
 #[path = "../../aws/tests/support/fake_kvs.rs"]
 mod fake_kvs;
 use fake_kvs::FakeKvs;
 
-const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 /// The templates live with the AWS crate, beside this one.
 const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../aws/cloudformation");
 /// The checkout, where `tandem deploy` without `--lambda-zip` builds the function.
@@ -110,45 +112,6 @@ fn console(dir: &Path) -> BTreeMap<&'static str, Vec<u8>> {
         std::fs::write(path, body).unwrap();
     }
     files
-}
-
-/// The `tandem` binary with no AWS configuration from the machine it runs on.
-fn tandem(endpoint: &str) -> Command {
-    let mut cmd = Command::new(TANDEM);
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("AWS_CONFIG_FILE", "/nonexistent/tandem-test-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/tandem-test-credentials",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn run(cmd: &mut Command) -> (bool, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("tandem runs");
-    (
-        status.success(),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
 }
 
 /// Lines with runs of spaces collapsed, so that assertions do not depend on column widths.
@@ -537,37 +500,6 @@ fn destroy_dry_run_lists_what_goes_and_what_stays() {
 
 // ---------------------------------------------------------------------- moto --
 
-/// The clients the test inspects moto with, on the test kit's SDK config.
-trait Clients {
-    async fn s3(&self, region: &str) -> aws_sdk_s3::Client;
-    async fn cfn(&self, region: &str) -> aws_sdk_cloudformation::Client;
-    async fn cloudfront(&self) -> aws_sdk_cloudfront::Client;
-    async fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client;
-}
-
-impl Clients for Moto {
-    async fn s3(&self, region: &str) -> aws_sdk_s3::Client {
-        // moto on 127.0.0.1 cannot serve bucket.127.0.0.1: path-style, as `tandem` does.
-        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config(region).await)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
-    }
-
-    async fn cfn(&self, region: &str) -> aws_sdk_cloudformation::Client {
-        aws_sdk_cloudformation::Client::new(&self.sdk_config(region).await)
-    }
-
-    /// CloudFront is global; its API lives in us-east-1.
-    async fn cloudfront(&self) -> aws_sdk_cloudfront::Client {
-        aws_sdk_cloudfront::Client::new(&self.sdk_config("us-east-1").await)
-    }
-
-    async fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.sdk_config(region).await)
-    }
-}
-
 fn yaml(path: &Path) -> Mapping {
     let text = std::fs::read_to_string(path).unwrap();
     serde_norway::from_str::<Value>(&text)
@@ -764,50 +696,7 @@ async fn stand_in_secret_and_distribution(moto: &Moto) -> (String, String) {
         .send()
         .await
         .unwrap();
-    use aws_sdk_cloudfront::types::{
-        DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig,
-        ViewerProtocolPolicy,
-    };
-    let origin = Origin::builder()
-        .id("console-s3")
-        .domain_name(format!("console.s3.{PRIMARY}.amazonaws.com"))
-        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
-        .build()
-        .unwrap();
-    let config = DistributionConfig::builder()
-        .caller_reference("tandem-test")
-        .comment("stand-in for edge.yaml's distribution")
-        .enabled(true)
-        .origins(
-            Origins::builder()
-                .quantity(1)
-                .items(origin)
-                .build()
-                .unwrap(),
-        )
-        .default_cache_behavior(
-            DefaultCacheBehavior::builder()
-                .target_origin_id("console-s3")
-                .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    let distribution = moto
-        .cloudfront()
-        .await
-        .create_distribution()
-        .distribution_config(config)
-        .send()
-        .await
-        .unwrap()
-        .distribution
-        .unwrap();
-    (
-        distribution.id().to_owned(),
-        distribution.domain_name().to_owned(),
-    )
+    stand_in_distribution(moto).await
 }
 
 /// Each stack was created, and its events followed until it settled.
