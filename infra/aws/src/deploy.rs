@@ -13,6 +13,7 @@
 
 use crate::active::KVS_ARN_OUTPUT;
 use crate::sdk::{self, Aws};
+use crate::smoke;
 use crate::stack::{self, Deployed, Progress, StackSpec};
 use anyhow::{Context as _, anyhow, bail};
 use aws_sdk_cloudformation::types::Capability;
@@ -23,6 +24,7 @@ use std::fmt::{Display, Write as _};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
+use std::time::Duration;
 use tandem_shared::control::FUNCTION_TIMEOUT_S;
 use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
 
@@ -241,7 +243,68 @@ pub struct DeployArgs {
     #[arg(long, value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     #[command(flatten)]
+    pub ops: OpsArgs,
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
+    #[command(flatten)]
     pub watcher: WatcherDeployArgs,
+}
+
+/// Alarms, logs, throttling, a custom domain and WAF: template parameters, set on every deploy
+/// (deploy is declarative: a flag left out gets the template's default).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Operations")]
+pub struct OpsArgs {
+    /// SNS topic the alarms notify (without it the alarms exist, with no action).
+    #[arg(long)]
+    pub alarm_topic_arn: Option<String>,
+    /// The function's log level (Lambda's ApplicationLogLevel; logs are JSON).
+    #[arg(long, value_parser = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"])]
+    pub log_level: Option<String>,
+    /// API Gateway stage throttle, requests per second per region. Its 429 is not failed over
+    /// by CloudFront, and it applies before origin cloaking (see the README).
+    #[arg(long)]
+    pub throttle_rate: Option<u32>,
+    /// API Gateway stage burst, requests per region.
+    #[arg(long)]
+    pub throttle_burst: Option<u32>,
+    /// A custom domain for the distribution (you add its DNS record), with --certificate-arn.
+    #[arg(long, requires = "certificate_arn")]
+    pub domain_name: Option<String>,
+    /// An ACM certificate in us-east-1 covering --domain-name.
+    #[arg(long, requires = "domain_name")]
+    pub certificate_arn: Option<String>,
+    /// Create an AWS WAF web ACL on the distribution with a rate rule for /api/admin/*
+    /// (the edge stack must be in us-east-1).
+    #[arg(long)]
+    pub waf: bool,
+    /// Requests per 5 minutes per IP to /api/admin/* before WAF blocks (with --waf).
+    #[arg(long, requires = "waf")]
+    pub admin_rate_limit: Option<u32>,
+    /// CloudFront's additional metrics (origin latency; billed per distribution) and their
+    /// alarm.
+    #[arg(long)]
+    pub cloudfront_additional_metrics: bool,
+}
+
+/// The checks deploy runs through the distribution at the end (`tandem status` runs them too).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Smoke checks")]
+pub struct SmokeArgs {
+    /// Check through this URL instead of https://<distribution domain> (a custom domain).
+    #[arg(long)]
+    pub smoke_endpoint: Option<String>,
+    /// Seconds to keep retrying failed checks (a new distribution takes minutes everywhere).
+    #[arg(long, default_value_t = 300)]
+    pub smoke_wait: u64,
+    /// Who carries /api/* (edge.yaml ApiFailoverMode) [default: unchanged; function when
+    /// created].
+    #[arg(long, value_enum)]
+    pub api_failover_mode: Option<crate::smoke::Mode>,
+    /// If /api/* fails the checks while both regions pass, switch it to the static origin
+    /// group (ApiFailoverMode=origin-group) and check again.
+    #[arg(long)]
+    pub fallback_origin_group: bool,
 }
 
 /// `tandem deploy --auto-failover`: the health watcher as a Lambda function in the secondary
@@ -295,6 +358,8 @@ pub struct Template {
     pub source: String,
     pub body: String,
     pub parameters: BTreeSet<String>,
+    /// Each parameter's `Default`, as text (what a kept parameter starts from).
+    pub defaults: BTreeMap<String, String>,
     pub outputs: BTreeSet<String>,
     pub resources: u64,
     /// Creates IAM resources, so CloudFormation wants CAPABILITY_IAM.
@@ -319,6 +384,21 @@ impl Template {
             .get("Resources")
             .and_then(|v| v.as_mapping())
             .ok_or_else(|| anyhow!("{source} has no Resources"))?;
+        let defaults = yaml
+            .get("Parameters")
+            .and_then(|v| v.as_mapping())
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                let default = match v.get("Default")? {
+                    serde_norway::Value::String(s) => s.clone(),
+                    serde_norway::Value::Number(n) => n.to_string(),
+                    serde_norway::Value::Bool(b) => b.to_string(),
+                    _ => return None,
+                };
+                Some((k.as_str()?.to_owned(), default))
+            })
+            .collect();
         let iam = resources.values().any(|r| {
             r.get("Type")
                 .and_then(|t| t.as_str())
@@ -327,6 +407,7 @@ impl Template {
         Ok(Template {
             file,
             parameters: keys("Parameters"),
+            defaults,
             outputs: keys("Outputs"),
             resources: resources.len() as u64,
             iam,
@@ -371,6 +452,9 @@ pub enum Value {
     CodeBucket(usize),
     /// A function zip's key (named after its hash).
     CodeKey(Function),
+    /// What the stack has now (set by another command: `tandem rotate-secret`, or
+    /// `--fallback-origin-group`); the template's default when the stack is created.
+    Keep,
 }
 
 impl Value {
@@ -453,6 +537,7 @@ pub struct Plan {
     pub watcher: Option<tandem_local::watcher::WatchArgs>,
     pub console_dir: PathBuf,
     pub console: Vec<ConsoleFile>,
+    pub smoke: SmokeArgs,
 }
 
 /// The S3 key of a function's zip: its content hash, so that a new build is a new key (which is what makes
@@ -682,11 +767,23 @@ fn stack_plans(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<StackPl
             primary,
             data_parameters(names, primary, secondary),
         ),
-        stack(Role::Region(0), primary, region_parameters(args, 0)),
-        stack(Role::Region(1), secondary, region_parameters(args, 1)),
+        stack(
+            Role::Region(0),
+            primary,
+            region_parameters(args, 0, secondary),
+        ),
+        stack(
+            Role::Region(1),
+            secondary,
+            region_parameters(args, 1, primary),
+        ),
         // The edge reads the secret's origin_secret through a dynamic reference, which
         // resolves in the stack's own region: the primary, where the secret lives.
-        stack(Role::Edge, primary, edge_parameters(primary, secondary)),
+        stack(
+            Role::Edge,
+            primary,
+            edge_parameters(args, primary, secondary),
+        ),
     ];
     // The watcher needs the edge's store and domain, so it comes last; it runs where it is
     // needed when the primary is down.
@@ -717,7 +814,7 @@ fn data_parameters(names: &StackArgs, primary: &str, secondary: &str) -> Vec<(St
 /// region.yaml: the table and the secret as the data stack named them, the code in this
 /// region's bucket (Lambda reads code only from its own region), the function's name after
 /// the prefix, and its timeout from the edge's origin read timeout.
-fn region_parameters(args: &DeployArgs, index: usize) -> Vec<(String, Value)> {
+fn region_parameters(args: &DeployArgs, index: usize, peer: &str) -> Vec<(String, Value)> {
     let mut parameters = parameters([
         ("TableName", Value::Output(Role::Data, "TableName")),
         ("SecretName", Value::Output(Role::Data, "SecretName")),
@@ -728,7 +825,26 @@ fn region_parameters(args: &DeployArgs, index: usize) -> Vec<(String, Value)> {
             "TimeoutSeconds",
             Value::Text(FUNCTION_TIMEOUT_S.to_string()),
         ),
+        ("PeerRegion", Value::Text(peer.to_owned())),
     ]);
+    let ops = &args.ops;
+    let optional = [
+        ("AlarmTopicArn", ops.alarm_topic_arn.clone()),
+        ("LogLevel", ops.log_level.clone()),
+        (
+            "ThrottlingRateLimit",
+            ops.throttle_rate.map(|n| n.to_string()),
+        ),
+        (
+            "ThrottlingBurstLimit",
+            ops.throttle_burst.map(|n| n.to_string()),
+        ),
+    ];
+    parameters.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), Value::Text(v?)))),
+    );
     let cors_origins = &args.cors_origins;
     // Without the flag, the template's default (no other web app may call the API) applies.
     if !cors_origins.is_empty() {
@@ -740,9 +856,11 @@ fn region_parameters(args: &DeployArgs, index: usize) -> Vec<(String, Value)> {
     parameters
 }
 
-/// edge.yaml: both regions' API domains, primary first, and the secret holding origin_secret.
-fn edge_parameters(primary: &str, secondary: &str) -> Vec<(String, Value)> {
-    parameters([
+/// edge.yaml: both regions' API domains, primary first, and the secret holding
+/// origin_secret; the functions and the table for the dashboard; the operations flags. The
+/// secret version and the `/api/*` mode stay as other commands set them.
+fn edge_parameters(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<(String, Value)> {
+    let mut parameters = parameters([
         ("PrimaryRegion", Value::text(primary)),
         ("SecondaryRegion", Value::text(secondary)),
         (
@@ -754,7 +872,44 @@ fn edge_parameters(primary: &str, secondary: &str) -> Vec<(String, Value)> {
             Value::Output(Role::Region(1), "ApiDomainName"),
         ),
         ("SecretName", Value::Output(Role::Data, "SecretName")),
-    ])
+        (
+            "PrimaryFunctionName",
+            Value::Output(Role::Region(0), "FunctionName"),
+        ),
+        (
+            "SecondaryFunctionName",
+            Value::Output(Role::Region(1), "FunctionName"),
+        ),
+        ("TableName", Value::Output(Role::Data, "TableName")),
+        (crate::rotate::VERSION_PARAMETER, Value::Keep),
+        (
+            crate::smoke::MODE_PARAMETER,
+            args.smoke
+                .api_failover_mode
+                .map_or(Value::Keep, |m| Value::text(m.as_str())),
+        ),
+    ]);
+    let ops = &args.ops;
+    let optional = [
+        ("AlarmTopicArn", ops.alarm_topic_arn.clone()),
+        ("DomainName", ops.domain_name.clone()),
+        ("CertificateArn", ops.certificate_arn.clone()),
+        ("WebAcl", ops.waf.then(|| "create".to_owned())),
+        (
+            "AdminRateLimit",
+            ops.admin_rate_limit.map(|n| n.to_string()),
+        ),
+        (
+            "AdditionalMetrics",
+            ops.cloudfront_additional_metrics.then(|| "true".to_owned()),
+        ),
+    ];
+    parameters.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), Value::Text(v?)))),
+    );
+    parameters
 }
 
 /// watcher.yaml: what to probe, the store to switch, the rule, and the code in the secondary
@@ -810,6 +965,7 @@ impl Plan {
             watcher: args.watcher.auto_failover.then_some(args.watcher.rule),
             console_dir: args.console_dir.clone(),
             console,
+            smoke: args.smoke.clone(),
         };
         plan.check_templates()?;
         Ok(plan)
@@ -900,6 +1056,7 @@ impl Plan {
                 .get(function)
                 .cloned()
                 .unwrap_or_else(|| format!("{}/<sha256 of the built zip>.zip", function.bin())),
+            Value::Keep => "<unchanged (the template's default on create)>".to_owned(),
         }
     }
 
@@ -1047,7 +1204,7 @@ impl Plan {
     /// Every console file, with the headers it will be served with.
     fn render_console(&self, script: &mut Script) {
         script.step(format_args!(
-            "Upload the console from {} to s3://{}, then delete objects not listed here:",
+            "Upload the console from {} to s3://{}:",
             self.console_dir.display(),
             self.describe_value(
                 &Value::Output(Role::Edge, CONSOLE_BUCKET),
@@ -1077,16 +1234,50 @@ impl Plan {
         let edge_output =
             |key| self.describe_value(&Value::Output(Role::Edge, key), None, &BTreeMap::new());
         script.step(format_args!(
-            "Invalidate {} on CloudFront distribution {}.",
+            "Invalidate {} on CloudFront distribution {}, and wait until it completes.",
             invalidation_paths(&self.console).join(" "),
             edge_output(DISTRIBUTION_ID)
         ));
+        script.step(
+            "Delete the console files the previous deploy left that this one does not have (only now: until the invalidation completed, a browser could be given the old index.html, which names them).",
+        );
+        self.render_smoke(
+            script,
+            &format!("https://{}", edge_output(DISTRIBUTION_DOMAIN)),
+        );
         script.step(format_args!(
             "Print the console URL: https://{}/#token=<admin_token of secret {} in {}>",
             edge_output(DISTRIBUTION_DOMAIN),
             self.args.secret(),
             self.primary()
         ));
+    }
+
+    /// The smoke checks, as they will run (`tandem status` runs the same).
+    fn render_smoke(&self, script: &mut Script, domain: &str) {
+        let smoke = &self.smoke;
+        let base = smoke.smoke_endpoint.as_deref().unwrap_or(domain);
+        script.step(format_args!(
+            "Smoke checks through {base}, retried for up to {} s until all pass (a new distribution takes minutes):",
+            smoke.smoke_wait
+        ));
+        let mode = smoke.api_failover_mode.unwrap_or(smoke::Mode::Function);
+        for check in smoke::checks(&self.regions, mode, "tandem-smoke-<random>") {
+            let region = check
+                .region
+                .as_deref()
+                .map(|r| format!(", from {r}"))
+                .unwrap_or_default();
+            script.detail(format_args!(
+                "{:<24} {} {} -> {:?}{region}",
+                check.name, check.method, check.path, check.expect
+            ));
+        }
+        script.detail(match smoke.fallback_origin_group {
+            true => "if /api/* fails while both regions pass: set ApiFailoverMode=origin-group on the edge stack, wait until deployed, check again (--fallback-origin-group)",
+            false => "if /api/* fails while both regions pass: say so, and how to switch to the static origin group (--fallback-origin-group)",
+        });
+        script.detail("any check still failing: deploy exits with an error after its summary");
     }
 }
 
@@ -1231,8 +1422,20 @@ impl Plan {
             parameters: stack
                 .parameters
                 .iter()
+                .filter(|(_, v)| *v != Value::Keep)
                 .map(|(k, v)| Ok((k.clone(), self.resolve(v, ctx)?)))
                 .collect::<anyhow::Result<_>>()?,
+            keep: stack
+                .parameters
+                .iter()
+                .filter(|(_, v)| *v == Value::Keep)
+                .map(|(k, _)| {
+                    (
+                        k.clone(),
+                        template.defaults.get(k).cloned().unwrap_or_default(),
+                    )
+                })
+                .collect(),
             capabilities: if template.iam {
                 vec![Capability::CapabilityIam]
             } else {
@@ -1259,11 +1462,18 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
     deployment.upload_code(&zips).await?;
     deployment.deploy_stacks().await?;
     let edge = deployment.edge_outputs()?;
-    let stale = deployment.upload_console(&edge.bucket).await?;
+    deployment.upload_console(&edge.bucket).await?;
+    // A browser may hold an old index.html until the invalidation completes, and that page
+    // names the previous build's files: they go only after it.
     deployment.invalidate(&edge.distribution).await?;
+    let stale = deployment.delete_stale(&edge.bucket).await?;
+    let smoke = deployment.smoke(&edge, &args.smoke).await?;
     let token = deployment.admin_token().await?;
     deployment.print_summary(&edge, stale, &token);
-    Ok(())
+    match smoke {
+        None => Ok(()),
+        Some(advice) => bail!("deployed, but the smoke checks failed. {advice}"),
+    }
 }
 
 /// A deploy under way: the plan, the AWS clients, and what the steps so far produced.
@@ -1389,9 +1599,8 @@ impl<'p> Deployment<'p> {
         })
     }
 
-    /// Uploads the console, then deletes what the new build no longer has. Returns how many
-    /// files were deleted.
-    async fn upload_console(&self, bucket: &str) -> anyhow::Result<usize> {
+    /// Uploads the console.
+    async fn upload_console(&self, bucket: &str) -> anyhow::Result<()> {
         let s3 = self.aws.s3(self.plan.primary());
         for file in upload_order(&self.plan.console) {
             let body = std::fs::read(&file.path)
@@ -1410,10 +1619,12 @@ impl<'p> Deployment<'p> {
                 file.key, file.content_type, file.cache_control
             ));
         }
-        self.delete_stale(&s3, bucket).await
+        Ok(())
     }
 
-    async fn delete_stale(&self, s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<usize> {
+    /// Deletes what the new console no longer has; returns how many files went.
+    async fn delete_stale(&self, bucket: &str) -> anyhow::Result<usize> {
+        let s3 = &self.aws.s3(self.plan.primary());
         let keep: BTreeSet<&str> = self.plan.console.iter().map(|f| f.key.as_str()).collect();
         let stale: Vec<String> = sdk::list_keys(s3, bucket)
             .await?
@@ -1430,15 +1641,75 @@ impl<'p> Deployment<'p> {
         Ok(stale.len())
     }
 
-    /// Invalidates the names builds reuse, which CloudFront may still hold old copies of.
+    /// Invalidates the names builds reuse, which CloudFront may still hold old copies of, and
+    /// waits until the invalidation has completed.
     async fn invalidate(&self, distribution: &str) -> anyhow::Result<()> {
         let paths = invalidation_paths(&self.plan.console);
-        let id = sdk::invalidate(&self.aws.cloudfront(), distribution, &paths).await?;
+        let cloudfront = self.aws.cloudfront();
+        let id = sdk::invalidate(&cloudfront, distribution, &paths).await?;
         self.progress.line(format!(
-            "invalidation {id} of {} on distribution {distribution}",
+            "invalidation {id} of {} on distribution {distribution}: waiting until it completes",
             paths.join(" ")
         ));
+        sdk::wait_invalidation(&cloudfront, distribution, &id).await?;
+        self.progress.line(format!("invalidation {id}: completed"));
         Ok(())
+    }
+
+    /// The smoke checks through the distribution, with the switch to the origin group when
+    /// asked and only the function route fails. `Some(advice)` when they failed in the end.
+    async fn smoke(&self, edge: &EdgeOutputs, args: &SmokeArgs) -> anyhow::Result<Option<String>> {
+        let base = args
+            .smoke_endpoint
+            .as_deref()
+            .map(|e| e.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("https://{}", edge.domain));
+        let mode = self.api_mode().await?;
+        let wait = Duration::from_secs(args.smoke_wait);
+        let regions = &self.plan.regions;
+        let report = smoke::until_passed(&base, regions, mode, wait, &self.progress).await;
+        print!("\n{}", report.table());
+        let verdict = report.verdict();
+        if verdict != smoke::Verdict::ApiRouteBroken
+            || mode != smoke::Mode::Function
+            || !args.fallback_origin_group
+        {
+            return Ok(smoke::advice(verdict, mode));
+        }
+        self.progress.line(
+            "/api/* fails while both regions answer: switching it to the static origin group (--fallback-origin-group)",
+        );
+        let cfn = self.aws.cloudformation(self.plan.primary());
+        let group = smoke::Mode::OriginGroup;
+        let edge_stack = self.plan.stack(Role::Edge);
+        stack::update_parameters(
+            &cfn,
+            &edge_stack.name,
+            &edge_stack.region,
+            self.plan.template(Role::Edge).resources,
+            &[(smoke::MODE_PARAMETER, group.as_str())],
+            &self.progress,
+        )
+        .await?;
+        sdk::wait_deployed(&self.aws.cloudfront(), &edge.distribution).await?;
+        let report = smoke::until_passed(&base, regions, group, wait, &self.progress).await;
+        print!("\n{}", report.table());
+        Ok(smoke::advice(report.verdict(), group))
+    }
+
+    /// Who carries `/api/*` now: the edge stack's parameter as deployed.
+    async fn api_mode(&self) -> anyhow::Result<smoke::Mode> {
+        let edge = self.plan.stack(Role::Edge);
+        let stack = stack::describe(&self.aws.cloudformation(&edge.region), &edge.name).await?;
+        Ok(stack
+            .as_ref()
+            .and_then(|s| {
+                s.parameters()
+                    .iter()
+                    .find(|p| p.parameter_key() == Some(smoke::MODE_PARAMETER))
+            })
+            .and_then(|p| smoke::Mode::parse(p.parameter_value()?))
+            .unwrap_or(smoke::Mode::Function))
     }
 
     /// The admin token, read from the runtime secret the data stack made.

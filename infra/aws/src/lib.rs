@@ -7,6 +7,7 @@
 //! - [`deploy`]: `tandem deploy` and `tandem destroy`: the plan, the stacks, the console upload.
 //! - [`rotate`]: `tandem rotate-secret`: a new origin secret, staged beside the old one, sent
 //!   by the edge, then the old one retired.
+//! - [`smoke`]: the smoke checks through the distribution (`tandem deploy`, `tandem status`).
 //! - [`sdk`]: SDK clients, and the S3, CloudFront and DynamoDB chores around the stacks.
 //! - [`stack`]: CloudFormation create/update/delete with progress.
 //! - [`watcher`]: the health watcher as a scheduled Lambda function (binary `tandem-watcher`),
@@ -16,5 +17,6 @@ pub mod active;
 pub mod deploy;
 pub mod rotate;
 pub mod sdk;
+pub mod smoke;
 pub mod stack;
 pub mod watcher;

@@ -69,6 +69,9 @@ pub struct StackSpec {
     /// Resources in the template: the length of the progress bar.
     pub resources: u64,
     pub parameters: Vec<(String, String)>,
+    /// Parameters an update leaves as the stack has them, with the value a create (or an
+    /// update of a stack without them) gives: the template's default.
+    pub keep: Vec<(String, String)>,
     pub capabilities: Vec<Capability>,
 }
 
@@ -345,15 +348,34 @@ pub async fn deploy(
     }
 }
 
-fn parameters(spec: &StackSpec) -> Vec<Parameter> {
+/// The parameters of `spec` for a stack whose current parameters are `existing` (none on a
+/// create): a kept parameter the stack has keeps its value; otherwise it starts from its
+/// default.
+fn parameters(spec: &StackSpec, existing: &[&str]) -> Vec<Parameter> {
+    let kept = spec
+        .keep
+        .iter()
+        .filter(|(k, _)| existing.contains(&k.as_str()));
+    let started = spec
+        .keep
+        .iter()
+        .filter(|(k, _)| !existing.contains(&k.as_str()));
+    let previous = kept.map(|(k, _)| {
+        Parameter::builder()
+            .parameter_key(k)
+            .use_previous_value(true)
+            .build()
+    });
     spec.parameters
         .iter()
+        .chain(started)
         .map(|(k, v)| {
             Parameter::builder()
                 .parameter_key(k)
                 .parameter_value(v)
                 .build()
         })
+        .chain(previous)
         .collect()
 }
 
@@ -372,7 +394,7 @@ async fn create(
         .create_stack()
         .stack_name(&spec.name)
         .template_body(&spec.template)
-        .set_parameters(Some(parameters(spec)))
+        .set_parameters(Some(parameters(spec, &[])))
         .set_capabilities(Some(spec.capabilities.clone()))
         .set_tags(Some(tags()))
         .send()
@@ -503,11 +525,17 @@ async fn update(
 ) -> anyhow::Result<Option<Started>> {
     let id = stack.stack_id().unwrap_or(&spec.name).to_owned();
     progress.line(format!("{label}: updating"));
+    let existing: Vec<&str> = stack
+        .parameters()
+        .iter()
+        .filter_map(|p| p.parameter_key())
+        .collect();
+    let parameters = parameters(spec, &existing);
     let update = cfn
         .update_stack()
         .stack_name(&id)
         .template_body(&spec.template)
-        .set_parameters(Some(parameters(spec)))
+        .set_parameters(Some(parameters))
         .set_capabilities(Some(spec.capabilities.clone()))
         .set_tags(Some(tags()))
         .send()

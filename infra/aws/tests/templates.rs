@@ -13,14 +13,14 @@
 //! here: the templates, the local edge and `tandem deploy` cannot drift apart
 //! unnoticed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_norway::Value;
 use tandem_aws::active::KVS_ARN_OUTPUT;
 use tandem_aws::deploy::{DEFAULT_SECRET_NAME, DEFAULT_TABLE_NAME};
 use tandem_shared::control::{
     DEFAULT_CONNECTION_ATTEMPTS, DEFAULT_CONNECTION_TIMEOUT_S, DEFAULT_ORIGIN_READ_TIMEOUT_S,
-    FAILOVER_STATUSES,
+    FAILOVER_STATUSES, FUNCTION_TIMEOUT_S,
 };
 use tandem_shared::headers::{CONSOLE_CSP, HSTS_MAX_AGE_S, ORIGIN_VERIFY, SECURITY_HEADERS};
 use tandem_shared::region::{PRIMARY, SECONDARY};
@@ -260,6 +260,72 @@ fn iam_statements(template: &Value) -> Vec<(String, &Value)> {
         }
     }
     out
+}
+
+/// `template` with every `${name}` replaced by `values[name]`, as `Fn::Sub` would; panics on
+/// a name `values` lacks.
+fn substitute(template: &str, values: &BTreeMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').expect("a closing }");
+        let name = &after[..end];
+        let value = values
+            .get(name)
+            .unwrap_or_else(|| panic!("no value for ${{{name}}}"));
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An alarm's (or a metric list's) `Dimensions`, by name.
+fn dimensions(properties: &Value) -> BTreeMap<&str, &Value> {
+    seq(field(properties, "Dimensions"))
+        .iter()
+        .map(|d| (str_of(field(d, "Name")), field(d, "Value")))
+        .collect()
+}
+
+/// `Namespace/MetricName` of what an alarm watches (with metric math, every metric it reads).
+fn alarm_metrics(alarm: &Value) -> Vec<String> {
+    let properties = field(alarm, "Properties");
+    let name = |m: &Value| {
+        format!(
+            "{}/{}",
+            str_of(field(m, "Namespace")),
+            str_of(field(m, "MetricName"))
+        )
+    };
+    match properties.get("Metrics") {
+        Some(metrics) => seq(metrics)
+            .iter()
+            .filter_map(|m| m.get("MetricStat"))
+            .map(|stat| name(field(stat, "Metric")))
+            .collect(),
+        None => vec![name(properties)],
+    }
+}
+
+/// The logical ids every `Fn::GetAtt` inside `v` reads.
+fn get_att_targets(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(map) => {
+            for (key, x) in map {
+                if key.as_str() == Some("Fn::GetAtt") {
+                    out.push(str_of(&seq(x)[0]).to_owned());
+                } else {
+                    get_att_targets(x, out);
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|x| get_att_targets(x, out)),
+        Value::Tagged(tagged) => get_att_targets(&tagged.value, out),
+        _ => {}
+    }
 }
 
 // ------------------------------------------------------------------ tests --
@@ -570,6 +636,7 @@ fn every_api_origin_sends_x_origin_verify_from_secrets_manager() {
     let ids: Vec<&str> = api.iter().map(|o| str_of(field(o, "Id"))).collect();
     assert_eq!(ids, [PRIMARY_ORIGIN, SECONDARY_ORIGIN]);
 
+    let mut values = Vec::new();
     for origin in api {
         let id = str_of(field(origin, "Id"));
         let headers: Vec<&Value> = seq(field(origin, "OriginCustomHeaders"))
@@ -577,12 +644,22 @@ fn every_api_origin_sends_x_origin_verify_from_secrets_manager() {
             .filter(|h| str_of(field(h, "HeaderName")).eq_ignore_ascii_case(ORIGIN_VERIFY))
             .collect();
         assert_eq!(headers.len(), 1, "{id}: one {ORIGIN_VERIFY} header");
-        let value = text_of(field(headers[0], "HeaderValue"));
-        assert!(
-            value.starts_with("{{resolve:secretsmanager:")
-                && value.ends_with(":SecretString:origin_secret}}"),
-            "{id}: the header must be a Secrets Manager dynamic reference, got {value}"
+        // A Secrets Manager dynamic reference: pinned to OriginSecretVersionId when it is set
+        // (version stage left empty, version id last), else the AWSCURRENT version.
+        let value = field(headers[0], "HeaderValue");
+        let (condition, pinned, current) = if_branches(value);
+        assert_eq!(condition, "HasOriginSecretVersion", "{id}");
+        assert_eq!(
+            text_of(pinned),
+            "{{resolve:secretsmanager:${SecretName}:SecretString:origin_secret::${OriginSecretVersionId}}}",
+            "{id}"
         );
+        assert_eq!(
+            text_of(current),
+            "{{resolve:secretsmanager:${SecretName}:SecretString:origin_secret}}",
+            "{id}"
+        );
+        values.push(value);
 
         let custom = field(origin, "CustomOriginConfig");
         assert_eq!(
@@ -607,6 +684,23 @@ fn every_api_origin_sends_x_origin_verify_from_secrets_manager() {
             Some("OriginReadTimeout")
         );
     }
+    // Both origins send the same value (a rotation switches them together).
+    assert_eq!(
+        values[0], values[1],
+        "the two x-origin-verify values differ"
+    );
+    let version = seq(at(
+        &edge,
+        &["Conditions", "HasOriginSecretVersion", "Fn::Not"],
+    ));
+    let equals = seq(field(&version[0], "Fn::Equals"));
+    assert_eq!(ref_to(&equals[0]), Some("OriginSecretVersionId"));
+    assert_eq!(str_of(&equals[1]), "");
+    assert_eq!(
+        str_of(field(param(&edge, "OriginSecretVersionId"), "Default")),
+        "",
+        "a stack made by hand sends the AWSCURRENT value"
+    );
 }
 
 #[test]
@@ -650,13 +744,24 @@ fn edge_timing_defaults_fail_over_fast_and_stay_in_range() {
             * param_default_u64(&edge, "ConnectionTimeout")
             <= 2
     );
-    // A hung primary must be cut off by CloudFront (and fail over), not by
-    // Lambda's own timeout.
+    // The function's timeout is the origin read timeout: once CloudFront has given up on a
+    // request (and failed a read over), no instance is still busy with it. `tandem deploy`
+    // passes FUNCTION_TIMEOUT_S; the default is the same figure.
     let region = load(REGION);
-    assert!(
-        param_default_u64(&region, "TimeoutSeconds")
-            > param_default_u64(&edge, "OriginReadTimeout")
+    assert_eq!(
+        param_default_u64(&region, "TimeoutSeconds"),
+        param_default_u64(&edge, "OriginReadTimeout")
     );
+    assert_eq!(
+        param_default_u64(&region, "TimeoutSeconds"),
+        u64::from(FUNCTION_TIMEOUT_S)
+    );
+    assert_eq!(
+        ref_to(field(props(&region, "Function"), "Timeout")),
+        Some("TimeoutSeconds")
+    );
+    // Below the HTTP API's 30 s integration timeout, which then never binds.
+    assert!(u64_of(field(param(&region, "TimeoutSeconds"), "MaxValue")) < 30);
 }
 
 #[test]
@@ -949,8 +1054,8 @@ fn parameter_defaults_are_the_ones_tandem_uses() {
             checked += 1;
         }
     }
-    // data.yaml has all four, edge.yaml three, fis.yaml two.
-    assert!(checked >= 9, "only {checked} defaults found");
+    // data.yaml and edge.yaml have all four, region.yaml and fis.yaml two.
+    assert!(checked >= 12, "only {checked} defaults found");
 }
 
 #[test]
@@ -972,11 +1077,15 @@ fn lambda_is_arm64_on_provided_al2023() {
     );
     assert_eq!(ref_to(at(function, &["Code", "S3Key"])), Some("CodeKey"));
     assert_eq!(param_default_u64(&region, "MemorySize"), 128);
-    assert_eq!(param_default_u64(&region, "TimeoutSeconds"), 10);
+    assert_eq!(
+        param_default_u64(&region, "TimeoutSeconds"),
+        u64::from(FUNCTION_TIMEOUT_S)
+    );
 
     let env = at(function, &["Environment", "Variables"]);
     assert_eq!(str_of(field(env, "TANDEM_STORE")), "dynamodb");
-    assert_eq!(str_of(field(env, "RUST_LOG")), "info");
+    // RUST_LOG follows LogLevel (functions_log_json_at_the_log_level).
+    assert!(field(env, "RUST_LOG").get("Fn::FindInMap").is_some());
     assert_eq!(ref_to(field(env, "TABLE_NAME")), Some("TableName"));
     assert_eq!(ref_to(field(env, "TANDEM_SECRET_ID")), Some("SecretName"));
     assert_eq!(
@@ -1003,6 +1112,19 @@ fn lambda_is_arm64_on_provided_al2023() {
         ref_to(at(stage, &["DefaultRouteSettings", "ThrottlingBurstLimit"])),
         Some("ThrottlingBurstLimit")
     );
+    assert_eq!(
+        ref_to(at(stage, &["DefaultRouteSettings", "ThrottlingRateLimit"])),
+        Some("ThrottlingRateLimit")
+    );
+    // The trade-off is said where the limits are set: 429 is not failed over, and the
+    // throttle is spent before origin cloaking runs.
+    for name in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+        let description = str_of(field(param(&region, name), "Description"));
+        assert!(
+            description.contains("429") && description.contains("cloaking"),
+            "{name}: {description}"
+        );
+    }
 }
 
 #[test]
@@ -1250,4 +1372,424 @@ fn watcher_sets_what_the_function_reads_and_runs_one_at_a_time() {
         )),
         "breaching"
     );
+}
+
+/// Every alarm (region, edge, watcher): named after its stack, so that two deployments (whose
+/// stack names differ by `--prefix`) never share one, and notifying only the optional topic,
+/// on ALARM and on OK.
+#[test]
+fn alarms_are_named_after_the_stack_and_notify_only_the_topic() {
+    let mut total = 0;
+    for path in [REGION, EDGE, WATCHER] {
+        let template = load(path);
+        let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+        assert!(!alarms.is_empty(), "{path} has no alarm");
+        let mut names = BTreeSet::new();
+        for (name, alarm) in alarms {
+            total += 1;
+            let properties = field(alarm, "Properties");
+            let alarm_name = text_of(field(properties, "AlarmName"));
+            assert!(
+                alarm_name.starts_with("${AWS::StackName}-"),
+                "{path} {name}: {alarm_name}"
+            );
+            assert!(
+                names.insert(alarm_name.clone()),
+                "{path}: two alarms named {alarm_name}"
+            );
+            assert!(
+                properties.get("TreatMissingData").is_some(),
+                "{path} {name}: say what no data means"
+            );
+            for actions in ["AlarmActions", "OKActions"] {
+                let (condition, topic, none) = if_branches(field(properties, actions));
+                assert_eq!(condition, "HasAlarmTopic", "{path} {name} {actions}");
+                let topic: Vec<Option<&str>> = seq(topic).iter().map(ref_to).collect();
+                assert_eq!(topic, [Some("AlarmTopicArn")], "{path} {name} {actions}");
+                assert_eq!(ref_to(none), Some("AWS::NoValue"), "{path} {name}");
+            }
+        }
+        assert_eq!(
+            str_of(field(param(&template, "AlarmTopicArn"), "Default")),
+            "",
+            "{path}: the topic is optional"
+        );
+    }
+    assert!(total >= 11, "only {total} alarms");
+}
+
+#[test]
+fn region_alarms_cover_the_api_the_function_and_the_table() {
+    let region = load(REGION);
+    let watched: BTreeSet<String> = resources_of_type(&region, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .flat_map(|(_, alarm)| alarm_metrics(alarm))
+        .collect();
+    assert_eq!(
+        watched,
+        expected_set(&[
+            "AWS/ApiGateway/5xx",
+            "AWS/ApiGateway/Latency",
+            "AWS/Lambda/Errors",
+            "AWS/Lambda/Throttles",
+            "AWS/Lambda/Duration",
+            "AWS/DynamoDB/ReadThrottleEvents",
+            "AWS/DynamoDB/WriteThrottleEvents",
+            "AWS/DynamoDB/ReplicationLatency",
+        ])
+    );
+    // This stack's API (one stage, so ApiId alone), p99 for the latency.
+    for name in ["Api5xxAlarm", "ApiLatencyAlarm"] {
+        let dims = dimensions(props(&region, name));
+        assert_eq!(dims.len(), 1, "{name}");
+        assert_eq!(ref_to(dims["ApiId"]), Some("HttpApi"), "{name}");
+    }
+    assert_eq!(
+        str_of(field(
+            props(&region, "ApiLatencyAlarm"),
+            "ExtendedStatistic"
+        )),
+        "p99"
+    );
+    // The function's alarms watch this stack's function.
+    for name in ["FunctionErrorsAlarm", "FunctionThrottlesAlarm"] {
+        let dims = dimensions(props(&region, name));
+        assert_eq!(ref_to(dims["FunctionName"]), Some("Function"), "{name}");
+    }
+    // Duration against the timeout, whatever TimeoutSeconds is.
+    let expression = seq(field(props(&region, "FunctionDurationAlarm"), "Metrics"))
+        .iter()
+        .find_map(|m| m.get("Expression"))
+        .map(text_of)
+        .expect("a metric math expression");
+    assert!(expression.contains("${TimeoutSeconds}"), "{expression}");
+    // Replication to the peer region, only when there is one.
+    let replication = resource(&region, "ReplicationLatencyAlarm");
+    assert_eq!(str_of(field(replication, "Condition")), "HasPeerRegion");
+    let dims = dimensions(field(replication, "Properties"));
+    assert_eq!(ref_to(dims["TableName"]), Some("TableName"));
+    assert_eq!(ref_to(dims["ReceivingRegion"]), Some("PeerRegion"));
+    assert_eq!(str_of(field(param(&region, "PeerRegion"), "Default")), "");
+}
+
+/// region.yaml and watcher.yaml are deployed unmodified on moto (infra/cli/tests/deploy.rs),
+/// whose CloudFormation answers 500 to an output that `Fn::GetAtt`s a resource it cannot
+/// create (alarms, the HTTP API, ...): their outputs read attributes of these types only.
+#[test]
+fn moto_deployed_templates_output_attributes_only_of_what_moto_creates() {
+    const MOTO_CREATES: [&str; 3] = [
+        "AWS::Lambda::Function",
+        "AWS::IAM::Role",
+        "AWS::Logs::LogGroup",
+    ];
+    for path in [REGION, WATCHER] {
+        let template = load(path);
+        let mut targets = Vec::new();
+        get_att_targets(field(&template, "Outputs"), &mut targets);
+        for target in targets {
+            let ty = str_of(field(resource(&template, &target), "Type"));
+            assert!(
+                MOTO_CREATES.contains(&ty),
+                "{path}: an output reads an attribute of {target} ({ty})"
+            );
+        }
+    }
+}
+
+/// JSON logs filtered by level: Lambda's LoggingConfig from `LogLevel`, and RUST_LOG set to
+/// the filter the function itself derives from AWS_LAMBDA_LOG_LEVEL.
+#[test]
+fn functions_log_json_at_the_log_level() {
+    for path in [REGION, WATCHER] {
+        let template = load(path);
+        let function = props(&template, "Function");
+        let logging = field(function, "LoggingConfig");
+        assert_eq!(str_of(field(logging, "LogFormat")), "JSON", "{path}");
+        assert_eq!(
+            ref_to(field(logging, "ApplicationLogLevel")),
+            Some("LogLevel"),
+            "{path}"
+        );
+        assert_eq!(str_of(field(logging, "SystemLogLevel")), "WARN", "{path}");
+        assert_eq!(
+            ref_to(field(logging, "LogGroup")),
+            Some("FunctionLogGroup"),
+            "{path}"
+        );
+        assert_eq!(
+            ref_to(field(
+                props(&template, "FunctionLogGroup"),
+                "RetentionInDays"
+            )),
+            Some("LogRetentionDays"),
+            "{path}"
+        );
+        let level = param(&template, "LogLevel");
+        assert_eq!(str_of(field(level, "Default")), "INFO", "{path}");
+        let levels: Vec<&str> = seq(field(level, "AllowedValues"))
+            .iter()
+            .map(str_of)
+            .collect();
+        assert_eq!(
+            levels,
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"],
+            "{path}"
+        );
+        for level in levels {
+            assert_eq!(
+                str_of(at(&template, &["Mappings", "LogLevels", level, "filter"])),
+                tandem_api::cli::log_filter(Some(level)),
+                "{path} {level}"
+            );
+        }
+        let rust_log = seq(at(
+            function,
+            &["Environment", "Variables", "RUST_LOG", "Fn::FindInMap"],
+        ));
+        assert_eq!(str_of(&rust_log[0]), "LogLevels", "{path}");
+        assert_eq!(ref_to(&rust_log[1]), Some("LogLevel"), "{path}");
+        assert_eq!(str_of(&rust_log[2]), "filter", "{path}");
+    }
+}
+
+/// The edge's optional parts (web ACL, custom domain, paid CloudFront metrics) exist only
+/// under their conditions, off by default; CloudFront alarms only where CloudFront publishes
+/// metrics (us-east-1, Region=Global).
+#[test]
+fn edge_options_and_alarms_live_under_their_conditions() {
+    let edge = load(EDGE);
+    let config = distribution_config(&edge);
+
+    for (name, metric, condition) in [
+        ("Edge5xxRateAlarm", "5xxErrorRate", "InUsEast1"),
+        (
+            "OriginLatencyAlarm",
+            "OriginLatency",
+            "OriginLatencyAlarmOn",
+        ),
+    ] {
+        let alarm = resource(&edge, name);
+        assert_eq!(str_of(field(alarm, "Condition")), condition, "{name}");
+        let properties = field(alarm, "Properties");
+        assert_eq!(str_of(field(properties, "Namespace")), "AWS/CloudFront");
+        assert_eq!(str_of(field(properties, "MetricName")), metric);
+        let dims = dimensions(properties);
+        assert_eq!(
+            ref_to(dims["DistributionId"]),
+            Some("Distribution"),
+            "{name}"
+        );
+        assert_eq!(str_of(dims["Region"]), "Global", "{name}");
+    }
+    let in_us_east_1 = seq(at(&edge, &["Conditions", "InUsEast1", "Fn::Equals"]));
+    assert_eq!(ref_to(&in_us_east_1[0]), Some("AWS::Region"));
+    assert_eq!(str_of(&in_us_east_1[1]), "us-east-1");
+    // OriginLatency needs CloudFront's additional metrics, which cost money: off by default.
+    let subscription = resource(&edge, "AdditionalMetricsSubscription");
+    assert_eq!(
+        str_of(field(subscription, "Type")),
+        "AWS::CloudFront::MonitoringSubscription"
+    );
+    assert_eq!(
+        str_of(field(subscription, "Condition")),
+        "HasAdditionalMetrics"
+    );
+    assert_eq!(
+        str_of(field(param(&edge, "AdditionalMetrics"), "Default")),
+        "false"
+    );
+    let latency_on: Vec<&str> = seq(at(
+        &edge,
+        &["Conditions", "OriginLatencyAlarmOn", "Fn::And"],
+    ))
+    .iter()
+    .map(|c| str_of(field(c, "Condition")))
+    .collect();
+    assert_eq!(latency_on, ["InUsEast1", "HasAdditionalMetrics"]);
+
+    // The web ACL: only with WebAcl=create (default none), scope CLOUDFRONT, allow by
+    // default, one per-IP rate rule on the admin API.
+    let acls = resources_of_type(&edge, "AWS::WAFv2::WebACL");
+    assert_eq!(acls.len(), 1);
+    let (acl_name, acl) = acls[0];
+    assert_eq!(str_of(field(acl, "Condition")), "CreateWebAcl");
+    assert_eq!(str_of(field(param(&edge, "WebAcl"), "Default")), "none");
+    let acl = field(acl, "Properties");
+    assert_eq!(str_of(field(acl, "Scope")), "CLOUDFRONT");
+    assert!(field(acl, "DefaultAction").get("Allow").is_some());
+    let rules = seq(field(acl, "Rules"));
+    assert_eq!(rules.len(), 1);
+    assert!(field(&rules[0], "Action").get("Block").is_some());
+    let rate = at(&rules[0], &["Statement", "RateBasedStatement"]);
+    assert_eq!(str_of(field(rate, "AggregateKeyType")), "IP");
+    assert_eq!(ref_to(field(rate, "Limit")), Some("AdminRateLimit"));
+    assert!(
+        u64_of(field(param(&edge, "AdminRateLimit"), "MinValue")) >= 10,
+        "AWS WAF's minimum rate limit is 10"
+    );
+    let byte_match = at(rate, &["ScopeDownStatement", "ByteMatchStatement"]);
+    assert!(field(byte_match, "FieldToMatch").get("UriPath").is_some());
+    assert_eq!(str_of(field(byte_match, "SearchString")), "/api/admin/");
+    // CONTAINS: /region/<r>/api/admin/... is limited like /api/admin/...
+    assert_eq!(
+        str_of(field(byte_match, "PositionalConstraint")),
+        "CONTAINS"
+    );
+    // Attached only when created, or when an existing one is given.
+    let (condition, created, otherwise) = if_branches(field(config, "WebACLId"));
+    assert_eq!(condition, "CreateWebAcl");
+    let target: Vec<&str> = seq(field(created, "Fn::GetAtt"))
+        .iter()
+        .map(str_of)
+        .collect();
+    assert_eq!(target, [acl_name, "Arn"]);
+    let (condition, given, none) = if_branches(otherwise);
+    assert_eq!(condition, "HasWebAclArn");
+    assert_eq!(ref_to(given), Some("WebAclArn"));
+    assert_eq!(ref_to(none), Some("AWS::NoValue"));
+    // Scope CLOUDFRONT exists only in us-east-1: a rule says so before anything is made.
+    let rule = at(&edge, &["Rules", "WebAclInUsEast1"]);
+    let when = seq(at(rule, &["RuleCondition", "Fn::Equals"]));
+    assert_eq!(ref_to(&when[0]), Some("WebAcl"));
+    assert_eq!(str_of(&when[1]), "create");
+    let region = seq(at(
+        &seq(field(rule, "Assertions"))[0],
+        &["Assert", "Fn::Equals"],
+    ));
+    assert_eq!(ref_to(&region[0]), Some("AWS::Region"));
+    assert_eq!(str_of(&region[1]), "us-east-1");
+
+    // Custom domain: both parameters or neither; then TLSv1.2_2021 with SNI, else the
+    // default certificate as before.
+    for name in ["DomainName", "CertificateArn"] {
+        assert_eq!(str_of(field(param(&edge, name), "Default")), "", "{name}");
+    }
+    assert!(
+        str_of(field(param(&edge, "CertificateArn"), "AllowedPattern")).contains(":acm:us-east-1:"),
+        "CloudFront takes certificates from us-east-1 only"
+    );
+    assert!(
+        at(&edge, &["Rules", "CustomDomainNeedsCertificate"])
+            .get("Assertions")
+            .is_some()
+    );
+    let (condition, aliases, no_aliases) = if_branches(field(config, "Aliases"));
+    assert_eq!(condition, "HasCustomDomain");
+    let aliases: Vec<Option<&str>> = seq(aliases).iter().map(ref_to).collect();
+    assert_eq!(aliases, [Some("DomainName")]);
+    assert_eq!(ref_to(no_aliases), Some("AWS::NoValue"));
+    let (condition, custom, default) = if_branches(field(config, "ViewerCertificate"));
+    assert_eq!(condition, "HasCustomDomain");
+    assert_eq!(
+        ref_to(field(custom, "AcmCertificateArn")),
+        Some("CertificateArn")
+    );
+    assert_eq!(str_of(field(custom, "SslSupportMethod")), "sni-only");
+    assert_eq!(
+        str_of(field(custom, "MinimumProtocolVersion")),
+        "TLSv1.2_2021"
+    );
+    assert_eq!(
+        field(default, "CloudFrontDefaultCertificate").as_bool(),
+        Some(true)
+    );
+}
+
+/// The dashboard's body, rendered as `Fn::Sub` would with sample values (with and without the
+/// origin latency widget), is JSON; every metric widget names its region; both regions get the
+/// API, function and table metrics, CloudFront's are read in us-east-1.
+#[test]
+fn dashboard_shows_both_regions_and_the_edge() {
+    let edge = load(EDGE);
+    let dashboard = props(&edge, "Dashboard");
+    assert_eq!(
+        ref_to(field(dashboard, "DashboardName")),
+        Some("AWS::StackName")
+    );
+    let sub = seq(field(field(dashboard, "DashboardBody"), "Fn::Sub"));
+    assert_eq!(sub.len(), 2);
+    let body = str_of(&sub[0]);
+    let variables = &sub[1];
+    // The API ids are the first label of the API domains (<api id>.execute-api.<region>...).
+    for (variable, domain) in [
+        ("PrimaryApiId", "PrimaryApiDomain"),
+        ("SecondaryApiId", "SecondaryApiDomain"),
+    ] {
+        let select = seq(field(field(variables, variable), "Fn::Select"));
+        assert_eq!(u64_of(&select[0]), 0, "{variable}");
+        let split = seq(field(&select[1], "Fn::Split"));
+        assert_eq!(str_of(&split[0]), ".", "{variable}");
+        assert_eq!(ref_to(&split[1]), Some(domain), "{variable}");
+    }
+    let (condition, widget, no_widget) = if_branches(field(variables, "OriginLatencyWidget"));
+    assert_eq!(condition, "HasAdditionalMetrics");
+    assert_eq!(str_of(no_widget), "");
+
+    let mut values: BTreeMap<&str, String> = [
+        ("AWS::StackName", "tandem-edge"),
+        ("PrimaryRegion", PRIMARY),
+        ("SecondaryRegion", SECONDARY),
+        ("Distribution", "E2EXAMPLE0"),
+        ("PrimaryApiId", "a1b2c3d4e5"),
+        ("SecondaryApiId", "f6g7h8i9j0"),
+        ("PrimaryFunctionName", "tandem-api"),
+        ("SecondaryFunctionName", "tandem-api"),
+        ("TableName", DEFAULT_TABLE_NAME),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_owned()))
+    .collect();
+    values.insert(
+        "OriginReadTimeout",
+        DEFAULT_ORIGIN_READ_TIMEOUT_S.to_string(),
+    );
+    let widget = substitute(&text_of(widget), &values);
+    for extra in [String::new(), widget] {
+        let with_latency = !extra.is_empty();
+        let mut values = values.clone();
+        values.insert("OriginLatencyWidget", extra);
+        let rendered = substitute(body, &values);
+        let json: serde_json::Value = serde_json::from_str(&rendered)
+            .unwrap_or_else(|e| panic!("the dashboard body is not JSON ({e}):\n{rendered}"));
+        let mut seen = BTreeSet::new();
+        for w in json["widgets"].as_array().expect("widgets") {
+            if w["type"] != "metric" {
+                continue;
+            }
+            let region = w["properties"]["region"]
+                .as_str()
+                .expect("every metric widget names its region");
+            for metric in w["properties"]["metrics"].as_array().expect("metrics") {
+                let namespace = metric[0].as_str().expect("a namespace");
+                let name = metric[1].as_str().expect("a metric name");
+                if namespace == "AWS/CloudFront" {
+                    assert_eq!(region, "us-east-1", "CloudFront metrics live in us-east-1");
+                }
+                seen.insert(format!("{region} {namespace}/{name}"));
+            }
+        }
+        for region in [PRIMARY, SECONDARY] {
+            for metric in [
+                "AWS/ApiGateway/5xx",
+                "AWS/ApiGateway/Latency",
+                "AWS/Lambda/Errors",
+                "AWS/Lambda/Throttles",
+                "AWS/Lambda/Duration",
+                "AWS/DynamoDB/ReplicationLatency",
+                "AWS/DynamoDB/ReadThrottleEvents",
+                "AWS/DynamoDB/WriteThrottleEvents",
+            ] {
+                let key = format!("{region} {metric}");
+                assert!(seen.contains(&key), "no {key} on the dashboard");
+            }
+        }
+        for metric in ["AWS/CloudFront/Requests", "AWS/CloudFront/5xxErrorRate"] {
+            assert!(seen.contains(&format!("us-east-1 {metric}")), "{metric}");
+        }
+        assert_eq!(
+            seen.contains("us-east-1 AWS/CloudFront/OriginLatency"),
+            with_latency,
+            "origin latency only with AdditionalMetrics"
+        );
+    }
 }

@@ -39,10 +39,13 @@ use std::io::Write as _;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use tandem_aws::deploy::{Function, IMMUTABLE, NO_CACHE, cache_control, code_key, content_type};
+use tandem_shared::control::FUNCTION_TIMEOUT_S;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tandem_shared::routing::ACTIVE_REGION_KEY;
 use tandem_testkit::Moto;
 
+/// A local stack, whose edge the smoke checks go through.
+mod common;
 /// The `tandem` binary on moto, and moto's clients.
 mod support;
 use support::{Clients as _, run, stand_in_distribution, tandem};
@@ -230,10 +233,14 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
         format!("6. Create or update stack tandem-edge in {PRIMARY}:"),
         "7. Upload the console from".to_owned(),
         format!(
-            "8. Invalidate /index.html /assets/logo.svg /boot.js /favicon.ico on CloudFront distribution <output DistributionId of tandem-edge in {PRIMARY}>."
+            "8. Invalidate /index.html /assets/logo.svg /boot.js /favicon.ico on CloudFront distribution <output DistributionId of tandem-edge in {PRIMARY}>, and wait until it completes."
+        ),
+        "9. Delete the console files the previous deploy left".to_owned(),
+        format!(
+            "10. Smoke checks through https://<output DistributionDomainName of tandem-edge in {PRIMARY}>, retried for up to 300 s"
         ),
         format!(
-            "9. Print the console URL: https://<output DistributionDomainName of tandem-edge in {PRIMARY}>/#token=<admin_token of secret tandem/secrets in {PRIMARY}>"
+            "11. Print the console URL: https://<output DistributionDomainName of tandem-edge in {PRIMARY}>/#token=<admin_token of secret tandem/secrets in {PRIMARY}>"
         ),
     ]
     .iter()
@@ -250,7 +257,7 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
     );
     assert_line(
         &out,
-        "template infra/aws/cloudformation/region.yaml (built into tandem), 10 resources, CAPABILITY_IAM",
+        "template infra/aws/cloudformation/region.yaml (built into tandem), 17 resources, CAPABILITY_IAM",
     );
     for line in [
         format!("PrimaryRegion = {PRIMARY}"),
@@ -261,6 +268,22 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
         format!("CodeBucket = tandem-code-<account-id>-{SECONDARY}"),
         format!("PrimaryApiDomain = <output ApiDomainName of tandem-region in {PRIMARY}>"),
         format!("SecondaryApiDomain = <output ApiDomainName of tandem-region in {SECONDARY}>"),
+        // Named after the prefix, timed after the edge, alarmed on the other region's lag.
+        "FunctionName = tandem-api".to_owned(),
+        format!("TimeoutSeconds = {FUNCTION_TIMEOUT_S}"),
+        format!("PeerRegion = {SECONDARY}"),
+        format!("PeerRegion = {PRIMARY}"),
+        format!("PrimaryFunctionName = <output FunctionName of tandem-region in {PRIMARY}>"),
+        // Set by tandem rotate-secret and --fallback-origin-group: a deploy leaves them.
+        "OriginSecretVersionId = <unchanged (the template's default on create)>".to_owned(),
+        "ApiFailoverMode = <unchanged (the template's default on create)>".to_owned(),
+        // The smoke checks it will run.
+        "health through /api/* GET /api/health -> [200]".to_owned(),
+        format!(
+            "health of {SECONDARY} GET /region/{SECONDARY}/api/health -> [200], from {SECONDARY}"
+        ),
+        "write an item PUT /api/items/tandem-smoke-<random> -> [200, 201]".to_owned(),
+        "console index.html GET /index.html -> [200]".to_owned(),
     ] {
         assert_line(&out, &line);
     }
@@ -699,6 +722,22 @@ async fn stand_in_secret_and_distribution(moto: &Moto) -> (String, String) {
     stand_in_distribution(moto).await
 }
 
+/// The smoke table: every check passed, each region answered its own route.
+fn assert_smoke_passed(out: &str, edge: &str) {
+    assert_line(out, &format!("Smoke checks through {edge}:"));
+    let rows: Vec<String> = squeezed(out)
+        .into_iter()
+        .filter(|l| l.starts_with("PASS ") || l.starts_with("FAIL "))
+        .collect();
+    assert_eq!(rows.len(), 7, "{out}");
+    assert!(rows.iter().all(|r| r.starts_with("PASS ")), "{out}");
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(&format!("/region/{SECONDARY}/api/health 200 {SECONDARY}"))),
+        "{out}"
+    );
+}
+
 /// Each stack was created, and its events followed until it settled.
 fn assert_every_stack_created(out: &str) {
     for stack in [
@@ -1110,6 +1149,9 @@ async fn deploy_update_and_destroy_against_moto() {
     moto_templates(&templates, &distribution, &domain, &kvs.arn);
     let dist = dir.path().join("dist");
     let files = console(&dist);
+    // moto's distribution answers nothing: the smoke checks go through a local stack's edge,
+    // which follows CloudFront's routes, serving the same console.
+    let local = common::Stack::start_with(&["--console-dir", dist.to_str().unwrap()]).await;
     let deploy = |zip: &Path| {
         let mut cmd = tandem(&moto.endpoint);
         cmd.args(["deploy", "--lambda-zip"])
@@ -1117,7 +1159,8 @@ async fn deploy_update_and_destroy_against_moto() {
             .arg("--console-dir")
             .arg(&dist)
             .arg("--templates")
-            .arg(&templates);
+            .arg(&templates)
+            .args(["--smoke-endpoint", &local.edge, "--smoke-wait", "0"]);
         cmd
     };
     let (watcher_zip, watcher_bytes) = write_zip(dir.path(), "watcher.zip", "#!/bin/sh\necho w\n");
@@ -1132,6 +1175,7 @@ async fn deploy_update_and_destroy_against_moto() {
     let url = format!("https://{domain}/#token={ADMIN_TOKEN}");
     assert_eq!(out.lines().last(), Some(url.as_str()), "{out}");
     assert_every_stack_created(&out);
+    assert_smoke_passed(&out, &local.edge);
     assert_line(
         &out,
         &format!(

@@ -1,0 +1,523 @@
+//! Smoke checks through the distribution: what `tandem deploy` runs once everything is up,
+//! and `tandem status` runs any time. Health through `/api/*` and through each region's own
+//! path, a throwaway item written, read back and deleted, and the console's `index.html`.
+//!
+//! When `/api/*` fails while both regional paths work, the fault is the CloudFront Function
+//! route (edge.yaml's `ApiFailoverMode=function`), and the way out is the static origin group
+//! (`ApiFailoverMode=origin-group`): the [`Verdict`] says so, and deploy offers or makes the
+//! switch.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+use tandem_shared::headers::SERVED_REGION;
+
+/// One request's limit: far above a healthy answer, below a person's patience.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// edge.yaml's `ApiFailoverMode`: who carries `/api/*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The CloudFront Function: every method, the active region first.
+    Function,
+    /// The static origin group: GET/HEAD/OPTIONS only; writes go to `/region/<primary>/api`.
+    OriginGroup,
+}
+
+impl Mode {
+    /// The parameter's value in edge.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Function => "function",
+            Mode::OriginGroup => "origin-group",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Mode> {
+        [Mode::Function, Mode::OriginGroup]
+            .into_iter()
+            .find(|m| m.as_str() == value)
+    }
+}
+
+/// Which of the distribution's routes a check goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/api/*`.
+    Api,
+    /// `/region/<r>/api/*`, by index into the regions.
+    Region(usize),
+    /// The console bucket.
+    Console,
+}
+
+/// One request and what it must get.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub route: Route,
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Value>,
+    /// Acceptable statuses.
+    pub expect: &'static [u16],
+    /// The region that must answer (`x-served-region`), when one must.
+    pub region: Option<String>,
+}
+
+/// The checks, in order, for `regions` (primary first) with `/api/*` carried by `mode`. `id`
+/// names the throwaway item.
+pub fn checks(regions: &[String; 2], mode: Mode, id: &str) -> Vec<Check> {
+    let check = |name: String, route, method, path: String, expect| Check {
+        name,
+        route,
+        method,
+        path,
+        body: None,
+        expect,
+        region: None,
+    };
+    let mut checks = vec![check(
+        "health through /api/*".into(),
+        Route::Api,
+        Method::GET,
+        "/api/health".into(),
+        &[200],
+    )];
+    for (i, region) in regions.iter().enumerate() {
+        checks.push(Check {
+            region: Some(region.clone()),
+            ..check(
+                format!("health of {region}"),
+                Route::Region(i),
+                Method::GET,
+                format!("/region/{region}/api/health"),
+                &[200],
+            )
+        });
+    }
+    // The origin group cannot carry writes (CloudFront refuses them on a behavior that targets
+    // one): the item goes through the primary's own path then.
+    let (route, items) = match mode {
+        Mode::Function => (Route::Api, "/api/items".to_owned()),
+        Mode::OriginGroup => (
+            Route::Region(0),
+            format!("/region/{}/api/items", regions[0]),
+        ),
+    };
+    let item = format!("{items}/{id}");
+    checks.push(Check {
+        body: Some(json!({"data": {"smoke": id}})),
+        ..check(
+            "write an item".into(),
+            route,
+            Method::PUT,
+            item.clone(),
+            &[200, 201],
+        )
+    });
+    checks.push(check(
+        "read it back".into(),
+        route,
+        Method::GET,
+        item.clone(),
+        &[200],
+    ));
+    checks.push(check(
+        "delete it".into(),
+        route,
+        Method::DELETE,
+        item,
+        &[200, 204],
+    ));
+    checks.push(check(
+        "console index.html".into(),
+        Route::Console,
+        Method::GET,
+        "/index.html".into(),
+        &[200],
+    ));
+    checks
+}
+
+/// What one check got.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub check: Check,
+    pub status: Option<u16>,
+    pub served_by: Option<String>,
+    pub elapsed: Duration,
+    /// Why it failed; `None` when it passed.
+    pub problem: Option<String>,
+}
+
+/// Every check's outcome.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub base: String,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// What a report means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// `/api/*` fails while both regions answer on their own paths: the function route.
+    ApiRouteBroken,
+    Failed,
+}
+
+/// Runs `checks` against `base` (`https://<domain>`), in order, each to its end.
+pub async fn run(base: &str, checks: Vec<Check>) -> Report {
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("tandem-smoke/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("a client with a timeout builds");
+    let mut outcomes = Vec::with_capacity(checks.len());
+    for check in checks {
+        outcomes.push(one(&client, base, check).await);
+    }
+    Report {
+        base: base.to_owned(),
+        outcomes,
+    }
+}
+
+async fn one(client: &reqwest::Client, base: &str, check: Check) -> Outcome {
+    let start = Instant::now();
+    let mut request = client.request(check.method.clone(), format!("{base}{}", check.path));
+    if let Some(body) = &check.body {
+        request = request.json(body);
+    }
+    let (status, served_by, problem) = match request.send().await {
+        Err(err) => (None, None, Some(format!("no answer: {err}"))),
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let served_by = response
+                .headers()
+                .get(SERVED_REGION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let content_type = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = response.text().await.unwrap_or_default();
+            let problem = judge(&check, status, served_by.as_deref(), &content_type, &body);
+            (Some(status), served_by, problem)
+        }
+    };
+    Outcome {
+        check,
+        status,
+        served_by,
+        elapsed: start.elapsed(),
+        problem,
+    }
+}
+
+/// Why an answer does not pass `check`, if it does not.
+fn judge(
+    check: &Check,
+    status: u16,
+    served_by: Option<&str>,
+    content_type: &str,
+    body: &str,
+) -> Option<String> {
+    if !check.expect.contains(&status) {
+        let text: String = body.chars().take(120).collect();
+        return Some(format!(
+            "status {status}, expected {:?}: {text}",
+            check.expect
+        ));
+    }
+    if let Some(region) = &check.region
+        && served_by != Some(region.as_str())
+    {
+        return Some(format!(
+            "answered by {}, expected {region}",
+            served_by.unwrap_or("no region (no x-served-region)")
+        ));
+    }
+    match check.route {
+        Route::Console if !content_type.starts_with("text/html") => {
+            Some(format!("content-type {content_type:?}, expected text/html"))
+        }
+        Route::Api | Route::Region(_) if served_by.is_none() => {
+            Some("no x-served-region: not an answer of the Tandem API".into())
+        }
+        _ if check.method == Method::GET && check.body.is_none() => read_back_problem(check, body),
+        _ => None,
+    }
+}
+
+/// A read of the throwaway item must show what was written.
+fn read_back_problem(check: &Check, body: &str) -> Option<String> {
+    let id = check
+        .path
+        .strip_prefix("/api/items/")
+        .or_else(|| check.path.split_once("/api/items/").map(|(_, id)| id))?;
+    let value: Value = serde_json::from_str(body).ok()?;
+    (value["item"]["data"]["smoke"] != id).then(|| format!("read back {}", value["item"]))
+}
+
+impl Report {
+    pub fn verdict(&self) -> Verdict {
+        let failed = |route: fn(Route) -> bool| {
+            self.outcomes
+                .iter()
+                .any(|o| route(o.check.route) && o.problem.is_some())
+        };
+        let regions_ok = !failed(|r| matches!(r, Route::Region(_)));
+        let api_failed = failed(|r| r == Route::Api);
+        match (
+            self.outcomes.iter().all(|o| o.problem.is_none()),
+            regions_ok && api_failed,
+        ) {
+            (true, _) => Verdict::Passed,
+            (false, true) => Verdict::ApiRouteBroken,
+            (false, false) => Verdict::Failed,
+        }
+    }
+
+    /// The table: one line per check, and the problem under each that failed.
+    pub fn table(&self) -> String {
+        let mut out = format!("Smoke checks through {}:\n", self.base);
+        let width = self
+            .outcomes
+            .iter()
+            .map(|o| o.check.method.as_str().len() + 1 + o.check.path.len())
+            .max()
+            .unwrap_or(0);
+        for o in &self.outcomes {
+            let request = format!("{} {}", o.check.method, o.check.path);
+            let status = o.status.map_or("-".to_owned(), |s| s.to_string());
+            let _ = writeln!(
+                out,
+                "  {:<4}  {:<24}  {request:<width$}  {status:>3}  {:<14}  {:>5} ms",
+                if o.problem.is_none() { "PASS" } else { "FAIL" },
+                o.check.name,
+                o.served_by.as_deref().unwrap_or("-"),
+                o.elapsed.as_millis()
+            );
+            if let Some(problem) = &o.problem {
+                let _ = writeln!(out, "        {problem}");
+            }
+        }
+        out
+    }
+}
+
+/// A throwaway item's id: nobody else's, and easy to recognise if a delete is lost.
+pub fn throwaway_id() -> String {
+    format!("tandem-smoke-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Runs the checks until they pass or `wait` has passed (a new distribution takes minutes to
+/// answer everywhere), printing a line per failed round; the last report.
+pub async fn until_passed(
+    base: &str,
+    regions: &[String; 2],
+    mode: Mode,
+    wait: Duration,
+    progress: &crate::stack::Progress,
+) -> Report {
+    let start = Instant::now();
+    loop {
+        let report = run(base, checks(regions, mode, &throwaway_id())).await;
+        let failed = report
+            .outcomes
+            .iter()
+            .filter(|o| o.problem.is_some())
+            .count();
+        if failed == 0 || start.elapsed() >= wait {
+            return report;
+        }
+        progress.line(format!(
+            "smoke checks: {failed} of {} failed; again in 10 s (up to {wait:?})",
+            report.outcomes.len()
+        ));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// `tandem status` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub stacks: crate::deploy::StackArgs,
+    /// Check through this URL (a custom domain, or a local stack's edge) instead of the
+    /// distribution's domain from the edge stack.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Who carries /api/* [default: the edge stack's ApiFailoverMode, or function with
+    /// --endpoint].
+    #[arg(long, value_enum)]
+    pub api_failover_mode: Option<Mode>,
+}
+
+/// `tandem status`: the smoke checks, once, and a failure when any fails.
+pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let (primary, secondary) = args.stacks.check()?;
+    let regions = [primary, secondary];
+    let (base, stack_mode) = match &args.endpoint {
+        Some(endpoint) => (endpoint.trim_end_matches('/').to_owned(), None),
+        None => edge_of(&args.stacks, &regions[0]).await?,
+    };
+    let mode = args
+        .api_failover_mode
+        .or(stack_mode)
+        .unwrap_or(Mode::Function);
+    let report = run(&base, checks(&regions, mode, &throwaway_id())).await;
+    print!("{}", report.table());
+    match advice(report.verdict(), mode) {
+        None => Ok(()),
+        Some(advice) => anyhow::bail!("{advice}"),
+    }
+}
+
+/// The distribution's URL and `/api/*` mode, from the edge stack.
+async fn edge_of(
+    stacks: &crate::deploy::StackArgs,
+    primary: &str,
+) -> anyhow::Result<(String, Option<Mode>)> {
+    let aws = crate::sdk::Aws::load().await;
+    let name = crate::deploy::edge_stack_name(&stacks.prefix);
+    let stack = crate::stack::describe(&aws.cloudformation(primary), &name)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!("no stack {name} in {primary}: deploy first, or pass --endpoint")
+        })?;
+    let domain = crate::stack::outputs(&stack)
+        .remove(crate::deploy::DISTRIBUTION_DOMAIN)
+        .ok_or_else(|| anyhow::anyhow!("stack {name} has no output DistributionDomainName"))?;
+    let mode = stack
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some(MODE_PARAMETER))
+        .and_then(|p| Mode::parse(p.parameter_value()?));
+    Ok((format!("https://{domain}"), mode))
+}
+
+/// edge.yaml's parameter that picks who carries `/api/*`.
+pub const MODE_PARAMETER: &str = "ApiFailoverMode";
+
+/// What deploy and status say after the table, for `verdict`.
+pub fn advice(verdict: Verdict, mode: Mode) -> Option<String> {
+    match (verdict, mode) {
+        (Verdict::Passed, _) => None,
+        (Verdict::ApiRouteBroken, Mode::Function) => Some(
+            "/api/* fails while both regions answer on /region/<r>/api/*: the CloudFront Function \
+             route (ApiFailoverMode=function) is at fault. `tandem deploy --fallback-origin-group` \
+             switches /api/* to the static origin group (reads still fail over; writes must then \
+             go to /region/<primary>/api/...)."
+                .into(),
+        ),
+        _ => Some(
+            "Some checks failed: see the lines above. A new distribution can take a few minutes \
+             to answer everywhere; `tandem status` runs the same checks again."
+                .into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regions() -> [String; 2] {
+        ["us-east-1".into(), "us-west-2".into()]
+    }
+
+    fn report(failing: &[&str]) -> Report {
+        let outcomes = checks(&regions(), Mode::Function, "smoke-1")
+            .into_iter()
+            .map(|check| Outcome {
+                problem: failing
+                    .contains(&check.name.as_str())
+                    .then(|| "failed".to_owned()),
+                check,
+                status: Some(200),
+                served_by: Some("us-east-1".into()),
+                elapsed: Duration::from_millis(3),
+            })
+            .collect();
+        Report {
+            base: "https://d.example".into(),
+            outcomes,
+        }
+    }
+
+    #[test]
+    fn the_function_route_is_blamed_only_when_both_regions_answer() {
+        assert_eq!(report(&[]).verdict(), Verdict::Passed);
+        let api = ["health through /api/*", "write an item"];
+        assert_eq!(report(&api).verdict(), Verdict::ApiRouteBroken);
+        let region = ["health through /api/*", "health of us-west-2"];
+        assert_eq!(report(&region).verdict(), Verdict::Failed);
+        assert_eq!(report(&["console index.html"]).verdict(), Verdict::Failed);
+        assert!(
+            advice(Verdict::ApiRouteBroken, Mode::Function)
+                .unwrap()
+                .contains("--fallback-origin-group")
+        );
+        assert!(
+            !advice(Verdict::ApiRouteBroken, Mode::OriginGroup)
+                .unwrap()
+                .contains("--fallback-origin-group")
+        );
+    }
+
+    #[test]
+    fn the_origin_group_writes_through_the_primary_s_own_path() {
+        let writes: Vec<_> = checks(&regions(), Mode::OriginGroup, "smoke-1")
+            .into_iter()
+            .filter(|c| c.path.contains("/items/"))
+            .map(|c| (c.method, c.path))
+            .collect();
+        assert!(writes.contains(&(Method::PUT, "/region/us-east-1/api/items/smoke-1".into())));
+        assert!(
+            writes
+                .iter()
+                .all(|(_, p)| p.starts_with("/region/us-east-1/api/items/"))
+        );
+    }
+
+    #[test]
+    fn an_answer_is_judged_on_status_region_and_content() {
+        let all = checks(&regions(), Mode::Function, "smoke-1");
+        let west = &all[2];
+        assert_eq!(
+            judge(west, 200, Some("us-west-2"), "application/json", "{}"),
+            None
+        );
+        assert!(
+            judge(west, 200, Some("us-east-1"), "application/json", "{}")
+                .unwrap()
+                .contains("expected us-west-2")
+        );
+        assert!(
+            judge(west, 403, None, "", "forbidden")
+                .unwrap()
+                .contains("status 403")
+        );
+        let read = all.iter().find(|c| c.name == "read it back").unwrap();
+        let good = r#"{"item":{"data":{"smoke":"smoke-1"}}}"#;
+        assert_eq!(
+            judge(read, 200, Some("us-east-1"), "application/json", good),
+            None
+        );
+        let other = r#"{"item":{"data":{"smoke":"other"}}}"#;
+        assert!(judge(read, 200, Some("us-east-1"), "application/json", other).is_some());
+        let console = all.last().unwrap();
+        assert!(judge(console, 200, None, "application/json", "{}").is_some());
+        assert_eq!(
+            judge(console, 200, None, "text/html; charset=utf-8", "<html>"),
+            None
+        );
+    }
+}
