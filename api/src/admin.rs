@@ -204,4 +204,28 @@ mod tests {
             Err(ApiError::Client(ErrorCode::NotFound, _))
         ));
     }
+
+    #[test]
+    fn a_slow_fault_longer_than_the_cap_is_a_400_with_the_limit() {
+        let slow = |latency_ms| Fault::Slow {
+            latency_ms,
+            duration_s: None,
+        };
+        assert!(
+            check_latency_cap(&slow(60_000), None).is_ok(),
+            "no cap off AWS"
+        );
+        assert!(check_latency_cap(&slow(4_000), Some(4_000)).is_ok());
+        let Err(ApiError::Client(ErrorCode::BadRequest, message)) =
+            check_latency_cap(&slow(4_001), Some(4_000))
+        else {
+            panic!("a 400 above the cap");
+        };
+        assert!(message.contains("at most 4000"), "{message}");
+        let error = Fault::Error {
+            status: 503,
+            duration_s: None,
+        };
+        assert!(check_latency_cap(&error, Some(1)).is_ok());
+    }
 }

@@ -12,7 +12,7 @@ mod process;
 pub mod stack;
 mod wait;
 
-pub use moto::Moto;
+pub use moto::{Moto, Recorded};
 pub use nix::sys::signal::Signal;
 pub use process::{alive, exit_status, signal};
 pub use tandem_local::launch::{Launch, Stack};

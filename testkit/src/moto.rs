@@ -9,12 +9,44 @@ use std::time::Duration;
 pub struct Moto {
     child: Child,
     pub endpoint: String,
+    /// Where its request recorder writes (off until [`Moto::start_recording`]).
+    _recording: tempfile::TempDir,
 }
 
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A request moto's recorder kept: what was called, and where its signature says it went.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub url: String,
+    /// The region and service of the SigV4 credential scope (empty when unsigned).
+    pub region: String,
+    pub service: String,
+}
+
+impl Recorded {
+    fn parse(line: &str) -> Option<Recorded> {
+        let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+        let auth = entry["headers"]["Authorization"].as_str().unwrap_or("");
+        // `AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, …`
+        let scope: Vec<&str> = auth
+            .split("Credential=")
+            .nth(1)
+            .and_then(|c| c.split(',').next())
+            .map(|c| c.split('/').collect())
+            .unwrap_or_default();
+        Some(Recorded {
+            method: entry["method"].as_str()?.to_owned(),
+            url: entry["url"].as_str()?.to_owned(),
+            region: scope.get(2).copied().unwrap_or("").to_owned(),
+            service: scope.get(3).copied().unwrap_or("").to_owned(),
+        })
     }
 }
 
@@ -53,8 +85,13 @@ impl Moto {
     pub async fn start_with(bin: &std::path::Path) -> Result<Moto, String> {
         // Outside the ephemeral range, like the stacks' ports: no client connection holds it.
         let port = crate::free_block(1).ok_or("no free port")?;
+        let recording = tempfile::tempdir().map_err(|e| e.to_string())?;
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env(
+                "MOTO_RECORDER_FILEPATH",
+                recording.path().join("requests.jsonl"),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -62,6 +99,7 @@ impl Moto {
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            _recording: recording,
         };
         let listening = crate::until(Duration::from_secs(60), || async {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
@@ -70,6 +108,22 @@ impl Moto {
             Some(_) => Ok(moto),
             None => Err(format!("moto_server did not start on port {port}")),
         }
+    }
+
+    /// Starts moto's request recorder afresh: from now on every request is kept.
+    pub async fn start_recording(&self) {
+        for step in ["reset-recording", "start-recording"] {
+            let url = format!("{}/moto-api/recorder/{step}", self.endpoint);
+            let response = reqwest::Client::new().post(url).send().await.unwrap();
+            assert!(response.status().is_success(), "moto recorder {step}");
+        }
+    }
+
+    /// The requests recorded since [`Moto::start_recording`].
+    pub async fn recorded(&self) -> Vec<Recorded> {
+        let url = format!("{}/moto-api/recorder/download-recording", self.endpoint);
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        text.lines().filter_map(Recorded::parse).collect()
     }
 
     /// An SDK config for `region` pointed at this server, with test credentials and the

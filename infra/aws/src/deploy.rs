@@ -242,6 +242,12 @@ pub struct DeployArgs {
     /// Origins allowed to call the API from other web apps (the region stacks' CorsOrigins).
     #[arg(long, value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// The bad day: update only this region's stack and code (one of --regions), calling no
+    /// AWS API in any other region (no STS, no data or edge stack, no console upload); the
+    /// table and secret are found by their names. Run a full deploy once the other region is
+    /// back.
+    #[arg(long, conflicts_with = "auto_failover")]
+    pub only_region: Option<String>,
     #[command(flatten)]
     pub ops: OpsArgs,
     #[command(flatten)]
@@ -538,6 +544,8 @@ pub struct Plan {
     pub console_dir: PathBuf,
     pub console: Vec<ConsoleFile>,
     pub smoke: SmokeArgs,
+    /// `--only-region`: the index of the one region deployed.
+    pub only: Option<usize>,
 }
 
 /// The S3 key of a function's zip: its content hash, so that a new build is a new key (which is what makes
@@ -731,6 +739,20 @@ fn locate_code(args: &DeployArgs) -> anyhow::Result<BTreeMap<Function, Zip>> {
         code.insert(Function::Watcher, zip);
     }
     Ok(code)
+}
+
+/// `--only-region` as an index into the regions.
+fn only_region(args: &DeployArgs, regions: [&String; 2]) -> anyhow::Result<Option<usize>> {
+    let Some(only) = &args.only_region else {
+        return Ok(None);
+    };
+    match regions.iter().position(|r| *r == only) {
+        Some(i) => Ok(Some(i)),
+        None => bail!(
+            "--only-region {only} is not one of --regions {}",
+            args.stacks.regions.join(",")
+        ),
+    }
 }
 
 /// The templates the plan uses (watcher.yaml only with `--auto-failover`): from `dir`, or the
@@ -954,8 +976,23 @@ impl Plan {
         let (primary, secondary) = args.stacks.check()?;
         let templates = load_templates(args.templates.as_deref(), args.watcher.auto_failover)?;
         let code = locate_code(args)?;
-        let console = console_files(&args.console_dir)?;
-        let stacks = stack_plans(args, &primary, &secondary);
+        let only = only_region(args, [&primary, &secondary])?;
+        let mut stacks = stack_plans(args, &primary, &secondary);
+        // One region alone reads nothing from the data stack: its names are known.
+        let console = match only {
+            None => console_files(&args.console_dir)?,
+            Some(i) => {
+                stacks.retain(|s| s.role == Role::Region(i));
+                for (key, value) in &mut stacks[0].parameters {
+                    match key.as_str() {
+                        "TableName" => *value = Value::Text(args.stacks.table()),
+                        "SecretName" => *value = Value::Text(args.stacks.secret()),
+                        _ => {}
+                    }
+                }
+                Vec::new()
+            }
+        };
         let plan = Plan {
             args: args.stacks.clone(),
             regions: [primary, secondary],
@@ -966,6 +1003,7 @@ impl Plan {
             console_dir: args.console_dir.clone(),
             console,
             smoke: args.smoke.clone(),
+            only,
         };
         plan.check_templates()?;
         Ok(plan)
@@ -1016,6 +1054,17 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// The regions (indexes) whose code bucket gets `function`'s zip: with `--only-region`,
+    /// that region alone.
+    fn code_regions(&self, function: Function) -> Vec<usize> {
+        function
+            .regions()
+            .iter()
+            .copied()
+            .filter(|i| self.only.is_none_or(|only| only == *i))
+            .collect()
     }
 
     fn stack(&self, role: Role) -> &StackPlan {
@@ -1076,9 +1125,30 @@ impl Plan {
         for stack in &self.stacks {
             self.render_stack(&mut script, stack);
         }
+        if let Some(i) = self.only {
+            self.render_only_region(&mut script, i);
+            return script.text;
+        }
         self.render_console(&mut script);
         self.render_invalidation_and_url(&mut script);
         script.text
+    }
+
+    /// What `--only-region` leaves out, and what it checks.
+    fn render_only_region(&self, script: &mut Script, i: usize) {
+        let region = &self.regions[i];
+        let other = &self.regions[1 - i];
+        script.line(format_args!(
+            "\nOnly {region}: no AWS API is called in {other} (no STS, no data or edge stack, no console upload, no invalidation); the table and secret are found by their names."
+        ));
+        match &self.smoke.smoke_endpoint {
+            Some(base) => script.step(format_args!(
+                "Smoke check: GET {base}/region/{region}/api/health -> [200], from {region}."
+            )),
+            None => script.step(format_args!(
+                "No smoke check (the distribution's domain is an output of the edge stack in {other}): pass --smoke-endpoint https://<distribution domain> to check /region/{region}/api/health."
+            )),
+        }
     }
 
     fn render_intro(&self, script: &mut Script) {
@@ -1120,14 +1190,17 @@ impl Plan {
             )),
         }
         script.step(match function {
+            Function::Api if self.only.is_some() => {
+                "Upload it to that region's code bucket (created, private, when missing):"
+            }
             Function::Api => "Upload it once per region (Lambda reads code from its own region; buckets are created, private, when missing):",
             Function::Watcher => "Upload it to the secondary region's bucket (the watcher runs there):",
         });
         let keys = self.known_keys();
-        for i in function.regions() {
+        for i in self.code_regions(function) {
             script.detail(format_args!(
                 "s3://{}/{}",
-                self.describe_value(&Value::CodeBucket(*i), None, &keys),
+                self.describe_value(&Value::CodeBucket(i), None, &keys),
                 self.describe_value(&Value::CodeKey(function), None, &keys)
             ));
         }
@@ -1136,7 +1209,7 @@ impl Plan {
     fn render_stack(&self, script: &mut Script, stack: &StackPlan) {
         let template = self.template(stack.role);
         let when = match stack.role {
-            Role::Region(1) => " (at the same time as the previous step)",
+            Role::Region(1) if self.only.is_none() => " (at the same time as the previous step)",
             _ => "",
         };
         script.step(format_args!(
@@ -1460,6 +1533,9 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
     }
     let mut deployment = Deployment::start(&plan, &zips, progress).await?;
     deployment.upload_code(&zips).await?;
+    if let Some(i) = plan.only {
+        return deployment.only_region(i).await;
+    }
     deployment.deploy_stacks().await?;
     let edge = deployment.edge_outputs()?;
     deployment.upload_console(&edge.bucket).await?;
@@ -1501,7 +1577,10 @@ impl<'p> Deployment<'p> {
     ) -> anyhow::Result<Deployment<'p>> {
         let aws = Aws::load().await;
         let [primary, secondary] = &plan.regions;
-        let account = aws.account_id(primary).await?;
+        // STS in the region being deployed: with --only-region, the other may be down.
+        let account = aws
+            .account_id(&plan.regions[plan.only.unwrap_or(0)])
+            .await?;
         progress.line(format!(
             "account {account}; regions {primary} (primary) and {secondary}"
         ));
@@ -1525,8 +1604,8 @@ impl<'p> Deployment<'p> {
     /// the first time.
     async fn upload_code(&self, zips: &BTreeMap<Function, Vec<u8>>) -> anyhow::Result<()> {
         for (function, zip) in zips {
-            for i in function.regions() {
-                self.upload_zip(*i, &self.ctx.code_keys[function], zip)
+            for i in self.plan.code_regions(*function) {
+                self.upload_zip(i, &self.ctx.code_keys[function], zip)
                     .await?;
             }
         }
@@ -1579,6 +1658,35 @@ impl<'p> Deployment<'p> {
             self.ctx.record(Role::Watcher, watcher);
         }
         Ok(())
+    }
+
+    /// `--only-region`: the one region stack, and its health through `--smoke-endpoint`.
+    async fn only_region(&mut self, i: usize) -> anyhow::Result<()> {
+        let role = Role::Region(i);
+        let spec = self.plan.spec(role, &self.ctx)?;
+        let deployed = self.deploy_stack(&spec).await?;
+        let outcome = deployed.outcome;
+        self.ctx.record(role, deployed);
+        let region = &self.plan.regions[i];
+        println!(
+            "\nDeployed only {} ({region}): {}. Nothing in {} was called; run a full `tandem deploy` once it is back.",
+            spec.name,
+            outcome.as_str(),
+            self.plan.regions[1 - i]
+        );
+        let Some(base) = &self.plan.smoke.smoke_endpoint else {
+            return Ok(());
+        };
+        let checks = smoke::checks(&self.plan.regions, smoke::Mode::Function, "unused")
+            .into_iter()
+            .filter(|c| c.route == smoke::Route::Region(i))
+            .collect();
+        let report = smoke::run(base.trim_end_matches('/'), checks).await;
+        print!("\n{}", report.table());
+        match report.verdict() {
+            smoke::Verdict::Passed => Ok(()),
+            _ => bail!("{region} does not answer its health check through {base}"),
+        }
     }
 
     async fn deploy_stack(&self, spec: &StackSpec) -> anyhow::Result<Deployed> {

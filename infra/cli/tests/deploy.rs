@@ -315,6 +315,63 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
 }
 
 #[test]
+fn dry_run_of_one_region_plans_its_stack_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zip, _) = write_zip(dir.path(), "fn.zip", "#!/bin/sh\necho v1\n");
+    // No console is needed: --only-region uploads none.
+    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
+        .args([
+            "deploy",
+            "--dry-run",
+            "--only-region",
+            SECONDARY,
+            "--lambda-zip",
+        ])
+        .arg(&zip)
+        .args(["--console-dir", "/nonexistent"]));
+    assert!(ok, "{out}\n{err}");
+    let stacks: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("Create or update stack"))
+        .collect();
+    assert_eq!(stacks.len(), 1, "{out}");
+    assert!(
+        stacks[0].contains(&format!("tandem-region in {SECONDARY}")),
+        "{out}"
+    );
+    assert_line(&out, "TableName = tandem-items");
+    assert_line(&out, "SecretName = tandem/secrets");
+    assert!(
+        out.contains(&format!("s3://tandem-code-<account-id>-{SECONDARY}/")),
+        "{out}"
+    );
+    assert!(!out.contains("at the same time"), "{out}");
+    assert!(
+        !out.contains(&format!("tandem-code-<account-id>-{PRIMARY}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Only {SECONDARY}: no AWS API is called in {PRIMARY}"
+        )),
+        "{out}"
+    );
+    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
+        .args([
+            "deploy",
+            "--dry-run",
+            "--only-region",
+            "eu-west-1",
+            "--lambda-zip",
+        ])
+        .arg(&zip));
+    assert!(
+        !ok && err.contains("--only-region eu-west-1 is not one of --regions"),
+        "{err}"
+    );
+}
+
+#[test]
 fn dry_run_without_a_zip_plans_the_cargo_lambda_build() {
     let dir = tempfile::tempdir().unwrap();
     console(dir.path());
@@ -990,6 +1047,52 @@ async fn assert_updated(moto: &Moto, out: &str, code_key: &str, console_bucket: 
     assert_eq!(index, b"<!doctype html><title>v2</title>");
 }
 
+/// `--only-region` of the secondary: its stack has the new code, the primary's the old, and
+/// moto saw no request signed for the primary region, nor any to CloudFront.
+async fn assert_only_region_deployed(moto: &Moto, out: &str, old_key: &str, new_key: &str) {
+    let recorded = moto.recorded().await;
+    let elsewhere: Vec<_> = recorded
+        .iter()
+        .filter(|r| r.region != SECONDARY || r.service == "cloudfront")
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "requests outside {SECONDARY}: {elsewhere:#?}"
+    );
+    for service in ["sts", "s3", "cloudformation"] {
+        assert!(
+            recorded.iter().any(|r| r.service == service),
+            "no {service} request recorded: {recorded:#?}"
+        );
+    }
+    for (region, key) in [(PRIMARY, old_key), (SECONDARY, new_key)] {
+        let s = stack(&moto.cfn(region).await, "tandem-region")
+            .await
+            .unwrap();
+        assert_eq!(params(&s)["CodeKey"], key, "{region}");
+    }
+    assert!(
+        out.contains(&format!(
+            "Deployed only tandem-region ({SECONDARY}): updated."
+        )),
+        "{out}"
+    );
+    assert_smoke_region_passed(out);
+}
+
+/// `--only-region`'s one smoke check: the region's own health route.
+fn assert_smoke_region_passed(out: &str) {
+    let rows: Vec<String> = squeezed(out)
+        .into_iter()
+        .filter(|l| l.starts_with("PASS ") || l.starts_with("FAIL "))
+        .collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(
+        rows[0].starts_with(&format!("PASS health of {SECONDARY}")),
+        "{out}"
+    );
+}
+
 /// The watcher's stack in the secondary region, after the edge, fed the edge's outputs, its
 /// function made from its own zip, which went to the secondary region's bucket only.
 async fn assert_watcher_deployed(
@@ -1218,6 +1321,15 @@ async fn deploy_update_and_destroy_against_moto() {
         2,
         "one invalidation per deploy"
     );
+
+    // ---- the bad day: the secondary region alone, with nothing sent to the primary's.
+    let (zip3, bytes3) = write_zip(dir.path(), "v3.zip", "#!/bin/sh\necho v3\n");
+    let key3 = code_key(Function::Api, &bytes3);
+    moto.start_recording().await;
+    let (ok, out, err) = run(deploy(&zip3).args(["--only-region", SECONDARY]));
+    println!("{out}\n{err}");
+    assert!(ok, "--only-region failed:\n{out}\n{err}");
+    assert_only_region_deployed(&moto, &out, &key2, &key3).await;
 
     // ---- destroy, keeping the data.
     let (ok, out, err) = run(tandem(&moto.endpoint).args(["destroy", "--yes"]));
