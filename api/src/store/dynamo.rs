@@ -1,8 +1,23 @@
 //! The DynamoDB store: one item per id in a (global) table with partition key `id`.
 //!
-//! Each item keeps the same last-writer-wins metadata as the embedded store (`version`,
-//! `updated_at_ms`, `updated_in`); the global table itself does the replication. Writes are
-//! read-then-conditional-put, so `If-Match` and version counting hold under concurrency.
+//! Each item keeps the same metadata as the embedded store (`version`, `updated_at_ms`,
+//! `updated_in`), but the global table does the replication, and with it the conflict
+//! resolution: when two regions write the same item concurrently, DynamoDB keeps the write with
+//! the later timestamp *it* recorded (its own last writer wins), not the one with the later
+//! `updated_at_ms`. Here that metadata is compared only by the conditional put, within one
+//! region. Writes are a strongly consistent read then a conditional put, so `If-Match` and
+//! version counting hold under concurrency in one region; two regions may both accept the same
+//! `version` (their ETags differ). A delete is a plain DeleteItem: no tombstone is kept, and the
+//! global table replicates and resolves it.
+//!
+//! Listing is a Scan (`list` below): in the table's hash order, not by id, and
+//! eventually consistent.
+//!
+//! Every call gives up after `STORE_CALL_TIMEOUT_MS` (each attempt after
+//! `STORE_ATTEMPT_TIMEOUT_MS`), below the function's timeout, and is then an outage (503). A put
+//! whose answer was lost that way may still have landed: the client must not resend it blindly
+//! (`api/tests/store_timeouts.rs`).
+//!
 //! The region's admin fault is an item too, under an id no client can use (`#` is not allowed
 //! in ids), so that every Lambda instance of the region reads the same fault.
 
@@ -313,6 +328,11 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    /// A Scan from after the item `after` (its `ExclusiveStartKey`), so in the table's own
+    /// (hash) order, not by id, and eventually consistent: a write acknowledged a moment ago may
+    /// be missing. DynamoDB does not promise that two replicas scan in the same order, so a
+    /// cursor is a position in this region's replica. The page's `last` is the last item
+    /// evaluated; the page after it may be empty.
     async fn list(&self, limit: usize, after: Option<String>) -> Result<Page, StoreError> {
         let mut items = Vec::new();
         let mut start = after.map(|id| Self::key(&id));

@@ -6,7 +6,11 @@
 //!
 //! - [`digest`]: per-bucket digests of live items, for anti-entropy between local regions.
 //!
-//! Both keep the same [`Record`] metadata, so last-writer-wins means the same thing in both.
+//! Both keep the same [`Record`] metadata, but last writer wins means the same thing only
+//! locally: the embedded store applies SPEC §2's rule, the later `(updated_at, updated_in)`
+//! ([`Record::lww_cmp`]); a DynamoDB global table resolves concurrent writes in two regions
+//! with its own timestamps, whatever `updated_at` says. Listing differs too: the embedded store
+//! lists in id order, DynamoDB scans in no id order.
 
 pub mod digest;
 #[cfg(feature = "aws")]
@@ -46,7 +50,8 @@ pub struct Written {
     pub created: bool,
 }
 
-/// One page of a listing: items in id order and the id to continue after, if any.
+/// One page of a listing: items (in id order in the embedded store, in scan order on DynamoDB)
+/// and the id to continue after, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub items: Vec<Item>,
@@ -86,7 +91,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes `id`; deleting what is absent is not an error.
     fn delete(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Up to `limit` live items with ids after `after`.
+    /// Up to `limit` live items after `after` (a page's `last`): the ids that follow it in the
+    /// embedded store, the items the Scan reaches after it on DynamoDB.
     fn list(
         &self,
         limit: usize,

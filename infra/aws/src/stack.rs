@@ -606,25 +606,30 @@ pub async fn update_parameters(
     if next_step(status) != NextStep::Update {
         bail!("{label} is in {status}: run `tandem deploy` to settle it first");
     }
-    let keys: Vec<&str> = stack
+    let current: Vec<(&str, &str)> = stack
         .parameters()
         .iter()
-        .filter_map(|p| p.parameter_key())
+        .filter_map(|p| Some((p.parameter_key()?, p.parameter_value().unwrap_or(""))))
         .collect();
-    if let Some((missing, _)) = changes.iter().find(|(k, _)| !keys.contains(k)) {
+    if let Some((missing, _)) = changes
+        .iter()
+        .find(|(k, _)| !current.iter().any(|(key, _)| key == k))
+    {
         bail!("{label} has no parameter {missing}: deploy it with this version of tandem first");
     }
-    let parameters = keys
+    // The others as the stack reports them, which is what UsePreviousValue keeps (emulators
+    // that remember only the values given at create refuse UsePreviousValue on a defaulted
+    // one); a NoEcho value is reported masked, so that one keeps its value the other way.
+    let parameters = current
         .iter()
-        .map(|key| match changes.iter().find(|(k, _)| k == key) {
-            Some((_, value)) => Parameter::builder()
-                .parameter_key(*key)
-                .parameter_value(*value)
-                .build(),
-            None => Parameter::builder()
-                .parameter_key(*key)
-                .use_previous_value(true)
-                .build(),
+        .map(|(key, now)| {
+            let parameter = Parameter::builder().parameter_key(*key);
+            match changes.iter().find(|(k, _)| k == key) {
+                Some((_, value)) => parameter.parameter_value(*value),
+                None if *now == "****" => parameter.use_previous_value(true),
+                None => parameter.parameter_value(*now),
+            }
+            .build()
         })
         .collect();
     let id = stack.stack_id().unwrap_or(name).to_owned();

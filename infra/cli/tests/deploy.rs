@@ -1047,6 +1047,86 @@ async fn assert_updated(moto: &Moto, out: &str, code_key: &str, console_bucket: 
     assert_eq!(index, b"<!doctype html><title>v2</title>");
 }
 
+/// An edge whose CloudFront Function route is broken: `/api/*` answers 502 while the edge
+/// stack's `ApiFailoverMode` is `function`, and reads are served by the primary once it is
+/// `origin-group` (read from moto's edge stack on each request, as CloudFront follows its
+/// configuration); both regions answer on their own paths, which hold items. Its base URL.
+async fn broken_function_route(moto: &Moto) -> String {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::{any, get};
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone)]
+    struct Edge {
+        items: Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
+        cfn: aws_sdk_cloudformation::Client,
+    }
+    fn served_by(region: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-served-region", region.parse().unwrap());
+        headers
+    }
+    async fn api(State(edge): State<Edge>) -> (StatusCode, HeaderMap, &'static str) {
+        let s = stack(&edge.cfn, "tandem-edge").await.unwrap();
+        match params(&s)["ApiFailoverMode"].as_str() {
+            "origin-group" => (StatusCode::OK, served_by(PRIMARY), "{}"),
+            _ => (StatusCode::BAD_GATEWAY, HeaderMap::new(), ""),
+        }
+    }
+    async fn health(UrlPath(region): UrlPath<String>) -> (HeaderMap, &'static str) {
+        (served_by(&region), "{}")
+    }
+    async fn item(
+        State(edge): State<Edge>,
+        method: axum::http::Method,
+        UrlPath((region, id)): UrlPath<(String, String)>,
+        body: String,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut items = edge.items.lock().unwrap();
+        let (status, body) = match method.as_str() {
+            "PUT" => {
+                let data: serde_json::Value = serde_json::from_str(&body).unwrap();
+                items.insert(id, data["data"].clone());
+                (StatusCode::CREATED, String::new())
+            }
+            "GET" => match items.get(&id) {
+                Some(data) => (
+                    StatusCode::OK,
+                    serde_json::json!({"item": {"data": data}}).to_string(),
+                ),
+                None => (StatusCode::NOT_FOUND, String::new()),
+            },
+            _ => (StatusCode::NO_CONTENT, String::new()),
+        };
+        (status, served_by(&region), body)
+    }
+    let edge = Edge {
+        items: Default::default(),
+        cfn: moto.cfn(PRIMARY).await,
+    };
+    let app = axum::Router::new()
+        .route("/api/{*rest}", any(api))
+        .route("/region/{region}/api/health", get(health))
+        .route("/region/{region}/api/items/{id}", any(item))
+        .route(
+            "/index.html",
+            get(|| async { ([("content-type", "text/html")], "<!doctype html>") }),
+        )
+        .with_state(edge);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+/// A parameter of the edge stack as it is now.
+async fn edge_parameter(moto: &Moto, key: &str) -> String {
+    let s = stack(&moto.cfn(PRIMARY).await, "tandem-edge")
+        .await
+        .unwrap();
+    params(&s)[key].clone()
+}
+
 /// `--only-region` of the secondary: its stack has the new code, the primary's the old, and
 /// moto saw no request signed for the primary region, nor any to CloudFront.
 async fn assert_only_region_deployed(moto: &Moto, out: &str, old_key: &str, new_key: &str) {
@@ -1255,7 +1335,7 @@ async fn deploy_update_and_destroy_against_moto() {
     // moto's distribution answers nothing: the smoke checks go through a local stack's edge,
     // which follows CloudFront's routes, serving the same console.
     let local = common::Stack::start_with(&["--console-dir", dist.to_str().unwrap()]).await;
-    let deploy = |zip: &Path| {
+    let deploy_via = |zip: &Path, smoke: &str| {
         let mut cmd = tandem(&moto.endpoint);
         cmd.args(["deploy", "--lambda-zip"])
             .arg(zip)
@@ -1263,9 +1343,10 @@ async fn deploy_update_and_destroy_against_moto() {
             .arg(&dist)
             .arg("--templates")
             .arg(&templates)
-            .args(["--smoke-endpoint", &local.edge, "--smoke-wait", "0"]);
+            .args(["--smoke-endpoint", smoke, "--smoke-wait", "0"]);
         cmd
     };
+    let deploy = |zip: &Path| deploy_via(zip, &local.edge);
     let (watcher_zip, watcher_bytes) = write_zip(dir.path(), "watcher.zip", "#!/bin/sh\necho w\n");
     let watcher_key = code_key(Function::Watcher, &watcher_bytes);
 
@@ -1330,6 +1411,49 @@ async fn deploy_update_and_destroy_against_moto() {
     println!("{out}\n{err}");
     assert!(ok, "--only-region failed:\n{out}\n{err}");
     assert_only_region_deployed(&moto, &out, &key2, &key3).await;
+
+    // ---- the function route broken while both regions answer: offered, then switched.
+    let broken = broken_function_route(&moto).await;
+    let smoke_through = |extra: &[&str]| {
+        let mut cmd = deploy_via(&zip2, &broken);
+        cmd.args(["--auto-failover", "--watcher-zip"])
+            .arg(&watcher_zip)
+            .args(extra);
+        cmd
+    };
+    let (ok, out, err) = run(&mut smoke_through(&[]));
+    assert!(!ok, "a failed smoke check fails the deploy:\n{out}");
+    assert!(err.contains("--fallback-origin-group"), "{out}\n{err}");
+    assert_eq!(edge_parameter(&moto, "ApiFailoverMode").await, "function");
+    let (ok, out, err) = run(&mut smoke_through(&["--fallback-origin-group"]));
+    println!("{out}\n{err}");
+    assert!(ok, "the switch to the origin group passes:\n{out}\n{err}");
+    assert!(
+        out.contains("switching it to the static origin group"),
+        "{out}"
+    );
+    assert_eq!(
+        edge_parameter(&moto, "ApiFailoverMode").await,
+        "origin-group"
+    );
+    let write = format!("PASS write an item PUT /region/{PRIMARY}/api/items/");
+    assert!(
+        squeezed(&out).iter().any(|l| l.starts_with(&write)),
+        "{out}"
+    );
+    assert!(
+        squeezed(&out)
+            .iter()
+            .any(|l| l.starts_with("PASS health through /api/*")),
+        "{out}"
+    );
+    // A deploy without the flags keeps the mode another command chose.
+    let (ok, out, err) = run(&mut smoke_through(&[]));
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        edge_parameter(&moto, "ApiFailoverMode").await,
+        "origin-group"
+    );
 
     // ---- destroy, keeping the data.
     let (ok, out, err) = run(tandem(&moto.endpoint).args(["destroy", "--yes"]));

@@ -9,6 +9,9 @@
 //! id ships once. Replicated writes go through [`EmbeddedStore::apply_batch`], which keeps
 //! last-writer-wins and records, again in the same transaction, how far this region has applied
 //! each peer's outbox and which incarnation of the peer that position belongs to.
+//! Last writer wins here is SPEC §2's, on `(updated_at, updated_in)`; on AWS the global table
+//! resolves conflicts with DynamoDB's own timestamps instead (see `super::dynamo`). Listing
+//! is in id order.
 //!
 //! Housekeeping: outbox entries every peer has applied are compacted away
 //! ([`EmbeddedStore::compact_outbox`]), tombstones are collected after a grace period
