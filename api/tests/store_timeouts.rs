@@ -23,6 +23,8 @@ const FORWARD: u8 = 0;
 const DROP_PUT_ANSWERS: u8 = 1;
 /// Requests go nowhere.
 const SWALLOW: u8 = 2;
+/// The answer to the next write is dropped (on that connection); then everything is forwarded.
+const DROP_FIRST_PUT_ANSWER: u8 = 3;
 
 /// A proxy whose behaviour is read for every chunk, so pooled connections follow a switch.
 struct Proxy {
@@ -76,7 +78,7 @@ async fn requests(
     }
 }
 
-/// DynamoDB to client: forwarded in FORWARD, and in DROP_PUT_ANSWERS unless it answers a write.
+/// DynamoDB to client: forwarded in FORWARD, and in the DROP modes unless it answers a write.
 async fn answers(
     mut from: impl tokio::io::AsyncRead + Unpin,
     mut to: impl tokio::io::AsyncWrite + Unpin,
@@ -84,12 +86,22 @@ async fn answers(
     put: Arc<AtomicBool>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
+    // This connection carries a dropped answer: the rest of it is dropped too.
+    let mut dropping = false;
     while let Ok(n @ 1..) = from.read(&mut buf).await {
-        let pass = match mode.load(Ordering::SeqCst) {
-            FORWARD => true,
-            DROP_PUT_ANSWERS => !put.load(Ordering::SeqCst),
-            _ => false,
-        };
+        let is_put = put.load(Ordering::SeqCst);
+        let pass = !dropping
+            && match mode.load(Ordering::SeqCst) {
+                FORWARD => true,
+                DROP_PUT_ANSWERS => !is_put,
+                DROP_FIRST_PUT_ANSWER if is_put => {
+                    dropping = true;
+                    mode.store(FORWARD, Ordering::SeqCst);
+                    false
+                }
+                DROP_FIRST_PUT_ANSWER => true,
+                _ => false,
+            };
         if pass && to.write_all(&buf[..n]).await.is_err() {
             return;
         }
@@ -154,4 +166,34 @@ async fn an_unanswered_call_is_a_503_and_a_lost_answer_is_not_written_twice() {
     assert_eq!(resent.status, 412, "{}", resent.raw);
     let last = send(Req::new("GET", "/api/items/a")).await;
     assert_eq!(last.body["item"]["version"], 2, "{}", last.raw);
+}
+
+/// The SDK retries an attempt whose answer was lost; when that attempt had landed, the retry's
+/// condition fails on the store's own write, which is then acknowledged once (not refused as a
+/// conflict, nor written twice).
+#[tokio::test]
+async fn a_retried_write_that_had_landed_is_acknowledged_once() {
+    let moto = Moto::start().await;
+    let upstream = moto.endpoint.trim_start_matches("http://").to_owned();
+    let proxy = Proxy::start(upstream).await;
+    let store = store_through(&moto, &proxy).await;
+    let api = Http::start(tandem_api::router(store, common::config("us-east-1", None))).await;
+    let send = |req: Req| async { tokio::time::timeout(HANG, api.send(req)).await.unwrap() };
+
+    let created = send(Req::new("PUT", "/api/items/b").json(&json!({"data": {"n": 1}}))).await;
+    assert_eq!(created.status, 201, "{}", created.raw);
+    let etag = created.header("etag").unwrap().to_owned();
+
+    proxy.set(DROP_FIRST_PUT_ANSWER);
+    let replaced = send(
+        Req::new("PUT", "/api/items/b")
+            .header("if-match", &etag)
+            .json(&json!({"data": {"n": 2}})),
+    )
+    .await;
+    assert_eq!(replaced.status, 200, "{}", replaced.raw);
+    assert_eq!(replaced.body["item"]["version"], 2, "{}", replaced.raw);
+    let now = send(Req::new("GET", "/api/items/b")).await;
+    assert_eq!(now.body["item"]["version"], 2, "written once: {}", now.raw);
+    assert_eq!(now.body["item"]["data"], json!({"n": 2}));
 }

@@ -21,10 +21,14 @@ pub const DEFAULT_ORIGIN_READ_TIMEOUT_S: u8 = 4;
 /// The regional function's timeout on AWS (the Lambda `Timeout` deploy sets): the origin
 /// read timeout, so that no instance is still working on a request CloudFront gave up on.
 pub const FUNCTION_TIMEOUT_S: u8 = DEFAULT_ORIGIN_READ_TIMEOUT_S;
-/// Each DynamoDB call, its retries included, gives up after this long. A write is two calls
-/// (a read, then a conditional put), so even a write ends before the function's timeout, and
+/// Each DynamoDB call, its retries included, gives up after this long. A write is at least two
+/// calls (a read, then a conditional put), bounded as a whole by [`STORE_WRITE_BUDGET_MS`], so
 /// the region answers its own 503 with a JSON body instead of being cut off.
 pub const STORE_CALL_TIMEOUT_MS: u64 = 1_500;
+/// A whole write on DynamoDB (reads and conditional puts, retried while other writers get in
+/// between) gives up after this long: below the function's timeout, so the region answers its
+/// own 503 even when a write is contended.
+pub const STORE_WRITE_BUDGET_MS: u64 = 3_000;
 /// One attempt of a DynamoDB call gives up after this long (the SDK then retries, within
 /// [`STORE_CALL_TIMEOUT_MS`]). A healthy call takes milliseconds.
 pub const STORE_ATTEMPT_TIMEOUT_MS: u64 = 1_000;

@@ -31,7 +31,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::time::Duration;
-use tandem_shared::control::{STORE_ATTEMPT_TIMEOUT_MS, STORE_CALL_TIMEOUT_MS};
+use tandem_shared::control::{
+    STORE_ATTEMPT_TIMEOUT_MS, STORE_CALL_TIMEOUT_MS, STORE_WRITE_BUDGET_MS,
+};
 use tandem_shared::item::{Data, Item, Record, format_timestamp};
 use tandem_shared::validate::{IfMatch, MAX_ITEM_BYTES};
 
@@ -187,6 +189,84 @@ impl DynamoStore {
             .map_err(|e| failure(e, "DynamoDB GetItem"))?;
         Ok(out.item.as_ref().map(to_record).transpose()?)
     }
+
+    /// A put, read-then-conditional-put, retried while other writers get in between.
+    async fn write_until_settled(
+        &self,
+        id: &str,
+        data: Data,
+        if_match: Option<IfMatch>,
+    ) -> Result<Written, StoreError> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let current = self.read(id).await?;
+            check_precondition(if_match.as_ref(), current.as_ref(), &self.region)?;
+            let record = Record::next(
+                id,
+                current.as_ref(),
+                Some(data.clone()),
+                &self.region,
+                now_ms(),
+            );
+            check_size(&record)?;
+            let attrs = to_attrs(&record)?;
+            // DynamoDB's own count, with the attributes Tandem adds: no item that passes here
+            // meets a ValidationException there.
+            let size = item_size(&attrs);
+            if size > MAX_ITEM_BYTES {
+                return Err(StoreError::TooLarge(size));
+            }
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(attrs));
+            put = match &current {
+                None => put.condition_expression("attribute_not_exists(id)"),
+                Some(c) => put
+                    .condition_expression("version = :v AND updated_at_ms = :t")
+                    .expression_attribute_values(":v", AttributeValue::N(c.version.to_string()))
+                    .expression_attribute_values(
+                        ":t",
+                        AttributeValue::N(c.updated_at_ms.to_string()),
+                    ),
+            };
+            match put.send().await {
+                Ok(_) => {
+                    let item = record
+                        .to_item()
+                        .ok_or_else(|| anyhow!("a put is never a tombstone"))?;
+                    return Ok(Written {
+                        item,
+                        created: current.is_none(),
+                    });
+                }
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    // The SDK retries an attempt whose answer never came; if that attempt
+                    // landed, the retry finds its own write: done, not a conflict.
+                    if self.read(id).await?.as_ref() == Some(&record) {
+                        let item = record
+                            .to_item()
+                            .ok_or_else(|| anyhow!("a put is never a tombstone"))?;
+                        return Ok(Written {
+                            item,
+                            created: current.is_none(),
+                        });
+                    }
+                    // Someone wrote in between: read again and re-check the precondition.
+                    continue;
+                }
+                Err(err) => return Err(failure(err, "DynamoDB PutItem")),
+            }
+        }
+        // Contention is load, not a bug: 503 with Retry-After, and the client may retry.
+        Err(StoreError::Unavailable(anyhow!(
+            "gave up after {MAX_WRITE_ATTEMPTS} conflicting writes to {id}"
+        )))
+    }
 }
 
 fn s(attrs: &Attrs, name: &str) -> anyhow::Result<String> {
@@ -257,64 +337,15 @@ impl Store for DynamoStore {
         data: Data,
         if_match: Option<IfMatch>,
     ) -> Result<Written, StoreError> {
-        for _ in 0..MAX_WRITE_ATTEMPTS {
-            let current = self.read(id).await?;
-            check_precondition(if_match.as_ref(), current.as_ref(), &self.region)?;
-            let record = Record::next(
-                id,
-                current.as_ref(),
-                Some(data.clone()),
-                &self.region,
-                now_ms(),
-            );
-            check_size(&record)?;
-            let attrs = to_attrs(&record)?;
-            // DynamoDB's own count, with the attributes Tandem adds: no item that passes here
-            // meets a ValidationException there.
-            let size = item_size(&attrs);
-            if size > MAX_ITEM_BYTES {
-                return Err(StoreError::TooLarge(size));
-            }
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(attrs));
-            put = match &current {
-                None => put.condition_expression("attribute_not_exists(id)"),
-                Some(c) => put
-                    .condition_expression("version = :v AND updated_at_ms = :t")
-                    .expression_attribute_values(":v", AttributeValue::N(c.version.to_string()))
-                    .expression_attribute_values(
-                        ":t",
-                        AttributeValue::N(c.updated_at_ms.to_string()),
-                    ),
-            };
-            match put.send().await {
-                Ok(_) => {
-                    let item = record
-                        .to_item()
-                        .ok_or_else(|| anyhow!("a put is never a tombstone"))?;
-                    return Ok(Written {
-                        item,
-                        created: current.is_none(),
-                    });
-                }
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    // Someone wrote in between: read again and re-check the precondition.
-                    continue;
-                }
-                Err(err) => return Err(failure(err, "DynamoDB PutItem")),
-            }
-        }
-        // Contention is load, not a bug: 503 with Retry-After, and the client may retry.
-        Err(StoreError::Unavailable(anyhow!(
-            "gave up after {MAX_WRITE_ATTEMPTS} conflicting writes to {id}"
-        )))
+        // Contended writes loop: the whole write must still end before the function's timeout.
+        let budget = Duration::from_millis(STORE_WRITE_BUDGET_MS);
+        tokio::time::timeout(budget, self.write_until_settled(id, data, if_match))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(anyhow!(
+                    "the write to {id} did not settle within {budget:?}"
+                )))
+            })
     }
 
     async fn delete(&self, id: &str) -> Result<(), StoreError> {

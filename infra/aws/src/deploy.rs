@@ -146,8 +146,8 @@ pub struct StackArgs {
     /// The two regions, primary first.
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_REGIONS_ARG.as_str())]
     pub regions: Vec<String>,
-    /// Stacks are <prefix>-data, <prefix>-region, <prefix>-edge; code buckets
-    /// <prefix>-code-<account>-<region>.
+    /// Stacks are <prefix>-data, <prefix>-region, <prefix>-edge, <prefix>-watcher; code
+    /// buckets <prefix>-code-<account>-<region>; the function <prefix>-api. 1-30 characters.
     #[arg(long, default_value = DEFAULT_PREFIX)]
     pub prefix: String,
     /// Name of the DynamoDB global table [default: <prefix>-items].
@@ -157,6 +157,27 @@ pub struct StackArgs {
     /// [default: <prefix>/secrets].
     #[arg(long)]
     pub secret_name: Option<String>,
+}
+
+/// Longest `--prefix`: the code bucket `<prefix>-code-<12-digit account>-<region>` must fit
+/// S3's 63 characters with the longest region names (14).
+pub const MAX_PREFIX_LEN: usize = 30;
+
+/// `--prefix` names S3 buckets, functions and CloudFront resources: lowercase letters, digits
+/// and '-', starting with a letter, at most [`MAX_PREFIX_LEN`].
+fn check_prefix(prefix: &str) -> anyhow::Result<()> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if !prefix.starts_with(|c: char| c.is_ascii_lowercase())
+        || !prefix.chars().all(allowed)
+        || prefix.ends_with('-')
+        || prefix.len() > MAX_PREFIX_LEN
+    {
+        bail!(
+            "--prefix {prefix:?}: 1-{MAX_PREFIX_LEN} lowercase letters, digits and '-', starting \
+             with a letter and not ending with '-' (it names S3 buckets and functions)"
+        );
+    }
+    Ok(())
 }
 
 impl StackArgs {
@@ -175,14 +196,7 @@ impl StackArgs {
                 bail!("--regions: {r:?} is not an AWS region name (like us-east-1)");
             }
         }
-        if self.prefix.is_empty()
-            || !self
-                .prefix
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            bail!("--prefix must be lowercase letters, digits and '-' (it names S3 buckets)");
-        }
+        check_prefix(&self.prefix)?;
         Ok((primary.clone(), secondary.clone()))
     }
 
@@ -261,9 +275,11 @@ pub struct DeployArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Operations")]
 pub struct OpsArgs {
-    /// SNS topic the alarms notify (without it the alarms exist, with no action).
-    #[arg(long)]
-    pub alarm_topic_arn: Option<String>,
+    /// SNS topics the alarms notify, one per region (CloudWatch notifies a topic in the
+    /// alarm's own region): each stack gets the one in its region; without one, its alarms
+    /// exist with no action.
+    #[arg(long, value_delimiter = ',')]
+    pub alarm_topic_arn: Vec<String>,
     /// The function's log level (Lambda's ApplicationLogLevel; logs are JSON).
     #[arg(long, value_parser = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"])]
     pub log_level: Option<String>,
@@ -291,6 +307,43 @@ pub struct OpsArgs {
     /// alarm.
     #[arg(long)]
     pub cloudfront_additional_metrics: bool,
+}
+
+impl OpsArgs {
+    /// The topic of `--alarm-topic-arn` in `region`, if one is.
+    fn topic_for(&self, region: &str) -> Option<String> {
+        self.alarm_topic_arn
+            .iter()
+            .find(|arn| sns_region(arn) == Some(region))
+            .cloned()
+    }
+
+    /// Every topic is an SNS topic in one of the deployment's regions.
+    fn check(&self, regions: [&str; 2]) -> anyhow::Result<()> {
+        for arn in &self.alarm_topic_arn {
+            match sns_region(arn) {
+                Some(region) if regions.contains(&region) => {}
+                _ => bail!(
+                    "--alarm-topic-arn {arn}: not an SNS topic ARN in {} or {}",
+                    regions[0],
+                    regions[1]
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The region of an SNS topic ARN (`arn:<partition>:sns:<region>:<account>:<name>`).
+fn sns_region(arn: &str) -> Option<&str> {
+    match arn.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", _, "sns", region, account, name]
+            if !region.is_empty() && account.len() == 12 && !name.is_empty() =>
+        {
+            Some(region)
+        }
+        _ => None,
+    }
 }
 
 /// The checks deploy runs through the distribution at the end (`tandem status` runs them too).
@@ -810,10 +863,19 @@ fn stack_plans(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<StackPl
     // The watcher needs the edge's store and domain, so it comes last; it runs where it is
     // needed when the primary is down.
     if args.watcher.auto_failover {
-        let parameters = watcher_parameters(names, &args.watcher, primary, secondary);
+        let parameters = watcher_parameters(args, primary, secondary);
         stacks.push(stack(Role::Watcher, secondary, parameters));
     }
     stacks
+}
+
+/// Parameters set only when their flag is; left out, the template's default applies.
+fn given<const N: usize>(
+    pairs: [(&str, Option<String>); N],
+) -> impl Iterator<Item = (String, Value)> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), Value::Text(v?))))
 }
 
 fn parameters<const N: usize>(pairs: [(&str, Value); N]) -> Vec<(String, Value)> {
@@ -851,7 +913,7 @@ fn region_parameters(args: &DeployArgs, index: usize, peer: &str) -> Vec<(String
     ]);
     let ops = &args.ops;
     let optional = [
-        ("AlarmTopicArn", ops.alarm_topic_arn.clone()),
+        ("AlarmTopicArn", ops.topic_for(&args.stacks.regions[index])),
         ("LogLevel", ops.log_level.clone()),
         (
             "ThrottlingRateLimit",
@@ -862,11 +924,7 @@ fn region_parameters(args: &DeployArgs, index: usize, peer: &str) -> Vec<(String
             ops.throttle_burst.map(|n| n.to_string()),
         ),
     ];
-    parameters.extend(
-        optional
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_owned(), Value::Text(v?)))),
-    );
+    parameters.extend(given(optional));
     let cors_origins = &args.cors_origins;
     // Without the flag, the template's default (no other web app may call the API) applies.
     if !cors_origins.is_empty() {
@@ -913,7 +971,7 @@ fn edge_parameters(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<(St
     ]);
     let ops = &args.ops;
     let optional = [
-        ("AlarmTopicArn", ops.alarm_topic_arn.clone()),
+        ("AlarmTopicArn", ops.topic_for(primary)),
         ("DomainName", ops.domain_name.clone()),
         ("CertificateArn", ops.certificate_arn.clone()),
         ("WebAcl", ops.waf.then(|| "create".to_owned())),
@@ -926,24 +984,16 @@ fn edge_parameters(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<(St
             ops.cloudfront_additional_metrics.then(|| "true".to_owned()),
         ),
     ];
-    parameters.extend(
-        optional
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_owned(), Value::Text(v?)))),
-    );
+    parameters.extend(given(optional));
     parameters
 }
 
-/// watcher.yaml: what to probe, the store to switch, the rule, and the code in the secondary
-/// region's bucket.
-fn watcher_parameters(
-    names: &StackArgs,
-    watcher: &WatcherDeployArgs,
-    primary: &str,
-    secondary: &str,
-) -> Vec<(String, Value)> {
-    let rule = &watcher.rule;
-    parameters([
+/// watcher.yaml: what to probe, the store to switch, the rule, the code in the secondary
+/// region's bucket, and its alarms' topic and log level.
+fn watcher_parameters(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<(String, Value)> {
+    let names = &args.stacks;
+    let rule = &args.watcher.rule;
+    let mut parameters = parameters([
         ("FunctionName", Value::Text(names.stack(Role::Watcher))),
         ("CodeBucket", Value::CodeBucket(1)),
         ("CodeKey", Value::CodeKey(Function::Watcher)),
@@ -966,7 +1016,14 @@ fn watcher_parameters(
             "FailbackAfter",
             Value::Text(rule.failback_after.to_string()),
         ),
-    ])
+    ]);
+    let ops = &args.ops;
+    let optional = [
+        ("AlarmTopicArn", ops.topic_for(secondary)),
+        ("LogLevel", ops.log_level.clone()),
+    ];
+    parameters.extend(given(optional));
+    parameters
 }
 
 impl Plan {
@@ -974,6 +1031,7 @@ impl Plan {
     /// zip. Everything that can be checked without AWS is checked here, for `--dry-run` too.
     pub fn new(args: &DeployArgs) -> anyhow::Result<Plan> {
         let (primary, secondary) = args.stacks.check()?;
+        args.ops.check([&primary, &secondary])?;
         let templates = load_templates(args.templates.as_deref(), args.watcher.auto_failover)?;
         let code = locate_code(args)?;
         let only = only_region(args, [&primary, &secondary])?;
@@ -1428,8 +1486,9 @@ async fn add_lambda_target(progress: &Progress) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `PATH` for cargo lambda: as it is when cargo-lambda is on it, or with the venv that `cargo
-/// xtask test` makes in front, which is where a checkout that ran its tests has it.
+/// `PATH` for cargo lambda: as it is when cargo-lambda is on it, or with the checkout's
+/// `target/venv/bin` in front when cargo-lambda was pip-installed there (`cargo xtask test`
+/// does not install it; `pip install cargo-lambda` into that venv does).
 fn path_with_cargo_lambda(workspace: &Path) -> anyhow::Result<OsString> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     if std::env::split_paths(&path).any(|d| d.join("cargo-lambda").is_file()) {
@@ -2093,6 +2152,58 @@ impl<'a> Teardown<'a> {
 mod tests {
     use super::*;
     use std::io::Write as _;
+
+    #[test]
+    fn a_prefix_fits_every_name_it_makes() {
+        for good in ["tandem", "a", "blue-2", &"a".repeat(MAX_PREFIX_LEN)] {
+            assert!(check_prefix(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "x-",
+            "Tandem",
+            "t_a",
+            "9lives",
+            &"a".repeat(MAX_PREFIX_LEN + 1),
+        ] {
+            assert!(check_prefix(bad).is_err(), "{bad}");
+        }
+        // The longest code bucket name still fits S3's 63 characters.
+        let args = StackArgs {
+            regions: vec!["ap-southeast-3".into(), "us-east-1".into()],
+            prefix: "a".repeat(MAX_PREFIX_LEN),
+            table_name: None,
+            secret_name: None,
+        };
+        assert!(args.code_bucket("123456789012", "ap-southeast-3").len() <= 63);
+    }
+
+    #[test]
+    fn each_region_gets_the_alarm_topic_in_that_region() {
+        let ops = OpsArgs {
+            alarm_topic_arn: vec![
+                "arn:aws:sns:us-east-1:123456789012:ops".into(),
+                "arn:aws:sns:us-west-2:123456789012:ops-west".into(),
+            ],
+            ..OpsArgs::default()
+        };
+        assert!(ops.check(["us-east-1", "us-west-2"]).is_ok());
+        assert_eq!(
+            ops.topic_for("us-west-2").unwrap(),
+            "arn:aws:sns:us-west-2:123456789012:ops-west"
+        );
+        assert_eq!(ops.topic_for("eu-west-1"), None);
+        assert!(
+            ops.check(["us-east-1", "eu-west-1"]).is_err(),
+            "a topic in no deployed region"
+        );
+        let wrong = OpsArgs {
+            alarm_topic_arn: vec!["arn:aws:sqs:us-east-1:123456789012:q".into()],
+            ..OpsArgs::default()
+        };
+        assert!(wrong.check(["us-east-1", "us-west-2"]).is_err(), "not SNS");
+    }
 
     fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

@@ -431,8 +431,8 @@ pub fn next_step(status: &str) -> NextStep {
         "ROLLBACK_COMPLETE" | "REVIEW_IN_PROGRESS" => NextStep::Recreate,
         "UPDATE_ROLLBACK_FAILED" => NextStep::ContinueRollback,
         "ROLLBACK_FAILED" => NextStep::Repair(
-            "a failed create could not roll back: delete the stack (`tandem destroy`, or the \
-             CloudFormation console, retaining the resources it names), then deploy again",
+            "a failed create could not roll back: delete the stack in the CloudFormation \
+             console (retaining the resources it names), then deploy again",
         ),
         "DELETE_FAILED" => NextStep::Repair(
             "a delete failed half way: run `tandem destroy` again, or delete the stack in the \
