@@ -6,7 +6,11 @@ use crate::origin::OriginSecrets;
 use crate::store::Store as _;
 use crate::store::dynamo::{DynamoStore, sdk_config};
 use anyhow::{Context as _, anyhow, bail};
+use std::time::Duration;
 use tandem_shared::control::FUNCTION_TIMEOUT_S;
+
+/// How long re-reading the runtime secret may take on a warm instance.
+const REFETCH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves API Gateway events forever (tracing is already set up, as JSON).
 pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
@@ -43,9 +47,16 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("Lambda runtime: {e}"))
 }
 
-/// Reads secret `id` again, for [`OriginSecrets`].
+/// Reads secret `id` again, for [`OriginSecrets`]: within a second, so that a slow Secrets
+/// Manager costs one request a second at most, never the function's timeout.
 fn refetch(aws: &aws_config::SdkConfig, id: &str) -> crate::origin::Fetch {
-    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(REFETCH_TIMEOUT)
+        .build();
+    let config = aws_sdk_secretsmanager::config::Builder::from(aws)
+        .timeout_config(timeouts)
+        .build();
+    let client = aws_sdk_secretsmanager::Client::from_conf(config);
     let id = id.to_owned();
     std::sync::Arc::new(move || {
         let (client, id) = (client.clone(), id.clone());

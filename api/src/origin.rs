@@ -84,20 +84,30 @@ impl OriginSecrets {
     }
 
     /// Whether `given` is an accepted value, reading the secret again first when what is held
-    /// is old, or when `given` is unknown and the last read is not recent.
+    /// is old, or when `given` is unknown and the last read is not recent. One request reads;
+    /// the others meanwhile decide on the values held (no lock is held across the read).
     pub async fn accepts(&self, given: &[u8]) -> bool {
-        let mut held = self.held.lock().await;
-        if held.tried_at.elapsed() >= MAX_AGE {
-            self.refresh(&mut held).await;
+        if self.claim(MAX_AGE).await {
+            self.refresh().await;
         }
-        if any_matches(&held.accepted, given) {
+        if any_matches(&self.held.lock().await.accepted, given) {
             return true;
         }
-        if held.tried_at.elapsed() < self.refetch_after {
+        if !self.claim(self.refetch_after).await {
             return false;
         }
-        self.refresh(&mut held).await;
-        any_matches(&held.accepted, given)
+        self.refresh().await;
+        any_matches(&self.held.lock().await.accepted, given)
+    }
+
+    /// Takes the next read for this caller when the last one is at least `after` old.
+    async fn claim(&self, after: Duration) -> bool {
+        let mut held = self.held.lock().await;
+        if held.tried_at.elapsed() < after {
+            return false;
+        }
+        held.tried_at = Instant::now();
+        true
     }
 
     /// Makes what is held look `by` older, as if that time had passed (tests).
@@ -111,8 +121,8 @@ impl OriginSecrets {
     }
 
     /// Reads the secret; on failure keeps the values held (the next read waits its turn too).
-    async fn refresh(&self, held: &mut Held) {
-        held.tried_at = Instant::now();
+    /// The fetch is bounded by its client's timeout (`crate::lambda`: one second).
+    async fn refresh(&self) {
         match (self.fetch)().await {
             Ok(secret) => {
                 let values = accepted(&secret);
@@ -122,6 +132,7 @@ impl OriginSecrets {
                     );
                     return;
                 }
+                let mut held = self.held.lock().await;
                 if values != held.accepted {
                     tracing::info!(values = values.len(), "origin secrets changed");
                 }

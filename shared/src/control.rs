@@ -32,6 +32,14 @@ pub const STORE_WRITE_BUDGET_MS: u64 = 3_000;
 /// One attempt of a DynamoDB call gives up after this long (the SDK then retries, within
 /// [`STORE_CALL_TIMEOUT_MS`]). A healthy call takes milliseconds.
 pub const STORE_ATTEMPT_TIMEOUT_MS: u64 = 1_000;
+// The order the timeouts must keep: an attempt within a call, a call within a write, a write
+// within the function's (the edge's) timeout.
+const _: () = assert!(
+    STORE_ATTEMPT_TIMEOUT_MS < STORE_CALL_TIMEOUT_MS
+        && STORE_CALL_TIMEOUT_MS < STORE_WRITE_BUDGET_MS
+        && STORE_WRITE_BUDGET_MS < FUNCTION_TIMEOUT_S as u64 * 1000
+);
+
 /// The statuses an origin group fails over on (Tandem uses only the 5xx CloudFront offers).
 pub const FAILOVER_STATUSES: [u16; 4] = FAULT_STATUSES;
 

@@ -1836,6 +1836,9 @@ impl<'p> Deployment<'p> {
         let regions = &self.plan.regions;
         let report = smoke::until_passed(&base, regions, mode, wait, &self.progress).await;
         print!("\n{}", report.table());
+        if mode == smoke::Mode::OriginGroup {
+            println!("\n{}", smoke::ORIGIN_GROUP_WARNING);
+        }
         let verdict = report.verdict();
         if verdict != smoke::Verdict::ApiRouteBroken
             || mode != smoke::Mode::Function
@@ -1861,6 +1864,7 @@ impl<'p> Deployment<'p> {
         sdk::wait_deployed(&self.aws.cloudfront(), &edge.distribution).await?;
         let report = smoke::until_passed(&base, regions, group, wait, &self.progress).await;
         print!("\n{}", report.table());
+        println!("\n{}", smoke::ORIGIN_GROUP_WARNING);
         Ok(smoke::advice(report.verdict(), group))
     }
 

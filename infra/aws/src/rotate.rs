@@ -79,6 +79,7 @@ pub async fn run(args: RotateArgs) -> anyhow::Result<()> {
         print!("{}", rotation.plan());
         return Ok(());
     }
+    rotation.preflight().await?;
     let staged = rotation.stage().await?;
     rotation.wait_for_replica(&staged).await?;
     rotation.switch_edge(&staged).await?;
@@ -122,6 +123,37 @@ impl Rotation {
              4. Secret {secret}: {PREVIOUS} removed; regions stop accepting the old value when they next read the secret (within {:?}).\n",
             tandem_api::origin::MAX_AGE
         )
+    }
+
+    /// Everything the rotation will need, checked before the secret changes: an edge stack,
+    /// settled, that can pin a version (deployed by this tandem), with its distribution; and
+    /// the secret readable in both regions. A rotation that cannot finish never starts.
+    pub async fn preflight(&self) -> anyhow::Result<()> {
+        let cfn = self.aws.cloudformation(&self.primary);
+        let label = format!("{} ({})", self.edge_stack, self.primary);
+        let edge = stack::describe(&cfn, &self.edge_stack)
+            .await?
+            .ok_or_else(|| anyhow!("{label} does not exist: run `tandem deploy` first"))?;
+        let status = edge.stack_status().map(|s| s.as_str()).unwrap_or("UNKNOWN");
+        if stack::next_step(status) != stack::NextStep::Update {
+            bail!("{label} is in {status}: run `tandem deploy` to settle it first");
+        }
+        if !edge
+            .parameters()
+            .iter()
+            .any(|p| p.parameter_key() == Some(VERSION_PARAMETER))
+        {
+            bail!(
+                "{label} has no parameter {VERSION_PARAMETER}: deploy it with this version of tandem first"
+            );
+        }
+        if !stack::outputs(&edge).contains_key(crate::deploy::DISTRIBUTION_ID) {
+            bail!("{label} has no output DistributionId");
+        }
+        for region in [&self.primary, &self.secondary] {
+            self.read(region).await?;
+        }
+        Ok(())
     }
 
     async fn read(&self, region: &str) -> anyhow::Result<(String, Map<String, Value>)> {

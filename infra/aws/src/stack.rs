@@ -156,6 +156,31 @@ async fn recent_event_ids(cfn: &Client, stack: &str) -> anyhow::Result<HashSet<S
         .collect())
 }
 
+/// The resources a rollback kept (`DELETE_SKIPPED`: a `Retain` policy), as
+/// "LogicalId (Type PhysicalId)", from the stack's latest page of events.
+async fn kept_by_rollback(cfn: &Client, stack: &str) -> anyhow::Result<Vec<String>> {
+    let out = cfn
+        .describe_stack_events()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("reading events of {stack}"))?;
+    Ok(out
+        .stack_events()
+        .iter()
+        .filter(|e| e.resource_status().map(|s| s.as_str()) == Some("DELETE_SKIPPED"))
+        .map(|e| {
+            format!(
+                "{} ({} {})",
+                e.logical_resource_id().unwrap_or("?"),
+                e.resource_type().unwrap_or("?"),
+                e.physical_resource_id().unwrap_or("?")
+            )
+        })
+        .collect())
+}
+
 /// Events not in `seen`, oldest first (the API lists newest first, a page at a time).
 async fn new_events(
     cfn: &Client,
@@ -469,6 +494,19 @@ async fn ready_for_update(
             Ok(None)
         }
         NextStep::Recreate => {
+            // A failed create keeps what its policies retain (the global table): creating the
+            // stack again would fail on them, so a person decides what becomes of them.
+            let kept = kept_by_rollback(cfn, id).await?;
+            if !kept.is_empty() {
+                bail!(
+                    "{label} is in {status}, and its failed create left {} in place (a Retain \
+                     policy). Creating the stack again would fail on them: delete them (a table: \
+                     turn off its deletion protection first, and only if it holds nothing you \
+                     need) or import them into the stack, then delete {} and deploy again",
+                    kept.join(", "),
+                    spec.name
+                );
+            }
             progress.line(format!(
                 "{label}: deleting the empty stack left in {status} (a failed create, or a \
                  change set never executed), to create it anew"

@@ -1029,6 +1029,35 @@ fn runtime_secret_is_generated_and_replicated() {
     assert_eq!(replicas, ["SecondaryRegion"]);
 }
 
+/// A change to either secret's `GenerateSecretString` makes CloudFormation generate the value
+/// again on the next deploy: the original origin_secret back over a rotated one (403 from
+/// every region: the edge sends the rotated one), and a new admin_token. So they are frozen:
+/// this copy changes only together with a plan for deployed secrets (data.yaml's comment).
+#[test]
+fn the_generated_secrets_never_change_once_deployed() {
+    let data = load(DATA);
+    let frozen = [
+        (
+            "OriginSecretGenerator",
+            r#"{"ExcludePunctuation":true,"GenerateStringKey":"origin_secret","PasswordLength":48,"SecretStringTemplate":"{}"}"#,
+        ),
+        (
+            "AppSecret",
+            r#"{"ExcludePunctuation":true,"GenerateStringKey":"admin_token","PasswordLength":40,"SecretStringTemplate":{"Fn::Sub":"{\"origin_secret\":\"{{resolve:secretsmanager:${OriginSecretGenerator}:SecretString:origin_secret}}\"}"}}"#,
+        ),
+    ];
+    for (name, expected) in frozen {
+        let generate = field(props(&data, name), "GenerateSecretString");
+        let actual = serde_json::to_string(&serde_json::to_value(generate).unwrap()).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(expected).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&actual).unwrap(),
+            expected,
+            "{name}'s GenerateSecretString changed: a deployed secret would be generated again"
+        );
+    }
+}
+
 #[test]
 fn parameter_defaults_are_the_ones_tandem_uses() {
     // A stack created by hand, with the defaults, is the one `tandem deploy`

@@ -1429,7 +1429,8 @@ async fn deploy_update_and_destroy_against_moto() {
     println!("{out}\n{err}");
     assert!(ok, "the switch to the origin group passes:\n{out}\n{err}");
     assert!(
-        out.contains("switching it to the static origin group"),
+        out.contains("switching it to the static origin group")
+            && out.contains("CloudFront refuses writes there with 403"),
         "{out}"
     );
     assert_eq!(

@@ -154,7 +154,19 @@ async fn a_rotation_never_refuses_the_edge_and_the_binary_runs_it_whole() {
     assert_accepted(&moto, &regions, &sent, "deploy").await;
 
     let aws = Aws::from_config(moto.sdk_config(PRIMARY).await);
+    // A rotation that could not finish does not start: no edge stack, no change to the secret.
+    let lost = Rotation::new(aws.clone(), SECRET, [PRIMARY, SECONDARY], "no-such-edge");
+    let err = lost.preflight().await.unwrap_err();
+    assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
+    assert!(
+        current_secret(&moto)
+            .await
+            .get("previous_origin_secret")
+            .is_none()
+    );
+
     let rotation = Rotation::new(aws, SECRET, [PRIMARY, SECONDARY], EDGE);
+    rotation.preflight().await.unwrap();
     let staged = rotation.stage().await.unwrap();
     assert_accepted(&moto, &regions, &sent, "stage").await;
     let staged_secret = current_secret(&moto).await;
