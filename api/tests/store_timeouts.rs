@@ -123,17 +123,23 @@ async fn store_through(moto: &Moto, proxy: &Proxy) -> DynamoStore {
     )
 }
 
+/// A region (its router over HTTP) on moto's DynamoDB behind a [`Proxy`].
+async fn region_behind_a_proxy() -> (Moto, Proxy, Http) {
+    let moto = Moto::start().await;
+    let upstream = moto.endpoint.trim_start_matches("http://").to_owned();
+    let proxy = Proxy::start(upstream).await;
+    let store = store_through(&moto, &proxy).await;
+    let api = Http::start(tandem_api::router(store, common::config("us-east-1", None))).await;
+    (moto, proxy, api)
+}
+
 /// A bound on the whole test's waits, so that a hang fails instead of stalling CI; the store's
 /// own timeouts are seconds below it.
 const HANG: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn an_unanswered_call_is_a_503_and_a_lost_answer_is_not_written_twice() {
-    let moto = Moto::start().await;
-    let upstream = moto.endpoint.trim_start_matches("http://").to_owned();
-    let proxy = Proxy::start(upstream).await;
-    let store = store_through(&moto, &proxy).await;
-    let api = Http::start(tandem_api::router(store, common::config("us-east-1", None))).await;
+    let (_moto, proxy, api) = region_behind_a_proxy().await;
     let send = |req: Req| async { tokio::time::timeout(HANG, api.send(req)).await.unwrap() };
     // An outage is answered before the function's timeout would cut the region off: the
     // contract's bound, not a speed measure.
@@ -188,11 +194,7 @@ async fn an_unanswered_call_is_a_503_and_a_lost_answer_is_not_written_twice() {
 /// conflict, nor written twice).
 #[tokio::test]
 async fn a_retried_write_that_had_landed_is_acknowledged_once() {
-    let moto = Moto::start().await;
-    let upstream = moto.endpoint.trim_start_matches("http://").to_owned();
-    let proxy = Proxy::start(upstream).await;
-    let store = store_through(&moto, &proxy).await;
-    let api = Http::start(tandem_api::router(store, common::config("us-east-1", None))).await;
+    let (_moto, proxy, api) = region_behind_a_proxy().await;
     let send = |req: Req| async { tokio::time::timeout(HANG, api.send(req)).await.unwrap() };
 
     let created = send(Req::new("PUT", "/api/items/b").json(&json!({"data": {"n": 1}}))).await;

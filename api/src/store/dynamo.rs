@@ -231,15 +231,7 @@ impl DynamoStore {
                     ),
             };
             match put.send().await {
-                Ok(_) => {
-                    let item = record
-                        .to_item()
-                        .ok_or_else(|| anyhow!("a put is never a tombstone"))?;
-                    return Ok(Written {
-                        item,
-                        created: current.is_none(),
-                    });
-                }
+                Ok(_) => return written(&record, current.is_none()),
                 Err(err)
                     if err
                         .as_service_error()
@@ -248,13 +240,7 @@ impl DynamoStore {
                     // The SDK retries an attempt whose answer never came; if that attempt
                     // landed, the retry finds its own write: done, not a conflict.
                     if self.read(id).await?.as_ref() == Some(&record) {
-                        let item = record
-                            .to_item()
-                            .ok_or_else(|| anyhow!("a put is never a tombstone"))?;
-                        return Ok(Written {
-                            item,
-                            created: current.is_none(),
-                        });
+                        return written(&record, current.is_none());
                     }
                     // Someone wrote in between: read again and re-check the precondition.
                     continue;
@@ -267,6 +253,14 @@ impl DynamoStore {
             "gave up after {MAX_WRITE_ATTEMPTS} conflicting writes to {id}"
         )))
     }
+}
+
+/// What a put that landed answers.
+fn written(record: &Record, created: bool) -> Result<Written, StoreError> {
+    let item = record
+        .to_item()
+        .ok_or_else(|| anyhow!("a put is never a tombstone"))?;
+    Ok(Written { item, created })
 }
 
 fn s(attrs: &Attrs, name: &str) -> anyhow::Result<String> {

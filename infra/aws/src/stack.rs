@@ -140,8 +140,8 @@ pub fn outputs(stack: &Stack) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Ids of the stack's most recent events, so that following an operation prints only its own.
-async fn recent_event_ids(cfn: &Client, stack: &str) -> anyhow::Result<HashSet<String>> {
+/// The stack's latest page of events, newest first.
+async fn latest_events(cfn: &Client, stack: &str) -> anyhow::Result<Vec<StackEvent>> {
     let out = cfn
         .describe_stack_events()
         .stack_name(stack)
@@ -149,8 +149,13 @@ async fn recent_event_ids(cfn: &Client, stack: &str) -> anyhow::Result<HashSet<S
         .await
         .map_err(sdk_error)
         .with_context(|| format!("reading events of {stack}"))?;
-    Ok(out
-        .stack_events()
+    Ok(out.stack_events.unwrap_or_default())
+}
+
+/// Ids of the stack's most recent events, so that following an operation prints only its own.
+async fn recent_event_ids(cfn: &Client, stack: &str) -> anyhow::Result<HashSet<String>> {
+    Ok(latest_events(cfn, stack)
+        .await?
         .iter()
         .filter_map(|e| e.event_id().map(str::to_owned))
         .collect())
@@ -159,15 +164,8 @@ async fn recent_event_ids(cfn: &Client, stack: &str) -> anyhow::Result<HashSet<S
 /// The resources a rollback kept (`DELETE_SKIPPED`: a `Retain` policy), as
 /// "LogicalId (Type PhysicalId)", from the stack's latest page of events.
 async fn kept_by_rollback(cfn: &Client, stack: &str) -> anyhow::Result<Vec<String>> {
-    let out = cfn
-        .describe_stack_events()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(sdk_error)
-        .with_context(|| format!("reading events of {stack}"))?;
-    Ok(out
-        .stack_events()
+    Ok(latest_events(cfn, stack)
+        .await?
         .iter()
         .filter(|e| e.resource_status().map(|s| s.as_str()) == Some("DELETE_SKIPPED"))
         .map(|e| {
