@@ -20,12 +20,16 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-/// Wraps `router` in every layer, outermost last.
+/// Wraps `router` in every layer, outermost last. Each `from_fn` layer costs a clone of the
+/// service stack and a boxed future on every request, so Tandem's own work is one layer
+/// ([`finish`]).
 pub fn wrap(router: Router, config: Arc<Config>) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
+    let finishing = Finishing {
+        region: HeaderValue::from_str(&config.region).ok(),
+        config,
+    };
     router
-        .layer(from_fn_with_state(config.clone(), cors))
-        .layer(from_fn_with_state(config.clone(), check_origin))
         // A panic in a handler becomes a logged 500 with the usual error body (rendered by
         // `finish`), never a dropped connection.
         .layer(CatchPanicLayer::custom(|panic: Box<dyn std::any::Any + Send>| {
@@ -36,7 +40,7 @@ pub fn wrap(router: Router, config: Arc<Config>) -> Router {
                 .unwrap_or_default();
             ApiError::Internal(anyhow::anyhow!("handler panicked: {what}")).into_response()
         }))
-        .layer(from_fn_with_state(config, finish))
+        .layer(from_fn_with_state(finishing, finish))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         // Failures are logged where they happen (`ApiError::Internal`); a 5xx the admin asked
         // for is not an error worth a log line per request.
@@ -45,6 +49,13 @@ pub fn wrap(router: Router, config: Arc<Config>) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// [`finish`]'s state: the config, and its region as a header value made once.
+#[derive(Clone)]
+struct Finishing {
+    config: Arc<Config>,
+    region: Option<HeaderValue>,
 }
 
 fn code_for_status(status: StatusCode) -> ErrorCode {
@@ -60,15 +71,19 @@ fn code_for_status(status: StatusCode) -> ErrorCode {
     }
 }
 
-/// Renders error bodies with the region, and adds `x-served-region` and `server-timing` to
-/// every response.
-async fn finish(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
+/// Origin cloaking and CORS on the way in; on the way out, error bodies with the region, and
+/// `x-served-region` and `server-timing` on every response (a refusal included).
+async fn finish(State(finishing): State<Finishing>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let mut response = next.run(req).await;
+    let config = &finishing.config;
+    let mut response = match check_origin(config, req.headers()).await {
+        Some(refused) => refused,
+        None => cors(config, req, next).await,
+    };
     response = error_body(response, Some(&config.region));
     let headers = response.headers_mut();
-    if let Ok(region) = HeaderValue::from_str(&config.region) {
-        headers.insert(SERVED_REGION, region);
+    if let Some(region) = &finishing.region {
+        headers.insert(SERVED_REGION, region.clone());
     }
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Ok(timing) = HeaderValue::from_str(&format!("app;dur={ms:.1}")) {
@@ -124,11 +139,11 @@ pub async fn error_bodies(
 }
 
 /// Origin cloaking: with a secret configured, requests without `x-origin-verify: <secret>` are
-/// refused, so the regional endpoints cannot be called around the edge. On AWS the values
-/// come from the runtime secret and follow its rotation ([`crate::origin`]).
-async fn check_origin(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
+/// refused (before CORS: the refusal carries no CORS headers), so the regional endpoints cannot
+/// be called around the edge. On AWS the values come from the runtime secret and follow its
+/// rotation ([`crate::origin`]).
+async fn check_origin(config: &Config, headers: &http::HeaderMap) -> Option<Response> {
+    let given = headers
         .get(ORIGIN_VERIFY)
         .map(|v| v.as_bytes())
         .unwrap_or(b"");
@@ -137,14 +152,13 @@ async fn check_origin(State(config): State<Arc<Config>>, req: Request, next: Nex
         (None, Some(secret)) => bool::from(given.ct_eq(secret.as_bytes())),
         (None, None) => true,
     };
-    if !through_the_edge {
-        return ApiError::Client(
+    (!through_the_edge).then(|| {
+        ApiError::Client(
             ErrorCode::Forbidden,
             "requests must come through the edge".into(),
         )
-        .into_response();
-    }
-    next.run(req).await
+        .into_response()
+    })
 }
 
 const CORS_METHODS: &str = "GET, HEAD, PUT, POST, DELETE, OPTIONS";
@@ -153,7 +167,7 @@ const CORS_EXPOSE: &str = "x-served-region, server-timing, x-request-id, etag";
 
 /// CORS for configured origins: preflights get 204 with the `access-control-*` headers, other
 /// requests get `access-control-allow-origin`; any other origin gets no CORS headers at all.
-async fn cors(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
+async fn cors(config: &Config, req: Request, next: Next) -> Response {
     let origin = req
         .headers()
         .get(ORIGIN)

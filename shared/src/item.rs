@@ -84,6 +84,18 @@ impl Record {
     }
 
     /// The client's view, or `None` for a tombstone.
+    /// [`Record::to_item`] without copying the data: for a record read only to be answered.
+    pub fn into_item(self) -> Option<Item> {
+        let updated_at = format_timestamp(self.updated_at_ms);
+        Some(Item {
+            id: self.id,
+            data: self.data?,
+            version: self.version,
+            updated_at,
+            updated_in: self.updated_in,
+        })
+    }
+
     pub fn to_item(&self) -> Option<Item> {
         Some(Item {
             id: self.id.clone(),
@@ -185,8 +197,14 @@ mod tests {
         let t = Record::next("a", None, None, "us-east-1", 1);
         assert!(t.is_tombstone());
         assert_eq!(t.to_item(), None);
+        assert_eq!(t.clone().into_item(), None);
         let r = Record::next("a", None, Some(data(json!({"k": "v"}))), "us-east-1", 1);
         let item = r.to_item().unwrap();
+        assert_eq!(
+            r.clone().into_item().unwrap(),
+            item,
+            "into_item is to_item without a copy"
+        );
         assert_eq!(item.updated_at, "1970-01-01T00:00:00.001Z");
         assert_eq!(item.data["k"], "v");
     }

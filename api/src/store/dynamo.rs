@@ -322,7 +322,7 @@ fn to_attrs(record: &Record) -> anyhow::Result<Attrs> {
 
 impl Store for DynamoStore {
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        Ok(self.read(id).await?.and_then(|r| r.to_item()))
+        Ok(self.read(id).await?.and_then(Record::into_item))
     }
 
     async fn put(

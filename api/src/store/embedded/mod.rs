@@ -328,7 +328,7 @@ impl Store for EmbeddedStore {
     /// outage it is. Lists, digests and replication pages, which read many pages, still go to
     /// the blocking pool.
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        Ok(self.record(id)?.and_then(|r| r.to_item()))
+        Ok(self.record(id)?.and_then(Record::into_item))
     }
 
     async fn put(
