@@ -5,7 +5,7 @@
 use crate::sdk::sdk_error;
 use anyhow::{Context as _, anyhow, bail};
 use aws_sdk_cloudformation::Client;
-use aws_sdk_cloudformation::error::ProvideErrorMetadata as _;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, StackEvent, Tag};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -154,18 +154,20 @@ async fn latest_events(cfn: &Client, stack: &str) -> anyhow::Result<Vec<StackEve
 
 /// Ids of the stack's most recent events, so that following an operation prints only its own.
 async fn recent_event_ids(cfn: &Client, stack: &str) -> anyhow::Result<HashSet<String>> {
-    Ok(latest_events(cfn, stack)
-        .await?
-        .iter()
-        .filter_map(|e| e.event_id().map(str::to_owned))
-        .collect())
+    Ok(event_ids(&latest_events(cfn, stack).await?))
 }
 
-/// The resources a rollback kept (`DELETE_SKIPPED`: a `Retain` policy), as
-/// "LogicalId (Type PhysicalId)", from the stack's latest page of events.
-async fn kept_by_rollback(cfn: &Client, stack: &str) -> anyhow::Result<Vec<String>> {
-    Ok(latest_events(cfn, stack)
-        .await?
+fn event_ids(events: &[StackEvent]) -> HashSet<String> {
+    events
+        .iter()
+        .filter_map(|e| e.event_id().map(str::to_owned))
+        .collect()
+}
+
+/// The resources a rollback kept (`DELETE_SKIPPED`: a `Retain` policy) among `events` (the
+/// latest page), as "LogicalId (Type PhysicalId)".
+fn kept_by_rollback(events: &[StackEvent]) -> Vec<String> {
+    events
         .iter()
         .filter(|e| e.resource_status().map(|s| s.as_str()) == Some("DELETE_SKIPPED"))
         .map(|e| {
@@ -176,7 +178,7 @@ async fn kept_by_rollback(cfn: &Client, stack: &str) -> anyhow::Result<Vec<Strin
                 e.physical_resource_id().unwrap_or("?")
             )
         })
-        .collect())
+        .collect()
 }
 
 /// Events not in `seen`, oldest first (the API lists newest first, a page at a time).
@@ -439,8 +441,8 @@ pub enum NextStep {
     /// An operation is running: follow it to its end, then look again.
     Wait,
     /// Left by a failed create (`ROLLBACK_COMPLETE`) or by a change set never executed
-    /// (`REVIEW_IN_PROGRESS`, which never ends on its own): it holds no resources, so delete
-    /// it and create it anew.
+    /// (`REVIEW_IN_PROGRESS`, which never ends on its own): delete it and create it anew,
+    /// unless the failed create kept resources a new one would clash with.
     Recreate,
     /// An update's rollback failed: ask CloudFormation to continue it, once.
     ContinueRollback,
@@ -482,7 +484,8 @@ async fn ready_for_update(
     progress: &Progress,
 ) -> anyhow::Result<Option<HashSet<String>>> {
     let id = stack.stack_id().unwrap_or(&spec.name);
-    let seen = recent_event_ids(cfn, id).await?;
+    let events = latest_events(cfn, id).await?;
+    let seen = event_ids(&events);
     let status = status(stack);
     match next_step(status) {
         NextStep::Update => Ok(Some(seen)),
@@ -494,7 +497,7 @@ async fn ready_for_update(
         NextStep::Recreate => {
             // A failed create keeps what its policies retain (the global table): creating the
             // stack again would fail on them, so a person decides what becomes of them.
-            let kept = kept_by_rollback(cfn, id).await?;
+            let kept = kept_by_rollback(&events);
             if !kept.is_empty() {
                 bail!(
                     "{label} is in {status}, and its failed create left {} in place (a Retain \
@@ -550,6 +553,14 @@ async fn continue_rollback(
     Ok(())
 }
 
+/// Whether an update was refused because nothing would change: CloudFormation says so with a
+/// ValidationError, not a status of its own.
+fn no_updates<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.message())
+        .is_some_and(|m| m.contains("No updates are to be performed"))
+}
+
 /// Starts an update; `None` when the template and parameters are what the stack has already.
 async fn update(
     cfn: &Client,
@@ -582,13 +593,7 @@ async fn update(
             seen,
             outcome: Outcome::Updated,
         })),
-        // Nothing changed: CloudFormation says so with a ValidationError.
-        Err(err)
-            if err
-                .as_service_error()
-                .and_then(|e| e.message())
-                .is_some_and(|m| m.contains("No updates are to be performed")) =>
-        {
+        Err(err) if no_updates(&err) => {
             progress.line(format!("{label}: no changes"));
             Ok(None)
         }
@@ -680,11 +685,7 @@ pub async fn update_parameters(
         .send()
         .await;
     if let Err(err) = update {
-        if err
-            .as_service_error()
-            .and_then(|e| e.message())
-            .is_some_and(|m| m.contains("No updates are to be performed"))
-        {
+        if no_updates(&err) {
             progress.line(format!("{label}: no changes"));
             return Ok(Outcome::Unchanged);
         }
@@ -782,5 +783,47 @@ mod tests {
             };
             assert!(how.contains("deploy again"), "{failed}: {how}");
         }
+    }
+
+    /// A failed create that kept the global table is not recreated into a name clash: the
+    /// kept resources are found among the rollback's events.
+    #[test]
+    fn resources_a_rollback_kept_are_named() {
+        use aws_sdk_cloudformation::types::ResourceStatus;
+        let event = |id: &str, logical: &str, kind: &str, status| {
+            StackEvent::builder()
+                .event_id(id)
+                .logical_resource_id(logical)
+                .resource_type(kind)
+                .physical_resource_id(format!("{logical}-physical"))
+                .resource_status(status)
+                .build()
+        };
+        let events = [
+            event(
+                "3",
+                "tandem-data",
+                "AWS::CloudFormation::Stack",
+                ResourceStatus::DeleteComplete,
+            ),
+            event(
+                "2",
+                "ItemsTable",
+                "AWS::DynamoDB::GlobalTable",
+                ResourceStatus::DeleteSkipped,
+            ),
+            event(
+                "1",
+                "AppSecret",
+                "AWS::SecretsManager::Secret",
+                ResourceStatus::DeleteComplete,
+            ),
+        ];
+        assert_eq!(
+            kept_by_rollback(&events),
+            ["ItemsTable (AWS::DynamoDB::GlobalTable ItemsTable-physical)"]
+        );
+        assert_eq!(event_ids(&events).len(), 3);
+        assert!(kept_by_rollback(&events[..1]).is_empty());
     }
 }
