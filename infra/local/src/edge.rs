@@ -52,6 +52,8 @@ pub struct Origin {
     pub addr: SocketAddr,
     /// The `Host` every request to it carries, made once.
     host: Option<HeaderValue>,
+    /// Its region as the `x-edge-origin` value, made once.
+    marker: Option<HeaderValue>,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
@@ -121,6 +123,7 @@ impl Origin {
             region: region.to_owned(),
             addr,
             host: HeaderValue::from_str(&addr.to_string()).ok(),
+            marker: HeaderValue::from_str(region).ok(),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -317,7 +320,7 @@ fn edge_error(status: StatusCode, message: String) -> Response {
     respond(ErrorCode::RegionUnavailable, Some(status), message, None)
 }
 
-fn to_response(answer: Answer, origin: &str, failover: Option<&str>) -> Response {
+fn to_response(answer: Answer, origin: &Origin, failover: Option<&str>) -> Response {
     let mut response = Response::new(Body::from(answer.body));
     *response.status_mut() = answer.status;
     // The origin's own header map, less what belongs to its connection.
@@ -332,8 +335,8 @@ fn to_response(answer: Answer, origin: &str, failover: Option<&str>) -> Response
     }
     *response.headers_mut() = headers;
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(origin) {
-        headers.insert(EDGE_ORIGIN, v);
+    if let Some(v) = &origin.marker {
+        headers.insert(EDGE_ORIGIN, v.clone());
     }
     if let Some(v) = failover.and_then(|f| HeaderValue::from_str(f).ok()) {
         headers.insert(EDGE_FAILOVER, v);
@@ -413,7 +416,7 @@ impl Edge {
             {
                 format!("status-{}", answer.status.as_u16())
             }
-            Ok(answer) => return to_response(answer, &first.region, None),
+            Ok(answer) => return to_response(answer, first, None),
             Err(failure) if route.fails_over() => failure.reason().to_owned(),
             Err(failure) => {
                 let message = format!(
@@ -429,7 +432,7 @@ impl Edge {
             tracing::info!(method = %out.method, path = %out.uri, %reason, count, "failing over to {} ({count} since the last such line)", second.region);
         }
         match second.send(&out, &self.settings, secret).await {
-            Ok(answer) => to_response(answer, &second.region, Some(&reason)),
+            Ok(answer) => to_response(answer, second, Some(&reason)),
             Err(failure) => {
                 let message = format!(
                     "neither origin answered ({}: {reason}, {}: {})",
@@ -458,7 +461,7 @@ impl Edge {
             .send(&out, &self.settings, self.origin_secret.as_deref())
             .await
         {
-            Ok(answer) => to_response(answer, &origin.region, None),
+            Ok(answer) => to_response(answer, origin, None),
             Err(failure) => edge_error(
                 failure.status(),
                 format!("the edge could not reach {region} ({})", failure.reason()),
@@ -515,28 +518,44 @@ fn is_loopback_host(host: &str) -> bool {
 /// Against DNS rebinding: the control API and the admin routes answer only requests addressed
 /// to this machine by a loopback name and, from a browser, only pages this edge served. A page
 /// on another site whose name was rebound to 127.0.0.1 sends its own name as `Host`.
-async fn local_only(req: Request, next: Next) -> Response {
+fn refused_as_not_local(req: &Request) -> Option<Response> {
     let path = req.uri().path();
     let guarded = path.starts_with("/_tandem")
         || path.starts_with("/api/admin")
         || (path.starts_with("/region/") && path.contains("/api/admin"));
-    if guarded {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        let same_origin = req.headers().get(header::ORIGIN).is_none_or(|o| {
-            o.to_str()
-                .is_ok_and(|o| o.strip_prefix("http://") == Some(host))
-        });
-        if !is_loopback_host(host) || !same_origin {
-            let message = "the control and admin routes answer only requests to a loopback \
-                           address from this edge's own pages";
-            return respond(ErrorCode::Forbidden, None, message, None);
-        }
+    if !guarded {
+        return None;
     }
-    next.run(req).await
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let same_origin = req.headers().get(header::ORIGIN).is_none_or(|o| {
+        o.to_str()
+            .is_ok_and(|o| o.strip_prefix("http://") == Some(host))
+    });
+    (!is_loopback_host(host) || !same_origin).then(|| {
+        let message = "the control and admin routes answer only requests to a loopback \
+                       address from this edge's own pages";
+        respond(ErrorCode::Forbidden, None, message, None)
+    })
+}
+
+/// The edge's one layer around everything: the loopback guard on the way in, and the security
+/// headers of CloudFront's response-headers policy on every response (a refusal included). One
+/// `from_fn` layer, not two: each costs a clone of the service beneath and a boxed future on
+/// every request.
+async fn guard(req: Request, next: Next) -> Response {
+    let mut response = match refused_as_not_local(&req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    };
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Where the console comes from: its directory, and a progress file for while it is built.
@@ -619,15 +638,6 @@ fn building_page(progress: Option<&std::path::Path>) -> Response {
     response
 }
 
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
-    for (name, value) in SECURITY_HEADERS {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
-}
-
 const NO_CONSOLE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Tandem</title></head><body><h1>Tandem</h1><p>The console is not built. Run <code>cargo xtask dev</code>, or use the API under <a href=\"/api/health\">/api</a>.</p></body></html>";
 
 /// The edge's router: the behaviors of SPEC §3 in order, with `control` under `/_tandem`.
@@ -664,14 +674,99 @@ pub fn router(edge: Arc<Edge>, control: Router, console: Option<ConsoleFiles>) -
         .with_state(edge)
         .nest("/_tandem", control)
         .merge(console)
-        .layer(axum::middleware::from_fn(local_only))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(guard))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tower::ServiceExt as _;
+
+    /// An origin on a plain socket that counts the connections it accepts and, after
+    /// `answers` answers on one, closes it without saying so (no `connection: close`), as an
+    /// origin's idle timeout does; `closed` counts those closes.
+    async fn counting_origin(
+        answers: usize,
+    ) -> (
+        SocketAddr,
+        Arc<std::sync::atomic::AtomicUsize>,
+        tokio::sync::watch::Receiver<usize>,
+    ) {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (closed_tx, closed) = tokio::sync::watch::channel(0);
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let closed_tx = closed_tx.clone();
+                tokio::spawn(async move {
+                    let mut stream = tokio::io::BufReader::new(stream);
+                    for _ in 0..answers {
+                        let mut line = String::new();
+                        while stream.read_line(&mut line).await.unwrap_or(0) > 0 && line != "\r\n" {
+                            line.clear();
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.get_mut().write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                    drop(stream);
+                    closed_tx.send_modify(|n| *n += 1);
+                });
+            }
+        });
+        (addr, accepted, closed)
+    }
+
+    fn get_request() -> Outgoing {
+        Outgoing {
+            method: Method::GET,
+            uri: Uri::from_static("/api/items/a"),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_in_turn_share_one_origin_connection() {
+        let (addr, accepted, _) = counting_origin(usize::MAX).await;
+        let origin = Origin::new("us-east-1", addr);
+        for _ in 0..5 {
+            let answer = origin
+                .send(&get_request(), &EdgeSettings::default(), None)
+                .await
+                .unwrap();
+            assert_eq!(
+                (answer.status, &answer.body[..]),
+                (StatusCode::OK, &b"ok"[..])
+            );
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_origin_closed_while_idle_is_not_the_origins_failure() {
+        let (addr, accepted, mut closed) = counting_origin(1).await;
+        let origin = Origin::new("us-east-1", addr);
+        for n in 1..=3 {
+            let answer = origin
+                .send(&get_request(), &EdgeSettings::default(), None)
+                .await
+                .unwrap();
+            assert_eq!(
+                (answer.status, &answer.body[..]),
+                (StatusCode::OK, &b"ok"[..])
+            );
+            // The origin has closed the connection before the next request is sent.
+            closed.wait_for(|c| *c >= n).await.unwrap();
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
 
     /// The edge with no regions, serving the console in `dir`.
     fn console_app(dir: &std::path::Path) -> Router {
