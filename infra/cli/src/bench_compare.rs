@@ -40,9 +40,37 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// CPU time a set of processes has used so far, in clock ticks: (user, system).
+fn cpu_ticks(pids: &[u32]) -> (u64, u64) {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| stat_times(&stat))
+        .fold((0, 0), |(u, s), (du, ds)| (u + du, s + ds))
+}
+
+/// utime and stime from a `/proc/<pid>/stat` line: fields 14 and 15 (proc(5)), counted after
+/// the command name, which is in parentheses and may hold spaces and parentheses itself.
+fn stat_times(stat: &str) -> Option<(u64, u64)> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user = fields.next()?.parse().ok()?;
+    let system = fields.next()?.parse().ok()?;
+    Some((user, system))
+}
+
+/// `/proc`'s clock tick: USER_HZ, 100 on Linux (what `sysconf(_SC_CLK_TCK)` answers).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU microseconds per request, user and system, from two [`cpu_ticks`] readings.
+fn per_request(before: (u64, u64), after: (u64, u64), requests: u64) -> (f64, f64) {
+    let us = |ticks: u64| ticks as f64 / TICKS_PER_SEC * 1e6 / requests.max(1) as f64;
+    (us(after.0 - before.0), us(after.1 - before.1))
+}
+
 /// What `wrk --latency` reports.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Wrk {
+    pub requests: u64,
     pub rps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -68,7 +96,12 @@ fn to_ms(text: &str) -> f64 {
 pub fn parse_wrk(out: &str) -> Wrk {
     let mut w = Wrk::default();
     for line in out.lines().map(str::trim) {
-        if let Some(v) = line.strip_prefix("Requests/sec:") {
+        if let Some(n) = line
+            .strip_suffix("read")
+            .and_then(|l| l.split_once(" requests in "))
+        {
+            w.requests = n.0.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Requests/sec:") {
             w.rps = v.trim().parse().unwrap_or(0.0);
         } else if let Some(v) = line.strip_prefix("50%") {
             w.p50_ms = to_ms(v);
@@ -207,34 +240,55 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
         args.concurrency, args.throughput_secs
     );
     println!(
-        "{:<10} {:<8} {:>6} {:>10} {:>9} {:>9} {:>7}",
+        "{:<10} {:<8} {:>6} {:>10} {:>9} {:>9} {:>7}   CPU µs per request: proxy user + system, regions",
         "proxy", "primary", "round", "req/s", "p50 ms", "p99 ms", "errors"
     );
+    let nginx_pids: Vec<u32> = std::iter::once(nginx.child.id())
+        .chain(children(nginx.child.id()))
+        .collect();
     for state in ["healthy", "stopped"] {
         if state == "stopped" {
             bench::control(&stack)
                 .set_region(PRIMARY, RegionState::Stopped)
                 .await?;
         }
-        let (mut rps, mut p99) = (Vec::new(), Vec::new());
+        let (mut rps, mut p99, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+        // The regions as they are now (the primary has a new process after a restart).
+        let region_pids: Vec<u32> = stack
+            .region_pids()
+            .await?
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
         for round in 1..=ROUNDS {
-            let run = |name: &str, base: &str| -> anyhow::Result<Wrk> {
+            let run = |name: &str, base: &str, proxy: &[u32]| -> anyhow::Result<(Wrk, Cpu)> {
+                let (p0, r0) = (cpu_ticks(proxy), cpu_ticks(&region_pids));
                 let w = wrk(
                     &format!("{base}/api/items/tp"),
                     args.throughput_secs,
                     args.concurrency,
                 )?;
+                let (user, system) = per_request(p0, cpu_ticks(proxy), w.requests);
+                let regions = per_request(r0, cpu_ticks(&region_pids), w.requests);
+                let cpu = Cpu {
+                    user,
+                    system,
+                    regions: regions.0 + regions.1,
+                };
                 println!(
-                    "{name:<10} {state:<8} {round:>6} {:>10.0} {:>9.2} {:>9.2} {:>7}",
-                    w.rps, w.p50_ms, w.p99_ms, w.errors
+                    "{name:<10} {state:<8} {round:>6} {:>10.0} {:>9.2} {:>9.2} {:>7}   {:.1} + {:.1}, {:.1}",
+                    w.rps, w.p50_ms, w.p99_ms, w.errors, cpu.user, cpu.system, cpu.regions
                 );
-                Ok(w)
+                Ok((w, cpu))
             };
-            let (edge, nginx) = (run("edge", &stack.edge)?, run("nginx", &nginx.url)?);
-            rps.push((edge.rps, nginx.rps));
-            p99.push((edge.p99_ms, nginx.p99_ms));
+            let edge = run("edge", &stack.edge, &[stack.pid()])?;
+            let nginx = run("nginx", &nginx.url, &nginx_pids)?;
+            rps.push((edge.0.rps, nginx.0.rps));
+            p99.push((edge.0.p99_ms, nginx.0.p99_ms));
+            cpu.push((edge.1, nginx.1));
         }
         summarize(state, &rps, &p99);
+        summarize_cpu(state, &cpu);
     }
     bench::control(&stack)
         .set_region(PRIMARY, RegionState::Up)
@@ -508,6 +562,30 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
         );
         p50s.push(times[times.len() / 2]);
     }
+    // The round trip the function cannot start without: what moto takes to answer the secret
+    // read on a fresh connection, as a starting process makes it.
+    let mut reads = Vec::new();
+    for _ in 0..runs {
+        let config = secrets
+            .config()
+            .to_builder()
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        let fresh = aws_sdk_secretsmanager::Client::from_conf(config);
+        let started = Instant::now();
+        fresh
+            .get_secret_value()
+            .secret_id("bench/secrets")
+            .send()
+            .await?;
+        reads.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    reads.sort_by(f64::total_cmp);
+    println!(
+        "moto's answer to the init's secret read, fresh connection, p50 of {runs}: {:.1} ms (the goal, 2x the hello world, is {:.1} ms for the whole start)",
+        reads[reads.len() / 2],
+        2.0 * p50s[0]
+    );
     Row::new(
         "Lambda init stand-in (spawn to first 200), p50",
         format!("{:.1} ms", p50s[1]),
@@ -606,6 +684,35 @@ fn summarize(state: &str, rps: &[(f64, f64)], p99: &[(f64, f64)]) {
     .record();
 }
 
+/// CPU microseconds one request cost: the proxy's user and system time, and the regions'.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    user: f64,
+    system: f64,
+    regions: f64,
+}
+
+/// Where each proxy's CPU goes per request (medians over the rounds). With everything on the
+/// same cores, throughput follows the whole path's CPU per request, and the proxy's system
+/// time (the kernel's TCP work for one request in and one out, the same system calls for both
+/// proxies) is a floor no user-space work can go under.
+fn summarize_cpu(state: &str, cpu: &[(Cpu, Cpu)]) {
+    let median = |f: &dyn Fn(&(Cpu, Cpu)) -> f64| {
+        let mut v: Vec<f64> = cpu.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "CPU µs per request, {state} (medians): edge user {:.1} + system {:.1}, nginx user {:.1} + system {:.1}; regions {:.1} behind the edge, {:.1} behind nginx",
+        median(&|c| c.0.user),
+        median(&|c| c.0.system),
+        median(&|c| c.1.user),
+        median(&|c| c.1.system),
+        median(&|c| c.0.regions),
+        median(&|c| c.1.regions),
+    );
+}
+
 /// Issue 13's goal for the console as served.
 const CONSOLE_GOAL_KB: f64 = 100.0;
 
@@ -621,5 +728,14 @@ mod tests {
         assert_eq!(w.p50_ms, 1.2);
         assert_eq!(w.p99_ms, 1100.0);
         assert_eq!(w.errors, 7);
+        assert_eq!(w.requests, 1000);
+    }
+
+    #[test]
+    fn reads_cpu_times_after_a_command_name_with_spaces() {
+        let stat =
+            "4242 (tandem (up) x) S 1 4242 4242 0 -1 4194560 2311 0 0 0 731 52 0 0 20 0 3 0 1\n";
+        assert_eq!(stat_times(stat), Some((731, 52)));
+        assert_eq!(stat_times("garbage"), None);
     }
 }
