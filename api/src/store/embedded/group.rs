@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
 use std::time::{Duration, Instant};
 use tandem_shared::item::{Data, Record};
 use tandem_shared::validate::IfMatch;
+use tokio::sync::oneshot;
 
 /// The most writes one transaction takes (the rest make the next one): it bounds a
 /// transaction's size (a write is at most 400 KB) and how long the first write in it waits.
@@ -42,7 +43,7 @@ struct Write {
     id: String,
     data: Option<Data>,
     if_match: Option<IfMatch>,
-    reply: mpsc::SyncSender<Outcome>,
+    reply: oneshot::Sender<Outcome>,
 }
 
 /// The writers' end of the queue, and what went through it.
@@ -76,6 +77,11 @@ struct Counts {
 pub struct CommitStats {
     pub commits: u64,
     pub writes: u64,
+}
+
+/// A write whose answer never came: the committer dropped it (it cannot, short of a panic).
+fn dropped() -> StoreError {
+    StoreError::Internal(anyhow::anyhow!("a queued write was dropped unanswered"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,15 +144,40 @@ fn committer(inner: Weak<Inner>, writes: mpsc::Receiver<Write>, counts: Arc<Coun
 
 impl EmbeddedStore {
     /// Writes (or, with `data: None`, deletes) `id` as a local write of this region, queued in
-    /// the outbox, and returns once a commit holds it (or refused it).
-    pub(super) fn write_local(
+    /// the outbox, and returns once a commit holds it (or refused it). The writer waits on its
+    /// own task: no thread is held while the commit runs, and the committer's answer wakes the
+    /// task directly.
+    pub(super) async fn write_local(
         &self,
         id: &str,
         data: Option<Data>,
         if_match: Option<IfMatch>,
     ) -> Outcome {
+        let outcome = self.queue_local(id, data, if_match)?;
+        outcome.await.unwrap_or_else(|_| Err(dropped()))
+    }
+
+    /// [`Self::write_local`] for a thread outside the runtime (tests that write from threads).
+    #[cfg(test)]
+    fn write_local_blocking(
+        &self,
+        id: &str,
+        data: Option<Data>,
+        if_match: Option<IfMatch>,
+    ) -> Outcome {
+        let outcome = self.queue_local(id, data, if_match)?;
+        outcome.blocking_recv().unwrap_or_else(|_| Err(dropped()))
+    }
+
+    /// Queues a local write for the committer; its outcome comes on the receiver.
+    fn queue_local(
+        &self,
+        id: &str,
+        data: Option<Data>,
+        if_match: Option<IfMatch>,
+    ) -> Result<oneshot::Receiver<Outcome>, StoreError> {
         let group = &self.inner.group;
-        let (reply, outcome) = mpsc::sync_channel(1);
+        let (reply, outcome) = oneshot::channel();
         let write = Write {
             id: id.to_owned(),
             data,
@@ -160,15 +191,11 @@ impl EmbeddedStore {
                 "the store's committer has stopped"
             )));
         }
-        outcome.recv().unwrap_or_else(|_| {
-            Err(StoreError::Internal(anyhow::anyhow!(
-                "a queued write was dropped unanswered"
-            )))
-        })
+        Ok(outcome)
     }
 
     /// Commits `batch`; the answer for each write in it.
-    fn commit_batch(&self, batch: Vec<Write>) -> Vec<(mpsc::SyncSender<Outcome>, Outcome)> {
+    fn commit_batch(&self, batch: Vec<Write>) -> Vec<(oneshot::Sender<Outcome>, Outcome)> {
         let (writes, replies): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .map(|w| ((w.id, w.data, w.if_match), w.reply))
@@ -283,7 +310,7 @@ mod tests {
             .into_iter()
             .map(|(id, data, if_match)| {
                 let store = store.clone();
-                std::thread::spawn(move || store.write_local(&id, data, if_match))
+                std::thread::spawn(move || store.write_local_blocking(&id, data, if_match))
             })
             .collect();
         // Counted, not timed: every write is in the queue.
@@ -322,7 +349,9 @@ mod tests {
     #[test]
     fn if_match_and_versions_stay_exact_within_a_batch() {
         let (_dir, store) = store();
-        store.write_local("counter", Some(data(0)), None).unwrap();
+        store
+            .write_local_blocking("counter", Some(data(0)), None)
+            .unwrap();
         // 16 writers that all read version 1: exactly one wins, as one by one.
         let racing = (1..=16)
             .map(|i| {

@@ -28,9 +28,7 @@ mod group;
 mod log;
 
 use super::digest::{self, BUCKETS, BucketDigest};
-use super::{
-    Page, Store, StoreError, StoredFault, Written, check_precondition, check_size, now_ms,
-};
+use super::{Page, Store, StoreError, StoredFault, Written, check_precondition, now_ms};
 use anyhow::Context as _;
 pub use group::CommitStats;
 pub use log::{ItemsPage, OutboxPage, PeerPosition};
@@ -43,7 +41,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tandem_shared::item::{Data, Item, Record};
 use tandem_shared::replication::RegionReplication;
-use tandem_shared::validate::IfMatch;
+use tandem_shared::validate::{IfMatch, MAX_ITEM_BYTES};
 
 /// id → JSON of the latest [`Record`] (tombstones included).
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
@@ -257,9 +255,13 @@ impl EmbeddedStore {
         let last = meta_get(&meta, HLC)?;
         let stamp = (self.inner.clock)().max(last);
         let record = Record::next(id, current.as_ref(), data, &self.inner.region, stamp);
-        check_size(&record)?;
+        // Encoded once: the stored form is what the size limit counts (`check_size`).
+        let encoded = encode(&record)?;
+        if encoded.len() > MAX_ITEM_BYTES {
+            return Err(StoreError::TooLarge(encoded.len()));
+        }
         items
-            .insert(id, encode(&record)?.as_slice())
+            .insert(id, encoded.as_slice())
             .map_err(anyhow::Error::from)?;
         let mut digests = txn.open_table(DIGESTS).map_err(anyhow::Error::from)?;
         update_digest(&mut digests, current.as_ref(), Some(&record))?;
@@ -337,26 +339,21 @@ impl Store for EmbeddedStore {
         data: Data,
         if_match: Option<IfMatch>,
     ) -> Result<Written, StoreError> {
-        let id = id.to_owned();
-        self.blocking(move |s| {
-            let (record, replaced) = s
-                .write_local(&id, Some(data), if_match)?
-                .ok_or_else(|| anyhow::anyhow!("a put always writes"))?;
-            let item = record
-                .to_item()
-                .ok_or_else(|| anyhow::anyhow!("a put is never a tombstone"))?;
-            Ok(Written {
-                item,
-                created: !replaced,
-            })
+        let (record, replaced) = self
+            .write_local(id, Some(data), if_match)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a put always writes"))?;
+        let item = record
+            .into_item()
+            .ok_or_else(|| anyhow::anyhow!("a put is never a tombstone"))?;
+        Ok(Written {
+            item,
+            created: !replaced,
         })
-        .await
     }
 
     async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        self.blocking(move |s| s.write_local(&id, None, None).map(|_| ()))
-            .await
+        self.write_local(id, None, None).await.map(|_| ())
     }
 
     async fn list(&self, limit: usize, after: Option<String>) -> Result<Page, StoreError> {
