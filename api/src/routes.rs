@@ -14,7 +14,7 @@ use http::header::{ETAG, IF_MATCH};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use tandem_shared::ErrorCode;
-use tandem_shared::item::{Data, Item};
+use tandem_shared::item::{Data, Item, Record};
 use tandem_shared::validate::{self, IfMatch};
 use tandem_shared::wire::{HealthResponse, ItemResponse, ListResponse};
 
@@ -41,7 +41,21 @@ fn item_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
 }
 
 fn item_response(status: StatusCode, item: Item, region: &str) -> Response {
-    let etag = item.etag().and_then(|t| HeaderValue::from_str(&t).ok());
+    let etag = item.etag();
+    tagged_response(status, item, etag.as_deref(), region)
+}
+
+/// [`item_response`] for a stored record, whose ETag needs no parsing.
+fn record_response(record: Record, region: &str) -> Result<Response, ApiError> {
+    let etag = record.etag();
+    let item = record
+        .into_item()
+        .ok_or_else(|| anyhow::anyhow!("a store read a tombstone as live"))?;
+    Ok(tagged_response(StatusCode::OK, item, Some(&etag), region))
+}
+
+fn tagged_response(status: StatusCode, item: Item, etag: Option<&str>, region: &str) -> Response {
+    let etag = etag.and_then(|t| HeaderValue::from_str(t).ok());
     let mut response = (
         status,
         Json(ItemResponse {
@@ -64,7 +78,7 @@ fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
 
 async fn get_by_id<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, ApiError> {
     match state.store.get(id).await? {
-        Some(item) => Ok(item_response(StatusCode::OK, item, &state.config.region)),
+        Some(record) => record_response(record, &state.config.region),
         None => Err(ApiError::not_found(format!("no item with id {id:?}"))),
     }
 }

@@ -34,7 +34,7 @@ use std::time::Duration;
 use tandem_shared::control::{
     STORE_ATTEMPT_TIMEOUT_MS, STORE_CALL_TIMEOUT_MS, STORE_WRITE_BUDGET_MS,
 };
-use tandem_shared::item::{Data, Item, Record, format_timestamp};
+use tandem_shared::item::{Data, Record, format_timestamp};
 use tandem_shared::validate::{IfMatch, MAX_ITEM_BYTES};
 
 type Attrs = HashMap<String, AttributeValue>;
@@ -321,8 +321,8 @@ fn to_attrs(record: &Record) -> anyhow::Result<Attrs> {
 }
 
 impl Store for DynamoStore {
-    async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        Ok(self.read(id).await?.and_then(Record::into_item))
+    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.read(id).await?.filter(|r| !r.is_tombstone()))
     }
 
     async fn put(

@@ -77,8 +77,9 @@ impl StoredFault {
 
 /// What the router needs from a store. Futures are `Send` so axum can run them on any worker.
 pub trait Store: Send + Sync + 'static {
-    /// The live item with this id, if any (tombstones read as absent).
-    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send;
+    /// The live record with this id, if any (tombstones read as absent). A record, not an
+    /// [`Item`]: its ETag is made from the stored stamp, not parsed back from the item's text.
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 
     /// Writes `data` under `id` if `if_match` (when given) holds.
     fn put(

@@ -329,8 +329,8 @@ impl Store for EmbeddedStore {
     /// and then the region stops answering at all, which the edge and the watcher see as the
     /// outage it is. Lists, digests and replication pages, which read many pages, still go to
     /// the blocking pool.
-    async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        Ok(self.record(id)?.and_then(Record::into_item))
+    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.record(id)?.filter(|r| !r.is_tombstone()))
     }
 
     async fn put(
