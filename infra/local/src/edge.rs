@@ -723,13 +723,22 @@ mod tests {
         (addr, accepted, closed)
     }
 
-    fn get_request() -> Outgoing {
-        Outgoing {
+    /// A GET through `origin`, which must answer 200 "ok".
+    async fn get_ok(origin: &Origin) {
+        let request = Outgoing {
             method: Method::GET,
             uri: Uri::from_static("/api/items/a"),
             headers: HeaderMap::new(),
             body: Bytes::new(),
-        }
+        };
+        let answer = origin
+            .send(&request, &EdgeSettings::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (answer.status, &answer.body[..]),
+            (StatusCode::OK, &b"ok"[..])
+        );
     }
 
     #[tokio::test]
@@ -737,14 +746,7 @@ mod tests {
         let (addr, accepted, _) = counting_origin(usize::MAX).await;
         let origin = Origin::new("us-east-1", addr);
         for _ in 0..5 {
-            let answer = origin
-                .send(&get_request(), &EdgeSettings::default(), None)
-                .await
-                .unwrap();
-            assert_eq!(
-                (answer.status, &answer.body[..]),
-                (StatusCode::OK, &b"ok"[..])
-            );
+            get_ok(&origin).await;
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
@@ -754,14 +756,7 @@ mod tests {
         let (addr, accepted, mut closed) = counting_origin(1).await;
         let origin = Origin::new("us-east-1", addr);
         for n in 1..=3 {
-            let answer = origin
-                .send(&get_request(), &EdgeSettings::default(), None)
-                .await
-                .unwrap();
-            assert_eq!(
-                (answer.status, &answer.body[..]),
-                (StatusCode::OK, &b"ok"[..])
-            );
+            get_ok(&origin).await;
             // The origin has closed the connection before the next request is sent.
             closed.wait_for(|c| *c >= n).await.unwrap();
         }

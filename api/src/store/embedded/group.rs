@@ -157,18 +157,6 @@ impl EmbeddedStore {
         outcome.await.unwrap_or_else(|_| Err(dropped()))
     }
 
-    /// [`Self::write_local`] for a thread outside the runtime (tests that write from threads).
-    #[cfg(test)]
-    fn write_local_blocking(
-        &self,
-        id: &str,
-        data: Option<Data>,
-        if_match: Option<IfMatch>,
-    ) -> Outcome {
-        let outcome = self.queue_local(id, data, if_match)?;
-        outcome.blocking_recv().unwrap_or_else(|_| Err(dropped()))
-    }
-
     /// Queues a local write for the committer; its outcome comes on the receiver.
     fn queue_local(
         &self,
@@ -293,6 +281,19 @@ mod tests {
         (dir, store)
     }
 
+    /// A local write from a thread of its own (the tests hold the committer from there).
+    fn write_blocking(
+        store: &EmbeddedStore,
+        id: &str,
+        data: Option<Data>,
+        if_match: Option<IfMatch>,
+    ) -> Outcome {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(store.write_local(id, data, if_match))
+    }
+
     fn data(n: usize) -> Data {
         json!({ "n": n }).as_object().unwrap().clone()
     }
@@ -310,7 +311,7 @@ mod tests {
             .into_iter()
             .map(|(id, data, if_match)| {
                 let store = store.clone();
-                std::thread::spawn(move || store.write_local_blocking(&id, data, if_match))
+                std::thread::spawn(move || write_blocking(&store, &id, data, if_match))
             })
             .collect();
         // Counted, not timed: every write is in the queue.
@@ -349,9 +350,7 @@ mod tests {
     #[test]
     fn if_match_and_versions_stay_exact_within_a_batch() {
         let (_dir, store) = store();
-        store
-            .write_local_blocking("counter", Some(data(0)), None)
-            .unwrap();
+        write_blocking(&store, "counter", Some(data(0)), None).unwrap();
         // 16 writers that all read version 1: exactly one wins, as one by one.
         let racing = (1..=16)
             .map(|i| {
