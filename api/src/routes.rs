@@ -14,7 +14,7 @@ use http::header::{ETAG, IF_MATCH};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use tandem_shared::ErrorCode;
-use tandem_shared::item::{Data, Item, Record};
+use tandem_shared::item::{Data, Record};
 use tandem_shared::validate::{self, IfMatch};
 use tandem_shared::wire::{HealthResponse, ItemResponse, ListResponse};
 
@@ -40,22 +40,13 @@ fn item_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     Ok(id)
 }
 
-fn item_response(status: StatusCode, item: Item, region: &str) -> Response {
-    let etag = item.etag();
-    tagged_response(status, item, etag.as_deref(), region)
-}
-
-/// [`item_response`] for a stored record, whose ETag needs no parsing.
-fn record_response(record: Record, region: &str) -> Result<Response, ApiError> {
-    let etag = record.etag();
+/// A stored record as SPEC §1's item body, with its write's ETag (made from the stored stamp,
+/// not parsed back out of the item's text).
+fn record_response(status: StatusCode, record: Record, region: &str) -> Result<Response, ApiError> {
+    let etag = HeaderValue::from_str(&record.etag()).ok();
     let item = record
         .into_item()
-        .ok_or_else(|| anyhow::anyhow!("a store read a tombstone as live"))?;
-    Ok(tagged_response(StatusCode::OK, item, Some(&etag), region))
-}
-
-fn tagged_response(status: StatusCode, item: Item, etag: Option<&str>, region: &str) -> Response {
-    let etag = etag.and_then(|t| HeaderValue::from_str(t).ok());
+        .ok_or_else(|| anyhow::anyhow!("a store answered a tombstone as a live item"))?;
     let mut response = (
         status,
         Json(ItemResponse {
@@ -67,7 +58,7 @@ fn tagged_response(status: StatusCode, item: Item, etag: Option<&str>, region: &
     if let Some(etag) = etag {
         response.headers_mut().insert(ETAG, etag);
     }
-    response
+    Ok(response)
 }
 
 fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
@@ -78,7 +69,7 @@ fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
 
 async fn get_by_id<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, ApiError> {
     match state.store.get(id).await? {
-        Some(record) => record_response(record, &state.config.region),
+        Some(record) => record_response(StatusCode::OK, record, &state.config.region),
         None => Err(ApiError::not_found(format!("no item with id {id:?}"))),
     }
 }
@@ -89,13 +80,13 @@ async fn put_data<S: Store>(
     data: Data,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Written { item, created } = state.store.put(id, data, if_match(headers)).await?;
+    let Written { record, created } = state.store.put(id, data, if_match(headers)).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(item_response(status, item, &state.config.region))
+    record_response(status, record, &state.config.region)
 }
 
 /// `GET /api/items/{id}`

@@ -207,7 +207,7 @@ impl DynamoStore {
                 &self.region,
                 now_ms(),
             );
-            check_size(&record)?;
+            check_size(record.stored_size())?;
             let attrs = to_attrs(&record)?;
             // DynamoDB's own count, with the attributes Tandem adds: no item that passes here
             // meets a ValidationException there.
@@ -231,7 +231,12 @@ impl DynamoStore {
                     ),
             };
             match put.send().await {
-                Ok(_) => return written(&record, current.is_none()),
+                Ok(_) => {
+                    return Ok(Written {
+                        record,
+                        created: current.is_none(),
+                    });
+                }
                 Err(err)
                     if err
                         .as_service_error()
@@ -240,7 +245,10 @@ impl DynamoStore {
                     // The SDK retries an attempt whose answer never came; if that attempt
                     // landed, the retry finds its own write: done, not a conflict.
                     if self.read(id).await?.as_ref() == Some(&record) {
-                        return written(&record, current.is_none());
+                        return Ok(Written {
+                            record,
+                            created: current.is_none(),
+                        });
                     }
                     // Someone wrote in between: read again and re-check the precondition.
                     continue;
@@ -253,14 +261,6 @@ impl DynamoStore {
             "gave up after {MAX_WRITE_ATTEMPTS} conflicting writes to {id}"
         )))
     }
-}
-
-/// What a put that landed answers.
-fn written(record: &Record, created: bool) -> Result<Written, StoreError> {
-    let item = record
-        .to_item()
-        .ok_or_else(|| anyhow!("a put is never a tombstone"))?;
-    Ok(Written { item, created })
 }
 
 fn s(attrs: &Attrs, name: &str) -> anyhow::Result<String> {

@@ -45,7 +45,8 @@ pub enum StoreError {
 /// The result of a put.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {
-    pub item: Item,
+    /// The record the put wrote (never a tombstone).
+    pub record: Record,
     /// True when the id had no live item before (201), false when one was replaced (200).
     pub created: bool,
 }
@@ -134,9 +135,9 @@ pub fn now_ms() -> u64 {
     real.saturating_add_signed(CLOCK_OFFSET_MS.load(Ordering::Relaxed))
 }
 
-/// Refuses records over DynamoDB's item size limit, in either store.
-pub fn check_size(record: &Record) -> Result<(), StoreError> {
-    let size = record.stored_size();
+/// Refuses records over DynamoDB's item size limit, in either store: `size` is the record's
+/// stored form ([`Record::stored_size`], or the length of the bytes a store already encoded).
+pub fn check_size(size: usize) -> Result<(), StoreError> {
     if size > MAX_ITEM_BYTES {
         return Err(StoreError::TooLarge(size));
     }

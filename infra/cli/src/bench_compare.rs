@@ -61,10 +61,21 @@ fn stat_times(stat: &str) -> Option<(u64, u64)> {
 /// `/proc`'s clock tick: USER_HZ, 100 on Linux (what `sysconf(_SC_CLK_TCK)` answers).
 const TICKS_PER_SEC: f64 = 100.0;
 
-/// CPU microseconds per request, user and system, from two [`cpu_ticks`] readings.
+/// CPU microseconds per request, user and system, from two [`cpu_ticks`] readings (saturating:
+/// a process that exits between them takes its ticks out of the second sum).
 fn per_request(before: (u64, u64), after: (u64, u64), requests: u64) -> (f64, f64) {
     let us = |ticks: u64| ticks as f64 / TICKS_PER_SEC * 1e6 / requests.max(1) as f64;
-    (us(after.0 - before.0), us(after.1 - before.1))
+    (
+        us(after.0.saturating_sub(before.0)),
+        us(after.1.saturating_sub(before.1)),
+    )
+}
+
+/// The median of `values` (nearest rank, as every Tandem percentile), NaN when there are none.
+fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut sorted: Vec<f64> = values.into_iter().collect();
+    sorted.sort_by(f64::total_cmp);
+    tandem_shared::stats::percentile(&sorted, 0.5).unwrap_or(f64::NAN)
 }
 
 /// What `wrk --latency` reports.
@@ -553,14 +564,10 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
             times.push(ms);
             rss = rss.max(peak);
         }
-        times.sort_by(f64::total_cmp);
-        println!(
-            "{name:<34} {:>12.1} {:>12.1} {:>14.1}",
-            times[times.len() / 2],
-            times[times.len() - 1],
-            rss
-        );
-        p50s.push(times[times.len() / 2]);
+        let p50 = median(times.iter().copied());
+        let max = times.iter().copied().fold(f64::NAN, f64::max);
+        println!("{name:<34} {p50:>12.1} {max:>12.1} {rss:>14.1}");
+        p50s.push(p50);
     }
     // The round trip the function cannot start without: what moto takes to answer the secret
     // read on a fresh connection, as a starting process makes it.
@@ -580,10 +587,9 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
             .await?;
         reads.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    reads.sort_by(f64::total_cmp);
     println!(
         "moto's answer to the init's secret read, fresh connection, p50 of {runs}: {:.1} ms (the goal, 2x the hello world, is {:.1} ms for the whole start)",
-        reads[reads.len() / 2],
+        median(reads),
         2.0 * p50s[0]
     );
     Row::new(
@@ -647,14 +653,9 @@ const ROUNDS: usize = 3;
 
 /// The median of each side and of the per-round ratios, printed and recorded.
 fn summarize(state: &str, rps: &[(f64, f64)], p99: &[(f64, f64)]) {
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let side = |v: &[(f64, f64)], edge: bool| {
-        median(v.iter().map(|p| if edge { p.0 } else { p.1 }).collect())
-    };
-    let ratio = |v: &[(f64, f64)]| median(v.iter().map(|p| p.0 / p.1).collect());
+    let side =
+        |v: &[(f64, f64)], edge: bool| median(v.iter().map(|p| if edge { p.0 } else { p.1 }));
+    let ratio = |v: &[(f64, f64)]| median(v.iter().map(|p| p.0 / p.1));
     let (rps_ratio, p99_ratio) = (ratio(rps), ratio(p99));
     println!(
         "ratio edge/nginx, {state} (median of {} rounds): throughput {rps_ratio:.2}, p99 {p99_ratio:.2}",
@@ -697,19 +698,15 @@ struct Cpu {
 /// time (the kernel's TCP work for one request in and one out, the same system calls for both
 /// proxies) is a floor no user-space work can go under.
 fn summarize_cpu(state: &str, cpu: &[(Cpu, Cpu)]) {
-    let median = |f: &dyn Fn(&(Cpu, Cpu)) -> f64| {
-        let mut v: Vec<f64> = cpu.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let of = |f: fn(&(Cpu, Cpu)) -> f64| median(cpu.iter().map(f));
     println!(
         "CPU µs per request, {state} (medians): edge user {:.1} + system {:.1}, nginx user {:.1} + system {:.1}; regions {:.1} behind the edge, {:.1} behind nginx",
-        median(&|c| c.0.user),
-        median(&|c| c.0.system),
-        median(&|c| c.1.user),
-        median(&|c| c.1.system),
-        median(&|c| c.0.regions),
-        median(&|c| c.1.regions),
+        of(|c| c.0.user),
+        of(|c| c.0.system),
+        of(|c| c.1.user),
+        of(|c| c.1.system),
+        of(|c| c.0.regions),
+        of(|c| c.1.regions),
     );
 }
 

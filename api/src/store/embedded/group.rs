@@ -79,11 +79,6 @@ pub struct CommitStats {
     pub writes: u64,
 }
 
-/// A write whose answer never came: the committer dropped it (it cannot, short of a panic).
-fn dropped() -> StoreError {
-    StoreError::Internal(anyhow::anyhow!("a queued write was dropped unanswered"))
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -154,7 +149,12 @@ impl EmbeddedStore {
         if_match: Option<IfMatch>,
     ) -> Outcome {
         let outcome = self.queue_local(id, data, if_match)?;
-        outcome.await.unwrap_or_else(|_| Err(dropped()))
+        // No answer means the committer dropped the write (it cannot, short of a panic).
+        outcome.await.unwrap_or_else(|_| {
+            Err(StoreError::Internal(anyhow::anyhow!(
+                "a queued write was dropped unanswered"
+            )))
+        })
     }
 
     /// Queues a local write for the committer; its outcome comes on the receiver.

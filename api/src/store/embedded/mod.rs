@@ -28,7 +28,9 @@ mod group;
 mod log;
 
 use super::digest::{self, BUCKETS, BucketDigest};
-use super::{Page, Store, StoreError, StoredFault, Written, check_precondition, now_ms};
+use super::{
+    Page, Store, StoreError, StoredFault, Written, check_precondition, check_size, now_ms,
+};
 use anyhow::Context as _;
 pub use group::CommitStats;
 pub use log::{ItemsPage, OutboxPage, PeerPosition};
@@ -41,7 +43,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tandem_shared::item::{Data, Item, Record};
 use tandem_shared::replication::RegionReplication;
-use tandem_shared::validate::{IfMatch, MAX_ITEM_BYTES};
+use tandem_shared::validate::IfMatch;
 
 /// id → JSON of the latest [`Record`] (tombstones included).
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
@@ -255,11 +257,9 @@ impl EmbeddedStore {
         let last = meta_get(&meta, HLC)?;
         let stamp = (self.inner.clock)().max(last);
         let record = Record::next(id, current.as_ref(), data, &self.inner.region, stamp);
-        // Encoded once: the stored form is what the size limit counts (`check_size`).
+        // Encoded once: these bytes are the stored form the size limit counts.
         let encoded = encode(&record)?;
-        if encoded.len() > MAX_ITEM_BYTES {
-            return Err(StoreError::TooLarge(encoded.len()));
-        }
+        check_size(encoded.len())?;
         items
             .insert(id, encoded.as_slice())
             .map_err(anyhow::Error::from)?;
@@ -343,11 +343,8 @@ impl Store for EmbeddedStore {
             .write_local(id, Some(data), if_match)
             .await?
             .ok_or_else(|| anyhow::anyhow!("a put always writes"))?;
-        let item = record
-            .into_item()
-            .ok_or_else(|| anyhow::anyhow!("a put is never a tombstone"))?;
         Ok(Written {
-            item,
+            record,
             created: !replaced,
         })
     }
@@ -581,19 +578,23 @@ mod tests {
     async fn a_clock_that_steps_back_never_stamps_a_write_before_the_last_one() {
         let dir = tempfile::tempdir().unwrap();
         let s = EmbeddedStore::open_with_clock(dir.path(), "us-east-1", test_clock).unwrap();
-        let first = s.put("a", data(json!({})), None).await.unwrap().item;
+        let first = s.put("a", data(json!({})), None).await.unwrap().record;
         CLOCK.store(5_000, std::sync::atomic::Ordering::SeqCst);
         // Another id: on the bare wall clock it would be stamped 5000, long before "a".
-        let second = s.put("b", data(json!({})), None).await.unwrap().item;
-        let stamp = |i: &Item| tandem_shared::item::parse_timestamp(&i.updated_at).unwrap();
+        let second = s.put("b", data(json!({})), None).await.unwrap().record;
+        let stamp = |r: &Record| r.updated_at_ms;
         assert_eq!(stamp(&second), stamp(&first), "{second:?} vs {first:?}");
         // The same id again: strictly later, so the rewrite wins everywhere.
-        let again = s.put("a", data(json!({"v": 2})), None).await.unwrap().item;
+        let again = s
+            .put("a", data(json!({"v": 2})), None)
+            .await
+            .unwrap()
+            .record;
         assert!(stamp(&again) > stamp(&first));
         // And it survives a restart.
         drop(s);
         let s = EmbeddedStore::open_with_clock(dir.path(), "us-east-1", test_clock).unwrap();
-        let third = s.put("c", data(json!({})), None).await.unwrap().item;
+        let third = s.put("c", data(json!({})), None).await.unwrap().record;
         assert!(
             stamp(&third) >= stamp(&second),
             "never behind the region's last stamp"
