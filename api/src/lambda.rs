@@ -1,12 +1,13 @@
 //! The region on AWS Lambda: the runtime secret from Secrets Manager, the DynamoDB store
 //! warmed at init, and `lambda_http` serving API Gateway events (feature `aws`).
 
+use crate::AppState;
 use crate::cli::{RegionArgs, RuntimeSecret};
 use crate::origin::OriginSecrets;
 use crate::store::Store as _;
-use crate::store::dynamo::{DynamoStore, sdk_config};
+use crate::store::dynamo::{DynamoStore, Roots, sdk_config};
 use anyhow::{Context as _, anyhow, bail};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tandem_shared::control::FUNCTION_TIMEOUT_S;
 
 /// How long re-reading the runtime secret may take on a warm instance.
@@ -15,17 +16,16 @@ const REFETCH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Serves API Gateway events forever (tracing is already set up, as JSON).
 pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
     let region = args.region_name();
-    let aws = sdk_config(Some(&region)).await;
+    let aws = sdk_config(Some(&region), Roots::Aws).await;
     let store = DynamoStore::from_sdk_config(&aws, &args.table_name, &region);
     // Two independent round trips, at once: the secret, and a first DynamoDB call that pays
-    // the TLS handshake during init rather than on the first request.
-    let (secret, warmed) = tokio::join!(
+    // the TLS handshake during init rather than on the first request. That call reads the
+    // region's fault, which every request needs, so the first one finds it cached.
+    let read_at = Instant::now();
+    let (secret, fault) = tokio::join!(
         fetch_secret(&aws, args.secret_id.as_deref()),
         store.load_fault()
     );
-    if let Err(err) = warmed {
-        tracing::warn!(error = %err, "warming the DynamoDB connection failed");
-    }
     let secret = secret?;
     let mut config = args.config_with(secret.as_ref());
     config.max_fault_latency_ms = Some(u64::from(FUNCTION_TIMEOUT_S) * 1000);
@@ -42,7 +42,12 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
         origin_cloaking = config.origin_secret.is_some(),
         "Lambda init"
     );
-    lambda_http::run(crate::router(store, config))
+    let state = AppState::new(store, config);
+    match fault {
+        Ok(fault) => state.remember_fault(read_at, fault),
+        Err(err) => tracing::warn!(error = %err, "warming the DynamoDB connection failed"),
+    }
+    lambda_http::run(crate::router_for(state))
         .await
         .map_err(|e| anyhow!("Lambda runtime: {e}"))
 }

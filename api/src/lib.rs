@@ -2,7 +2,8 @@
 //! Gateway HTTP API) and as a local region process.
 //!
 //! Layout:
-//! - [`router`]: builds the router for every route of SPEC §1 from a store and a [`Config`].
+//! - [`router`]: builds the router for every route of SPEC §1 from a store and a [`Config`]
+//!   ([`router_for`]: from an [`AppState`]).
 //! - [`routes`]: item handlers (CRUD, list, the seed's `/api/read` and `/api/write`, health).
 //! - [`admin`]: the admin fault routes and their bearer-token check.
 //! - [`middleware`]: what wraps every response: region and timing headers, error bodies,
@@ -42,8 +43,11 @@ use store::Store;
 
 /// The router of SPEC §1 over `store`.
 pub fn router<S: Store + Clone>(store: S, config: Config) -> Router {
-    let state = AppState::new(store, config);
+    router_for(AppState::new(store, config))
+}
 
+/// [`router`] over state the caller already holds: Lambda's init has read the fault.
+pub fn router_for<S: Store + Clone>(state: AppState<S>) -> Router {
     // Routes an admin fault can fail or slow down.
     let data = Router::new()
         .route("/api/items", get(routes::list_items::<S>))

@@ -62,6 +62,13 @@ impl<S: Store> AppState<S> {
         }
     }
 
+    /// Caches `fault`, read from the store by a call that started at `read_at`, as if the
+    /// cache had read it: Lambda's init reads the fault to warm its connection, and the first
+    /// request then needs no read of its own.
+    pub fn remember_fault(&self, read_at: Instant, fault: Option<StoredFault>) {
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some((read_at, fault));
+    }
+
     /// The stored fault, from the cache when it is fresh enough.
     pub async fn stored_fault(&self) -> Option<StoredFault> {
         if let Some((at, fault)) = *self.fault.lock().unwrap_or_else(|e| e.into_inner())
@@ -97,5 +104,96 @@ impl<S: Store> AppState<S> {
         self.store.save_fault(fault).await?;
         *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), Some(fault)));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Page, StoreError, Written};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tandem_shared::item::{Data, Record};
+    use tandem_shared::validate::IfMatch;
+
+    /// A store that only holds a fault and counts its reads.
+    struct Faults {
+        stored: Option<StoredFault>,
+        reads: AtomicUsize,
+    }
+
+    fn unused<T>() -> Result<T, StoreError> {
+        Err(StoreError::Internal(anyhow::anyhow!(
+            "not used by these tests"
+        )))
+    }
+
+    impl Store for Faults {
+        async fn get(&self, _: &str) -> Result<Option<Record>, StoreError> {
+            unused()
+        }
+        async fn put(&self, _: &str, _: Data, _: Option<IfMatch>) -> Result<Written, StoreError> {
+            unused()
+        }
+        async fn delete(&self, _: &str) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn list(&self, _: usize, _: Option<String>) -> Result<Page, StoreError> {
+            unused()
+        }
+        async fn load_fault(&self) -> Result<Option<StoredFault>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(self.stored)
+        }
+        async fn save_fault(&self, _: StoredFault) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn replication(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+    }
+
+    fn state() -> AppState<Faults> {
+        let stored = StoredFault {
+            fault: Fault::Error {
+                status: 503,
+                duration_s: None,
+            },
+            expires_at_ms: None,
+        };
+        let store = Faults {
+            stored: Some(stored),
+            reads: AtomicUsize::new(0),
+        };
+        AppState::new(store, Config::default())
+    }
+
+    #[tokio::test]
+    async fn a_fault_read_at_init_serves_the_first_request_without_a_read() {
+        let state = state();
+        state.remember_fault(Instant::now(), None);
+        assert_eq!(state.fault().await, Fault::NONE);
+        assert_eq!(state.store.reads.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_fault_read_at_init_expires_like_any_read() {
+        let state = state();
+        // Provisioned concurrency: the first request can come long after init.
+        let long_ago = Instant::now()
+            .checked_sub(FAULT_TTL)
+            .expect("an uptime over a second");
+        state.remember_fault(long_ago, None);
+        assert!(
+            !state.fault().await.is_none(),
+            "the stored fault, read again"
+        );
+        assert_eq!(state.store.reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn without_an_init_read_the_first_request_reads_the_fault() {
+        let state = state();
+        assert!(!state.fault().await.is_none());
+        assert_eq!(state.store.reads.load(Ordering::SeqCst), 1);
     }
 }

@@ -311,8 +311,8 @@ fn admin(token: &str) -> Req {
         .header("x-origin-verify", ORIGIN)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn lambda_init_takes_the_admin_token_and_origin_secret_from_the_secret() {
+/// moto with the function's table and its runtime secret ([`ADMIN`], [`ORIGIN`]).
+async fn moto_with_table_and_secret() -> Moto {
     let moto = Moto::start().await;
     moto.store("tandem-items", "us-east-1").await;
     put_secret(
@@ -321,6 +321,12 @@ async fn lambda_init_takes_the_admin_token_and_origin_secret_from_the_secret() {
         &json!({"admin_token": ADMIN, "origin_secret": ORIGIN}).to_string(),
     )
     .await;
+    moto
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_init_takes_the_admin_token_and_origin_secret_from_the_secret() {
+    let moto = moto_with_table_and_secret().await;
 
     // From the secret alone.
     let (rt, addr) = Runtime::start().await;
@@ -377,4 +383,36 @@ async fn lambda_init_fails_without_its_secret() {
         "{log}"
     );
     assert_eq!(*rt.polls.lock().unwrap(), 0, "it asked for an invocation");
+}
+
+/// Init reads the region's fault to warm its DynamoDB connection; the first request uses that
+/// read instead of making its own: one DynamoDB call in all, not two.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_request_uses_the_fault_read_at_init() {
+    let moto = moto_with_table_and_secret().await;
+    moto.start_recording().await;
+    let started = Instant::now();
+    let (rt, addr) = Runtime::start().await;
+    let function = Function::start(&addr, &moto, "tandem-items", SECRET_ID, &[]);
+    let (status, body) = rt
+        .invoke("1", health().header("x-origin-verify", ORIGIN))
+        .await;
+    let took = started.elapsed();
+    function.stop();
+    assert_eq!(status, 200, "{body}");
+    let calls = moto
+        .recorded()
+        .await
+        .into_iter()
+        .filter(|r| r.service == "dynamodb")
+        .count();
+    // Past the cache's lifetime the first request rightly reads again; nothing to tell then.
+    if took < tandem_api::state::FAULT_TTL {
+        assert_eq!(
+            calls, 1,
+            "init's read of the fault, and no other DynamoDB call"
+        );
+    } else {
+        eprintln!("start to first answer took {took:?}, longer than the fault cache keeps a read");
+    }
 }

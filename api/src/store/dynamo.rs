@@ -100,16 +100,43 @@ pub fn item_size(attrs: &Attrs) -> usize {
         .sum()
 }
 
+/// The roots AWS service endpoints chain to (Amazon Trust Services, and the Starfield root
+/// that cross-signs them), as PEM.
+pub const AWS_ROOTS: &str = include_str!("aws-roots.pem");
+
+/// Which certificate authorities an AWS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roots {
+    /// The machine's store: the CLI and a local region, which may be pointed anywhere.
+    System,
+    /// [`AWS_ROOTS`] only: the Lambda, which talks to DynamoDB and Secrets Manager alone.
+    /// Reading and parsing the image's whole store (about 140 roots) was the largest piece of
+    /// its init (docs/benchmarks.md), and a smaller set trusts less.
+    Aws,
+}
+
 /// The AWS SDK configuration of every Tandem AWS client (this store, the Lambda's runtime
 /// secret, `tandem deploy`): credentials, endpoint (`AWS_ENDPOINT_URL`) and region from the
 /// environment, `region` overriding `AWS_REGION` when given, and the project's one HTTPS
-/// stack, hyper 1 + rustls on ring. The SDK's default client would add aws-lc and a second
-/// rustls setup to every binary.
-pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
+/// stack, hyper 1 + rustls on ring, trusting `roots`. The SDK's default client would add
+/// aws-lc and a second rustls setup to every binary.
+pub async fn sdk_config(region: Option<&str>, roots: Roots) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls;
+    let trust = match roots {
+        Roots::System => tls::TrustStore::default(),
+        Roots::Aws => tls::TrustStore::empty().with_pem_certificate(AWS_ROOTS.as_bytes()),
+    };
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
         ))
+        .tls_context(
+            tls::TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                // Cannot fail (it only stores the trust store); the default trusts the system's.
+                .unwrap_or_default(),
+        )
         .build_https();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
     if let Some(region) = region {
@@ -150,7 +177,7 @@ impl DynamoStore {
     /// with the project's one HTTPS stack: hyper 1 + rustls on ring.
     pub async fn from_env(table: impl Into<String>, region: impl Into<String>) -> Self {
         let region = region.into();
-        let config = sdk_config(Some(&region)).await;
+        let config = sdk_config(Some(&region), Roots::System).await;
         DynamoStore::from_sdk_config(&config, table, region)
     }
 
@@ -430,6 +457,33 @@ impl Store for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The SDK parses [`AWS_ROOTS`] when it makes its first connection, and panics on a bad
+    /// certificate: parse them the same way here, and check each is a root of Mozilla's store.
+    #[test]
+    fn the_lambdas_aws_roots_parse_and_are_mozilla_roots() {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject as _;
+        let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(AWS_ROOTS.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("valid PEM");
+        assert_eq!(
+            certs.len(),
+            5,
+            "Amazon Root CA 1-4 and Starfield Services G2"
+        );
+        for cert in &certs {
+            let anchor = webpki::anchor_from_trusted_cert(cert).expect("a parsable root");
+            assert!(
+                webpki_roots::TLS_SERVER_ROOTS
+                    .iter()
+                    .any(|root| root.subject == anchor.subject
+                        && root.subject_public_key_info == anchor.subject_public_key_info),
+                "not a root of Mozilla's store: {:?}",
+                String::from_utf8_lossy(&anchor.subject)
+            );
+        }
+    }
     use aws_sdk_dynamodb::error::ErrorMetadata;
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
 

@@ -31,7 +31,9 @@ pub struct Aws {
 impl Aws {
     /// Loads the configuration from the environment, the way the AWS CLI would.
     pub async fn load() -> Aws {
-        let base = tandem_api::store::dynamo::sdk_config(None).await;
+        let base =
+            tandem_api::store::dynamo::sdk_config(None, tandem_api::store::dynamo::Roots::System)
+                .await;
         let path_style = base.endpoint_url().is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
         Aws { base, path_style }

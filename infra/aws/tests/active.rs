@@ -21,7 +21,11 @@ use tandem_shared::routing::ACTIVE_REGION_KEY;
 /// The SDK client `tandem` uses (same HTTPS stack and configuration chain), pointed at the fake
 /// with test credentials.
 async fn client(fake: &FakeKvs) -> Client {
-    let base = tandem_api::store::dynamo::sdk_config(Some(PRIMARY)).await;
+    let base = tandem_api::store::dynamo::sdk_config(
+        Some(PRIMARY),
+        tandem_api::store::dynamo::Roots::System,
+    )
+    .await;
     let conf = aws_sdk_cloudfrontkeyvaluestore::config::Builder::from(&base)
         .endpoint_url(&fake.endpoint)
         .credentials_provider(Credentials::new(
