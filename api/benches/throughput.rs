@@ -4,7 +4,7 @@
 //! GET and PUT, each against Tandem's full router (every middleware, redb, fsync on PUT) and
 //! against a bare axum handler that answers the same shape from memory, and the ratio. Both
 //! run in this process on 127.0.0.1 with the same client, concurrency and duration
-//! (`BENCH_SECS`, default 5; `BENCH_CONCURRENCY`, default 32), three rounds in turns, and the
+//! (`BENCH_SECS`, default 5; `BENCH_CONCURRENCY`, default 32), seven rounds in turns (`BENCH_ROUNDS`), and the
 //! median of the per-round ratios. Then PUT alone at 1, 8, 32 and
 //! 128 clients: how throughput grows with concurrent writers when every 2xx waits for an fsync
 //! (group commit: writers share one), against the 1-client rate of the same run; once on this
@@ -22,8 +22,8 @@ use std::time::Duration;
 use tandem_api::store::embedded::EmbeddedStore;
 use tandem_shared::bench::{Goal, Row, thousands};
 
-/// Rounds of Tandem-then-bare per operation.
-const ROUNDS: usize = 3;
+/// Rounds of Tandem-then-bare per operation (`BENCH_ROUNDS`).
+const ROUNDS: usize = 7;
 
 /// GET of the one item every bench run writes first.
 fn get_one() -> MakeRequest {
@@ -53,6 +53,7 @@ fn bare() -> Router {
 fn main() {
     let secs: u64 = setting("SECS", 5);
     let concurrency: usize = setting("CONCURRENCY", 32);
+    let round_count: usize = setting("ROUNDS", ROUNDS);
     common::runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
@@ -81,9 +82,10 @@ fn main() {
         );
         for (op, make) in [("GET", get_one()), ("PUT", put_own())] {
             // In turns, and the median of the per-round ratios: one run of either moves by
-            // ±20 % with this machine's load, and both move together within a round.
+            // ±20 % with this machine's load, and single rounds' ratios ranged 0.6-1.05 on 2
+            // cores (2026-11-28), so seven rounds, and their range printed beside the median.
             let mut rounds = Vec::new();
-            for _ in 0..ROUNDS {
+            for _ in 0..round_count {
                 let t = load(&tandem, secs, concurrency, make.clone()).await;
                 let b = load(&bare, secs, concurrency, make.clone()).await;
                 for (name, f) in [("tandem (redb)", &t), ("bare axum handler", &b)] {
@@ -96,10 +98,13 @@ fn main() {
             }
             rounds.sort_by(|x, y| (x.0 / x.1).total_cmp(&(y.0 / y.1)));
             let (t, b) = rounds[rounds.len() / 2];
+            let ratio = |r: &(f64, f64)| r.0 / r.1;
             println!(
-                "{op:<6} {:<22} {:>10.2}  (median of {ROUNDS} rounds)",
+                "{op:<6} {:<22} {:>10.2}  (median of {round_count} rounds; {:.2}-{:.2})",
                 "ratio tandem/bare",
-                t / b
+                t / b,
+                rounds.first().map_or(f64::NAN, ratio),
+                rounds.last().map_or(f64::NAN, ratio),
             );
             if op == "GET" {
                 Row::new(
