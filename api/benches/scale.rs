@@ -4,15 +4,16 @@
 //! `cargo bench -p tandem-api --bench scale` runs each size in a process of its own (so its
 //! memory is its own): it loads the items into a fresh store in pages of 5,000 replicated
 //! records (as a resync applies them, one durable transaction each), then drives the full
-//! router for `BENCH_SECS` (default 5) with `BENCH_CONCURRENCY` clients (default 32): GET of
-//! random ids, and list pages of 100 starting at random ids. It prints requests/s, latency,
+//! router for `BENCH_SECS` (default 5) with `BENCH_CONCURRENCY` clients (default 32), three
+//! times each, keeping the median run: GET of random ids, and list pages of 100 starting at
+//! random ids. It prints requests/s, latency,
 //! the process's peak memory and the file's size, each against the smallest size.
 //! `BENCH_SCALE_MAX` caps the sizes (default 1,000,000).
 
 mod common;
 
 use base64::Engine as _;
-use common::{Figures, MakeRequest, load, serve, setting};
+use common::{Figures, MakeRequest, median_load, serve, setting};
 use std::sync::Arc;
 use std::time::Instant;
 use tandem_api::store::embedded::EmbeddedStore;
@@ -21,6 +22,9 @@ use tandem_shared::bench::{Goal, Row, thousands};
 
 const SIZES: [u64; 3] = [10_000, 100_000, 1_000_000];
 const PAGE: u64 = 5_000;
+/// Runs per size and operation, of which the median counts: single runs of the same size moved
+/// by ±20 %, enough to flip a 0.8 goal (2026-11-28).
+const ROUNDS: usize = 3;
 /// Set in the child process: the one size it measures.
 const ONE: &str = "BENCH_SCALE_ONE";
 
@@ -115,8 +119,8 @@ fn measure(n: u64) {
             ..Default::default()
         };
         let base = serve(tandem_api::router(store.clone(), config)).await;
-        let get = load(&base, secs, concurrency, random_get(n)).await;
-        let list = load(&base, secs, concurrency, random_list(n)).await;
+        let get = median_load(ROUNDS, &base, secs, concurrency, random_get(n)).await;
+        let list = median_load(ROUNDS, &base, secs, concurrency, random_list(n)).await;
         let file_mib = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok()?.metadata().ok())

@@ -82,6 +82,23 @@ pub async fn load(base: &str, secs: u64, concurrency: usize, make: MakeRequest) 
 }
 
 /// A `VmRSS`/`VmHWM`-style field of this process, in MiB (0 where /proc has none).
+/// `rounds` runs of [`load`] one after the other, and the one with the median throughput: one
+/// run moves by ±20 % with this machine's load.
+pub async fn median_load(
+    rounds: usize,
+    base: &str,
+    secs: u64,
+    concurrency: usize,
+    make: MakeRequest,
+) -> Figures {
+    let mut runs = Vec::new();
+    for _ in 0..rounds.max(1) {
+        runs.push(load(base, secs, concurrency, make.clone()).await);
+    }
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    runs.swap_remove(runs.len() / 2)
+}
+
 pub fn memory_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
