@@ -4,8 +4,8 @@
 //! GET and PUT, each against Tandem's full router (every middleware, redb, fsync on PUT) and
 //! against a bare axum handler that answers the same shape from memory, and the ratio. Both
 //! run in this process on 127.0.0.1 with the same client, concurrency and duration
-//! (`BENCH_SECS`, default 5; `BENCH_CONCURRENCY`, default 32), seven rounds in turns (`BENCH_ROUNDS`), and the
-//! median of the per-round ratios. Then PUT alone at 1, 8, 32 and
+//! (`BENCH_SECS`, default 5; `BENCH_CONCURRENCY`, default 32), seven rounds in turns
+//! (`BENCH_ROUNDS`), and the median of the per-round ratios. Then PUT alone at 1, 8, 32 and
 //! 128 clients: how throughput grows with concurrent writers when every 2xx waits for an fsync
 //! (group commit: writers share one), against the 1-client rate of the same run; once on this
 //! machine's disk, and once on a disk whose fsync takes 2 ms longer (the file backend, with a

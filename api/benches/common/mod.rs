@@ -81,7 +81,6 @@ pub async fn load(base: &str, secs: u64, concurrency: usize, make: MakeRequest) 
     }
 }
 
-/// A `VmRSS`/`VmHWM`-style field of this process, in MiB (0 where /proc has none).
 /// `rounds` runs of [`load`] one after the other, and the one with the median throughput: one
 /// run moves by ±20 % with this machine's load.
 pub async fn median_load(
@@ -99,6 +98,7 @@ pub async fn median_load(
     runs.swap_remove(runs.len() / 2)
 }
 
+/// A `VmRSS`/`VmHWM`-style field of this process, in MiB (0 where /proc has none).
 pub fn memory_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -457,6 +457,8 @@ impl Store for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
 
     /// The SDK parses [`AWS_ROOTS`] when it makes its first connection, and panics on a bad
     /// certificate: parse them the same way here, and check each is a root of Mozilla's store.
@@ -484,8 +486,6 @@ mod tests {
             );
         }
     }
-    use aws_sdk_dynamodb::error::ErrorMetadata;
-    use aws_sdk_dynamodb::operation::put_item::PutItemError;
 
     fn service(code: &str) -> SdkError<PutItemError, ()> {
         SdkError::service_error(
