@@ -11,9 +11,10 @@ use std::process::Command;
 /// 150 KB when the console moved to Leptos's own primitives (`LocalResource` +9.3 KB, `Action`
 /// +5.2 KB, `<For>` +5.0 KB, measured one at a time) and to the shared typed control bodies
 /// (+13 KB, most of it serde's tagged-enum decoding of `Fault`), then to the shared drill rules
-/// and typed error bodies (+14 KB); docs/benchmarks.md has the steps. Cutting it back is
-/// issue 13's.
-pub const BUDGET_BYTES: usize = 205_000;
+/// and typed error bodies (+14 KB); docs/benchmarks.md has the steps. Issue 13 cut it back to
+/// 190 KB (B-tree collects, `Fault`'s flat decoding, `erase_components` off): the budget keeps
+/// that with a little room.
+pub const BUDGET_BYTES: usize = 195_000;
 
 pub fn dist() -> PathBuf {
     util::root().join("frontend/dist")
@@ -113,7 +114,10 @@ fn precompress() -> anyhow::Result<()> {
 /// Prints the wasm and js the browser downloads, raw and as served (the `.br` beside each,
 /// [`precompress`]), and fails over budget.
 pub fn size_budget() -> anyhow::Result<()> {
-    let t = step("console size budget: wasm + js after brotli <= 205 KB");
+    let t = step(&format!(
+        "console size budget: wasm + js after brotli <= {} KB",
+        BUDGET_BYTES / 1000
+    ));
     let mut files: Vec<PathBuf> = std::fs::read_dir(dist())
         .context("reading frontend/dist (build the console first)")?
         .filter_map(|e| e.ok().map(|e| e.path()))
