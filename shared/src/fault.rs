@@ -7,12 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// `duration_s` after which the fault clears itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(
-    tag = "mode",
-    rename_all = "snake_case",
-    deny_unknown_fields,
-    try_from = "FaultWire"
-)]
+// Decoding goes through `FaultWire`, which also refuses unknown fields.
+#[serde(tag = "mode", rename_all = "snake_case", try_from = "FaultWire")]
 pub enum Fault {
     /// Data routes answer `status` (500, 502, 503 or 504).
     Error {
