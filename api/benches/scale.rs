@@ -152,7 +152,7 @@ fn record(i: u64) -> Record {
         serde_json::json!({"i": i, "name": format!("item number {i}"), "tags": ["scale", "bench"]});
     Record {
         id: id(i),
-        data: data.as_object().cloned(),
+        data: tandem_shared::item::Data::try_from(data).ok(),
         version: 1,
         updated_at_ms: 1_780_000_000_000 + i,
         updated_in: "us-west-2".into(),

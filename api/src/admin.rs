@@ -133,11 +133,9 @@ pub async fn get_fault<S: Store>(
 pub async fn put_fault<S: Store>(
     State(state): State<AppState<S>>,
     _: Admin,
-    body: Result<JsonBody, ApiError>,
+    body: Result<JsonBody<Fault>, ApiError>,
 ) -> Result<Json<FaultState>, ApiError> {
-    let JsonBody(body) = body?;
-    let fault: Fault = serde_json::from_value(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid fault: {e}")))?;
+    let JsonBody(fault) = body?;
     fault.validate().map_err(ApiError::bad_request)?;
     check_latency_cap(&fault, state.config.max_fault_latency_ms)?;
     let expires_at_ms = fault.duration_s().map(|d| now_ms() + d * 1000);

@@ -22,6 +22,14 @@ pub enum ApiError {
     /// `Retry-After`, so the edge fails over.
     #[error("storage unavailable: {0:#}")]
     Unavailable(anyhow::Error),
+    /// 503: this region cannot vouch for a read (it is copying a peer's state after a lost
+    /// disk or at first contact, and the item may exist there); `region_unavailable` with
+    /// `Retry-After`, so the edge fails the read over.
+    #[error("resyncing: {0}")]
+    Resyncing(String),
+    /// 503: this region is at a limit of its own; answered `overloaded` with `Retry-After`.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
     /// 500: anything else. Logged, answered as `internal` with no details.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -53,11 +61,14 @@ pub struct ErrorInfo {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = match self {
+        // The 503s a client should simply retry (the edge has failed a read over already) say
+        // when: `Retry-After`.
+        let (status, code, message, retry) = match self {
             ApiError::Client(code, message) => (
                 StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST),
                 code,
                 message,
+                false,
             ),
             ApiError::Faulted(status) => (
                 status,
@@ -66,19 +77,36 @@ impl IntoResponse for ApiError {
                     "this region is unavailable (injected fault, status {})",
                     status.as_u16()
                 ),
+                false,
             ),
             ApiError::Unavailable(err) => {
                 tracing::error!(error = ?err, "storage unavailable");
-                let mut response = StatusCode::SERVICE_UNAVAILABLE.into_response();
-                response.headers_mut().insert(
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from_static("1"),
-                );
-                response.extensions_mut().insert(ErrorInfo {
-                    code: ErrorCode::RegionUnavailable,
-                    message: "this region's storage is unavailable; see its logs".to_owned(),
-                });
-                return response;
+                let message = "this region's storage is unavailable; see its logs".to_owned();
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::RegionUnavailable,
+                    message,
+                    true,
+                )
+            }
+            ApiError::Resyncing(why) => {
+                let message = format!("this region cannot vouch for this read yet: {why}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::RegionUnavailable,
+                    message,
+                    true,
+                )
+            }
+            ApiError::Overloaded(why) => {
+                tracing::warn!(%why, "overloaded");
+                let message = format!("this region is at a limit ({why}); retry shortly");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Overloaded,
+                    message,
+                    true,
+                )
             }
             ApiError::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
@@ -86,10 +114,17 @@ impl IntoResponse for ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR,
                     ErrorCode::Internal,
                     "internal error; see the region's logs".to_owned(),
+                    false,
                 )
             }
         };
         let mut response = status.into_response();
+        if retry {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+        }
         response
             .extensions_mut()
             .insert(ErrorInfo { code, message });

@@ -61,6 +61,7 @@ struct Finishing {
 fn code_for_status(status: StatusCode) -> ErrorCode {
     match status.as_u16() {
         404 => ErrorCode::NotFound,
+        408 => ErrorCode::RequestTimeout,
         405 => ErrorCode::MethodNotAllowed,
         413 => ErrorCode::PayloadTooLarge,
         415 => ErrorCode::UnsupportedMediaType,

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tandem_shared::ErrorCode;
 use tandem_shared::item::{Data, Record};
 use tandem_shared::validate::{self, IfMatch};
-use tandem_shared::wire::{HealthResponse, ItemResponse, ListResponse};
+use tandem_shared::wire::{HealthResponse, ItemResponse, ListResponse, PutBody, WriteBody};
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
@@ -27,6 +27,7 @@ impl From<StoreError> for ApiError {
             StoreError::TooLarge(_) => {
                 ApiError::Client(ErrorCode::PayloadTooLarge, err.to_string())
             }
+            StoreError::Busy(why) => ApiError::Overloaded(why),
             StoreError::Unavailable(e) => ApiError::Unavailable(e),
             StoreError::Internal(e) => ApiError::Internal(e),
         }
@@ -61,10 +62,14 @@ fn record_response(status: StatusCode, record: Record, region: &str) -> Result<R
     Ok(response)
 }
 
+/// The request's `If-Match`, its repeated header lines joined (a value that is not text can
+/// name no write: it matches nothing).
 fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
-    headers
-        .get(IF_MATCH)
-        .map(|v| v.to_str().map(IfMatch::parse).unwrap_or(IfMatch::Never))
+    let values = headers.get_all(IF_MATCH);
+    values.iter().next()?;
+    Some(IfMatch::parse(
+        values.iter().map(|v| v.to_str().unwrap_or("")),
+    ))
 }
 
 async fn get_by_id<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, ApiError> {
@@ -89,6 +94,9 @@ async fn put_data<S: Store>(
     record_response(status, record, &state.config.region)
 }
 
+/// What `If-Match` means on every write route (RFC 9110 13.1.1).
+const IF_MATCH_DOC: &str = "Write only if the item holds one of these writes: `*` (any current item), or a comma-separated list of ETags, e.g. \"3.us-east-1.1764201234567\", of which any may match. A plain \"3\" matches only a version written in the answering region. Comparison is strong: a weak tag (W/\"...\") never matches. An absent item matches nothing (412).";
+
 /// `GET /api/items/{id}`
 #[utoipa::path(get, path = "/api/items/{id}", tag = "items",
     params(("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$")),
@@ -111,7 +119,7 @@ pub async fn get_item<S: Store>(
 #[utoipa::path(put, path = "/api/items/{id}", tag = "items",
     params(
         ("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$"),
-        ("If-Match" = Option<String>, Header, description = "Write only if the item holds this write: its ETag, e.g. \"3.us-east-1.1764201234567\" (a plain \"3\" matches only a version written in the answering region)"),
+        ("If-Match" = Option<String>, Header, description = IF_MATCH_DOC),
     ),
     request_body(content = tandem_shared::wire::PutBody, content_type = "application/json"),
     responses(
@@ -119,7 +127,7 @@ pub async fn get_item<S: Store>(
         (status = 201, description = "Created", body = ItemResponse),
         (status = 400, description = "Invalid id, JSON or data", body = tandem_shared::ErrorBody),
         (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 412, description = "If-Match does not match", body = tandem_shared::ErrorBody),
+        (status = 412, description = "If-Match does not match, or the item is absent", body = tandem_shared::ErrorBody),
         (status = 413, description = "Body or item too large", body = tandem_shared::ErrorBody),
         (status = 415, description = "Body is not application/json", body = tandem_shared::ErrorBody),
         (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
@@ -128,29 +136,33 @@ pub async fn put_item<S: Store>(
     State(state): State<AppState<S>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<JsonBody, ApiError>,
+    body: Result<JsonBody<PutBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     let id = item_id(path)?;
-    let JsonBody(mut body) = body?;
-    let data = validate::take_data(&mut body)?;
+    let JsonBody(PutBody { data }) = body?;
     put_data(&state, &id, data, &headers).await
 }
 
 /// `DELETE /api/items/{id}`
 #[utoipa::path(delete, path = "/api/items/{id}", tag = "items",
-    params(("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$")),
+    params(
+        ("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$"),
+        ("If-Match" = Option<String>, Header, description = IF_MATCH_DOC),
+    ),
     responses(
-        (status = 204, description = "Deleted, or was already absent"),
+        (status = 204, description = "Deleted, or was already absent (without If-Match)"),
         (status = 400, description = "Invalid id", body = tandem_shared::ErrorBody),
         (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        (status = 412, description = "If-Match does not match (nothing was deleted), or the item is absent", body = tandem_shared::ErrorBody),
         (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
     ))]
 pub async fn delete_item<S: Store>(
     State(state): State<AppState<S>>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let id = item_id(path)?;
-    state.store.delete(&id).await?;
+    state.store.delete(&id, if_match(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -173,35 +185,16 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     Ok(id)
 }
 
-/// Cuts a page short at [`validate::LIST_PAGE_MAX_BYTES`] of items (keeping at least one);
-/// the next page then starts after the last item kept.
-fn cap_page_bytes(page: &mut crate::store::Page) {
-    let mut total = 0usize;
-    let keep = page
-        .items
-        .iter()
-        .map(|item| serde_json::to_vec(item).map_or(usize::MAX, |v| v.len()))
-        .take_while(|size| {
-            let first = total == 0;
-            total = total.saturating_add(*size);
-            first || total <= validate::LIST_PAGE_MAX_BYTES
-        })
-        .count();
-    if keep < page.items.len() {
-        page.items.truncate(keep);
-        page.last = page.items.last().map(|i| i.id.clone());
-    }
-}
-
-/// `GET /api/items?limit=&cursor=`: at most `limit` items and at most 5 MiB of them (a page
-/// cut short by size has a `next_cursor` like any other).
+/// `GET /api/items?limit=&cursor=`: at most `limit` items, cut short by the store at
+/// [`validate::LIST_PAGE_MAX_BYTES`] of answer and at [`crate::store::LIST_TIME_BUDGET`] (a
+/// page cut short has a `next_cursor` like any other, and may even be empty).
 #[utoipa::path(get, path = "/api/items", tag = "items",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1..=100 (default 25)", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
     responses(
-        (status = 200, description = "One page of items: at most `limit`, and at most 5 MiB of them (always at least one); continue with `next_cursor`", body = ListResponse),
+        (status = 200, description = "One page of items: at most `limit`, at most 5 MiB of answer (always at least one item when one is reached in time) and what the region could read within half a second; continue with `next_cursor` while it is not null (a page may be short, or empty, with more to come)", body = ListResponse),
         (status = 400, description = "Invalid limit or cursor", body = tandem_shared::ErrorBody),
         (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
         (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
@@ -209,7 +202,7 @@ fn cap_page_bytes(page: &mut crate::store::Page) {
 pub async fn list_items<S: Store>(
     State(state): State<AppState<S>>,
     RawQuery(query): RawQuery,
-) -> Result<Json<ListResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
     let limit = validate::parse_limit(q.limit.as_deref())?;
@@ -219,13 +212,28 @@ pub async fn list_items<S: Store>(
         .filter(|c| !c.is_empty())
         .map(decode_cursor)
         .transpose()?;
-    let mut page = state.store.list(limit, after).await?;
-    cap_page_bytes(&mut page);
-    Ok(Json(ListResponse {
+    let page = state.store.list(limit, after).await?;
+    let page = ListResponse {
         items: page.items,
         next_cursor: page.last.map(|id| URL_SAFE_NO_PAD.encode(id)),
         region: state.config.region.clone(),
-    }))
+    };
+    Ok(json_response(&page))
+}
+
+/// A page as JSON, written into a buffer sized for it up front: a buffer grown by doubling
+/// would hold up to twice the page, and a copy of it while it grows.
+fn json_response(page: &ListResponse) -> Response {
+    let size: usize = page
+        .items
+        .iter()
+        .map(|i| i.id.len() + i.data.len() + i.updated_in.len() + 128)
+        .sum();
+    let mut body = Vec::with_capacity(size + 256);
+    match serde_json::to_writer(&mut body, page) {
+        Ok(()) => ([(http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(err) => ApiError::Internal(err.into()).into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -256,14 +264,14 @@ pub async fn read<S: Store>(
 
 /// `POST /api/write`: the seed's write route, `{"id", "data"}`.
 #[utoipa::path(post, path = "/api/write", tag = "seed",
-    params(("If-Match" = Option<String>, Header, description = "Write only if the item holds this write (its ETag)")),
+    params(("If-Match" = Option<String>, Header, description = IF_MATCH_DOC)),
     request_body(content = tandem_shared::wire::WriteBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Replaced", body = ItemResponse),
         (status = 201, description = "Created", body = ItemResponse),
         (status = 400, description = "Invalid id, JSON or data", body = tandem_shared::ErrorBody),
         (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 412, description = "If-Match does not match", body = tandem_shared::ErrorBody),
+        (status = 412, description = "If-Match does not match, or the item is absent", body = tandem_shared::ErrorBody),
         (status = 413, description = "Body or item too large", body = tandem_shared::ErrorBody),
         (status = 415, description = "Body is not application/json", body = tandem_shared::ErrorBody),
         (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
@@ -271,11 +279,9 @@ pub async fn read<S: Store>(
 pub async fn write<S: Store>(
     State(state): State<AppState<S>>,
     headers: HeaderMap,
-    body: Result<JsonBody, ApiError>,
+    body: Result<JsonBody<WriteBody>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let JsonBody(mut body) = body?;
-    let id = validate::take_id(&body)?;
-    let data = validate::take_data(&mut body)?;
+    let JsonBody(WriteBody { id, data }) = body?;
     put_data(&state, &id, data, &headers).await
 }
 

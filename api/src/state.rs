@@ -134,7 +134,7 @@ mod tests {
         async fn put(&self, _: &str, _: Data, _: Option<IfMatch>) -> Result<Written, StoreError> {
             unused()
         }
-        async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        async fn delete(&self, _: &str, _: Option<IfMatch>) -> Result<(), StoreError> {
             unused()
         }
         async fn list(&self, _: usize, _: Option<String>) -> Result<Page, StoreError> {

@@ -1,6 +1,7 @@
 //! Slow and hostile clients against the server every region and the edge run on: a request
-//! whose header never finishes, an idle keep-alive connection, more connections than the cap,
-//! and a shutdown while a half-sent request is open.
+//! whose header never finishes, a body that never arrives, an answer nobody reads, an idle
+//! keep-alive connection, more connections than the cap (and the reserve kept for health and
+//! the control routes), and a shutdown while a half-sent request is open.
 
 use axum::Router;
 use axum::routing::get;
@@ -14,13 +15,26 @@ async fn start(limits: Limits) -> (String, oneshot::Sender<()>, tokio::task::Joi
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = Router::new().route("/", get(|| async { "ok" }));
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route("/api/health", get(|| async { "healthy" }))
+        .route("/body", axum::routing::put(read_body))
+        // 64 MiB: far more than the socket buffers of both ends hold.
+        .route("/big", get(|| async { vec![b'x'; 64 << 20] }));
     let server = tokio::spawn(async move {
         serve_with(listener, app, async { drop(stopped.await) }, limits)
             .await
             .unwrap();
     });
     (addr, stop, server)
+}
+
+/// Reads the whole body, as the API's extractors do; a body that fails says why.
+async fn read_body(req: axum::extract::Request) -> Result<&'static str, tandem_api::ApiError> {
+    axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .map_err(tandem_api::server::body_error)?;
+    Ok("read")
 }
 
 /// Reads until the server closes the connection; the bytes it sent first. Gives up (and fails
@@ -69,6 +83,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
 async fn connections_past_the_cap_are_closed_and_the_others_still_served() {
     let limits = Limits {
         max_connections: 2,
+        reserve: 0,
         ..Limits::default()
     };
     let (addr, _stop, _server) = start(limits).await;
@@ -118,4 +133,104 @@ async fn shutdown_is_not_held_open_by_a_half_sent_request() {
         "serve did not return while a half-sent request was open"
     );
     until_closed(&mut slow).await;
+}
+
+#[tokio::test]
+async fn past_the_cap_the_reserve_serves_only_health_and_control_paths() {
+    let limits = Limits {
+        max_connections: 1,
+        reserve: 2,
+        reserved: &["/api/health"],
+        ..Limits::default()
+    };
+    let (addr, _stop, _server) = start(limits).await;
+    let mut held = TcpStream::connect(&addr).await.unwrap();
+    held.write_all(PARTIAL).await.unwrap();
+    // Let the server take the first connection in (it holds the one ordinary permit).
+    let mut health = TcpStream::connect(&addr).await.unwrap();
+    health
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = String::from_utf8(until_closed(&mut health).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut public = TcpStream::connect(&addr).await.unwrap();
+    public
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = String::from_utf8(until_closed(&mut public).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains(r#""code":"overloaded""#), "{answer}");
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_answered_408_and_closed() {
+    let limits = Limits {
+        body_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (addr, _stop, _server) = start(limits).await;
+    let mut stalled = TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"PUT /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+        .await
+        .unwrap();
+    let answer = String::from_utf8(until_closed(&mut stalled).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A byte at a time does not keep it alive either: the deadline is for the whole body.
+    let mut trickle = TcpStream::connect(&addr).await.unwrap();
+    trickle
+        .write_all(b"PUT /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    loop {
+        if trickle.write_all(b"x").await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(100), trickle.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the trickle kept the request"
+        );
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answer_gives_its_connection_up() {
+    let limits = Limits {
+        write_timeout: Duration::from_millis(300),
+        max_connections: 1,
+        reserve: 0,
+        ..Limits::default()
+    };
+    let (addr, _stop, _server) = start(limits).await;
+    let mut deaf = TcpStream::connect(&addr).await.unwrap();
+    deaf.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The one permit is the deaf client's until its stalled answer is given up; then another
+    // client is served. Counted by answers, not timed.
+    let served = tandem_testkit::until(Duration::from_secs(20), || async {
+        let mut c = TcpStream::connect(&addr).await.ok()?;
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer).await.ok()?;
+        answer.starts_with(b"HTTP/1.1 200").then_some(())
+    })
+    .await;
+    assert!(served.is_some(), "the deaf client held the only connection");
+    drop(deaf);
 }

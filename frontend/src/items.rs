@@ -413,7 +413,7 @@ fn ItemRows(page: Memo<Page>) -> impl IntoView {
             .into_iter()
             .map(|item| {
                 let id = item.id.clone();
-                let preview = serde_json::Value::Object(item.data).to_string();
+                let preview = item.data.as_str().to_owned();
                 view! {
                     <tr>
                         <td>
@@ -508,7 +508,7 @@ fn ItemControls(item: Item) -> impl IntoView {
     let edit = move |_| {
         s.editor_id.set(edit_item.id.clone());
         s.editor_text
-            .set(serde_json::to_string_pretty(&edit_item.data).unwrap_or_default());
+            .set(serde_json::to_string_pretty(&edit_item.data.to_map()).unwrap_or_default());
         s.editor_version.set(Some(edit_item.version));
         calls.save.clear();
     };

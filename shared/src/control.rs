@@ -90,10 +90,22 @@ pub enum RegionState {
     Crashed,
     /// Frozen (SIGSTOP): the kernel accepts connections, nobody answers.
     Blackhole,
+    /// Exiting on its own again and again (three times in a minute): restarted with a growing
+    /// back-off, and so until it has run a minute without exiting. Reported, never asked for.
+    Crashing,
 }
 
 impl RegionState {
-    pub const ALL: [RegionState; 4] = [
+    pub const ALL: [RegionState; 5] = [
+        RegionState::Up,
+        RegionState::Stopped,
+        RegionState::Crashed,
+        RegionState::Blackhole,
+        RegionState::Crashing,
+    ];
+
+    /// The states the operator may ask for (`crashing` only happens).
+    pub const ASKABLE: [RegionState; 4] = [
         RegionState::Up,
         RegionState::Stopped,
         RegionState::Crashed,
@@ -107,6 +119,7 @@ impl RegionState {
             RegionState::Stopped => "stopped",
             RegionState::Crashed => "crashed",
             RegionState::Blackhole => "blackhole",
+            RegionState::Crashing => "crashing",
         }
     }
 }
@@ -120,7 +133,7 @@ impl fmt::Display for RegionState {
 impl FromStr for RegionState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RegionState::ALL
+        RegionState::ASKABLE
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| format!("unknown state {s:?}: use up, stopped, crashed or blackhole"))
@@ -138,6 +151,12 @@ pub struct RegionStatus {
     /// Why the region's last start failed (its own log says more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Restarts after exits nobody asked for (the OOM killer, an abort, a kill from outside).
+    #[serde(default)]
+    pub restarts: u64,
+    /// How the last such exit ended (`killed by SIGKILL`, `exited with status 1`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
 }
 
 /// Answer to `GET /_tandem/regions`.

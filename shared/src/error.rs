@@ -27,6 +27,12 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
+    /// 408: the request's body did not arrive in time.
+    RequestTimeout,
+    /// 503: the server answering (a region, the edge) is at one of its limits: connections,
+    /// buffered bytes, pages produced at once. Sent with `Retry-After`; nothing is wrong with
+    /// the request.
+    Overloaded,
     /// 500: something broke inside; details are logged, never returned.
     Internal,
     /// 500/502/503/504: the region is faulted (on purpose, by the admin fault route) or down.
@@ -46,6 +52,8 @@ impl ErrorCode {
             ErrorCode::PreconditionFailed => 412,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::RequestTimeout => 408,
+            ErrorCode::Overloaded => 503,
             ErrorCode::Internal => 500,
             ErrorCode::RegionUnavailable => 503,
         }
@@ -64,6 +72,8 @@ impl ErrorCode {
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
             ErrorCode::RegionUnavailable => "region_unavailable",
         }
@@ -118,13 +128,18 @@ mod tests {
             ErrorCode::PreconditionFailed,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
+            ErrorCode::RequestTimeout,
+            ErrorCode::Overloaded,
             ErrorCode::Internal,
             ErrorCode::RegionUnavailable,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
-            // Only `internal` and `region_unavailable` may be 5xx: a client's mistake never is.
-            let server_side = matches!(code, ErrorCode::Internal | ErrorCode::RegionUnavailable);
+            // Only the server's own states may be 5xx: a client's mistake never is.
+            let server_side = matches!(
+                code,
+                ErrorCode::Internal | ErrorCode::RegionUnavailable | ErrorCode::Overloaded
+            );
             assert_eq!(code.status() >= 500, server_side, "{code:?}");
         }
     }

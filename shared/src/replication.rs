@@ -168,9 +168,16 @@ pub struct Verdict {
     pub unavailable: Vec<String>,
     /// Digest buckets that differed.
     pub differing_buckets: Vec<usize>,
-    /// The ids behind those buckets, with what each region holds.
+    /// The first ids (at most [`DIFFERENCES_SHOWN`], in id order) behind those buckets, with
+    /// what each region holds.
     pub differences: Vec<Difference>,
+    /// How many ids differ in all (the comparison walks every one, keeping only the first).
+    #[serde(default)]
+    pub differing_ids: u64,
 }
+
+/// The most differences a [`Verdict`] lists: the comparison's memory does not grow with them.
+pub const DIFFERENCES_SHOWN: usize = 100;
 
 #[cfg(test)]
 mod tests {

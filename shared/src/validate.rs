@@ -3,9 +3,11 @@
 //! Every failure here is the client's mistake and maps to a 4xx code, never a 5xx.
 
 use crate::error::ErrorCode;
-use crate::item::Data;
-use crate::item::Record;
-use serde_json::Value;
+use crate::item::{Data, Record};
+use crate::wire::{PutBody, WriteBody};
+use serde::Deserialize;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 
 /// Longest id, in characters.
 pub const MAX_ID_LEN: usize = 256;
@@ -17,10 +19,34 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Page size bounds and default for `GET /api/items`.
 pub const LIST_LIMIT_MAX: usize = 100;
 pub const LIST_LIMIT_DEFAULT: usize = 25;
-/// Most bytes of items in one `GET /api/items` page (at least one item is always sent): a
-/// buffered Lambda response carries at most 6 MB, and a 5xx there would make the edge fail
-/// over for what is no outage.
+/// Most bytes of one `GET /api/items` answer, counted as Lambda carries it: the runtime sends a
+/// response as JSON with the body inside a string, so every `"` and `\` of the page is escaped
+/// once more (a page of 5 MiB of items may be 10 MB on that wire). Lambda refuses a response
+/// over 6 MB, and that 5xx would make the edge fail over for what is no outage; this budget
+/// leaves room for the envelope and the headers. At least one item is always sent (a 400 KB
+/// item is at most ~800 KB escaped).
 pub const LIST_PAGE_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// What one item adds to a page, against [`LIST_PAGE_MAX_BYTES`], from the record as a store
+/// keeps it (its JSON), before anything is decoded: its length, one more for each byte Lambda
+/// escapes again, and what the item's shape adds to the record's (`updated_at` as quoted text
+/// instead of milliseconds, a comma).
+pub fn page_cost(stored_record: &[u8]) -> usize {
+    escaped_len(stored_record) + 32
+}
+
+/// What one item adds to a page, from its parts (a store that does not keep records as JSON).
+pub fn item_page_cost(id: &str, data: &Data, updated_in: &str) -> usize {
+    // `{"id":"…","data":…,"version":…,"updated_at":"…","updated_in":"…"},`: 61 fixed bytes
+    // and 18 quotes, a version of at most 20 digits, a 24-byte timestamp.
+    id.len() + escaped_len(data.as_str().as_bytes()) + updated_in.len() + 61 + 18 + 20 + 24
+}
+
+/// Length of `json` once escaped into a JSON string: `"` and `\` take two bytes. (JSON text
+/// holds no raw control characters: those are already escaped inside its strings.)
+pub fn escaped_len(json: &[u8]) -> usize {
+    json.len() + json.iter().filter(|b| matches!(b, b'"' | b'\\')).count()
+}
 
 /// A rejected request: the code to answer with and a message for a person.
 pub type Rejection = (ErrorCode, String);
@@ -52,17 +78,84 @@ pub fn is_json_content_type(value: &str) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// Parses a JSON body, telling malformed JSON (`invalid_json`) from the wrong shape. An
-/// integer that does not fit in 64 bits is refused (`bad_request`): parsed, it would become a
-/// float and be stored rounded, which would change the client's data without a word.
-pub fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
-    let value = serde_json::from_slice(body).map_err(|e| {
-        (
+/// Most arrays and objects nested in an item's data, the data object itself included. An item's
+/// answer adds two levels (`{"item": {"data": …}}`) and a list page three, so every answer stays
+/// well within the 127 levels serde_json (and with it the console and the CLI) reads by default.
+pub const MAX_DATA_DEPTH: usize = 100;
+
+/// A write body before its data is looked at: the id and the data as the client's own text,
+/// borrowed from the body (no tree is built; unknown fields are skipped without allocating).
+#[derive(Deserialize)]
+struct RawWriteBody<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+fn raw_body(body: &[u8]) -> Result<RawWriteBody<'_>, Rejection> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        Category::Data => (
+            ErrorCode::BadRequest,
+            format!("body must be a JSON object with a data field ({e})"),
+        ),
+        _ => (
             ErrorCode::InvalidJson,
             format!("body is not valid JSON: {e}"),
-        )
-    })?;
-    if let Some(n) = oversized_integer(body) {
+        ),
+    })
+}
+
+/// `PUT /api/items/{id}`'s body, checked: `{"data": {…}}` with [`compact_data`]'s rules.
+pub fn parse_put_body(body: &[u8]) -> Result<PutBody, Rejection> {
+    let raw = raw_body(body)?;
+    Ok(PutBody {
+        data: compact_data(raw.data)?,
+    })
+}
+
+/// `POST /api/write`'s body, checked: a valid `id` first, then the data as for a put.
+pub fn parse_write_body(body: &[u8]) -> Result<WriteBody, Rejection> {
+    let raw = raw_body(body)?;
+    let id = match raw.id.map(|id| serde_json::from_str::<String>(id.get())) {
+        Some(Ok(id)) => id,
+        Some(Err(_)) => return Err((ErrorCode::InvalidId, "id must be a string".into())),
+        None => return Err((ErrorCode::InvalidId, "body must have an id field".into())),
+    };
+    validate_id(&id)?;
+    Ok(WriteBody {
+        id,
+        data: compact_data(raw.data)?,
+    })
+}
+
+/// Checks a write's data and makes it compact, streaming (no tree of it is ever built): a JSON
+/// object, nested at most [`MAX_DATA_DEPTH`] levels, with no integer outside 64 bits (parsed,
+/// it would become a float and be stored rounded, changing the client's data without a word)
+/// and nothing serde_json cannot read back (a lone surrogate, a number out of range). The
+/// compact text stops at [`MAX_ITEM_BYTES`]: what is longer could never be stored (413).
+pub fn compact_data(data: Option<&RawValue>) -> Result<Data, Rejection> {
+    let Some(raw) = data.filter(|d| d.get() != "null") else {
+        return Err((
+            ErrorCode::BadRequest,
+            "body must have a data field holding a JSON object".into(),
+        ));
+    };
+    let text = raw.get();
+    if !text.starts_with('{') {
+        return Err((ErrorCode::BadRequest, "data must be a JSON object".into()));
+    }
+    let scan = scan(text.as_bytes());
+    if scan.depth > MAX_DATA_DEPTH {
+        return Err((
+            ErrorCode::BadRequest,
+            format!(
+                "data nests {} levels of arrays and objects; at most {MAX_DATA_DEPTH} are accepted",
+                scan.depth
+            ),
+        ));
+    }
+    if let Some(n) = scan.oversized_integer {
         return Err((
             ErrorCode::BadRequest,
             format!(
@@ -70,13 +163,68 @@ pub fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
             ),
         ));
     }
-    Ok(value)
+    let mut out = Limited {
+        bytes: Vec::with_capacity(text.len().min(MAX_ITEM_BYTES)),
+        over: false,
+    };
+    let mut from = serde_json::Deserializer::from_str(text);
+    let mut to = serde_json::Serializer::new(&mut out);
+    if let Err(e) = serde_transcode::transcode(&mut from, &mut to) {
+        if out.over {
+            return Err((
+                ErrorCode::PayloadTooLarge,
+                format!("data is over the {MAX_ITEM_BYTES}-byte item limit"),
+            ));
+        }
+        return Err((
+            ErrorCode::InvalidJson,
+            format!("data is not valid JSON: {e}"),
+        ));
+    }
+    let text = String::from_utf8(out.bytes)
+        .map_err(|_| (ErrorCode::InvalidJson, "data is not UTF-8".into()))?;
+    Data::from_checked(text).map_err(|e| {
+        (
+            ErrorCode::InvalidJson,
+            format!("data is not valid JSON: {e}"),
+        )
+    })
 }
 
-/// The first integer literal of valid JSON text `json` outside `i64` and `u64`, if any.
-fn oversized_integer(json: &[u8]) -> Option<&str> {
-    let mut i = 0;
-    let mut in_string = false;
+/// A writer that refuses to grow past [`MAX_ITEM_BYTES`], and says when it did.
+struct Limited {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_ITEM_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("over the item limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What [`scan`] finds in valid JSON text.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Scan<'a> {
+    /// The deepest nesting of arrays and objects (an object alone is 1).
+    depth: usize,
+    /// The first integer literal outside `i64` and `u64`.
+    oversized_integer: Option<&'a str>,
+}
+
+/// One pass over valid JSON text: nesting depth and the first oversized integer.
+fn scan(json: &[u8]) -> Scan<'_> {
+    let mut found = Scan::default();
+    let (mut i, mut depth, mut in_string) = (0, 0usize, false);
     while i < json.len() {
         let b = json[i];
         if in_string {
@@ -90,6 +238,11 @@ fn oversized_integer(json: &[u8]) -> Option<&str> {
         }
         match b {
             b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                found.depth = found.depth.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
             b'-' | b'0'..=b'9' => {
                 let start = i;
                 while i < json.len()
@@ -97,10 +250,14 @@ fn oversized_integer(json: &[u8]) -> Option<&str> {
                 {
                     i += 1;
                 }
-                let token = std::str::from_utf8(&json[start..i]).ok()?;
+                let token = std::str::from_utf8(&json[start..i]).unwrap_or("");
                 let integer = !token.contains(['.', 'e', 'E']);
-                if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
-                    return Some(token);
+                if found.oversized_integer.is_none()
+                    && integer
+                    && token.parse::<i64>().is_err()
+                    && token.parse::<u64>().is_err()
+                {
+                    found.oversized_integer = Some(token);
                 }
                 continue;
             }
@@ -108,86 +265,55 @@ fn oversized_integer(json: &[u8]) -> Option<&str> {
         }
         i += 1;
     }
-    None
+    found
 }
 
-/// Takes `data` out of a write body: it must be a JSON object.
-pub fn take_data(body: &mut Value) -> Result<Data, Rejection> {
-    let Some(obj) = body.as_object_mut() else {
-        return Err((ErrorCode::BadRequest, "body must be a JSON object".into()));
-    };
-    match obj.remove("data") {
-        Some(Value::Object(data)) => Ok(data),
-        Some(_) => Err((ErrorCode::BadRequest, "data must be a JSON object".into())),
-        None => Err((ErrorCode::BadRequest, "body must have a data field".into())),
-    }
-}
+/// Most entity tags of an `If-Match` list that are compared; the rest are ignored.
+pub const MAX_IF_MATCH_TAGS: usize = 64;
 
-/// Takes `id` out of a `POST /api/write` body.
-pub fn take_id(body: &Value) -> Result<String, Rejection> {
-    match body.get("id") {
-        Some(Value::String(id)) => {
-            validate_id(id)?;
-            Ok(id.clone())
-        }
-        Some(_) => Err((ErrorCode::InvalidId, "id must be a string".into())),
-        None => Err((ErrorCode::InvalidId, "body must have an id field".into())),
-    }
-}
-
-/// An `If-Match` precondition.
+/// An `If-Match` precondition, compared as RFC 9110 §13.1.1 says: `*` matches any current
+/// item, a list matches when any of its tags does, and comparison is strong, so a weak tag
+/// (`W/"…"`) never matches. With no current item (absent or deleted) nothing matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IfMatch {
     /// `*`: the item must exist.
     Any,
-    /// `"<version>.<region>.<ms>"`, an ETag ([`Record::etag`]): the item must hold that very
-    /// write.
+    /// The item must hold one of these writes. Empty when no tag of the header could name a
+    /// write of ours (weak, malformed, another server's): then nothing matches (412).
+    Tags(Vec<Tag>),
+}
+
+/// One strong entity tag of an `If-Match` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tag {
+    /// `"<version>.<region>.<ms>"`, an ETag ([`Record::etag`]): that very write.
     Write {
         version: u64,
         region: String,
         at_ms: u64,
     },
-    /// `"<version>"`, the plain form older clients send: the item must be at this version,
-    /// and that version must have been written in the region answering (see [`IfMatch::matches`]).
+    /// `"<version>"`, the plain form older clients send: this version, written in the region
+    /// answering (see [`IfMatch::matches`]).
     Version(u64),
-    /// A value that can name no write of ours; it never matches (412, as HTTP says).
-    Never,
 }
 
 impl IfMatch {
-    /// Parses the header value. Quotes are optional, `W/` weak tags are accepted, and a list
-    /// matches if any entry does, as RFC 9110 allows; we keep only the first entry that parses.
-    pub fn parse(value: &str) -> IfMatch {
-        for tag in value.split(',').map(str::trim) {
+    /// Parses the header's values (a header may be sent more than once; its lists join).
+    /// Quotes are optional on a strong tag; weak tags and tags that name no write are dropped.
+    pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> IfMatch {
+        let mut tags = Vec::new();
+        for tag in values.into_iter().flat_map(|v| v.split(',')).map(str::trim) {
             if tag == "*" {
                 return IfMatch::Any;
             }
-            let tag = tag.strip_prefix("W/").unwrap_or(tag);
-            let tag = tag
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .unwrap_or(tag);
-            if let Some(parsed) = Self::parse_tag(tag) {
-                return parsed;
+            if tags.len() < MAX_IF_MATCH_TAGS
+                && !tag.starts_with("W/")
+                && let Some(parsed) = Tag::parse(tag)
+            {
+                tags.push(parsed);
             }
         }
-        IfMatch::Never
-    }
-
-    fn parse_tag(tag: &str) -> Option<IfMatch> {
-        if let Ok(v) = tag.parse::<u64>() {
-            return Some(IfMatch::Version(v));
-        }
-        let mut parts = tag.split('.');
-        let (version, region, at_ms) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || !crate::region::is_valid_region(region) {
-            return None;
-        }
-        Some(IfMatch::Write {
-            version: version.parse().ok()?,
-            region: region.to_owned(),
-            at_ms: at_ms.parse().ok()?,
-        })
+        IfMatch::Tags(tags)
     }
 
     /// Whether `current` (`None`: absent or deleted), as held by the region `answering`,
@@ -200,13 +326,40 @@ impl IfMatch {
         };
         match self {
             IfMatch::Any => true,
-            IfMatch::Write {
+            IfMatch::Tags(tags) => tags.iter().any(|tag| tag.matches(c, answering)),
+        }
+    }
+}
+
+impl Tag {
+    fn parse(tag: &str) -> Option<Tag> {
+        let tag = tag
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(tag);
+        if let Ok(v) = tag.parse::<u64>() {
+            return Some(Tag::Version(v));
+        }
+        let mut parts = tag.split('.');
+        let (version, region, at_ms) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || !crate::region::is_valid_region(region) {
+            return None;
+        }
+        Some(Tag::Write {
+            version: version.parse().ok()?,
+            region: region.to_owned(),
+            at_ms: at_ms.parse().ok()?,
+        })
+    }
+
+    fn matches(&self, c: &Record, answering: &str) -> bool {
+        match self {
+            Tag::Write {
                 version,
                 region,
                 at_ms,
             } => (c.version, c.updated_in.as_str(), c.updated_at_ms) == (*version, region, *at_ms),
-            IfMatch::Version(v) => c.version == *v && c.updated_in == answering,
-            IfMatch::Never => false,
+            Tag::Version(v) => c.version == *v && c.updated_in == answering,
         }
     }
 }
@@ -230,6 +383,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn put(body: &str) -> Result<Data, Rejection> {
+        parse_put_body(body.as_bytes()).map(|b| b.data)
+    }
+
     #[test]
     fn integers_beyond_64_bits_are_refused_not_rounded() {
         for ok in [
@@ -237,11 +394,11 @@ mod tests {
             r#"{"data":{"n":-9223372036854775808}}"#,
             r#"{"data":{"f":1.8446744073709552e19,"s":"18446744073709551616999","e":"\"99999999999999999999"}}"#,
         ] {
-            assert!(parse_json(ok.as_bytes()).is_ok(), "{ok}");
+            assert!(put(ok).is_ok(), "{ok}");
         }
         // Out of range for a float too: not JSON serde_json can represent at all.
         assert_eq!(
-            parse_json(b"[1e400000]").unwrap_err().0,
+            put(r#"{"data":{"a":[1e400000]}}"#).unwrap_err().0,
             ErrorCode::InvalidJson
         );
         for bad in [
@@ -249,9 +406,80 @@ mod tests {
             r#"{"data":{"n":-9223372036854775809}}"#,
             r#"{"data":{"a":[1,2,{"deep":123456789012345678901234567890}]}}"#,
         ] {
-            let (code, message) = parse_json(bad.as_bytes()).unwrap_err();
+            let (code, message) = put(bad).unwrap_err();
             assert_eq!(code, ErrorCode::BadRequest, "{bad}");
             assert!(message.contains("64 bits"), "{message}");
+        }
+    }
+
+    #[test]
+    fn data_is_made_compact_and_canonical_without_changing_what_it_says() {
+        let data = put(
+            " { \"data\" : { \"b\" : [ 1 , 2.50 , \"\\u0041\\n\" ] , \"a\" : { } } , \"x\": 1 } ",
+        )
+        .unwrap();
+        assert_eq!(data.as_str(), r#"{"b":[1,2.5,"A\n"],"a":{}}"#);
+        assert_eq!(
+            data.to_map(),
+            json!({"b": [1, 2.5, "A\n"], "a": {}})
+                .as_object()
+                .unwrap()
+                .clone()
+        );
+        // What serde_json cannot read back is refused here, not stored for readers to choke on.
+        for bad in [r#"{"data":{"s":"\ud800"}}"#, r#"{"data":{"n":1e999}}"#] {
+            assert_eq!(put(bad).unwrap_err().0, ErrorCode::InvalidJson, "{bad}");
+        }
+    }
+
+    #[test]
+    fn data_nests_at_most_max_data_depth_levels() {
+        let nest = |levels: usize| {
+            let inner = "[".repeat(levels - 1) + &"]".repeat(levels - 1);
+            format!(r#"{{"data":{{"a":{inner}}}}}"#)
+        };
+        let deepest = put(&nest(MAX_DATA_DEPTH)).unwrap();
+        // Answered as an item in a list page (three levels more), a default reader reads it.
+        let page = format!(r#"{{"items":[{{"data":{}}}]}}"#, deepest.as_str());
+        serde_json::from_str::<serde_json::Value>(&page).expect("the console and CLI read it");
+        let (code, message) = put(&nest(MAX_DATA_DEPTH + 1)).unwrap_err();
+        assert_eq!(code, ErrorCode::BadRequest);
+        assert!(message.contains("at most 100"), "{message}");
+        // Brackets inside strings are text, not nesting.
+        let text = format!(r#"{{"data":{{"s":"{}"}}}}"#, "[{".repeat(500));
+        assert!(put(&text).is_ok());
+    }
+
+    #[test]
+    fn compact_data_stops_at_the_item_limit() {
+        let big = format!(r#"{{"data":{{"a":"{}"}}}}"#, "x".repeat(MAX_ITEM_BYTES));
+        assert_eq!(put(&big).unwrap_err().0, ErrorCode::PayloadTooLarge);
+        let fits = format!(
+            r#"{{"data":{{"a":"{}"}}}}"#,
+            "x".repeat(MAX_ITEM_BYTES - 100)
+        );
+        assert!(put(&fits).is_ok());
+    }
+
+    #[test]
+    fn page_costs_count_what_lambda_escapes_again() {
+        assert_eq!(escaped_len(br#"{"a":"\\"}"#), 10 + 6);
+        let data = Data::try_from(json!({"q": "\"\"\""})).unwrap();
+        let record = Record::next(
+            "x",
+            None,
+            Some(data.clone()),
+            "us-east-1",
+            1_764_201_234_567,
+        );
+        let item = serde_json::to_vec(&record.to_item().unwrap()).unwrap();
+        let stored = serde_json::to_vec(&record).unwrap();
+        for cost in [page_cost(&stored), item_page_cost("x", &data, "us-east-1")] {
+            assert!(
+                cost > escaped_len(&item),
+                "{cost} vs {}",
+                escaped_len(&item)
+            );
         }
     }
 
@@ -284,59 +512,85 @@ mod tests {
 
     #[test]
     fn bodies() {
-        assert_eq!(parse_json(b"{").unwrap_err().0, ErrorCode::InvalidJson);
-        let mut v = parse_json(br#"{"data": {"a": 1}}"#).unwrap();
-        assert_eq!(take_data(&mut v).unwrap()["a"], 1);
+        assert_eq!(put("{").unwrap_err().0, ErrorCode::InvalidJson);
+        assert_eq!(put(r#"{"data": {"a": 1}}"#).unwrap().to_map()["a"], 1);
         for bad in [
-            json!({"data": [1]}),
-            json!({"data": "x"}),
-            json!({}),
-            json!([1]),
-            json!(null),
+            r#"{"data": [1]}"#,
+            r#"{"data": "x"}"#,
+            r#"{"data": null}"#,
+            "{}",
+            "[1]",
+            "null",
+            r#"{"data": {}, "data": {}}"#,
         ] {
-            assert_eq!(
-                take_data(&mut bad.clone()).unwrap_err().0,
-                ErrorCode::BadRequest,
-                "{bad}"
-            );
+            assert_eq!(put(bad).unwrap_err().0, ErrorCode::BadRequest, "{bad}");
         }
-        assert_eq!(take_id(&json!({"id": "ok"})).unwrap(), "ok");
+        let write = |body: &str| parse_write_body(body.as_bytes());
+        assert_eq!(write(r#"{"id": "ok", "data": {}}"#).unwrap().id, "ok");
+        for bad in [
+            r#"{"id": 5, "data": {}}"#,
+            r#"{"id": "a/b", "data": {}}"#,
+            r#"{"data": {}}"#,
+        ] {
+            assert_eq!(write(bad).unwrap_err().0, ErrorCode::InvalidId, "{bad}");
+        }
+        // The id is checked before the data.
         assert_eq!(
-            take_id(&json!({"id": 5})).unwrap_err().0,
+            write(r#"{"id": "a/b"}"#).unwrap_err().0,
             ErrorCode::InvalidId
         );
         assert_eq!(
-            take_id(&json!({"id": "a/b"})).unwrap_err().0,
-            ErrorCode::InvalidId
+            write(r#"{"id": "a"}"#).unwrap_err().0,
+            ErrorCode::BadRequest
         );
-        assert_eq!(take_id(&json!({})).unwrap_err().0, ErrorCode::InvalidId);
     }
 
     #[test]
-    fn if_match() {
-        assert_eq!(IfMatch::parse("\"3\""), IfMatch::Version(3));
-        assert_eq!(IfMatch::parse("3"), IfMatch::Version(3));
-        assert_eq!(IfMatch::parse("W/\"4\""), IfMatch::Version(4));
-        assert_eq!(IfMatch::parse("*"), IfMatch::Any);
-        assert_eq!(IfMatch::parse("\"abc\""), IfMatch::Never);
-        assert_eq!(IfMatch::parse("\"3.us-east-1.x\""), IfMatch::Never);
-        assert_eq!(IfMatch::parse("\"3.east.7\""), IfMatch::Never);
-        let east = Record::next("a", None, Some(Default::default()), "us-east-1", 7);
-        let west = Record::next("a", None, Some(Default::default()), "us-west-2", 7);
-        let tag = IfMatch::parse(&east.etag());
+    fn if_match_compares_strongly_and_any_tag_of_a_list_matches() {
+        use Tag::{Version, Write};
+        let parse = |v: &str| IfMatch::parse([v]);
+        assert_eq!(parse("\"3\""), IfMatch::Tags(vec![Version(3)]));
+        assert_eq!(parse("3"), IfMatch::Tags(vec![Version(3)]));
+        assert_eq!(parse("*"), IfMatch::Any);
+        // Weak tags never match (RFC 9110 13.1.1 compares strongly); nor does what names no write.
+        for never in [
+            "W/\"4\"",
+            "\"abc\"",
+            "\"3.us-east-1.x\"",
+            "\"3.east.7\"",
+            "",
+        ] {
+            assert_eq!(parse(never), IfMatch::Tags(vec![]), "{never}");
+        }
+        let east = Record::next("a", None, Some(Data::new()), "us-east-1", 7);
+        let west = Record::next("a", None, Some(Data::new()), "us-west-2", 7);
+        let tag = parse(&east.etag());
         assert!(tag.matches(Some(&east), "us-west-2"));
         // Same version, another region's write: the ETag refuses it wherever it is asked.
         assert!(!tag.matches(Some(&west), "us-west-2"));
         assert!(!tag.matches(Some(&west), "us-east-1"));
-        assert!(IfMatch::Version(1).matches(Some(&east), "us-east-1"));
-        assert!(!IfMatch::Version(1).matches(Some(&east), "us-west-2"));
-        assert!(!IfMatch::Version(2).matches(Some(&east), "us-east-1"));
-        assert!(!IfMatch::Version(1).matches(None, "us-east-1"));
+        let v = |n| IfMatch::Tags(vec![Version(n)]);
+        assert!(v(1).matches(Some(&east), "us-east-1"));
+        assert!(!v(1).matches(Some(&east), "us-west-2"));
+        assert!(!v(2).matches(Some(&east), "us-east-1"));
+        assert!(!v(1).matches(None, "us-east-1"));
         assert!(IfMatch::Any.matches(Some(&west), "us-east-1"));
         assert!(!IfMatch::Any.matches(None, "us-east-1"));
         let tombstone = Record::next("a", Some(&east), None, "us-east-1", 8);
         assert!(!IfMatch::Any.matches(Some(&tombstone), "us-east-1"));
-        assert!(!IfMatch::Never.matches(Some(&east), "us-east-1"));
+        assert!(!IfMatch::Tags(vec![]).matches(Some(&east), "us-east-1"));
+        // A list matches when any of its tags does, in one header or across repeated ones.
+        let list = format!("W/{}, \"9\", {}", east.etag(), west.etag());
+        assert!(parse(&list).matches(Some(&west), "us-east-1"));
+        assert!(
+            !parse(&list).matches(Some(&east), "us-east-1"),
+            "only weakly"
+        );
+        let repeated = IfMatch::parse(["\"9\"", east.etag().as_str()]);
+        assert!(repeated.matches(Some(&east), "us-west-2"));
+        assert!(
+            matches!(repeated, IfMatch::Tags(ref t) if t.len() == 2 && matches!(t[1], Write { .. }))
+        );
     }
 
     #[test]

@@ -22,9 +22,10 @@
 //! in ids), so that every Lambda instance of the region reads the same fault.
 
 use super::{
-    Page, Store, StoreError, StoredFault, Written, check_precondition, check_size, now_ms,
+    Page, PageBudget, Store, StoreError, StoredFault, Written, check_precondition, check_size,
+    now_ms,
 };
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -35,7 +36,7 @@ use tandem_shared::control::{
     STORE_ATTEMPT_TIMEOUT_MS, STORE_CALL_TIMEOUT_MS, STORE_WRITE_BUDGET_MS,
 };
 use tandem_shared::item::{Data, Record, format_timestamp};
-use tandem_shared::validate::{IfMatch, MAX_ITEM_BYTES};
+use tandem_shared::validate::{self, IfMatch, MAX_ITEM_BYTES};
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -290,6 +291,46 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// A conditional delete: read, check `if_match`, delete only that very write, and again
+    /// while other writers get in between.
+    async fn delete_until_settled(&self, id: &str, if_match: IfMatch) -> Result<(), StoreError> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let current = self.read(id).await?;
+            check_precondition(Some(&if_match), current.as_ref(), &self.region)?;
+            let Some(c) = current else {
+                return Err(StoreError::PreconditionFailed);
+            };
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(id)))
+                .condition_expression("version = :v AND updated_at_ms = :t")
+                .expression_attribute_values(":v", AttributeValue::N(c.version.to_string()))
+                .expression_attribute_values(":t", AttributeValue::N(c.updated_at_ms.to_string()))
+                .send()
+                .await;
+            match deleted {
+                Ok(_) => return Ok(()),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    // Changed or gone since the read (or an SDK retry of a delete that landed):
+                    // read again and re-check the precondition.
+                    continue;
+                }
+                Err(err) => return Err(failure(err, "DynamoDB DeleteItem")),
+            }
+        }
+        Err(StoreError::Unavailable(anyhow!(
+            "gave up after {MAX_WRITE_ATTEMPTS} conflicting writes to {id}"
+        )))
+    }
+}
+
 fn s(attrs: &Attrs, name: &str) -> anyhow::Result<String> {
     match attrs.get(name) {
         Some(AttributeValue::S(v)) => Ok(v.clone()),
@@ -305,8 +346,12 @@ fn n(attrs: &Attrs, name: &str) -> anyhow::Result<u64> {
 }
 
 fn to_record(attrs: &Attrs) -> anyhow::Result<Record> {
-    let data: Data =
-        serde_json::from_str(&s(attrs, "data")?).context("item data is not a JSON object")?;
+    let data: Data = match attrs.get("data") {
+        Some(AttributeValue::S(text)) => {
+            serde_json::from_str(text).context("item data is not a JSON object")?
+        }
+        _ => bail!("item attribute data is missing or not a string"),
+    };
     Ok(Record {
         id: s(attrs, "id")?,
         data: Some(data),
@@ -325,7 +370,7 @@ fn to_attrs(record: &Record) -> anyhow::Result<Attrs> {
         ("id".to_owned(), AttributeValue::S(record.id.clone())),
         (
             "data".to_owned(),
-            AttributeValue::S(serde_json::to_string(data)?),
+            AttributeValue::S(data.as_str().to_owned()),
         ),
         (
             "version".to_owned(),
@@ -369,15 +414,26 @@ impl Store for DynamoStore {
             })
     }
 
-    async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
-            .send()
+    async fn delete(&self, id: &str, if_match: Option<IfMatch>) -> Result<(), StoreError> {
+        let Some(if_match) = if_match else {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(id)))
+                .send()
+                .await
+                .map_err(|e| failure(e, "DynamoDB DeleteItem"))?;
+            return Ok(());
+        };
+        // As a contended put: the whole conditional delete ends before the function's timeout.
+        let budget = Duration::from_millis(STORE_WRITE_BUDGET_MS);
+        tokio::time::timeout(budget, self.delete_until_settled(id, if_match))
             .await
-            .map_err(|e| failure(e, "DynamoDB DeleteItem"))?;
-        Ok(())
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(anyhow!(
+                    "the delete of {id} did not settle within {budget:?}"
+                )))
+            })
     }
 
     /// A Scan from after the item `after` (its `ExclusiveStartKey`), so in the table's own
@@ -386,8 +442,11 @@ impl Store for DynamoStore {
     /// cursor is a position in this region's replica. The page's `last` is the last item
     /// evaluated; the page after it may be empty.
     async fn list(&self, limit: usize, after: Option<String>) -> Result<Page, StoreError> {
+        let mut budget = PageBudget::new(limit);
         let mut items = Vec::new();
         let mut start = after.map(|id| Self::key(&id));
+        // The id the next page starts after, once this one ends early.
+        let mut last: Option<String> = None;
         loop {
             let out = self
                 .client
@@ -401,10 +460,18 @@ impl Store for DynamoStore {
                 .await
                 .map_err(|e| failure(e, "DynamoDB Scan"))?;
             for attrs in out.items() {
-                items.extend(to_record(attrs)?.to_item());
+                let record = to_record(attrs)?;
+                let cost = record.data.as_ref().map_or(0, |data| {
+                    validate::item_page_cost(&record.id, data, &record.updated_in)
+                });
+                if !budget.take(cost) {
+                    return Ok(Page { items, last });
+                }
+                last = Some(record.id.clone());
+                items.extend(record.into_item());
             }
             match out.last_evaluated_key {
-                Some(key) if items.len() < limit => start = Some(key),
+                Some(key) if !budget.out_of_time() && items.len() < limit => start = Some(key),
                 Some(key) => {
                     let last = s(&key, "id")?;
                     return Ok(Page {

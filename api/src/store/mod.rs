@@ -19,10 +19,16 @@ pub mod embedded;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tandem_shared::Fault;
 use tandem_shared::item::{Data, Item, Record};
-use tandem_shared::validate::{IfMatch, MAX_ITEM_BYTES};
+use tandem_shared::validate::{IfMatch, LIST_PAGE_MAX_BYTES, MAX_ITEM_BYTES};
+
+/// How long a store spends on one list page before it answers what it has (with a cursor):
+/// well inside the smallest origin read timeout CloudFront allows (1 s), so a page that is
+/// slow to produce (large items, many tombstones, a loaded disk) is a short page, never a 504.
+pub const LIST_TIME_BUDGET: Duration = Duration::from_millis(500);
 
 /// Why a store refused or failed an operation.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +39,10 @@ pub enum StoreError {
     /// The stored item would exceed DynamoDB's 400 KB limit.
     #[error("item would be {0} bytes, over the 400 KB limit")]
     TooLarge(usize),
+    /// The store is at a limit of its own (pages produced at once): 503 `overloaded` with
+    /// `Retry-After`, and the edge fails a read over.
+    #[error("busy: {0}")]
+    Busy(String),
     /// The storage underneath failed (I/O error, full or missing disk): an outage, answered
     /// 503 so the edge fails over.
     #[error("storage unavailable: {0:#}")]
@@ -57,6 +67,44 @@ pub struct Written {
 pub struct Page {
     pub items: Vec<Item>,
     pub last: Option<String>,
+}
+
+/// The bounds of one list page ([`Store::list`]): items are offered in order, each with its
+/// [`tandem_shared::validate::page_cost`], and taken while they fit.
+pub struct PageBudget {
+    deadline: std::time::Instant,
+    limit: usize,
+    items: usize,
+    bytes: usize,
+}
+
+impl PageBudget {
+    /// The budget of a page of at most `limit` items, whose time starts now.
+    pub fn new(limit: usize) -> PageBudget {
+        PageBudget {
+            deadline: std::time::Instant::now() + LIST_TIME_BUDGET,
+            limit,
+            items: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Whether the page's time is up: it ends where it is (with a cursor), even empty.
+    pub fn out_of_time(&self) -> bool {
+        std::time::Instant::now() >= self.deadline
+    }
+
+    /// Takes an item costing `cost` if it fits: the first always does, then each while the
+    /// page is under `limit` items and [`LIST_PAGE_MAX_BYTES`].
+    pub fn take(&mut self, cost: usize) -> bool {
+        let fits = self.items == 0
+            || (self.items < self.limit && self.bytes.saturating_add(cost) <= LIST_PAGE_MAX_BYTES);
+        if fits {
+            self.items += 1;
+            self.bytes = self.bytes.saturating_add(cost);
+        }
+        fits
+    }
 }
 
 /// A region's admin fault as stored, with when it clears itself.
@@ -90,11 +138,19 @@ pub trait Store: Send + Sync + 'static {
         if_match: Option<IfMatch>,
     ) -> impl Future<Output = Result<Written, StoreError>> + Send;
 
-    /// Deletes `id`; deleting what is absent is not an error.
-    fn delete(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Deletes `id` if `if_match` (when given) holds; deleting what is absent without one is
+    /// not an error.
+    fn delete(
+        &self,
+        id: &str,
+        if_match: Option<IfMatch>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Up to `limit` live items after `after` (a page's `last`): the ids that follow it in the
-    /// embedded store, the items the Scan reaches after it on DynamoDB.
+    /// embedded store, the items the Scan reaches after it on DynamoDB. Bounded whatever the
+    /// items hold: a page stops before [`LIST_PAGE_MAX_BYTES`] of answer (by
+    /// [`tandem_shared::validate::page_cost`], counted before anything is decoded; at least one item) and once
+    /// [`LIST_TIME_BUDGET`] has passed, and then has a `last` to continue after.
     fn list(
         &self,
         limit: usize,

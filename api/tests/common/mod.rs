@@ -157,6 +157,9 @@ impl Client for Http {
     }
 }
 
+/// Lambda's limit on a synchronous invocation's response payload (6 MB).
+pub const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+
 /// Through `lambda_http`'s adapter, as API Gateway HTTP API (payload 2.0) events.
 pub struct Lambda {
     app: axum::Router,
@@ -214,6 +217,13 @@ impl Lambda {
             ))
             .await
             .unwrap();
+        // What the runtime posts back: Lambda refuses a response over 6 MB of it.
+        let posted = serde_json::to_vec(&response).unwrap();
+        assert!(
+            posted.len() <= LAMBDA_RESPONSE_LIMIT,
+            "a Lambda response of {} bytes",
+            posted.len()
+        );
         serde_json::to_value(&response).unwrap()
     }
 }

@@ -1,9 +1,10 @@
 //! The local control API on the edge (`/_tandem/*`, admin token): region states and replication.
 
 use crate::active::{Active, SwitchError};
-use crate::replication::wire::Key;
+use crate::replication::client::{SignedClient, Target};
+use crate::replication::wire::{CONTROL_IDENTITY, Key};
 use crate::replication::{RegionReplication, ReplicationConfig, Verdict};
-use crate::up::Supervisor;
+use crate::supervisor::Supervisor;
 use axum::extract::{FromRef, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,16 +19,18 @@ use tandem_shared::control::{
     ActiveRegion, EdgeSettings, RegionState, RegionsBody, ReplicationBody, ReplicationPatch,
     ReplicationUpdate, SetRegionState,
 };
-use tandem_shared::headers::ORIGIN_VERIFY;
 use tokio::sync::Mutex;
 
+/// The control API's state. It reaches the regions only with requests signed with the
+/// replication key (as [`CONTROL_IDENTITY`]): it sends them no secret, and a process that took a
+/// region's port can neither read its calls nor answer them.
 #[derive(Clone)]
 struct Control {
     supervisor: Arc<Mutex<Supervisor>>,
     token: Arc<str>,
     edge: EdgeSettings,
     active: Arc<Active>,
-    http: reqwest::Client,
+    regions: Arc<SignedClient>,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> Response {
@@ -40,16 +43,18 @@ pub fn router(
     token: String,
     edge: EdgeSettings,
     active: Arc<Active>,
+    key: Key,
 ) -> Router {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("reqwest client");
     let state = Control {
         supervisor,
         token: token.into(),
         edge,
         active,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("reqwest client"),
+        regions: Arc::new(SignedClient::new(http, key, CONTROL_IDENTITY)),
     };
     Router::new()
         .route("/regions", get(regions))
@@ -86,7 +91,13 @@ async fn set_region(
     Path(region): Path<String>,
     body: Result<Json<SetRegionState>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Ok(Json(SetRegionState { state })) = body else {
+    let Ok(Json(SetRegionState { state })) = body.map_err(drop).and_then(|b| {
+        if RegionState::ASKABLE.contains(&b.0.state) {
+            Ok(b)
+        } else {
+            Err(())
+        }
+    }) else {
         return error(
             ErrorCode::BadRequest,
             "body must be {\"state\": \"up\" | \"stopped\" | \"crashed\" | \"blackhole\"}",
@@ -117,28 +128,28 @@ async fn set_region(
 
 /// `GET /_tandem/replication`: the config, and every region pair's figures.
 async fn replication(State(c): State<Control>, _: Admin) -> Json<ReplicationBody> {
-    let (config, secret, all, answering) = {
+    let (config, all, answering) = {
         let mut s = c.supervisor.lock().await;
         let all: Vec<String> = s.status().into_iter().map(|r| r.region).collect();
-        (
-            s.replication,
-            s.origin_secret().to_owned(),
-            all,
-            s.answering(),
-        )
+        (s.replication, all, s.answering())
     };
     let mut pairs = Vec::new();
     let mut answered = Vec::new();
     for (name, url) in answering {
+        let target = Target {
+            region: &name,
+            url: &url,
+        };
         let got = c
-            .http
-            .get(format!("{url}/_replication/status"))
-            .header(ORIGIN_VERIFY, &secret)
-            .send()
+            .regions
+            .json::<RegionReplication>(
+                target,
+                reqwest::Method::GET,
+                "/_replication/status",
+                None::<&()>,
+            )
             .await;
-        if let Ok(resp) = got
-            && let Ok(status) = resp.json::<RegionReplication>().await
-        {
+        if let Ok(status) = got {
             pairs.extend(status.pairs);
             answered.push(name);
         }
@@ -156,21 +167,22 @@ async fn push_config(
     targets: Vec<(String, String)>,
     config: ReplicationConfig,
 ) -> Vec<String> {
-    let (secret, token) = {
-        let s = c.supervisor.lock().await;
-        (s.origin_secret().to_owned(), s.admin_token().to_owned())
-    };
     let mut failed = Vec::new();
     for (name, url) in targets {
+        let target = Target {
+            region: &name,
+            url: &url,
+        };
         let sent = c
-            .http
-            .put(format!("{url}/_replication/config"))
-            .header(ORIGIN_VERIFY, &secret)
-            .bearer_auth(&token)
-            .json(&config)
-            .send()
+            .regions
+            .json::<ReplicationConfig>(
+                target,
+                reqwest::Method::PUT,
+                "/_replication/config",
+                Some(&config),
+            )
             .await;
-        if !sent.is_ok_and(|r| r.status().is_success()) {
+        if sent.is_err() {
             failed.push(name);
         }
     }
@@ -206,17 +218,12 @@ async fn set_replication(
 
 /// `GET /_tandem/verify`: do the regions hold the same items? (see [`crate::verify`])
 async fn verify(State(c): State<Control>, _: Admin) -> Json<Verdict> {
-    let (secret, key, all, answering) = {
+    let (all, answering) = {
         let mut s = c.supervisor.lock().await;
         let all: Vec<String> = s.status().into_iter().map(|r| r.region).collect();
-        (
-            s.origin_secret().to_owned(),
-            Key::new(s.replication_key()),
-            all,
-            s.answering(),
-        )
+        (all, s.answering())
     };
-    Json(crate::verify::compare(&c.http, &secret, &key, &answering, &all).await)
+    Json(crate::verify::compare(&c.regions, &answering, &all).await)
 }
 
 /// `GET /_tandem/active-region` (SPEC §6).

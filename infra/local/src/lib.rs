@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`commands`]: the stack's commands (`up`, `region`, `verify`), shared by the `tandem`
 //!   binary (infra/cli) and this crate's own `tandem-local` binary.
-//! - [`up`]: `tandem up`, the supervisor of the local two-region stack.
+//! - [`up`]: `tandem up`, the local two-region stack: the edge, the control API, the regions.
+//! - [`supervisor`]: the region processes: started, proven, restarted when they die, stopped.
 //! - [`region`]: `tandem region`, one local region process (the Lambda's router + replication).
 //! - [`replication`]: global-table replication between local regions: signed pulls, LWW, lag,
 //!   pause, resync after a lost disk, anti-entropy, compaction.
@@ -26,6 +27,7 @@ pub mod launch;
 pub mod ports;
 pub mod region;
 pub mod replication;
+pub mod supervisor;
 pub mod up;
 pub mod verify;
 pub mod watcher;

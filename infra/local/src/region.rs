@@ -46,8 +46,6 @@ pub async fn run(args: RegionProcessArgs) -> anyhow::Result<()> {
                 lag_ms: args.replication_lag_ms,
             },
             key: replication::wire::Key::new(&args.replication_key),
-            origin_secret: config.origin_secret.clone(),
-            admin_token: config.admin_token.clone(),
             tombstone_grace_ms: args.tombstone_grace_ms,
         },
     );

@@ -1,9 +1,6 @@
-//! `tandem up`: the local two-region stack. A supervisor starts one OS process per region,
-//! serves the edge and the control API, and stops everything on Ctrl-C or SIGTERM.
-//!
-//! Region states are real process states: `crashed` is SIGKILL, `stopped` is a clean exit (the
-//! port then refuses connections), and `blackhole` is SIGSTOP: the kernel still completes TCP
-//! handshakes on the listening socket, but nothing ever answers. `up` restarts or resumes.
+//! `tandem up`: the local two-region stack. The [`Supervisor`] starts one OS process per region
+//! and restarts those that exit on their own; `up` serves the edge and the control API beside
+//! it, and on Ctrl-C or SIGTERM stops the edge and every region at once.
 
 use crate::active::Active;
 use crate::control;
@@ -11,14 +8,10 @@ use crate::edge::{self, Edge, Origin};
 use crate::replication::ReplicationConfig;
 use crate::watcher::{self, WatchArgs};
 use anyhow::{Context as _, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-use tandem_shared::control::{EdgeSettings, RegionState, RegionStatus};
-use tokio::process::{Child, Command};
+use tandem_shared::control::EdgeSettings;
 
 /// Flags of `tandem up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -65,304 +58,7 @@ pub struct UpArgs {
     pub watch: WatchArgs,
 }
 
-struct RegionProc {
-    name: String,
-    port: u16,
-    state: RegionState,
-    child: Option<Child>,
-    /// Why the region's last start failed, until it starts.
-    error: Option<String>,
-}
-
-/// The region processes and what is needed to start them again.
-pub struct Supervisor {
-    exe: PathBuf,
-    data_dir: PathBuf,
-    admin_token: String,
-    origin_secret: String,
-    replication_key: String,
-    tombstone_grace_ms: u64,
-    pub replication: ReplicationConfig,
-    regions: Vec<RegionProc>,
-}
-
-/// The secrets and settings every region process of a stack gets.
-pub struct StackSecrets {
-    pub admin_token: String,
-    pub origin_secret: String,
-    pub replication_key: String,
-    pub tombstone_grace_ms: u64,
-}
-
-/// A random token of 256 bits, hex.
-pub fn random_token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-fn signal(child: &Child, sig: Signal) {
-    // Our own child, not reaped yet (`id()` is None once it is): the pid is still its own.
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = kill(Pid::from_raw(pid), sig);
-    }
-}
-
-impl Supervisor {
-    pub fn new(
-        exe: PathBuf,
-        data_dir: PathBuf,
-        regions: &[String],
-        base_port: u16,
-        secrets: StackSecrets,
-        replication: ReplicationConfig,
-    ) -> Self {
-        let regions = regions
-            .iter()
-            .enumerate()
-            .map(|(i, name)| RegionProc {
-                name: name.clone(),
-                // `run` has checked with `region_ports` that these fit.
-                port: base_port.saturating_add(1 + i as u16),
-                state: RegionState::Stopped,
-                child: None,
-                error: None,
-            })
-            .collect();
-        Supervisor {
-            exe,
-            data_dir,
-            admin_token: secrets.admin_token,
-            origin_secret: secrets.origin_secret,
-            replication_key: secrets.replication_key,
-            tombstone_grace_ms: secrets.tombstone_grace_ms,
-            replication,
-            regions,
-        }
-    }
-
-    /// Region names and addresses, primary first.
-    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
-        self.regions
-            .iter()
-            .map(|r| (r.name.clone(), SocketAddr::from(([127, 0, 0, 1], r.port))))
-            .collect()
-    }
-
-    fn index(&self, name: &str) -> Option<usize> {
-        self.regions.iter().position(|r| r.name == name)
-    }
-
-    /// Starts region `i`; a failure is recorded (state crashed, with the reason) and returned.
-    async fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
-        let started = self.start_process(i).await;
-        let r = &mut self.regions[i];
-        match &started {
-            Ok(()) => r.error = None,
-            Err(err) => {
-                r.state = RegionState::Crashed;
-                r.error = Some(format!("{err:#}"));
-            }
-        }
-        started
-    }
-
-    async fn start_process(&mut self, i: usize) -> anyhow::Result<()> {
-        let peers: Vec<String> = self
-            .regions
-            .iter()
-            .filter(|p| p.name != self.regions[i].name)
-            .map(|p| format!("{}=http://127.0.0.1:{}", p.name, p.port))
-            .collect();
-        let r = &self.regions[i];
-        let mut cmd = Command::new(&self.exe);
-        cmd.arg("region")
-            .args([
-                "--region",
-                &r.name,
-                "--listen",
-                &format!("127.0.0.1:{}", r.port),
-            ])
-            .arg("--data-dir")
-            .arg(self.data_dir.join(&r.name))
-            .args(["--replication-lag-ms", &self.replication.lag_ms.to_string()])
-            .args(["--tombstone-grace-ms", &self.tombstone_grace_ms.to_string()])
-            .env("TANDEM_ADMIN_TOKEN", &self.admin_token)
-            .env("TANDEM_ORIGIN_SECRET", &self.origin_secret)
-            .env("TANDEM_REPLICATION_KEY", &self.replication_key)
-            .kill_on_drop(true);
-        for peer in peers {
-            cmd.args(["--peer", &peer]);
-        }
-        if self.replication.paused {
-            cmd.arg("--replication-paused");
-        }
-        // SAFETY: prctl in the child between fork and exec, async-signal-safe. If the
-        // supervisor dies (even by SIGKILL), its regions die with it: no orphans.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting region {}", r.name))?;
-        let port = r.port;
-        self.regions[i].child = Some(child);
-        for _ in 0..400 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                self.regions[i].state = RegionState::Up;
-                return Ok(());
-            }
-            if let Some(status) = self.regions[i]
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.regions[i].child = None;
-                bail!(
-                    "region {} exited during start ({status})",
-                    self.regions[i].name
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        bail!(
-            "region {} did not listen on {port} within 10 s",
-            self.regions[i].name
-        )
-    }
-
-    /// Starts every region. One that fails is reported and left down while the others run
-    /// (the control API shows why); only when none starts is it an error.
-    pub async fn start_all(&mut self) -> anyhow::Result<Vec<String>> {
-        let mut failed = Vec::new();
-        for i in 0..self.regions.len() {
-            if let Err(err) = self.spawn(i).await {
-                tracing::error!(region = %self.regions[i].name, error = %format!("{err:#}"), "region did not start");
-                failed.push(format!("{err:#}"));
-            }
-        }
-        if failed.len() == self.regions.len() {
-            bail!("no region started: {}", failed.join("; "));
-        }
-        Ok(failed)
-    }
-
-    async fn stop_child(child: &mut Child, graceful: bool) {
-        signal(child, Signal::SIGCONT);
-        if graceful {
-            signal(child, Signal::SIGTERM);
-            if tokio::time::timeout(Duration::from_secs(5), child.wait())
-                .await
-                .is_ok()
-            {
-                return;
-            }
-        }
-        let _ = child.kill().await;
-    }
-
-    /// Moves a region to `state`; returns its new status.
-    pub async fn set_state(
-        &mut self,
-        name: &str,
-        state: RegionState,
-    ) -> anyhow::Result<RegionStatus> {
-        let i = self
-            .index(name)
-            .with_context(|| format!("no region {name:?}"))?;
-        let exited = self.regions[i]
-            .child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
-        if exited {
-            self.regions[i].child = None;
-        }
-        match state {
-            RegionState::Up | RegionState::Blackhole => {
-                match self.regions[i].child.as_ref() {
-                    Some(child) => signal(child, Signal::SIGCONT),
-                    None => self.spawn(i).await?,
-                }
-                if state == RegionState::Blackhole
-                    && let Some(child) = self.regions[i].child.as_ref()
-                {
-                    signal(child, Signal::SIGSTOP);
-                }
-            }
-            RegionState::Stopped | RegionState::Crashed => {
-                if let Some(mut child) = self.regions[i].child.take() {
-                    Self::stop_child(&mut child, state == RegionState::Stopped).await;
-                }
-            }
-        }
-        self.regions[i].state = state;
-        tracing::warn!(region = name, ?state, "region state changed");
-        Ok(self.status_of(i))
-    }
-
-    fn status_of(&self, i: usize) -> RegionStatus {
-        let r = &self.regions[i];
-        RegionStatus {
-            region: r.name.clone(),
-            state: r.state,
-            primary: i == 0,
-            url: format!("http://127.0.0.1:{}", r.port),
-            pid: r.child.as_ref().and_then(|c| c.id()),
-            error: r.error.clone(),
-        }
-    }
-
-    /// Every region's status; a process that died on its own shows as crashed.
-    pub fn status(&mut self) -> Vec<RegionStatus> {
-        for r in &mut self.regions {
-            if r.child
-                .as_mut()
-                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
-            {
-                r.child = None;
-                r.state = RegionState::Crashed;
-            }
-        }
-        (0..self.regions.len()).map(|i| self.status_of(i)).collect()
-    }
-
-    /// Base URLs of the regions whose processes run and answer (not blackholed).
-    pub fn answering(&self) -> Vec<(String, String)> {
-        self.regions
-            .iter()
-            .filter(|r| r.child.is_some() && r.state == RegionState::Up)
-            .map(|r| (r.name.clone(), format!("http://127.0.0.1:{}", r.port)))
-            .collect()
-    }
-
-    pub fn origin_secret(&self) -> &str {
-        &self.origin_secret
-    }
-
-    pub fn admin_token(&self) -> &str {
-        &self.admin_token
-    }
-
-    pub fn replication_key(&self) -> &str {
-        &self.replication_key
-    }
-
-    /// Stops every region cleanly (SIGTERM, then SIGKILL after 5 s).
-    pub async fn shutdown(&mut self) {
-        for r in &mut self.regions {
-            if let Some(mut child) = r.child.take() {
-                Self::stop_child(&mut child, true).await;
-            }
-        }
-    }
-}
+pub use crate::supervisor::{StackSecrets, Supervisor, random_token};
 
 /// The ports of `regions` regions after the edge's `port` (port + 1, port + 2, …), if they fit.
 pub fn region_ports(port: u16, regions: usize) -> anyhow::Result<Vec<u16>> {
@@ -381,6 +77,7 @@ pub fn region_ports(port: u16, regions: usize) -> anyhow::Result<Vec<u16>> {
 /// Runs the stack until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tandem_api::cli::init_tracing(false);
+    tandem_api::server::raise_open_file_limit();
     check(&args)?;
     let secrets = secrets(&args);
     let admin_token = secrets.admin_token.clone();
@@ -410,18 +107,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             return Err(err);
         }
     };
+    let key = supervisor.key().clone();
     let active = Arc::new(Active::load(&args.data_dir, &args.regions)?);
     let origins = supervisor
         .addresses()
         .into_iter()
         .map(|(name, addr)| Origin::new(&name, addr))
         .collect();
-    let edge = Arc::new(Edge::new(
-        origins,
-        args.edge,
-        Some(origin_secret),
-        active.clone(),
-    ));
+    let edge = Arc::new(
+        Edge::new(origins, args.edge, Some(origin_secret), active.clone()).proving(key.clone()),
+    );
     let console_dir = args.console_dir.clone().or_else(|| {
         let dist = PathBuf::from("frontend/dist");
         dist.join("index.html").is_file().then_some(dist)
@@ -433,6 +128,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         admin_token.clone(),
         args.edge,
         active.clone(),
+        key,
     );
     let console = console_dir.clone().map(|dir| edge::ConsoleFiles {
         dir,
@@ -444,6 +140,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let run = watcher::run(edge, args.regions.clone(), active.clone(), args.watch);
         tokio::spawn(run)
     });
+    let restarts = tokio::spawn(crate::supervisor::watch(supervisor.clone()));
     print_banner(
         &args,
         &admin_token,
@@ -452,12 +149,35 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         console_dir.as_deref(),
     );
 
-    let served =
-        tandem_api::server::serve(listener, app, tandem_api::server::shutdown_signal()).await;
-    if let Some(watcher) = watcher {
-        watcher.abort();
-    }
-    supervisor.lock().await.shutdown().await;
+    // One signal stops the edge and the regions together: each drains at most its own
+    // drain time, all at once, not one after another.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tandem_api::server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let edge_limits = tandem_api::server::Limits {
+        reserved: edge::RESERVED,
+        ..Default::default()
+    };
+    let regions_stopped = {
+        let (supervisor, stopping) = (supervisor.clone(), stopping.clone());
+        async move {
+            stopped(stopping).await;
+            restarts.abort();
+            if let Some(watcher) = watcher {
+                watcher.abort();
+            }
+            supervisor.lock().await.shutdown().await;
+        }
+    };
+    let (served, ()) = tokio::join!(
+        tandem_api::server::serve_with(listener, app, stopped(stopping), edge_limits),
+        regions_stopped
+    );
     println!("Tandem stopped.");
     served.map_err(Into::into)
 }

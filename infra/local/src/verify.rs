@@ -1,44 +1,47 @@
 //! `tandem verify`: do all regions hold the same items? The control API compares the regions'
-//! per-bucket digests and, for buckets that differ, lists the ids and the write each region
-//! holds; the command prints that and exits non-zero on any difference.
+//! per-bucket digests and, for buckets that differ, walks the regions' items in those buckets
+//! side by side, in id order, a page at a time: it counts every id whose regions hold different
+//! writes and keeps the first [`DIFFERENCES_SHOWN`], so its memory is a page per region however
+//! many differ. The command prints that and exits non-zero on any difference.
 
-use crate::client::Target;
-use crate::replication::{self, Difference, RegionReplication, Verdict, WriteKey, wire::Key};
+use crate::client::Target as Endpoint;
+use crate::replication::client::{SignedClient, Target};
+use crate::replication::{self, Difference, RegionReplication, Verdict, WriteKey};
 use anyhow::{Context as _, bail};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
-use tandem_shared::headers::ORIGIN_VERIFY;
 use tandem_shared::item::format_timestamp;
+use tandem_shared::replication::DIFFERENCES_SHOWN;
 
 /// `tandem verify` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub target: Endpoint,
     /// Keep comparing for up to this many seconds while writes are still replicating.
     #[arg(long, default_value_t = 0)]
     pub wait: u64,
 }
 
 /// Compares `regions` (name, base URL), the answering ones of `all`. The supervisor holds the
-/// replication key, so it reads each region's state as one of its peers would.
+/// replication key and signs as itself.
 pub async fn compare(
-    http: &reqwest::Client,
-    origin_secret: &str,
-    key: &Key,
+    client: &SignedClient,
     regions: &[(String, String)],
     all: &[String],
 ) -> Verdict {
     let mut digests = BTreeMap::new();
     for (name, url) in regions {
-        let status = http
-            .get(format!("{url}/_replication/status"))
-            .header(ORIGIN_VERIFY, origin_secret)
-            .send()
+        let target = Target { region: name, url };
+        let status = client
+            .json::<RegionReplication>(
+                target,
+                reqwest::Method::GET,
+                "/_replication/status",
+                None::<&()>,
+            )
             .await;
-        if let Ok(resp) = status
-            && let Ok(status) = resp.json::<RegionReplication>().await
-        {
+        if let Ok(status) = status {
             digests.insert(name.clone(), status.digests);
         }
     }
@@ -60,7 +63,12 @@ pub async fn compare(
     }
     if !verdict.differing_buckets.is_empty() {
         let mask = tandem_api::store::digest::mask_of(&verdict.differing_buckets);
-        verdict.differences = differences(http, key, regions, all, mask).await;
+        let compared: Vec<(String, String)> = regions
+            .iter()
+            .filter(|(name, _)| digests.contains_key(name))
+            .cloned()
+            .collect();
+        (verdict.differences, verdict.differing_ids) = differences(client, &compared, mask).await;
     }
     verdict.agree = verdict.unavailable.is_empty()
         && verdict.regions.len() >= 2
@@ -68,27 +76,31 @@ pub async fn compare(
     verdict
 }
 
-/// The ids in the buckets of `mask` whose regions hold different writes.
-async fn differences(
-    http: &reqwest::Client,
-    key: &Key,
-    regions: &[(String, String)],
-    all: &[String],
+/// One region's items in the buckets of a mask, a page at a time, in id order.
+struct Walk<'a> {
+    client: &'a SignedClient,
+    region: &'a str,
+    url: &'a str,
     mask: u64,
-) -> Vec<Difference> {
-    let mut held: BTreeMap<String, BTreeMap<String, Option<WriteKey>>> = BTreeMap::new();
-    for (name, url) in regions {
-        // Ask as another region of the stack: the routes answer configured peers only.
-        let Some(as_peer) = all.iter().find(|r| *r != name) else {
-            continue;
-        };
-        let mut after: Option<String> = None;
-        loop {
-            let mut path = format!("/_replication/items?buckets={mask}");
-            if let Some(a) = &after {
+    page: VecDeque<(String, Option<WriteKey>)>,
+    after: Option<String>,
+    done: bool,
+}
+
+impl Walk<'_> {
+    /// The next id and the write held for it (`None`: a tombstone), reading a page when needed.
+    async fn peek(&mut self) -> Option<&(String, Option<WriteKey>)> {
+        while self.page.is_empty() && !self.done {
+            let mut path = format!("/_replication/items?buckets={}", self.mask);
+            if let Some(a) = &self.after {
                 path.push_str(&format!("&after={a}"));
             }
-            let Ok(frame) = replication::fetch(http, key, as_peer, url, &path).await else {
+            let target = Target {
+                region: self.region,
+                url: self.url,
+            };
+            let Ok(frame) = self.client.frame(target, &path).await else {
+                self.done = true;
                 break;
             };
             for (_, bytes) in &frame.entries {
@@ -98,31 +110,71 @@ async fn differences(
                         updated_in: r.updated_in.clone(),
                         version: r.version,
                     });
-                    held.entry(r.id).or_default().insert(name.clone(), write);
+                    self.page.push_back((r.id, write));
                 }
             }
             match frame.next {
-                Some(next) if after.as_deref().is_none_or(|a| next.as_str() > a) => {
-                    after = Some(next)
+                // Ids only grow, so a walk always ends.
+                Some(next) if self.after.as_deref().is_none_or(|a| next.as_str() > a) => {
+                    self.after = Some(next)
                 }
-                _ => break,
+                _ => self.done = true,
+            }
+        }
+        self.page.front()
+    }
+}
+
+/// The ids in the buckets of `mask` whose regions hold different writes: the first
+/// [`DIFFERENCES_SHOWN`] of them, and how many in all.
+async fn differences(
+    client: &SignedClient,
+    regions: &[(String, String)],
+    mask: u64,
+) -> (Vec<Difference>, u64) {
+    let mut walks: Vec<Walk> = regions
+        .iter()
+        .map(|(region, url)| Walk {
+            client,
+            region,
+            url,
+            mask,
+            page: VecDeque::new(),
+            after: None,
+            done: false,
+        })
+        .collect();
+    let (mut shown, mut count) = (Vec::new(), 0u64);
+    loop {
+        let mut lowest: Option<String> = None;
+        for walk in &mut walks {
+            if let Some((id, _)) = walk.peek().await
+                && lowest.as_ref().is_none_or(|l| id < l)
+            {
+                lowest = Some(id.clone());
+            }
+        }
+        let Some(id) = lowest else { break };
+        // What each region holds for this id; a region without it holds nothing.
+        let mut held = BTreeMap::new();
+        for walk in &mut walks {
+            let here = walk.page.front().filter(|(i, _)| *i == id).is_some();
+            let write = if here {
+                walk.page.pop_front().and_then(|(_, w)| w)
+            } else {
+                None
+            };
+            held.insert(walk.region.to_owned(), write);
+        }
+        let first = held.values().next().cloned();
+        if !held.values().all(|w| Some(w) == first.as_ref()) {
+            count += 1;
+            if shown.len() < DIFFERENCES_SHOWN {
+                shown.push(Difference { id, held });
             }
         }
     }
-    let names: BTreeSet<&String> = regions.iter().map(|(n, _)| n).collect();
-    held.into_iter()
-        .filter_map(|(id, mut by_region)| {
-            for n in &names {
-                by_region.entry((*n).clone()).or_insert(None);
-            }
-            let first = by_region.values().next().cloned();
-            let same = by_region.values().all(|w| Some(w) == first.as_ref());
-            (!same).then_some(Difference {
-                id,
-                held: by_region,
-            })
-        })
-        .collect()
+    (shown, count)
 }
 
 /// Runs `tandem verify`.
@@ -158,9 +210,14 @@ fn print(v: &Verdict) {
         println!("not compared (unavailable): {}", v.unavailable.join(", "));
     }
     println!(
-        "{} of the digest buckets differ; {} ids differ:",
+        "{} of the digest buckets differ; {} ids differ{}:",
         v.differing_buckets.len(),
-        v.differences.len()
+        v.differing_ids,
+        if v.differing_ids > v.differences.len() as u64 {
+            format!(" (the first {} below)", v.differences.len())
+        } else {
+            String::new()
+        }
     );
     for d in &v.differences {
         let held: Vec<String> = d

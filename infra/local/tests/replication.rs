@@ -10,9 +10,12 @@ use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tandem_local::replication::wire::{self, Frame, Key};
+use tandem_local::replication::PullError;
+use tandem_local::replication::client::{SignedClient, Target};
+use tandem_local::replication::wire::{self, CONTROL_IDENTITY, Frame, Key};
 use tandem_shared::control::{RegionState, ReplicationPatch};
 use tandem_shared::replication::LinkState;
+use tandem_shared::validate::MAX_DATA_DEPTH;
 use tandem_testkit::{free_block, until};
 
 const KEY: &str = "replication-test-key";
@@ -43,6 +46,7 @@ fn free_ports() -> u16 {
 /// A `tandem-local region` process started by the test itself, for what `up` does not expose.
 struct Region {
     child: Child,
+    name: String,
     url: String,
 }
 
@@ -81,6 +85,7 @@ impl Region {
         }
         let region = Region {
             child: cmd.spawn().unwrap(),
+            name: name.to_owned(),
             url: format!("http://127.0.0.1:{port}"),
         };
         let http = reqwest::Client::new();
@@ -121,42 +126,33 @@ impl Region {
             .status()
     }
 
+    /// Its replication status, asked as the supervisor asks (signed).
     async fn status(&self) -> Value {
-        reqwest::Client::new()
-            .get(format!("{}/_replication/status", self.url))
-            .header("x-origin-verify", SECRET)
-            .send()
-            .await
-            .unwrap()
-            .json()
+        let client = SignedClient::new(reqwest::Client::new(), Key::new(KEY), CONTROL_IDENTITY);
+        client
+            .json(
+                self.target(),
+                Method::GET,
+                "/_replication/status",
+                None::<&()>,
+            )
             .await
             .unwrap()
     }
-}
 
-/// A signed GET as region `as_peer` would send it; the raw answer body.
-async fn signed_get(url: &str, path: &str, key: &Key, as_peer: &str) -> (u16, Vec<u8>, bool) {
-    let nonce = "0123456789abcdef0123";
-    let r = reqwest::Client::new()
-        .get(format!("{url}{path}"))
-        .header(wire::PEER_HEADER, as_peer)
-        .header(wire::NONCE_HEADER, nonce)
-        .header(
-            wire::SIGNATURE_HEADER,
-            key.sign_request(as_peer, nonce, path),
-        )
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let sig = r
-        .headers()
-        .get(wire::SIGNATURE_HEADER)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = r.bytes().await.unwrap().to_vec();
-    let signed = key.verify_response(nonce, &body, &sig);
-    (status, body, signed)
+    fn target(&self) -> Target<'_> {
+        Target {
+            region: &self.name,
+            url: &self.url,
+        }
+    }
+
+    /// A signed GET of `path` as `identity` with `key`, as a peer's puller sends it.
+    async fn signed(&self, path: &str, key: &str, identity: &str) -> Result<Frame, PullError> {
+        SignedClient::new(reqwest::Client::new(), Key::new(key), identity)
+            .frame(self.target(), path)
+            .await
+    }
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -177,24 +173,25 @@ fn nested(depth: usize) -> String {
 #[tokio::test]
 async fn a_write_at_the_deepest_accepted_nesting_replicates_and_later_writes_follow() {
     let s = Stack::start().await;
-    // The deepest `data` the API accepts.
-    let mut depth = 140;
-    loop {
-        let r = s
-            .http
+    // The deepest `data` the API accepts, and one level more.
+    let put = |depth: usize| {
+        s.http
             .put(format!("{}/api/items/deep", s.edge))
             .header("content-type", "application/json")
             .body(format!("{{\"data\":{}}}", nested(depth)))
             .send()
-            .await
-            .unwrap();
-        if r.status() == 201 {
-            break;
-        }
-        assert_eq!(r.status(), 400, "depth {depth}");
-        depth -= 1;
+    };
+    let too_deep = put(MAX_DATA_DEPTH + 1).await.unwrap();
+    assert_eq!(too_deep.status(), 400);
+    assert_eq!(put(MAX_DATA_DEPTH).await.unwrap().status(), 201);
+    // What the API accepts, its readers read: the item and a page holding it parse with
+    // serde_json's default depth, as the console and the CLI parse them.
+    for path in ["/api/items/deep", "/api/items"] {
+        let r = s.edge(Method::GET, path, None).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let text = r.text().await.unwrap();
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
-    assert!(depth >= 120, "the API accepts only {depth} levels");
     let r = s
         .edge(
             Method::PUT,
@@ -463,21 +460,10 @@ async fn peers_prove_who_they_are_and_a_lying_peer_is_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(
-        signed_get(&east.url, path, &Key::new("wrong"), WEST)
-            .await
-            .0,
-        401
-    );
-    assert_eq!(
-        signed_get(&east.url, path, &Key::new(KEY), "eu-west-1")
-            .await
-            .0,
-        401
-    );
-    let (status, body, signed) = signed_get(&east.url, path, &Key::new(KEY), WEST).await;
-    assert_eq!((status, signed), (200, true));
-    let frame = Frame::decode(&body).unwrap();
+    let unauthorized = |r: Result<Frame, PullError>| matches!(r, Err(PullError::Status(s)) if s == reqwest::StatusCode::UNAUTHORIZED);
+    assert!(unauthorized(east.signed(path, "wrong", WEST).await));
+    assert!(unauthorized(east.signed(path, KEY, "eu-west-1").await));
+    let frame = east.signed(path, KEY, WEST).await.unwrap();
     assert_eq!((frame.head, frame.entries.len()), (1, 1));
 }
 
@@ -533,10 +519,13 @@ async fn the_outbox_is_compacted_and_deleted_data_is_neither_kept_nor_shipped() 
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let key = Key::new(KEY);
-    // The deleted data is not shipped, from the start of the outbox.
-    let (_, body, _) = signed_get(&east.url, "/_replication/changes?after=0", &key, WEST).await;
-    assert!(!contains(&body, "s3cr3t-data"));
+    // The deleted data is not shipped, from the start of the outbox. (Asked as the supervisor:
+    // us-west-2's own puller is using its identity's sequence numbers meanwhile.)
+    let frame = east
+        .signed("/_replication/changes?after=0", KEY, CONTROL_IDENTITY)
+        .await
+        .unwrap();
+    assert!(!contains(&frame.encode(), "s3cr3t-data"));
     wait_for(15, "the delete to replicate", || async {
         (west.get("gone").await == 404 && west.get("kept").await == 200).then_some(())
     })
@@ -547,20 +536,18 @@ async fn the_outbox_is_compacted_and_deleted_data_is_neither_kept_nor_shipped() 
         (v["outbox_floor"] == 3 && v["outbox_head"] == 3).then_some(())
     })
     .await;
-    let (_, body, _) = signed_get(&east.url, "/_replication/changes?after=0", &key, WEST).await;
-    let frame = Frame::decode(&body).unwrap();
+    let frame = east
+        .signed("/_replication/changes?after=0", KEY, CONTROL_IDENTITY)
+        .await
+        .unwrap();
     assert_eq!((frame.floor, frame.entries.len()), (3, 0));
     // And the tombstone goes after the grace, in both regions; the live item stays.
     for region in [&east, &west] {
         wait_for(20, "the tombstone to be collected", || async {
-            let (_, body, _) = signed_get(
-                &region.url,
-                "/_replication/items",
-                &key,
-                if region.url == east.url { WEST } else { EAST },
-            )
-            .await;
-            let frame = Frame::decode(&body).ok()?;
+            let frame = region
+                .signed("/_replication/items", KEY, CONTROL_IDENTITY)
+                .await
+                .ok()?;
             let ids: Vec<String> = frame
                 .entries
                 .iter()
@@ -604,7 +591,7 @@ async fn anti_entropy_repairs_a_divergence_no_log_records() {
                 .unwrap();
         let sneaky = tandem_shared::Record {
             id: "sneaky".into(),
-            data: Some(serde_json::Map::new()),
+            data: Some(tandem_shared::item::Data::new()),
             version: 1,
             updated_at_ms: tandem_api::store::now_ms(),
             updated_in: WEST.into(),

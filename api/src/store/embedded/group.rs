@@ -164,6 +164,12 @@ impl EmbeddedStore {
         data: Option<Data>,
         if_match: Option<IfMatch>,
     ) -> Result<oneshot::Receiver<Outcome>, StoreError> {
+        // Data over the item limit can never be stored: refused before it waits in the queue.
+        if let Some(data) = &data
+            && data.len() > tandem_shared::validate::MAX_ITEM_BYTES
+        {
+            return Err(StoreError::TooLarge(data.len()));
+        }
         let group = &self.inner.group;
         let (reply, outcome) = oneshot::channel();
         let write = Write {
@@ -295,7 +301,7 @@ mod tests {
     }
 
     fn data(n: usize) -> Data {
-        json!({ "n": n }).as_object().unwrap().clone()
+        Data::try_from(json!({ "n": n })).unwrap()
     }
 
     /// Runs `writes` on threads of their own while the committer is paused, so that all of
@@ -357,7 +363,9 @@ mod tests {
                 (
                     "counter".to_owned(),
                     Some(data(i)),
-                    Some(IfMatch::Version(1)),
+                    Some(IfMatch::Tags(vec![tandem_shared::validate::Tag::Version(
+                        1,
+                    )])),
                 )
             })
             .collect();

@@ -117,7 +117,8 @@ impl EmbeddedStore {
     }
 
     /// The outbox after `after`: at most `limit` entries, and at most `max_bytes` of records
-    /// (but always at least one record when there is one), each id's current record once.
+    /// (but always at least one record when there is one and `limit` is not 0), each id's
+    /// current record once. A `limit` of 0 reads the head and the floor only.
     pub fn changes_since(
         &self,
         after: u64,
@@ -135,6 +136,9 @@ impl EmbeddedStore {
             through: after,
             records: Vec::new(),
         };
+        if limit == 0 {
+            return Ok(page); // only the head and the floor
+        }
         let (mut bytes, mut seen) = (0usize, HashSet::new());
         for entry in outbox.range(after.saturating_add(1)..)? {
             let (seq, id) = entry?;

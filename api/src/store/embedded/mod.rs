@@ -29,7 +29,8 @@ mod log;
 
 use super::digest::{self, BUCKETS, BucketDigest};
 use super::{
-    Page, Store, StoreError, StoredFault, Written, check_precondition, check_size, now_ms,
+    Page, PageBudget, Store, StoreError, StoredFault, Written, check_precondition, check_size,
+    now_ms,
 };
 use anyhow::Context as _;
 pub use group::CommitStats;
@@ -43,7 +44,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tandem_shared::item::{Data, Item, Record};
 use tandem_shared::replication::RegionReplication;
-use tandem_shared::validate::IfMatch;
+use tandem_shared::validate::{IfMatch, page_cost};
 
 /// id → JSON of the latest [`Record`] (tombstones included).
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
@@ -92,7 +93,13 @@ struct Inner {
     failed: Mutex<Option<String>>,
     /// Local writes waiting for a commit, and the commit lock ([`group`]).
     group: group::Group,
+    /// Turns to make a list page ([`LIST_CONCURRENCY`]).
+    list_permits: Arc<tokio::sync::Semaphore>,
 }
+
+/// List pages made at once by one region: with the page budget, the most memory listing takes
+/// (a page costs about twice its answer while it is made: the items, then the answer).
+pub const LIST_CONCURRENCY: usize = 4;
 
 /// Whether an error came from the storage engine (as opposed to, say, a corrupt record).
 fn is_storage_error(err: &anyhow::Error) -> bool {
@@ -208,6 +215,7 @@ impl EmbeddedStore {
             replication: Mutex::new(None),
             failed: Mutex::new(None),
             group,
+            list_permits: Arc::new(tokio::sync::Semaphore::new(LIST_CONCURRENCY)),
         });
         committer.start(Arc::downgrade(&inner), region)?;
         Ok(EmbeddedStore { inner })
@@ -278,7 +286,10 @@ impl EmbeddedStore {
         Ok(Some((record, was_live)))
     }
 
-    fn list_sync(&self, limit: usize, after: Option<&str>) -> anyhow::Result<Page> {
+    /// A page of live items after `after`, in id order, within a [`PageBudget`]: each record's
+    /// cost is read from its stored bytes before it is decoded, and decoding keeps its data as
+    /// text, so a page costs about the answer it makes, whatever the items hold.
+    fn list_sync(&self, budget: &mut PageBudget, after: Option<&str>) -> anyhow::Result<Page> {
         let txn = self.inner.db.begin_read()?;
         let table = txn.open_table(ITEMS)?;
         let range = match after {
@@ -287,25 +298,31 @@ impl EmbeddedStore {
             }
             None => table.range::<&str>(..)?,
         };
-        let mut items = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
+        // The id the next page starts after, once this one ends early.
+        let mut last: Option<String> = None;
         let mut more = false;
         for entry in range {
-            let record = decode(entry?.1.value())?;
-            let Some(item) = record.to_item() else {
-                continue;
-            };
-            if items.len() == limit {
+            let (key, value) = entry?;
+            if budget.out_of_time() && last.is_some() {
                 more = true;
                 break;
             }
-            items.push(item);
+            let bytes = value.value();
+            let record = decode(bytes)?;
+            if !record.is_tombstone() {
+                if !budget.take(page_cost(bytes)) {
+                    more = true;
+                    break;
+                }
+                items.extend(record.into_item());
+            }
+            last = Some(key.value().to_owned());
         }
-        let last = if more {
-            items.last().map(|i: &Item| i.id.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, last })
+        Ok(Page {
+            last: if more { last } else { None },
+            items,
+        })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -349,13 +366,31 @@ impl Store for EmbeddedStore {
         })
     }
 
-    async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.write_local(id, None, None).await.map(|_| ())
+    async fn delete(&self, id: &str, if_match: Option<IfMatch>) -> Result<(), StoreError> {
+        self.write_local(id, None, if_match).await.map(|_| ())
     }
 
+    /// At most [`LIST_CONCURRENCY`] pages are made at once, so the pages of many clients cost
+    /// that many pages of memory; a page that waits past its time budget for its turn is
+    /// answered 503 `overloaded` (the edge fails the read over).
     async fn list(&self, limit: usize, after: Option<String>) -> Result<Page, StoreError> {
-        self.blocking(move |s| Ok(s.list_sync(limit, after.as_deref())?))
-            .await
+        let mut budget = PageBudget::new(limit);
+        let permit = tokio::time::timeout(
+            super::LIST_TIME_BUDGET,
+            self.inner.list_permits.clone().acquire_owned(),
+        )
+        .await;
+        let Ok(Ok(permit)) = permit else {
+            return Err(StoreError::Busy(format!(
+                "{LIST_CONCURRENCY} list pages are being made"
+            )));
+        };
+        self.blocking(move |s| {
+            let page = s.list_sync(&mut budget, after.as_deref())?;
+            drop(permit);
+            Ok(page)
+        })
+        .await
     }
 
     async fn check(&self) -> Result<(), StoreError> {
@@ -418,7 +453,7 @@ mod tests {
     fn record(id: &str, data: Option<serde_json::Value>, ts: u64, region: &str) -> Record {
         Record {
             id: id.into(),
-            data: data.map(|d| d.as_object().unwrap().clone()),
+            data: data.map(|d| Data::try_from(d).unwrap()),
             version: ts,
             updated_at_ms: ts,
             updated_in: region.into(),
@@ -426,7 +461,7 @@ mod tests {
     }
 
     fn data(v: serde_json::Value) -> Data {
-        v.as_object().unwrap().clone()
+        Data::try_from(v).unwrap()
     }
 
     fn ids(page: &OutboxPage) -> Vec<(u64, String)> {
@@ -443,8 +478,8 @@ mod tests {
         s.put("a", data(json!({"secret": 1})), None).await.unwrap();
         s.put("b", data(json!({"n": 1})), None).await.unwrap();
         s.put("b", data(json!({"n": 2})), None).await.unwrap();
-        s.delete("a").await.unwrap();
-        s.delete("never-there").await.unwrap();
+        s.delete("a", None).await.unwrap();
+        s.delete("never-there", None).await.unwrap();
         assert_eq!(s.outbox_head().unwrap(), 4);
         let page = s.changes_since(0, 10, usize::MAX).unwrap();
         assert_eq!(ids(&page), vec![(1, "a".into()), (2, "b".into())]);
@@ -495,7 +530,7 @@ mod tests {
         let s = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
         s.put("a", data(json!({})), None).await.unwrap();
         s.put("b", data(json!({})), None).await.unwrap();
-        s.delete("a").await.unwrap();
+        s.delete("a", None).await.unwrap();
         let digests = s.digests().unwrap();
         // The tombstone still waits in the outbox: not collected whatever its age.
         assert_eq!(s.collect_tombstones(u64::MAX).unwrap(), 0);
@@ -639,7 +674,7 @@ mod tests {
         )
             .prop_map(|(id, v, ts, region, version)| Record {
                 id: id.into(),
-                data: v.map(|v| json!({"v": v}).as_object().unwrap().clone()),
+                data: v.map(|v| Data::try_from(json!({"v": v})).unwrap()),
                 version,
                 updated_at_ms: ts,
                 updated_in: region.into(),

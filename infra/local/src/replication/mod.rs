@@ -20,8 +20,9 @@
 //! embedded store's replication log, `tandem_api::store::embedded::log`: a local write and its
 //! outbox entry commit in one redb transaction, so that half lives inside the store.
 
+pub mod client;
 mod puller;
-pub use puller::{PullError, check_record, fetch};
+pub use puller::{PullError, check_record};
 mod serve;
 pub mod wire;
 
@@ -83,11 +84,8 @@ impl std::str::FromStr for Peer {
 pub struct Settings {
     pub peers: Vec<Peer>,
     pub config: ReplicationConfig,
-    /// The HMAC key every region of the stack holds.
+    /// The HMAC key every region of the stack, and its supervisor, holds.
     pub key: wire::Key,
-    /// For `/_replication/status` and `/_replication/config` (the control API's calls).
-    pub origin_secret: Option<String>,
-    pub admin_token: Option<String>,
     pub tombstone_grace_ms: u64,
 }
 
@@ -108,7 +106,12 @@ pub struct Replicator {
     /// What each peer last said it applied of this region's outbox (this incarnation's).
     acked: Arc<Mutex<HashMap<String, u64>>>,
     started_ms: u64,
-    http: reqwest::Client,
+    /// This process's boot id: requests signed for another run of the region are refused.
+    boot: u64,
+    /// The sequence numbers each requester has used with this process ([`wire::Window`]).
+    windows: Arc<Mutex<HashMap<String, wire::Window>>>,
+    /// This region's pulls from its peers, signed as this region.
+    client: Arc<client::SignedClient>,
 }
 
 use tandem_shared::stats::percentile;
@@ -126,6 +129,13 @@ impl Replicator {
                 (p.name.clone(), s)
             })
             .collect();
+        // Answers are bounded by MAX_PULL_BYTES (plus one record), so a fixed timeout fits.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("reqwest client");
+        let client = client::SignedClient::new(http, settings.key.clone(), &region);
         Replicator {
             store,
             config: Arc::new(RwLock::new(settings.config)),
@@ -133,12 +143,10 @@ impl Replicator {
             stats: Arc::new(Mutex::new(stats)),
             acked: Arc::default(),
             started_ms: now_ms(),
-            // Answers are bounded by MAX_PULL_BYTES (plus one record), so a fixed timeout fits.
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("reqwest client"),
+            // Never 0: a requester that knows no boot id yet signs for 0, and is told this one.
+            boot: uuid::Uuid::new_v4().as_u64_pair().0 | 1,
+            windows: Arc::default(),
+            client: Arc::new(client),
         }
     }
 

@@ -5,7 +5,7 @@
 //! changed, whose head went backwards or whose log has a gap is copied whole (resync); when the
 //! link is idle, digests are compared and differing buckets repaired (anti-entropy).
 
-use super::wire::{self, Frame};
+use super::wire::Frame;
 use super::{
     ANTI_ENTROPY_EVERY, BATCH, DigestState, LinkState, MAX_BACKOFF, MAX_HELD_BYTES, MAX_PULL_BYTES,
     POLL, Peer, Replicator, SAMPLES,
@@ -229,14 +229,11 @@ impl Link {
     }
 
     async fn fetch(&self, path: &str) -> Result<Frame, PullError> {
-        fetch(
-            &self.r.http,
-            &self.r.settings.key,
-            self.r.store.region(),
-            &self.peer.url,
-            path,
-        )
-        .await
+        let target = super::client::Target {
+            region: &self.peer.name,
+            url: &self.peer.url,
+        };
+        self.r.client.frame(target, path).await
     }
 
     /// Copies the peer's whole state, then takes up its log at the head seen before the copy.
@@ -367,47 +364,6 @@ impl Link {
         self.last_anti_entropy = Some(Instant::now());
         Ok(())
     }
-}
-
-/// GETs `path` from the region at `url` as region `me`, signed with `key`, and checks the
-/// answer's signature and format.
-pub async fn fetch(
-    http: &reqwest::Client,
-    key: &wire::Key,
-    me: &str,
-    url: &str,
-    path: &str,
-) -> Result<Frame, PullError> {
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let mut resp = http
-        .get(format!("{url}{path}"))
-        .header(wire::PEER_HEADER, me)
-        .header(wire::NONCE_HEADER, &nonce)
-        .header(wire::SIGNATURE_HEADER, key.sign_request(me, &nonce, path))
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        return Err(PullError::Status(resp.status()));
-    }
-    let signature = resp
-        .headers()
-        .get(wire::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    // A peer cannot make this region buffer more than one page's worth.
-    let limit = MAX_PULL_BYTES + 2 * tandem_shared::validate::MAX_ITEM_BYTES + 64 * 1024;
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if body.len() + chunk.len() > limit {
-            return Err(refused(format!("answer larger than {limit} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    if !key.verify_response(&nonce, &body, &signature) {
-        return Err(refused("answer not signed with the replication key"));
-    }
-    Frame::decode(&body).map_err(|e| refused(e.to_string()))
 }
 
 const FIRST_CONTACT: &str = "first contact with this peer";

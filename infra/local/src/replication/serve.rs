@@ -1,23 +1,21 @@
-//! The replication routes a region serves to its peers (signed frames) and to the control API.
+//! The replication routes a region serves to its peers and to its supervisor (signed requests,
+//! signed answers), and the proof that it is the region it claims to be.
 
-use super::wire::{self, Frame, Key};
-use super::{BATCH, MAX_PULL_BYTES, RegionReplication, ReplicationConfig, Replicator};
-use axum::extract::{FromRef, FromRequestParts, Query, State};
+use super::wire::{self, Frame, Key, SignedRequest};
+use super::{BATCH, MAX_PULL_BYTES, ReplicationConfig, Replicator};
+use axum::Router;
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use std::time::Duration;
-use subtle::ConstantTimeEq as _;
-use tandem_api::admin::{Admin, AdminToken};
 use tandem_shared::ErrorCode;
-use tandem_shared::headers::ORIGIN_VERIFY;
 
 impl Replicator {
-    /// The internal routes: `GET /_replication/{changes,items,digests}` for peers (signed),
-    /// `GET /_replication/status` and `PUT /_replication/config` for the control API.
+    /// The internal routes: `GET /_replication/{changes,items,digests}` for peers,
+    /// `GET /_replication/status` and `PUT /_replication/config` for the supervisor (all
+    /// signed), and `GET /_replication/proof` for anyone about to send this region a secret.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/_replication/changes", get(changes))
@@ -25,6 +23,7 @@ impl Replicator {
             .route("/_replication/digests", get(digests))
             .route("/_replication/status", get(status))
             .route("/_replication/config", put(set_config))
+            .route(wire::PROOF_PATH, get(prove))
             .layer(axum::middleware::from_fn_with_state(
                 Some(std::sync::Arc::from(self.store.region())),
                 tandem_api::middleware::error_bodies,
@@ -35,41 +34,25 @@ impl Replicator {
     fn error(&self, code: ErrorCode, message: impl Into<String>) -> Response {
         tandem_api::error::respond(code, None, message, Some(self.store.region()))
     }
-
-    /// Whether the origin secret the control API sends is right (constant-time comparison).
-    fn secret_ok(&self, headers: &HeaderMap) -> bool {
-        let Some(secret) = &self.settings.origin_secret else {
-            return true;
-        };
-        let given = headers
-            .get(ORIGIN_VERIFY)
-            .map(|v| v.as_bytes())
-            .unwrap_or(b"");
-        bool::from(given.ct_eq(secret.as_bytes()))
-    }
-
-    fn wrong_secret(&self) -> Response {
-        self.error(ErrorCode::Forbidden, "missing or wrong origin secret")
-    }
 }
 
-/// A request signed by a configured peer; the answer is signed over its nonce.
-pub struct SignedPeer {
-    pub name: String,
+/// Largest body a signed request may carry (a replication config).
+const MAX_SIGNED_BODY: usize = 64 * 1024;
+
+/// A request signed by a configured peer or the supervisor, in this process's session and not
+/// seen before ([`wire::Window`]); the answer is signed over its nonce.
+pub struct Signed {
+    pub identity: String,
     nonce: String,
     key: Key,
+    body: bytes::Bytes,
 }
 
-impl FromRef<Replicator> for AdminToken {
-    fn from_ref(r: &Replicator) -> AdminToken {
-        AdminToken::new(r.settings.admin_token.as_deref())
-    }
-}
-
-impl FromRequestParts<Replicator> for SignedPeer {
+impl FromRequest<Replicator> for Signed {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, r: &Replicator) -> Result<Self, Response> {
+    async fn from_request(req: Request, r: &Replicator) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
         let header = |name: &str| {
             parts
                 .headers
@@ -78,32 +61,83 @@ impl FromRequestParts<Replicator> for SignedPeer {
                 .unwrap_or("")
                 .to_owned()
         };
-        let (name, nonce, signature) = (
+        let number = |name: &str| u64::from_str_radix(&header(name), 16).unwrap_or(0);
+        let (identity, nonce, signature) = (
             header(wire::PEER_HEADER),
             header(wire::NONCE_HEADER),
             header(wire::SIGNATURE_HEADER),
         );
-        let path = parts.uri.path_and_query().map_or("", |p| p.as_str());
-        let known = r.settings.peers.iter().any(|p| p.name == name);
+        let (boot, seq) = (number(wire::BOOT_HEADER), number(wire::SEQ_HEADER));
+        let body = axum::body::to_bytes(body, MAX_SIGNED_BODY)
+            .await
+            .map_err(|_| r.error(ErrorCode::PayloadTooLarge, "signed bodies are small"))?;
+        let known = identity == wire::CONTROL_IDENTITY
+            || r.settings.peers.iter().any(|p| p.name == identity);
+        let request = SignedRequest {
+            identity: &identity,
+            target: r.store.region(),
+            boot,
+            seq,
+            nonce: &nonce,
+            method: parts.method.as_str(),
+            path_and_query: parts.uri.path_and_query().map_or("", |p| p.as_str()),
+            body: &body,
+        };
         let key = r.settings.key.clone();
-        if !known || nonce.len() < 16 || !key.verify_request(&name, &nonce, path, &signature) {
-            tracing::warn!(peer = %name, "refused an unsigned or forged replication request");
-            return Err(r.error(
-                ErrorCode::Unauthorized,
-                "replication requests must be signed by a configured peer",
-            ));
+        if !known || nonce.len() < 16 || !key.verify_request(&request, &signature) {
+            tracing::warn!(peer = %identity, "refused an unsigned or forged replication request");
+            return Err(r.refuse(&identity, "replication requests must be signed by a peer"));
         }
-        Ok(SignedPeer { name, nonce, key })
+        if boot != r.boot {
+            return Err(r.refuse(&identity, "signed for another run of this region"));
+        }
+        if !r.window_accepts(&identity, seq) {
+            tracing::warn!(peer = %identity, seq, "refused a replayed replication request");
+            return Err(r.refuse(&identity, "replayed, or too old a sequence number"));
+        }
+        Ok(Signed {
+            identity,
+            nonce,
+            key,
+            body,
+        })
     }
 }
 
-impl SignedPeer {
-    fn answer(&self, frame: Frame) -> Response {
-        let body = frame.encode();
+impl Replicator {
+    /// Takes `seq` from `identity` if this process has not seen it (see [`wire::Window`]).
+    fn window_accepts(&self, identity: &str, seq: u64) -> bool {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        windows.entry(identity.to_owned()).or_default().accept(seq)
+    }
+
+    /// 401, with what a requester needs to sign its next request for this process: the boot
+    /// id, and the highest sequence number taken from it. Neither is secret: without the key
+    /// they sign nothing.
+    fn refuse(&self, identity: &str, why: &str) -> Response {
+        let highest = self
+            .windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(identity)
+            .map_or(0, |w| w.highest());
+        let mut response = self.error(ErrorCode::Unauthorized, why);
+        let headers = response.headers_mut();
+        for (name, value) in [(wire::BOOT_HEADER, self.boot), (wire::SEQ_HEADER, highest)] {
+            if let Ok(v) = http::HeaderValue::from_str(&format!("{value:x}")) {
+                headers.insert(name, v);
+            }
+        }
+        response
+    }
+}
+
+impl Signed {
+    fn signed(&self, content_type: &'static str, body: Vec<u8>) -> Response {
         let signature = self.key.sign_response(&self.nonce, &body);
         (
             [
-                (http::header::CONTENT_TYPE, wire::CONTENT_TYPE.to_owned()),
+                (http::header::CONTENT_TYPE, content_type.to_owned()),
                 (
                     http::HeaderName::from_static(wire::SIGNATURE_HEADER),
                     signature,
@@ -113,6 +147,42 @@ impl SignedPeer {
         )
             .into_response()
     }
+
+    fn answer(&self, frame: Frame) -> Response {
+        self.signed(wire::CONTENT_TYPE, frame.encode())
+    }
+
+    fn answer_json(&self, value: &impl serde::Serialize) -> Response {
+        self.signed(
+            "application/json",
+            serde_json::to_vec(value).unwrap_or_default(),
+        )
+    }
+
+    fn is_control(&self) -> bool {
+        self.identity == wire::CONTROL_IDENTITY
+    }
+}
+
+/// `GET /_replication/proof` with a nonce: this region's name and the nonce, signed with the
+/// key. No secret goes into it or comes out of it.
+async fn prove(State(r): State<Replicator>, headers: HeaderMap) -> Response {
+    let nonce = headers
+        .get(wire::NONCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|n| (16..=128).contains(&n.len()));
+    let Some(nonce) = nonce else {
+        return r.error(
+            ErrorCode::BadRequest,
+            "a proof needs a nonce of 16 to 128 characters",
+        );
+    };
+    let proof = r.settings.key.prove(r.store.region(), nonce);
+    let mut response = http::StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = http::HeaderValue::from_str(&proof) {
+        response.headers_mut().insert(wire::PROOF_HEADER, v);
+    }
+    response
 }
 
 /// Runs a store read off the async workers; a failure is a 503 (the peer retries).
@@ -158,20 +228,18 @@ pub const MAX_WAIT: Duration = Duration::from_secs(1);
 
 async fn changes(
     State(r): State<Replicator>,
-    peer: SignedPeer,
     Query(q): Query<ChangesQuery>,
+    peer: Signed,
 ) -> Response {
     // What the peer applied of this incarnation's outbox can be compacted here.
-    if q.incarnation == r.store.incarnation() {
+    if q.incarnation == r.store.incarnation() && !peer.is_control() {
         r.acked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(peer.name.clone(), q.applied.unwrap_or(0).min(q.after));
+            .insert(peer.identity.clone(), q.applied.unwrap_or(0).min(q.after));
     }
-    let (limit, bytes) = (
-        q.limit.unwrap_or(BATCH).clamp(1, BATCH),
-        max_bytes(q.max_bytes),
-    );
+    // A limit of 0 asks only for the head (a paused link keeps its backlog figure true).
+    let (limit, bytes) = (q.limit.unwrap_or(BATCH).min(BATCH), max_bytes(q.max_bytes));
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
     let mut commits = r.store.commits();
     commits.borrow_and_update();
@@ -202,11 +270,7 @@ struct ItemsQuery {
     max_bytes: Option<usize>,
 }
 
-async fn items(
-    State(r): State<Replicator>,
-    peer: SignedPeer,
-    Query(q): Query<ItemsQuery>,
-) -> Response {
+async fn items(State(r): State<Replicator>, Query(q): Query<ItemsQuery>, peer: Signed) -> Response {
     let bytes = max_bytes(q.max_bytes);
     let (buckets, after) = (q.buckets, q.after);
     match read(&r, move |s| s.items_page(after.as_deref(), buckets, bytes)).await {
@@ -221,7 +285,7 @@ async fn items(
     }
 }
 
-async fn digests(State(r): State<Replicator>, peer: SignedPeer) -> Response {
+async fn digests(State(r): State<Replicator>, peer: Signed) -> Response {
     // Digests first, then the head: a write landing in between shows in the head, which the
     // peer then takes for a write in flight and compares later.
     match read(&r, |s| {
@@ -244,31 +308,25 @@ async fn digests(State(r): State<Replicator>, peer: SignedPeer) -> Response {
     }
 }
 
-async fn status(State(r): State<Replicator>, headers: HeaderMap) -> Response {
-    if !r.secret_ok(&headers) {
-        return r.wrong_secret();
-    }
+/// `GET /_replication/status` (the supervisor, signed).
+async fn status(State(r): State<Replicator>, caller: Signed) -> Response {
     match read(&r, {
         let r = r.clone();
         move |_| Ok(r.status(true))
     })
     .await
     {
-        Ok(status) => Json::<RegionReplication>(status).into_response(),
+        Ok(status) => caller.answer_json(&status),
         Err(resp) => resp,
     }
 }
 
-async fn set_config(
-    State(r): State<Replicator>,
-    headers: HeaderMap,
-    _: Admin,
-    body: Result<Json<ReplicationConfig>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    if !r.secret_ok(&headers) {
-        return r.wrong_secret();
+/// `PUT /_replication/config` (the supervisor only, signed).
+async fn set_config(State(r): State<Replicator>, caller: Signed) -> Response {
+    if !caller.is_control() {
+        return r.error(ErrorCode::Forbidden, "only the supervisor sets replication");
     }
-    let Ok(Json(config)) = body else {
+    let Ok(config) = serde_json::from_slice::<ReplicationConfig>(&caller.body) else {
         return r.error(
             ErrorCode::BadRequest,
             "body must be {\"paused\": bool, \"lag_ms\": n}",
@@ -276,5 +334,5 @@ async fn set_config(
     };
     *r.config.write().unwrap_or_else(|e| e.into_inner()) = config;
     tracing::info!(?config, "replication settings changed");
-    Json(config).into_response()
+    caller.answer_json(&config)
 }

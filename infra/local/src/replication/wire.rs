@@ -5,22 +5,39 @@
 //! item the API accepted passes through however deeply nested: nothing wraps it in more JSON,
 //! and the receiver parses each record on its own, at the same depth the API parsed it.
 //!
-//! Authentication is HMAC-SHA256 with a replication key both regions hold and never send. The
-//! puller signs its request (peer name, a fresh nonce, the path and query); the server checks it
-//! in constant time and signs its answer over the same nonce and the body, so a process that
-//! takes a peer's port learns no secret and cannot forge or replay an answer.
+//! Authentication is HMAC-SHA256 with a replication key the regions and their supervisor hold
+//! and never send (docs/contract.md, "Replication"). A requester (a peer region, or the
+//! supervisor as [`CONTROL_IDENTITY`]) signs its request: its identity, the region it is meant
+//! for, that region's boot id, a sequence number, a fresh nonce, the method, path and query, and
+//! a hash of the body. The server checks it in constant time and takes each sequence number
+//! once ([`Window`]), and only for its own boot id, so a captured request replayed later fails:
+//! to the same region (the number was used), to a restarted one (another boot id), or to another
+//! region (another name). Answers are signed over the request's nonce and the body, so a process
+//! that takes a region's port learns no secret and cannot forge or replay an answer. A region
+//! also proves it holds the key before anyone sends it a secret ([`Key::prove`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// Which region is asking (a configured peer's name).
+/// Which region is asking (a configured peer's name), or [`CONTROL_IDENTITY`].
 pub const PEER_HEADER: &str = "x-tandem-peer";
 /// A fresh random value per request, echoed in the answer's signature.
 pub const NONCE_HEADER: &str = "x-tandem-nonce";
 /// HMAC of the request (on requests) or of the nonce and body (on answers).
 pub const SIGNATURE_HEADER: &str = "x-tandem-signature";
+/// The requester's sequence number with this server: each is accepted once ([`Window`]).
+pub const SEQ_HEADER: &str = "x-tandem-seq";
+/// A server process's boot id: on a request, the one it was signed for; on a refusal, the
+/// server's own, with [`SEQ_HEADER`] set to the highest number it took from that requester.
+pub const BOOT_HEADER: &str = "x-tandem-boot";
+/// A region's answer to a proof request: [`Key::prove`] of its name and the asker's nonce.
+pub const PROOF_HEADER: &str = "x-tandem-proof";
+/// Where a region answers a proof request.
+pub const PROOF_PATH: &str = "/_replication/proof";
+/// The identity the supervisor (the control API, `tandem verify`) signs with.
+pub const CONTROL_IDENTITY: &str = "control";
 /// Content type of a frame.
 pub const CONTENT_TYPE: &str = "application/x-tandem-replication";
 
@@ -159,62 +176,128 @@ impl Key {
     }
 
     /// HMAC over each part, each prefixed by its length so parts cannot run into each other.
-    fn mac(&self, parts: &[&[u8]]) -> Hmac<Sha256> {
+    fn mac<P: AsRef<[u8]>>(&self, parts: &[P]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key size");
         for part in parts {
+            let part = part.as_ref();
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }
         mac
     }
 
-    fn sign(&self, parts: &[&[u8]]) -> String {
+    fn sign<P: AsRef<[u8]>>(&self, parts: &[P]) -> String {
         URL_SAFE_NO_PAD.encode(self.mac(parts).finalize().into_bytes())
     }
 
     /// Constant-time check of a signature.
-    fn verify(&self, parts: &[&[u8]], signature: &str) -> bool {
+    fn verify<P: AsRef<[u8]>>(&self, parts: &[P], signature: &str) -> bool {
         let Ok(given) = URL_SAFE_NO_PAD.decode(signature) else {
             return false;
         };
         self.mac(parts).verify_slice(&given).is_ok()
     }
 
-    /// The signature a puller sends with a request.
-    pub fn sign_request(&self, peer: &str, nonce: &str, path_and_query: &str) -> String {
-        self.sign(&[
-            b"request",
-            peer.as_bytes(),
-            nonce.as_bytes(),
-            path_and_query.as_bytes(),
-        ])
+    /// The signature a requester sends with `request`.
+    pub fn sign_request(&self, request: &SignedRequest<'_>) -> String {
+        self.sign(&request.parts())
     }
 
-    pub fn verify_request(
-        &self,
-        peer: &str,
-        nonce: &str,
-        path_and_query: &str,
-        signature: &str,
-    ) -> bool {
-        self.verify(
-            &[
-                b"request",
-                peer.as_bytes(),
-                nonce.as_bytes(),
-                path_and_query.as_bytes(),
-            ],
-            signature,
-        )
+    /// Whether `signature` is `request`'s (constant-time).
+    pub fn verify_request(&self, request: &SignedRequest<'_>, signature: &str) -> bool {
+        self.verify(&request.parts(), signature)
     }
 
     /// The signature a server sends with its answer to the request that carried `nonce`.
     pub fn sign_response(&self, nonce: &str, body: &[u8]) -> String {
-        self.sign(&[b"response", nonce.as_bytes(), body])
+        self.sign(&[&b"response"[..], nonce.as_bytes(), body])
     }
 
     pub fn verify_response(&self, nonce: &str, body: &[u8], signature: &str) -> bool {
-        self.verify(&[b"response", nonce.as_bytes(), body], signature)
+        self.verify(&[&b"response"[..], nonce.as_bytes(), body], signature)
+    }
+
+    /// A region's proof that it holds the key: its name and the asker's fresh nonce, signed.
+    /// Only a process holding the key answers it, so a process that took a region's port
+    /// cannot; the edge and the supervisor send a secret to a port only after it did.
+    pub fn prove(&self, region: &str, nonce: &str) -> String {
+        self.sign(&[&b"proof"[..], region.as_bytes(), nonce.as_bytes()])
+    }
+
+    pub fn verify_proof(&self, region: &str, nonce: &str, proof: &str) -> bool {
+        self.verify(&[&b"proof"[..], region.as_bytes(), nonce.as_bytes()], proof)
+    }
+}
+
+/// What a signed request binds: who asks, whom, in which session, and what.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    pub identity: &'a str,
+    /// The region the request is meant for: a capture cannot be replayed to another one.
+    pub target: &'a str,
+    /// The target process's boot id: a capture cannot be replayed after it restarts.
+    pub boot: u64,
+    /// Used once per boot id ([`Window`]): a capture cannot be replayed to the same process.
+    pub seq: u64,
+    pub nonce: &'a str,
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub body: &'a [u8],
+}
+
+impl SignedRequest<'_> {
+    fn parts(&self) -> [Vec<u8>; 9] {
+        use sha2::Digest as _;
+        [
+            b"request".to_vec(),
+            self.identity.as_bytes().to_vec(),
+            self.target.as_bytes().to_vec(),
+            self.boot.to_be_bytes().to_vec(),
+            self.seq.to_be_bytes().to_vec(),
+            self.nonce.as_bytes().to_vec(),
+            self.method.as_bytes().to_vec(),
+            self.path_and_query.as_bytes().to_vec(),
+            Sha256::digest(self.body).to_vec(),
+        ]
+    }
+}
+
+/// The sequence numbers one requester has used with this server process: a sliding window of
+/// 64 (the anti-replay window of RFC 4303, section 3.4.3). A number is accepted once, and only
+/// when it is above the highest seen less 64, so requests may arrive a little out of order
+/// (two calls of one requester at once) but none twice. It lives in memory, with the boot id:
+/// a restarted server has a new boot id, which every old request names wrongly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    highest: u64,
+    /// Bit `i`: `highest - i` was seen.
+    seen: u64,
+}
+
+impl Window {
+    /// Takes `seq` if it was not seen and is not too old.
+    pub fn accept(&mut self, seq: u64) -> bool {
+        if seq == 0 {
+            return false;
+        }
+        if seq > self.highest {
+            let shift = seq - self.highest;
+            self.seen = if shift >= 64 { 0 } else { self.seen << shift };
+            self.seen |= 1;
+            self.highest = seq;
+            return true;
+        }
+        let offset = self.highest - seq;
+        if offset >= 64 || self.seen & (1 << offset) != 0 {
+            return false;
+        }
+        self.seen |= 1 << offset;
+        true
+    }
+
+    /// The highest number taken: a requester that lost count goes on after it.
+    pub fn highest(&self) -> u64 {
+        self.highest
     }
 }
 
@@ -223,25 +306,84 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn request<'a>(path: &'a str) -> SignedRequest<'a> {
+        SignedRequest {
+            identity: "us-east-1",
+            target: "us-west-2",
+            boot: 7,
+            seq: 1,
+            nonce: "n1",
+            method: "GET",
+            path_and_query: path,
+            body: b"",
+        }
+    }
+
     #[test]
-    fn signatures_bind_the_key_the_nonce_and_the_body() {
+    fn signatures_bind_the_key_the_session_and_the_request() {
         let (k, other) = (Key::new("k"), Key::new("k2"));
-        let s = k.sign_request("us-east-1", "n1", "/_replication/changes?after=1");
-        assert!(k.verify_request("us-east-1", "n1", "/_replication/changes?after=1", &s));
-        assert!(!other.verify_request("us-east-1", "n1", "/_replication/changes?after=1", &s));
-        assert!(!k.verify_request("us-west-2", "n1", "/_replication/changes?after=1", &s));
-        assert!(!k.verify_request("us-east-1", "n2", "/_replication/changes?after=1", &s));
-        assert!(!k.verify_request("us-east-1", "n1", "/_replication/changes?after=2", &s));
-        assert!(!k.verify_request("us-east-1", "n1", "/", "not base64 !"));
-        let r = k.sign_response("n1", b"body");
-        assert!(k.verify_response("n1", b"body", &r));
+        let r = request("/_replication/changes?after=1");
+        let s = k.sign_request(&r);
+        assert!(k.verify_request(&r, &s));
+        assert!(!other.verify_request(&r, &s));
+        for changed in [
+            SignedRequest {
+                identity: "us-west-2",
+                ..r
+            },
+            SignedRequest {
+                target: "eu-west-1",
+                ..r
+            },
+            SignedRequest { boot: 8, ..r },
+            SignedRequest { seq: 2, ..r },
+            SignedRequest { nonce: "n2", ..r },
+            SignedRequest { method: "PUT", ..r },
+            SignedRequest {
+                path_and_query: "/_replication/changes?after=2",
+                ..r
+            },
+            SignedRequest { body: b"{}", ..r },
+        ] {
+            assert!(!k.verify_request(&changed, &s), "{changed:?}");
+        }
+        assert!(!k.verify_request(&r, "not base64 !"));
+        let a = k.sign_response("n1", b"body");
+        assert!(k.verify_response("n1", b"body", &a));
         assert!(
-            !k.verify_response("n2", b"body", &r),
+            !k.verify_response("n2", b"body", &a),
             "replayed to another request"
         );
-        assert!(!k.verify_response("n1", b"bodx", &r));
-        // A request signature is not an answer signature.
-        assert!(!k.verify_response("n1", b"", &k.sign_request("", "n1", "")));
+        assert!(!k.verify_response("n1", b"bodx", &a));
+        // A proof is neither, and names its region.
+        let p = k.prove("us-west-2", "n1");
+        assert!(k.verify_proof("us-west-2", "n1", &p));
+        assert!(!k.verify_proof("us-east-1", "n1", &p));
+        assert!(!k.verify_proof("us-west-2", "n2", &p));
+        assert!(!other.verify_proof("us-west-2", "n1", &p));
+        assert!(!k.verify_response("n1", b"", &p));
+    }
+
+    #[test]
+    fn a_window_takes_each_number_once_and_nothing_too_old() {
+        let mut w = Window::default();
+        assert!(!w.accept(0));
+        assert!(w.accept(1));
+        assert!(!w.accept(1), "a replay");
+        assert!(w.accept(3));
+        assert!(w.accept(2), "a little out of order");
+        assert!(!w.accept(2));
+        assert!(w.accept(100));
+        assert!(!w.accept(36), "64 or more behind the highest");
+        assert!(w.accept(37));
+        assert!(!w.accept(37));
+        assert!(
+            !w.accept(3),
+            "seen before the window moved, and too old now"
+        );
+        assert_eq!(w.highest(), 100);
+        assert!(w.accept(u64::MAX));
+        assert!(!w.accept(u64::MAX));
     }
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
