@@ -34,6 +34,7 @@ use utoipa::{Modify, OpenApi};
         tandem_shared::wire::ItemResponse,
         tandem_shared::wire::ListResponse,
         tandem_shared::wire::HealthResponse,
+        tandem_shared::wire::HealthStatus,
     )),
     modifiers(&BearerAuth),
 )]

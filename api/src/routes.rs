@@ -16,7 +16,9 @@ use serde::Deserialize;
 use tandem_shared::ErrorCode;
 use tandem_shared::item::{Data, Record};
 use tandem_shared::validate::{self, IfMatch};
-use tandem_shared::wire::{HealthResponse, ItemResponse, ListResponse, PutBody, WriteBody};
+use tandem_shared::wire::{
+    HealthResponse, HealthStatus, ItemResponse, ListResponse, PutBody, WriteBody,
+};
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
@@ -28,6 +30,7 @@ impl From<StoreError> for ApiError {
                 ApiError::Client(ErrorCode::PayloadTooLarge, err.to_string())
             }
             StoreError::Busy(why) => ApiError::Overloaded(why),
+            StoreError::Resyncing(why) => ApiError::Resyncing(why),
             StoreError::Unavailable(e) => ApiError::Unavailable(e),
             StoreError::Internal(e) => ApiError::Internal(e),
         }
@@ -75,7 +78,11 @@ fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
 async fn get_by_id<S: Store>(state: &AppState<S>, id: &str) -> Result<Response, ApiError> {
     match state.store.get(id).await? {
         Some(record) => record_response(StatusCode::OK, record, &state.config.region),
-        None => Err(ApiError::not_found(format!("no item with id {id:?}"))),
+        None => {
+            // Absent here; absent everywhere only once this region holds its peers' state.
+            state.store.vouch()?;
+            Err(ApiError::not_found(format!("no item with id {id:?}")))
+        }
     }
 }
 
@@ -212,6 +219,7 @@ pub async fn list_items<S: Store>(
         .filter(|c| !c.is_empty())
         .map(decode_cursor)
         .transpose()?;
+    state.store.vouch()?;
     let page = state.store.list(limit, after).await?;
     let page = ListResponse {
         items: page.items,
@@ -290,22 +298,28 @@ pub async fn write<S: Store>(
     responses(
         (status = 200, description = "Healthy", body = HealthResponse),
         (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 503, description = "An admin fault is set, or the store failed", body = HealthResponse),
+        (status = 503, description = "An admin fault is set, the store failed, or the region is copying a peer's state (resyncing)", body = HealthResponse),
     ))]
 pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     let fault = state.fault().await;
     let store = state.store.check().await.err();
-    let (status, word) = match (&store, fault.is_none()) {
-        (Some(_), _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        (None, false) => (StatusCode::SERVICE_UNAVAILABLE, "faulted"),
-        (None, true) => (StatusCode::OK, "ok"),
+    let vouch = state.store.vouch().err();
+    let (word, error) = match (store, vouch, fault.is_none()) {
+        (Some(e), _, _) => (HealthStatus::Unavailable, Some(e.to_string())),
+        (None, _, false) => (HealthStatus::Faulted, None),
+        (None, Some(e), true) => (HealthStatus::Resyncing, Some(e.to_string())),
+        (None, None, true) => (HealthStatus::Ok, None),
+    };
+    let status = match word {
+        HealthStatus::Ok => StatusCode::OK,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     let body = HealthResponse {
         region: state.config.region.clone(),
-        status: word.to_owned(),
+        status: word,
         fault,
         replication: state.store.replication().await,
-        error: store.map(|e| e.to_string()),
+        error,
     };
     (status, Json(body)).into_response()
 }

@@ -4,7 +4,7 @@
 //! bodies are `tandem_shared::control`'s types, the same the edge and the CLI use.
 
 use tandem_shared::Fault;
-use tandem_shared::control::WatcherStatus;
+use tandem_shared::control::{RegionStatus, WatcherStatus};
 use tandem_shared::replication::PairStatus;
 
 /// sessionStorage key of the admin token. sessionStorage, not localStorage: the token should
@@ -341,6 +341,15 @@ pub fn fault_text(fault: &Fault) -> String {
 }
 
 /// One line about a replication link: backlog, lag, and whatever is wrong with it.
+/// A region process's restarts after exits nobody asked for, in words.
+pub fn describe_restarts(r: &RegionStatus) -> String {
+    match (r.restarts, &r.last_exit) {
+        (0, None) => "none".into(),
+        (n, Some(exit)) => format!("{n}; last exit: {exit}"),
+        (n, None) => n.to_string(),
+    }
+}
+
 pub fn describe_link(p: &PairStatus) -> String {
     let ms = |l: Option<u64>| l.map_or("–".into(), |l| format!("{l} ms"));
     let mut line = format!(
@@ -534,13 +543,19 @@ mod tests {
     fn control_api_bodies_are_the_shared_types() {
         let regions: RegionsBody = serde_json::from_str(
             r#"{"regions":[{"region":"us-east-1","state":"up","primary":true,"url":"http://127.0.0.1:8081","pid":7},
-                {"region":"us-west-2","state":"blackhole","primary":false,"url":"http://127.0.0.1:8082","pid":null}],
+                {"region":"us-west-2","state":"crashing","primary":false,"url":"http://127.0.0.1:8082","pid":null,
+                 "restarts":3,"last_exit":"killed by SIGKILL"}],
                 "edge":{"connection_attempts":2,"connection_timeout":1,"origin_read_timeout":4}}"#,
         )
         .unwrap();
         assert_eq!(regions.regions[0].state, RegionState::Up);
         assert!(regions.regions[0].primary);
-        assert_eq!(regions.regions[1].state.as_str(), "blackhole");
+        assert_eq!(describe_restarts(&regions.regions[0]), "none");
+        assert_eq!(regions.regions[1].state.as_str(), "crashing");
+        assert_eq!(
+            describe_restarts(&regions.regions[1]),
+            "3; last exit: killed by SIGKILL"
+        );
         let repl: ReplicationBody = serde_json::from_str(
             r#"{"config":{"paused":false,"lag_ms":0},"pairs":[{"from":"us-west-2","to":"us-east-1",
                 "applied":3,"source_head":4,"pending":1,"lag_p50_ms":12,"lag_p99_ms":null,"lag_max_ms":null,

@@ -113,7 +113,7 @@ impl Status {
         let health = Health {
             status: reply.status,
             word: match (&body, model::error_of(&reply.body)) {
-                (Some(h), _) => h.status.clone(),
+                (Some(h), _) => h.status.as_str().to_owned(),
                 (None, Some((code, _))) => code,
                 (None, None) => "unreachable".into(),
             },
@@ -363,6 +363,12 @@ fn RegionFacts(region: String) -> impl IntoView {
                 .map_or("?", |r| r.state.as_str())
         })
     };
+    let restarts = move || {
+        console.states.with(|s| {
+            name.with_value(|region| s.iter().find(|r| r.region == *region))
+                .map_or_else(|| "?".to_owned(), model::describe_restarts)
+        })
+    };
     let active = active_label(console, name);
     let incoming = move || {
         status.replication.with(|r| {
@@ -379,6 +385,8 @@ fn RegionFacts(region: String) -> impl IntoView {
             <div class="group" hidden=move || !console.is_local()>
                 <dt>"Process"</dt>
                 <dd data-role="state">{state}</dd>
+                <dt>"Restarts"</dt>
+                <dd data-role="restarts">{restarts}</dd>
                 <dt>"Replication in"</dt>
                 <dd data-role="replication">{incoming}</dd>
                 <dt>"Routing"</dt>

@@ -130,7 +130,23 @@ pub struct RegionReplication {
     pub pairs: Vec<PairStatus>,
     /// Hex digest of each bucket of this region's live items.
     pub digests: Vec<String>,
+    /// How far the region's last write stamp is ahead of its clock: after a clock that ran
+    /// ahead is corrected, new stamps stay frozen at the last one for this long (at most
+    /// `max_stamps_ahead_ms`, past which they follow the clock again).
+    #[serde(default)]
+    pub stamps_ahead_ms: u64,
+    #[serde(default)]
+    pub max_stamps_ahead_ms: u64,
+    /// Times stamps were let go back to the clock because it was further behind than that.
+    #[serde(default)]
+    pub clock_resets: u64,
 }
+
+/// The longest a region's write stamps stay frozen when its clock steps back (see
+/// [`RegionReplication::stamps_ahead_ms`]): within it, stamps never go backwards; past it (a
+/// clock that ran far ahead and was corrected) they follow the clock again, so stamps are never
+/// frozen for longer than this. Each id's writes still only move forward.
+pub const MAX_STAMPS_AHEAD_MS: u64 = 10_000;
 
 impl RegionReplication {
     /// True when every link is healthy (or paused on purpose).

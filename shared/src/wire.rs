@@ -44,19 +44,45 @@ pub struct ListResponse {
     pub region: String,
 }
 
+/// What `GET /api/health` says of a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Serving (200).
+    Ok,
+    /// An admin fault is set (503).
+    Faulted,
+    /// The store failed: an I/O error, a full or missing disk, a stalled commit (503).
+    Unavailable,
+    /// The region is copying a peer's state (a new disk, or first contact) and cannot yet
+    /// vouch that an item it does not hold is absent (503; such reads answer 503 too).
+    Resyncing,
+}
+
+impl HealthStatus {
+    /// The word on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Ok => "ok",
+            HealthStatus::Faulted => "faulted",
+            HealthStatus::Unavailable => "unavailable",
+            HealthStatus::Resyncing => "resyncing",
+        }
+    }
+}
+
 /// Body of `GET /api/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthResponse {
     pub region: String,
-    /// `ok`; `faulted` (status 503) while an admin fault is set; `unavailable` (503) when the
-    /// store failed (I/O error, full or missing disk).
-    pub status: String,
+    pub status: HealthStatus,
     pub fault: Fault,
     /// What the store knows of replication; its shape depends on the store.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub replication: Value,
-    /// Why the store cannot serve, when it cannot.
+    /// Why the region cannot serve (or vouch for reads), when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -39,6 +39,10 @@ pub enum StoreError {
     /// The stored item would exceed DynamoDB's 400 KB limit.
     #[error("item would be {0} bytes, over the 400 KB limit")]
     TooLarge(usize),
+    /// The region cannot vouch that what it does not hold does not exist: it has not copied a
+    /// peer's state yet. 503 with `Retry-After`, and the edge fails a read over.
+    #[error("resyncing: {0}")]
+    Resyncing(String),
     /// The store is at a limit of its own (pages produced at once): 503 `overloaded` with
     /// `Retry-After`, and the edge fails a read over.
     #[error("busy: {0}")]
@@ -163,6 +167,13 @@ pub trait Store: Send + Sync + 'static {
     /// Stores this region's fault, where every instance of the region will see it.
     fn save_fault(&self, fault: StoredFault)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether the store can vouch for reads: that an item it does not hold is absent, and that
+    /// a page of it lists everything. Only a local region copying a peer's state cannot
+    /// ([`StoreError::Resyncing`]); DynamoDB builds a new replica before it serves it.
+    fn vouch(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Whether the store can serve: an error when its storage failed (health answers 503).
     fn check(&self) -> impl Future<Output = Result<(), StoreError>> + Send {

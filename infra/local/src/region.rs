@@ -37,6 +37,8 @@ pub async fn run(args: RegionProcessArgs) -> anyhow::Result<()> {
     let config = args.api.config();
     let dir = args.api.data_dir();
     let store = EmbeddedStore::open(&dir, &config.region)?;
+    let peers: Vec<String> = args.peers.iter().map(|p| p.name.clone()).collect();
+    store.require_peers(&peers)?;
     let replicator = Replicator::new(
         store.clone(),
         replication::Settings {

@@ -401,7 +401,13 @@ impl Supervisor {
             RegionState::Up | RegionState::Blackhole => {
                 match self.regions[i].child.as_ref() {
                     Some(child) => signal(child, Signal::SIGCONT),
-                    None => self.spawn(i).await?,
+                    None => {
+                        if let Err(err) = self.spawn(i).await {
+                            // Wanted up: tried again with the usual back-off.
+                            self.regions[i].exited(Instant::now(), format!("{err:#}"));
+                            return Err(err);
+                        }
+                    }
                 }
                 self.apply_wanted(i);
             }

@@ -606,3 +606,74 @@ async fn anti_entropy_repairs_a_divergence_no_log_records() {
     let into_east = v.pairs.iter().find(|p| p.to == EAST).unwrap();
     assert!(into_east.repaired >= 1, "{v:?}");
 }
+
+/// Sends the signed request `headers` describe (as captured on the wire) to `url`.
+async fn send_captured(url: &str, path: &str, headers: &[(&'static str, String)]) -> u16 {
+    let mut req = reqwest::Client::new().get(format!("{url}{path}"));
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn a_captured_replication_request_cannot_be_replayed_to_any_region() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = free_block(3).unwrap();
+    // us-west-2 is played by the test (nothing listens on its port), so no puller of its own
+    // uses its sequence numbers meanwhile.
+    let peer = [(WEST, port + 2)];
+    let east = Region::start(EAST, port, d1.path(), &peer, &[]).await;
+    let other = Region::start("eu-west-1", port + 1, d2.path(), &peer, &[]).await;
+    east.put("before", json!({})).await;
+    // A refusal tells anyone the region's boot id (it is no secret).
+    let path = "/_replication/changes?after=0&incarnation=0";
+    let refusal = reqwest::get(format!("{}{path}", east.url)).await.unwrap();
+    assert_eq!(refusal.status(), 401);
+    let boot_hex = header(&refusal, wire::BOOT_HEADER).unwrap();
+    let nonce = "0123456789abcdef0123";
+    let signed = wire::SignedRequest {
+        identity: WEST,
+        target: EAST,
+        boot: u64::from_str_radix(&boot_hex, 16).unwrap(),
+        seq: 1,
+        nonce,
+        method: "GET",
+        path_and_query: path,
+        body: b"",
+    };
+    let captured = [
+        (wire::PEER_HEADER, WEST.to_owned()),
+        (wire::NONCE_HEADER, nonce.to_owned()),
+        (wire::BOOT_HEADER, boot_hex),
+        (wire::SEQ_HEADER, "1".to_owned()),
+        (wire::SIGNATURE_HEADER, Key::new(KEY).sign_request(&signed)),
+    ];
+    assert_eq!(
+        send_captured(&east.url, path, &captured).await,
+        200,
+        "the original"
+    );
+    east.put("after", json!({"written": "after the capture"}))
+        .await;
+    assert_eq!(
+        send_captured(&east.url, path, &captured).await,
+        401,
+        "to the same region"
+    );
+    assert_eq!(
+        send_captured(&other.url, path, &captured).await,
+        401,
+        "to another region"
+    );
+    // To the same region once it has restarted on the same disk.
+    drop(east);
+    let east = Region::start(EAST, port, d1.path(), &peer, &[]).await;
+    assert_eq!(
+        send_captured(&east.url, path, &captured).await,
+        401,
+        "to a restarted region"
+    );
+    // The real puller's session still works: it catches up with the new boot id.
+    assert!(east.signed(path, KEY, WEST).await.is_ok());
+}

@@ -93,7 +93,53 @@ impl EmbeddedStore {
             meta.insert(incarnation_key(peer).as_str(), incarnation)?;
         }
         txn.commit()?;
+        self.recheck_vouch(peer);
         Ok(applied)
+    }
+
+    /// Names the peers whose state this region must have copied (in this incarnation) before it
+    /// vouches for a read: until then an absent item may be absent only here, and reads that
+    /// find nothing answer 503 instead of 404 ([`Store::vouch`]). The position recorded with a
+    /// peer's first copy is durable, so a region restarted on its own disk vouches at once;
+    /// one that lost its disk copies again first.
+    pub fn require_peers(&self, peers: &[String]) -> anyhow::Result<()> {
+        let mut missing = Vec::new();
+        for peer in peers {
+            if self.peer_position(peer)?.incarnation.is_none() {
+                missing.push(peer.clone());
+            }
+        }
+        *self
+            .inner
+            .not_copied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = missing;
+        Ok(())
+    }
+
+    /// `peer`'s state is copied (its position is recorded): one peer fewer to wait for.
+    fn recheck_vouch(&self, peer: &str) {
+        let mut missing = self
+            .inner
+            .not_copied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if missing.iter().any(|p| p == peer) {
+            missing.retain(|p| p != peer);
+            tracing::info!(
+                peer,
+                "copied the peer's state: this region vouches for its reads"
+            );
+        }
+    }
+
+    /// The peers whose state is not copied yet (empty: this region vouches for its reads).
+    pub fn not_copied(&self) -> Vec<String> {
+        self.inner
+            .not_copied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Applies records under last-writer-wins without moving any peer's position (a resync
@@ -295,6 +341,12 @@ impl EmbeddedStore {
     pub fn outbox_floor(&self) -> anyhow::Result<u64> {
         let txn = self.inner.db.begin_read()?;
         meta_get(&txn.open_table(META)?, OUTBOX_FLOOR)
+    }
+
+    /// The latest stamp this region gave a write (its hybrid clock).
+    pub fn last_stamp(&self) -> anyhow::Result<u64> {
+        let txn = self.inner.db.begin_read()?;
+        meta_get(&txn.open_table(META)?, HLC)
     }
 
     /// The sequence number of the latest local write (0 when none).

@@ -43,7 +43,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tandem_shared::item::{Data, Item, Record};
-use tandem_shared::replication::RegionReplication;
+use tandem_shared::replication::{MAX_STAMPS_AHEAD_MS, RegionReplication};
 use tandem_shared::validate::{IfMatch, page_cost};
 
 /// id → JSON of the latest [`Record`] (tombstones included).
@@ -95,11 +95,15 @@ struct Inner {
     group: group::Group,
     /// Turns to make a list page ([`LIST_CONCURRENCY`]).
     list_permits: Arc<tokio::sync::Semaphore>,
+    /// Peers whose state this region has not copied yet ([`EmbeddedStore::require_peers`]).
+    not_copied: Mutex<Vec<String>>,
+    /// Times the stamps were let go back to the clock (see [`MAX_STAMPS_AHEAD_MS`]).
+    clock_resets: std::sync::atomic::AtomicU64,
 }
 
 /// List pages made at once by one region: with the page budget, the most memory listing takes
 /// (a page costs about twice its answer while it is made: the items, then the answer).
-pub const LIST_CONCURRENCY: usize = 4;
+pub const LIST_CONCURRENCY: usize = 8;
 
 /// Whether an error came from the storage engine (as opposed to, say, a corrupt record).
 fn is_storage_error(err: &anyhow::Error) -> bool {
@@ -216,9 +220,18 @@ impl EmbeddedStore {
             failed: Mutex::new(None),
             group,
             list_permits: Arc::new(tokio::sync::Semaphore::new(LIST_CONCURRENCY)),
+            not_copied: Mutex::new(Vec::new()),
+            clock_resets: Default::default(),
         });
         committer.start(Arc::downgrade(&inner), region)?;
         Ok(EmbeddedStore { inner })
+    }
+
+    /// Times stamps were let go back to the clock (see [`MAX_STAMPS_AHEAD_MS`]).
+    pub fn clock_resets(&self) -> u64 {
+        self.inner
+            .clock_resets
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The region this store belongs to.
@@ -262,8 +275,24 @@ impl EmbeddedStore {
         // past the id's current write, so two writes to one id never share `(updated_at,
         // updated_in)` (which identifies a write). No `+ 1` here: under load that would run the
         // stamps ahead of the wall clock, and every write after them would look older than it is.
+        // Held still for at most MAX_STAMPS_AHEAD_MS: a clock that ran far ahead and was
+        // corrected would otherwise freeze every stamp until real time caught up (an hour for an
+        // hour). Past the bound the stamps follow the clock again; each id's own writes still
+        // only go forward (`Record::next`), which is all last-writer-wins needs.
         let last = meta_get(&meta, HLC)?;
-        let stamp = (self.inner.clock)().max(last);
+        let now = (self.inner.clock)();
+        let stamp = if last.saturating_sub(now) > MAX_STAMPS_AHEAD_MS {
+            self.inner
+                .clock_resets
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                ahead_ms = last - now,
+                "the clock is far behind the last stamp (it ran ahead and was corrected): stamps follow the clock again"
+            );
+            now
+        } else {
+            now.max(last)
+        };
         let record = Record::next(id, current.as_ref(), data, &self.inner.region, stamp);
         // Encoded once: these bytes are the stored form the size limit counts.
         let encoded = encode(&record)?;
@@ -374,7 +403,6 @@ impl Store for EmbeddedStore {
     /// that many pages of memory; a page that waits past its time budget for its turn is
     /// answered 503 `overloaded` (the edge fails the read over).
     async fn list(&self, limit: usize, after: Option<String>) -> Result<Page, StoreError> {
-        let mut budget = PageBudget::new(limit);
         let permit = tokio::time::timeout(
             super::LIST_TIME_BUDGET,
             self.inner.list_permits.clone().acquire_owned(),
@@ -386,11 +414,24 @@ impl Store for EmbeddedStore {
             )));
         };
         self.blocking(move |s| {
+            // The page's own time starts with its turn.
+            let mut budget = PageBudget::new(limit);
             let page = s.list_sync(&mut budget, after.as_deref())?;
             drop(permit);
             Ok(page)
         })
         .await
+    }
+
+    fn vouch(&self) -> Result<(), StoreError> {
+        let missing = self.not_copied();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Resyncing(format!(
+            "it has not yet copied the state of {} (a new disk, or first contact)",
+            missing.join(", ")
+        )))
     }
 
     async fn check(&self) -> Result<(), StoreError> {
@@ -420,7 +461,11 @@ impl Store for EmbeddedStore {
     async fn replication(&self) -> serde_json::Value {
         let store = self.clone();
         let positions = tokio::task::spawn_blocking(move || {
-            Ok::<_, anyhow::Error>((store.outbox_head()?, store.outbox_floor()?))
+            Ok::<_, anyhow::Error>((
+                store.outbox_head()?,
+                store.outbox_floor()?,
+                store.last_stamp()?,
+            ))
         })
         .await;
         let mut report = self
@@ -435,9 +480,12 @@ impl Store for EmbeddedStore {
                 incarnation: format!("{:016x}", self.inner.incarnation),
                 ..Default::default()
             });
-        if let Ok(Ok((head, floor))) = positions {
+        if let Ok(Ok((head, floor, stamp))) = positions {
             (report.outbox_head, report.outbox_floor) = (head, floor);
+            report.stamps_ahead_ms = stamp.saturating_sub((self.inner.clock)());
         }
+        report.max_stamps_ahead_ms = MAX_STAMPS_AHEAD_MS;
+        report.clock_resets = self.clock_resets();
         // Digests are for peers and `tandem verify`, not for a health check.
         report.digests.clear();
         serde_json::to_value(report).unwrap_or_default()
@@ -610,15 +658,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_clock_that_steps_back_never_stamps_a_write_before_the_last_one() {
+    async fn a_clock_that_steps_back_holds_stamps_still_for_a_bounded_time() {
+        use std::sync::atomic::Ordering::SeqCst;
+        CLOCK.store(10_000_000_000, SeqCst);
         let dir = tempfile::tempdir().unwrap();
         let s = EmbeddedStore::open_with_clock(dir.path(), "us-east-1", test_clock).unwrap();
         let first = s.put("a", data(json!({})), None).await.unwrap().record;
-        CLOCK.store(5_000, std::sync::atomic::Ordering::SeqCst);
-        // Another id: on the bare wall clock it would be stamped 5000, long before "a".
+        let t0 = first.updated_at_ms;
+        // A step back within the bound: another id is stamped at the last stamp, not before it.
+        CLOCK.store(t0 - MAX_STAMPS_AHEAD_MS, SeqCst);
         let second = s.put("b", data(json!({})), None).await.unwrap().record;
         let stamp = |r: &Record| r.updated_at_ms;
-        assert_eq!(stamp(&second), stamp(&first), "{second:?} vs {first:?}");
+        assert_eq!(stamp(&second), t0, "{second:?} vs {first:?}");
+        let report = s.replication().await;
+        assert_eq!(
+            report["stamps_ahead_ms"], MAX_STAMPS_AHEAD_MS,
+            "health says how long"
+        );
         // The same id again: strictly later, so the rewrite wins everywhere.
         let again = s
             .put("a", data(json!({"v": 2})), None)
@@ -632,8 +688,23 @@ mod tests {
         let third = s.put("c", data(json!({})), None).await.unwrap().record;
         assert!(
             stamp(&third) >= stamp(&second),
-            "never behind the region's last stamp"
+            "never behind the last stamp"
         );
+        // A clock that ran an hour ahead and was corrected: stamps are not frozen for an hour,
+        // they follow the clock again; each id's own writes still move forward.
+        let corrected = t0 - 3_600_000;
+        CLOCK.store(corrected, SeqCst);
+        let fresh = s.put("d", data(json!({})), None).await.unwrap().record;
+        assert_eq!(stamp(&fresh), corrected);
+        let rewrite = s
+            .put("a", data(json!({"v": 3})), None)
+            .await
+            .unwrap()
+            .record;
+        assert!(stamp(&rewrite) > stamp(&again), "a rewrite still wins");
+        let report = s.replication().await;
+        assert_eq!(report["clock_resets"], 1);
+        assert!(report["stamps_ahead_ms"].as_u64().unwrap() <= MAX_STAMPS_AHEAD_MS);
     }
 
     #[tokio::test]

@@ -254,6 +254,9 @@ impl Replicator {
             outbox_floor: self.store.outbox_floor().unwrap_or(0),
             pairs,
             digests,
+            stamps_ahead_ms: self.store.last_stamp().unwrap_or(0).saturating_sub(now),
+            max_stamps_ahead_ms: tandem_shared::replication::MAX_STAMPS_AHEAD_MS,
+            clock_resets: self.store.clock_resets(),
         }
     }
 

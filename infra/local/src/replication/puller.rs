@@ -12,6 +12,9 @@ use super::{
 };
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// How often a paused link reads the peer's head, so its backlog figure stays true.
+const HEAD_EVERY: Duration = Duration::from_secs(1);
 use tandem_api::store::digest::{self, BUCKETS, BucketDigest};
 use tandem_api::store::embedded::PeerPosition;
 use tandem_api::store::now_ms;
@@ -65,8 +68,17 @@ impl Link {
 
     pub async fn run(mut self) {
         let mut backoff = POLL;
+        let mut head_read: Option<Instant> = None;
         loop {
             if self.r.config().paused {
+                // Paused: nothing is applied, but the backlog figure stays true (read from the
+                // peer's current head, once a second).
+                if head_read.is_none_or(|t| t.elapsed() >= HEAD_EVERY) {
+                    head_read = Some(Instant::now());
+                    if let Err(err) = self.read_head().await {
+                        self.failed(&err);
+                    }
+                }
                 tokio::time::sleep(POLL).await;
                 continue;
             }
@@ -94,6 +106,24 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Reads the peer's outbox head (a page of no records) into the link's figures.
+    async fn read_head(&self) -> Result<(), PullError> {
+        let pos = self.position().await?;
+        let frame = self
+            .fetch(&format!(
+                "/_replication/changes?after={}&applied={}&incarnation={}&limit=0",
+                pos.applied,
+                pos.applied,
+                pos.incarnation.unwrap_or(0)
+            ))
+            .await?;
+        self.r.with_stats(&self.peer.name, |s| {
+            s.status.source_head = frame.head;
+            s.status.last_error = None;
+        });
+        Ok(())
     }
 
     /// Whether the next pull asks the peer to wait for new writes ([`super::serve::MAX_WAIT`]).
