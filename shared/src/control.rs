@@ -420,7 +420,9 @@ mod tests {
     fn region_states_match_the_wire() {
         for s in RegionState::ALL {
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
-            assert_eq!(s.as_str().parse::<RegionState>(), Ok(s));
+            let parsed = s.as_str().parse::<RegionState>();
+            // `crashing` is reported, never asked for.
+            assert_eq!(parsed.is_ok(), RegionState::ASKABLE.contains(&s), "{s}");
         }
     }
 

@@ -63,6 +63,11 @@ pub struct BenchArgs {
     /// Items in us-east-1 for the lost-disk figure (0: skip it).
     #[arg(long, default_value_t = 10_000)]
     pub disk_loss_items: u64,
+    /// Only the attack figures ([`crate::bench_attacks`]), at the sizes below.
+    #[arg(long)]
+    pub attacks: bool,
+    #[command(flatten)]
+    pub attack: crate::bench_attacks::AttackArgs,
 }
 
 pub use tandem_local::launch::Stack;
@@ -412,8 +417,11 @@ async fn edge_throughput(
     Ok(())
 }
 
-/// Runs every figure on a fresh local stack.
+/// Runs every figure on a fresh local stack (or only the attack figures).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.attacks {
+        return crate::bench_attacks::run(&args.edge, &args.attack).await;
+    }
     let stack = start(&args.edge, &[]).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(2048)

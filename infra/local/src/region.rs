@@ -26,6 +26,10 @@ pub struct RegionProcessArgs {
     /// How long a tombstone is kept once every peer has it, in milliseconds.
     #[arg(long, default_value_t = replication::DEFAULT_TOMBSTONE_GRACE_MS)]
     pub tombstone_grace_ms: u64,
+    /// This region's data is created with the whole stack's (`tandem up` on a data directory
+    /// that holds no region yet): it vouches for its reads from the start (contract §5.4).
+    #[arg(long, hide = true)]
+    pub new_stack: bool,
     /// Run this region with its clock skewed by this many milliseconds (tests, chaos).
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, hide = true)]
     pub clock_offset_ms: i64,
@@ -37,6 +41,9 @@ pub async fn run(args: RegionProcessArgs) -> anyhow::Result<()> {
     let config = args.api.config();
     let dir = args.api.data_dir();
     let store = EmbeddedStore::open(&dir, &config.region)?;
+    if args.new_stack {
+        store.born_with_the_stack()?;
+    }
     let peers: Vec<String> = args.peers.iter().map(|p| p.name.clone()).collect();
     store.require_peers(&peers)?;
     let replicator = Replicator::new(

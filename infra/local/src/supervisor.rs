@@ -132,6 +132,9 @@ pub struct Supervisor {
     http: reqwest::Client,
     /// Set once the stack is stopping: exits then are expected.
     stopping: bool,
+    /// Whether no region had a database when the stack started: the first start of each region then
+    /// says so (`--new-stack`), and it vouches for its reads at once (contract §5.4).
+    new_stack: bool,
 }
 
 /// The secrets and settings every region process of a stack gets.
@@ -167,6 +170,8 @@ impl Supervisor {
         secrets: StackSecrets,
         replication: ReplicationConfig,
     ) -> Self {
+        let db = tandem_api::store::embedded::DB_FILE;
+        let new_stack = regions.iter().all(|r| !data_dir.join(r).join(db).is_file());
         let regions = regions
             .iter()
             .enumerate()
@@ -188,6 +193,7 @@ impl Supervisor {
                 .build()
                 .expect("reqwest client"),
             stopping: false,
+            new_stack,
         }
     }
 
@@ -242,6 +248,9 @@ impl Supervisor {
         }
         if self.replication.paused {
             cmd.arg("--replication-paused");
+        }
+        if self.new_stack {
+            cmd.arg("--new-stack");
         }
         // SAFETY: prctl in the child between fork and exec, async-signal-safe. If the
         // supervisor dies (even by SIGKILL), its regions die with it: no orphans.
@@ -317,6 +326,8 @@ impl Supervisor {
                 failed.push(why);
             }
         }
+        // Later starts (restarts, a region brought back up) find the others' data.
+        self.new_stack = false;
         if failed.len() == self.regions.len() {
             bail!("no region started: {}", failed.join("; "));
         }

@@ -407,7 +407,9 @@ async fn peers_prove_who_they_are_and_a_lying_peer_is_refused() {
     let rogue = Arc::new(Rogue::default());
     let rogue_port = rogue_peer(rogue.clone()).await;
     let port = free_ports();
-    let east = Region::start(EAST, port, dir.path(), &[(WEST, rogue_port)], &[]).await;
+    // A new region of a new stack: it vouches for its reads without having met its peer.
+    let new = ["--new-stack"];
+    let east = Region::start(EAST, port, dir.path(), &[(WEST, rogue_port)], &new).await;
     east.put("mine", json!({"v": 1})).await;
     let status = wait_for(15, "a refused answer", || async {
         let v = east.status().await;

@@ -103,8 +103,12 @@ impl EmbeddedStore {
     /// peer's first copy is durable, so a region restarted on its own disk vouches at once;
     /// one that lost its disk copies again first.
     pub fn require_peers(&self, peers: &[String]) -> anyhow::Result<()> {
+        let born_with_stack = {
+            let txn = self.inner.db.begin_read()?;
+            meta_get(&txn.open_table(META)?, BORN_WITH_STACK)? == 1
+        };
         let mut missing = Vec::new();
-        for peer in peers {
+        for peer in peers.iter().filter(|_| !born_with_stack) {
             if self.peer_position(peer)?.incarnation.is_none() {
                 missing.push(peer.clone());
             }
@@ -114,6 +118,21 @@ impl EmbeddedStore {
             .not_copied
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = missing;
+        Ok(())
+    }
+
+    /// Records that this database was created with the whole stack (every region's disk new):
+    /// no peer can then hold a write this region lacks other than by its log, which replication
+    /// brings as usual, so the region vouches for its reads from the start, and after any
+    /// restart on this disk. Ignored for a database that already existed; a region that loses
+    /// its disk later is not started with it, and copies its peers first.
+    pub fn born_with_the_stack(&self) -> anyhow::Result<()> {
+        if !self.inner.created {
+            return Ok(());
+        }
+        let txn = self.inner.db.begin_write()?;
+        txn.open_table(META)?.insert(BORN_WITH_STACK, 1)?;
+        txn.commit()?;
         Ok(())
     }
 

@@ -66,6 +66,8 @@ const HLC: &str = "hlc";
 const OUTBOX_FLOOR: &str = "outbox_floor";
 /// Set once the digests table holds every live record (older databases build it on open).
 const DIGESTS_BUILT: &str = "digests_built";
+/// Set when this database was created together with the whole stack ([`EmbeddedStore::born_with_the_stack`]).
+const BORN_WITH_STACK: &str = "born_with_stack";
 
 /// The database file inside a region's data directory.
 pub const DB_FILE: &str = "tandem.redb";
@@ -80,6 +82,8 @@ struct Inner {
     db: Database,
     region: String,
     incarnation: u64,
+    /// Whether this open created the database (a new incarnation).
+    created: bool,
     /// Wall-clock milliseconds ([`now_ms`]; tests make it jump).
     clock: fn() -> u64,
     // A region process is the only instance of its region, so its fault lives in memory and
@@ -183,13 +187,14 @@ impl EmbeddedStore {
 
     fn init(db: Database, region: &str, clock: fn() -> u64) -> anyhow::Result<Self> {
         let txn = db.begin_write()?;
-        let incarnation;
+        let (incarnation, created);
         {
             let items = txn.open_table(ITEMS)?;
             txn.open_table(OUTBOX)?;
             let mut meta = txn.open_table(META)?;
             let mut digests = txn.open_table(DIGESTS)?;
             let existing = meta.get(INCARNATION)?.map(|v| v.value());
+            created = existing.is_none();
             incarnation = match existing {
                 Some(i) => i,
                 None => {
@@ -214,6 +219,7 @@ impl EmbeddedStore {
             db,
             region: region.to_owned(),
             incarnation,
+            created,
             clock,
             fault: Mutex::new(None),
             replication: Mutex::new(None),
