@@ -90,6 +90,12 @@ pub fn run_all() -> anyhow::Result<()> {
         .env("PATH", sbin)
         .env(ROWS_ENV, &rows))?;
     done(t);
+
+    let t = step(
+        "tandem bench --attacks: poison pages, stalled bodies, kills from outside, reads during a resync, verify's memory",
+    );
+    run(Command::new(util::target_dir().join("release/tandem")).args(["bench", "--attacks"]))?;
+    done(t);
     summary(&rows)
 }
 
