@@ -2,8 +2,9 @@
 //! warmed at init, and `lambda_http` serving API Gateway events (feature `aws`).
 
 use crate::AppState;
-use crate::cli::{RegionArgs, RuntimeSecret};
+use crate::args::RegionArgs;
 use crate::origin::OriginSecrets;
+use crate::secret::RuntimeSecret;
 use crate::store::Store as _;
 use crate::store::dynamo::{DynamoStore, Roots, sdk_config};
 use anyhow::{Context as _, anyhow, bail};

@@ -5,7 +5,8 @@
 //! - [`router`]: builds the router for every route of SPEC §1 from a store and a [`Config`]
 //!   ([`router_for`]: from an [`AppState`]).
 //! - [`routes`]: item handlers (CRUD, list, the seed's `/api/read` and `/api/write`, health).
-//! - [`admin`]: the admin fault routes and their bearer-token check.
+//! - [`admin`]: the admin fault routes.
+//! - [`auth`]: the admin token, as the [`auth::Admin`] extractor.
 //! - [`middleware`]: what wraps every response: region and timing headers, error bodies,
 //!   origin cloaking, CORS, injected faults.
 //! - [`origin`]: on AWS, the origin secrets accepted during and after a rotation.
@@ -15,12 +16,16 @@
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers and shared types.
 //! - [`store`]: the `Store` trait, the embedded (redb) store and the DynamoDB store.
 //! - [`server`]: serving a router on a `TcpListener` until a shutdown future resolves.
-//! - [`cli`]: the region process's flags and entry point (Lambda or TCP).
+//! - [`args`]: the region process's flags and the configuration they describe.
+//! - [`cli`]: the region process's entry point (Lambda or TCP).
+//! - [`secret`]: the runtime secret Secrets Manager holds for a region on AWS.
 //! - [`lambda`]: the region on AWS Lambda (runtime secret, warmed DynamoDB client); with
 //!   [`store::dynamo`], behind the `aws` feature (default), so the local stack builds without
 //!   the AWS SDK.
 
 pub mod admin;
+pub mod args;
+pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod error;
@@ -30,6 +35,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod origin;
 pub mod routes;
+pub mod secret;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -10,7 +10,7 @@ use clap::Parser;
 )]
 struct Cli {
     #[command(flatten)]
-    region: tandem_api::cli::RegionArgs,
+    region: tandem_api::args::RegionArgs,
 }
 
 #[tokio::main]

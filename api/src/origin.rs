@@ -8,7 +8,7 @@
 //! loop), and when what it holds is older than [`MAX_AGE`] (so that a retired value stops
 //! working within minutes).
 
-use crate::cli::RuntimeSecret;
+use crate::secret::RuntimeSecret;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

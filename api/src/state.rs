@@ -1,6 +1,8 @@
 //! Shared state of the router, and the fault cache.
 
+use crate::auth::AdminToken;
 use crate::store::{Store, StoredFault, now_ms};
+use axum::extract::FromRef;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tandem_shared::Fault;
@@ -33,8 +35,8 @@ pub struct Config {
 pub struct AppState<S> {
     pub store: S,
     pub config: Arc<Config>,
-    /// `config.admin_token`, shared, for the [`crate::admin::Admin`] guard.
-    pub admin_token: crate::admin::AdminToken,
+    /// `config.admin_token`, shared, for the [`crate::auth::Admin`] guard.
+    pub admin_token: AdminToken,
     fault: Arc<Mutex<Option<CachedFault>>>,
 }
 
@@ -56,7 +58,7 @@ impl<S: Store> AppState<S> {
     pub fn new(store: S, config: Config) -> Self {
         AppState {
             store,
-            admin_token: crate::admin::AdminToken::new(config.admin_token.as_deref()),
+            admin_token: AdminToken::new(config.admin_token.as_deref()),
             config: Arc::new(config),
             fault: Arc::new(Mutex::new(None)),
         }
@@ -104,6 +106,12 @@ impl<S: Store> AppState<S> {
         self.store.save_fault(fault).await?;
         *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), Some(fault)));
         Ok(())
+    }
+}
+
+impl<S> FromRef<AppState<S>> for AdminToken {
+    fn from_ref(state: &AppState<S>) -> AdminToken {
+        state.admin_token.clone()
     }
 }
 

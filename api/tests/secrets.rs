@@ -15,7 +15,8 @@ use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tandem_api::cli::{RegionArgs, RuntimeSecret};
+use tandem_api::args::RegionArgs;
+use tandem_api::secret::RuntimeSecret;
 use tokio::sync::Notify;
 
 const SECRET_ID: &str = "tandem/secrets";

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_api::admin::{Admin, AdminToken};
+use tandem_api::auth::{Admin, AdminToken};
 use tandem_api::error::respond;
 use tandem_api::middleware::error_bodies;
 use tandem_shared::ErrorCode;

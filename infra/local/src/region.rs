@@ -3,7 +3,7 @@
 
 use crate::replication::{self, Peer, ReplicationConfig, Replicator};
 use anyhow::Context as _;
-use tandem_api::cli::RegionArgs;
+use tandem_api::args::RegionArgs;
 use tandem_api::store::embedded::EmbeddedStore;
 
 /// Flags of `tandem region` (started by `tandem up`, one process per region).
@@ -36,7 +36,7 @@ pub struct RegionProcessArgs {
 }
 
 pub async fn run(args: RegionProcessArgs) -> anyhow::Result<()> {
-    tandem_api::cli::init_tracing(false);
+    tandem_api::args::init_tracing(false);
     tandem_api::store::set_clock_offset_ms(args.clock_offset_ms);
     let config = args.api.config();
     let dir = args.api.data_dir();

@@ -76,7 +76,7 @@ pub fn region_ports(port: u16, regions: usize) -> anyhow::Result<Vec<u16>> {
 
 /// Runs the stack until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    tandem_api::cli::init_tracing(false);
+    tandem_api::args::init_tracing(false);
     tandem_api::server::raise_open_file_limit();
     check(&args)?;
     let secrets = secrets(&args);
