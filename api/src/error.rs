@@ -1,6 +1,6 @@
 //! `ApiError`: the one error type of the HTTP boundary. Each variant's doc names its status.
 //!
-//! Handlers return it; [`crate::middleware::finish`] renders it as SPEC §1's error body,
+//! Handlers return it; [`crate::middleware::finish`] renders it as contract §4's error body,
 //! because only there is the answering region known for every response, axum's own ones
 //! included. Internal errors are logged with the request's span and never returned.
 
@@ -132,7 +132,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// An error response with SPEC §1's body, for the boundaries that have no region middleware
+/// An error response with contract §4's body, for the boundaries that have no region middleware
 /// (the edge, the control API, replication). `region` is null when no region answered.
 /// `status` defaults to the code's own status.
 pub fn respond(

@@ -2,7 +2,7 @@
 //! Gateway HTTP API) and as a local region process.
 //!
 //! Layout:
-//! - [`router`]: builds the router for every route of SPEC §1 from a store and a [`Config`]
+//! - [`router`]: builds the router for every route of contract §1 from a store and a [`Config`]
 //!   ([`router_for`]: from an [`AppState`]).
 //! - [`routes`]: item handlers (CRUD, list, the seed's `/api/read` and `/api/write`, health).
 //! - [`admin`]: the admin fault routes.
@@ -47,7 +47,7 @@ use axum::Router;
 use axum::routing::get;
 use store::Store;
 
-/// The router of SPEC §1 over `store`.
+/// The router of contract §1 over `store`.
 pub fn router<S: Store + Clone>(store: S, config: Config) -> Router {
     router_for(AppState::new(store, config))
 }

@@ -93,7 +93,7 @@ async fn finish(State(finishing): State<Finishing>, req: Request, next: Next) ->
     response
 }
 
-/// Gives an error response SPEC §1's body: from the [`ErrorInfo`] a handler's [`ApiError`]
+/// Gives an error response contract §4's body: from the [`ErrorInfo`] a handler's [`ApiError`]
 /// left, or, for axum's own bodiless 4xx/5xx, from the status. `region` is null where no region
 /// answers (the control API).
 pub fn error_body(mut response: Response, region: Option<&str>) -> Response {

@@ -44,7 +44,7 @@ fn item_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     Ok(id)
 }
 
-/// A stored record as SPEC §1's item body, with its write's ETag (made from the stored stamp,
+/// A stored record as contract §1's item body, with its write's ETag (made from the stored stamp,
 /// not parsed back out of the item's text).
 fn record_response(status: StatusCode, record: Record, region: &str) -> Result<Response, ApiError> {
     let etag = HeaderValue::from_str(&record.etag()).ok();

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tandem_shared::Fault;
 
-/// How long an instance trusts the fault it last read: SPEC §1 wants every instance of a
+/// How long an instance trusts the fault it last read: contract §1 wants every instance of a
 /// region to see a new fault "within about a second".
 pub const FAULT_TTL: Duration = Duration::from_secs(1);
 

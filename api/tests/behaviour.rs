@@ -1,4 +1,4 @@
-//! SPEC §1 behaviour, one suite run against every store and every adapter: the embedded store
+//! contract §1 behaviour, one suite run against every store and every adapter: the embedded store
 //! in a temp dir and the DynamoDB store on moto's server, each over real HTTP and through
 //! `lambda_http` as API Gateway HTTP API events.
 

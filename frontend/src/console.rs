@@ -1,8 +1,8 @@
 //! The console's shared state (provided as a Leptos context): the request log, the admin
 //! token, which regions exist and what kind of stack answers. Every request goes through
 //! [`Console::send`], so the log sees all of them; writes go through [`Console::write`], which
-//! resends them to another region when the region they went to fails (SPEC §3: CloudFront
-//! never fails writes over, clients do). The active region (SPEC §6) lives here too: writes
+//! resends them to another region when the region they went to fails (contract §6: CloudFront
+//! never fails writes over, clients do). The active region (contract §6.3) lives here too: writes
 //! go to it first, and the log marks each switch.
 
 use crate::model::{self, Entry, Source};
@@ -128,7 +128,7 @@ impl Console {
             .with_untracked(|r| model::other_region(r, region).unwrap_or(region).to_owned())
     }
 
-    /// Where `/api/*` goes first (SPEC §6): the active region the control API last said, else
+    /// Where `/api/*` goes first (contract §6.3): the active region the control API last said, else
     /// the primary.
     pub fn first_region(&self) -> String {
         let value = self

@@ -22,7 +22,7 @@ pub fn token_from_fragment(fragment: &str) -> Option<String> {
 }
 
 /// Whether a write's answer means the region did not take it: a 5xx, or no answer at all.
-/// A 4xx is the client's mistake (SPEC §1) and resending it elsewhere would only repeat it.
+/// A 4xx is the client's mistake (contract §4) and resending it elsewhere would only repeat it.
 pub fn write_needs_failover(status: Option<u16>) -> bool {
     status.is_none_or(|s| s >= 500)
 }
@@ -279,12 +279,12 @@ pub fn timeline(
 
 /// Whether the copy of an item a region holds is the write we made or a later one.
 /// `updated_at` is RFC 3339 UTC with milliseconds, fixed width, so text order is time order;
-/// ties break on the region name, as last-writer-wins does (SPEC §2).
+/// ties break on the region name, as last-writer-wins does (contract §5).
 pub fn caught_up(seen: (&str, &str), written: (&str, &str)) -> bool {
     seen >= written
 }
 
-/// The region `/api/*` goes to first (SPEC §6): `value` when it names one of `regions`
+/// The region `/api/*` goes to first (contract §6.3): `value` when it names one of `regions`
 /// (primary first), else the primary. `tandem_shared::routing::api_route`'s rule, written out
 /// rather than called because that one allocates its whole route; a test holds them together.
 pub fn first_region(value: Option<&str>, regions: &[String]) -> Option<String> {

@@ -222,7 +222,7 @@ pub struct ReplicationUpdate {
 }
 
 /// Body of `PUT /_tandem/active-region`, and the answer of `GET`/`PUT`/`DELETE` there: the
-/// region `/api/*` goes to first (SPEC §6); `None` when unset (the primary).
+/// region `/api/*` goes to first (contract §6.3); `None` when unset (the primary).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActiveRegion {

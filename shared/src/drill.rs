@@ -6,7 +6,7 @@
 //! other region, stale reads, latency percentiles per phase and per region, lost writes and
 //! convergence. No IO here: the callers read, these functions judge.
 //!
-//! The rules, all in last-writer-wins order (SPEC §2, [`Stamp`]):
+//! The rules, all in last-writer-wins order (contract §5, [`Stamp`]):
 //! - a write is *acknowledged* when a region answered 2xx with the item it stored;
 //! - it is *lost* when, after convergence, some region holds nothing for its id or a write older
 //!   than the last acknowledged write to that id ([`lost_writes`]); a later write is a
@@ -16,7 +16,7 @@
 //!   ([`diverging`]);
 //! - a read is *stale* when it finds an acknowledged write missing or older ([`is_stale_read`]).
 //!
-//! With a switch of the active region (SPEC §6), [`SwitchFigures`] splits the outage at the
+//! With a switch of the active region (contract §6.3), [`SwitchFigures`] splits the outage at the
 //! switch and counts the writes a plain client ([`ClientMode::Plain`]) saw fail.
 //!
 //! The console runs this code in WebAssembly, so maps and sets are filled with `extend` rather
@@ -177,12 +177,12 @@ impl Summary {
 pub enum ClientMode {
     /// As curl: no resend, the failed write is just failed.
     Plain,
-    /// As the console (SPEC §3): resent to `/region/<other>/api/…`.
+    /// As the console (contract §6): resent to `/region/<other>/api/…`.
     #[default]
     Failover,
 }
 
-/// Who moves the active region (SPEC §6) during a drill.
+/// Who moves the active region (contract §6.3) during a drill.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
@@ -232,7 +232,7 @@ impl Window {
     }
 }
 
-/// The figures of a drill that depend on a switch of the active region (SPEC §6), and on the
+/// The figures of a drill that depend on a switch of the active region (contract §6.3), and on the
 /// client's way with failed writes ([`ClientMode`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SwitchFigures {
@@ -275,7 +275,7 @@ impl SwitchFigures {
     }
 }
 
-/// A write's place in last-writer-wins order (SPEC §2): when it was accepted and by which
+/// A write's place in last-writer-wins order (contract §5): when it was accepted and by which
 /// region, ordered as `Record::lww_cmp` orders records. Equal stamps are the same write.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Stamp {

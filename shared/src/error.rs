@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Error codes of SPEC §1. Each variant's doc names the status it is sent with.
+/// Error codes of contract §4. Each variant's doc names the status it is sent with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]

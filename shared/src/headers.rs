@@ -12,7 +12,7 @@ pub const SERVER_TIMING: &str = "server-timing";
 pub const EDGE_ORIGIN: &str = "x-edge-origin";
 /// Local edge only: why the edge failed over (`status-503`, `connect`, `timeout`, ...).
 pub const EDGE_FAILOVER: &str = "x-edge-failover";
-/// Local edge only: the active region (SPEC §6), when one is set.
+/// Local edge only: the active region (contract §6.3), when one is set.
 pub const EDGE_ACTIVE: &str = "x-edge-active";
 
 /// The console's Content-Security-Policy, as CloudFront's response-headers policy (edge.yaml)

@@ -110,7 +110,7 @@ impl<'de> Deserialize<'de> for Data {
     }
 }
 
-/// `Item` of SPEC §1.
+/// `Item` of contract §1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Item {
@@ -145,7 +145,7 @@ pub struct Record {
 }
 
 impl Record {
-    /// Last-writer-wins order of SPEC §2: later `updated_at` wins, ties broken by region name.
+    /// Last-writer-wins order of contract §5: later `updated_at` wins, ties broken by region name.
     /// Two records with the same key are the same write.
     pub fn lww_cmp(&self, other: &Record) -> Ordering {
         (self.updated_at_ms, self.updated_in.as_str())
@@ -209,7 +209,7 @@ impl Record {
     }
 
     /// The ETag of this write: `"<version>.<region>.<ms>"`. It names one write, not only a
-    /// version number: the same version accepted in two regions has two tags (SPEC §6).
+    /// version number: the same version accepted in two regions has two tags (contract §3).
     pub fn etag(&self) -> String {
         write_tag(self.version, &self.updated_in, self.updated_at_ms)
     }

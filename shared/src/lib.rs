@@ -1,4 +1,4 @@
-//! Tandem's external contract (`SPEC.md` §1–§2), shared by the API, the console and the tools.
+//! Tandem's external contract (docs/contract.md §1–§5), shared by the API, the console and the tools.
 //!
 //! Layout:
 //! - [`item`]: the `Item` a client sees and the `Record` a store keeps (tombstones and
@@ -10,7 +10,7 @@
 //! - [`drill`]: what an outage drill records and reports (CLI and console alike).
 //! - [`fault`]: the admin fault modes a region can be put in.
 //! - [`replication`]: how replication links, digests and settings are reported.
-//! - [`routing`]: where the edge sends `/api/*` (SPEC §3, §6: the active region), one rule for
+//! - [`routing`]: where the edge sends `/api/*` (contract §6, §6.3: the active region), one rule for
 //!   the local edge and the CloudFront Function alike.
 //! - [`watch`]: the health watcher's rule for switching the active region automatically.
 //! - [`stats`]: percentiles, computed one way everywhere.

@@ -1,4 +1,4 @@
-//! Where the edge sends `/api/*` (SPEC §3 and §6), as a pure rule: the local edge follows it,
+//! Where the edge sends `/api/*` (contract §6), as a pure rule: the local edge follows it,
 //! and the CloudFront Function in `infra/aws/cloudformation/edge.yaml` implements the same
 //! rule in JavaScript. Both are checked against one table of cases, `shared/tests/api_routing.json`.
 

@@ -1,4 +1,4 @@
-//! The health watcher's rule (SPEC §6, automatic switching), without IO: fed one probe round
+//! The health watcher's rule (contract §6.3, automatic switching), without IO: fed one probe round
 //! at a time, it says when to switch the active region away from a failing region and, when
 //! asked to, when to fail back to the primary. The local stack (`tandem up --auto-failover`)
 //! and the deployable watcher on AWS run this same rule.

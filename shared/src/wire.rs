@@ -1,4 +1,4 @@
-//! Request and response bodies of the regional API (SPEC §1).
+//! Request and response bodies of the regional API (contract §1).
 
 use crate::fault::Fault;
 use crate::item::{Data, Item};

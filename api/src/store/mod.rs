@@ -7,7 +7,7 @@
 //! - [`digest`]: per-bucket digests of live items, for anti-entropy between local regions.
 //!
 //! Both keep the same [`Record`] metadata, but last writer wins means the same thing only
-//! locally: the embedded store applies SPEC §2's rule, the later `(updated_at, updated_in)`
+//! locally: the embedded store applies contract §5's rule, the later `(updated_at, updated_in)`
 //! ([`Record::lww_cmp`]); a DynamoDB global table resolves concurrent writes in two regions
 //! with its own timestamps, whatever `updated_at` says. Listing differs too: the embedded store
 //! lists in id order, DynamoDB scans in no id order.

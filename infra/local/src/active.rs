@@ -1,4 +1,4 @@
-//! The active region of a local stack (SPEC §6): which region `/api/*` goes to first. The edge
+//! The active region of a local stack (contract §6.3): which region `/api/*` goes to first. The edge
 //! reads it on every request; it is kept in the stack's data directory (written to a temporary
 //! file, fsynced, renamed), so it survives a restart of `tandem up` as the KeyValueStore's value
 //! survives on AWS.

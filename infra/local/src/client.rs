@@ -155,7 +155,7 @@ impl ControlClient {
         }
     }
 
-    /// `GET /_tandem/active-region` (SPEC §6).
+    /// `GET /_tandem/active-region` (contract §6.3).
     pub async fn active_region(&self) -> anyhow::Result<ActiveRegion> {
         self.call(Method::GET, &format!("{PREFIX}/active-region"), None::<&()>)
             .await

@@ -226,7 +226,7 @@ async fn verify(State(c): State<Control>, _: Admin) -> Json<Verdict> {
     Json(crate::verify::compare(&c.regions, &answering, &all).await)
 }
 
-/// `GET /_tandem/active-region` (SPEC §6).
+/// `GET /_tandem/active-region` (contract §6.3).
 async fn active_region(State(c): State<Control>, _: Admin) -> Json<ActiveRegion> {
     Json(ActiveRegion {
         region: c.active.get(),

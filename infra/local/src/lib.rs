@@ -10,7 +10,7 @@
 //! - [`replication`]: global-table replication between local regions: signed pulls, LWW, lag,
 //!   pause, resync after a lost disk, anti-entropy, compaction.
 //! - [`verify`]: `tandem verify`, do all regions hold the same items?
-//! - [`active`]: the active region (SPEC §6), kept durably in the stack's data directory.
+//! - [`active`]: the active region (contract §6.3), kept durably in the stack's data directory.
 //! - [`edge`]: the CloudFront-faithful reverse proxy and the console's static files.
 //! - [`control`]: the local control API (`/_tandem/*`), typed by [`tandem_shared::control`].
 //! - [`client`]: the one typed client of that API (and of the admin fault routes).

@@ -1,4 +1,4 @@
-//! The health watcher of SPEC §6: every interval it probes each region's health through the
+//! The health watcher of contract §6.3: every interval it probes each region's health through the
 //! edge (`/region/<r>/api/health`, through CloudFront on AWS) and applies
 //! [`tandem_shared::watch`]'s rule to the active region, wherever that is kept
 //! ([`ActiveStore`]): inside `tandem up --auto-failover` it is the local edge's value; `tandem

@@ -1,4 +1,4 @@
-//! The active region (SPEC §6) on a real stack: a plain client's writes follow it, the health
+//! The active region (contract §6.3) on a real stack: a plain client's writes follow it, the health
 //! watcher moves it off a hung primary, a manual switch and back loses nothing, and an ETag
 //! from one region never passes `If-Match` on another region's write of the same version.
 

@@ -1,5 +1,5 @@
 //! The local stack end to end, with real processes on free 127.0.0.1 ports: `tandem up`, its
-//! region processes, the edge, replication and every fault of SPEC §3–§4.
+//! region processes, the edge, replication and every fault of contract §6 and §8.
 
 mod common;
 

@@ -9,7 +9,7 @@
 //! id ships once. Replicated writes go through [`EmbeddedStore::apply_batch`], which keeps
 //! last-writer-wins and records, again in the same transaction, how far this region has applied
 //! each peer's outbox and which incarnation of the peer that position belongs to.
-//! Last writer wins here is SPEC §2's, on `(updated_at, updated_in)`; on AWS the global table
+//! Last writer wins here is contract §5's, on `(updated_at, updated_in)`; on AWS the global table
 //! resolves conflicts with DynamoDB's own timestamps instead (see `super::dynamo`). Listing
 //! is in id order.
 //!
@@ -760,7 +760,7 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
-        /// SPEC §2: applying the same writes in any order, one at a time or in batches, ends in
+        /// contract §5: applying the same writes in any order, one at a time or in batches, ends in
         /// the same state in every replica.
         #[test]
         fn replicas_converge_whatever_the_order(

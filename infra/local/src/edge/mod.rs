@@ -1,4 +1,4 @@
-//! The local edge: a reverse proxy that follows CloudFront's rules (SPEC §3).
+//! The local edge: a reverse proxy that follows CloudFront's rules (contract §6).
 //!
 //! Behaviors, first match wins: `/region/{region}/api/*` goes to that region only (prefix
 //! stripped); `/api/*` goes to the origin group (primary, then secondary); `/_tandem/*` is the
@@ -59,7 +59,7 @@ pub const RESERVED: &[&str] = &["/_tandem/", "/api/health"];
 pub struct Edge {
     pub origins: Vec<Origin>,
     conn: Conn,
-    /// Which region `/api/*` goes to first (SPEC §6), read on every request.
+    /// Which region `/api/*` goes to first (contract §6.3), read on every request.
     pub active: Arc<Active>,
     failovers: FailoverLog,
 }
@@ -174,7 +174,7 @@ impl Edge {
         })
     }
 
-    /// `/api/*`: the route of SPEC §3 and §6 (one region for writes, an origin group for
+    /// `/api/*`: the route of contract §6 (one region for writes, an origin group for
     /// reads, the active region first), marked with the active region when one is set.
     async fn api(&self, out: Outgoing) -> Response {
         let active = self.active.get();
@@ -347,7 +347,7 @@ async fn guard(req: Request, next: Next) -> Response {
     response
 }
 
-/// The edge's router: the behaviors of SPEC §3 in order, with `control` under `/_tandem`.
+/// The edge's router: the behaviors of contract §6 in order, with `control` under `/_tandem`.
 pub fn router(edge: Arc<Edge>, control: Router, console: Option<ConsoleFiles>) -> Router {
     Router::new()
         .route("/region/{region}/api/{*rest}", any(api_single))

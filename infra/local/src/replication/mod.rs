@@ -1,4 +1,4 @@
-//! Global-table replication between local region processes (SPEC §2), region side.
+//! Global-table replication between local region processes (contract §5), region side.
 //!
 //! Each region *pulls* every peer's outbox ([`puller`]): it asks for the changes after the last
 //! sequence number it applied from that peer, applies them last-writer-wins, and records the
