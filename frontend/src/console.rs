@@ -8,7 +8,7 @@
 use crate::model::{self, Entry, Source};
 use crate::net::{self, Call, Reply};
 use leptos::prelude::*;
-use tandem_shared::control::{ActiveRegion, RegionStatus, RegionsBody};
+use tandem_shared::control::{self, ActiveRegion, RegionStatus, RegionsBody};
 use tandem_shared::region::DEFAULT_REGIONS;
 
 /// Entries the log keeps; older ones drop off.
@@ -294,7 +294,13 @@ impl Console {
     /// Finds out what serves this origin, and the region names when the control API says them.
     pub async fn detect(&self) {
         let (reply, _) = self
-            .send("GET", "/_tandem/regions", None, true, Source::Poll)
+            .send(
+                "GET",
+                &control::path(control::route::REGIONS),
+                None,
+                true,
+                Source::Poll,
+            )
             .await;
         let stack = if !reply.json {
             Stack::Cloud

@@ -266,7 +266,7 @@ impl Drill {
                     _ => RegionState::Crashed,
                 };
                 let body = serde_json::to_string(&SetRegionState { state }).ok();
-                ("PUT", format!("/_tandem/regions/{region}"), body)
+                ("PUT", tandem_shared::control::region_path(region), body)
             }
         };
         let (reply, _) = self

@@ -8,7 +8,7 @@ use crate::model::{self, NOT_ACTIVE, Source};
 use crate::net;
 use leptos::prelude::*;
 use tandem_shared::control::{
-    ActiveRegion, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, SetRegionState,
+    self, ActiveRegion, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, SetRegionState,
 };
 use tandem_shared::wire::HealthResponse;
 use tandem_shared::{Fault, FaultState};
@@ -138,7 +138,13 @@ impl Status {
 
     pub async fn check_control(self, console: Console) {
         let (regions, _) = console
-            .send("GET", "/_tandem/regions", None, true, Source::Poll)
+            .send(
+                "GET",
+                &control::path(control::route::REGIONS),
+                None,
+                true,
+                Source::Poll,
+            )
             .await;
         if let Some(body) = regions.parse::<RegionsBody>() {
             console.states.set(body.regions);
@@ -150,7 +156,13 @@ impl Status {
         // delay the active region's card.
         check_active(console).await;
         let (repl, _) = console
-            .send("GET", "/_tandem/replication", None, true, Source::Poll)
+            .send(
+                "GET",
+                &control::path(control::route::REPLICATION),
+                None,
+                true,
+                Source::Poll,
+            )
             .await;
         if let Some(body) = repl.parse::<ReplicationBody>() {
             self.replication.set(Some(body));
@@ -163,7 +175,13 @@ impl Status {
 async fn check_active(console: Console) {
     let epoch = console.active_epoch();
     let (reply, _) = console
-        .send("GET", ACTIVE_PATH, None, true, Source::Poll)
+        .send(
+            "GET",
+            &control::path(control::route::ACTIVE_REGION),
+            None,
+            true,
+            Source::Poll,
+        )
         .await;
     if let Some(value) = reply.parse::<ActiveRegion>().filter(|_| reply.ok())
         && console.active_epoch() == epoch
@@ -171,8 +189,6 @@ async fn check_active(console: Console) {
         console.set_active(value, Source::Other);
     }
 }
-
-const ACTIVE_PATH: &str = "/_tandem/active-region";
 
 /// A one-line outcome of the last control action, shown under the controls.
 #[derive(Clone, Copy)]
@@ -544,7 +560,7 @@ async fn change_state(
     region: String,
     state: RegionState,
 ) {
-    let path = format!("/_tandem/regions/{region}");
+    let path = control::region_path(&region);
     let body = serde_json::to_string(&SetRegionState { state }).unwrap_or_default();
     let (reply, _) = console
         .send("PUT", &path, Some(&body), true, Source::User)
@@ -629,7 +645,7 @@ async fn change_replication(
     let (reply, _) = console
         .send(
             "PUT",
-            "/_tandem/replication",
+            &control::path(control::route::REPLICATION),
             Some(&body),
             true,
             Source::User,
@@ -734,15 +750,16 @@ fn ActiveButtons(region: String, feedback: Feedback) -> impl IntoView {
 /// marks as this console's switch.
 async fn switch_active(console: Console, feedback: Feedback, to: Option<String>) {
     console.bump_active_epoch();
+    let path = control::path(control::route::ACTIVE_REGION);
     let (reply, what) = match &to {
         Some(region) => {
             let body = ActiveRegion::new(Some(region.clone()));
             let body = serde_json::to_string(&body).unwrap_or_default();
-            let sent = console.send("PUT", ACTIVE_PATH, Some(&body), true, Source::User);
+            let sent = console.send("PUT", &path, Some(&body), true, Source::User);
             (sent.await.0, format!("make {region} active"))
         }
         None => {
-            let sent = console.send("DELETE", ACTIVE_PATH, None, true, Source::User);
+            let sent = console.send("DELETE", &path, None, true, Source::User);
             (sent.await.0, format!("fail back to {}", console.primary()))
         }
     };

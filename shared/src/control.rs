@@ -10,6 +10,31 @@ use std::str::FromStr;
 
 /// Where the control routes live on the local edge.
 pub const PREFIX: &str = "/_tandem";
+
+/// The control routes, relative to [`PREFIX`] (the edge nests them there): the one list of them
+/// that the control API, its client, the edge and the console all use.
+pub mod route {
+    /// `GET`: every region's status.
+    pub const REGIONS: &str = "/regions";
+    /// `PUT` `{"state"}`: one region's process state.
+    pub const REGION: &str = "/regions/{region}";
+    /// `GET`: the figures; `PUT` `{"paused", "lag_ms"}`: the settings.
+    pub const REPLICATION: &str = "/replication";
+    /// `GET`: do the regions hold the same items?
+    pub const VERIFY: &str = "/verify";
+    /// `GET`/`PUT`/`DELETE`: the active region.
+    pub const ACTIVE_REGION: &str = "/active-region";
+}
+
+/// A control route's full path on the edge.
+pub fn path(route: &str) -> String {
+    format!("{PREFIX}{route}")
+}
+
+/// The full path of one region's state.
+pub fn region_path(region: &str) -> String {
+    format!("{PREFIX}/regions/{region}")
+}
 /// Longest replication lag the control API accepts (ten minutes).
 pub const MAX_LAG_MS: u64 = 600_000;
 

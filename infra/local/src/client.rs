@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 use tandem_shared::control::{
-    ActiveRegion, Outage, PREFIX, RegionState, RegionStatus, RegionsBody, ReplicationBody,
-    ReplicationPatch, ReplicationUpdate, SetRegionState,
+    ActiveRegion, Outage, RegionState, RegionStatus, RegionsBody, ReplicationBody,
+    ReplicationPatch, ReplicationUpdate, SetRegionState, path, region_path, route,
 };
 use tandem_shared::replication::Verdict;
 use tandem_shared::{ErrorBody, Fault, FaultState};
@@ -100,7 +100,7 @@ impl ControlClient {
 
     /// `GET /_tandem/regions`.
     pub async fn regions(&self) -> anyhow::Result<RegionsBody> {
-        self.call(Method::GET, &format!("{PREFIX}/regions"), None::<&()>)
+        self.call(Method::GET, &path(route::REGIONS), None::<&()>)
             .await
     }
 
@@ -111,18 +111,14 @@ impl ControlClient {
         state: RegionState,
     ) -> anyhow::Result<RegionStatus> {
         let body = SetRegionState { state };
-        self.call(
-            Method::PUT,
-            &format!("{PREFIX}/regions/{region}"),
-            Some(&body),
-        )
-        .await
-        .with_context(|| format!("setting {region} {state}"))
+        self.call(Method::PUT, &region_path(region), Some(&body))
+            .await
+            .with_context(|| format!("setting {region} {state}"))
     }
 
     /// `GET /_tandem/replication`.
     pub async fn replication(&self) -> anyhow::Result<ReplicationBody> {
-        self.call(Method::GET, &format!("{PREFIX}/replication"), None::<&()>)
+        self.call(Method::GET, &path(route::REPLICATION), None::<&()>)
             .await
     }
 
@@ -131,13 +127,13 @@ impl ControlClient {
         &self,
         patch: ReplicationPatch,
     ) -> anyhow::Result<ReplicationUpdate> {
-        self.call(Method::PUT, &format!("{PREFIX}/replication"), Some(&patch))
+        self.call(Method::PUT, &path(route::REPLICATION), Some(&patch))
             .await
     }
 
     /// `GET /_tandem/verify`: do the regions hold the same items?
     pub async fn verify(&self) -> anyhow::Result<Verdict> {
-        self.call(Method::GET, &format!("{PREFIX}/verify"), None::<&()>)
+        self.call(Method::GET, &path(route::VERIFY), None::<&()>)
             .await
     }
 
@@ -157,13 +153,13 @@ impl ControlClient {
 
     /// `GET /_tandem/active-region` (contract §6.3).
     pub async fn active_region(&self) -> anyhow::Result<ActiveRegion> {
-        self.call(Method::GET, &format!("{PREFIX}/active-region"), None::<&()>)
+        self.call(Method::GET, &path(route::ACTIVE_REGION), None::<&()>)
             .await
     }
 
     /// `PUT /_tandem/active-region` (`Some`) or `DELETE` (`None`: back to the primary).
     pub async fn set_active_region(&self, region: Option<&str>) -> anyhow::Result<ActiveRegion> {
-        let path = format!("{PREFIX}/active-region");
+        let path = path(route::ACTIVE_REGION);
         match region {
             Some(r) => {
                 let body = ActiveRegion::new(Some(r.to_owned()));

@@ -2,6 +2,7 @@
 
 use crate::active::{Active, SwitchError};
 use crate::replication::client::{SignedClient, Target};
+use crate::replication::routes;
 use crate::replication::wire::{CONTROL_IDENTITY, Key};
 use crate::replication::{RegionReplication, ReplicationConfig, Verdict};
 use crate::supervisor::Supervisor;
@@ -17,7 +18,7 @@ use tandem_api::middleware::error_bodies;
 use tandem_shared::ErrorCode;
 use tandem_shared::control::{
     ActiveRegion, EdgeSettings, RegionState, RegionsBody, ReplicationBody, ReplicationPatch,
-    ReplicationUpdate, SetRegionState,
+    ReplicationUpdate, SetRegionState, route,
 };
 use tokio::sync::Mutex;
 
@@ -57,12 +58,12 @@ pub fn router(
         regions: Arc::new(SignedClient::new(http, key, CONTROL_IDENTITY)),
     };
     Router::new()
-        .route("/regions", get(regions))
-        .route("/regions/{region}", axum::routing::put(set_region))
-        .route("/replication", get(replication).put(set_replication))
-        .route("/verify", get(verify))
+        .route(route::REGIONS, get(regions))
+        .route(route::REGION, axum::routing::put(set_region))
+        .route(route::REPLICATION, get(replication).put(set_replication))
+        .route(route::VERIFY, get(verify))
         .route(
-            "/active-region",
+            route::ACTIVE_REGION,
             get(active_region)
                 .put(set_active_region)
                 .delete(clear_active_region),
@@ -142,12 +143,7 @@ async fn replication(State(c): State<Control>, _: Admin) -> Json<ReplicationBody
         };
         let got = c
             .regions
-            .json::<RegionReplication>(
-                target,
-                reqwest::Method::GET,
-                "/_replication/status",
-                None::<&()>,
-            )
+            .json::<RegionReplication>(target, reqwest::Method::GET, routes::STATUS, None::<&()>)
             .await;
         if let Ok(status) = got {
             pairs.extend(status.pairs);
@@ -175,12 +171,7 @@ async fn push_config(
         };
         let sent = c
             .regions
-            .json::<ReplicationConfig>(
-                target,
-                reqwest::Method::PUT,
-                "/_replication/config",
-                Some(&config),
-            )
+            .json::<ReplicationConfig>(target, reqwest::Method::PUT, routes::CONFIG, Some(&config))
             .await;
         if sent.is_err() {
             failed.push(name);

@@ -6,6 +6,7 @@
 
 use crate::client::Target as Endpoint;
 use crate::replication::client::{SignedClient, Target};
+use crate::replication::routes::{self, ItemsQuery};
 use crate::replication::{self, Difference, RegionReplication, Verdict, WriteKey};
 use anyhow::{Context as _, bail};
 use std::collections::{BTreeMap, VecDeque};
@@ -34,12 +35,7 @@ pub async fn compare(
     for (name, url) in regions {
         let target = Target { region: name, url };
         let status = client
-            .json::<RegionReplication>(
-                target,
-                reqwest::Method::GET,
-                "/_replication/status",
-                None::<&()>,
-            )
+            .json::<RegionReplication>(target, reqwest::Method::GET, routes::STATUS, None::<&()>)
             .await;
         if let Ok(status) = status {
             digests.insert(name.clone(), status.digests);
@@ -91,10 +87,12 @@ impl Walk<'_> {
     /// The next id and the write held for it (`None`: a tombstone), reading a page when needed.
     async fn peek(&mut self) -> Option<&(String, Option<WriteKey>)> {
         while self.page.is_empty() && !self.done {
-            let mut path = format!("/_replication/items?buckets={}", self.mask);
-            if let Some(a) = &self.after {
-                path.push_str(&format!("&after={a}"));
+            let path = ItemsQuery {
+                after: self.after.clone(),
+                buckets: Some(self.mask),
+                max_bytes: None,
             }
+            .path();
             let target = Target {
                 region: self.region,
                 url: self.url,

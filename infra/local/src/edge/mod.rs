@@ -42,7 +42,7 @@ use origin::{Conn, Outgoing};
 use std::sync::{Arc, Mutex};
 use tandem_api::error::respond;
 use tandem_shared::ErrorCode;
-use tandem_shared::control::{EdgeSettings, FAILOVER_STATUSES};
+use tandem_shared::control::{EdgeSettings, FAILOVER_STATUSES, PREFIX};
 use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER};
 use tandem_shared::routing::{Route, api_route};
 use tandem_shared::validate::MAX_BODY_BYTES;
@@ -309,7 +309,7 @@ fn is_loopback_host(host: &str) -> bool {
 /// on another site whose name was rebound to 127.0.0.1 sends its own name as `Host`.
 fn refused_as_not_local(req: &Request) -> Option<Response> {
     let path = req.uri().path();
-    let guarded = path.starts_with("/_tandem")
+    let guarded = path.starts_with(PREFIX)
         || path.starts_with("/api/admin")
         || (path.starts_with("/region/") && path.contains("/api/admin"));
     if !guarded {
@@ -353,7 +353,7 @@ pub fn router(edge: Arc<Edge>, control: Router, console: Option<ConsoleFiles>) -
         .route("/region/{region}/api/{*rest}", any(api_single))
         .route("/api/{*rest}", any(api_group))
         .with_state(edge)
-        .nest("/_tandem", control)
+        .nest(PREFIX, control)
         .merge(console::router(console))
         .layer(axum::middleware::from_fn(guard))
 }
@@ -361,6 +361,12 @@ pub fn router(edge: Arc<Edge>, control: Router, console: Option<ConsoleFiles>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reserve_keeps_the_control_api_and_health() {
+        assert_eq!(RESERVED[0], format!("{PREFIX}/"));
+        assert!(RESERVED.contains(&"/api/health"));
+    }
 
     #[test]
     fn failovers_are_logged_once_a_second_with_their_count() {

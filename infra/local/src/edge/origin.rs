@@ -229,7 +229,7 @@ impl Origin {
     async fn prove(&self, sender: &mut SendRequest<Full<Bytes>>, key: &Key) -> bool {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let mut req = http::Request::new(Full::new(Bytes::new()));
-        *req.uri_mut() = Uri::from_static(wire::PROOF_PATH);
+        *req.uri_mut() = Uri::from_static(crate::replication::routes::PROOF);
         if let (Some(host), Ok(nonce)) = (&self.host, HeaderValue::from_str(&nonce)) {
             req.headers_mut().insert(header::HOST, host.clone());
             req.headers_mut().insert(wire::NONCE_HEADER, nonce);

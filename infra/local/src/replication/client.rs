@@ -185,7 +185,7 @@ impl SignedClient {
 pub async fn prove(http: &reqwest::Client, key: &Key, region: &str, url: &str) -> bool {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let Ok(resp) = http
-        .get(format!("{url}{}", wire::PROOF_PATH))
+        .get(format!("{url}{}", super::routes::PROOF))
         .header(wire::NONCE_HEADER, &nonce)
         .send()
         .await

@@ -23,6 +23,7 @@
 pub mod client;
 mod puller;
 pub use puller::{PullError, check_record};
+pub mod routes;
 mod serve;
 pub mod wire;
 

@@ -5,6 +5,7 @@
 //! changed, whose head went backwards or whose log has a gap is copied whole (resync); when the
 //! link is idle, digests are compared and differing buckets repaired (anti-entropy).
 
+use super::routes::{self, ChangesQuery, ItemsQuery};
 use super::wire::Frame;
 use super::{
     ANTI_ENTROPY_EVERY, BATCH, DigestState, LinkState, MAX_BACKOFF, MAX_HELD_BYTES, MAX_PULL_BYTES,
@@ -111,14 +112,14 @@ impl Link {
     /// Reads the peer's outbox head (a page of no records) into the link's figures.
     async fn read_head(&self) -> Result<(), PullError> {
         let pos = self.position().await?;
-        let frame = self
-            .fetch(&format!(
-                "/_replication/changes?after={}&applied={}&incarnation={}&limit=0",
-                pos.applied,
-                pos.applied,
-                pos.incarnation.unwrap_or(0)
-            ))
-            .await?;
+        let query = ChangesQuery {
+            after: pos.applied,
+            applied: Some(pos.applied),
+            incarnation: pos.incarnation.unwrap_or(0),
+            limit: Some(0),
+            ..ChangesQuery::default()
+        };
+        let frame = self.fetch(&query.path()).await?;
         self.r.with_stats(&self.peer.name, |s| {
             s.status.source_head = frame.head;
             s.status.last_error = None;
@@ -153,16 +154,18 @@ impl Link {
         if self.held_bytes < MAX_HELD_BYTES {
             let cursor = self.held.back().map_or(pos.applied, |h| h.through);
             let wait = match self.long_polls() {
-                true => super::serve::MAX_WAIT.as_millis(),
-                false => 0,
+                true => super::serve::MAX_WAIT,
+                false => Duration::ZERO,
             };
-            let frame = self
-                .fetch(&format!(
-                    "/_replication/changes?after={cursor}&applied={}&incarnation={}&limit={BATCH}&max_bytes={MAX_PULL_BYTES}&wait_ms={wait}",
-                    pos.applied,
-                    pos.incarnation.unwrap_or(0)
-                ))
-                .await?;
+            let query = ChangesQuery {
+                after: cursor,
+                applied: Some(pos.applied),
+                incarnation: pos.incarnation.unwrap_or(0),
+                limit: Some(BATCH),
+                max_bytes: Some(MAX_PULL_BYTES),
+                wait_ms: Some(wait.as_millis() as u64),
+            };
+            let frame = self.fetch(&query.path()).await?;
             // Paused while the pull waited at the peer: what it brought is not applied (the
             // next pull after the pause asks for it again).
             if self.r.config().paused {
@@ -303,14 +306,12 @@ impl Link {
     ) -> Result<(u64, usize), PullError> {
         let (mut after, mut head, mut won) = (None::<String>, None, 0);
         loop {
-            let mut path = format!("/_replication/items?max_bytes={MAX_PULL_BYTES}");
-            if let Some(mask) = buckets {
-                path.push_str(&format!("&buckets={mask}"));
-            }
-            if let Some(a) = &after {
-                path.push_str(&format!("&after={a}"));
-            }
-            let frame = self.fetch(&path).await?;
+            let query = ItemsQuery {
+                after: after.clone(),
+                buckets,
+                max_bytes: Some(MAX_PULL_BYTES),
+            };
+            let frame = self.fetch(&query.path()).await?;
             if frame.incarnation != incarnation {
                 return Err(refused("the peer changed identity during a copy"));
             }
@@ -356,7 +357,7 @@ impl Link {
         let Some(incarnation) = pos.incarnation else {
             return Ok(());
         };
-        let frame = self.fetch("/_replication/digests").await?;
+        let frame = self.fetch(routes::DIGESTS).await?;
         if frame.incarnation != incarnation {
             return Ok(()); // the next pull resyncs
         }

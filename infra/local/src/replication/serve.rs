@@ -1,6 +1,7 @@
 //! The replication routes a region serves to its peers and to its supervisor (signed requests,
 //! signed answers), and the proof that it is the region it claims to be.
 
+use super::routes::{self, ChangesQuery, ItemsQuery};
 use super::wire::{self, Frame, Key, SignedRequest};
 use super::{BATCH, MAX_PULL_BYTES, ReplicationConfig, Replicator};
 use axum::Router;
@@ -8,7 +9,6 @@ use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use serde::Deserialize;
 use std::time::Duration;
 use tandem_shared::ErrorCode;
 
@@ -18,12 +18,12 @@ impl Replicator {
     /// signed), and `GET /_replication/proof` for anyone about to send this region a secret.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/_replication/changes", get(changes))
-            .route("/_replication/items", get(items))
-            .route("/_replication/digests", get(digests))
-            .route("/_replication/status", get(status))
-            .route("/_replication/config", put(set_config))
-            .route(wire::PROOF_PATH, get(prove))
+            .route(routes::CHANGES, get(changes))
+            .route(routes::ITEMS, get(items))
+            .route(routes::DIGESTS, get(digests))
+            .route(routes::STATUS, get(status))
+            .route(routes::CONFIG, put(set_config))
+            .route(routes::PROOF, get(prove))
             .layer(axum::middleware::from_fn_with_state(
                 Some(std::sync::Arc::from(self.store.region())),
                 tandem_api::middleware::error_bodies,
@@ -208,21 +208,6 @@ fn max_bytes(asked: Option<usize>) -> usize {
     asked.unwrap_or(MAX_PULL_BYTES).clamp(1, MAX_PULL_BYTES)
 }
 
-#[derive(Deserialize)]
-struct ChangesQuery {
-    after: u64,
-    /// How far the peer has durably applied (≤ `after`, which counts pages it holds back).
-    applied: Option<u64>,
-    /// The incarnation of this region that `after` refers to (0: none yet).
-    #[serde(default)]
-    incarnation: u64,
-    limit: Option<usize>,
-    max_bytes: Option<usize>,
-    /// When nothing is new after `after`, wait this long (at most [`MAX_WAIT`]) for a local
-    /// write before answering: a long poll, so a peer hears of a write when it commits.
-    wait_ms: Option<u64>,
-}
-
 /// Longest long poll: well under the pulling client's timeout.
 pub const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -260,14 +245,6 @@ async fn changes(
         }),
         Err(resp) => resp,
     }
-}
-
-#[derive(Deserialize)]
-struct ItemsQuery {
-    after: Option<String>,
-    /// A mask of digest buckets (bit b: bucket b); all when absent.
-    buckets: Option<u64>,
-    max_bytes: Option<usize>,
 }
 
 async fn items(State(r): State<Replicator>, Query(q): Query<ItemsQuery>, peer: Signed) -> Response {

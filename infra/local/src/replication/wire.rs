@@ -34,8 +34,6 @@ pub const SEQ_HEADER: &str = "x-tandem-seq";
 pub const BOOT_HEADER: &str = "x-tandem-boot";
 /// A region's answer to a proof request: [`Key::prove`] of its name and the asker's nonce.
 pub const PROOF_HEADER: &str = "x-tandem-proof";
-/// Where a region answers a proof request.
-pub const PROOF_PATH: &str = "/_replication/proof";
 /// The identity the supervisor (the control API, `tandem verify`) signs with.
 pub const CONTROL_IDENTITY: &str = "control";
 /// Content type of a frame.
