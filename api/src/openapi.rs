@@ -35,6 +35,11 @@ use utoipa::{Modify, OpenApi};
         tandem_shared::wire::ListResponse,
         tandem_shared::wire::HealthResponse,
         tandem_shared::wire::HealthStatus,
+        tandem_shared::replication::RegionReplication,
+        tandem_shared::replication::PairStatus,
+        tandem_shared::replication::ReplicationConfig,
+        tandem_shared::replication::LinkState,
+        tandem_shared::replication::DigestState,
     )),
     modifiers(&BearerAuth),
 )]

@@ -155,8 +155,8 @@ mod tests {
         async fn save_fault(&self, _: StoredFault) -> Result<(), StoreError> {
             unused()
         }
-        async fn replication(&self) -> serde_json::Value {
-            serde_json::Value::Null
+        async fn replication(&self) -> tandem_shared::replication::RegionReplication {
+            Default::default()
         }
     }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Replication settings that can change at run time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplicationConfig {
     pub paused: bool,
     pub lag_ms: u64,
@@ -12,6 +13,7 @@ pub struct ReplicationConfig {
 
 /// The state of one replication link (a peer's writes flowing into a region).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
     /// Not pulled yet since this region started.
@@ -48,6 +50,7 @@ pub const STALLED_AFTER_MS: u64 = 10_000;
 
 /// Whether two regions' state digests match (anti-entropy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DigestState {
     /// Not compared yet, or compared while writes were still in flight.
@@ -72,6 +75,7 @@ impl DigestState {
 
 /// One replication link: writes of `from` applied in `to`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PairStatus {
     pub from: String,
@@ -116,11 +120,19 @@ impl PairStatus {
     }
 }
 
-/// Answer to a region's `GET /_replication/status`, and its health's `replication` field.
+/// Answer to a region's `GET /_replication/status`, and its health's `replication` field: a
+/// local region's links and figures, or, on AWS, only which table replicates itself
+/// (`store: "dynamodb"`, `table`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegionReplication {
     pub region: String,
+    /// `embedded` (a local region, which replicates itself) or `dynamodb` (the global table
+    /// replicates, and the fields below stay empty).
     pub store: String,
+    /// The DynamoDB table, on AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
     /// This region's data identity: a new one after its disk was lost.
     pub incarnation: String,
     pub config: ReplicationConfig,

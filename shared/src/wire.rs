@@ -2,8 +2,8 @@
 
 use crate::fault::Fault;
 use crate::item::{Data, Item};
+use crate::replication::RegionReplication;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Body of `PUT /api/items/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,9 +79,8 @@ pub struct HealthResponse {
     pub region: String,
     pub status: HealthStatus,
     pub fault: Fault,
-    /// What the store knows of replication; its shape depends on the store.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub replication: Value,
+    /// What the store knows of replication.
+    pub replication: RegionReplication,
     /// Why the region cannot serve (or vouch for reads), when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

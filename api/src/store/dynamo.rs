@@ -36,6 +36,7 @@ use tandem_shared::control::{
     STORE_ATTEMPT_TIMEOUT_MS, STORE_CALL_TIMEOUT_MS, STORE_WRITE_BUDGET_MS,
 };
 use tandem_shared::item::{Data, Record, format_timestamp};
+use tandem_shared::replication::RegionReplication;
 use tandem_shared::validate::{self, IfMatch, MAX_ITEM_BYTES};
 
 type Attrs = HashMap<String, AttributeValue>;
@@ -516,8 +517,13 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    async fn replication(&self) -> serde_json::Value {
-        serde_json::json!({ "store": "dynamodb", "table": self.table, "mode": "global-table" })
+    async fn replication(&self) -> RegionReplication {
+        RegionReplication {
+            region: self.region.clone(),
+            store: "dynamodb".into(),
+            table: Some(self.table.clone()),
+            ..RegionReplication::default()
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tandem_shared::Fault;
 use tandem_shared::item::{Data, Item, Record};
+use tandem_shared::replication::RegionReplication;
 use tandem_shared::validate::{IfMatch, LIST_PAGE_MAX_BYTES, MAX_ITEM_BYTES};
 
 /// How long a store spends on one list page before it answers what it has (with a cursor):
@@ -181,7 +182,7 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// What the store can say about replication, for `GET /api/health`.
-    fn replication(&self) -> impl Future<Output = serde_json::Value> + Send;
+    fn replication(&self) -> impl Future<Output = RegionReplication> + Send;
 }
 
 /// Added to the machine's clock by [`now_ms`]: lets a local region run with a skewed clock, as

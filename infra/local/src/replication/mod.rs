@@ -249,6 +249,7 @@ impl Replicator {
         RegionReplication {
             region: self.store.region().to_owned(),
             store: "embedded".into(),
+            table: None,
             incarnation: format!("{:016x}", self.store.incarnation()),
             config: self.config(),
             outbox_head: self.store.outbox_head().unwrap_or(0),
