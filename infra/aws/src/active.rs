@@ -1,7 +1,7 @@
-//! The active region on AWS (SPEC §6): key `active_region` of the CloudFront KeyValueStore that
-//! the edge stack creates (`ActiveRegionStore` in `edge.yaml`), which the `/api/*` router
-//! function reads on every request. `tandem failover --to <region>` puts the key, `tandem
-//! failback` deletes it (absent = the primary).
+//! The active region on AWS (contract §6.3): key `active_region` of the CloudFront
+//! KeyValueStore that the edge stack creates (`ActiveRegionStore` in `edge.yaml`), which the
+//! `/api/*` router function reads on every request. `tandem failover --to <region>` puts the
+//! key, `tandem failback` deletes it (absent = the primary).
 //!
 //! Writes go through the KeyValueStore data-plane API (`cloudfront-keyvaluestore`, signed with
 //! SigV4a): DescribeKeyValueStore for the store's ETag, then PutKey or DeleteKey with that ETag
@@ -9,11 +9,11 @@
 //! again and the write is retried once. CloudFront's edge locations see a new value within
 //! seconds, not at once.
 //!
-//! The store is found the way `tandem deploy` names things: the output `KeyValueStoreArn` of
+//! The store is found the way `tandem deploy` names things ([`crate::names`]): the output `KeyValueStoreArn` of
 //! stack `<prefix>-edge` in the primary region (`--prefix`, `--edge-region`), after checking
 //! that the endpoint is that stack's distribution; or it is given with `--kvs-arn`.
 
-use crate::deploy::{DISTRIBUTION_DOMAIN, edge_stack_name};
+use crate::names::{DEFAULT_PREFIX, DISTRIBUTION_DOMAIN, KVS_ARN_OUTPUT, edge_stack_name};
 use crate::sdk::{Aws, sdk_error};
 use crate::stack;
 use anyhow::{Context as _, anyhow, bail};
@@ -21,9 +21,6 @@ use aws_sdk_cloudfrontkeyvaluestore::Client;
 use aws_sdk_cloudfrontkeyvaluestore::error::{ProvideErrorMetadata, SdkError};
 use tandem_shared::region::PRIMARY;
 use tandem_shared::routing::ACTIVE_REGION_KEY;
-
-/// The edge stack's output naming the store.
-pub const KVS_ARN_OUTPUT: &str = "KeyValueStoreArn";
 
 /// The IAM actions `tandem failover`/`failback` need, for the hint on AccessDenied.
 const IAM_ACTIONS: &str = "cloudfront-keyvaluestore:DescribeKeyValueStore, GetKey, PutKey and \
@@ -36,7 +33,7 @@ const IAM_ACTIONS: &str = "cloudfront-keyvaluestore:DescribeKeyValueStore, GetKe
 pub struct EdgeArgs {
     /// The prefix the stacks were deployed with (`tandem deploy --prefix`): the store is an
     /// output of stack <prefix>-edge.
-    #[arg(long, default_value = crate::deploy::DEFAULT_PREFIX)]
+    #[arg(long, default_value = DEFAULT_PREFIX)]
     pub prefix: String,
     /// The region of the edge stack: the primary region `tandem deploy --regions` deployed it in.
     #[arg(long, default_value = PRIMARY)]

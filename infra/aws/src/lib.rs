@@ -5,6 +5,8 @@
 //! - [`active`]: the active region on AWS (`tandem failover`/`failback`): the edge's
 //!   CloudFront KeyValueStore, written through its data-plane API.
 //! - [`deploy`]: `tandem deploy` and `tandem destroy`: the plan, the stacks, the console upload.
+//! - [`names`]: what a deployment's stacks and resources are called, and the CloudFormation
+//!   parameters and outputs the commands share (every other module may use it; it uses none).
 //! - [`rotate`]: `tandem rotate-secret`: a new origin secret, staged beside the old one, sent
 //!   by the edge, then the old one retired.
 //! - [`smoke`]: the smoke checks through the distribution (`tandem deploy`, `tandem status`).
@@ -15,6 +17,7 @@
 
 pub mod active;
 pub mod deploy;
+pub mod names;
 pub mod rotate;
 pub mod sdk;
 pub mod smoke;

@@ -16,15 +16,17 @@
 //! A rotation stopped half way resumes: a secret that still holds a previous value is a
 //! rotation under way, and the next run carries on from step 2 with it.
 
-use crate::deploy::{StackArgs, edge_stack_name};
+use crate::deploy::built_in_resources;
+use crate::names::{DISTRIBUTION_ID, StackArgs, edge_stack_name};
 use crate::sdk::{self, Aws, sdk_error};
 use crate::stack::{self, Progress};
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
-/// The edge stack's parameter that pins the secret version CloudFront sends.
-pub const VERSION_PARAMETER: &str = "OriginSecretVersionId";
+// The edge stack's parameter this rotation sets, at the path the rotation's tests name.
+pub use crate::names::VERSION_PARAMETER;
+
 /// The secret's keys (`tandem_api::cli::RuntimeSecret`).
 const CURRENT: &str = "origin_secret";
 const PREVIOUS: &str = "previous_origin_secret";
@@ -147,8 +149,8 @@ impl Rotation {
                 "{label} has no parameter {VERSION_PARAMETER}: deploy it with this version of tandem first"
             );
         }
-        if !stack::outputs(&edge).contains_key(crate::deploy::DISTRIBUTION_ID) {
-            bail!("{label} has no output DistributionId");
+        if !stack::outputs(&edge).contains_key(DISTRIBUTION_ID) {
+            bail!("{label} has no output {DISTRIBUTION_ID}");
         }
         for region in [&self.primary, &self.secondary] {
             self.read(region).await?;
@@ -266,7 +268,7 @@ impl Rotation {
     /// Step 3: the edge sends the new value everywhere.
     pub async fn switch_edge(&self, staged: &Staged) -> anyhow::Result<()> {
         let cfn = self.aws.cloudformation(&self.primary);
-        let resources = crate::deploy::built_in_resources("edge.yaml")?;
+        let resources = built_in_resources("edge.yaml")?;
         stack::update_parameters(
             &cfn,
             &self.edge_stack,
@@ -280,8 +282,8 @@ impl Rotation {
             .await?
             .ok_or_else(|| anyhow!("stack {} vanished", self.edge_stack))?;
         let distribution = stack::outputs(&edge)
-            .remove(crate::deploy::DISTRIBUTION_ID)
-            .ok_or_else(|| anyhow!("stack {} has no output DistributionId", self.edge_stack))?;
+            .remove(DISTRIBUTION_ID)
+            .ok_or_else(|| anyhow!("stack {} has no output {DISTRIBUTION_ID}", self.edge_stack))?;
         self.progress.line(format!(
             "waiting until distribution {distribution} is deployed everywhere"
         ));

@@ -7,6 +7,7 @@
 //! (`ApiFailoverMode=origin-group`): the [`Verdict`] says so, and deploy offers or makes the
 //! switch.
 
+use crate::names::{DISTRIBUTION_DOMAIN, MODE_PARAMETER, StackArgs, edge_stack_name};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -381,7 +382,7 @@ pub async fn until_passed(
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub stacks: crate::deploy::StackArgs,
+    pub stacks: StackArgs,
     /// Check through this URL (a custom domain, or a local stack's edge) instead of the
     /// distribution's domain from the edge stack.
     #[arg(long)]
@@ -416,20 +417,17 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 /// The distribution's URL and `/api/*` mode, from the edge stack.
-async fn edge_of(
-    stacks: &crate::deploy::StackArgs,
-    primary: &str,
-) -> anyhow::Result<(String, Option<Mode>)> {
+async fn edge_of(stacks: &StackArgs, primary: &str) -> anyhow::Result<(String, Option<Mode>)> {
     let aws = crate::sdk::Aws::load().await;
-    let name = crate::deploy::edge_stack_name(&stacks.prefix);
+    let name = edge_stack_name(&stacks.prefix);
     let stack = crate::stack::describe(&aws.cloudformation(primary), &name)
         .await?
         .ok_or_else(|| {
             anyhow::anyhow!("no stack {name} in {primary}: deploy first, or pass --endpoint")
         })?;
     let domain = crate::stack::outputs(&stack)
-        .remove(crate::deploy::DISTRIBUTION_DOMAIN)
-        .ok_or_else(|| anyhow::anyhow!("stack {name} has no output DistributionDomainName"))?;
+        .remove(DISTRIBUTION_DOMAIN)
+        .ok_or_else(|| anyhow::anyhow!("stack {name} has no output {DISTRIBUTION_DOMAIN}"))?;
     let mode = stack
         .parameters()
         .iter()
@@ -437,9 +435,6 @@ async fn edge_of(
         .and_then(|p| Mode::parse(p.parameter_value()?));
     Ok((format!("https://{domain}"), mode))
 }
-
-/// edge.yaml's parameter that picks who carries `/api/*`.
-pub const MODE_PARAMETER: &str = "ApiFailoverMode";
 
 /// What deploy and status say after the table, for `verdict`.
 pub fn advice(verdict: Verdict, mode: Mode) -> Option<String> {

@@ -1,9 +1,10 @@
-//! The health watcher on AWS (SPEC §6, automatic switching): a Lambda function in the secondary
-//! region (`watcher.yaml`, stack `<prefix>-watcher`, made by `tandem deploy --auto-failover`)
-//! that an EventBridge rule runs every minute. Each invocation probes `/region/<r>/api/health`
-//! through the distribution every probe interval until its time is nearly up, with the same
-//! loop and rule as `tandem up --auto-failover` ([`tandem_local::watcher::Probes`]), and
-//! switches key `active_region` of the edge's KeyValueStore.
+//! The health watcher on AWS (contract §6.3, automatic switching): a Lambda function in the
+//! secondary region (`watcher.yaml`, stack `<prefix>-watcher`, made by `tandem deploy
+//! --auto-failover`) that an EventBridge rule runs every minute. Each invocation probes
+//! `/region/<r>/api/health` through the distribution every probe interval until its time is
+//! nearly up, with the same loop and rule as `tandem up --auto-failover`
+//! ([`tandem_local::watcher::Probes`]), and switches key `active_region` of the edge's
+//! KeyValueStore.
 //!
 //! The rule's memory (consecutive failures) lives in the execution environment, so it carries
 //! across warm invocations; a cold start counts from zero again. Reserved concurrency 1 keeps

@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_norway::Value;
-use tandem_aws::active::KVS_ARN_OUTPUT;
 use tandem_aws::deploy::{DEFAULT_SECRET_NAME, DEFAULT_TABLE_NAME};
+use tandem_aws::names::KVS_ARN_OUTPUT;
 use tandem_shared::control::{
     DEFAULT_CONNECTION_ATTEMPTS, DEFAULT_CONNECTION_TIMEOUT_S, DEFAULT_ORIGIN_READ_TIMEOUT_S,
     FAILOVER_STATUSES, FUNCTION_TIMEOUT_S,
@@ -49,7 +49,7 @@ const ORIGIN_GROUP: &str = "api-failover";
 
 // ---------------------------------------------------------------- helpers --
 
-/// The statuses the edge fails over on, and on nothing else (SPEC §3), as YAML
+/// The statuses the edge fails over on, and on nothing else (contract §6.2), as YAML
 /// numbers.
 fn failover_statuses() -> Vec<u64> {
     FAILOVER_STATUSES.iter().map(|&s| u64::from(s)).collect()
@@ -419,7 +419,7 @@ fn origin_group_fails_over_only_on_the_failover_statuses() {
     );
 }
 
-/// SPEC §6 on AWS: one KeyValueStore, associated with the `/api/*` router
+/// Contract §6.3 on AWS: one KeyValueStore, associated with the `/api/*` router
 /// and with nothing else, whose key the router reads with CloudFront's KVS
 /// helper; regions paired with origins by the template's own parameters;
 /// the store's ARN an output for `tandem failover`. (How the code routes is
