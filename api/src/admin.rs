@@ -65,6 +65,7 @@ pub async fn get_fault<S: Store>(
         (status = 401, description = "Missing or wrong token", body = tandem_shared::ErrorBody),
         (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
         (status = 404, description = "No admin token is configured", body = tandem_shared::ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = tandem_shared::ErrorBody),
         (status = 413, description = "Body too large", body = tandem_shared::ErrorBody),
         (status = 415, description = "Body is not application/json", body = tandem_shared::ErrorBody),
     ))]

@@ -1,4 +1,7 @@
-//! The OpenAPI 3.1 document of every route, generated from the handlers and shared types.
+//! The OpenAPI 3.1 document of every route, generated from the handlers and shared types, then
+//! finished for its consumers ([`ForConsumers`]): the server it is served from, `security: []`
+//! on every public operation (only the admin routes need the token), and the error answers as
+//! reusable responses, one per status, instead of a row repeated per route.
 
 use axum::Json;
 use axum::response::IntoResponse;
@@ -8,7 +11,8 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tandem regional API", description = "One region of Tandem's item API. Every response carries x-served-region and server-timing."),
+    info(title = "Tandem regional API", description = "One region of Tandem's item API (docs/contract.md). Every response carries x-served-region and server-timing.", license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0")),
+    servers((url = "/", description = "The edge this document was fetched from (CloudFront on AWS, 127.0.0.1:8080 locally); the regional endpoints answer only through it")),
     paths(
         crate::routes::get_item,
         crate::routes::put_item,
@@ -41,7 +45,7 @@ use utoipa::{Modify, OpenApi};
         tandem_shared::replication::LinkState,
         tandem_shared::replication::DigestState,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ForConsumers),
 )]
 pub struct ApiDoc;
 
@@ -57,12 +61,89 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The error answers every route shares, by status: what each means, whatever the route.
+const ERRORS: [(&str, &str); 9] = [
+    ("400", "The request is wrong: invalid_id, invalid_json or bad_request (the message says what)"),
+    ("401", "The admin token is missing or wrong"),
+    ("403", "The origin secret is missing or wrong: the regional endpoints answer only through the edge"),
+    ("404", "No such item (absent or deleted), or no admin token is configured for the admin routes"),
+    ("408", "The request body did not arrive in time"),
+    ("412", "If-Match does not hold (or the item is absent); nothing was written or deleted"),
+    ("413", "The body (1 MiB) or the stored item (400 KB) is too large"),
+    ("415", "The body is not application/json"),
+    ("503", "The region cannot answer: an injected fault, failed storage, a read it cannot vouch for while it resyncs (region_unavailable), or a limit of its own (overloaded); Retry-After when a retry will do"),
+];
+
+/// The name of the shared response of an error status.
+fn error_response(status: &str) -> String {
+    format!("Error{status}")
+}
+
+/// Finishes the generated document for the tools that read it (see the module's doc).
+struct ForConsumers;
+
+impl Modify for ForConsumers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.head,
+                &mut item.options,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                // No requirement at all: the operation is public (RFC: an empty list).
+                op.security.get_or_insert_with(Vec::new);
+                for (status, response) in &mut op.responses.responses {
+                    if is_error_body(response) && ERRORS.iter().any(|(s, _)| s == status) {
+                        *response = RefOr::Ref(Ref::from_response_name(error_response(status)));
+                    }
+                }
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (status, description) in ERRORS {
+            let body = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", body)
+                .build();
+            components
+                .responses
+                .insert(error_response(status), RefOr::T(response));
+        }
+    }
+}
+
+/// Whether a response is an inline one whose JSON body is the error body.
+fn is_error_body(response: &utoipa::openapi::RefOr<utoipa::openapi::Response>) -> bool {
+    let utoipa::openapi::RefOr::T(response) = response else {
+        return false;
+    };
+    response
+        .content
+        .get("application/json")
+        .and_then(|c| c.schema.as_ref())
+        .is_some_and(|schema| {
+            matches!(schema, utoipa::openapi::RefOr::Ref(r) if r.ref_location.ends_with("/ErrorBody"))
+        })
+}
+
 static DOCUMENT: LazyLock<serde_json::Value> =
     LazyLock::new(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or_default());
 
 /// `GET /api/openapi.json`
 #[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
-    responses((status = 200, description = "This document", content_type = "application/json")))]
+    responses(
+        (status = 200, description = "This document", content_type = "application/json"),
+        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+    ))]
 async fn openapi_json() -> impl IntoResponse {
     Json(DOCUMENT.clone())
 }
