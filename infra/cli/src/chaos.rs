@@ -6,7 +6,7 @@
 //! Then everything is healed, replication is given time to converge, and a checker verifies:
 //! every region holds the same items, every acknowledged PUT is either what an id holds or was
 //! superseded under last-writer-wins (or was acknowledged by the region whose disk was wiped,
-//! before the wipe: SPEC §2 allows losing those), and every value held was actually written.
+//! before the wipe: contract §5.1 allows losing those), and every value held was actually written.
 
 use crate::bench::{self, Stack};
 use anyhow::{Context as _, bail};
@@ -489,7 +489,7 @@ fn print(v: &Verdict) {
         v.convergence_s, v.regions_identical
     );
     println!(
-        "acknowledged writes lost: {} (plus {} acknowledged by the wiped region before its disk was lost, which SPEC §2 allows)",
+        "acknowledged writes lost: {} (plus {} acknowledged by the wiped region before its disk was lost, which docs/contract.md §5.1 allows)",
         v.lost.len(),
         v.lost_with_the_disk
     );

@@ -1,5 +1,5 @@
 //! `tandem failover --to <region>` and `tandem failback`: set or clear the active region
-//! (SPEC §6), the region `/api/*` goes to first for every method. On the local stack through
+//! (contract §6.3), the region `/api/*` goes to first for every method. On the local stack through
 //! its control API (`PUT/DELETE /_tandem/active-region`); on AWS (an https:// endpoint, or
 //! `--kvs-arn`) in the edge's CloudFront KeyValueStore, through [`tandem_aws::active`].
 

@@ -9,14 +9,11 @@
 //! - [`chaos`]: `tandem chaos`, randomized faults with a checker that every acknowledged write
 //!   survives and every region converges.
 //! - [`bench`]: `tandem bench`, figures measured on a stack it starts itself;
-//!   [`bench_compare`] adds nginx, Lambda init and console size next to them;
-//!   [`bench_recovery`] a backlog's catch-up and a lost disk's recovery; [`bench_attacks`]
+//!   [`bench::compare`] adds nginx, Lambda init and console size next to them;
+//!   [`bench::recovery`] a backlog's catch-up and a lost disk's recovery; [`bench::attacks`]
 //!   what the attacks of issue 24 cost at full size.
 
 pub mod bench;
-pub mod bench_attacks;
-pub mod bench_compare;
-pub mod bench_recovery;
 pub mod chaos;
 pub mod drill;
 pub mod failover;

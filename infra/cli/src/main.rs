@@ -33,11 +33,13 @@ enum Command {
     Fault(tandem_cli::fault::FaultArgs),
     /// Clear a region's fault, through the edge (local or CloudFront).
     Heal(tandem_cli::fault::HealArgs),
-    /// Make a region the active one: /api/* goes there first, writes included (SPEC §6).
+    /// Make a region the active one: /api/* goes there first, writes included
+    /// (docs/contract.md §6.3).
     Failover(tandem_cli::failover::FailoverArgs),
     /// Clear the active region: /api/* goes to the primary first again.
     Failback(tandem_cli::failover::FailbackArgs),
-    /// Watch the regions' health and switch the active region when it fails (SPEC §6).
+    /// Watch the regions' health and switch the active region when it fails
+    /// (docs/contract.md §6.3).
     Watch(tandem_cli::watch::WatchCommandArgs),
     /// Randomized faults on a stack of its own, then a check that nothing acknowledged was lost.
     Chaos(tandem_cli::chaos::ChaosArgs),

@@ -1,4 +1,4 @@
-//! `tandem watch`: the health watcher of SPEC §6 as a command of its own, for where the stack
+//! `tandem watch`: the health watcher of contract §6.3 as a command of its own, for where the stack
 //! does not run it: against a local stack's control API, or on AWS against the edge's
 //! CloudFront KeyValueStore. It probes `/region/<r>/api/health` through the endpoint and
 //! switches the active region by [`tandem_shared::watch`]'s rule, until stopped.

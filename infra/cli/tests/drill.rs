@@ -1,6 +1,6 @@
 //! `tandem drill` against the local stack, once per fault kind: reads always fail over (0 failed
 //! GETs), no acknowledged write is lost, and both report files exist and parse. And once as a
-//! plain client on a stack whose health watcher switches the active region (SPEC §6).
+//! plain client on a stack whose health watcher switches the active region (contract §6.3).
 
 mod common;
 

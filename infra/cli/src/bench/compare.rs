@@ -10,7 +10,8 @@
 //!   DynamoDB, warming its connection at init as on AWS) and for a hello-world `lambda_http`
 //!   binary built the same way.
 
-use crate::bench::{self, Stack};
+use super::BenchArgs;
+use super::stack::{Stack, added_cell, control, failover_rows, start};
 use anyhow::{Context as _, bail};
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -236,8 +237,8 @@ http {{
 }
 
 /// Edge vs nginx: throughput healthy and with the primary stopped, failover cost, memory.
-pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
-    let stack = bench::start(&args.edge, &[]).await?;
+pub async fn edge_vs_nginx(args: &BenchArgs) -> anyhow::Result<()> {
+    let stack = start(&args.edge, &[]).await?;
     let nginx = start_nginx(&stack, &args.edge)?;
     let http = reqwest::Client::new();
     http.put(format!("{}/api/items/tp", stack.edge))
@@ -259,7 +260,7 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
         .collect();
     for state in ["healthy", "stopped"] {
         if state == "stopped" {
-            bench::control(&stack)
+            control(&stack)
                 .set_region(PRIMARY, RegionState::Stopped)
                 .await?;
         }
@@ -301,9 +302,7 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
         summarize(state, &rps, &p99);
         summarize_cpu(state, &cpu);
     }
-    bench::control(&stack)
-        .set_region(PRIMARY, RegionState::Up)
-        .await?;
+    control(&stack).set_region(PRIMARY, RegionState::Up).await?;
 
     println!("\n## Peak memory (VmHWM) after the runs above");
     let nginx_rss: f64 = std::iter::once(nginx.child.id())
@@ -331,14 +330,10 @@ pub async fn edge_vs_nginx(args: &bench::BenchArgs) -> anyhow::Result<()> {
         "{:<22} {:>14} {:>14}",
         "primary fault", "edge added ms", "nginx added ms"
     );
-    let edge_rows = bench::failover_rows(&stack, &http, args, &stack.edge).await?;
-    let nginx_rows = bench::failover_rows(&stack, &http, args, &nginx.url).await?;
+    let edge_rows = failover_rows(&stack, &http, args, &stack.edge).await?;
+    let nginx_rows = failover_rows(&stack, &http, args, &nginx.url).await?;
     for ((name, e), (_, n)) in edge_rows.iter().zip(nginx_rows.iter()) {
-        println!(
-            "{name:<22} {:>14} {:>14}",
-            bench::added_cell(e),
-            bench::added_cell(n)
-        );
+        println!("{name:<22} {:>14} {:>14}", added_cell(e), added_cell(n));
     }
     Ok(())
 }

@@ -3,19 +3,12 @@
 //! writes takes, and how long a region that lost its disk
 //! takes to match its peer again. Figures only: nothing here asserts on time.
 
-use crate::bench::{self, Stack};
+use super::stack::{self, Stack, paused};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tandem_shared::control::{EdgeSettings, RegionState, ReplicationPatch};
+use tandem_shared::control::{EdgeSettings, RegionState};
 use tandem_shared::region::{PRIMARY, SECONDARY};
-
-fn paused(paused: bool) -> ReplicationPatch {
-    ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    }
-}
 
 /// Peak resident memory of a process (VmHWM), in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -49,7 +42,7 @@ async fn put_json(
 
 /// [`tandem_local::client::ControlClient::until_agreed`], as an error when the regions do not agree in time.
 async fn until_agreed(s: &Stack, limit: Duration) -> anyhow::Result<()> {
-    if !bench::control(s).until_agreed(limit).await {
+    if !stack::control(s).until_agreed(limit).await {
         bail!("the regions did not agree within {limit:?}");
     }
     Ok(())
@@ -58,16 +51,16 @@ async fn until_agreed(s: &Stack, limit: Duration) -> anyhow::Result<()> {
 /// Replication paused for `secs` while us-east-1 takes `rate` new items per second, then
 /// released: how long until both regions agree, and the rate the backlog drained at.
 pub async fn partition(edge: &EdgeSettings, secs: u64, rate: u64) -> anyhow::Result<()> {
-    let s = bench::start(edge, &[]).await?;
+    let s = stack::start(edge, &[]).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(2048)
         .build()?;
     println!("\n## Catch-up after a {secs} s partition at {rate} writes/s into {PRIMARY}");
-    bench::control(&s).set_replication(paused(true)).await?;
+    stack::control(&s).set_replication(paused(true)).await?;
     let url = |i: u64| format!("{}/api/items/part-{i}", s.regions[PRIMARY]);
-    let ok = bench::steady_writes(&s, &http, rate, rate * secs, url).await;
+    let ok = stack::steady_writes(&s, &http, rate, rate * secs, url).await;
     let started = Instant::now();
-    bench::control(&s).set_replication(paused(false)).await?;
+    stack::control(&s).set_replication(paused(false)).await?;
     until_agreed(&s, Duration::from_secs(600)).await?;
     let took = started.elapsed().as_secs_f64();
     println!(
@@ -79,13 +72,13 @@ pub async fn partition(edge: &EdgeSettings, secs: u64, rate: u64) -> anyhow::Res
 
 /// A backlog of `mb` MB of 400 KB items written while replication is paused, then released.
 pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
-    let s = bench::start(edge, &[]).await?;
+    let s = stack::start(edge, &[]).await?;
     let http = reqwest::Client::new();
     let items = mb * 1_000_000 / 400_000;
     println!(
         "\n## Catch-up: {items} items of 400 KB ({mb} MB) written while replication is paused"
     );
-    bench::control(&s).set_replication(paused(true)).await?;
+    stack::control(&s).set_replication(paused(true)).await?;
     let body = json!({"data": {"blob": "x".repeat(399_000)}});
     for i in 0..items {
         put_json(
@@ -97,7 +90,7 @@ pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
         .await?;
     }
     let started = Instant::now();
-    bench::control(&s).set_replication(paused(false)).await?;
+    stack::control(&s).set_replication(paused(false)).await?;
     until_agreed(&s, Duration::from_secs(600)).await?;
     let took = started.elapsed().as_secs_f64();
     let pids = s.region_pids().await?;
@@ -114,7 +107,7 @@ pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
 
 /// `east` items written in us-east-1 and `west` in us-west-2; then us-west-2 loses its disk.
 pub async fn disk_loss(edge: &EdgeSettings, east: u64, west: u64) -> anyhow::Result<()> {
-    let s = bench::start(edge, &[]).await?;
+    let s = stack::start(edge, &[]).await?;
     let http = reqwest::Client::new();
     println!(
         "\n## A lost disk: {east} items written in us-east-1, {west} in us-west-2, then us-west-2's data directory is wiped"
@@ -139,13 +132,13 @@ pub async fn disk_loss(edge: &EdgeSettings, east: u64, west: u64) -> anyhow::Res
         .await?;
     }
     until_agreed(&s, Duration::from_secs(120)).await?;
-    bench::control(&s)
+    stack::control(&s)
         .set_region(SECONDARY, RegionState::Stopped)
         .await?;
     let dir = s.data_dir().join(SECONDARY);
     std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
     let started = Instant::now();
-    bench::control(&s)
+    stack::control(&s)
         .set_region(SECONDARY, RegionState::Up)
         .await?;
     let restarted = started.elapsed().as_secs_f64();

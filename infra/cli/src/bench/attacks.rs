@@ -10,12 +10,12 @@
 //! 4. A region that lost its disk copying 20,000 items back: its reads meanwhile (404s: none).
 //! 5. `tandem verify` with 100,000 differing items: the `tandem up` process's memory.
 
-use crate::bench::{self, Stack};
+use super::stack::{self, Stack, paused};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
-use tandem_shared::control::{EdgeSettings, RegionState, ReplicationPatch};
+use tandem_shared::control::{EdgeSettings, RegionState};
 use tandem_shared::region::{PRIMARY, SECONDARY};
 
 /// Sizes of the attack figures.
@@ -49,13 +49,6 @@ fn rss_mib(pid: u32) -> (f64, f64) {
 /// peak read is the peak of what follows.
 fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-}
-
-fn paused(paused: bool) -> ReplicationPatch {
-    ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    }
 }
 
 /// PUTs `count` small items named `prefix-<i>` into `region`, 64 at a time.
@@ -101,7 +94,7 @@ pub async fn run(edge: &EdgeSettings, args: &AttackArgs) -> anyhow::Result<()> {
 
 async fn poison_pages(edge: &EdgeSettings) -> anyhow::Result<()> {
     println!("\n## 16 list pages at once of 101 items of 400 KB tiny values (`{{\"a\":[0,0,…]}}`)");
-    let s = bench::start(edge, &[]).await?;
+    let s = stack::start(edge, &[]).await?;
     let http = reqwest::Client::new();
     let body = json!({"data": {"a": vec![0; 200_000]}});
     for i in 0..101 {
@@ -114,7 +107,7 @@ async fn poison_pages(edge: &EdgeSettings) -> anyhow::Result<()> {
             bail!("PUT poison-{i:03}: {}", r.status());
         }
     }
-    bench::control(&s)
+    stack::control(&s)
         .until_agreed(Duration::from_secs(60))
         .await;
     let pids = s.region_pids().await?;
@@ -166,7 +159,7 @@ async fn poison_pages(edge: &EdgeSettings) -> anyhow::Result<()> {
 async fn stalled_bodies(edge: &EdgeSettings, count: usize) -> anyhow::Result<()> {
     println!("\n## {count} connections sending a PUT's headers and one byte of its body");
     for promised in [100_000usize, 1_000] {
-        let s = bench::start(edge, &[]).await?;
+        let s = stack::start(edge, &[]).await?;
         let addr = s.edge.trim_start_matches("http://").to_owned();
         let mut held = Vec::with_capacity(count);
         let opened = Instant::now();
@@ -186,7 +179,7 @@ async fn stalled_bodies(edge: &EdgeSettings, count: usize) -> anyhow::Result<()>
             .await;
         let answered = asked.elapsed();
         let status = health.map(|r| r.status().as_u16()).unwrap_or(0);
-        let control = bench::control(&s).regions().await.is_ok();
+        let control = stack::control(&s).regions().await.is_ok();
         // What became of the stalled ones: answered at once (503 overloaded), or still held.
         let mut refused = 0;
         for c in &mut held {
@@ -212,7 +205,7 @@ async fn stalled_bodies(edge: &EdgeSettings, count: usize) -> anyhow::Result<()>
 
 async fn killed_from_outside(edge: &EdgeSettings) -> anyhow::Result<()> {
     println!("\n## {SECONDARY} killed from outside (SIGKILL), five times a minute apart at most");
-    let s = bench::start(edge, &[]).await?;
+    let s = stack::start(edge, &[]).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()?;
@@ -243,7 +236,7 @@ async fn killed_from_outside(edge: &EdgeSettings) -> anyhow::Result<()> {
         }
         times.push(killed.elapsed().as_secs_f64() * 1000.0);
     }
-    let regions = bench::control(&s).regions().await?;
+    let regions = stack::control(&s).regions().await?;
     let west = regions.regions.iter().find(|r| r.region == SECONDARY);
     println!(
         "answered again after (ms): {} — the back-off doubles with each exit in a minute; state \
@@ -262,16 +255,16 @@ async fn killed_from_outside(edge: &EdgeSettings) -> anyhow::Result<()> {
 
 async fn reads_during_resync(edge: &EdgeSettings, items: u64) -> anyhow::Result<()> {
     println!("\n## Reads of {SECONDARY} while it copies {items} items back after losing its disk");
-    let s = bench::start(edge, &[]).await?;
+    let s = stack::start(edge, &[]).await?;
     fill(&s, PRIMARY, "held", items).await?;
-    bench::control(&s)
+    stack::control(&s)
         .until_agreed(Duration::from_secs(300))
         .await;
-    bench::control(&s)
+    stack::control(&s)
         .set_region(SECONDARY, RegionState::Stopped)
         .await?;
     std::fs::remove_dir_all(s.data_dir().join(SECONDARY))?;
-    bench::control(&s)
+    stack::control(&s)
         .set_region(SECONDARY, RegionState::Up)
         .await?;
     let started = Instant::now();
@@ -315,8 +308,8 @@ async fn reads_during_resync(edge: &EdgeSettings, items: u64) -> anyhow::Result<
 
 async fn verify_memory(edge: &EdgeSettings, items: u64) -> anyhow::Result<()> {
     println!("\n## tandem verify with {items} items that differ (replication paused)");
-    let s = bench::start(edge, &[]).await?;
-    bench::control(&s).set_replication(paused(true)).await?;
+    let s = stack::start(edge, &[]).await?;
+    stack::control(&s).set_replication(paused(true)).await?;
     fill(&s, PRIMARY, "only-east", items).await?;
     let (before, _) = rss_mib(s.pid());
     reset_peak(s.pid());

@@ -1,0 +1,484 @@
+//! The drill itself: its setup, steady reads and writes through `/api` while `outage` faults a
+//! region, the wait for convergence (`converge`), and the report's figures once it is over.
+
+use super::args::DrillArgs;
+use super::converge::Convergence;
+use super::report::{Report, print_summary, write_reports};
+use anyhow::{Context as _, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tandem_local::client::ControlClient;
+use tandem_shared::drill::{
+    self as rules, AckedWrite, ClientMode, Kind, Phase, Sample, Stamp, Summary, SwitchFigures,
+    SwitchMode,
+};
+use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER, SERVED_REGION};
+use tandem_shared::item::Data;
+use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
+use tandem_shared::wire::{ItemResponse, PutBody};
+use tokio::task::JoinSet;
+
+/// Data requests give up after this long (a blackholed region holds them until the edge's read
+/// timeout, far shorter).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Control requests (region list, inject, heal) give up after this long.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a drill and writes its reports; returns the report.
+pub async fn run(args: DrillArgs) -> anyhow::Result<Report> {
+    check_args(&args)?;
+    let control = args.target.client(CONTROL_TIMEOUT)?;
+    let regions = discover_regions(&control).await;
+    let (region, other) = pick_regions(&regions, args.region.as_deref())?;
+    if args.switch != SwitchMode::None {
+        check_no_active_region(&control).await?;
+    }
+    let drill = Arc::new(Drill::new(&args, control, region, other)?);
+    drill.first_write().await?;
+
+    let outage = drill.spawn_outage(args.fault, args.outage);
+    let watch = (args.switch == SwitchMode::Auto).then(|| drill.spawn_switch_watch());
+    let recovery = drill.spawn_recovery_watch(regions.clone(), args.duration);
+    let traffic_end_ms = drill.traffic(&args).await;
+    if let Some(watch) = watch {
+        watch.await.context("the switch watch")?;
+    }
+    outage.await.context("the fault task")??;
+    let recovery_ms = recovery.await.context("the recovery watch")?;
+    let timeout = Duration::from_secs(args.converge_timeout);
+    let convergence = drill.converge(&regions, timeout).await;
+
+    let report = drill.report(&args, regions, traffic_end_ms, (recovery_ms, convergence));
+    let (json, html) = write_reports(&report, &args.report)?;
+    print_summary(&report);
+    println!("reports: {} and {}", json.display(), html.display());
+    Ok(report)
+}
+
+fn check_args(args: &DrillArgs) -> anyhow::Result<()> {
+    if args.outage == 0 || args.outage >= args.duration {
+        bail!("--outage must be at least 1 and shorter than --duration");
+    }
+    if !(0.0..=1.0).contains(&args.write_ratio) || args.rps == 0 {
+        bail!("--write-ratio must be within 0..=1 and --rps at least 1");
+    }
+    Ok(())
+}
+
+/// A switched drill starts with no active region set (`/api/*` to the primary), so that it can
+/// end the same way by clearing it.
+async fn check_no_active_region(control: &ControlClient) -> anyhow::Result<()> {
+    let active = control
+        .active_region()
+        .await
+        .context("--switch manual|auto needs the local stack's control API")?;
+    if let Some(r) = active.region {
+        bail!(
+            "the active region is already {r}; run `tandem failback` first, so that the drill \
+             starts and ends with none"
+        );
+    }
+    Ok(())
+}
+
+/// The regions behind the endpoint, primary first: the local control API says; elsewhere
+/// (CloudFront has no control API) the default ones.
+async fn discover_regions(control: &ControlClient) -> Vec<String> {
+    match control.regions().await {
+        Ok(body) if !body.regions.is_empty() => {
+            let mut regions = body.regions;
+            regions.sort_by_key(|r| !r.primary);
+            regions.into_iter().map(|r| r.region).collect()
+        }
+        _ => DEFAULT_REGIONS.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+/// The region to fail (`--region`, else the first, the primary) and the one that takes over.
+fn pick_regions(regions: &[String], asked: Option<&str>) -> anyhow::Result<(String, String)> {
+    let region = match asked {
+        Some(r) if !is_valid_region(r) => bail!("--region {r:?} is not a region name"),
+        Some(r) => r.to_owned(),
+        None => regions.first().context("no regions")?.clone(),
+    };
+    let other = regions
+        .iter()
+        .find(|r| **r != region)
+        .cloned()
+        .context("the drill needs two regions")?;
+    Ok((region, other))
+}
+
+/// When the fault starts and ends, in milliseconds from the drill's start: in the middle of the
+/// traffic, at least a second in, and over before the traffic is.
+fn fault_window(duration_s: u64, outage_s: u64) -> (f64, f64) {
+    let (total, outage) = (duration_s as f64 * 1000.0, outage_s as f64 * 1000.0);
+    let fault_ms = ((total - outage) / 2.0).max(1000.0).min(total - outage);
+    (fault_ms, fault_ms + outage)
+}
+
+/// A run's id, unique across runs: the start time in hexadecimal milliseconds.
+fn run_id() -> anyhow::Result<String> {
+    Ok(format!(
+        "{:x}",
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis()
+    ))
+}
+
+/// Locks `m`, poisoned or not: each lock guards one push or one read, which a panicking task
+/// cannot leave half-done.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One drill's state, shared by its request tasks. Its methods are here (setup, traffic, the
+/// report's figures), in `outage` (the fault and the active region) and in `converge`.
+pub(super) struct Drill {
+    pub(super) http: reqwest::Client,
+    pub(super) endpoint: String,
+    pub(super) control: ControlClient,
+    pub(super) region: String,
+    pub(super) other: String,
+    run_id: String,
+    client: ClientMode,
+    pub(super) switch: SwitchMode,
+    started: Instant,
+    pub(super) fault_ms: f64,
+    pub(super) heal_ms: f64,
+    samples: Mutex<Vec<Sample>>,
+    pub(super) acked: Mutex<Vec<AckedWrite>>,
+    /// When the active region moved away from the faulted region ([`Report::switch_ms`]).
+    pub(super) switch_ms: Mutex<Option<f64>>,
+    pub(super) failback_ms: Mutex<Option<f64>>,
+    notes: Mutex<Vec<String>>,
+}
+
+/// What one request got back: status 0 when no answer came.
+pub(super) struct Answer {
+    pub(super) status: u16,
+    region: Option<String>,
+    edge_failover: Option<String>,
+    /// `x-edge-active`: the active region when the edge routed the request.
+    edge_active: Option<String>,
+    item: Option<ItemResponse>,
+}
+
+fn header(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+impl Answer {
+    /// Reads a response to its end, keeping the item when the body is one.
+    async fn of(response: reqwest::Result<reqwest::Response>) -> Answer {
+        let Ok(r) = response else {
+            return Answer {
+                status: 0,
+                region: None,
+                edge_failover: None,
+                edge_active: None,
+                item: None,
+            };
+        };
+        let (status, region) = (r.status().as_u16(), header(&r, SERVED_REGION));
+        let (edge_failover, edge_active) = (header(&r, EDGE_FAILOVER), header(&r, EDGE_ACTIVE));
+        let body = r.bytes().await.unwrap_or_default();
+        Answer {
+            status,
+            region,
+            edge_failover,
+            edge_active,
+            item: serde_json::from_slice(&body).ok(),
+        }
+    }
+
+    /// The write the answer shows, when it carries an item.
+    pub(super) fn stamp(&self) -> Option<Stamp> {
+        self.item.as_ref().and_then(|r| Stamp::of(&r.item))
+    }
+
+    /// Worth resending to the other region: a 5xx, or no answer at all.
+    fn failed(&self) -> bool {
+        self.status == 0 || self.status >= 500
+    }
+}
+
+impl Drill {
+    fn new(
+        args: &DrillArgs,
+        control: ControlClient,
+        region: String,
+        other: String,
+    ) -> anyhow::Result<Drill> {
+        let (fault_ms, heal_ms) = fault_window(args.duration, args.outage);
+        Ok(Drill {
+            http: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .pool_idle_timeout(tandem_local::client::idle_timeout())
+                .pool_max_idle_per_host(256)
+                .build()?,
+            endpoint: control.base().to_owned(),
+            control,
+            region,
+            other,
+            run_id: run_id()?,
+            client: args.client,
+            switch: args.switch,
+            started: Instant::now(),
+            fault_ms,
+            heal_ms,
+            samples: Mutex::default(),
+            acked: Mutex::default(),
+            switch_ms: Mutex::default(),
+            failback_ms: Mutex::default(),
+            notes: Mutex::default(),
+        })
+    }
+
+    pub(super) fn now_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    pub(super) async fn sleep_until(&self, t_ms: f64) {
+        let left = (t_ms - self.now_ms()).max(0.0);
+        tokio::time::sleep(Duration::from_secs_f64(left / 1000.0)).await;
+    }
+
+    pub(super) fn note(&self, note: String) {
+        lock(&self.notes).push(note);
+    }
+
+    /// Notes that the active region was seen moved away from the faulted region at `t_ms`
+    /// (keeping the earliest sighting), with `--switch auto` and from the fault on. Every
+    /// sighting comes after the switch itself: the earliest is the closest.
+    pub(super) fn saw_active(&self, active: Option<&str>, t_ms: f64) {
+        let moved = active.is_some_and(|a| a != self.region);
+        if self.switch != SwitchMode::Auto || !moved || t_ms < self.fault_ms {
+            return;
+        }
+        let mut at = lock(&self.switch_ms);
+        if at.is_none_or(|s| t_ms < s) {
+            *at = Some(t_ms);
+        }
+    }
+
+    pub(super) fn switched(&self) -> bool {
+        lock(&self.switch_ms).is_some()
+    }
+
+    fn phase(&self, t: f64) -> Phase {
+        if t < self.fault_ms {
+            Phase::Before
+        } else if t < self.heal_ms {
+            Phase::Outage
+        } else {
+            Phase::After
+        }
+    }
+
+    pub(super) async fn get(&self, path: &str) -> Answer {
+        let url = format!("{}{path}", self.endpoint);
+        Answer::of(self.http.get(url).send().await).await
+    }
+
+    async fn put(&self, path: &str, body: &PutBody) -> Answer {
+        let url = format!("{}{path}", self.endpoint);
+        Answer::of(self.http.put(url).json(body).send().await).await
+    }
+
+    /// The sample of a request of `kind` that started at `t_ms` and got `answer`.
+    fn sample(&self, t_ms: f64, kind: Kind, answer: &Answer) -> Sample {
+        Sample {
+            t_ms,
+            kind,
+            phase: self.phase(t_ms),
+            status: answer.status,
+            latency_ms: self.now_ms() - t_ms,
+            region: answer.region.clone(),
+            edge_failover: answer.edge_failover.clone(),
+            client_failover: false,
+            stale: false,
+        }
+    }
+
+    /// Writes item `n` of this run through `/api`; with `--client failover`, resent to the other
+    /// region when the first answer is a 5xx or none. Acknowledged: a 2xx carrying the stored
+    /// item.
+    async fn write(self: Arc<Self>, n: u64) {
+        let t = self.now_ms();
+        let id = format!("drill-{}-{n}", self.run_id);
+        let data = Data::from_iter([
+            ("n".to_owned(), n.into()),
+            ("run".to_owned(), self.run_id.clone().into()),
+        ]);
+        let body = PutBody { data };
+        let mut answer = self.put(&format!("/api/items/{id}"), &body).await;
+        self.saw_active(answer.edge_active.as_deref(), self.now_ms());
+        let client_failover = self.client == ClientMode::Failover && answer.failed();
+        if client_failover {
+            let path = format!("/region/{}/api/items/{id}", self.other);
+            answer = self.put(&path, &body).await;
+        }
+        if (200..300).contains(&answer.status)
+            && let Some(stamp) = answer.stamp()
+        {
+            lock(&self.acked).push(AckedWrite { id, stamp });
+        }
+        let sample = Sample {
+            client_failover,
+            ..self.sample(t, Kind::Write, &answer)
+        };
+        lock(&self.samples).push(sample);
+    }
+
+    /// Reads an acknowledged write (the `pick`th, modulo) through `/api`: stale when the answer
+    /// shows it missing or older ([`rules::is_stale_read`]).
+    async fn read(self: Arc<Self>, pick: u64) {
+        let t = self.now_ms();
+        let target = {
+            let acked = lock(&self.acked);
+            acked.get(pick as usize % acked.len().max(1)).cloned()
+        };
+        let Some(target) = target else { return };
+        let answer = self.get(&format!("/api/items/{}", target.id)).await;
+        self.saw_active(answer.edge_active.as_deref(), self.now_ms());
+        let stale = match answer.status {
+            404 => rules::is_stale_read(&target.stamp, None),
+            200 => answer
+                .stamp()
+                .is_some_and(|found| rules::is_stale_read(&target.stamp, Some(&found))),
+            _ => false,
+        };
+        let sample = Sample {
+            stale,
+            ..self.sample(t, Kind::Read, &answer)
+        };
+        lock(&self.samples).push(sample);
+    }
+
+    /// One acknowledged write before the traffic, so that reads have something to read from
+    /// the start; it is not one of the drill's samples.
+    async fn first_write(self: &Arc<Self>) -> anyhow::Result<()> {
+        Arc::clone(self).write(0).await;
+        lock(&self.samples).clear();
+        if lock(&self.acked).is_empty() {
+            bail!("the endpoint did not acknowledge a first write; is it up?");
+        }
+        Ok(())
+    }
+
+    /// Steady traffic until `--duration`: `--rps` requests a second, each a write with
+    /// probability `--write-ratio`, else a read. Returns once every request has ended, with the
+    /// time it did.
+    async fn traffic(self: &Arc<Self>, args: &DrillArgs) -> f64 {
+        let bar = progress_bar(args.duration);
+        let total_ms = args.duration as f64 * 1000.0;
+        let mut rng =
+            Rng(0x9E37_79B9_7F4A_7C15 ^ self.run_id.len() as u64 ^ u64::from(std::process::id()));
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rps)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut tasks = JoinSet::new();
+        let (mut writes, mut requests) = (0, 0);
+        while self.now_ms() < total_ms {
+            tick.tick().await;
+            if rng.chance(args.write_ratio) {
+                writes += 1;
+                tasks.spawn(Arc::clone(self).write(writes));
+            } else {
+                tasks.spawn(Arc::clone(self).read(rng.next()));
+            }
+            requests += 1;
+            let t = self.now_ms();
+            bar.set_position((t / 1000.0) as u64);
+            let switched = if self.switched() { " (switched)" } else { "" };
+            bar.set_message(format!(
+                "{:?}{switched}, {requests} requests",
+                self.phase(t)
+            ));
+        }
+        while tasks.join_next().await.is_some() {}
+        bar.finish_with_message("traffic done; waiting for convergence");
+        self.now_ms()
+    }
+
+    fn report(
+        &self,
+        args: &DrillArgs,
+        regions: Vec<String>,
+        traffic_end_ms: f64,
+        (recovery_ms, convergence): (Option<f64>, Convergence),
+    ) -> Report {
+        let mut samples = lock(&self.samples).clone();
+        samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        let switch_ms = *lock(&self.switch_ms);
+        Report {
+            endpoint: self.endpoint.clone(),
+            fault: args.fault,
+            region: self.region.clone(),
+            other_region: self.other.clone(),
+            regions,
+            duration_s: args.duration,
+            outage_s: args.outage,
+            rps: args.rps,
+            write_ratio: args.write_ratio,
+            client: self.client,
+            switch: self.switch,
+            fault_ms: self.fault_ms,
+            heal_ms: self.heal_ms,
+            traffic_end_ms,
+            switch_ms,
+            failback_ms: *lock(&self.failback_ms),
+            recovery_ms,
+            convergence_ms: convergence.ms,
+            acknowledged_writes: lock(&self.acked).len(),
+            lost_writes: convergence.lost,
+            diverging: convergence.diverging,
+            summary: Summary::of(&samples, &self.region, self.fault_ms),
+            switchover: SwitchFigures::of(&samples, self.fault_ms, switch_ms),
+            notes: lock(&self.notes).clone(),
+            samples,
+        }
+    }
+}
+
+fn progress_bar(duration_s: u64) -> ProgressBar {
+    let bar = ProgressBar::new(duration_s);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} s  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// A tiny deterministic generator: which id to read, whether to write. Not for secrets.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// True with probability `p` (to 1/10,000).
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() % 10_000) as f64 / 10_000.0 < p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fault_sits_in_the_middle_of_the_traffic() {
+        assert_eq!(fault_window(30, 10), (10_000.0, 20_000.0));
+        // At least a second in, and over before the traffic is.
+        assert_eq!(fault_window(4, 2), (1000.0, 3000.0));
+        assert_eq!(fault_window(2, 1), (1000.0, 2000.0));
+    }
+}
