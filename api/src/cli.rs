@@ -6,11 +6,7 @@
 //! configuration; flags and environment variables still win when set. The Lambda and DynamoDB
 //! parts ([`crate::lambda`]) need the `aws` feature (on by default).
 
-use crate::args::StoreKind;
-pub use crate::args::{RegionArgs, init_tracing};
-// The paths these had before they moved out of this file, for the crates still using them.
-pub use crate::args::log_filter;
-pub use crate::secret::RuntimeSecret;
+use crate::args::{RegionArgs, StoreKind, init_tracing};
 use crate::state::Config;
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;

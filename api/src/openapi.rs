@@ -63,15 +63,33 @@ impl Modify for BearerAuth {
 
 /// The error answers every route shares, by status: what each means, whatever the route.
 const ERRORS: [(&str, &str); 9] = [
-    ("400", "The request is wrong: invalid_id, invalid_json or bad_request (the message says what)"),
+    (
+        "400",
+        "The request is wrong: invalid_id, invalid_json or bad_request (the message says what)",
+    ),
     ("401", "The admin token is missing or wrong"),
-    ("403", "The origin secret is missing or wrong: the regional endpoints answer only through the edge"),
-    ("404", "No such item (absent or deleted), or no admin token is configured for the admin routes"),
+    (
+        "403",
+        "The origin secret is missing or wrong: the regional endpoints answer only through the edge",
+    ),
+    (
+        "404",
+        "No such item (absent or deleted), or no admin token is configured for the admin routes",
+    ),
     ("408", "The request body did not arrive in time"),
-    ("412", "If-Match does not hold (or the item is absent); nothing was written or deleted"),
-    ("413", "The body (1 MiB) or the stored item (400 KB) is too large"),
+    (
+        "412",
+        "If-Match does not hold (or the item is absent); nothing was written or deleted",
+    ),
+    (
+        "413",
+        "The body (1 MiB) or the stored item (400 KB) is too large",
+    ),
     ("415", "The body is not application/json"),
-    ("503", "The region cannot answer: an injected fault, failed storage, a read it cannot vouch for while it resyncs (region_unavailable), or a limit of its own (overloaded); Retry-After when a retry will do"),
+    (
+        "503",
+        "The region cannot answer: an injected fault, failed storage, a read it cannot vouch for while it resyncs (region_unavailable), or a limit of its own (overloaded); Retry-After when a retry will do",
+    ),
 ];
 
 /// The name of the shared response of an error status.

@@ -7,6 +7,7 @@
 //! budget; `e2e.rs` drives it in headless Chromium; `templates.rs` lints the AWS templates;
 //! `function.rs` runs the edge's CloudFront Function in Node.js against the routing cases;
 //! `bench.rs` measures everything in `docs/benchmarks.md`; `dev.rs` is `cargo xtask dev`;
+//! `tidy.rs` checks the code's shape (no import cycles, no file over 1,000 lines) as tests;
 //! `test.rs` runs the checks in order; `util.rs` has process and port helpers.
 
 mod bench;
@@ -21,6 +22,8 @@ mod ports;
 mod setup;
 mod templates;
 mod test;
+#[cfg(test)]
+mod tidy;
 mod util;
 
 use clap::{Parser, Subcommand};

@@ -166,6 +166,41 @@ pub fn console_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Redocly's CLI, pinned: lints the OpenAPI document with its recommended rules.
+pub const REDOCLY_VERSION: &str = "2.77.0";
+
+/// Where the npm Redocly CLI lives (under the target directory, so CI reuses it).
+fn redocly_dir() -> PathBuf {
+    util::target_dir().join("tools/redocly")
+}
+
+/// The `redocly` command.
+pub fn redocly() -> PathBuf {
+    redocly_dir().join("node_modules/.bin/redocly")
+}
+
+/// Installs the OpenAPI linter when missing (Redocly's CLI from npm, pinned); the client
+/// generator comes with the Python venv ([`python`]).
+pub fn openapi_tools() -> anyhow::Result<()> {
+    let t = step("OpenAPI tools: Redocly CLI (npm)");
+    let manifest = redocly_dir().join("node_modules/@redocly/cli/package.json");
+    let installed = std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v.get("version")?.as_str().map(str::to_owned));
+    if installed.as_deref() == Some(REDOCLY_VERSION) {
+        println!("@redocly/cli {REDOCLY_VERSION} (npm): installed");
+    } else {
+        std::fs::create_dir_all(redocly_dir())?;
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(redocly_dir())
+            .arg(format!("@redocly/cli@{REDOCLY_VERSION}")))?;
+    }
+    done(t);
+    Ok(())
+}
+
 /// PATH for trunk: binaryen's wasm-opt first (ahead of any older system one), then the
 /// directory of the wasm-bindgen we installed, then the inherited PATH.
 pub fn tool_path() -> std::ffi::OsString {

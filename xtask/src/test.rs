@@ -9,6 +9,7 @@ pub fn run_all() -> anyhow::Result<()> {
     setup::rust()?;
     setup::python()?;
     setup::console_tools()?;
+    setup::openapi_tools()?;
 
     let t = step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -115,6 +116,34 @@ fn cargo_test(cmd: &mut Command) -> anyhow::Result<(u64, u64)> {
     Ok((passed, failed))
 }
 
+/// The OpenAPI document of the live region on `port`, as its consumers take it: Redocly's
+/// recommended rules find no error, and a client generated from it by openapi-python-client
+/// does a round trip (put, get, conditional put, list, delete, 404, 400).
+fn openapi_for_consumers(port: u16) -> anyhow::Result<()> {
+    let t =
+        step("OpenAPI for consumers: redocly lint (recommended), a generated client's round trip");
+    let dir = util::target_dir().join("openapi");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let document = dir.join("openapi.json");
+    std::fs::write(&document, util::http_get(port, "/api/openapi.json")?)?;
+    run(Command::new(setup::redocly())
+        .arg("lint")
+        .arg(&document)
+        .args(["--extends", "recommended", "--format", "stylish"]))?;
+    run(Command::new(setup::venv_bin("openapi-python-client"))
+        .args(["generate", "--meta", "none", "--overwrite", "--path"])
+        .arg(&document)
+        .arg("--output-path")
+        .arg(dir.join("tandem_client")))?;
+    run(Command::new(setup::venv_bin("python"))
+        .arg(util::root().join("xtask/python/client_round_trip.py"))
+        .arg(&dir)
+        .arg(format!("http://127.0.0.1:{port}")))?;
+    done(t);
+    Ok(())
+}
+
 /// A live region (embedded store) fuzzed from its own OpenAPI document.
 fn schemathesis() -> anyhow::Result<()> {
     let t = step("schemathesis against a live region's /api/openapi.json");
@@ -136,23 +165,25 @@ fn schemathesis() -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .spawn()
         .context("starting tandem-api")?;
-    let result = util::wait_for_port(port).and_then(|()| {
-        // positive_data_acceptance is left out on purpose: a schema-valid `If-Match` that names
-        // another version must get 412, and a schema-valid string that is not a cursor this API
-        // issued must get 400. Every other check runs, `not_a_server_error` and
-        // `response_schema_conformance` included. No admin token is sent, so the fuzzer cannot
-        // set a fault that would turn data routes into (deliberate) 5xx.
-        run(Command::new(setup::venv_bin("schemathesis"))
-            .args(["run", &format!("http://127.0.0.1:{port}/api/openapi.json")])
-            .args([
-                "--checks",
-                "all",
-                "--exclude-checks",
-                "positive_data_acceptance",
-            ])
-            .args(["--max-examples", "40", "--seed", "20261127", "--no-color"])
-            .args(["--warnings", "off"]))
-    });
+    let result = util::wait_for_port(port)
+        .and_then(|()| openapi_for_consumers(port))
+        .and_then(|()| {
+            // positive_data_acceptance is left out on purpose: a schema-valid `If-Match` that names
+            // another version must get 412, and a schema-valid string that is not a cursor this API
+            // issued must get 400. Every other check runs, `not_a_server_error` and
+            // `response_schema_conformance` included. No admin token is sent, so the fuzzer cannot
+            // set a fault that would turn data routes into (deliberate) 5xx.
+            run(Command::new(setup::venv_bin("schemathesis"))
+                .args(["run", &format!("http://127.0.0.1:{port}/api/openapi.json")])
+                .args([
+                    "--checks",
+                    "all",
+                    "--exclude-checks",
+                    "positive_data_acceptance",
+                ])
+                .args(["--max-examples", "40", "--seed", "20261127", "--no-color"])
+                .args(["--warnings", "off"]))
+        });
     let _ = region.kill();
     let _ = region.wait();
     result?;

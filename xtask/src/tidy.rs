@@ -208,13 +208,20 @@ mod tests {
         let mut long = Vec::new();
         for krate in CRATES {
             for file in rust_files(&root().join(krate).join("src")) {
-                let lines = std::fs::read_to_string(&file).unwrap_or_default().lines().count();
+                let lines = std::fs::read_to_string(&file)
+                    .unwrap_or_default()
+                    .lines()
+                    .count();
                 if lines > MAX_LINES {
                     long.push(format!("{} ({lines} lines)", file.display()));
                 }
             }
         }
-        assert!(long.is_empty(), "files over {MAX_LINES} lines:\n{}", long.join("\n"));
+        assert!(
+            long.is_empty(),
+            "files over {MAX_LINES} lines:\n{}",
+            long.join("\n")
+        );
     }
 
     #[test]
@@ -228,6 +235,10 @@ mod tests {
                 }
             }
         }
-        assert!(silent.is_empty(), "modules without a //! line:\n{}", silent.join("\n"));
+        assert!(
+            silent.is_empty(),
+            "modules without a //! line:\n{}",
+            silent.join("\n")
+        );
     }
 }

@@ -120,6 +120,27 @@ pub fn free_ports(n: u16) -> anyhow::Result<u16> {
 }
 
 /// Waits until something listens on `port`.
+/// The body of `GET path` on 127.0.0.1:`port` (HTTP/1.1, the connection closed after it).
+pub fn http_get(port: u16, path: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("an HTTP answer")?;
+    anyhow::ensure!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "GET {path} did not answer 200"
+    );
+    Ok(answer.split_off(split + 4))
+}
+
 pub fn wait_for_port(port: u16) -> anyhow::Result<()> {
     for _ in 0..400 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -27,7 +27,7 @@ use std::time::Duration;
 // The edge stack's parameter this rotation sets, at the path the rotation's tests name.
 pub use crate::names::VERSION_PARAMETER;
 
-/// The secret's keys (`tandem_api::cli::RuntimeSecret`).
+/// The secret's keys (`tandem_api::secret::RuntimeSecret`).
 const CURRENT: &str = "origin_secret";
 const PREVIOUS: &str = "previous_origin_secret";
 /// The new value's length and alphabet: as data.yaml generates the first one.

@@ -103,7 +103,7 @@ impl Aws {
     /// printed here.
     pub async fn admin_token(&self, region: &str, secret_id: &str) -> anyhow::Result<String> {
         let client = self.secrets(region);
-        let secret = tandem_api::cli::RuntimeSecret::fetch(&client, secret_id).await?;
+        let secret = tandem_api::secret::RuntimeSecret::fetch(&client, secret_id).await?;
         Ok(secret.admin_token)
     }
 }

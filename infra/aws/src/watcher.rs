@@ -122,7 +122,7 @@ pub async fn invoke(
 
 /// The function's main: serves scheduled events until the runtime stops it.
 pub async fn run(config: WatcherConfig) -> anyhow::Result<()> {
-    tandem_api::cli::init_tracing(true);
+    tandem_api::args::init_tracing(true);
     let aws = Aws::load().await;
     let store = Arc::new(KeyValueStore {
         client: aws.keyvaluestore(),

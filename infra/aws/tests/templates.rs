@@ -1567,7 +1567,7 @@ fn functions_log_json_at_the_log_level() {
         for level in levels {
             assert_eq!(
                 str_of(at(&template, &["Mappings", "LogLevels", level, "filter"])),
-                tandem_api::cli::log_filter(Some(level)),
+                tandem_api::args::log_filter(Some(level)),
                 "{path} {level}"
             );
         }

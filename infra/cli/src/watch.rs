@@ -44,7 +44,7 @@ impl ActiveStore for Control {
 
 /// `tandem watch`.
 pub async fn run(args: WatchCommandArgs) -> anyhow::Result<()> {
-    tandem_api::cli::init_tracing(false);
+    tandem_api::args::init_tracing(false);
     let window = args.rule.window();
     if args.aws.on_aws(&args.target.endpoint) {
         let aws = Aws::load().await;

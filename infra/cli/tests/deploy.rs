@@ -292,7 +292,7 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
     assert_line(
         &out,
         &format!(
-            "the active region (SPEC §6): CloudFront KeyValueStore <output KeyValueStoreArn of tandem-edge in {PRIMARY}>, read by the /api/* router function; created empty (= the primary); deploy never changes its keys"
+            "the active region (docs/contract.md §6.3): CloudFront KeyValueStore <output KeyValueStoreArn of tandem-edge in {PRIMARY}>, read by the /api/* router function; created empty (= the primary); deploy never changes its keys"
         ),
     );
     assert_line(

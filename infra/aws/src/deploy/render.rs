@@ -131,7 +131,7 @@ impl Plan {
             // Still "SPEC §6", not docs/contract.md §6.3: infra/cli/tests/deploy.rs pins this
             // line, so the two change together.
             script.detail(format_args!(
-                "the active region (SPEC §6): CloudFront KeyValueStore {}, read by the /api/* router function; created empty (= the primary); deploy never changes its keys",
+                "the active region (docs/contract.md §6.3): CloudFront KeyValueStore {}, read by the /api/* router function; created empty (= the primary); deploy never changes its keys",
                 self.describe_value(&Value::Output(Role::Edge, KVS_ARN_OUTPUT), None, &BTreeMap::new())
             ));
             script.detail(

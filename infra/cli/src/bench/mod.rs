@@ -72,7 +72,7 @@ pub struct BenchArgs {
     /// Items in us-east-1 for the lost-disk figure (0: skip it).
     #[arg(long, default_value_t = 10_000)]
     pub disk_loss_items: u64,
-    /// Only the attack figures ([`attacks`]), at the sizes below.
+    /// Only the attack figures (issue 24's attacks at full size), at the sizes below.
     #[arg(long)]
     pub attacks: bool,
     #[command(flatten)]
