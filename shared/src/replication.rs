@@ -124,6 +124,7 @@ impl PairStatus {
 /// local region's links and figures, or, on AWS, only which table replicates itself
 /// (`store: "dynamodb"`, `table`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegionReplication {
     pub region: String,
