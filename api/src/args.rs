@@ -10,6 +10,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreKind {
     /// redb under `--data-dir` (local regions).
+    #[cfg(feature = "embedded")]
     Embedded,
     /// A DynamoDB table (`--table-name`, credentials and endpoint from the environment).
     #[cfg(feature = "aws")]
@@ -26,7 +27,14 @@ pub struct RegionArgs {
     #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
     /// Store to use (Lambda always uses DynamoDB).
-    #[arg(long, env = "TANDEM_STORE", value_enum, default_value = "embedded")]
+    #[cfg_attr(
+        feature = "embedded",
+        arg(long, env = "TANDEM_STORE", value_enum, default_value = "embedded")
+    )]
+    #[cfg_attr(
+        not(feature = "embedded"),
+        arg(long, env = "TANDEM_STORE", value_enum, default_value = "dynamodb")
+    )]
     pub store: StoreKind,
     /// Data directory of the embedded store [default: .tandem/<region>].
     #[arg(long, env = "TANDEM_DATA_DIR")]

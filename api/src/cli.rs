@@ -9,7 +9,6 @@
 use crate::args::{RegionArgs, StoreKind, init_tracing};
 use crate::state::Config;
 use crate::store::Store;
-use crate::store::embedded::EmbeddedStore;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
@@ -26,9 +25,10 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     match args.store {
+        #[cfg(feature = "embedded")]
         StoreKind::Embedded => {
             let dir = args.data_dir();
-            let store = EmbeddedStore::open(&dir, &config.region)?;
+            let store = crate::store::embedded::EmbeddedStore::open(&dir, &config.region)?;
             tracing::info!(region = %config.region, addr = %args.listen, dir = %dir.display(), "region serving (embedded store)");
             serve(listener, store, config).await
         }

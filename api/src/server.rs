@@ -59,7 +59,7 @@ pub const REGION_RESERVED: &[&str] = &["/api/health", "/_replication/"];
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(tandem_shared::control::HEADER_READ_TIMEOUT_S),
             body_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             max_connections: 4096,

@@ -35,6 +35,10 @@ pub fn path(route: &str) -> String {
 pub fn region_path(region: &str) -> String {
     format!("{PREFIX}/regions/{region}")
 }
+/// Every server of a stack (the edge, each region) cuts a request whose header has not arrived
+/// within this many seconds, idle keep-alive connections included; clients drop their idle
+/// connections before it.
+pub const HEADER_READ_TIMEOUT_S: u64 = 10;
 /// Longest replication lag the control API accepts (ten minutes).
 pub const MAX_LAG_MS: u64 = 600_000;
 

@@ -1,7 +1,7 @@
 //! Tandem's test kit, shared by every crate's tests instead of per-crate copies:
 //!
 //! - [`Moto`]: moto's server (the AWS API stand-in) on a free port, stopped when dropped.
-//! - [`Launch`]/[`Stack`]: a real `tandem up` on a free port block (from [`tandem_local::launch`]).
+//! - [`Launch`]/[`Stack`]: a real `tandem up` on a free port block (from [`tandem_ops::launch`]).
 //! - [`stack`]: that stack as tests use it: short edge timeouts, known secrets, HTTP helpers.
 //! - [`signal`], [`alive`], [`exit_status`]: signals to processes, one way (nix).
 //! - [`until`]: waiting for a condition, with a deadline, instead of sleeping.
@@ -15,6 +15,6 @@ mod wait;
 pub use moto::{Moto, Recorded};
 pub use nix::sys::signal::Signal;
 pub use process::{alive, exit_status, signal};
-pub use tandem_local::launch::{Launch, Stack};
-pub use tandem_local::ports::free_block;
+pub use tandem_ops::launch::{Launch, Stack};
+pub use tandem_ops::ports::free_block;
 pub use wait::until;

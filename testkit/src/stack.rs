@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 use std::time::Duration;
-use tandem_local::client::ControlClient;
+use tandem_ops::client::ControlClient;
 use tandem_shared::Fault;
 use tandem_shared::control::{EdgeSettings, RegionState};
 
@@ -93,7 +93,7 @@ impl<B: Binary> TestStack<B> {
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
         let control = stack.control(REQUEST_TIMEOUT);
-        let http = tandem_local::client::http_client(REQUEST_TIMEOUT).expect("an HTTP client");
+        let http = tandem_ops::client::http_client(REQUEST_TIMEOUT).expect("an HTTP client");
         TestStack {
             stack,
             http,

@@ -8,7 +8,7 @@ use std::io::{Read as _, Write as _};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::ports::DEFAULT_EDGE_PORT as DEFAULT_PORT;
+use tandem_ops::ports::DEFAULT_EDGE_PORT as DEFAULT_PORT;
 
 /// Builds `tandem`, starts `tandem up`, reports when the API first answers, builds the
 /// console behind it, and then waits for `tandem up` to stop (Ctrl-C reaches it directly).

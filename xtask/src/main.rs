@@ -15,10 +15,6 @@ mod console;
 mod dev;
 mod e2e;
 mod function;
-/// Ports outside the ephemeral range: tandem-local's own module (one copy of the rule), compiled
-/// in here rather than linking the whole local stack (the API, redb, axum…) into xtask.
-#[path = "../../infra/local/src/ports.rs"]
-mod ports;
 mod setup;
 mod templates;
 mod test;

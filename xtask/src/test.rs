@@ -40,6 +40,7 @@ pub fn run_all() -> anyhow::Result<()> {
     done(t);
 
     local_stack_has_no_aws_sdk()?;
+    crates_depend_on_what_they_say()?;
 
     // The workspace clippy above sees the console as host code; this is the code that ships.
     let t = step("cargo clippy -D warnings: the console for wasm32-unknown-unknown");
@@ -187,6 +188,37 @@ fn schemathesis() -> anyhow::Result<()> {
     let _ = region.kill();
     let _ = region.wait();
     result?;
+    done(t);
+    Ok(())
+}
+
+/// The crates of `cargo tree -p <package> <flags>` (normal dependencies), one per line.
+fn tree(package: &str, flags: &[&str]) -> anyhow::Result<String> {
+    let out = cargo()
+        .args(["tree", "-p", package, "-e", "normal", "--prefix", "none"])
+        .args(flags)
+        .output()
+        .context("running cargo tree")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cargo tree -p {package} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Crate edges that say what depends on what: the Lambda's build of the API carries no embedded
+/// store, and the AWS crate, the test kit and xtask reach a stack through tandem-ops, not the
+/// local stack's crate.
+fn crates_depend_on_what_they_say() -> anyhow::Result<()> {
+    let t = step("crate edges: the Lambda build without redb; tandem-aws, testkit, xtask without tandem-local");
+    let has = |tree: &str, name: &str| tree.lines().any(|l| l.starts_with(&format!("{name} v")));
+    let lambda = tree("tandem-api", &["--no-default-features", "--features", "aws"])?;
+    anyhow::ensure!(!has(&lambda, "redb"), "the Lambda build of tandem-api carries redb");
+    for package in ["tandem-aws", "tandem-testkit", "xtask"] {
+        let deps = tree(package, &[])?;
+        anyhow::ensure!(!has(&deps, "tandem-local"), "{package} depends on tandem-local");
+    }
     done(t);
     Ok(())
 }

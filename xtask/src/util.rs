@@ -113,10 +113,10 @@ pub fn cargo() -> Command {
 }
 
 /// `n` consecutive free ports on 127.0.0.1 below the ephemeral range (`tandem up` puts region N
-/// on base + N): [`crate::ports::free_block`], the rule the local stack and its tests follow, so
+/// on base + N): [`tandem_ops::ports::free_block`], the rule the local stack and its tests follow, so
 /// that a region restarted by a scenario gets its port back.
 pub fn free_ports(n: u16) -> anyhow::Result<u16> {
-    crate::ports::free_block(n).with_context(|| format!("found no {n} consecutive free ports"))
+    tandem_ops::ports::free_block(n).with_context(|| format!("found no {n} consecutive free ports"))
 }
 
 /// Waits until something listens on `port`.

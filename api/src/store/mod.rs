@@ -15,6 +15,7 @@
 pub mod digest;
 #[cfg(feature = "aws")]
 pub mod dynamo;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 
 use std::future::Future;

@@ -3,7 +3,7 @@
 //! --auto-failover`) that an EventBridge rule runs every minute. Each invocation probes
 //! `/region/<r>/api/health` through the distribution every probe interval until its time is
 //! nearly up, with the same loop and rule as `tandem up --auto-failover`
-//! ([`tandem_local::watcher::Probes`]), and switches key `active_region` of the edge's
+//! ([`tandem_ops::watcher::Probes`]), and switches key `active_region` of the edge's
 //! KeyValueStore.
 //!
 //! The rule's memory (consecutive failures) lives in the execution environment, so it carries
@@ -15,7 +15,7 @@ use crate::active;
 use crate::sdk::Aws;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tandem_local::watcher::{ActiveStore, Probes, Round, WatchArgs};
+use tandem_ops::watcher::{ActiveStore, Probes, Round, WatchArgs};
 use tokio::sync::Mutex;
 
 /// What the function is told, by environment variables (the stack sets them).

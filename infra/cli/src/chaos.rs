@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tandem_api::store::now_ms;
-use tandem_local::client::ControlClient;
+use tandem_ops::client::ControlClient;
 use tandem_shared::control::{EdgeSettings, Outage, RegionState, ReplicationPatch};
 use tandem_shared::item::parse_timestamp;
 use tandem_shared::region::{PRIMARY, SECONDARY};
@@ -161,7 +161,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
         origin_read_timeout: 2,
     };
     let stack = bench::start(&edge, &["--tombstone-grace-ms", "2000"]).await?;
-    let http = tandem_local::client::http_client(Duration::from_secs(5))?;
+    let http = tandem_ops::client::http_client(Duration::from_secs(5))?;
     let ops = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();

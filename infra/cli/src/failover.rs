@@ -6,7 +6,7 @@
 use anyhow::bail;
 use std::time::Duration;
 use tandem_aws::active::EdgeArgs;
-use tandem_local::client::Target;
+use tandem_ops::client::Target;
 use tandem_shared::control::ActiveRegion;
 use tandem_shared::region::is_valid_region;
 

@@ -9,8 +9,8 @@
 
 use anyhow::bail;
 use std::time::Duration;
-use tandem_local::client::ControlClient;
-pub use tandem_local::client::Target;
+use tandem_ops::client::ControlClient;
+pub use tandem_ops::client::Target;
 use tandem_shared::control::{Outage, RegionState, ReplicationPatch};
 use tandem_shared::fault::MAX_DURATION_S;
 use tandem_shared::region::is_valid_region;

@@ -11,8 +11,8 @@
 use std::time::Duration;
 use tandem_aws::active::EdgeArgs;
 use tandem_aws::sdk::Aws;
-use tandem_local::client::{ControlClient, Target};
-use tandem_local::watcher::{self, ActiveStore, WatchArgs};
+use tandem_ops::client::{ControlClient, Target};
+use tandem_ops::watcher::{self, ActiveStore, WatchArgs};
 use tandem_shared::region::DEFAULT_REGIONS;
 
 /// `tandem watch` flags.

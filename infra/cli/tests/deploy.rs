@@ -382,7 +382,7 @@ fn dry_run_without_a_zip_plans_the_cargo_lambda_build() {
     assert!(ok, "{out}\n{err}");
     assert_line(
         &out,
-        "cargo lambda build --release --arm64 --output-format zip --package tandem-api --bin tandem-api --lambda-dir target/lambda",
+        "cargo lambda build --release --arm64 --output-format zip --package tandem-api --bin tandem-api --no-default-features --features aws --lambda-dir target/lambda",
     );
     assert_line(&out, "-> target/lambda/tandem-api/bootstrap.zip");
     assert_line(&out, "CodeKey = tandem-api/<sha256 of the built zip>.zip");

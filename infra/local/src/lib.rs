@@ -13,18 +13,15 @@
 //! - [`active`]: the active region (contract §6.3), kept durably in the stack's data directory.
 //! - [`edge`]: the CloudFront-faithful reverse proxy and the console's static files.
 //! - [`control`]: the local control API (`/_tandem/*`), typed by [`tandem_shared::control`].
-//! - [`client`]: the one typed client of that API (and of the admin fault routes).
-//! - [`launch`]: a `tandem up` child process on a free port block, for the bench and tests.
-//! - [`watcher`]: `tandem up --auto-failover`, the health watcher that switches the active region.
-//! - [`ports`]: ports for a local stack, outside the ephemeral range.
+//! - [`watcher`]: `tandem up --auto-failover`, the health watcher over the edge's own value.
+//!
+//! Its client, the stack launcher, the watcher's loop and the port plan are `tandem_ops`'s,
+//! which the AWS watcher, the `tandem` command and the tests use without this crate.
 
 pub mod active;
-pub mod client;
 pub mod commands;
 pub mod control;
 pub mod edge;
-pub mod launch;
-pub mod ports;
 pub mod region;
 pub mod replication;
 pub mod supervisor;

@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+pub use tandem_ops::random_token;
 use tandem_shared::control::{RegionState, RegionStatus};
 use tokio::process::{Child, Command};
 
@@ -143,15 +144,6 @@ pub struct StackSecrets {
     pub origin_secret: String,
     pub replication_key: String,
     pub tombstone_grace_ms: u64,
-}
-
-/// A random token of 256 bits, hex.
-pub fn random_token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 fn signal(child: &Child, sig: Signal) {

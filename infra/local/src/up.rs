@@ -6,18 +6,19 @@ use crate::active::Active;
 use crate::control;
 use crate::edge::{self, Edge, Origin};
 use crate::replication::ReplicationConfig;
-use crate::watcher::{self, WatchArgs};
+use crate::watcher;
 use anyhow::{Context as _, bail};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tandem_ops::watcher::WatchArgs;
 use tandem_shared::control::EdgeSettings;
 
 /// Flags of `tandem up`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
     /// Edge port; region N (from 1) listens on port + N.
-    #[arg(long, default_value_t = crate::ports::DEFAULT_EDGE_PORT)]
+    #[arg(long, default_value_t = tandem_ops::ports::DEFAULT_EDGE_PORT)]
     pub port: u16,
     /// Where the regions keep their data (one directory per region).
     #[arg(long, default_value = ".tandem")]

@@ -4,13 +4,13 @@
 //! writes and keeps the first [`DIFFERENCES_SHOWN`], so its memory is a page per region however
 //! many differ. The command prints that and exits non-zero on any difference.
 
-use crate::client::Target as Endpoint;
 use crate::replication::client::{SignedClient, Target};
 use crate::replication::routes::{self, ItemsQuery};
 use crate::replication::{self, Difference, RegionReplication, Verdict, WriteKey};
 use anyhow::{Context as _, bail};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+use tandem_ops::client::Target as Endpoint;
 use tandem_shared::item::format_timestamp;
 use tandem_shared::replication::DIFFERENCES_SHOWN;
 

@@ -151,7 +151,7 @@ pub struct WatcherDeployArgs {
     #[arg(long, requires = "auto_failover")]
     pub watcher_zip: Option<PathBuf>,
     #[command(flatten)]
-    pub rule: tandem_local::watcher::WatchArgs,
+    pub rule: tandem_ops::watcher::WatchArgs,
 }
 
 /// `tandem destroy` flags.

@@ -43,10 +43,11 @@ impl Function {
     /// What cargo lambda is asked to build (the templates run arm64 on provided.al2023).
     /// `--package` keeps the features that only `tandem` needs (the SDK's SSO login, for one)
     /// out of the API function: with `--bin` alone, cargo resolves features for every default
-    /// member.
-    pub(super) fn build_args(self) -> [&'static str; 11] {
+    /// member. The API function is built with `aws` only: its store is DynamoDB, so the
+    /// embedded store (redb) stays out of it.
+    pub(super) fn build_args(self) -> Vec<&'static str> {
         let (package, bin) = self.package_and_bin();
-        [
+        let mut args = vec![
             "lambda",
             "build",
             "--release",
@@ -57,8 +58,12 @@ impl Function {
             package,
             "--bin",
             bin,
-            "--lambda-dir",
-        ]
+        ];
+        if self == Function::Api {
+            args.extend(["--no-default-features", "--features", "aws"]);
+        }
+        args.push("--lambda-dir");
+        args
     }
 
     /// Where `cargo lambda build --lambda-dir target/lambda` puts the zip.

@@ -24,7 +24,7 @@ pub struct Plan {
     /// The functions' zips: the API's, and the watcher's with `--auto-failover`.
     pub code: BTreeMap<Function, Zip>,
     /// The health watcher's rule, with `--auto-failover`.
-    pub watcher: Option<tandem_local::watcher::WatchArgs>,
+    pub watcher: Option<tandem_ops::watcher::WatchArgs>,
     pub console_dir: PathBuf,
     pub console: Vec<ConsoleFile>,
     pub smoke: SmokeArgs,

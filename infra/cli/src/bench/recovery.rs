@@ -40,7 +40,7 @@ async fn put_json(
     Ok(())
 }
 
-/// [`tandem_local::client::ControlClient::until_agreed`], as an error when the regions do not agree in time.
+/// [`tandem_ops::client::ControlClient::until_agreed`], as an error when the regions do not agree in time.
 async fn until_agreed(s: &Stack, limit: Duration) -> anyhow::Result<()> {
     if !stack::control(s).until_agreed(limit).await {
         bail!("the regions did not agree within {limit:?}");

@@ -5,12 +5,12 @@
 use super::BenchArgs;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use tandem_local::client::ControlClient;
-use tandem_local::launch::Launch;
+use tandem_ops::client::ControlClient;
+use tandem_ops::launch::Launch;
 use tandem_shared::control::{EdgeSettings, Outage, ReplicationPatch};
 use tandem_shared::region::PRIMARY;
 
-pub use tandem_local::launch::Stack;
+pub use tandem_ops::launch::Stack;
 
 /// Starts `tandem up` (this binary) on free ports with the given edge settings and more flags.
 pub async fn start(edge: &EdgeSettings, extra: &[&str]) -> anyhow::Result<Stack> {

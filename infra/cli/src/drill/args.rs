@@ -1,7 +1,7 @@
 //! The flags of `tandem drill`.
 
 use std::path::PathBuf;
-use tandem_local::client::Target;
+use tandem_ops::client::Target;
 use tandem_shared::control::Outage;
 use tandem_shared::drill::{ClientMode, SwitchMode};
 

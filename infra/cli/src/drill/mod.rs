@@ -17,7 +17,7 @@
 //! `report` the JSON report, where the reports go and the terminal summary; `html` the HTML
 //! report.
 //!
-//! [`ControlClient`]: tandem_local::client::ControlClient
+//! [`ControlClient`]: tandem_ops::client::ControlClient
 //! [`Summary`]: tandem_shared::drill::Summary
 //! [`SwitchFigures`]: tandem_shared::drill::SwitchFigures
 

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tandem_local::client::ControlClient;
+use tandem_ops::client::ControlClient;
 use tandem_shared::drill::{
     self as rules, AckedWrite, ClientMode, Kind, Phase, Sample, Stamp, Summary, SwitchFigures,
     SwitchMode,
@@ -217,7 +217,7 @@ impl Drill {
         Ok(Drill {
             http: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
-                .pool_idle_timeout(tandem_local::client::idle_timeout())
+                .pool_idle_timeout(tandem_ops::client::idle_timeout())
                 .pool_max_idle_per_host(256)
                 .build()?,
             endpoint: control.base().to_owned(),

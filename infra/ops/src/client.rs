@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 use tandem_shared::control::{
-    ActiveRegion, Outage, RegionState, RegionStatus, RegionsBody, ReplicationBody,
-    ReplicationPatch, ReplicationUpdate, SetRegionState, path, region_path, route,
+    ActiveRegion, HEADER_READ_TIMEOUT_S, Outage, RegionState, RegionStatus, RegionsBody,
+    ReplicationBody, ReplicationPatch, ReplicationUpdate, SetRegionState, path, region_path, route,
 };
 use tandem_shared::replication::Verdict;
 use tandem_shared::{ErrorBody, Fault, FaultState};
@@ -60,11 +60,11 @@ impl Target {
 }
 
 /// How long a client keeps an idle connection: well under the servers' header read timeout
-/// (`tandem_api::server::Limits`), after which they close idle keep-alive connections. A client
+/// ([`HEADER_READ_TIMEOUT_S`]), after which they close idle keep-alive connections. A client
 /// that keeps one longer can send its next request just as the server closes it and get a
 /// reset: a drill's fault injection failed that way exactly 10 s after its previous control call.
 pub fn idle_timeout() -> Duration {
-    tandem_api::server::Limits::default().header_read_timeout / 2
+    Duration::from_secs(HEADER_READ_TIMEOUT_S) / 2
 }
 
 /// An HTTP client for Tandem's own servers (edge, control API, regions): `timeout` per request,
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn idle_connections_are_dropped_before_the_server_drops_them() {
-        let server = tandem_api::server::Limits::default().header_read_timeout;
+        let server = Duration::from_secs(HEADER_READ_TIMEOUT_S);
         assert!(
             idle_timeout() < server,
             "{:?} vs {server:?}",

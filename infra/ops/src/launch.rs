@@ -35,8 +35,8 @@ impl Launch {
         Launch {
             exe: exe.into(),
             edge: EdgeSettings::default(),
-            token: crate::up::random_token(),
-            secret: crate::up::random_token(),
+            token: crate::random_token(),
+            secret: crate::random_token(),
             extra: Vec::new(),
             log: "error".to_owned(),
             show_stderr: false,
