@@ -176,48 +176,17 @@ impl Console {
         self.stack.get() == Stack::Local { control: true } && self.token.with(Option::is_some)
     }
 
-    /// Sends a request and logs it; admin routes get the token.
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        admin: bool,
-        source: Source,
-    ) -> (Reply, u64) {
-        self.send_if(method, path, body, admin, None, source).await
-    }
-
-    /// [`Console::send`] with an optional `If-Match` version.
-    pub async fn send_if(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        admin: bool,
-        if_match: Option<u64>,
-        source: Source,
-    ) -> (Reply, u64) {
-        let token = if admin {
-            self.token.get_untracked()
-        } else {
-            None
-        };
+    /// Sends a call and logs it (admin calls with the token).
+    pub async fn send(&self, call: Call<'_>, source: Source) -> (Reply, u64) {
+        let token = self.token.get_untracked();
         let at_ms = net::now_ms();
-        let reply = net::fetch(Call {
-            method,
-            path,
-            body,
-            token: token.as_deref(),
-            if_match,
-        })
-        .await;
+        let reply = net::fetch(call, token.as_deref()).await;
         let seq = self.next_seq();
         let entry = Entry {
             seq,
             at_ms,
-            method: method.to_owned(),
-            path: path.to_owned(),
+            method: call.method.as_str().to_owned(),
+            path: call.path.to_owned(),
             status: reply.status,
             latency_ms: reply.latency_ms,
             region: reply.region.clone(),
@@ -243,17 +212,8 @@ impl Console {
     /// A write through `/api/…`, resent to `/region/<other>/api/…` on a 5xx or a network error.
     /// `<other>` is another region than the one the write went to, which the answer names, or
     /// else is the region `/api/*` goes to first.
-    pub async fn write(
-        &self,
-        method: &str,
-        api_path: &str,
-        body: Option<&str>,
-        if_match: Option<u64>,
-        source: Source,
-    ) -> Written {
-        let (first, first_seq) = self
-            .send_if(method, api_path, body, false, if_match, source)
-            .await;
+    pub async fn write(&self, call: Call<'_>, source: Source) -> Written {
+        let (first, first_seq) = self.send(call, source).await;
         if !model::write_needs_failover(first.status) {
             return Written {
                 reply: first,
@@ -280,10 +240,8 @@ impl Console {
         }
         let why = first.status_text();
         self.note(first_seq, format!("client: failed, resent to {other}"));
-        let path = format!("/region/{other}{api_path}");
-        let (second, second_seq) = self
-            .send_if(method, &path, body, false, if_match, source)
-            .await;
+        let path = format!("/region/{other}{}", call.path);
+        let (second, second_seq) = self.send(call.to(&path), source).await;
         self.note(second_seq, format!("client: write failed over after {why}"));
         Written {
             reply: second,
@@ -295,10 +253,7 @@ impl Console {
     pub async fn detect(&self) {
         let (reply, _) = self
             .send(
-                "GET",
-                &control::path(control::route::REGIONS),
-                None,
-                true,
+                Call::get(&control::path(control::route::REGIONS)).admin(),
                 Source::Poll,
             )
             .await;

@@ -7,7 +7,7 @@
 
 use crate::console::Console;
 use crate::model::{self, Source};
-use crate::net::{self, Reply, encode};
+use crate::net::{self, Call, Method as Verb, Reply, encode};
 use futures::stream::{self, StreamExt as _};
 use leptos::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -196,7 +196,7 @@ impl Drill {
         let started = net::now_ms();
         let w = self
             .console
-            .write("PUT", &path, Some(&body), None, Source::Drill)
+            .write(Call::put(&path, &body), Source::Drill)
             .await;
         run.samples.push(Sample {
             t_ms: started - run.started_ms,
@@ -227,10 +227,7 @@ impl Drill {
         };
         let path = format!("/api/items/{}", encode(&last.id));
         let started = net::now_ms();
-        let (reply, _) = self
-            .console
-            .send("GET", &path, None, false, Source::Drill)
-            .await;
+        let (reply, _) = self.console.send(Call::get(&path), Source::Drill).await;
         // A failed read (no answer, a 5xx) is a failure, not a stale read.
         let stale = found(&reply).is_some_and(|f| rules::is_stale_read(&last.stamp, f.as_ref()));
         run.samples.push(Sample {
@@ -250,15 +247,15 @@ impl Drill {
     /// itself later, so a drill abandoned mid-way (a closed tab) does not leave it broken.
     async fn fault(&self, plan: Plan, region: &str, heal: bool) -> Result<(), String> {
         let admin = format!("/region/{region}/api/admin/fault");
-        let (method_name, path, body) = match (plan.method, heal) {
+        let (verb, path, body) = match (plan.method, heal) {
             (Method::AppFault, false) => {
                 let fault = Fault::Error {
                     status: 503,
                     duration_s: Some(u64::from(plan.seconds) + 30),
                 };
-                ("PUT", admin, serde_json::to_string(&fault).ok())
+                (Verb::Put, admin, serde_json::to_string(&fault).ok())
             }
-            (Method::AppFault, true) => ("DELETE", admin, None),
+            (Method::AppFault, true) => (Verb::Delete, admin, None),
             (m, heal) => {
                 let state = match (m, heal) {
                     (_, true) => RegionState::Up,
@@ -266,12 +263,15 @@ impl Drill {
                     _ => RegionState::Crashed,
                 };
                 let body = serde_json::to_string(&SetRegionState { state }).ok();
-                ("PUT", tandem_shared::control::region_path(region), body)
+                (Verb::Put, tandem_shared::control::region_path(region), body)
             }
         };
         let (reply, _) = self
             .console
-            .send(method_name, &path, body.as_deref(), true, Source::Drill)
+            .send(
+                Call::with(verb, &path, body.as_deref()).admin(),
+                Source::Drill,
+            )
             .await;
         if reply.ok() {
             Ok(())
@@ -353,7 +353,7 @@ const PARALLEL: usize = 6;
 /// What `region` holds of `id` ([`found`]).
 async fn held_by(console: Console, region: &str, id: &str) -> Option<Option<Stamp>> {
     let path = format!("/region/{region}/api/items/{}", encode(id));
-    let (reply, _) = console.send("GET", &path, None, false, Source::Drill).await;
+    let (reply, _) = console.send(Call::get(&path), Source::Drill).await;
     found(&reply)
 }
 

@@ -4,7 +4,7 @@
 
 use crate::console::{Console, Written};
 use crate::model::{self, Source};
-use crate::net::{self, encode};
+use crate::net::{self, Call, encode};
 use leptos::prelude::*;
 use tandem_shared::Item;
 use tandem_shared::wire::{ItemResponse, ListResponse};
@@ -135,7 +135,7 @@ async fn load(console: Console, limit: u32, cursor: Option<String>) -> Result<Pa
         path.push_str("&cursor=");
         path.push_str(&encode(c));
     }
-    let (reply, _) = console.send("GET", &path, None, false, Source::User).await;
+    let (reply, _) = console.send(Call::get(&path), Source::User).await;
     match reply.parse::<ListResponse>().filter(|_| reply.ok()) {
         Some(list) => Ok(Page {
             note: format!(
@@ -179,7 +179,7 @@ impl ItemsState {
 
     async fn open(self, console: Console, id: String) {
         let path = format!("/api/items/{}", encode(&id));
-        let (reply, _) = console.send("GET", &path, None, false, Source::User).await;
+        let (reply, _) = console.send(Call::get(&path), Source::User).await;
         self.confirm_delete.set(false);
         match reply.parse::<ItemResponse>().filter(|_| reply.ok()) {
             Some(r) => {
@@ -202,7 +202,10 @@ impl ItemsState {
         let body = format!("{{\"data\": {}}}", draft.data);
         let path = format!("/api/items/{}", encode(&draft.id));
         let written = console
-            .write("PUT", &path, Some(&body), draft.if_match, Source::User)
+            .write(
+                Call::put(&path, &body).if_match(draft.if_match),
+                Source::User,
+            )
             .await;
         let outcome = Outcome::of(&written);
         if let Some(r) = written.reply.parse::<ItemResponse>().filter(|_| outcome.ok) {
@@ -219,9 +222,7 @@ impl ItemsState {
 
     async fn delete(self, console: Console, id: String) {
         let path = format!("/api/items/{}", encode(&id));
-        let written = console
-            .write("DELETE", &path, None, None, Source::User)
-            .await;
+        let written = console.write(Call::delete(&path), Source::User).await;
         let outcome = Outcome::of(&written);
         if outcome.ok {
             let accepted = written.reply.region.clone().unwrap_or(console.primary());
@@ -264,7 +265,7 @@ impl ItemsState {
                     return;
                 }
                 attempts += 1;
-                let (reply, _) = console.send("GET", &path, None, false, Source::Check).await;
+                let (reply, _) = console.send(Call::get(&path), Source::Check).await;
                 let seen = reply.parse::<ItemResponse>().filter(|_| reply.ok());
                 let caught = match (&expect, &seen) {
                     (Expect::Write(at, region), Some(r)) => {

@@ -40,14 +40,88 @@ impl Reply {
     }
 }
 
-/// A request to this origin.
+/// The methods the console uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Put,
+    Post,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// A request to this origin, as the console makes it: `Call::get(path)`,
+/// `Call::put(path, body).admin()`, … Only calls marked [`Call::admin`] carry the token.
+#[derive(Debug, Clone, Copy)]
 pub struct Call<'a> {
-    pub method: &'a str,
+    pub method: Method,
     pub path: &'a str,
+    /// A JSON body.
     pub body: Option<&'a str>,
-    /// Sent as `Authorization: Bearer`: only admin and control routes get it.
-    pub token: Option<&'a str>,
+    /// Sent with the admin token (admin and control routes only).
+    pub admin: bool,
+    /// A version the write must find (`If-Match`).
     pub if_match: Option<u64>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, path: &'a str, body: Option<&'a str>) -> Self {
+        Call {
+            method,
+            path,
+            body,
+            admin: false,
+            if_match: None,
+        }
+    }
+
+    pub fn get(path: &'a str) -> Self {
+        Call::new(Method::Get, path, None)
+    }
+
+    pub fn put(path: &'a str, body: &'a str) -> Self {
+        Call::new(Method::Put, path, Some(body))
+    }
+
+    pub fn delete(path: &'a str) -> Self {
+        Call::new(Method::Delete, path, None)
+    }
+
+    /// `method` with `body`, when a caller chooses the method.
+    pub fn with(method: Method, path: &'a str, body: Option<&'a str>) -> Self {
+        Call::new(method, path, body)
+    }
+
+    /// The same call with the admin token.
+    pub fn admin(self) -> Self {
+        Call {
+            admin: true,
+            ..self
+        }
+    }
+
+    /// The same call, conditional on `version` when there is one.
+    pub fn if_match(self, version: Option<u64>) -> Self {
+        Call {
+            if_match: version,
+            ..self
+        }
+    }
+
+    /// The same call to another path (a write resent to another region).
+    pub fn to(self, path: &'a str) -> Self {
+        Call { path, ..self }
+    }
 }
 
 fn window() -> web_sys::Window {
@@ -78,24 +152,26 @@ pub fn encode(text: &str) -> String {
     js_sys::encode_uri_component(text).into()
 }
 
-/// Sends one request and reads the whole answer.
-pub async fn fetch(call: Call<'_>) -> Reply {
+/// Sends one request (with `token` when the call is an admin one) and reads the whole answer.
+pub async fn fetch(call: Call<'_>, token: Option<&str>) -> Reply {
     let started = monotonic_ms();
-    let mut reply = send(&call).await.unwrap_or_default();
+    let mut reply = send(&call, token.filter(|_| call.admin))
+        .await
+        .unwrap_or_default();
     reply.latency_ms = monotonic_ms() - started;
     reply
 }
 
-async fn send(call: &Call<'_>) -> Result<Reply, JsValue> {
+async fn send(call: &Call<'_>, token: Option<&str>) -> Result<Reply, JsValue> {
     let init = web_sys::RequestInit::new();
-    init.set_method(call.method);
+    init.set_method(call.method.as_str());
     init.set_cache(web_sys::RequestCache::NoStore);
     let headers = web_sys::Headers::new()?;
     if let Some(body) = call.body {
         headers.set("content-type", "application/json")?;
         init.set_body(&JsValue::from_str(body));
     }
-    if let Some(token) = call.token {
+    if let Some(token) = token {
         headers.set("authorization", &format!("Bearer {token}"))?;
     }
     if let Some(version) = call.if_match {

@@ -5,7 +5,7 @@
 
 use crate::console::{Console, Stack};
 use crate::model::{self, NOT_ACTIVE, Source};
-use crate::net;
+use crate::net::{self, Call};
 use leptos::prelude::*;
 use tandem_shared::control::{
     self, ActiveRegion, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, SetRegionState,
@@ -106,7 +106,7 @@ impl Status {
 
     pub async fn check_health(self, console: Console, region: String) {
         let path = format!("/region/{region}/api/health");
-        let (reply, _) = console.send("GET", &path, None, false, Source::Poll).await;
+        let (reply, _) = console.send(Call::get(&path), Source::Poll).await;
         // Health answers its own body also with 503 (faulted, unavailable); anything else is
         // the edge's error body, or no answer at all.
         let body = reply.parse::<HealthResponse>();
@@ -139,10 +139,7 @@ impl Status {
     pub async fn check_control(self, console: Console) {
         let (regions, _) = console
             .send(
-                "GET",
-                &control::path(control::route::REGIONS),
-                None,
-                true,
+                Call::get(&control::path(control::route::REGIONS)).admin(),
                 Source::Poll,
             )
             .await;
@@ -157,10 +154,7 @@ impl Status {
         check_active(console).await;
         let (repl, _) = console
             .send(
-                "GET",
-                &control::path(control::route::REPLICATION),
-                None,
-                true,
+                Call::get(&control::path(control::route::REPLICATION)).admin(),
                 Source::Poll,
             )
             .await;
@@ -176,10 +170,7 @@ async fn check_active(console: Console) {
     let epoch = console.active_epoch();
     let (reply, _) = console
         .send(
-            "GET",
-            &control::path(control::route::ACTIVE_REGION),
-            None,
-            true,
+            Call::get(&control::path(control::route::ACTIVE_REGION)).admin(),
             Source::Poll,
         )
         .await;
@@ -483,14 +474,14 @@ async fn change_fault(
     let (reply, what) = match fault {
         Some(fault) => {
             let body = serde_json::to_string(&fault).unwrap_or_default();
-            let sent = console.send("PUT", &path, Some(&body), true, Source::User);
+            let sent = console.send(Call::put(&path, &body).admin(), Source::User);
             (
                 sent.await.0,
                 format!("{region}: fault {}", model::fault_text(&fault)),
             )
         }
         None => {
-            let sent = console.send("DELETE", &path, None, true, Source::User);
+            let sent = console.send(Call::delete(&path).admin(), Source::User);
             (sent.await.0, format!("{region}: clear fault"))
         }
     };
@@ -563,7 +554,7 @@ async fn change_state(
     let path = control::region_path(&region);
     let body = serde_json::to_string(&SetRegionState { state }).unwrap_or_default();
     let (reply, _) = console
-        .send("PUT", &path, Some(&body), true, Source::User)
+        .send(Call::put(&path, &body).admin(), Source::User)
         .await;
     feedback.show(&reply, &format!("{region}: {state}"));
     status.check_control(console).await;
@@ -644,10 +635,7 @@ async fn change_replication(
     let body = serde_json::to_string(&patch).unwrap_or_default();
     let (reply, _) = console
         .send(
-            "PUT",
-            &control::path(control::route::REPLICATION),
-            Some(&body),
-            true,
+            Call::put(&control::path(control::route::REPLICATION), &body).admin(),
             Source::User,
         )
         .await;
@@ -755,11 +743,11 @@ async fn switch_active(console: Console, feedback: Feedback, to: Option<String>)
         Some(region) => {
             let body = ActiveRegion::new(Some(region.clone()));
             let body = serde_json::to_string(&body).unwrap_or_default();
-            let sent = console.send("PUT", &path, Some(&body), true, Source::User);
+            let sent = console.send(Call::put(&path, &body).admin(), Source::User);
             (sent.await.0, format!("make {region} active"))
         }
         None => {
-            let sent = console.send("DELETE", &path, None, true, Source::User);
+            let sent = console.send(Call::delete(&path).admin(), Source::User);
             (sent.await.0, format!("fail back to {}", console.primary()))
         }
     };

@@ -211,13 +211,24 @@ fn tree(package: &str, flags: &[&str]) -> anyhow::Result<String> {
 /// store, and the AWS crate, the test kit and xtask reach a stack through tandem-ops, not the
 /// local stack's crate.
 fn crates_depend_on_what_they_say() -> anyhow::Result<()> {
-    let t = step("crate edges: the Lambda build without redb; tandem-aws, testkit, xtask without tandem-local");
+    let t = step(
+        "crate edges: the Lambda build without redb; tandem-aws, testkit, xtask without tandem-local",
+    );
     let has = |tree: &str, name: &str| tree.lines().any(|l| l.starts_with(&format!("{name} v")));
-    let lambda = tree("tandem-api", &["--no-default-features", "--features", "aws"])?;
-    anyhow::ensure!(!has(&lambda, "redb"), "the Lambda build of tandem-api carries redb");
+    let lambda = tree(
+        "tandem-api",
+        &["--no-default-features", "--features", "aws"],
+    )?;
+    anyhow::ensure!(
+        !has(&lambda, "redb"),
+        "the Lambda build of tandem-api carries redb"
+    );
     for package in ["tandem-aws", "tandem-testkit", "xtask"] {
         let deps = tree(package, &[])?;
-        anyhow::ensure!(!has(&deps, "tandem-local"), "{package} depends on tandem-local");
+        anyhow::ensure!(
+            !has(&deps, "tandem-local"),
+            "{package} depends on tandem-local"
+        );
     }
     done(t);
     Ok(())
