@@ -159,13 +159,9 @@ fn record(i: u64) -> Record {
     }
 }
 
-/// A well-spread id in `0..n` for request `i` of `worker` (splitmix64: no rand crate needed).
+/// A well-spread id in `0..n` for request `i` of `worker`.
 fn spread(worker: usize, i: u64, n: u64) -> u64 {
-    let mut z = (worker as u64) << 40 ^ i;
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) % n
+    tandem_shared::rng::nth((worker as u64) << 40, i) % n
 }
 
 fn random_get(n: u64) -> MakeRequest {

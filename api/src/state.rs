@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tandem_shared::Fault;
+use tandem_shared::sync::lock;
 
 /// How long an instance trusts the fault it last read: contract §1 wants every instance of a
 /// region to see a new fault "within about a second".
@@ -68,20 +69,19 @@ impl<S: Store> AppState<S> {
     /// cache had read it: Lambda's init reads the fault to warm its connection, and the first
     /// request then needs no read of its own.
     pub fn remember_fault(&self, read_at: Instant, fault: Option<StoredFault>) {
-        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some((read_at, fault));
+        *lock(&self.fault) = Some((read_at, fault));
     }
 
     /// The stored fault, from the cache when it is fresh enough.
     pub async fn stored_fault(&self) -> Option<StoredFault> {
-        if let Some((at, fault)) = *self.fault.lock().unwrap_or_else(|e| e.into_inner())
+        if let Some((at, fault)) = *lock(&self.fault)
             && at.elapsed() < FAULT_TTL
         {
             return fault;
         }
         match self.store.load_fault().await {
             Ok(fault) => {
-                *self.fault.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some((Instant::now(), fault));
+                *lock(&self.fault) = Some((Instant::now(), fault));
                 fault
             }
             Err(err) => {
@@ -104,7 +104,7 @@ impl<S: Store> AppState<S> {
     /// Stores a new fault and makes this instance see it at once.
     pub async fn set_fault(&self, fault: StoredFault) -> Result<(), crate::store::StoreError> {
         self.store.save_fault(fault).await?;
-        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), Some(fault)));
+        *lock(&self.fault) = Some((Instant::now(), Some(fault)));
         Ok(())
     }
 }

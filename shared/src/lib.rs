@@ -13,7 +13,9 @@
 //! - [`routing`]: where the edge sends `/api/*` (contract §6, §6.3: the active region), one rule for
 //!   the local edge and the CloudFront Function alike.
 //! - [`watch`]: the health watcher's rule for switching the active region automatically.
+//! - [`rng`]: the one small deterministic random-number generator (SplitMix64).
 //! - [`stats`]: percentiles, computed one way everywhere.
+//! - [`sync`]: locks taken one way everywhere (a poisoned lock is still used).
 //! - [`bench`]: a row of `cargo xtask bench`'s summary (figure, reference, ratio, goal).
 //! - [`validate`]: the rules a request must pass before it reaches a store.
 //! - [`headers`] and [`region`]: names that both sides of the wire must agree on.
@@ -29,8 +31,10 @@ pub mod headers;
 pub mod item;
 pub mod region;
 pub mod replication;
+pub mod rng;
 pub mod routing;
 pub mod stats;
+pub mod sync;
 pub mod validate;
 pub mod watch;
 pub mod wire;

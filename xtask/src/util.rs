@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
+use tandem_shared::sync::lock;
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
@@ -35,17 +36,17 @@ pub fn target_dir() -> PathBuf {
 static PROGRESS: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 pub fn report_progress_to(file: &Path) {
-    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = Some(file.to_owned());
+    *lock(&PROGRESS) = Some(file.to_owned());
 }
 
 pub fn stop_reporting_progress() {
-    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    *lock(&PROGRESS) = None;
 }
 
 /// Prints a line, and appends it to the progress file when there is one.
 pub fn note(line: &str) {
     println!("{line}");
-    if let Some(file) = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+    if let Some(file) = lock(&PROGRESS).as_ref() {
         // The page is a convenience: a line it misses is still on the terminal.
         let _ = std::fs::OpenOptions::new()
             .create(true)

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use tandem_shared::control::WatcherStatus;
 use tandem_shared::routing::ACTIVE_REGION_KEY;
+use tandem_shared::sync::{lock, read, write};
 
 /// The active region's value, and where it is kept.
 #[derive(Debug)]
@@ -61,20 +62,17 @@ impl Active {
 
     /// The health watcher's last report (`None`: the stack runs no watcher).
     pub fn watcher(&self) -> Option<WatcherStatus> {
-        self.watcher
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.watcher).clone()
     }
 
     /// Keeps the health watcher's report, for the control API and the console.
     pub fn report(&self, status: &WatcherStatus) {
-        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
+        *lock(&self.watcher) = Some(status.clone());
     }
 
     /// The current value (`None`: the primary).
     pub fn get(&self) -> Option<String> {
-        self.value.read().unwrap_or_else(|e| e.into_inner()).clone()
+        read(&self.value).clone()
     }
 
     /// Sets (`Some`) or clears (`None`) the value, durably, before it takes effect.
@@ -84,10 +82,10 @@ impl Active {
         {
             return Err(SwitchError::UnknownRegion(r.to_owned()));
         }
-        let _switching = self.switching.lock().unwrap_or_else(|e| e.into_inner());
+        let _switching = lock(&self.switching);
         self.save(region).map_err(SwitchError::Io)?;
         let now = region.map(str::to_owned);
-        *self.value.write().unwrap_or_else(|e| e.into_inner()) = now.clone();
+        *write(&self.value) = now.clone();
         tracing::warn!(
             active = region.unwrap_or("(primary)"),
             "active region switched"

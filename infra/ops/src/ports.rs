@@ -31,16 +31,14 @@ pub fn free_block(count: u16) -> Option<u16> {
         return None;
     }
     // Spread concurrent callers (parallel tests) with a seed that differs per process and call.
-    let mut seed = std::time::SystemTime::now()
+    let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0)
         ^ (u64::from(std::process::id()) << 20);
+    let mut rng = tandem_shared::rng::Rng::new(seed);
     for _ in 0..500 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let base = floor + ((seed >> 33) % u64::from(span)) as u16;
+        let base = floor + rng.below(u64::from(span)) as u16;
         if (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return Some(base);
         }

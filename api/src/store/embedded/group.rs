@@ -19,9 +19,10 @@ use super::{EmbeddedStore, Inner, is_storage_error};
 use crate::store::StoreError;
 use redb::Durability;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
+use std::sync::{Arc, Mutex, Weak, mpsc};
 use std::time::{Duration, Instant};
 use tandem_shared::item::{Data, Record};
+use tandem_shared::sync::lock;
 use tandem_shared::validate::IfMatch;
 use tokio::sync::oneshot;
 
@@ -77,10 +78,6 @@ struct Counts {
 pub struct CommitStats {
     pub commits: u64,
     pub writes: u64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The committer's end of the queue, before its thread starts.

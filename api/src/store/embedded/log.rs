@@ -3,6 +3,7 @@
 //! for anti-entropy, and housekeeping (outbox compaction, tombstone collection).
 
 use super::*;
+use tandem_shared::sync::lock;
 
 /// A page of a region's outbox as a peer pulls it, read in one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -113,11 +114,7 @@ impl EmbeddedStore {
                 missing.push(peer.clone());
             }
         }
-        *self
-            .inner
-            .not_copied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = missing;
+        *lock(&self.inner.not_copied) = missing;
         Ok(())
     }
 
@@ -138,11 +135,7 @@ impl EmbeddedStore {
 
     /// `peer`'s state is copied (its position is recorded): one peer fewer to wait for.
     fn recheck_vouch(&self, peer: &str) {
-        let mut missing = self
-            .inner
-            .not_copied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut missing = lock(&self.inner.not_copied);
         if missing.iter().any(|p| p == peer) {
             missing.retain(|p| p != peer);
             tracing::info!(
@@ -154,11 +147,7 @@ impl EmbeddedStore {
 
     /// The peers whose state is not copied yet (empty: this region vouches for its reads).
     pub fn not_copied(&self) -> Vec<String> {
-        self.inner
-            .not_copied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.inner.not_copied).clone()
     }
 
     /// Applies records under last-writer-wins without moving any peer's position (a resync
@@ -388,10 +377,6 @@ impl EmbeddedStore {
 
     /// Records what the replicator says, for health.
     pub fn set_replication_status(&self, status: RegionReplication) {
-        *self
-            .inner
-            .replication
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(status);
+        *lock(&self.inner.replication) = Some(status);
     }
 }

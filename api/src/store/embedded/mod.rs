@@ -44,6 +44,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tandem_shared::item::{Data, Item, Record};
 use tandem_shared::replication::{MAX_STAMPS_AHEAD_MS, RegionReplication};
+use tandem_shared::sync::lock;
 use tandem_shared::validate::{IfMatch, page_cost};
 
 /// id → JSON of the latest [`Record`] (tombstones included).
@@ -441,7 +442,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        if let Some(err) = &*self.inner.failed.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(err) = &*lock(&self.inner.failed) {
             return Err(StoreError::Unavailable(anyhow::anyhow!(
                 "a write failed ({err}); restart the region to open its database again"
             )));
@@ -456,11 +457,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn load_fault(&self) -> Result<Option<StoredFault>, StoreError> {
-        Ok(*self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()))
+        Ok(*lock(&self.inner.fault))
     }
 
     async fn save_fault(&self, fault: StoredFault) -> Result<(), StoreError> {
-        *self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(fault);
+        *lock(&self.inner.fault) = Some(fault);
         Ok(())
     }
 
@@ -474,18 +475,15 @@ impl Store for EmbeddedStore {
             ))
         })
         .await;
-        let mut report = self
-            .inner
-            .replication
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| RegionReplication {
-                region: self.inner.region.clone(),
-                store: "embedded".into(),
-                incarnation: format!("{:016x}", self.inner.incarnation),
-                ..Default::default()
-            });
+        let mut report =
+            lock(&self.inner.replication)
+                .clone()
+                .unwrap_or_else(|| RegionReplication {
+                    region: self.inner.region.clone(),
+                    store: "embedded".into(),
+                    incarnation: format!("{:016x}", self.inner.incarnation),
+                    ..Default::default()
+                });
         if let Ok(Ok((head, floor, stamp))) = positions {
             (report.outbox_head, report.outbox_floor) = (head, floor);
             report.stamps_ahead_ms = stamp.saturating_sub((self.inner.clock)());
@@ -780,10 +778,9 @@ mod tests {
             }
             // Another order, in batches.
             let mut other = writes.clone();
-            let mut s = seed;
+            let mut rng = tandem_shared::rng::Rng::new(seed);
             for i in (1..other.len()).rev() {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                other.swap(i, (s >> 33) as usize % (i + 1));
+                other.swap(i, rng.below(i as u64 + 1) as usize);
             }
             for chunk in other.chunks(3) {
                 r2.apply_records(chunk).unwrap();

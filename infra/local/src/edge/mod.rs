@@ -45,6 +45,7 @@ use tandem_shared::ErrorCode;
 use tandem_shared::control::{EdgeSettings, FAILOVER_STATUSES, PREFIX};
 use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER};
 use tandem_shared::routing::{Route, api_route};
+use tandem_shared::sync::lock;
 use tandem_shared::validate::MAX_BODY_BYTES;
 
 /// The response headers CloudFront's response-headers policy adds (same values as the
@@ -79,7 +80,7 @@ impl FailoverLog {
     /// Counts a failover at `now`; `Some(count)` when a line is due, with the failovers it
     /// stands for (this one included).
     fn due(&self, now: std::time::Instant) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock(&self.state);
         state.1 += 1;
         if state
             .0

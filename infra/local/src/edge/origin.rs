@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use tandem_shared::control::EdgeSettings;
 use tandem_shared::headers::{EDGE_FAILOVER, EDGE_ORIGIN, ORIGIN_VERIFY};
+use tandem_shared::sync::lock;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -172,7 +173,7 @@ impl Origin {
     }
 
     fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = lock(&self.idle);
         while let Some(sender) = idle.pop() {
             if !sender.is_closed() && sender.is_ready() {
                 return Some(sender);
@@ -183,10 +184,7 @@ impl Origin {
 
     fn put_idle(&self, sender: SendRequest<Full<Bytes>>) {
         if !sender.is_closed() {
-            self.idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(sender);
+            lock(&self.idle).push(sender);
         }
     }
 
@@ -248,7 +246,7 @@ impl Origin {
 
     fn warn_unproven(&self) {
         let now = std::time::Instant::now();
-        let mut last = self.unproven.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = lock(&self.unproven);
         if last.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1)) {
             *last = Some(now);
             tracing::warn!(region = %self.region, addr = %self.addr, "the process on this region's port could not prove it is the region: nothing is sent to it");

@@ -9,6 +9,7 @@ use super::wire::{self, Frame, Key, SignedRequest};
 use reqwest::Method;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use tandem_shared::sync::lock;
 
 /// Most bytes of an answer read: one outbox page, plus one record past it, plus framing.
 pub const MAX_ANSWER_BYTES: usize =
@@ -76,7 +77,7 @@ impl SignedClient {
 
     /// The next sequence number for `url`, with the boot id it goes with.
     fn next(&self, url: &str) -> Session {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = lock(&self.sessions);
         let session = sessions.entry(url.to_owned()).or_default();
         session.next = session.next.max(1);
         let taken = *session;
@@ -97,7 +98,7 @@ impl SignedClient {
         else {
             return false;
         };
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = lock(&self.sessions);
         let session = sessions.entry(url.to_owned()).or_default();
         if session.boot == boot && session.next > highest {
             return false;

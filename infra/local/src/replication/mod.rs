@@ -161,11 +161,11 @@ impl Replicator {
     }
 
     fn config(&self) -> ReplicationConfig {
-        *self.config.read().unwrap_or_else(|e| e.into_inner())
+        *read(&self.config)
     }
 
     fn with_stats<T>(&self, peer: &str, f: impl FnOnce(&mut LinkStats) -> T) -> T {
-        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stats = lock(&self.stats);
         f(stats.entry(peer.to_owned()).or_default())
     }
 
@@ -175,7 +175,7 @@ impl Replicator {
         loop {
             self.publish();
             tokio::time::sleep(HOUSEKEEPING_EVERY).await;
-            let acked = self.acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let acked = lock(&self.acked).clone();
             // A peer that never pulled holds everything back.
             let upto = self
                 .settings
@@ -217,7 +217,7 @@ impl Replicator {
     pub fn status(&self, with_digests: bool) -> RegionReplication {
         let now = now_ms();
         let pairs = {
-            let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            let stats = lock(&self.stats);
             stats
                 .values()
                 .map(|s| {
@@ -272,3 +272,4 @@ impl Replicator {
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tandem_shared::sync::{lock, read};

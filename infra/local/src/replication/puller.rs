@@ -20,6 +20,7 @@ use tandem_api::store::digest::{self, BUCKETS, BucketDigest};
 use tandem_api::store::embedded::PeerPosition;
 use tandem_api::store::now_ms;
 use tandem_shared::Record;
+use tandem_shared::sync::lock;
 
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
@@ -204,13 +205,7 @@ impl Link {
 
     /// Whether the peer has applied everything in this region's outbox.
     async fn peer_caught_up(&self) -> bool {
-        let acked = self
-            .r
-            .acked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&self.peer.name)
-            .copied();
+        let acked = lock(&self.r.acked).get(&self.peer.name).copied();
         let store = self.r.store.clone();
         let head = tokio::task::spawn_blocking(move || store.outbox_head()).await;
         matches!((acked, head), (Some(a), Ok(Ok(h))) if a >= h)

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use std::time::Duration;
 use tandem_shared::ErrorCode;
+use tandem_shared::sync::{lock, write};
 
 impl Replicator {
     /// The internal routes: `GET /_replication/{changes,items,digests}` for peers,
@@ -107,7 +108,7 @@ impl FromRequest<Replicator> for Signed {
 impl Replicator {
     /// Takes `seq` from `identity` if this process has not seen it (see [`wire::Window`]).
     fn window_accepts(&self, identity: &str, seq: u64) -> bool {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut windows = lock(&self.windows);
         windows.entry(identity.to_owned()).or_default().accept(seq)
     }
 
@@ -115,12 +116,7 @@ impl Replicator {
     /// id, and the highest sequence number taken from it. Neither is secret: without the key
     /// they sign nothing.
     fn refuse(&self, identity: &str, why: &str) -> Response {
-        let highest = self
-            .windows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(identity)
-            .map_or(0, |w| w.highest());
+        let highest = lock(&self.windows).get(identity).map_or(0, |w| w.highest());
         let mut response = self.error(ErrorCode::Unauthorized, why);
         let headers = response.headers_mut();
         for (name, value) in [(wire::BOOT_HEADER, self.boot), (wire::SEQ_HEADER, highest)] {
@@ -218,10 +214,7 @@ async fn changes(
 ) -> Response {
     // What the peer applied of this incarnation's outbox can be compacted here.
     if q.incarnation == r.store.incarnation() && !peer.is_control() {
-        r.acked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(peer.identity.clone(), q.applied.unwrap_or(0).min(q.after));
+        lock(&r.acked).insert(peer.identity.clone(), q.applied.unwrap_or(0).min(q.after));
     }
     // A limit of 0 asks only for the head (a paused link keeps its backlog figure true).
     let (limit, bytes) = (q.limit.unwrap_or(BATCH).min(BATCH), max_bytes(q.max_bytes));
@@ -309,7 +302,7 @@ async fn set_config(State(r): State<Replicator>, caller: Signed) -> Response {
             "body must be {\"paused\": bool, \"lag_ms\": n}",
         );
     };
-    *r.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    *write(&r.config) = config;
     tracing::info!(?config, "replication settings changed");
     caller.answer_json(&config)
 }
