@@ -45,9 +45,7 @@ async fn state_body<S: Store>(state: &AppState<S>) -> FaultState {
 #[utoipa::path(get, path = "/api/admin/fault", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "The current fault", body = FaultState),
-        (status = 401, description = "Missing or wrong token", body = tandem_shared::ErrorBody),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 404, description = "No admin token is configured", body = tandem_shared::ErrorBody),
+        crate::openapi::AdminErrors,
     ))]
 pub async fn get_fault<S: Store>(
     State(state): State<AppState<S>>,
@@ -61,13 +59,7 @@ pub async fn get_fault<S: Store>(
     request_body(content = Fault, content_type = "application/json"),
     responses(
         (status = 200, description = "The fault now set", body = FaultState),
-        (status = 400, description = "Invalid fault", body = tandem_shared::ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = tandem_shared::ErrorBody),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 404, description = "No admin token is configured", body = tandem_shared::ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = tandem_shared::ErrorBody),
-        (status = 413, description = "Body too large", body = tandem_shared::ErrorBody),
-        (status = 415, description = "Body is not application/json", body = tandem_shared::ErrorBody),
+        crate::openapi::AdminWriteErrors,
     ))]
 pub async fn put_fault<S: Store>(
     State(state): State<AppState<S>>,
@@ -92,9 +84,7 @@ pub async fn put_fault<S: Store>(
 #[utoipa::path(delete, path = "/api/admin/fault", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "Cleared; the body shows no fault", body = FaultState),
-        (status = 401, description = "Missing or wrong token", body = tandem_shared::ErrorBody),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 404, description = "No admin token is configured", body = tandem_shared::ErrorBody),
+        crate::openapi::AdminErrors,
     ))]
 pub async fn clear_fault<S: Store>(
     State(state): State<AppState<S>>,

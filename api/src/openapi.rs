@@ -1,13 +1,16 @@
 //! The OpenAPI 3.1 document of every route, generated from the handlers and shared types, then
 //! finished for its consumers ([`ForConsumers`]): the server it is served from, `security: []`
 //! on every public operation (only the admin routes need the token), and the error answers as
-//! reusable responses, one per status, instead of a row repeated per route.
+//! reusable responses, one per status ([`ERRORS`]), which each route names by set
+//! ([`ReadErrors`], [`WriteErrors`], …) instead of repeating rows.
 
 use axum::Json;
 use axum::response::IntoResponse;
 use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use std::collections::BTreeMap;
+use utoipa::openapi::{Ref, RefOr, Response};
+use utoipa::{IntoResponses, Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -97,12 +100,66 @@ fn error_response(status: &str) -> String {
     format!("Error{status}")
 }
 
+/// References to the shared responses of `statuses`.
+fn errors(statuses: &[&str]) -> BTreeMap<String, RefOr<Response>> {
+    statuses
+        .iter()
+        .map(|s| {
+            let reference = Ref::from_response_name(error_response(s));
+            ((*s).to_owned(), RefOr::Ref(reference))
+        })
+        .collect()
+}
+
+/// A named set of error answers a route can give, for `responses(...)` of `utoipa::path`.
+macro_rules! error_set {
+    ($(#[$doc:meta])* $name:ident: $($status:literal),+) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                errors(&[$($status),+])
+            }
+        }
+    };
+}
+
+error_set!(
+    /// A read of one item.
+    ReadErrors: "400", "403", "404", "503"
+);
+error_set!(
+    /// A write with a body (`PUT`, `POST /api/write`).
+    WriteErrors: "400", "403", "408", "412", "413", "415", "503"
+);
+error_set!(
+    /// A delete.
+    DeleteErrors: "400", "403", "412", "503"
+);
+error_set!(
+    /// A page of the list.
+    ListErrors: "400", "403", "503"
+);
+error_set!(
+    /// Health and this document: only the origin secret can be wrong.
+    CloakedErrors: "403"
+);
+error_set!(
+    /// An admin read or clear.
+    AdminErrors: "401", "403", "404"
+);
+error_set!(
+    /// An admin write with a body.
+    AdminWriteErrors: "400", "401", "403", "404", "408", "413", "415"
+);
+
 /// Finishes the generated document for the tools that read it (see the module's doc).
 struct ForConsumers;
 
 impl Modify for ForConsumers {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        use utoipa::openapi::{ContentBuilder, ResponseBuilder};
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -114,13 +171,8 @@ impl Modify for ForConsumers {
                 &mut item.patch,
             ];
             for op in operations.into_iter().flatten() {
-                // No requirement at all: the operation is public (RFC: an empty list).
+                // No requirement at all: the operation is public (OpenAPI: an empty list).
                 op.security.get_or_insert_with(Vec::new);
-                for (status, response) in &mut op.responses.responses {
-                    if is_error_body(response) && ERRORS.iter().any(|(s, _)| s == status) {
-                        *response = RefOr::Ref(Ref::from_response_name(error_response(status)));
-                    }
-                }
             }
         }
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -139,20 +191,6 @@ impl Modify for ForConsumers {
     }
 }
 
-/// Whether a response is an inline one whose JSON body is the error body.
-fn is_error_body(response: &utoipa::openapi::RefOr<utoipa::openapi::Response>) -> bool {
-    let utoipa::openapi::RefOr::T(response) = response else {
-        return false;
-    };
-    response
-        .content
-        .get("application/json")
-        .and_then(|c| c.schema.as_ref())
-        .is_some_and(|schema| {
-            matches!(schema, utoipa::openapi::RefOr::Ref(r) if r.ref_location.ends_with("/ErrorBody"))
-        })
-}
-
 static DOCUMENT: LazyLock<serde_json::Value> =
     LazyLock::new(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or_default());
 
@@ -160,7 +198,7 @@ static DOCUMENT: LazyLock<serde_json::Value> =
 #[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
     responses(
         (status = 200, description = "This document", content_type = "application/json"),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
+        CloakedErrors,
     ))]
 async fn openapi_json() -> impl IntoResponse {
     Json(DOCUMENT.clone())

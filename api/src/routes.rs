@@ -109,10 +109,7 @@ const IF_MATCH_DOC: &str = "Write only if the item holds one of these writes: `*
     params(("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$")),
     responses(
         (status = 200, description = "The item", body = ItemResponse),
-        (status = 400, description = "Invalid id", body = tandem_shared::ErrorBody),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 404, description = "No such item, or it was deleted", body = tandem_shared::ErrorBody),
-        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+        crate::openapi::ReadErrors,
     ))]
 pub async fn get_item<S: Store>(
     State(state): State<AppState<S>>,
@@ -132,13 +129,7 @@ pub async fn get_item<S: Store>(
     responses(
         (status = 200, description = "Replaced", body = ItemResponse),
         (status = 201, description = "Created", body = ItemResponse),
-        (status = 400, description = "Invalid id, JSON or data", body = tandem_shared::ErrorBody),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 412, description = "If-Match does not match, or the item is absent", body = tandem_shared::ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = tandem_shared::ErrorBody),
-        (status = 413, description = "Body or item too large", body = tandem_shared::ErrorBody),
-        (status = 415, description = "Body is not application/json", body = tandem_shared::ErrorBody),
-        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+        crate::openapi::WriteErrors,
     ))]
 pub async fn put_item<S: Store>(
     State(state): State<AppState<S>>,
@@ -159,10 +150,7 @@ pub async fn put_item<S: Store>(
     ),
     responses(
         (status = 204, description = "Deleted, or was already absent (without If-Match)"),
-        (status = 400, description = "Invalid id", body = tandem_shared::ErrorBody),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 412, description = "If-Match does not match (nothing was deleted), or the item is absent", body = tandem_shared::ErrorBody),
-        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+        crate::openapi::DeleteErrors,
     ))]
 pub async fn delete_item<S: Store>(
     State(state): State<AppState<S>>,
@@ -203,9 +191,7 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     ),
     responses(
         (status = 200, description = "One page of items: at most `limit`, at most 5 MiB of answer (always at least one item when one is reached in time) and what the region could read within half a second; continue with `next_cursor` while it is not null (a page may be short, or empty, with more to come)", body = ListResponse),
-        (status = 400, description = "Invalid limit or cursor", body = tandem_shared::ErrorBody),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+        crate::openapi::ListErrors,
     ))]
 pub async fn list_items<S: Store>(
     State(state): State<AppState<S>>,
@@ -255,10 +241,7 @@ struct ReadQuery {
     params(("id" = String, Query, description = "Item id", pattern = "^[A-Za-z0-9_.:-]{1,256}$")),
     responses(
         (status = 200, description = "The item", body = ItemResponse),
-        (status = 400, description = "Invalid id", body = tandem_shared::ErrorBody),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 404, description = "No such item", body = tandem_shared::ErrorBody),
-        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+        crate::openapi::ReadErrors,
     ))]
 pub async fn read<S: Store>(
     State(state): State<AppState<S>>,
@@ -278,13 +261,7 @@ pub async fn read<S: Store>(
     responses(
         (status = 200, description = "Replaced", body = ItemResponse),
         (status = 201, description = "Created", body = ItemResponse),
-        (status = 400, description = "Invalid id, JSON or data", body = tandem_shared::ErrorBody),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
-        (status = 412, description = "If-Match does not match, or the item is absent", body = tandem_shared::ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = tandem_shared::ErrorBody),
-        (status = 413, description = "Body or item too large", body = tandem_shared::ErrorBody),
-        (status = 415, description = "Body is not application/json", body = tandem_shared::ErrorBody),
-        (status = 503, description = "The region is faulted", body = tandem_shared::ErrorBody),
+        crate::openapi::WriteErrors,
     ))]
 pub async fn write<S: Store>(
     State(state): State<AppState<S>>,
@@ -299,8 +276,8 @@ pub async fn write<S: Store>(
 #[utoipa::path(get, path = "/api/health", tag = "ops",
     responses(
         (status = 200, description = "Healthy", body = HealthResponse),
-        (status = 403, description = "Origin secret missing or wrong", body = tandem_shared::ErrorBody),
         (status = 503, description = "An admin fault is set, the store failed, or the region is copying a peer's state (resyncing)", body = HealthResponse),
+        crate::openapi::CloakedErrors,
     ))]
 pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     let fault = state.fault().await;
