@@ -1,6 +1,10 @@
-//! `cargo xtask dev`: the local stack answers as soon as `tandem` is built; the console tools
-//! and the console are built behind it, while the edge serves a "console is building" page
-//! (which shows the steps below and reloads itself) in the console's place.
+//! `cargo xtask dev`: the local stack answers as soon as it is built; the console tools and the
+//! console are built behind it, while the edge serves a "console is building" page (which
+//! shows the steps below and reloads itself) in the console's place.
+//!
+//! It builds `tandem-local`, the local stack's commands alone (`up`, `verify`), not the whole
+//! `tandem` command: the AWS SDK crates are most of `tandem`'s build and the local stack needs
+//! none of them. `tandem up` and `tandem-local up` are the same code.
 
 use crate::util::{self, done, step};
 use crate::{console, setup};
@@ -10,13 +14,21 @@ use std::time::{Duration, Instant};
 
 use tandem_ops::ports::DEFAULT_EDGE_PORT as DEFAULT_PORT;
 
-/// Builds `tandem`, starts `tandem up`, reports when the API first answers, builds the
-/// console behind it, and then waits for `tandem up` to stop (Ctrl-C reaches it directly).
+/// Builds `tandem-local`, starts `tandem-local up`, reports when the API first answers,
+/// builds the console behind it, and then waits for the stack to stop (Ctrl-C reaches it
+/// directly).
 pub fn run(args: Vec<String>) -> anyhow::Result<()> {
     let started = Instant::now();
     setup::rust()?;
-    let t = step("cargo build --release -p tandem-cli --bin tandem");
-    util::run(util::cargo().args(["build", "--release", "-p", "tandem-cli", "--bin", "tandem"]))?;
+    let t = step("cargo build --release -p tandem-local --bin tandem-local");
+    util::run(util::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "tandem-local",
+        "--bin",
+        "tandem-local",
+    ]))?;
     done(t);
 
     let progress = util::target_dir().join("xtask/console-progress.txt");
@@ -24,7 +36,7 @@ pub fn run(args: Vec<String>) -> anyhow::Result<()> {
     std::fs::write(&progress, "")?;
     util::report_progress_to(&progress);
     stay_for_ctrl_c()?;
-    let tandem = util::target_dir().join("release/tandem");
+    let tandem = util::target_dir().join("release/tandem-local");
     println!(
         "\n==> {} up --console-dir frontend/dist {}",
         tandem.display(),

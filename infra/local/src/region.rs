@@ -30,6 +30,10 @@ pub struct RegionProcessArgs {
     /// that holds no region yet): it vouches for its reads from the start (contract §5.4).
     #[arg(long, hide = true)]
     pub new_stack: bool,
+    /// The most memory the region's database keeps as its page cache, in MiB: the bound of
+    /// what grows with the data.
+    #[arg(long, default_value_t = tandem_api::store::embedded::DEFAULT_CACHE_MIB)]
+    pub cache_mib: usize,
     /// Run this region with its clock skewed by this many milliseconds (tests, chaos).
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, hide = true)]
     pub clock_offset_ms: i64,
@@ -40,7 +44,8 @@ pub async fn run(args: RegionProcessArgs) -> anyhow::Result<()> {
     tandem_api::store::set_clock_offset_ms(args.clock_offset_ms);
     let config = args.api.config();
     let dir = args.api.data_dir();
-    let store = EmbeddedStore::open(&dir, &config.region)?;
+    let store =
+        EmbeddedStore::open_with(&dir, &config.region, args.cache_mib, tandem_api::store::now_ms)?;
     if args.new_stack {
         store.born_with_the_stack()?;
     }

@@ -127,6 +127,7 @@ pub struct Supervisor {
     replication_key: String,
     key: Key,
     tombstone_grace_ms: u64,
+    cache_mib: usize,
     pub replication: ReplicationConfig,
     regions: Vec<RegionProc>,
     /// For proofs: nothing secret is ever sent with it.
@@ -144,6 +145,8 @@ pub struct StackSecrets {
     pub origin_secret: String,
     pub replication_key: String,
     pub tombstone_grace_ms: u64,
+    /// Each region's page cache, in MiB.
+    pub cache_mib: usize,
 }
 
 fn signal(child: &Child, sig: Signal) {
@@ -178,6 +181,7 @@ impl Supervisor {
             key: Key::new(&secrets.replication_key),
             replication_key: secrets.replication_key,
             tombstone_grace_ms: secrets.tombstone_grace_ms,
+            cache_mib: secrets.cache_mib,
             replication,
             regions,
             http: reqwest::Client::builder()
@@ -228,6 +232,7 @@ impl Supervisor {
             .arg(self.data_dir.join(&r.name))
             .args(["--replication-lag-ms", &self.replication.lag_ms.to_string()])
             .args(["--tombstone-grace-ms", &self.tombstone_grace_ms.to_string()])
+            .args(["--cache-mib", &self.cache_mib.to_string()])
             .env("TANDEM_ADMIN_TOKEN", &self.admin_token)
             .env("TANDEM_ORIGIN_SECRET", &self.origin_secret)
             .env("TANDEM_REPLICATION_KEY", &self.replication_key)

@@ -46,6 +46,10 @@ pub struct UpArgs {
     /// Key the regions sign replication with [default: generated; never sent over the wire].
     #[arg(long, env = "TANDEM_REPLICATION_KEY", hide_env_values = true)]
     pub replication_key: Option<String>,
+    /// The most memory each region's database keeps as its page cache, in MiB (redb's own
+    /// default is 1 GiB per database).
+    #[arg(long, default_value_t = tandem_api::store::embedded::DEFAULT_CACHE_MIB)]
+    pub cache_mib: usize,
     /// How long a tombstone is kept once every peer has it, in milliseconds.
     #[arg(long, default_value_t = crate::replication::DEFAULT_TOMBSTONE_GRACE_MS)]
     pub tombstone_grace_ms: u64,
@@ -211,6 +215,7 @@ fn secrets(args: &UpArgs) -> StackSecrets {
         origin_secret: given_or_new(&args.origin_secret),
         replication_key: given_or_new(&args.replication_key),
         tombstone_grace_ms: args.tombstone_grace_ms,
+        cache_mib: args.cache_mib,
     }
 }
 

@@ -162,18 +162,36 @@ fn update_digest(
     Ok(())
 }
 
+/// The most memory a region's database keeps as its page cache unless told otherwise (redb's
+/// own default is 1 GiB, per database): enough for a laptop's working set, and the bound of a
+/// region's memory that grows with its data.
+pub const DEFAULT_CACHE_MIB: usize = 64;
+
 impl EmbeddedStore {
-    /// Opens (or creates) the store of `region` under `dir`.
+    /// Opens (or creates) the store of `region` under `dir`, with the default cache.
     pub fn open(dir: &Path, region: &str) -> anyhow::Result<Self> {
-        Self::open_with_clock(dir, region, now_ms)
+        Self::open_with(dir, region, DEFAULT_CACHE_MIB, now_ms)
     }
 
     /// [`Self::open`] with another wall clock.
     pub fn open_with_clock(dir: &Path, region: &str, clock: fn() -> u64) -> anyhow::Result<Self> {
+        Self::open_with(dir, region, DEFAULT_CACHE_MIB, clock)
+    }
+
+    /// [`Self::open`] with a page cache of `cache_mib` MiB and a wall clock.
+    pub fn open_with(
+        dir: &Path,
+        region: &str,
+        cache_mib: usize,
+        clock: fn() -> u64,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         let path = dir.join(DB_FILE);
-        let db = Database::create(&path).with_context(|| format!("opening {}", path.display()))?;
+        let db = Database::builder()
+            .set_cache_size(cache_mib.saturating_mul(1 << 20))
+            .create(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
         Self::init(db, region, clock)
     }
 
