@@ -3,7 +3,8 @@
 //! Layout:
 //! - [`item`]: the `Item` a client sees and the `Record` a store keeps (tombstones and
 //!   last-writer-wins order included).
-//! - [`wire`]: request and response bodies of every route.
+//! - [`wire`]: request and response bodies of every route, and the item routes' paths
+//!   ([`wire::path`]).
 //! - [`error`]: the error body and its codes, each with its HTTP status.
 //! - [`control`]: the local control plane (`/_tandem/*`), region states, edge settings and the
 //!   `Outage` vocabulary every tool and the console share.

@@ -1,4 +1,5 @@
-//! Request and response bodies of the regional API (contract §1).
+//! Request and response bodies of the regional API (contract §1), and the paths of its item
+//! routes ([`path`]), built one way for every client.
 
 use crate::fault::Fault;
 use crate::item::{Data, Item};
@@ -84,4 +85,106 @@ pub struct HealthResponse {
     /// Why the region cannot serve (or vouch for reads), when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Paths of the item routes (contract §1, §6.1), built here and nowhere else: the item client
+/// (`tandem_ops::items`) and every tool that times raw requests take their paths from these.
+///
+/// Ids are not encoded: a valid id (contract §2, `[A-Za-z0-9_.:-]`) needs no encoding, and an
+/// invalid one is the API's to refuse (400 `invalid_id`), not the path's to hide.
+pub mod path {
+    use std::fmt::Write as _;
+
+    /// `GET` a page, under it one item's `GET`, `PUT`, `DELETE`.
+    pub const ITEMS: &str = "/api/items";
+    /// The original service's read route: `GET /api/read?id=`.
+    pub const READ: &str = "/api/read";
+    /// The original service's write route: `POST /api/write` with `{"id", "data"}`.
+    pub const WRITE: &str = "/api/write";
+    /// The edge's prefix of the paths that reach one region only (contract §6.1).
+    pub const REGION_PREFIX: &str = "/region";
+
+    /// `/api/items/{id}`.
+    pub fn item(id: &str) -> String {
+        format!("{ITEMS}/{id}")
+    }
+
+    /// `/api/items`, with `?limit=` and `&cursor=` when given (the API's default limit
+    /// otherwise). The cursor is escaped: the API's own are URL-safe already, but a cursor is
+    /// opaque to clients and must not break the query whatever it holds.
+    pub fn list(limit: Option<usize>, cursor: Option<&str>) -> String {
+        let mut path = ITEMS.to_owned();
+        let mut sep = '?';
+        if let Some(limit) = limit {
+            let _ = write!(path, "{sep}limit={limit}");
+            sep = '&';
+        }
+        if let Some(cursor) = cursor {
+            let _ = write!(path, "{sep}cursor=");
+            escape_into(&mut path, cursor);
+        }
+        path
+    }
+
+    /// `/api/read?id={id}`.
+    pub fn read(id: &str) -> String {
+        format!("{READ}?id={id}")
+    }
+
+    /// `path` (one starting with `/api/`) sent through the edge to `region` only, with no
+    /// failover: `/region/{region}{path}`.
+    pub fn in_region(region: &str, path: &str) -> String {
+        format!("{REGION_PREFIX}/{region}{path}")
+    }
+
+    /// Percent-encodes every byte outside RFC 3986's unreserved characters.
+    fn escape_into(out: &mut String, value: &str) {
+        for b in value.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn item_paths() {
+            assert_eq!(item("a-1.b:c_d"), "/api/items/a-1.b:c_d");
+            assert_eq!(read("x"), "/api/read?id=x");
+            assert_eq!(WRITE, "/api/write");
+        }
+
+        #[test]
+        fn list_paths_carry_what_is_given() {
+            assert_eq!(list(None, None), "/api/items");
+            assert_eq!(list(Some(100), None), "/api/items?limit=100");
+            assert_eq!(list(None, Some("YQ")), "/api/items?cursor=YQ");
+            assert_eq!(
+                list(Some(5), Some("a-b_c")),
+                "/api/items?limit=5&cursor=a-b_c"
+            );
+            // Not one of the API's cursors, and still one query parameter.
+            assert_eq!(
+                list(Some(1), Some("a+b/c=&d")),
+                "/api/items?limit=1&cursor=a%2Bb%2Fc%3D%26d"
+            );
+        }
+
+        #[test]
+        fn region_paths_go_through_the_edge_s_prefix() {
+            assert_eq!(
+                in_region("us-west-2", &item("x")),
+                "/region/us-west-2/api/items/x"
+            );
+            assert_eq!(
+                in_region("us-east-1", &list(Some(10), None)),
+                "/region/us-east-1/api/items?limit=10"
+            );
+        }
+    }
 }

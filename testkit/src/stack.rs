@@ -1,5 +1,7 @@
 //! The local stack as tests use it: a [`Launch`] with short edge timeouts and known secrets,
-//! and the HTTP calls the tests make to it. Each crate's tests name the binary they start
+//! and the HTTP calls the tests make to it: literal requests ([`TestStack::edge`],
+//! [`TestStack::direct`]) for the tests that look at the wire, and the item client
+//! ([`TestStack::items_in`]) for reading items back. Each crate's tests name the binary they start
 //! (`tandem-local`, `tandem`) with a [`Binary`]: only they can see its `CARGO_BIN_EXE_*`.
 
 use crate::{Launch, Stack, until};
@@ -10,8 +12,9 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 use std::time::Duration;
 use tandem_ops::client::ControlClient;
-use tandem_shared::Fault;
+use tandem_ops::items::ItemClient;
 use tandem_shared::control::{EdgeSettings, RegionState};
+use tandem_shared::{Fault, Item};
 
 pub const TOKEN: &str = "stack-test-token";
 pub const SECRET: &str = "stack-test-secret";
@@ -130,6 +133,12 @@ impl<B: Binary> TestStack<B> {
             .unwrap_or_else(|e| panic!("GET {path} from {region}: {e}"))
     }
 
+    /// The item client straight to `region`, past the edge (with the origin secret).
+    pub fn items_in(&self, region: &str) -> ItemClient {
+        let items = self.stack.items_in(self.http.clone(), region);
+        items.unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
     async fn try_direct(&self, region: &str, path: &str) -> reqwest::Result<Response> {
         self.http
             .get(format!("{}{path}", self.stack.regions[region]))
@@ -153,21 +162,23 @@ impl<B: Binary> TestStack<B> {
     }
 
     /// Waits until `id` reads the same in every region, straight from each (at most 15 s):
-    /// the status and the item (null when absent).
-    pub async fn converged(&self, id: &str) -> (StatusCode, Value) {
+    /// the status and the item (`None` when absent).
+    pub async fn converged(&self, id: &str) -> (StatusCode, Option<Item>) {
         let last = Mutex::new(String::from("no answer"));
         let (s, last_seen) = (self, &last);
         let agreed = until(Duration::from_secs(15), move || async move {
             let mut seen = Vec::new();
             for region in s.stack.regions.keys() {
-                let read = s.try_direct(region, &format!("/api/items/{id}")).await;
-                let Ok(r) = read else {
-                    *last_seen.lock().unwrap() = format!("{region}: {read:?}");
-                    return None;
+                let read = s.items_in(region).get(id).await;
+                let answer = match read {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        *last_seen.lock().unwrap() = format!("{region}: {e}");
+                        return None;
+                    }
                 };
-                let status = r.status();
-                let body: Value = r.json().await.unwrap_or(Value::Null);
-                seen.push((region, status, body["item"].clone()));
+                let status = answer.status;
+                seen.push((region, status, answer.into_ok().map(|r| r.item)));
             }
             let (_, status, item) = seen.first()?.clone();
             if seen.iter().all(|(_, s, i)| (*s, i) == (status, &item)) {

@@ -1,6 +1,7 @@
 //! Smoke checks through the distribution: what `tandem deploy` runs once everything is up,
 //! and `tandem status` runs any time. Health through `/api/*` and through each region's own
-//! path, a throwaway item written, read back and deleted, and the console's `index.html`.
+//! path, a throwaway item written, read back and deleted (through the item client,
+//! [`ItemClient`], on this module's HTTPS client), and the console's `index.html`.
 //!
 //! When `/api/*` fails while both regional paths work, the fault is the CloudFront Function
 //! route (edge.yaml's `ApiFailoverMode=function`), and the way out is the static origin group
@@ -9,10 +10,12 @@
 
 use crate::names::{DISTRIBUTION_DOMAIN, MODE_PARAMETER, StackArgs, edge_stack_name};
 use reqwest::Method;
-use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
+use tandem_ops::items::{Answer, Body, ItemClient};
 use tandem_shared::headers::SERVED_REGION;
+use tandem_shared::item::Data;
+use tandem_shared::wire::{ItemResponse, path};
 
 /// The check of health through `/api/*`: the one that tells the function route's trouble.
 const API_HEALTH: &str = "health through /api/*";
@@ -61,13 +64,39 @@ pub enum Route {
 pub struct Check {
     pub name: String,
     pub route: Route,
+    /// The method and the path, as sent (`request` says how).
     pub method: Method,
     pub path: String,
-    pub body: Option<Value>,
+    pub request: Request,
     /// Acceptable statuses.
     pub expect: &'static [u16],
     /// The region that must answer (`x-served-region`), when one must.
     pub region: Option<String>,
+}
+
+/// What a check sends.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// A plain `GET` of the path, read as text: health, the console.
+    Page,
+    /// The throwaway item `id`, through the item client; through the edge to region `via` only
+    /// when it is set.
+    Item {
+        id: String,
+        via: Option<String>,
+        call: ItemCall,
+    },
+}
+
+/// What is done to the throwaway item.
+#[derive(Debug, Clone)]
+pub enum ItemCall {
+    /// `PUT` with this data.
+    Put(Data),
+    /// `GET`: it must hold what the put wrote, `{"smoke": id}`.
+    Get,
+    /// `DELETE`, so that the table keeps no throwaway item ([`Report::left_behind`]).
+    Delete,
 }
 
 /// The checks, in order, for `regions` (primary first) with `/api/*` carried by `mode`. `id`
@@ -78,7 +107,7 @@ pub fn checks(regions: &[String; 2], mode: Mode, id: &str) -> Vec<Check> {
         route,
         method,
         path,
-        body: None,
+        request: Request::Page,
         expect,
         region: None,
     };
@@ -103,38 +132,37 @@ pub fn checks(regions: &[String; 2], mode: Mode, id: &str) -> Vec<Check> {
     }
     // The origin group cannot carry writes (CloudFront refuses them on a behavior that targets
     // one): the item goes through the primary's own path then.
-    let (route, items) = match mode {
-        Mode::Function => (Route::Api, "/api/items".to_owned()),
-        Mode::OriginGroup => (
-            Route::Region(0),
-            format!("/region/{}/api/items", regions[0]),
-        ),
+    let (route, via) = match mode {
+        Mode::Function => (Route::Api, None),
+        Mode::OriginGroup => (Route::Region(0), Some(regions[0].clone())),
     };
-    let item = format!("{items}/{id}");
-    checks.push(Check {
-        body: Some(json!({"data": {"smoke": id}})),
-        ..check(
-            "write an item".into(),
-            route,
+    // The path the item client sends, for the table.
+    let item = match &via {
+        Some(region) => path::in_region(region, &path::item(id)),
+        None => path::item(id),
+    };
+    let data = Data::from_iter([("smoke".to_owned(), id.into())]);
+    let calls = [
+        (
+            "write an item",
             Method::PUT,
-            item.clone(),
-            &[200, 201],
-        )
-    });
-    checks.push(check(
-        "read it back".into(),
-        route,
-        Method::GET,
-        item.clone(),
-        &[200],
-    ));
-    checks.push(check(
-        "delete it".into(),
-        route,
-        Method::DELETE,
-        item,
-        &[200, 204],
-    ));
+            ItemCall::Put(data),
+            &[200, 201][..],
+        ),
+        ("read it back", Method::GET, ItemCall::Get, &[200]),
+        ("delete it", Method::DELETE, ItemCall::Delete, &[200, 204]),
+    ];
+    for (name, method, call, expect) in calls {
+        let request = Request::Item {
+            id: id.to_owned(),
+            via: via.clone(),
+            call,
+        };
+        checks.push(Check {
+            request,
+            ..check(name.into(), route, method, item.clone(), expect)
+        });
+    }
     checks.push(check(
         "console index.html".into(),
         Route::Console,
@@ -179,9 +207,11 @@ pub async fn run(base: &str, checks: Vec<Check>) -> Report {
         .user_agent(concat!("tandem-smoke/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("a client with a timeout builds");
+    // On the same client: the item checks keep its TLS, timeout and user agent.
+    let items = ItemClient::new(client.clone(), base);
     let mut outcomes = Vec::with_capacity(checks.len());
     for check in checks {
-        outcomes.push(one(&client, base, check).await);
+        outcomes.push(one(&client, &items, base, check).await);
     }
     Report {
         base: base.to_owned(),
@@ -189,30 +219,23 @@ pub async fn run(base: &str, checks: Vec<Check>) -> Report {
     }
 }
 
-async fn one(client: &reqwest::Client, base: &str, check: Check) -> Outcome {
+async fn one(client: &reqwest::Client, items: &ItemClient, base: &str, check: Check) -> Outcome {
     let start = Instant::now();
-    let mut request = client.request(check.method.clone(), format!("{base}{}", check.path));
-    if let Some(body) = &check.body {
-        request = request.json(body);
-    }
-    let (status, served_by, problem) = match request.send().await {
+    let got = match &check.request {
+        Request::Page => page(client, &format!("{base}{}", check.path)).await,
+        Request::Item { id, via, call } => {
+            let items = match via {
+                Some(region) => &items.in_region(region),
+                None => items,
+            };
+            item(items, id, call).await
+        }
+    };
+    let (status, served_by, problem) = match got {
         Err(err) => (None, None, Some(format!("no answer: {err}"))),
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let served_by = response
-                .headers()
-                .get(SERVED_REGION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let content_type = response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            let body = response.text().await.unwrap_or_default();
-            let problem = judge(&check, status, served_by.as_deref(), &content_type, &body);
-            (Some(status), served_by, problem)
+        Ok(got) => {
+            let problem = judge(&check, &got);
+            (Some(got.status), got.served_by, problem)
         }
     };
     Outcome {
@@ -224,19 +247,77 @@ async fn one(client: &reqwest::Client, base: &str, check: Check) -> Outcome {
     }
 }
 
-/// Why an answer does not pass `check`, if it does not.
-fn judge(
-    check: &Check,
+/// What a check got back, as [`judge`] reads it.
+#[derive(Debug, Default)]
+struct Got {
     status: u16,
-    served_by: Option<&str>,
-    content_type: &str,
-    body: &str,
-) -> Option<String> {
-    if !check.expect.contains(&status) {
-        let text: String = body.chars().take(120).collect();
+    served_by: Option<String>,
+    /// A page's content type (empty for an item answer, whose type is not checked).
+    content_type: String,
+    /// The body as text, for a page and to quote when something is wrong.
+    text: String,
+    /// An item answer's item, when it is one.
+    item: Option<ItemResponse>,
+}
+
+/// A plain GET of `url`.
+async fn page(client: &reqwest::Client, url: &str) -> Result<Got, reqwest::Error> {
+    let response = client.get(url).send().await?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (served_by, content_type) = (header(SERVED_REGION), header("content-type"));
+    Ok(Got {
+        status: response.status().as_u16(),
+        served_by,
+        content_type: content_type.unwrap_or_default(),
+        text: response.text().await.unwrap_or_default(),
+        item: None,
+    })
+}
+
+/// `call` on the throwaway item `id`.
+async fn item(items: &ItemClient, id: &str, call: &ItemCall) -> Result<Got, reqwest::Error> {
+    Ok(match call {
+        ItemCall::Put(data) => got(items.put(id, data, None).await.map_err(|e| e.error)?, Some),
+        ItemCall::Get => got(items.get(id).await.map_err(|e| e.error)?, Some),
+        ItemCall::Delete => got(items.delete(id, None).await.map_err(|e| e.error)?, |()| {
+            None
+        }),
+    })
+}
+
+/// An item answer as the judge reads it; `item` takes the item from a 2xx body.
+fn got<T>(answer: Answer<T>, item: fn(T) -> Option<ItemResponse>) -> Got {
+    let (text, item) = match answer.body {
+        Body::Ok(body) => (String::new(), item(body)),
+        Body::Error(e) => (
+            format!("{}: {}", e.error.code.as_str(), e.error.message),
+            None,
+        ),
+        Body::Other(text) => (text, None),
+    };
+    Got {
+        status: answer.status.as_u16(),
+        served_by: answer.served_region,
+        content_type: String::new(),
+        text,
+        item,
+    }
+}
+
+/// Why an answer does not pass `check`, if it does not.
+fn judge(check: &Check, got: &Got) -> Option<String> {
+    let served_by = got.served_by.as_deref();
+    if !check.expect.contains(&got.status) {
+        let text: String = got.text.chars().take(120).collect();
         return Some(format!(
-            "status {status}, expected {:?}: {text}",
-            check.expect
+            "status {}, expected {:?}: {text}",
+            got.status, check.expect
         ));
     }
     if let Some(region) = &check.region
@@ -247,29 +328,35 @@ fn judge(
             served_by.unwrap_or("no region (no x-served-region)")
         ));
     }
-    match check.route {
-        Route::Console if !content_type.starts_with("text/html") => {
-            Some(format!("content-type {content_type:?}, expected text/html"))
-        }
-        Route::Api | Route::Region(_) if served_by.is_none() => {
+    match (&check.route, &check.request) {
+        (Route::Console, _) if !got.content_type.starts_with("text/html") => Some(format!(
+            "content-type {:?}, expected text/html",
+            got.content_type
+        )),
+        (Route::Api | Route::Region(_), _) if served_by.is_none() => {
             Some("no x-served-region: not an answer of the Tandem API".into())
         }
-        _ if check.method == Method::GET && check.body.is_none() => read_back_problem(check, body),
+        (
+            _,
+            Request::Item {
+                id,
+                call: ItemCall::Get,
+                ..
+            },
+        ) => read_back_problem(id, got),
         _ => None,
     }
 }
 
 /// A read of the throwaway item must show what was written.
-fn read_back_problem(check: &Check, body: &str) -> Option<String> {
-    let id = check
-        .path
-        .strip_prefix("/api/items/")
-        .or_else(|| check.path.split_once("/api/items/").map(|(_, id)| id))?;
-    let Ok(value) = serde_json::from_str::<Value>(body) else {
-        let text: String = body.chars().take(120).collect();
-        return Some(format!("read back something that is not JSON: {text}"));
+fn read_back_problem(id: &str, got: &Got) -> Option<String> {
+    let Some(read) = &got.item else {
+        let text: String = got.text.chars().take(120).collect();
+        return Some(format!("read back something that is not an item: {text}"));
     };
-    (value["item"]["data"]["smoke"] != id).then(|| format!("read back {}", value["item"]))
+    let data = read.item.data.to_map();
+    (data.get("smoke").and_then(|v| v.as_str()) != Some(id))
+        .then(|| format!("read back {:?}", read.item.data))
 }
 
 impl Report {
@@ -519,42 +606,73 @@ mod tests {
         );
     }
 
+    /// What `page` or `item` would make of an answer: an item when the body is one.
+    fn got(status: u16, served_by: Option<&str>, content_type: &str, text: &str) -> Got {
+        Got {
+            status,
+            served_by: served_by.map(str::to_owned),
+            content_type: content_type.to_owned(),
+            text: text.to_owned(),
+            item: serde_json::from_str(text).ok(),
+        }
+    }
+
+    fn read_back(smoke: &str) -> String {
+        format!(
+            r#"{{"item":{{"id":"smoke-1","data":{{"smoke":"{smoke}"}},"version":1,"updated_at":"2026-01-01T00:00:00.000Z","updated_in":"us-east-1"}},"region":"us-east-1"}}"#
+        )
+    }
+
     #[test]
     fn an_answer_is_judged_on_status_region_and_content() {
         let all = checks(&regions(), Mode::Function, "smoke-1");
         let west = &all[2];
-        assert_eq!(
-            judge(west, 200, Some("us-west-2"), "application/json", "{}"),
-            None
-        );
+        let json = "application/json";
+        assert_eq!(judge(west, &got(200, Some("us-west-2"), json, "{}")), None);
         assert!(
-            judge(west, 200, Some("us-east-1"), "application/json", "{}")
+            judge(west, &got(200, Some("us-east-1"), json, "{}"))
                 .unwrap()
                 .contains("expected us-west-2")
         );
         assert!(
-            judge(west, 403, None, "", "forbidden")
+            judge(west, &got(403, None, "", "forbidden"))
                 .unwrap()
                 .contains("status 403")
         );
         let read = all.iter().find(|c| c.name == "read it back").unwrap();
-        let good = r#"{"item":{"data":{"smoke":"smoke-1"}}}"#;
-        assert_eq!(
-            judge(read, 200, Some("us-east-1"), "application/json", good),
-            None
-        );
-        let other = r#"{"item":{"data":{"smoke":"other"}}}"#;
-        assert!(judge(read, 200, Some("us-east-1"), "application/json", other).is_some());
-        let garbage = "<html>cached error page</html>";
-        assert!(
-            judge(read, 200, Some("us-east-1"), "text/html", garbage).is_some(),
-            "not JSON"
-        );
+        let good = got(200, Some("us-east-1"), json, &read_back("smoke-1"));
+        assert_eq!(judge(read, &good), None);
+        let other = got(200, Some("us-east-1"), json, &read_back("other"));
+        assert!(judge(read, &other).is_some());
+        // Not an item: a cached page, or a stand-in's partial one.
+        let garbage = got(200, Some("us-east-1"), "text/html", "<html>cached</html>");
+        assert!(judge(read, &garbage).is_some(), "not JSON");
+        let partial = r#"{"item":{"data":{"smoke":"smoke-1"}}}"#;
+        assert!(judge(read, &got(200, Some("us-east-1"), json, partial)).is_some());
         let console = all.last().unwrap();
-        assert!(judge(console, 200, None, "application/json", "{}").is_some());
-        assert_eq!(
-            judge(console, 200, None, "text/html; charset=utf-8", "<html>"),
-            None
-        );
+        assert!(judge(console, &got(200, None, json, "{}")).is_some());
+        let html = got(200, None, "text/html; charset=utf-8", "<html>");
+        assert_eq!(judge(console, &html), None);
+    }
+
+    #[test]
+    fn the_item_checks_use_the_item_client_s_paths() {
+        for (mode, prefix) in [
+            (Mode::Function, String::new()),
+            (Mode::OriginGroup, "/region/us-east-1".to_owned()),
+        ] {
+            let items: Vec<_> = checks(&regions(), mode, "smoke-1")
+                .into_iter()
+                .filter(|c| matches!(c.request, Request::Item { .. }))
+                .collect();
+            assert_eq!(items.len(), 3);
+            for check in items {
+                assert_eq!(check.path, format!("{prefix}/api/items/smoke-1"));
+                let Request::Item { via, .. } = &check.request else {
+                    unreachable!()
+                };
+                assert_eq!(via.is_some(), mode == Mode::OriginGroup);
+            }
+        }
     }
 }

@@ -11,7 +11,6 @@
 use crate::bench::{self, Stack};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,8 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tandem_api::store::now_ms;
 use tandem_ops::client::ControlClient;
+use tandem_ops::items::ItemClient;
+use tandem_shared::Item;
 use tandem_shared::control::{EdgeSettings, Outage, RegionState, ReplicationPatch};
-use tandem_shared::item::parse_timestamp;
+use tandem_shared::item::{Data, parse_timestamp};
 use tandem_shared::region::{PRIMARY, SECONDARY};
 
 /// Flags of `tandem chaos`.
@@ -161,16 +162,15 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
         origin_read_timeout: 2,
     };
     let stack = bench::start(&edge, &["--tombstone-grace-ms", "2000"]).await?;
-    let http = tandem_ops::client::http_client(Duration::from_secs(5))?;
+    let items = stack.items(tandem_ops::client::http_client(Duration::from_secs(5))?);
     let ops = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..args.writers {
-        let (http, ops, stop) = (http.clone(), ops.clone(), stop.clone());
-        let edge = stack.edge.clone();
+        let (items, ops, stop) = (items.clone(), ops.clone(), stop.clone());
         let (keys, seed) = (args.keys, seed ^ (w as u64 + 1).wrapping_mul(0x9E37));
         writers.push(tokio::spawn(async move {
-            write_loop(w, Rng(seed), keys, &http, &edge, &ops, &stop).await
+            write_loop(w, Rng(seed), keys, &items, &ops, &stop).await
         }));
     }
     let events = nemesis(&stack, Rng(seed), fault_time).await;
@@ -185,7 +185,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
         .await;
     let convergence_s = healed.elapsed().as_secs_f64();
     let ops = std::mem::take(&mut *ops.lock().unwrap_or_else(|e| e.into_inner()));
-    let finals = read_all(&stack, &http, args.keys).await?;
+    let finals = read_all(&items, args.keys).await?;
     let mut verdict = check(&ops, &events, &finals);
     verdict.convergence_s = convergence_s;
     verdict.regions_identical &= converged;
@@ -215,62 +215,56 @@ async fn write_loop(
     w: usize,
     mut rng: Rng,
     keys: usize,
-    http: &reqwest::Client,
-    edge: &str,
+    edge: &ItemClient,
     ops: &Mutex<Vec<Op>>,
     stop: &AtomicBool,
 ) {
+    let (east, west) = (edge.in_region(PRIMARY), edge.in_region(SECONDARY));
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
         let id = id_of(rng.below(keys as u64));
-        let via = match rng.below(5) {
-            0 => PRIMARY.to_owned(),
-            1 => SECONDARY.to_owned(),
-            _ => "edge".to_owned(),
-        };
-        let path = if via == "edge" {
-            format!("{edge}/api/items/{id}")
-        } else {
-            format!("{edge}/region/{via}/api/items/{id}")
+        let (via, items) = match rng.below(5) {
+            0 => (PRIMARY, &east),
+            1 => (SECONDARY, &west),
+            _ => ("edge", edge),
         };
         let put = rng.chance(80);
         let nonce = (w as u64) << 32 | n;
         let start_ms = now_ms();
         let sent = if put {
-            http.put(&path)
-                .json(&json!({"data": {"w": w, "n": n, "nonce": nonce}}))
-                .send()
-                .await
+            let data = Data::from_iter([
+                ("w".to_owned(), w.into()),
+                ("n".to_owned(), n.into()),
+                ("nonce".to_owned(), nonce.into()),
+            ]);
+            let answer = items.put(&id, &data, None).await;
+            answer.map(|a| (a.status, a.into_ok().map(|r| r.item)))
         } else {
-            http.delete(&path).send().await
+            let answer = items.delete(&id, None).await;
+            answer.map(|a| (a.status, None))
         };
         let outcome = match sent {
-            Ok(r) if r.status().is_success() => {
-                let body: Value = r.json().await.unwrap_or(Value::Null);
-                Outcome::Ok {
-                    updated_at_ms: body["item"]["updated_at"]
-                        .as_str()
-                        .and_then(parse_timestamp),
-                    updated_in: body["item"]["updated_in"].as_str().map(str::to_owned),
-                }
-            }
-            // A 5xx from the edge may come after the origin applied the write (a read timeout).
-            Ok(r) if r.status().is_server_error() => Outcome::Unknown {
-                error: format!("status {}", r.status().as_u16()),
+            Ok((status, item)) if status.is_success() => Outcome::Ok {
+                updated_at_ms: item.as_ref().and_then(|i| parse_timestamp(&i.updated_at)),
+                updated_in: item.map(|i| i.updated_in),
             },
-            Ok(r) => Outcome::Failed {
-                status: r.status().as_u16(),
+            // A 5xx from the edge may come after the origin applied the write (a read timeout).
+            Ok((status, _)) if status.is_server_error() => Outcome::Unknown {
+                error: format!("status {}", status.as_u16()),
+            },
+            Ok((status, _)) => Outcome::Failed {
+                status: status.as_u16(),
             },
             Err(e) => Outcome::Unknown {
-                error: e.to_string(),
+                error: e.error.to_string(),
             },
         };
         let op = Op {
             writer: w,
             id,
             kind: if put { "put" } else { "delete" },
-            via,
+            via: via.to_owned(),
             nonce: put.then_some(nonce),
             start_ms,
             end_ms: now_ms(),
@@ -376,19 +370,23 @@ async fn heal(control: &ControlClient) -> anyhow::Result<()> {
 }
 
 /// What each region holds for each id: the item, or `None`.
-type Finals = BTreeMap<String, BTreeMap<String, Option<Value>>>;
+type Finals = BTreeMap<String, BTreeMap<String, Option<Item>>>;
 
-async fn read_all(stack: &Stack, http: &reqwest::Client, keys: usize) -> anyhow::Result<Finals> {
+/// Reads every id from each region through the edge (`edge` is the item client of the edge).
+async fn read_all(edge: &ItemClient, keys: usize) -> anyhow::Result<Finals> {
     let mut finals = Finals::new();
     for n in 0..keys as u64 {
         let id = id_of(n);
         for region in [PRIMARY, SECONDARY] {
-            let r = http
-                .get(format!("{}/region/{region}/api/items/{id}", stack.edge))
-                .send()
-                .await?;
-            let item = match r.status().as_u16() {
-                200 => Some(r.json::<Value>().await?["item"].clone()),
+            let answer = edge.in_region(region).get(&id).await?;
+            let item = match answer.status.as_u16() {
+                200 => {
+                    let read = answer.into_ok();
+                    Some(
+                        read.with_context(|| format!("reading {id} from {region}: not an item"))?
+                            .item,
+                    )
+                }
                 404 => None,
                 s => bail!("reading {id} from {region}: {s}"),
             };
@@ -431,9 +429,9 @@ pub fn check(ops: &[Op], events: &[Event], finals: &Finals) -> Verdict {
         }
         let held = first.as_ref().and_then(|item| {
             Some((
-                parse_timestamp(item["updated_at"].as_str()?)?,
-                item["updated_in"].as_str()?.to_owned(),
-                item["data"]["nonce"].as_u64()?,
+                parse_timestamp(&item.updated_at)?,
+                item.updated_in.clone(),
+                item.data.to_map().get("nonce")?.as_u64()?,
             ))
         });
         if let Some((_, _, nonce)) = &held
@@ -519,13 +517,17 @@ mod tests {
         }
     }
 
-    fn item(at: u64, region: &str, nonce: u64) -> Option<Value> {
-        Some(
-            json!({"updated_at": tandem_shared::item::format_timestamp(at), "updated_in": region, "data": {"nonce": nonce}}),
-        )
+    fn item(at: u64, region: &str, nonce: u64) -> Option<Item> {
+        Some(Item {
+            id: "a".into(),
+            data: Data::from_iter([("nonce".to_owned(), nonce.into())]),
+            version: 1,
+            updated_at: tandem_shared::item::format_timestamp(at),
+            updated_in: region.into(),
+        })
     }
 
-    fn finals(id: &str, east: Option<Value>, west: Option<Value>) -> Finals {
+    fn finals(id: &str, east: Option<Item>, west: Option<Item>) -> Finals {
         BTreeMap::from([(
             id.to_owned(),
             BTreeMap::from([(PRIMARY.to_owned(), east), (SECONDARY.to_owned(), west)]),

@@ -1089,10 +1089,21 @@ async fn broken_function_route(moto: &Moto) -> String {
                 items.insert(id, data["data"].clone());
                 (StatusCode::CREATED, String::new())
             }
+            // A whole item, as the contract's GET answers it: the smoke checks read it typed.
             "GET" => match items.get(&id) {
                 Some(data) => (
                     StatusCode::OK,
-                    serde_json::json!({"item": {"data": data}}).to_string(),
+                    serde_json::json!({
+                        "item": {
+                            "id": id,
+                            "data": data,
+                            "version": 1,
+                            "updated_at": "2026-01-01T00:00:00.000Z",
+                            "updated_in": region,
+                        },
+                        "region": region,
+                    })
+                    .to_string(),
                 ),
                 None => (StatusCode::NOT_FOUND, String::new()),
             },

@@ -2,6 +2,7 @@
 //! `tandem bench`, `tandem chaos` and the tests (through `tandem-testkit`) measure and poke.
 
 use crate::client::ControlClient;
+use crate::items::ItemClient;
 use crate::ports;
 use anyhow::{Context as _, bail};
 use nix::sys::signal::{Signal, kill};
@@ -132,6 +133,21 @@ impl Stack {
     /// A control client for this stack, whose requests give up after `timeout`.
     pub fn control(&self, timeout: Duration) -> ControlClient {
         ControlClient::new(&self.edge, &self.token, timeout).expect("an HTTP client")
+    }
+
+    /// The item client through the edge, on `http`.
+    pub fn items(&self, http: reqwest::Client) -> ItemClient {
+        ItemClient::new(http, &self.edge)
+    }
+
+    /// The item client straight to `region`'s process, past the edge, with the origin secret
+    /// as the edge sends it.
+    pub fn items_in(&self, http: reqwest::Client, region: &str) -> anyhow::Result<ItemClient> {
+        let base = self
+            .regions
+            .get(region)
+            .with_context(|| format!("the stack has no region {region}"))?;
+        Ok(ItemClient::new(http, base).with_origin_secret(&self.secret))
     }
 
     /// Region names and process ids.

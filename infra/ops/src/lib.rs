@@ -4,11 +4,14 @@
 //! Layout:
 //! - [`client`]: the one typed client of a stack's control API (`/_tandem/*`) and of the admin
 //!   fault routes, through any edge.
+//! - [`items`]: the one typed client of the item routes (`/api/items`), through an edge, to one
+//!   region through it, or straight to a region.
 //! - [`launch`]: a `tandem up` child process on a free port block (the bench and the tests).
 //! - [`watcher`]: the health watcher's loop, over wherever the active region is kept.
 //! - [`ports`]: ports for a local stack, outside the ephemeral range.
 
 pub mod client;
+pub mod items;
 pub mod launch;
 pub mod ports;
 pub mod watcher;

@@ -12,11 +12,13 @@
 
 use super::stack::{self, Stack, paused};
 use anyhow::{Context as _, bail};
-use serde_json::json;
+use serde_json::Value;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 use tandem_shared::control::{EdgeSettings, RegionState};
+use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
+use tandem_shared::wire::path;
 
 /// Sizes of the attack figures.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,23 +55,18 @@ fn reset_peak(pid: u32) {
 
 /// PUTs `count` small items named `prefix-<i>` into `region`, 64 at a time.
 async fn fill(s: &Stack, region: &str, prefix: &str, count: u64) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+    let items = s.items_in(reqwest::Client::new(), region)?;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..count {
         if tasks.len() >= 64 {
             tasks.join_next().await.context("a writer")???;
         }
-        let url = format!("{}/api/items/{prefix}-{i:06}", s.regions[region]);
-        let (http, secret) = (http.clone(), s.secret.clone());
+        let (items, id) = (items.clone(), format!("{prefix}-{i:06}"));
         tasks.spawn(async move {
-            let r = http
-                .put(&url)
-                .header("x-origin-verify", secret)
-                .json(&json!({"data": {"i": i}}))
-                .send()
-                .await?;
-            if !r.status().is_success() {
-                bail!("PUT {url}: {}", r.status());
+            let data = Data::from_iter([("i".to_owned(), i.into())]);
+            let r = items.put(&id, &data, None).await?;
+            if !r.is_success() {
+                bail!("PUT {id} into {}: {}", items.base(), r.status);
             }
             Ok(())
         });
@@ -96,15 +93,12 @@ async fn poison_pages(edge: &EdgeSettings) -> anyhow::Result<()> {
     println!("\n## 16 list pages at once of 101 items of 400 KB tiny values (`{{\"a\":[0,0,…]}}`)");
     let s = stack::start(edge, &[]).await?;
     let http = reqwest::Client::new();
-    let body = json!({"data": {"a": vec![0; 200_000]}});
+    let items = s.items(http.clone());
+    let data = Data::from_iter([("a".to_owned(), Value::from(vec![0; 200_000]))]);
     for i in 0..101 {
-        let r = http
-            .put(format!("{}/api/items/poison-{i:03}", s.edge))
-            .json(&body)
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("PUT poison-{i:03}: {}", r.status());
+        let r = items.put(&format!("poison-{i:03}"), &data, None).await?;
+        if !r.is_success() {
+            bail!("PUT poison-{i:03}: {}", r.status);
         }
     }
     stack::control(&s)
@@ -116,7 +110,9 @@ async fn poison_pages(edge: &EdgeSettings) -> anyhow::Result<()> {
         reset_peak(*pid);
     }
     let started = Instant::now();
-    let url = format!("{}/api/items?limit=100", s.edge);
+    // Plain GETs, not the item client: the figure is the pages' bytes as sent and the time of
+    // 16 at once, which decoding each 5 MiB page on this side would add to.
+    let url = format!("{}{}", s.edge, path::list(Some(100), None));
     let pages = (0..16).map(|_| async {
         let r = http.get(&url).send().await?;
         let status = r.status().as_u16();
@@ -166,7 +162,8 @@ async fn stalled_bodies(edge: &EdgeSettings, count: usize) -> anyhow::Result<()>
         for _ in 0..count {
             let mut c = std::net::TcpStream::connect(&addr)?;
             let head = format!(
-                "PUT /api/items/stall HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {promised}\r\n\r\n{{"
+                "PUT {} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {promised}\r\n\r\n{{",
+                path::item("stall")
             );
             c.write_all(head.as_bytes())?;
             held.push(c);
@@ -270,17 +267,14 @@ async fn reads_during_resync(edge: &EdgeSettings, items: u64) -> anyhow::Result<
     let started = Instant::now();
     let (mut ok, mut unavailable, mut not_found, mut other) = (0u64, 0u64, 0u64, 0u64);
     let http = reqwest::Client::new();
+    let west = s.items_in(http.clone(), SECONDARY)?;
     let mut i = 0u64;
     // Until it vouches again and reads the last item written.
     loop {
         let id = format!("held-{:06}", (i * 7919) % items);
         i += 1;
-        let r = http
-            .get(format!("{}/api/items/{id}", s.regions[SECONDARY]))
-            .header("x-origin-verify", &s.secret)
-            .send()
-            .await?;
-        match r.status().as_u16() {
+        let r = west.get(&id).await?;
+        match r.status.as_u16() {
             200 => ok += 1,
             503 => unavailable += 1,
             404 => not_found += 1,

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_shared::bench::{Goal, Row, thousands};
 use tandem_shared::control::RegionState;
+use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
+use tandem_shared::wire::path;
 use tokio::sync::Mutex;
 
 /// Peak resident memory of a process (VmHWM), in MiB.
@@ -241,10 +243,8 @@ pub async fn edge_vs_nginx(args: &BenchArgs) -> anyhow::Result<()> {
     let stack = start(&args.edge, &[]).await?;
     let nginx = start_nginx(&stack, &args.edge)?;
     let http = reqwest::Client::new();
-    http.put(format!("{}/api/items/tp", stack.edge))
-        .json(&json!({"data": {"x": 1}}))
-        .send()
-        .await?;
+    let data = Data::from_iter([("x".to_owned(), 1.into())]);
+    stack.items(http.clone()).put("tp", &data, None).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let regions = stack.region_pids().await?;
     println!(
@@ -276,7 +276,7 @@ pub async fn edge_vs_nginx(args: &BenchArgs) -> anyhow::Result<()> {
             let run = |name: &str, base: &str, proxy: &[u32]| -> anyhow::Result<(Wrk, Cpu)> {
                 let (p0, r0) = (cpu_ticks(proxy), cpu_ticks(&region_pids));
                 let w = wrk(
-                    &format!("{base}/api/items/tp"),
+                    &format!("{base}{}", path::item("tp")),
                     args.throughput_secs,
                     args.concurrency,
                 )?;

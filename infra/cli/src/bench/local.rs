@@ -5,11 +5,12 @@ use super::BenchArgs;
 use super::stack::{
     Stack, added_cell, control, converged, failover_rows, get_ms, pct, steady_writes,
 };
-use serde_json::json;
 use std::time::{Duration, Instant};
 use tandem_shared::bench::{Goal, Row, thousands};
 use tandem_shared::control::RegionState;
+use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
+use tandem_shared::wire::path;
 
 /// A figure in milliseconds, or "-" when there is none.
 fn ms(v: Option<u64>) -> String {
@@ -33,8 +34,9 @@ pub(super) async fn replication_lag(
     );
     let total = args.writes_per_sec * args.lag_secs;
     let started = Instant::now();
-    let url = |i: u64| format!("{}/api/items/lag-{}", s.regions[PRIMARY], i % 5000);
-    let ok = steady_writes(s, http, args.writes_per_sec, total, url).await;
+    let primary = s.items_in(http.clone(), PRIMARY)?;
+    let id = |i: u64| format!("lag-{}", i % 5000);
+    let ok = steady_writes(&primary, args.writes_per_sec, total, id).await;
     let elapsed = started.elapsed().as_secs_f64();
     // Wait for the secondary to catch up, then read the pair's figures.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -91,30 +93,21 @@ pub(super) async fn peer_restart(
     let control = control(s);
     converged(&control, "the restart").await?;
     control.set_region(SECONDARY, RegionState::Stopped).await?;
-    let put = |region: &str, id: String| {
-        http.put(format!("{}/api/items/{id}", s.regions[region]))
-            .header("x-origin-verify", s.secret.clone())
-            .json(&json!({"data": {}}))
-            .send()
-    };
+    let (east, west) = (
+        s.items_in(http.clone(), PRIMARY)?,
+        s.items_in(http.clone(), SECONDARY)?,
+    );
+    let data = Data::new();
     for i in 0..100 {
-        let r = put(PRIMARY, format!("restart-{i}")).await?;
-        anyhow::ensure!(
-            r.status().is_success(),
-            "PUT into {PRIMARY}: {}",
-            r.status()
-        );
+        let r = east.put(&format!("restart-{i}"), &data, None).await?;
+        anyhow::ensure!(r.is_success(), "PUT into {PRIMARY}: {}", r.status);
     }
     // The outage itself: long enough for the primary's puller to reach its longest back-off.
     tokio::time::sleep(outage).await;
     control.set_region(SECONDARY, RegionState::Up).await?;
     let answering = Instant::now();
-    let r = put(SECONDARY, "restart-back".to_owned()).await?;
-    anyhow::ensure!(
-        r.status().is_success(),
-        "PUT into {SECONDARY}: {}",
-        r.status()
-    );
+    let r = west.put("restart-back", &data, None).await?;
+    anyhow::ensure!(r.is_success(), "PUT into {SECONDARY}: {}", r.status);
     let agreed = control.until_agreed(Duration::from_secs(30)).await;
     let took = answering.elapsed().as_secs_f64() * 1000.0;
     let cell = if agreed {
@@ -169,7 +162,7 @@ async fn throughput(url: &str, secs: u64, concurrency: usize) -> (f64, f64, f64,
             let mut lat = Vec::new();
             let mut errors = 0;
             while Instant::now() < deadline {
-                let (ms, status, _) = get_ms(&http, &url).await;
+                let (ms, status) = get_ms(&http, &url).await;
                 if status == 200 {
                     lat.push(ms)
                 } else {
@@ -204,11 +197,10 @@ pub(super) async fn edge_throughput(
         "\n## Edge throughput, GET, {} clients, {} s per run",
         args.concurrency, args.throughput_secs
     );
-    let url = format!("{}/api/items/tp", s.edge);
-    http.put(&url)
-        .json(&json!({"data": {"x": 1}}))
-        .send()
-        .await?;
+    let data = Data::from_iter([("x".to_owned(), 1.into())]);
+    s.items(http.clone()).put("tp", &data, None).await?;
+    // The throughput loop GETs a URL built once (see `stack`'s doc: not the item client).
+    let url = format!("{}{}", s.edge, path::item("tp"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     println!(
         "{:<18} {:>10} {:>9} {:>9} {:>7}",

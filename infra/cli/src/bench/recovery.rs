@@ -5,9 +5,10 @@
 
 use super::stack::{self, Stack, paused};
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use tandem_ops::items::ItemClient;
 use tandem_shared::control::{EdgeSettings, RegionState};
+use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 
 /// Peak resident memory of a process (VmHWM), in MiB.
@@ -22,20 +23,11 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-async fn put_json(
-    http: &reqwest::Client,
-    url: &str,
-    secret: &str,
-    body: &Value,
-) -> anyhow::Result<()> {
-    let r = http
-        .put(url)
-        .header("x-origin-verify", secret)
-        .json(body)
-        .send()
-        .await?;
-    if !r.status().is_success() {
-        bail!("PUT {url}: {}", r.status());
+/// PUTs `data` as `id`; an answer other than a 2xx is an error.
+async fn put_ok(items: &ItemClient, id: &str, data: &Data) -> anyhow::Result<()> {
+    let r = items.put(id, data, None).await?;
+    if !r.is_success() {
+        bail!("PUT {id} into {}: {}", items.base(), r.status);
     }
     Ok(())
 }
@@ -57,8 +49,9 @@ pub async fn partition(edge: &EdgeSettings, secs: u64, rate: u64) -> anyhow::Res
         .build()?;
     println!("\n## Catch-up after a {secs} s partition at {rate} writes/s into {PRIMARY}");
     stack::control(&s).set_replication(paused(true)).await?;
-    let url = |i: u64| format!("{}/api/items/part-{i}", s.regions[PRIMARY]);
-    let ok = stack::steady_writes(&s, &http, rate, rate * secs, url).await;
+    let primary = s.items_in(http, PRIMARY)?;
+    let id = |i: u64| format!("part-{i}");
+    let ok = stack::steady_writes(&primary, rate, rate * secs, id).await;
     let started = Instant::now();
     stack::control(&s).set_replication(paused(false)).await?;
     until_agreed(&s, Duration::from_secs(600)).await?;
@@ -73,21 +66,15 @@ pub async fn partition(edge: &EdgeSettings, secs: u64, rate: u64) -> anyhow::Res
 /// A backlog of `mb` MB of 400 KB items written while replication is paused, then released.
 pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
     let s = stack::start(edge, &[]).await?;
-    let http = reqwest::Client::new();
+    let primary = s.items_in(reqwest::Client::new(), PRIMARY)?;
     let items = mb * 1_000_000 / 400_000;
     println!(
         "\n## Catch-up: {items} items of 400 KB ({mb} MB) written while replication is paused"
     );
     stack::control(&s).set_replication(paused(true)).await?;
-    let body = json!({"data": {"blob": "x".repeat(399_000)}});
+    let data = Data::from_iter([("blob".to_owned(), "x".repeat(399_000).into())]);
     for i in 0..items {
-        put_json(
-            &http,
-            &format!("{}/api/items/big-{i}", s.regions[PRIMARY]),
-            &s.secret,
-            &body,
-        )
-        .await?;
+        put_ok(&primary, &format!("big-{i}"), &data).await?;
     }
     let started = Instant::now();
     stack::control(&s).set_replication(paused(false)).await?;
@@ -109,27 +96,19 @@ pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
 pub async fn disk_loss(edge: &EdgeSettings, east: u64, west: u64) -> anyhow::Result<()> {
     let s = stack::start(edge, &[]).await?;
     let http = reqwest::Client::new();
+    let (east_items, west_items) = (
+        s.items_in(http.clone(), PRIMARY)?,
+        s.items_in(http, SECONDARY)?,
+    );
     println!(
         "\n## A lost disk: {east} items written in us-east-1, {west} in us-west-2, then us-west-2's data directory is wiped"
     );
-    let body = json!({"data": {"pad": "y".repeat(1000)}});
+    let data = Data::from_iter([("pad".to_owned(), "y".repeat(1000).into())]);
     for i in 0..east {
-        put_json(
-            &http,
-            &format!("{}/api/items/e-{i}", s.regions[PRIMARY]),
-            &s.secret,
-            &body,
-        )
-        .await?;
+        put_ok(&east_items, &format!("e-{i}"), &data).await?;
     }
     for i in 0..west {
-        put_json(
-            &http,
-            &format!("{}/api/items/w-{i}", s.regions[SECONDARY]),
-            &s.secret,
-            &body,
-        )
-        .await?;
+        put_ok(&west_items, &format!("w-{i}"), &data).await?;
     }
     until_agreed(&s, Duration::from_secs(120)).await?;
     stack::control(&s)

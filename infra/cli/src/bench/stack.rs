@@ -1,13 +1,20 @@
 //! What the bench's figures share: a stack of their own (`tandem up` on free ports), its
 //! control client, steady writes, and the failover rows that both the local figures and the
 //! nginx comparison measure.
+//!
+//! Items are written and read through the item client ([`ItemClient`]), except in the
+//! throughput loops ([`get_ms`], and `wrk` in the nginx comparison), which send plain GETs to a
+//! URL built once from the path builder ([`tandem_shared::wire::path`]): a closed loop on the
+//! machine that also runs the stack must spend nothing per request that a plain client would
+//! not, and the client's decoded answer is such a cost.
 
 use super::BenchArgs;
-use serde_json::json;
 use std::time::{Duration, Instant};
 use tandem_ops::client::ControlClient;
+use tandem_ops::items::ItemClient;
 use tandem_ops::launch::Launch;
 use tandem_shared::control::{EdgeSettings, Outage, ReplicationPatch};
+use tandem_shared::item::Data;
 use tandem_shared::region::PRIMARY;
 
 pub use tandem_ops::launch::Stack;
@@ -38,47 +45,39 @@ pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
     tandem_shared::stats::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
-/// A GET's milliseconds, its status (0: no answer) and why the edge failed it over, if it
-/// did; the body is read to its end, as a client would.
-pub(super) async fn get_ms(http: &reqwest::Client, url: &str) -> (f64, u16, Option<String>) {
+/// A GET's milliseconds and its status (0: no answer), for the throughput loop: a plain GET
+/// of a URL built once, its body read to its end, as a plain client would (see the module's
+/// doc for why not the item client).
+pub(super) async fn get_ms(http: &reqwest::Client, url: &str) -> (f64, u16) {
     let started = Instant::now();
     match http.get(url).send().await {
         Ok(r) => {
             let status = r.status().as_u16();
-            let reason = r
-                .headers()
-                .get("x-edge-failover")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
             let _ = r.bytes().await;
-            (started.elapsed().as_secs_f64() * 1000.0, status, reason)
+            (started.elapsed().as_secs_f64() * 1000.0, status)
         }
-        Err(_) => (started.elapsed().as_secs_f64() * 1000.0, 0, None),
+        Err(_) => (started.elapsed().as_secs_f64() * 1000.0, 0),
     }
 }
 
-/// `total` PUTs into the URLs `url(i)` at a steady `rate` per second (open loop: a slow answer
-/// does not slow the next write); how many were acknowledged.
+/// `total` PUTs of `{"i": i}` into the ids `id(i)` at a steady `rate` per second (open loop: a
+/// slow answer does not slow the next write); how many were acknowledged.
 pub async fn steady_writes(
-    s: &Stack,
-    http: &reqwest::Client,
+    items: &ItemClient,
     rate: u64,
     total: u64,
-    url: impl Fn(u64) -> String,
+    id: impl Fn(u64) -> String,
 ) -> u64 {
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..total {
         tick.tick().await;
-        let (http, url, secret) = (http.clone(), url(i), s.secret.clone());
+        let (items, id) = (items.clone(), id(i));
         tasks.spawn(async move {
-            http.put(url)
-                .header("x-origin-verify", secret)
-                .json(&json!({"data": {"i": i}}))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
+            let data = Data::from_iter([("i".to_owned(), i.into())]);
+            let answer = items.put(&id, &data, None).await;
+            answer.is_ok_and(|a| a.is_success())
         });
     }
     let mut ok = 0u64;
@@ -118,18 +117,14 @@ pub async fn failover_rows(
     args: &BenchArgs,
     base: &str,
 ) -> anyhow::Result<Vec<(String, Added)>> {
-    let url = format!("{base}/api/items/fo");
+    let items = ItemClient::new(http.clone(), base);
     let control = control(s);
-    let put = http
-        .put(format!("{}/api/items/fo", s.edge))
-        .json(&json!({"data": {}}))
-        .send()
-        .await?;
-    anyhow::ensure!(put.status().is_success(), "PUT fo: {}", put.status());
+    let put = s.items(http.clone()).put("fo", &Data::new(), None).await?;
+    anyhow::ensure!(put.is_success(), "PUT fo: {}", put.status);
     converged(&control, "the healthy row").await?;
     let mut healthy = Vec::new();
     for _ in 0..50 {
-        healthy.push(get_ms(http, &url).await.0);
+        healthy.push(get_fo(&items).await.0);
     }
     healthy.sort_by(f64::total_cmp);
     let healthy_p50 = pct(&healthy, 0.5);
@@ -151,9 +146,9 @@ pub async fn failover_rows(
         let mut samples = Vec::new();
         let mut answered = 0;
         for _ in 0..args.failover_samples {
-            let (ms, status, _) = get_ms(http, &url).await;
+            let (ms, ok) = get_fo(&items).await;
             samples.push(ms);
-            answered += usize::from(status == 200);
+            answered += usize::from(ok);
         }
         samples.sort_by(f64::total_cmp);
         let added = match samples.len() - answered {
@@ -165,4 +160,17 @@ pub async fn failover_rows(
     }
     println!("  (healthy p50 through {base}: {healthy_p50:.2} ms)");
     Ok(rows)
+}
+
+/// A failover row's sample: the milliseconds of `GET fo` until its body was in (no answer
+/// included), and whether it was answered 200.
+async fn get_fo(items: &ItemClient) -> (f64, bool) {
+    match items.get("fo").await {
+        Ok(answer) => (ms_of(answer.latency), answer.status == 200),
+        Err(failed) => (ms_of(failed.latency), false),
+    }
+}
+
+fn ms_of(latency: Duration) -> f64 {
+    latency.as_secs_f64() * 1000.0
 }

@@ -2,7 +2,7 @@
 //! heal the outage's backlog took to reach every region; after it, until every region holds the
 //! same final state and nothing acknowledged is lost, or the wait ends.
 
-use super::run::{Drill, lock};
+use super::run::{Answer, Drill, lock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,8 +106,8 @@ impl Drill {
 
     /// What `region` holds of `id`: `Some(None)` for a 404, `None` when the read failed.
     async fn held_by(&self, region: &str, id: &str) -> Option<Option<Stamp>> {
-        let answer = self.get(&format!("/region/{region}/api/items/{id}")).await;
-        match answer.status {
+        let answer = Answer(self.items.in_region(region).get(id).await);
+        match answer.status() {
             200 => answer.stamp().map(Some),
             404 => Some(None),
             _ => None,

@@ -9,14 +9,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tandem_ops::client::ControlClient;
+use tandem_ops::items::{self, ItemClient, NoAnswer};
 use tandem_shared::drill::{
     self as rules, AckedWrite, ClientMode, Kind, Phase, Sample, Stamp, Summary, SwitchFigures,
     SwitchMode,
 };
-use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER, SERVED_REGION};
 use tandem_shared::item::Data;
 use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
-use tandem_shared::wire::{ItemResponse, PutBody};
+use tandem_shared::wire::ItemResponse;
 use tokio::task::JoinSet;
 
 /// Data requests give up after this long (a blackholed region holds them until the edge's read
@@ -135,8 +135,13 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One drill's state, shared by its request tasks. Its methods are here (setup, traffic, the
 /// report's figures), in `outage` (the fault and the active region) and in `converge`.
 pub(super) struct Drill {
+    /// For the health probes; the items go through `items`, on the same connections.
     pub(super) http: reqwest::Client,
     pub(super) endpoint: String,
+    /// `/api/items` through the edge.
+    pub(super) items: ItemClient,
+    /// `/region/<other>/api/items`: where a failed write is resent.
+    to_other: ItemClient,
     pub(super) control: ControlClient,
     pub(super) region: String,
     pub(super) other: String,
@@ -154,55 +159,29 @@ pub(super) struct Drill {
     notes: Mutex<Vec<String>>,
 }
 
-/// What one request got back: status 0 when no answer came.
-pub(super) struct Answer {
-    pub(super) status: u16,
-    region: Option<String>,
-    edge_failover: Option<String>,
-    /// `x-edge-active`: the active region when the edge routed the request.
-    edge_active: Option<String>,
-    item: Option<ItemResponse>,
-}
-
-fn header(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
+/// What one request got back, from the item client: an answer, or none (status 0).
+pub(super) struct Answer(pub(super) Result<items::Answer<ItemResponse>, NoAnswer>);
 
 impl Answer {
-    /// Reads a response to its end, keeping the item when the body is one.
-    async fn of(response: reqwest::Result<reqwest::Response>) -> Answer {
-        let Ok(r) = response else {
-            return Answer {
-                status: 0,
-                region: None,
-                edge_failover: None,
-                edge_active: None,
-                item: None,
-            };
-        };
-        let (status, region) = (r.status().as_u16(), header(&r, SERVED_REGION));
-        let (edge_failover, edge_active) = (header(&r, EDGE_FAILOVER), header(&r, EDGE_ACTIVE));
-        let body = r.bytes().await.unwrap_or_default();
-        Answer {
-            status,
-            region,
-            edge_failover,
-            edge_active,
-            item: serde_json::from_slice(&body).ok(),
-        }
+    /// The status, 0 when no answer came.
+    pub(super) fn status(&self) -> u16 {
+        self.0.as_ref().map_or(0, |a| a.status.as_u16())
     }
 
     /// The write the answer shows, when it carries an item.
     pub(super) fn stamp(&self) -> Option<Stamp> {
-        self.item.as_ref().and_then(|r| Stamp::of(&r.item))
+        let answer = self.0.as_ref().ok()?;
+        answer.ok().and_then(|r| Stamp::of(&r.item))
+    }
+
+    /// `x-edge-active`: the active region when the edge routed the request.
+    fn edge_active(&self) -> Option<&str> {
+        self.0.as_ref().ok()?.edge.active.as_deref()
     }
 
     /// Worth resending to the other region: a 5xx, or no answer at all.
     fn failed(&self) -> bool {
-        self.status == 0 || self.status >= 500
+        self.status() == 0 || self.status() >= 500
     }
 }
 
@@ -214,13 +193,17 @@ impl Drill {
         other: String,
     ) -> anyhow::Result<Drill> {
         let (fault_ms, heal_ms) = fault_window(args.duration, args.outage);
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(tandem_ops::client::idle_timeout())
+            .pool_max_idle_per_host(256)
+            .build()?;
+        let items = ItemClient::new(http.clone(), control.base());
         Ok(Drill {
-            http: reqwest::Client::builder()
-                .timeout(REQUEST_TIMEOUT)
-                .pool_idle_timeout(tandem_ops::client::idle_timeout())
-                .pool_max_idle_per_host(256)
-                .build()?,
+            http,
             endpoint: control.base().to_owned(),
+            to_other: items.in_region(&other),
+            items,
             control,
             region,
             other,
@@ -279,26 +262,17 @@ impl Drill {
         }
     }
 
-    pub(super) async fn get(&self, path: &str) -> Answer {
-        let url = format!("{}{path}", self.endpoint);
-        Answer::of(self.http.get(url).send().await).await
-    }
-
-    async fn put(&self, path: &str, body: &PutBody) -> Answer {
-        let url = format!("{}{path}", self.endpoint);
-        Answer::of(self.http.put(url).json(body).send().await).await
-    }
-
     /// The sample of a request of `kind` that started at `t_ms` and got `answer`.
     fn sample(&self, t_ms: f64, kind: Kind, answer: &Answer) -> Sample {
+        let served = answer.0.as_ref().ok();
         Sample {
             t_ms,
             kind,
             phase: self.phase(t_ms),
-            status: answer.status,
+            status: answer.status(),
             latency_ms: self.now_ms() - t_ms,
-            region: answer.region.clone(),
-            edge_failover: answer.edge_failover.clone(),
+            region: served.and_then(|a| a.served_region.clone()),
+            edge_failover: served.and_then(|a| a.edge.failover.clone()),
             client_failover: false,
             stale: false,
         }
@@ -314,15 +288,13 @@ impl Drill {
             ("n".to_owned(), n.into()),
             ("run".to_owned(), self.run_id.clone().into()),
         ]);
-        let body = PutBody { data };
-        let mut answer = self.put(&format!("/api/items/{id}"), &body).await;
-        self.saw_active(answer.edge_active.as_deref(), self.now_ms());
+        let mut answer = Answer(self.items.put(&id, &data, None).await);
+        self.saw_active(answer.edge_active(), self.now_ms());
         let client_failover = self.client == ClientMode::Failover && answer.failed();
         if client_failover {
-            let path = format!("/region/{}/api/items/{id}", self.other);
-            answer = self.put(&path, &body).await;
+            answer = Answer(self.to_other.put(&id, &data, None).await);
         }
-        if (200..300).contains(&answer.status)
+        if (200..300).contains(&answer.status())
             && let Some(stamp) = answer.stamp()
         {
             lock(&self.acked).push(AckedWrite { id, stamp });
@@ -343,9 +315,9 @@ impl Drill {
             acked.get(pick as usize % acked.len().max(1)).cloned()
         };
         let Some(target) = target else { return };
-        let answer = self.get(&format!("/api/items/{}", target.id)).await;
-        self.saw_active(answer.edge_active.as_deref(), self.now_ms());
-        let stale = match answer.status {
+        let answer = Answer(self.items.get(&target.id).await);
+        self.saw_active(answer.edge_active(), self.now_ms());
+        let stale = match answer.status() {
             404 => rules::is_stale_read(&target.stamp, None),
             200 => answer
                 .stamp()
