@@ -6,9 +6,9 @@
 
 use axum::Json;
 use axum::response::IntoResponse;
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use std::collections::BTreeMap;
 use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 

@@ -44,8 +44,12 @@ pub async fn run(args: RegionProcessArgs) -> anyhow::Result<()> {
     tandem_api::store::set_clock_offset_ms(args.clock_offset_ms);
     let config = args.api.config();
     let dir = args.api.data_dir();
-    let store =
-        EmbeddedStore::open_with(&dir, &config.region, args.cache_mib, tandem_api::store::now_ms)?;
+    let store = EmbeddedStore::open_with(
+        &dir,
+        &config.region,
+        args.cache_mib,
+        tandem_api::store::now_ms,
+    )?;
     if args.new_stack {
         store.born_with_the_stack()?;
     }
