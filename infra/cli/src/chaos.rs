@@ -23,6 +23,8 @@ use tandem_shared::Item;
 use tandem_shared::control::{EdgeSettings, Outage, RegionState, ReplicationPatch};
 use tandem_shared::item::{Data, parse_timestamp};
 use tandem_shared::region::{PRIMARY, SECONDARY};
+use tandem_shared::rng::Rng;
+use tandem_shared::sync::lock;
 
 /// Flags of `tandem chaos`.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,27 +51,6 @@ pub struct ChaosArgs {
 
 /// A nemesis turn that injected nothing (logged, so the history shows the calm too).
 const NO_FAULT: &str = "no fault";
-
-/// A small deterministic generator (SplitMix64), so a seed replays the same choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// What became of an operation.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -170,10 +151,10 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
         let (items, ops, stop) = (items.clone(), ops.clone(), stop.clone());
         let (keys, seed) = (args.keys, seed ^ (w as u64 + 1).wrapping_mul(0x9E37));
         writers.push(tokio::spawn(async move {
-            write_loop(w, Rng(seed), keys, &items, &ops, &stop).await
+            write_loop(w, Rng::new(seed), keys, &items, &ops, &stop).await
         }));
     }
-    let events = nemesis(&stack, Rng(seed), fault_time).await;
+    let events = nemesis(&stack, Rng::new(seed), fault_time).await;
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.await?;
@@ -184,7 +165,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
         .until_agreed(Duration::from_secs(60))
         .await;
     let convergence_s = healed.elapsed().as_secs_f64();
-    let ops = std::mem::take(&mut *ops.lock().unwrap_or_else(|e| e.into_inner()));
+    let ops = std::mem::take(&mut *lock(&ops));
     let finals = read_all(&items, args.keys).await?;
     let mut verdict = check(&ops, &events, &finals);
     verdict.convergence_s = convergence_s;
@@ -229,7 +210,7 @@ async fn write_loop(
             1 => (SECONDARY, &west),
             _ => ("edge", edge),
         };
-        let put = rng.chance(80);
+        let put = rng.percent(80);
         let nonce = (w as u64) << 32 | n;
         let start_ms = now_ms();
         let sent = if put {
@@ -270,7 +251,7 @@ async fn write_loop(
             end_ms: now_ms(),
             outcome,
         };
-        ops.lock().unwrap_or_else(|e| e.into_inner()).push(op);
+        lock(&ops).push(op);
     }
 }
 
@@ -290,7 +271,7 @@ async fn nemesis(stack: &Stack, mut rng: Rng, duration: Duration) -> Vec<Event> 
     while started.elapsed() < duration {
         // Calm between faults, so some writes replicate and some do not.
         tokio::time::sleep(Duration::from_millis(500 + rng.below(1500))).await;
-        let region = if rng.chance(50) { PRIMARY } else { SECONDARY };
+        let region = if rng.percent(50) { PRIMARY } else { SECONDARY };
         let hold = Duration::from_millis(300 + rng.below(2500));
         let result = if !wiped && started.elapsed() >= duration / 2 {
             wiped = true;

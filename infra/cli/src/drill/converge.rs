@@ -2,11 +2,12 @@
 //! heal the outage's backlog took to reach every region; after it, until every region holds the
 //! same final state and nothing acknowledged is lost, or the wait ends.
 
-use super::run::{Answer, Drill, lock};
+use super::run::{Answer, Drill};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_shared::drill::{self as rules, Held, LostWrite, Stamp};
+use tandem_shared::sync::lock;
 use tokio::task::JoinSet;
 
 /// Reads in flight at once while waiting for convergence.

@@ -2,13 +2,14 @@
 //! active region moved by the drill (`--switch manual`) or seen moved by the stack's health
 //! watcher (`--switch auto`), and the failback once the region is healthy again.
 
-use super::run::{Drill, lock};
+use super::run::Drill;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_shared::control::Outage;
 use tandem_shared::drill::SwitchMode;
 use tandem_shared::fault::MAX_DURATION_S;
+use tandem_shared::sync::lock;
 use tokio::task::JoinHandle;
 
 /// An admin fault also clears itself this long after the planned heal, so that a drill stopped

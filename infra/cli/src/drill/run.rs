@@ -6,7 +6,7 @@ use super::converge::Convergence;
 use super::report::{Report, print_summary, write_reports};
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tandem_ops::client::ControlClient;
 use tandem_ops::items::{self, ItemClient, NoAnswer};
@@ -16,6 +16,8 @@ use tandem_shared::drill::{
 };
 use tandem_shared::item::Data;
 use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
+use tandem_shared::rng::Rng;
+use tandem_shared::sync::lock;
 use tandem_shared::wire::ItemResponse;
 use tokio::task::JoinSet;
 
@@ -124,12 +126,6 @@ fn run_id() -> anyhow::Result<String> {
         "{:x}",
         SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis()
     ))
-}
-
-/// Locks `m`, poisoned or not: each lock guards one push or one read, which a panicking task
-/// cannot leave half-done.
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One drill's state, shared by its request tasks. Its methods are here (setup, traffic, the
@@ -348,8 +344,7 @@ impl Drill {
     async fn traffic(self: &Arc<Self>, args: &DrillArgs) -> f64 {
         let bar = progress_bar(args.duration);
         let total_ms = args.duration as f64 * 1000.0;
-        let mut rng =
-            Rng(0x9E37_79B9_7F4A_7C15 ^ self.run_id.len() as u64 ^ u64::from(std::process::id()));
+        let mut rng = Rng::new(self.run_id.len() as u64 ^ u64::from(std::process::id()));
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rps)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut tasks = JoinSet::new();
@@ -360,7 +355,7 @@ impl Drill {
                 writes += 1;
                 tasks.spawn(Arc::clone(self).write(writes));
             } else {
-                tasks.spawn(Arc::clone(self).read(rng.next()));
+                tasks.spawn(Arc::clone(self).read(rng.next_u64()));
             }
             requests += 1;
             let t = self.now_ms();
@@ -423,23 +418,6 @@ fn progress_bar(duration_s: u64) -> ProgressBar {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
-}
-
-/// A tiny deterministic generator: which id to read, whether to write. Not for secrets.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// True with probability `p` (to 1/10,000).
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() % 10_000) as f64 / 10_000.0 < p
-    }
 }
 
 #[cfg(test)]
