@@ -45,7 +45,7 @@ async fn state_body<S: Store>(state: &AppState<S>) -> FaultState {
 #[utoipa::path(get, path = "/api/admin/fault", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "The current fault", body = FaultState),
-        crate::openapi::AdminErrors,
+        crate::responses::AdminErrors,
     ))]
 pub async fn get_fault<S: Store>(
     State(state): State<AppState<S>>,
@@ -59,7 +59,7 @@ pub async fn get_fault<S: Store>(
     request_body(content = Fault, content_type = "application/json"),
     responses(
         (status = 200, description = "The fault now set", body = FaultState),
-        crate::openapi::AdminWriteErrors,
+        crate::responses::AdminWriteErrors,
     ))]
 pub async fn put_fault<S: Store>(
     State(state): State<AppState<S>>,
@@ -84,7 +84,7 @@ pub async fn put_fault<S: Store>(
 #[utoipa::path(delete, path = "/api/admin/fault", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "Cleared; the body shows no fault", body = FaultState),
-        crate::openapi::AdminErrors,
+        crate::responses::AdminErrors,
     ))]
 pub async fn clear_fault<S: Store>(
     State(state): State<AppState<S>>,

@@ -13,7 +13,8 @@
 //! - [`body`]: the JSON body extractor, which turns every client mistake into a 4xx.
 //! - [`error`]: `ApiError`, the boundary's one error type.
 //! - [`state`]: shared state, and the fault cache every instance polls.
-//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers and shared types.
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers and shared types;
+//!   [`responses`]: the error answers it shares between routes.
 //! - [`store`]: the `Store` trait, the embedded (redb) store and the DynamoDB store.
 //! - [`server`]: serving a router on a `TcpListener` until a shutdown future resolves.
 //! - [`args`]: the region process's flags and the configuration they describe.
@@ -34,6 +35,7 @@ pub mod lambda;
 pub mod middleware;
 pub mod openapi;
 pub mod origin;
+pub mod responses;
 pub mod routes;
 pub mod secret;
 pub mod server;

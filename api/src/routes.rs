@@ -109,7 +109,7 @@ const IF_MATCH_DOC: &str = "Write only if the item holds one of these writes: `*
     params(("id" = String, Path, description = "Item id: 1..=256 of [A-Za-z0-9_.:-]", pattern = "^[A-Za-z0-9_.:-]{1,256}$")),
     responses(
         (status = 200, description = "The item", body = ItemResponse),
-        crate::openapi::ReadErrors,
+        crate::responses::ReadErrors,
     ))]
 pub async fn get_item<S: Store>(
     State(state): State<AppState<S>>,
@@ -129,7 +129,7 @@ pub async fn get_item<S: Store>(
     responses(
         (status = 200, description = "Replaced", body = ItemResponse),
         (status = 201, description = "Created", body = ItemResponse),
-        crate::openapi::WriteErrors,
+        crate::responses::WriteErrors,
     ))]
 pub async fn put_item<S: Store>(
     State(state): State<AppState<S>>,
@@ -150,7 +150,7 @@ pub async fn put_item<S: Store>(
     ),
     responses(
         (status = 204, description = "Deleted, or was already absent (without If-Match)"),
-        crate::openapi::DeleteErrors,
+        crate::responses::DeleteErrors,
     ))]
 pub async fn delete_item<S: Store>(
     State(state): State<AppState<S>>,
@@ -191,7 +191,7 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     ),
     responses(
         (status = 200, description = "One page of items: at most `limit`, at most 5 MiB of answer (always at least one item when one is reached in time) and what the region could read within half a second; continue with `next_cursor` while it is not null (a page may be short, or empty, with more to come)", body = ListResponse),
-        crate::openapi::ListErrors,
+        crate::responses::ListErrors,
     ))]
 pub async fn list_items<S: Store>(
     State(state): State<AppState<S>>,
@@ -241,7 +241,7 @@ struct ReadQuery {
     params(("id" = String, Query, description = "Item id", pattern = "^[A-Za-z0-9_.:-]{1,256}$")),
     responses(
         (status = 200, description = "The item", body = ItemResponse),
-        crate::openapi::ReadErrors,
+        crate::responses::ReadErrors,
     ))]
 pub async fn read<S: Store>(
     State(state): State<AppState<S>>,
@@ -261,7 +261,7 @@ pub async fn read<S: Store>(
     responses(
         (status = 200, description = "Replaced", body = ItemResponse),
         (status = 201, description = "Created", body = ItemResponse),
-        crate::openapi::WriteErrors,
+        crate::responses::WriteErrors,
     ))]
 pub async fn write<S: Store>(
     State(state): State<AppState<S>>,
@@ -277,7 +277,7 @@ pub async fn write<S: Store>(
     responses(
         (status = 200, description = "Healthy", body = HealthResponse),
         (status = 503, description = "An admin fault is set, the store failed, or the region is copying a peer's state (resyncing)", body = HealthResponse),
-        crate::openapi::CloakedErrors,
+        crate::responses::CloakedErrors,
     ))]
 pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     let fault = state.fault().await;

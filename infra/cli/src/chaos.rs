@@ -251,7 +251,7 @@ async fn write_loop(
             end_ms: now_ms(),
             outcome,
         };
-        lock(&ops).push(op);
+        lock(ops).push(op);
     }
 }
 
