@@ -17,6 +17,7 @@ use tandem_shared::drill::{
     self as rules, AckedWrite, Held, Kind, LostWrite, Phase, Sample, Stamp, Summary,
 };
 use tandem_shared::wire::ItemResponse;
+use tandem_shared::wire::path;
 
 const STEADY_MS: f64 = 3000.0;
 const AFTER_HEAL_MS: f64 = 3000.0;
@@ -192,7 +193,7 @@ impl Drill {
         let n = run.samples.len() + 1;
         let id = format!("drill-{}-{n:04}", run.id);
         let body = format!(r#"{{"data":{{"drill":"{}","n":{n}}}}}"#, run.id);
-        let path = format!("/api/items/{id}");
+        let path = path::item(&id);
         let started = net::now_ms();
         let w = self
             .console
@@ -225,7 +226,7 @@ impl Drill {
         let Some(last) = run.acked.last() else {
             return;
         };
-        let path = format!("/api/items/{}", encode(&last.id));
+        let path = path::item(&encode(&last.id));
         let started = net::now_ms();
         let (reply, _) = self.console.send(Call::get(&path), Source::Drill).await;
         // A failed read (no answer, a 5xx) is a failure, not a stale read.
@@ -352,7 +353,7 @@ const PARALLEL: usize = 6;
 
 /// What `region` holds of `id` ([`found`]).
 async fn held_by(console: Console, region: &str, id: &str) -> Option<Option<Stamp>> {
-    let path = format!("/region/{region}/api/items/{}", encode(id));
+    let path = path::in_region(region, &path::item(&encode(id)));
     let (reply, _) = console.send(Call::get(&path), Source::Drill).await;
     found(&reply)
 }

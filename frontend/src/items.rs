@@ -7,6 +7,7 @@ use crate::model::{self, Source};
 use crate::net::{self, Call, encode};
 use leptos::prelude::*;
 use tandem_shared::Item;
+use tandem_shared::wire::path;
 use tandem_shared::wire::{ItemResponse, ListResponse};
 
 /// Longest a staleness check keeps reading.
@@ -130,11 +131,7 @@ impl ItemCalls {
 
 /// Reads one page of the list.
 async fn load(console: Console, limit: u32, cursor: Option<String>) -> Result<Page, String> {
-    let mut path = format!("/api/items?limit={limit}");
-    if let Some(c) = &cursor {
-        path.push_str("&cursor=");
-        path.push_str(&encode(c));
-    }
+    let path = path::list(Some(limit as usize), cursor.as_deref());
     let (reply, _) = console.send(Call::get(&path), Source::User).await;
     match reply.parse::<ListResponse>().filter(|_| reply.ok()) {
         Some(list) => Ok(Page {
@@ -178,7 +175,7 @@ impl ItemsState {
     }
 
     async fn open(self, console: Console, id: String) {
-        let path = format!("/api/items/{}", encode(&id));
+        let path = path::item(&encode(&id));
         let (reply, _) = console.send(Call::get(&path), Source::User).await;
         self.confirm_delete.set(false);
         match reply.parse::<ItemResponse>().filter(|_| reply.ok()) {
@@ -200,7 +197,7 @@ impl ItemsState {
         // The data text goes to the API as typed, so a mistake in it comes back as the API's
         // own error code (invalid_json, bad_request, …) rather than as a local guess.
         let body = format!("{{\"data\": {}}}", draft.data);
-        let path = format!("/api/items/{}", encode(&draft.id));
+        let path = path::item(&encode(&draft.id));
         let written = console
             .write(
                 Call::put(&path, &body).if_match(draft.if_match),
@@ -221,7 +218,7 @@ impl ItemsState {
     }
 
     async fn delete(self, console: Console, id: String) {
-        let path = format!("/api/items/{}", encode(&id));
+        let path = path::item(&encode(&id));
         let written = console.write(Call::delete(&path), Source::User).await;
         let outcome = Outcome::of(&written);
         if outcome.ok {
@@ -250,7 +247,7 @@ impl ItemsState {
             },
         }));
         leptos::task::spawn_local(async move {
-            let path = format!("/region/{region}/api/items/{}", encode(&id));
+            let path = path::in_region(&region, &path::item(&encode(&id)));
             let mut wait = 250;
             let mut attempts = 0;
             let update = |progress: Progress| {
