@@ -22,9 +22,11 @@ use tandem_shared::control::{
     DEFAULT_CONNECTION_ATTEMPTS, DEFAULT_CONNECTION_TIMEOUT_S, DEFAULT_ORIGIN_READ_TIMEOUT_S,
     FAILOVER_STATUSES, FUNCTION_TIMEOUT_S,
 };
-use tandem_shared::headers::{CONSOLE_CSP, HSTS_MAX_AGE_S, ORIGIN_VERIFY, SECURITY_HEADERS};
+use tandem_shared::headers::{
+    ACTIVE_REGION, CONSOLE_CSP, HSTS_MAX_AGE_S, ORIGIN_VERIFY, SECURITY_HEADERS,
+};
 use tandem_shared::region::{PRIMARY, SECONDARY};
-use tandem_shared::routing::ACTIVE_REGION_KEY;
+use tandem_shared::routing::{ACTIVE_REGION_KEY, FAILOVER_OFF, NO_ACTIVE_REGION};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/data.yaml");
 const REGION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/region.yaml");
@@ -423,7 +425,7 @@ fn origin_group_fails_over_only_on_the_failover_statuses() {
 /// and with nothing else, whose key the router reads with CloudFront's KVS
 /// helper; regions paired with origins by the template's own parameters;
 /// the store's ARN an output for `tandem failover`. (How the code routes is
-/// run in Node.js by `cargo xtask test`, xtask/src/function.rs.)
+/// run in Node.js by `cargo xtask test`, xtask/src/function/.)
 #[test]
 fn active_region_store_feeds_the_api_router() {
     let edge = load(EDGE);
@@ -485,6 +487,16 @@ fn active_region_store_feeds_the_api_router() {
         "cf.createRequestOriginGroup(",
     ] {
         assert!(code.contains(needle), "router code lacks {needle:?}");
+    }
+    // It marks the origin request with what it routed by, in the form the regions echo and
+    // the health watcher reads (tandem_shared::routing::Routed).
+    for needle in [
+        format!("'{ACTIVE_REGION}'"),
+        format!("'{NO_ACTIVE_REGION}'"),
+        format!("'; {FAILOVER_OFF}'"),
+        "request.headers[ACTIVE_HEADER] = { value: routed };".to_owned(),
+    ] {
+        assert!(code.contains(&needle), "router code lacks {needle:?}");
     }
     // Regions come from the parameters, paired index for index with the
     // origins, which serve those regions' APIs.
