@@ -1326,7 +1326,7 @@ fn fis_experiments_target_the_primary_function_and_the_table() {
 }
 
 #[test]
-fn watcher_sets_what_the_function_reads_and_runs_one_at_a_time() {
+fn watcher_sets_what_the_function_reads_and_reserves_only_when_asked() {
     use clap::CommandFactory as _;
     let watcher = load(WATCHER);
     let function = props(&watcher, "Function");
@@ -1346,9 +1346,26 @@ fn watcher_sets_what_the_function_reads_and_runs_one_at_a_time() {
         .collect();
     assert_eq!(set, read);
 
-    // One invocation at a time, each ending before the next minute's starts, and long enough
-    // for rounds at the longest probe interval plus the 2 s it keeps to answer.
-    assert_eq!(u64_of(field(function, "ReservedConcurrentExecutions")), 1);
+    // Reserved concurrency only when asked (off by default): a new account whose quota is 10
+    // can reserve none, and the stack would fail there. One execution when it is asked for.
+    let reserve = param(&watcher, "ReserveConcurrency");
+    assert_eq!(str_of(field(reserve, "Default")), "false");
+    let (condition, reserved, otherwise) =
+        if_branches(field(function, "ReservedConcurrentExecutions"));
+    assert_eq!(condition, "ReservesConcurrency");
+    assert_eq!(u64_of(reserved), 1);
+    assert_eq!(ref_to(otherwise), Some("AWS::NoValue"));
+    let when: Vec<&Value> = seq(at(
+        &watcher,
+        &["Conditions", "ReservesConcurrency", "Fn::Equals"],
+    ))
+    .iter()
+    .collect();
+    assert_eq!(ref_to(when[0]), Some("ReserveConcurrency"));
+    assert_eq!(str_of(when[1]), "true");
+
+    // Each invocation ends before the next minute's starts, and is long enough for rounds at
+    // the longest probe interval plus the 2 s it keeps to answer.
     let timeout = u64_of(field(function, "Timeout"));
     assert!(
         timeout < 60,
