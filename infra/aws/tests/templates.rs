@@ -1432,6 +1432,73 @@ fn watcher_sets_what_the_function_reads_and_reserves_only_when_asked() {
     );
 }
 
+/// Whether an AWS WAF statement (ByteMatch on the URI path, Or, And, Not) matches `path`, with
+/// each ByteMatch's text transformations applied in priority order, as WAF documents them.
+fn waf_matches(statement: &Value, path: &str) -> bool {
+    if let Some(or) = statement.get("OrStatement") {
+        return seq(field(or, "Statements"))
+            .iter()
+            .any(|s| waf_matches(s, path));
+    }
+    if let Some(and) = statement.get("AndStatement") {
+        return seq(field(and, "Statements"))
+            .iter()
+            .all(|s| waf_matches(s, path));
+    }
+    if let Some(not) = statement.get("NotStatement") {
+        return !waf_matches(field(not, "Statement"), path);
+    }
+    let byte_match = field(statement, "ByteMatchStatement");
+    assert!(
+        field(byte_match, "FieldToMatch").get("UriPath").is_some(),
+        "only the URI path is modelled"
+    );
+    let mut transformations: Vec<&Value> = seq(field(byte_match, "TextTransformations"))
+        .iter()
+        .collect();
+    transformations.sort_by_key(|t| u64_of(field(t, "Priority")));
+    let mut text = path.to_owned();
+    for t in transformations {
+        text = match str_of(field(t, "Type")) {
+            "URL_DECODE" => percent_decode(&text),
+            "LOWERCASE" => text.to_lowercase(),
+            other => panic!("text transformation {other} is not modelled"),
+        };
+    }
+    let needle = str_of(field(byte_match, "SearchString"));
+    match str_of(field(byte_match, "PositionalConstraint")) {
+        "CONTAINS" => text.contains(needle),
+        "ENDS_WITH" => text.ends_with(needle),
+        "STARTS_WITH" => text.starts_with(needle),
+        "EXACTLY" => text == needle,
+        other => panic!("positional constraint {other} is not modelled"),
+    }
+}
+
+/// `%XX` sequences decoded, the rest kept.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Every alarm (region, edge, watcher): named after its stack, so that two deployments (whose
 /// stack names differ by `--prefix`) never share one, and notifying only the optional topic,
 /// on ALARM and on OK.
@@ -1685,14 +1752,34 @@ fn edge_options_and_alarms_live_under_their_conditions() {
         u64_of(field(param(&edge, "AdminRateLimit"), "MinValue")) >= 10,
         "AWS WAF's minimum rate limit is 10"
     );
-    let byte_match = at(rate, &["ScopeDownStatement", "ByteMatchStatement"]);
-    assert!(field(byte_match, "FieldToMatch").get("UriPath").is_some());
-    assert_eq!(str_of(field(byte_match, "SearchString")), "/api/admin/");
-    // CONTAINS: /region/<r>/api/admin/... is limited like /api/admin/...
-    assert_eq!(
-        str_of(field(byte_match, "PositionalConstraint")),
-        "CONTAINS"
-    );
+    // The admin routes, through either behavior, with or without the trailing slash, encoded
+    // or cased otherwise, are limited; nothing else is.
+    let scope = field(rate, "ScopeDownStatement");
+    for admin in [
+        "/api/admin",
+        "/api/admin/",
+        "/api/admin/fault",
+        "/region/us-east-1/api/admin",
+        "/region/us-west-2/api/admin/fault",
+        "/API/Admin",
+        "/api%2Fadmin",
+        "/region/us-east-1/api/%61dmin/fault",
+    ] {
+        assert!(
+            waf_matches(scope, admin),
+            "{admin} escapes the admin rate limit"
+        );
+    }
+    for other in [
+        "/api/items",
+        "/api/items/administrator",
+        "/api/administrator",
+        "/api/health",
+        "/region/us-east-1/api/items/a",
+        "/index.html",
+    ] {
+        assert!(!waf_matches(scope, other), "{other} is not an admin route");
+    }
     // Attached only when created, or when an existing one is given.
     let (condition, created, otherwise) = if_branches(field(config, "WebACLId"));
     assert_eq!(condition, "CreateWebAcl");
