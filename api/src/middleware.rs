@@ -1,5 +1,6 @@
-//! What wraps every response: request ids and spans, region and timing headers, error bodies
-//! (axum's own 404/405 included), origin cloaking, CORS, and injected faults.
+//! What wraps every response: request ids and spans, region and timing headers (and the edge's
+//! active region, echoed), error bodies (axum's own 404/405 included), origin cloaking, CORS,
+//! and injected faults.
 
 use crate::error::{ApiError, ErrorInfo};
 use crate::state::{AppState, Config};
@@ -14,7 +15,9 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
-use tandem_shared::headers::{ORIGIN_VERIFY, REQUEST_ID, SERVED_REGION, SERVER_TIMING};
+use tandem_shared::headers::{
+    ACTIVE_REGION, ORIGIN_VERIFY, REQUEST_ID, SERVED_REGION, SERVER_TIMING,
+};
 use tandem_shared::{ErrorBody, ErrorCode, Fault};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -73,10 +76,14 @@ fn code_for_status(status: StatusCode) -> ErrorCode {
 }
 
 /// Origin cloaking and CORS on the way in; on the way out, error bodies with the region, and
-/// `x-served-region` and `server-timing` on every response (a refusal included).
+/// `x-served-region` and `server-timing` on every response (a refusal included), with the
+/// edge's `x-tandem-active-region` echoed when the request carried one: the health watcher
+/// learns the active region from its probe of `/api/health` that way, with no call to the
+/// store that holds it (contract §6.3).
 async fn finish(State(finishing): State<Finishing>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let config = &finishing.config;
+    let active = req.headers().get(ACTIVE_REGION).cloned();
     let mut response = match check_origin(config, req.headers()).await {
         Some(refused) => refused,
         None => cors(config, req, next).await,
@@ -85,6 +92,9 @@ async fn finish(State(finishing): State<Finishing>, req: Request, next: Next) ->
     let headers = response.headers_mut();
     if let Some(region) = &finishing.region {
         headers.insert(SERVED_REGION, region.clone());
+    }
+    if let Some(active) = active {
+        headers.insert(ACTIVE_REGION, active);
     }
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Ok(timing) = HeaderValue::from_str(&format!("app;dur={ms:.1}")) {

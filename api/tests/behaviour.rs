@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use tandem_api::Config;
 use tandem_api::store::embedded::EmbeddedStore;
+use tandem_shared::headers::ACTIVE_REGION;
 
 const REGION: &str = "us-east-1";
 const TOKEN: &str = "test-admin-token";
@@ -428,6 +429,16 @@ async fn health_and_openapi(c: &dyn Client) {
     assert_eq!(r.body["status"], "ok");
     assert_eq!(r.body["fault"], json!({"mode": "none"}));
     assert!(r.body["replication"].is_object());
+    assert_eq!(r.header(ACTIVE_REGION), None, "echoed only when sent");
+
+    // The edge's active region comes back as the edge sent it, on an error as on a success:
+    // the health watcher's probe of /api/health learns it so (contract §6.3).
+    for (path, status) in [("/api/health", 200), ("/api/items/never-written", 404)] {
+        let sent = "us-west-2; failover=off";
+        let r = send(c, Req::new("GET", path).header(ACTIVE_REGION, sent)).await;
+        assert_eq!(r.status, status, "{path}");
+        assert_eq!(r.header(ACTIVE_REGION), Some(sent), "{path}");
+    }
 
     let r = send(c, Req::new("GET", "/api/openapi.json")).await;
     assert_eq!(r.status, 200);

@@ -14,6 +14,13 @@ pub const EDGE_ORIGIN: &str = "x-edge-origin";
 pub const EDGE_FAILOVER: &str = "x-edge-failover";
 /// Local edge only: the active region (contract §6.3), when one is set.
 pub const EDGE_ACTIVE: &str = "x-edge-active";
+/// The active region as the edge's `/api/*` route read it (contract §6.3), in the form
+/// [`crate::routing::Routed`] reads and writes. Both edges set it on every `/api/*` origin
+/// request, over any value a viewer sent (on AWS the router function, from the KeyValueStore),
+/// and every region echoes it in its answer: the health watcher learns the active region from
+/// a probe of `/api/health` instead of an API call per round. Not `x-edge-…`: CloudFront
+/// Functions may not set headers with that prefix.
+pub const ACTIVE_REGION: &str = "x-tandem-active-region";
 
 /// The console's Content-Security-Policy, as CloudFront's response-headers policy (edge.yaml)
 /// and the local edge send it: it lets the console's wasm run and nothing inline.

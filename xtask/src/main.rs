@@ -5,7 +5,7 @@
 //! Layout: `setup.rs` installs prerequisites (rustup targets and components, the Python venv,
 //! trunk, wasm-bindgen-cli, wasm-opt); `console.rs` builds the console and checks its size
 //! budget; `e2e.rs` drives it in headless Chromium; `templates.rs` lints the AWS templates;
-//! `function.rs` runs the edge's CloudFront Function in Node.js against the routing cases;
+//! `function/` runs the edge's CloudFront Function in Node.js against the routing cases;
 //! `bench.rs` measures everything in `docs/benchmarks.md`; `dev.rs` is `cargo xtask dev`;
 //! `tidy.rs` checks the code's shape (no import cycles, no file over 1,000 lines) as tests;
 //! `test.rs` runs the checks in order; `util.rs` has process and port helpers.

@@ -19,12 +19,22 @@ use crate::stack;
 use anyhow::{Context as _, anyhow, bail};
 use aws_sdk_cloudfrontkeyvaluestore::Client;
 use aws_sdk_cloudfrontkeyvaluestore::error::{ProvideErrorMetadata, SdkError};
+use tandem_ops::watcher::Written;
 use tandem_shared::region::PRIMARY;
 use tandem_shared::routing::ACTIVE_REGION_KEY;
 
 /// The IAM actions `tandem failover`/`failback` need, for the hint on AccessDenied.
 const IAM_ACTIONS: &str = "cloudfront-keyvaluestore:DescribeKeyValueStore, GetKey, PutKey and \
                            DeleteKey on the store, and cloudformation:DescribeStacks";
+/// The other cause of an AccessDenied (CloudFront Developer Guide, *Restrictions on
+/// CloudFront Functions*, "Using temporary credentials with the CloudFront KeyValueStore
+/// API"): the API is signed with SigV4a, which takes only version 2 session tokens, and those
+/// come only from a regional STS endpoint; the global one (sts.amazonaws.com) issues version 1.
+const SESSION_TOKENS: &str = "temporary credentials must be version 2 session tokens, from a \
+                              regional STS endpoint (AWS_STS_REGIONAL_ENDPOINTS=regional, or \
+                              sts_regional_endpoints = regional in the profile): the global \
+                              endpoint sts.amazonaws.com issues version 1 tokens, which SigV4a \
+                              (the KeyValueStore API's signing) refuses";
 
 /// Where the active region lives on AWS: `tandem failover`/`failback` flags, named as `tandem
 /// deploy` names the stacks.
@@ -323,6 +333,26 @@ where
     }
 }
 
+/// The health watcher's compare-and-swap: writes `value` (or deletes the key) naming `etag`,
+/// the ETag read before the value the switch was decided on. Another writer's change in
+/// between is [`Written::Conflict`], and nothing is retried: the watcher goes by what the other
+/// writer did, never over it.
+pub async fn write_if(
+    client: &Client,
+    arn: &str,
+    value: Option<&str>,
+    etag: &str,
+) -> anyhow::Result<Written> {
+    match write_once(client, arn, value, etag).await {
+        Write::Done => Ok(Written::Done),
+        Write::Conflict(message) => Ok(Written::Conflict(format!(
+            "key {ACTIVE_REGION_KEY} of {arn}: another writer changed the store after ETag \
+             {etag} was read ({message})"
+        ))),
+        Write::Failed(err) => Err(err),
+    }
+}
+
 /// Sets the active region to `value`, or clears it with `None`. DescribeKeyValueStore comes
 /// first: it gives the ETag, and it tells a store that does not exist from a key that does not
 /// (GetKey answers both with ResourceNotFoundException). Then the key is read (no write when it
@@ -387,18 +417,20 @@ where
     E: std::error::Error + ProvideErrorMetadata,
     E: Send + Sync + 'static,
 {
-    let denied = err
-        .as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|c| c == "AccessDeniedException");
-    let hint = if denied {
-        format!(" (the credentials need {IAM_ACTIONS})")
-    } else {
-        String::new()
-    };
+    let hint = hint(err.as_service_error().and_then(|e| e.code()));
     sdk_error(err).context(format!(
         "cloudfront-keyvaluestore:{operation} on {arn}{hint}"
     ))
+}
+
+/// What to check for an error code: on AccessDenied, the permissions and the session token.
+fn hint(code: Option<&str>) -> String {
+    match code {
+        Some("AccessDeniedException") => {
+            format!(" (the credentials need {IAM_ACTIONS}; and {SESSION_TOKENS})")
+        }
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -488,6 +520,21 @@ mod tests {
         let store = store_of(stack, &outputs(), &group, &endpoint).unwrap();
         assert!(store.warning.as_deref().unwrap().contains("no effect"));
         store.check_region("eu-west-1").unwrap();
+    }
+
+    #[test]
+    fn access_denied_names_the_permissions_and_the_session_token() {
+        let hint = hint(Some("AccessDeniedException"));
+        for needle in [
+            "PutKey",
+            "version 2 session tokens",
+            "regional STS endpoint",
+            "SigV4a",
+        ] {
+            assert!(hint.contains(needle), "{needle}: {hint}");
+        }
+        assert_eq!(super::hint(Some("ConflictException")), "");
+        assert_eq!(super::hint(None), "");
     }
 
     #[test]

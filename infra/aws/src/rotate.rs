@@ -9,9 +9,17 @@
 //!    so that region accepts it as soon as the edge sends it.
 //! 3. **Edge**: the edge stack's `OriginSecretVersionId` is set to the new version, so that
 //!    CloudFormation resolves the header again; then wait until the distribution is deployed
-//!    everywhere.
+//!    everywhere, and move the staging label [`EDGE_LABEL`] to the new version.
 //! 4. **Retire**: the secret loses `previous_origin_secret`. Regions drop the old value when
 //!    they next read the secret (within `tandem_api::origin::MAX_AGE`).
+//!
+//! The version the edge pins keeps a staging label of its own, [`EDGE_LABEL`], until the edge
+//! has moved off it. Without it the pinned version would be left with none: step 4 makes it
+//! `AWSPREVIOUS`, and the next rotation's step 1 takes that away. Secrets Manager treats a
+//! version without a label as deprecated and may delete it, after which every update of the
+//! edge stack (a `tandem deploy`, or this rotation's own step 3 rolling back) would fail to
+//! resolve the header's reference. Step 1 labels the pinned version first (an edge deployed
+//! before the label existed included).
 //!
 //! A rotation stopped half way resumes: a secret that still holds a previous value is a
 //! rotation under way, and the next run carries on from step 2 with it.
@@ -26,6 +34,10 @@ use std::time::Duration;
 
 // The edge stack's parameter this rotation sets, at the path the rotation's tests name.
 pub use crate::names::VERSION_PARAMETER;
+
+/// The staging label on the secret version the edge stack pins (its `OriginSecretVersionId`):
+/// a version with a label is never deprecated, so the edge's reference always resolves.
+pub const EDGE_LABEL: &str = "TANDEM_EDGE";
 
 /// The secret's keys (`tandem_api::secret::RuntimeSecret`).
 const CURRENT: &str = "origin_secret";
@@ -121,7 +133,7 @@ impl Rotation {
             "tandem rotate-secret --dry-run: nothing is changed, no AWS API is called.\n\
              1. Secret {secret} ({primary}): a new {CURRENT} ({LENGTH} letters and digits), the old one kept as {PREVIOUS}; regions accept both.\n\
              2. Wait until the replica in {secondary} has the new value.\n\
-             3. Stack {edge_stack} ({primary}): {VERSION_PARAMETER} = the new version, then wait until the distribution is Deployed (CloudFront sends the new value).\n\
+             3. Stack {edge_stack} ({primary}): {VERSION_PARAMETER} = the new version, then wait until the distribution is Deployed (CloudFront sends the new value); staging label {EDGE_LABEL} moves to the new version (it stays on the version the edge pins until then, so that one is never deprecated).\n\
              4. Secret {secret}: {PREVIOUS} removed; regions stop accepting the old value when they next read the secret (within {:?}).\n",
             tandem_api::origin::MAX_AGE
         )
@@ -209,8 +221,70 @@ impl Rotation {
             .ok_or_else(|| anyhow!("GetRandomPassword returned no password"))
     }
 
-    /// Step 1: the new value beside the old one, or the rotation already under way.
+    /// The version the edge stack pins now (`None`: AWSCURRENT when it was last updated).
+    async fn pinned(&self) -> anyhow::Result<Option<String>> {
+        let cfn = self.aws.cloudformation(&self.primary);
+        let edge = stack::describe(&cfn, &self.edge_stack)
+            .await?
+            .ok_or_else(|| anyhow!("stack {} vanished", self.edge_stack))?;
+        Ok(edge
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some(VERSION_PARAMETER))
+            .and_then(|p| p.parameter_value())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned))
+    }
+
+    /// Puts [`EDGE_LABEL`] on `version`, taking it off whichever version had it.
+    async fn label(&self, version: &str) -> anyhow::Result<()> {
+        let client = self.aws.secrets(&self.primary);
+        let described = client
+            .describe_secret()
+            .secret_id(&self.secret)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("describing secret {}", self.secret))?;
+        let holder = described.version_ids_to_stages().and_then(|versions| {
+            versions
+                .iter()
+                .find(|(_, stages)| stages.iter().any(|s| s == EDGE_LABEL))
+                .map(|(v, _)| v.clone())
+        });
+        if holder.as_deref() == Some(version) {
+            return Ok(());
+        }
+        client
+            .update_secret_version_stage()
+            .secret_id(&self.secret)
+            .version_stage(EDGE_LABEL)
+            .move_to_version_id(version)
+            .set_remove_from_version_id(holder)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| {
+                format!(
+                    "labelling version {version} of secret {} {EDGE_LABEL} \
+                     (secretsmanager:UpdateSecretVersionStage)",
+                    self.secret
+                )
+            })?;
+        self.progress.line(format!(
+            "secret {}: version {version} labelled {EDGE_LABEL} (the edge pins it)",
+            self.secret
+        ));
+        Ok(())
+    }
+
+    /// Step 1: the new value beside the old one, or the rotation already under way. The
+    /// version the edge pins is labelled first, so that the new version's write cannot leave
+    /// it without a label.
     pub async fn stage(&self) -> anyhow::Result<Staged> {
+        if let Some(pinned) = self.pinned().await? {
+            self.label(&pinned).await?;
+        }
         let (version, mut secret) = self.read(&self.primary).await?;
         let current = text(&secret, CURRENT)
             .ok_or_else(|| anyhow!("secret {} has no {CURRENT}", self.secret))?;
@@ -291,10 +365,15 @@ impl Rotation {
         self.progress.line(format!(
             "distribution {distribution}: Deployed; the edge sends the new value"
         ));
-        Ok(())
+        // Only now is the old version no longer needed: the update is complete and cannot
+        // roll back to it.
+        self.label(&staged.version_id).await
     }
 
-    /// Step 4: only the new value is left.
+    /// Step 4: only the new value is left. The write moves AWSCURRENT off the version the edge
+    /// pins; its own label is checked again after it. AWS documents only AWSCURRENT and
+    /// AWSPREVIOUS moving, but moto (the offline tests' Secrets Manager) replaces that
+    /// version's labels with AWSPREVIOUS: one DescribeSecret holds the label either way.
     pub async fn retire(&self, staged: &Staged) -> anyhow::Result<()> {
         let mut secret = staged.secret.clone();
         secret.remove(PREVIOUS);
@@ -303,7 +382,7 @@ impl Rotation {
             "secret {}: the old value retired (version {version})",
             self.secret
         ));
-        Ok(())
+        self.label(&staged.version_id).await
     }
 }
 

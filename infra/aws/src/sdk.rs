@@ -1,6 +1,7 @@
 //! AWS clients for `tandem deploy` and `tandem destroy`, and the S3, CloudFront and DynamoDB
 //! chores that the templates cannot do themselves (code buckets, emptying buckets, invalidating
-//! the console's cached copies, dropping the global table).
+//! the console's cached copies, dropping the global table), and the Lambda limits deploy reads
+//! before the health watcher's stack.
 //!
 //! Every client shares one SDK configuration: credentials, profile and endpoint come from the
 //! usual chain (`AWS_PROFILE`, SSO, `AWS_ENDPOINT_URL`, ...), and HTTPS is the ring-based client
@@ -18,6 +19,15 @@ use std::time::Duration;
 
 /// S3 accepts at most this many keys per DeleteObjects call.
 const DELETE_BATCH: usize = 1000;
+
+/// An account's Lambda concurrency in one region (GetAccountSettings' `AccountLimit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LambdaLimits {
+    /// `ConcurrentExecutions`: the account's quota in the region.
+    pub concurrent: i64,
+    /// `UnreservedConcurrentExecutions`: what no function has reserved.
+    pub unreserved: i64,
+}
 
 /// One SDK configuration, and clients for any region from it.
 #[derive(Clone)]
@@ -97,6 +107,32 @@ impl Aws {
             )?;
         out.account
             .ok_or_else(|| anyhow!("sts:GetCallerIdentity returned no account"))
+    }
+
+    /// The account's Lambda concurrency in `region` (GetAccountSettings, `lambda:GetAccountSettings`):
+    /// what `tandem deploy --auto-failover` checks before the watcher's stack may reserve any.
+    pub async fn lambda_limits(&self, region: &str) -> anyhow::Result<LambdaLimits> {
+        let out = aws_sdk_lambda::Client::new(&self.regional(region))
+            .get_account_settings()
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("lambda:GetAccountSettings in {region}"))?;
+        let limit = out.account_limit().ok_or_else(|| {
+            anyhow!("lambda:GetAccountSettings in {region} returned no AccountLimit")
+        })?;
+        Ok(LambdaLimits {
+            concurrent: i64::from(limit.concurrent_executions()),
+            unreserved: limit
+                .unreserved_concurrent_executions()
+                .map(i64::from)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "lambda:GetAccountSettings in {region} returned no \
+                         UnreservedConcurrentExecutions"
+                    )
+                })?,
+        })
     }
 
     /// The runtime secret's `admin_token` (for the console URL). The value is returned, never

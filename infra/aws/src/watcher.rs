@@ -6,16 +6,23 @@
 //! ([`tandem_ops::watcher::Probes`]), and switches key `active_region` of the edge's
 //! KeyValueStore.
 //!
+//! The active region comes from the distribution's answer to `/api/health`, which the router
+//! function marks with the value it read (`x-tandem-active-region`): no KeyValueStore API call
+//! in a round that switches nothing. A switch reads the store's ETag and value
+//! (DescribeKeyValueStore, GetKey) and writes with `If-Match` (PutKey or DeleteKey): three
+//! calls. Two invocations that overlap (the stack reserves no concurrency unless asked to) are
+//! kept apart by that ETag: the second writer's `If-Match` fails, and it writes nothing.
+//!
 //! The rule's memory (consecutive failures) lives in the execution environment, so it carries
-//! across warm invocations; a cold start counts from zero again. Reserved concurrency 1 keeps
-//! two invocations from racing each other. An invocation that could not read or write the
-//! store fails, which Lambda's `Errors` metric (and the stack's alarm on it) shows.
+//! across warm invocations; a cold start counts from zero again. An invocation that could not
+//! read or write the store fails, which Lambda's `Errors` metric (and the stack's alarm on it)
+//! shows.
 
 use crate::active;
 use crate::sdk::Aws;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tandem_ops::watcher::{ActiveStore, Probes, Round, WatchArgs};
+use tandem_ops::watcher::{ActiveStore, Probes, Round, Stored, Switch, WatchArgs, Written};
 use tokio::sync::Mutex;
 
 /// What the function is told, by environment variables (the stack sets them).
@@ -49,12 +56,29 @@ pub struct KeyValueStore {
 }
 
 impl ActiveStore for KeyValueStore {
+    /// GetKey: one call.
     async fn get(&self) -> anyhow::Result<Option<String>> {
         active::get(&self.client, &self.arn).await
     }
 
-    async fn set(&self, region: Option<&str>) -> anyhow::Result<()> {
-        active::set(&self.client, &self.arn, region).await.map(drop)
+    /// DescribeKeyValueStore, then GetKey: the ETag first, so that a change made after the
+    /// value was read fails the write that names it.
+    async fn read(&self) -> anyhow::Result<Stored> {
+        let etag = active::etag(&self.client, &self.arn).await?;
+        let value = active::get(&self.client, &self.arn).await?;
+        Ok(Stored {
+            value,
+            version: Some(etag),
+        })
+    }
+
+    /// PutKey or DeleteKey with `If-Match`: one call.
+    async fn write(&self, region: Option<&str>, seen: &Stored) -> anyhow::Result<Written> {
+        let etag = seen
+            .version
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no ETag read: the write would be blind"))?;
+        active::write_if(&self.client, &self.arn, region, etag).await
     }
 }
 
@@ -68,6 +92,9 @@ pub struct Invocation {
     pub active: Option<String>,
     /// Switches made, in order (`null`: back to the primary).
     pub switched: Vec<Option<String>>,
+    /// Switches the rule asked for that were not written, and why (the store already held the
+    /// target, or another writer changed it first).
+    pub not_written: Vec<String>,
 }
 
 impl Invocation {
@@ -76,6 +103,16 @@ impl Invocation {
         self.failed_probes.resize(round.healthy.len(), 0);
         for (failed, healthy) in self.failed_probes.iter_mut().zip(&round.healthy) {
             *failed += u32::from(!healthy);
+        }
+        match &round.switch {
+            Some(Switch::Already(to)) => self
+                .not_written
+                .push(format!("the store already held {to:?}")),
+            Some(Switch::Moved { found }) => self
+                .not_written
+                .push(format!("the store held {found:?}, set by another writer")),
+            Some(Switch::LostRace { why, .. }) => self.not_written.push(why.clone()),
+            Some(Switch::Done(_)) | None => {}
         }
         self.active = match round.switched {
             Some(to) => {

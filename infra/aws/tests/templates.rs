@@ -22,9 +22,11 @@ use tandem_shared::control::{
     DEFAULT_CONNECTION_ATTEMPTS, DEFAULT_CONNECTION_TIMEOUT_S, DEFAULT_ORIGIN_READ_TIMEOUT_S,
     FAILOVER_STATUSES, FUNCTION_TIMEOUT_S,
 };
-use tandem_shared::headers::{CONSOLE_CSP, HSTS_MAX_AGE_S, ORIGIN_VERIFY, SECURITY_HEADERS};
+use tandem_shared::headers::{
+    ACTIVE_REGION, CONSOLE_CSP, HSTS_MAX_AGE_S, ORIGIN_VERIFY, SECURITY_HEADERS,
+};
 use tandem_shared::region::{PRIMARY, SECONDARY};
-use tandem_shared::routing::ACTIVE_REGION_KEY;
+use tandem_shared::routing::{ACTIVE_REGION_KEY, FAILOVER_OFF, NO_ACTIVE_REGION};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/data.yaml");
 const REGION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/region.yaml");
@@ -423,7 +425,7 @@ fn origin_group_fails_over_only_on_the_failover_statuses() {
 /// and with nothing else, whose key the router reads with CloudFront's KVS
 /// helper; regions paired with origins by the template's own parameters;
 /// the store's ARN an output for `tandem failover`. (How the code routes is
-/// run in Node.js by `cargo xtask test`, xtask/src/function.rs.)
+/// run in Node.js by `cargo xtask test`, xtask/src/function/.)
 #[test]
 fn active_region_store_feeds_the_api_router() {
     let edge = load(EDGE);
@@ -485,6 +487,16 @@ fn active_region_store_feeds_the_api_router() {
         "cf.createRequestOriginGroup(",
     ] {
         assert!(code.contains(needle), "router code lacks {needle:?}");
+    }
+    // It marks the origin request with what it routed by, in the form the regions echo and
+    // the health watcher reads (tandem_shared::routing::Routed).
+    for needle in [
+        format!("'{ACTIVE_REGION}'"),
+        format!("'{NO_ACTIVE_REGION}'"),
+        format!("'; {FAILOVER_OFF}'"),
+        "request.headers[ACTIVE_HEADER] = { value: routed };".to_owned(),
+    ] {
+        assert!(code.contains(&needle), "router code lacks {needle:?}");
     }
     // Regions come from the parameters, paired index for index with the
     // origins, which serve those regions' APIs.
@@ -1314,7 +1326,7 @@ fn fis_experiments_target_the_primary_function_and_the_table() {
 }
 
 #[test]
-fn watcher_sets_what_the_function_reads_and_runs_one_at_a_time() {
+fn watcher_sets_what_the_function_reads_and_reserves_only_when_asked() {
     use clap::CommandFactory as _;
     let watcher = load(WATCHER);
     let function = props(&watcher, "Function");
@@ -1334,9 +1346,26 @@ fn watcher_sets_what_the_function_reads_and_runs_one_at_a_time() {
         .collect();
     assert_eq!(set, read);
 
-    // One invocation at a time, each ending before the next minute's starts, and long enough
-    // for rounds at the longest probe interval plus the 2 s it keeps to answer.
-    assert_eq!(u64_of(field(function, "ReservedConcurrentExecutions")), 1);
+    // Reserved concurrency only when asked (off by default): a new account whose quota is 10
+    // can reserve none, and the stack would fail there. One execution when it is asked for.
+    let reserve = param(&watcher, "ReserveConcurrency");
+    assert_eq!(str_of(field(reserve, "Default")), "false");
+    let (condition, reserved, otherwise) =
+        if_branches(field(function, "ReservedConcurrentExecutions"));
+    assert_eq!(condition, "ReservesConcurrency");
+    assert_eq!(u64_of(reserved), 1);
+    assert_eq!(ref_to(otherwise), Some("AWS::NoValue"));
+    let when: Vec<&Value> = seq(at(
+        &watcher,
+        &["Conditions", "ReservesConcurrency", "Fn::Equals"],
+    ))
+    .iter()
+    .collect();
+    assert_eq!(ref_to(when[0]), Some("ReserveConcurrency"));
+    assert_eq!(str_of(when[1]), "true");
+
+    // Each invocation ends before the next minute's starts, and is long enough for rounds at
+    // the longest probe interval plus the 2 s it keeps to answer.
     let timeout = u64_of(field(function, "Timeout"));
     assert!(
         timeout < 60,
@@ -1401,6 +1430,73 @@ fn watcher_sets_what_the_function_reads_and_runs_one_at_a_time() {
         )),
         "breaching"
     );
+}
+
+/// Whether an AWS WAF statement (ByteMatch on the URI path, Or, And, Not) matches `path`, with
+/// each ByteMatch's text transformations applied in priority order, as WAF documents them.
+fn waf_matches(statement: &Value, path: &str) -> bool {
+    if let Some(or) = statement.get("OrStatement") {
+        return seq(field(or, "Statements"))
+            .iter()
+            .any(|s| waf_matches(s, path));
+    }
+    if let Some(and) = statement.get("AndStatement") {
+        return seq(field(and, "Statements"))
+            .iter()
+            .all(|s| waf_matches(s, path));
+    }
+    if let Some(not) = statement.get("NotStatement") {
+        return !waf_matches(field(not, "Statement"), path);
+    }
+    let byte_match = field(statement, "ByteMatchStatement");
+    assert!(
+        field(byte_match, "FieldToMatch").get("UriPath").is_some(),
+        "only the URI path is modelled"
+    );
+    let mut transformations: Vec<&Value> = seq(field(byte_match, "TextTransformations"))
+        .iter()
+        .collect();
+    transformations.sort_by_key(|t| u64_of(field(t, "Priority")));
+    let mut text = path.to_owned();
+    for t in transformations {
+        text = match str_of(field(t, "Type")) {
+            "URL_DECODE" => percent_decode(&text),
+            "LOWERCASE" => text.to_lowercase(),
+            other => panic!("text transformation {other} is not modelled"),
+        };
+    }
+    let needle = str_of(field(byte_match, "SearchString"));
+    match str_of(field(byte_match, "PositionalConstraint")) {
+        "CONTAINS" => text.contains(needle),
+        "ENDS_WITH" => text.ends_with(needle),
+        "STARTS_WITH" => text.starts_with(needle),
+        "EXACTLY" => text == needle,
+        other => panic!("positional constraint {other} is not modelled"),
+    }
+}
+
+/// `%XX` sequences decoded, the rest kept.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Every alarm (region, edge, watcher): named after its stack, so that two deployments (whose
@@ -1656,14 +1752,34 @@ fn edge_options_and_alarms_live_under_their_conditions() {
         u64_of(field(param(&edge, "AdminRateLimit"), "MinValue")) >= 10,
         "AWS WAF's minimum rate limit is 10"
     );
-    let byte_match = at(rate, &["ScopeDownStatement", "ByteMatchStatement"]);
-    assert!(field(byte_match, "FieldToMatch").get("UriPath").is_some());
-    assert_eq!(str_of(field(byte_match, "SearchString")), "/api/admin/");
-    // CONTAINS: /region/<r>/api/admin/... is limited like /api/admin/...
-    assert_eq!(
-        str_of(field(byte_match, "PositionalConstraint")),
-        "CONTAINS"
-    );
+    // The admin routes, through either behavior, with or without the trailing slash, encoded
+    // or cased otherwise, are limited; nothing else is.
+    let scope = field(rate, "ScopeDownStatement");
+    for admin in [
+        "/api/admin",
+        "/api/admin/",
+        "/api/admin/fault",
+        "/region/us-east-1/api/admin",
+        "/region/us-west-2/api/admin/fault",
+        "/API/Admin",
+        "/api%2Fadmin",
+        "/region/us-east-1/api/%61dmin/fault",
+    ] {
+        assert!(
+            waf_matches(scope, admin),
+            "{admin} escapes the admin rate limit"
+        );
+    }
+    for other in [
+        "/api/items",
+        "/api/items/administrator",
+        "/api/administrator",
+        "/api/health",
+        "/region/us-east-1/api/items/a",
+        "/index.html",
+    ] {
+        assert!(!waf_matches(scope, other), "{other} is not an admin route");
+    }
     // Attached only when created, or when an existing one is given.
     let (condition, created, otherwise) = if_branches(field(config, "WebACLId"));
     assert_eq!(condition, "CreateWebAcl");

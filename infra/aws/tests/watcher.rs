@@ -4,9 +4,10 @@
 //! active region in the KeyValueStore stand-in (`support/fake_kvs.rs`) through the real SDK.
 //!
 //! What this shows: the function starts from the environment its stack sets, probes through
-//! the endpoint, switches after N failed rounds of the active region and not before, keeps the
-//! count across warm invocations, answers before the invocation's deadline, and fails the
-//! invocation (Lambda's Errors metric) when the store refuses it. What it cannot show: AWS's
+//! the endpoint, learns the active region from the edge's answer (no KeyValueStore call while
+//! nothing switches), switches after N failed rounds of the active region and not before with
+//! three calls, keeps the count across warm invocations, answers before the invocation's
+//! deadline, and fails the invocation (Lambda's Errors metric) when the store refuses it. What it cannot show: AWS's
 //! Runtime API, EventBridge and the KeyValueStore answering as the stand-ins do.
 
 #[path = "support/fake_kvs.rs"]
@@ -21,8 +22,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tandem_shared::headers::ACTIVE_REGION;
 use tandem_shared::region::{PRIMARY, SECONDARY};
-use tandem_shared::routing::ACTIVE_REGION_KEY;
+use tandem_shared::routing::{ACTIVE_REGION_KEY, Routed};
 use tokio::sync::{Mutex, mpsc};
 
 const WATCHER: &str = env!("CARGO_BIN_EXE_tandem-watcher");
@@ -75,10 +77,14 @@ async fn answer(
     StatusCode::ACCEPTED
 }
 
-/// An edge whose primary either answers its health check or never answers at all.
-async fn edge(primary_down: Arc<AtomicBool>) -> String {
+/// An edge whose primary either answers its health check or never answers at all, and whose
+/// `/api/health` answers as the router function and a region make it: marked with the store's
+/// active region (`x-tandem-active-region`), which the function reads from its edge copy, not
+/// through the API (so the stand-in reads the fake directly, unrecorded).
+async fn edge(primary_down: Arc<AtomicBool>, kvs: Arc<FakeKvs>) -> String {
+    let down = primary_down.clone();
     let health = move |Path(region): Path<String>| {
-        let down = primary_down.clone();
+        let down = down.clone();
         async move {
             if region == PRIMARY && down.load(Ordering::SeqCst) {
                 std::future::pending::<()>().await;
@@ -86,7 +92,25 @@ async fn edge(primary_down: Arc<AtomicBool>) -> String {
             (StatusCode::OK, r#"{"status":"ok"}"#)
         }
     };
-    serve(Router::new().route("/region/{region}/api/health", get(health))).await
+    let routed = move || {
+        let kvs = kvs.clone();
+        async move {
+            let routed = Routed {
+                active: kvs.value(ACTIVE_REGION_KEY),
+                failover_off: false,
+            };
+            (
+                [(ACTIVE_REGION, routed.header_value())],
+                r#"{"status":"ok"}"#,
+            )
+        }
+    };
+    serve(
+        Router::new()
+            .route("/region/{region}/api/health", get(health))
+            .route("/api/health", get(routed)),
+    )
+    .await
 }
 
 async fn serve(app: Router) -> String {
@@ -179,18 +203,20 @@ fn rounds(answer: &Answer) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn switches_after_n_failed_rounds_counted_across_warm_invocations() {
-    let kvs = FakeKvs::start().await;
+    let kvs = Arc::new(FakeKvs::start().await);
     let primary_down = Arc::new(AtomicBool::new(false));
-    let edge = edge(primary_down.clone()).await;
+    let edge = edge(primary_down.clone(), kvs.clone()).await;
     let mut function = Function::start(&edge, &kvs).await;
 
-    // Healthy: rounds run, nothing is written.
+    // Healthy: rounds run, nothing is written, and the store is not even called: the edge's
+    // answer says which region is active.
     let healthy = function.invoke(4).await;
     assert!(healthy.ok, "{healthy:?}");
     assert!(rounds(&healthy) >= 1, "{healthy:?}");
     assert_eq!(healthy.body["failed_probes"], serde_json::json!([0, 0]));
     assert_eq!(healthy.body["switched"], serde_json::json!([]));
     assert_eq!(kvs.value(ACTIVE_REGION_KEY), None);
+    assert_eq!(kvs.take_requests().len(), 0, "no KeyValueStore call");
 
     // The primary hangs. Invocations of one round each: the count must carry from one to the
     // next, and the switch comes with the third failed round, not before.
@@ -232,15 +258,31 @@ async fn switches_after_n_failed_rounds_counted_across_warm_invocations() {
     );
     assert_eq!(answer.body["active"], serde_json::json!(SECONDARY));
     assert_eq!(kvs.value(ACTIVE_REGION_KEY).as_deref(), Some(SECONDARY));
+    // The switch's calls, and only those: the ETag, the value, the write naming the ETag.
+    let calls: Vec<String> = kvs
+        .take_requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "GET describe".to_owned(),
+            format!("GET {ACTIVE_REGION_KEY}"),
+            format!("PUT {ACTIVE_REGION_KEY}"),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invocation_fails_when_the_store_refuses_it() {
-    let kvs = FakeKvs::start().await;
-    let edge = edge(Arc::new(AtomicBool::new(false))).await;
+    let kvs = Arc::new(FakeKvs::start().await);
+    let primary_down = Arc::new(AtomicBool::new(true));
+    let edge = edge(primary_down.clone(), kvs.clone()).await;
     let mut function = Function::start(&edge, &kvs).await;
+    // The primary hangs: the third round asks for a switch, which the store refuses.
     kvs.deny(true);
-    let answer = function.invoke(2).await;
+    let answer = function.invoke(6).await;
     assert!(!answer.ok, "{answer:?}");
     let message = answer.body.to_string();
     assert!(
@@ -248,8 +290,10 @@ async fn an_invocation_fails_when_the_store_refuses_it() {
         "{message}"
     );
     assert!(message.contains("AccessDenied"), "{message}");
+    assert!(message.contains("session tokens"), "{message}");
     // The same environment serves the next invocation once the store answers again.
     kvs.deny(false);
+    primary_down.store(false, Ordering::SeqCst);
     let answer = function.invoke(2).await;
     assert!(answer.ok, "{answer:?}");
 }

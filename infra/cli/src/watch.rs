@@ -1,7 +1,9 @@
 //! `tandem watch`: the health watcher of contract §6.3 as a command of its own, for where the stack
 //! does not run it: against a local stack's control API, or on AWS against the edge's
 //! CloudFront KeyValueStore. It probes `/region/<r>/api/health` through the endpoint and
-//! switches the active region by [`tandem_shared::watch`]'s rule, until stopped.
+//! switches the active region by [`tandem_shared::watch`]'s rule, until stopped; it learns the
+//! active region from the endpoint's answer to `/api/health`, so the store is read only to
+//! confirm a switch ([`tandem_ops::watcher`]).
 //!
 //! On AWS run it outside the primary region (an instance or a container in the secondary):
 //! it needs CloudFront and the KeyValueStore's data plane, both global, and nothing in the
@@ -12,7 +14,7 @@ use std::time::Duration;
 use tandem_aws::active::EdgeArgs;
 use tandem_aws::sdk::Aws;
 use tandem_ops::client::{ControlClient, Target};
-use tandem_ops::watcher::{self, ActiveStore, WatchArgs};
+use tandem_ops::watcher::{self, ActiveStore, Stored, WatchArgs, Written};
 use tandem_shared::region::DEFAULT_REGIONS;
 
 /// `tandem watch` flags.
@@ -29,7 +31,8 @@ pub struct WatchCommandArgs {
     pub regions: Vec<String>,
 }
 
-/// The active region behind a local stack's control API.
+/// The active region behind a local stack's control API. It has no version: a write reads the
+/// value again and writes only if it is still the one the switch was decided on.
 struct Control(ControlClient);
 
 impl ActiveStore for Control {
@@ -37,8 +40,16 @@ impl ActiveStore for Control {
         Ok(self.0.active_region().await?.region)
     }
 
-    async fn set(&self, region: Option<&str>) -> anyhow::Result<()> {
-        self.0.set_active_region(region).await.map(drop)
+    async fn write(&self, region: Option<&str>, seen: &Stored) -> anyhow::Result<Written> {
+        let now = self.get().await?;
+        if now != seen.value {
+            return Ok(Written::Conflict(format!(
+                "the active region became {now:?} after it was read as {:?}",
+                seen.value
+            )));
+        }
+        self.0.set_active_region(region).await?;
+        Ok(Written::Done)
     }
 }
 

@@ -439,9 +439,24 @@ fn dry_run_with_auto_failover_plans_the_watcher_after_the_edge() {
         "AutoFailback = true".to_owned(),
         "FailbackAfter = 10".to_owned(),
         format!("back to {PRIMARY} after 10 healthy probes in a row (--auto-failback)"),
+        // No reserved concurrency unless asked: a new account (quota 10) cannot spare any.
+        "ReserveConcurrency = false".to_owned(),
+        format!("before any change, deploy reads Lambda's account settings in {SECONDARY} (lambda:GetAccountSettings: ConcurrentExecutions, UnreservedConcurrentExecutions) and prints them"),
+        "no reserved concurrency (new accounts often cannot spare any): overlapping invocations are kept apart by the KeyValueStore's ETag".to_owned(),
     ] {
         assert_line(&out, &line);
     }
+    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
+        .current_dir(WORKSPACE)
+        .args(["deploy", "--dry-run", "--auto-failover"])
+        .args(["--reserve-watcher-concurrency", "--console-dir"])
+        .arg(dir.path()));
+    assert!(ok, "{out}\n{err}");
+    assert_line(&out, "ReserveConcurrency = true");
+    assert_line(
+        &out,
+        "reserved concurrency 1 (--reserve-watcher-concurrency): deploy stops before any change if the account cannot spare it",
+    );
 
     // An interval a one-minute run cannot hold twice is refused before anything happens.
     let (ok, _, err) = run(tandem("http://127.0.0.1:9")
@@ -1204,6 +1219,19 @@ async fn assert_watcher_deployed(
     assert_eq!(p["Endpoint"], format!("https://{domain}"));
     assert_eq!(p["KeyValueStoreArn"], kvs_arn);
     assert_eq!(p["Regions"], format!("{PRIMARY},{SECONDARY}"));
+    assert_eq!(p["ReserveConcurrency"], "false");
+    // Deploy said what it found of the account's Lambda limits before changing anything;
+    // moto 5.2.5 has no GetAccountSettings, which is said and does not stop it.
+    assert!(
+        out.contains(&format!(
+            "Lambda in {SECONDARY}: could not read the account's limits"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("the watcher reserves no concurrency; overlapping invocations are kept apart by the KeyValueStore's ETag"),
+        "{out}"
+    );
     assert_eq!(p["CodeKey"], key);
     let secondary_bucket = format!("tandem-code-{ACCOUNT}-{SECONDARY}");
     assert_eq!(p["CodeBucket"], secondary_bucket);

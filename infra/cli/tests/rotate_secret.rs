@@ -17,7 +17,7 @@ use std::time::Duration;
 use support::{Clients as _, run, stand_in_distribution, tandem};
 use tandem_api::origin::OriginSecrets;
 use tandem_api::secret::RuntimeSecret;
-use tandem_aws::rotate::{Rotation, VERSION_PARAMETER};
+use tandem_aws::rotate::{EDGE_LABEL, Rotation, VERSION_PARAMETER};
 use tandem_aws::sdk::Aws;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tandem_testkit::Moto;
@@ -133,6 +133,58 @@ async fn assert_accepted(moto: &Moto, running: &[OriginSecrets], sent: &str, ste
     }
 }
 
+/// The version the edge stack pins (`None`: AWSCURRENT).
+async fn pinned(moto: &Moto) -> Option<String> {
+    let stack = moto
+        .cfn(PRIMARY)
+        .await
+        .describe_stacks()
+        .stack_name(EDGE)
+        .send()
+        .await
+        .unwrap()
+        .stacks
+        .unwrap()
+        .remove(0);
+    stack
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some(VERSION_PARAMETER))
+        .and_then(|p| p.parameter_value())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// The staging labels of each version of the secret in the primary region.
+async fn labels(moto: &Moto) -> std::collections::BTreeMap<String, Vec<String>> {
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config(PRIMARY).await);
+    let described = secrets
+        .describe_secret()
+        .secret_id(SECRET)
+        .send()
+        .await
+        .unwrap();
+    described
+        .version_ids_to_stages()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// The version the edge pins carries [`EDGE_LABEL`], and no other version does.
+async fn assert_pinned_labelled(moto: &Moto, step: &str) -> String {
+    let pinned = pinned(moto).await.expect("the edge pins a version");
+    let labels = labels(moto).await;
+    let holders: Vec<&String> = labels
+        .iter()
+        .filter(|(_, stages)| stages.iter().any(|s| s == EDGE_LABEL))
+        .map(|(v, _)| v)
+        .collect();
+    assert_eq!(holders, [&pinned], "after {step}: {labels:?}");
+    pinned
+}
+
 async fn current_secret(moto: &Moto) -> serde_json::Value {
     let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config(PRIMARY).await);
     let out = secrets
@@ -189,6 +241,10 @@ async fn a_rotation_never_refuses_the_edge_and_the_binary_runs_it_whole() {
     let sent = resolve(&moto).await;
     assert_eq!(sent, new);
     assert_accepted(&moto, &regions, &sent, "switch").await;
+    assert_eq!(
+        assert_pinned_labelled(&moto, "switch").await,
+        staged.version_id
+    );
     rotation.retire(&staged).await.unwrap();
     assert_accepted(&moto, &regions, &sent, "retire").await;
     let retired = current_secret(&moto).await;
@@ -197,7 +253,34 @@ async fn a_rotation_never_refuses_the_edge_and_the_binary_runs_it_whole() {
         json!({"admin_token": "admin", "origin_secret": new})
     );
 
-    // The binary, start to end: a second rotation.
+    // As an edge pinned by a tandem from before the label: the label is gone.
+    aws_sdk_secretsmanager::Client::new(&moto.sdk_config(PRIMARY).await)
+        .update_secret_version_stage()
+        .secret_id(SECRET)
+        .version_stage(EDGE_LABEL)
+        .remove_from_version_id(&staged.version_id)
+        .send()
+        .await
+        .unwrap();
+    // The next rotation's stage labels the pinned version first, then takes AWSPREVIOUS off
+    // it (the retire made it AWSPREVIOUS): its own label keeps it from being deprecated, and
+    // the edge's reference still resolves, until the edge has moved off it.
+    let next = rotation.stage().await.unwrap();
+    assert_ne!(next.version_id, staged.version_id);
+    let kept = labels(&moto).await;
+    assert_eq!(
+        kept[&staged.version_id],
+        [EDGE_LABEL.to_owned()],
+        "the pinned version has only its own label left: {kept:?}"
+    );
+    assert_pinned_labelled(&moto, "the next stage").await;
+    assert_eq!(
+        resolve(&moto).await,
+        new,
+        "the edge still resolves its value"
+    );
+
+    // The binary carries that second rotation on to its end.
     let (ok, out, err) = run(tandem(&moto.endpoint).args([
         "rotate-secret",
         "--secret-name",
@@ -212,4 +295,16 @@ async fn a_rotation_never_refuses_the_edge_and_the_binary_runs_it_whole() {
     let sent = resolve(&moto).await;
     assert_eq!(sent, last["origin_secret"].as_str().unwrap());
     assert_accepted(&moto, &regions, &sent, "the binary's rotation").await;
+    // The label moved with the edge: on the version it pins now, off the one it left.
+    assert_eq!(
+        assert_pinned_labelled(&moto, "the binary's rotation").await,
+        next.version_id
+    );
+    assert!(
+        labels(&moto)
+            .await
+            .get(&staged.version_id)
+            .is_none_or(|stages| stages.is_empty()),
+        "the version the edge left keeps no label"
+    );
 }

@@ -3,17 +3,26 @@
 
 use crate::active::Active;
 use std::sync::Arc;
-use tandem_ops::watcher::{ActiveStore, WatchArgs, watch};
+use tandem_ops::watcher::{ActiveStore, Stored, WatchArgs, Written, watch};
 use tandem_shared::control::WatcherStatus;
 
-/// The local edge's own value, in the same process.
+/// The local edge's own value, in the same process. It has no version: a write compares the
+/// value the switch was decided on with the value now held, as the KeyValueStore's ETag would.
 impl ActiveStore for Active {
     async fn get(&self) -> anyhow::Result<Option<String>> {
         Ok(Active::get(self))
     }
 
-    async fn set(&self, region: Option<&str>) -> anyhow::Result<()> {
-        Active::set(self, region).map(drop).map_err(Into::into)
+    async fn write(&self, region: Option<&str>, seen: &Stored) -> anyhow::Result<Written> {
+        let now = Active::get(self);
+        if now != seen.value {
+            return Ok(Written::Conflict(format!(
+                "the active region became {now:?} after it was read as {:?}",
+                seen.value
+            )));
+        }
+        Active::set(self, region).map_err(anyhow::Error::from)?;
+        Ok(Written::Done)
     }
 
     fn report(&self, status: &WatcherStatus) {

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tandem_shared::Item;
 use tandem_shared::control::{RegionState, ReplicationPatch};
-use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER, EDGE_ORIGIN, SERVED_REGION};
+use tandem_shared::headers::{
+    ACTIVE_REGION, EDGE_ACTIVE, EDGE_FAILOVER, EDGE_ORIGIN, SERVED_REGION,
+};
+use tandem_shared::routing::Routed;
 use tandem_testkit::until;
 
 /// A plain client's PUT through `/api/`: no resend to another region, as curl does it.
@@ -98,6 +101,25 @@ async fn a_manual_failover_and_back_with_writes_in_flight_loses_nothing() {
             _ => Default::default(),
         };
         let want = if step == 1 { WEST } else { EAST };
+        // The edge marks the origin request with the value it routed by, over a client's own,
+        // and the region that answers echoes it: how the health watcher learns it.
+        let r = s
+            .http
+            .get(format!("{}/api/health", s.edge))
+            .header(ACTIVE_REGION, "forged-by-the-client")
+            .send()
+            .await
+            .unwrap();
+        let routed = header(&r, ACTIVE_REGION).and_then(|v| Routed::parse(&v));
+        let expected = (step == 1).then(|| WEST.to_owned());
+        assert_eq!(
+            routed,
+            Some(Routed {
+                active: expected,
+                failover_off: false
+            }),
+            "step {step}"
+        );
         // Writes right after the switch, each to a new id and to one shared id.
         for n in 0..20u64 {
             for id in [format!("w{step}-{n}"), "shared".to_owned()] {

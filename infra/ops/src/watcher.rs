@@ -4,12 +4,31 @@
 //! ([`ActiveStore`]): inside `tandem up --auto-failover` it is the local edge's value (in
 //! tandem-local); `tandem watch` runs the same loop against a stack's control API, and the AWS
 //! watcher's Lambda against CloudFront's KeyValueStore.
+//!
+//! What it costs to know the active region: nothing per round. Each round also probes
+//! `/api/health`, the route that reads the active region (on AWS the router function, from the
+//! store's edge copy), and the region that answers echoes it in `x-tandem-active-region`
+//! ([`tandem_shared::routing::Routed`]). The store itself is read only when the edge says
+//! nothing and the watcher knows nothing yet (one read, then the value is remembered), and to
+//! confirm a switch. A switch is a compare-and-swap: the store read with its version (the
+//! KeyValueStore's ETag), then written naming that version; a store that changed in between
+//! refuses the write, and the round says so ([`Switch::LostRace`]) instead of writing over the
+//! other writer. That is what keeps two watchers (two overlapping Lambda invocations, or a
+//! `tandem watch` beside the stack's own) from undoing each other.
 
 use anyhow::Context as _;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tandem_shared::control::WatcherStatus;
+use tandem_shared::headers::ACTIVE_REGION;
+use tandem_shared::routing::Routed;
 use tandem_shared::watch::{Decision, WatchRule, Watcher};
+
+/// How long the watcher goes by its own write when the edge still routes by the old value: the
+/// edge's locations pick a new value up within seconds (AWS documents propagation, not a
+/// bound). Past it the edge's word counts again, and a switch the rule asks for anew is
+/// confirmed against the store (which then already holds it: two reads, no write).
+pub const PROPAGATION: Duration = Duration::from_secs(60);
 
 /// Flags of the watcher (`tandem up --auto-failover`, `tandem watch`, `tandem deploy
 /// --auto-failover`), also read from the environment: the AWS watcher's Lambda gets them there.
@@ -43,12 +62,43 @@ impl WatchArgs {
     }
 }
 
+/// The active region as read from its store, with the version a write must name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The value (`None`: the primary).
+    pub value: Option<String>,
+    /// The store's version when read (the KeyValueStore's ETag); `None` for a store without
+    /// one, whose write compares the value instead.
+    pub version: Option<String>,
+}
+
+/// What a write naming a [`Stored`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    /// The store changed since it was read: nothing was written. The message says how.
+    Conflict(String),
+}
+
 /// Where the active region is kept, as the watcher reads and switches it.
 pub trait ActiveStore: Send + Sync {
-    /// The current value (`None`: the primary).
+    /// The current value (`None`: the primary), for a watcher that has nothing else to go by.
     fn get(&self) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
-    /// Sets (`Some`) or clears (`None`) the value.
-    fn set(&self, region: Option<&str>) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The value and its version, before a switch. Without a version: the value alone.
+    fn read(&self) -> impl Future<Output = anyhow::Result<Stored>> + Send {
+        async {
+            Ok(Stored {
+                value: self.get().await?,
+                version: None,
+            })
+        }
+    }
+    /// Sets (`Some`) or clears (`None`) the value, unless the store changed since `seen`.
+    fn write(
+        &self,
+        region: Option<&str>,
+        seen: &Stored,
+    ) -> impl Future<Output = anyhow::Result<Written>> + Send;
     /// Shown where the store is (the local stack's control API); the default keeps it nowhere.
     fn report(&self, _status: &WatcherStatus) {}
 }
@@ -59,8 +109,12 @@ impl<T: ActiveStore> ActiveStore for std::sync::Arc<T> {
         T::get(self).await
     }
 
-    async fn set(&self, region: Option<&str>) -> anyhow::Result<()> {
-        T::set(self, region).await
+    async fn read(&self) -> anyhow::Result<Stored> {
+        T::read(self).await
+    }
+
+    async fn write(&self, region: Option<&str>, seen: &Stored) -> anyhow::Result<Written> {
+        T::write(self, region, seen).await
     }
 
     fn report(&self, status: &WatcherStatus) {
@@ -89,8 +143,9 @@ pub async fn watch(edge: String, regions: Vec<String>, store: impl ActiveStore, 
     }
 }
 
-/// The watcher between rounds: what it probes, and the rule's memory. The AWS watcher (a
-/// scheduled Lambda) keeps one across the invocations an execution environment serves.
+/// The watcher between rounds: what it probes, the rule's memory, and what it knows of the
+/// active region. The AWS watcher (a scheduled Lambda) keeps one across the invocations an
+/// execution environment serves.
 pub struct Probes {
     http: reqwest::Client,
     edge: String,
@@ -98,6 +153,42 @@ pub struct Probes {
     interval: Duration,
     watcher: Watcher,
     status: WatcherStatus,
+    /// The active region as last learnt (from the edge, the store or its own write); `None`
+    /// while it knows nothing.
+    known: Option<Option<String>>,
+    /// The value this watcher last wrote (or found already written), and when: the edge may
+    /// route by the old one for a while ([`PROPAGATION`]).
+    written: Option<(Option<String>, Instant)>,
+    /// Whether the edge last said its router fell back (logged when that changes).
+    fell_back: bool,
+}
+
+/// Where a round's active region came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The edge's answer to the probe of `/api/health`: no store call.
+    Edge,
+    /// This watcher's own write, which the edge has not picked up yet.
+    Written,
+    /// What it learnt before: the edge said nothing this round.
+    Remembered,
+    /// The store, read because the edge said nothing and nothing was known.
+    Store,
+}
+
+/// What became of a switch the rule asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Switch {
+    /// Written: the store now holds the target (`None`: cleared, the primary).
+    Done(Option<String>),
+    /// The store already held the target: nothing written.
+    Already(Option<String>),
+    /// The store held another value than the one the watcher went by (someone else switched
+    /// it): nothing written; the next rounds go by what is there.
+    Moved { found: Option<String> },
+    /// Another writer changed the store between this watcher's read and its write (its
+    /// version no longer matched): nothing written, nothing retried.
+    LostRace { target: Option<String>, why: String },
 }
 
 /// What one round saw and did.
@@ -107,8 +198,12 @@ pub struct Round {
     pub healthy: Vec<bool>,
     /// The active region before the round (`None`: the primary).
     pub active: Option<String>,
+    /// Where `active` came from.
+    pub source: Source,
     /// The switch made, if any: `Some(None)` is a fail-back to the primary.
     pub switched: Option<Option<String>>,
+    /// What became of the switch the rule asked for, if it asked for one.
+    pub switch: Option<Switch>,
 }
 
 impl Probes {
@@ -127,6 +222,9 @@ impl Probes {
                 failover_after: args.failover_after,
                 ..WatcherStatus::default()
             },
+            known: None,
+            written: None,
+            fell_back: false,
         })
     }
 
@@ -135,19 +233,20 @@ impl Probes {
         self.interval
     }
 
-    /// Probes every region, reads the active region and switches it when the rule says so,
-    /// then reports the round to the store. An error means the store could not be read or
-    /// written: nothing was switched.
+    /// Probes every region and the edge's route, learns the active region, switches it when
+    /// the rule says so, then reports the round to the store. An error means the store could
+    /// not be read or written: nothing was switched.
     pub async fn round(&mut self, store: &impl ActiveStore) -> anyhow::Result<Round> {
         let probes = self.regions.iter().map(|r| self.probe(r));
-        let healthy = futures::future::join_all(probes).await;
+        let (healthy, routed) =
+            futures::future::join(futures::future::join_all(probes), self.routed()).await;
         let status = &mut self.status;
         status.rounds += 1;
         status.failing = (self.regions.iter().zip(&healthy))
             .filter(|(_, ok)| !**ok)
             .map(|(r, _)| r.clone())
             .collect();
-        let round = self.decide(store, healthy).await;
+        let round = self.decide(store, healthy, routed).await;
         self.status.error = round.as_ref().err().map(|e| format!("{e:#}"));
         if round.as_ref().is_ok_and(|r| r.switched.is_some()) {
             self.status.switches += 1;
@@ -161,13 +260,16 @@ impl Probes {
         &mut self,
         store: &impl ActiveStore,
         healthy: Vec<bool>,
+        routed: Option<Routed>,
     ) -> anyhow::Result<Round> {
-        let active = store.get().await.context("reading the active region")?;
+        let (active, source) = self.active(store, routed).await?;
         let names: Vec<&str> = self.regions.iter().map(String::as_str).collect();
         let mut round = Round {
             healthy,
             active,
+            source,
             switched: None,
+            switch: None,
         };
         let Some(decision) = self
             .watcher
@@ -180,12 +282,114 @@ impl Probes {
             Decision::FailBack => None,
         };
         tracing::warn!(from = ?round.active, to = ?target, healthy = ?round.healthy, "health watcher switching the active region");
-        store
-            .set(target.as_deref())
+        let switch = self
+            .switch(store, round.active.as_deref(), target.clone())
             .await
             .with_context(|| format!("switching the active region to {target:?}"))?;
-        round.switched = Some(target);
+        match &switch {
+            Switch::Done(to) => round.switched = Some(to.clone()),
+            Switch::Already(to) => {
+                tracing::warn!(active = ?to, "the store already holds that active region: nothing written (the edge had not picked it up)")
+            }
+            Switch::Moved { found } => {
+                tracing::warn!(found = ?found, went_by = ?round.active, "the store holds another active region than this watcher went by: nothing written")
+            }
+            Switch::LostRace { why, .. } => {
+                tracing::warn!(%why, "another writer changed the store first: nothing written, not retried")
+            }
+        }
+        round.switch = Some(switch);
         Ok(round)
+    }
+
+    /// The active region for this round, and where it came from: the edge's word, unless this
+    /// watcher's own write is newer than what the edge routes by; else what it learnt before;
+    /// else the store, once.
+    async fn active(
+        &mut self,
+        store: &impl ActiveStore,
+        routed: Option<Routed>,
+    ) -> anyhow::Result<(Option<String>, Source)> {
+        let Some(routed) = routed else {
+            if let Some(known) = &self.known {
+                return Ok((known.clone(), Source::Remembered));
+            }
+            let value = store.get().await.context("reading the active region")?;
+            self.known = Some(value.clone());
+            return Ok((value, Source::Store));
+        };
+        if routed.failover_off != self.fell_back {
+            self.fell_back = routed.failover_off;
+            match routed.failover_off {
+                true => tracing::warn!(
+                    "the edge's /api/* router fell back: it sends requests to the active region without per-request failover"
+                ),
+                false => tracing::info!("the edge's /api/* router fails reads over again"),
+            }
+        }
+        if let Some((value, at)) = self.written.clone() {
+            let agree = self.serving(routed.active.as_deref()) == self.serving(value.as_deref());
+            if !agree && at.elapsed() < PROPAGATION {
+                return Ok((value, Source::Written));
+            }
+            if !agree {
+                tracing::warn!(edge = ?routed.active, store = ?value, after = ?at.elapsed(), "the edge still routes /api/* by another active region than the store holds");
+            }
+            self.written = None;
+        }
+        self.known = Some(routed.active.clone());
+        Ok((routed.active, Source::Edge))
+    }
+
+    /// Confirms a switch against the store and makes it: the store's value and version read,
+    /// then the target written naming that version.
+    async fn switch(
+        &mut self,
+        store: &impl ActiveStore,
+        went_by: Option<&str>,
+        target: Option<String>,
+    ) -> anyhow::Result<Switch> {
+        let seen = store
+            .read()
+            .await
+            .context("reading the active region to confirm the switch")?;
+        let now = self.serving(seen.value.as_deref()).to_owned();
+        if now == self.serving(target.as_deref()) {
+            self.learnt(seen.value.clone(), true);
+            return Ok(Switch::Already(seen.value));
+        }
+        if now != self.serving(went_by) {
+            self.learnt(seen.value.clone(), false);
+            return Ok(Switch::Moved { found: seen.value });
+        }
+        match store.write(target.as_deref(), &seen).await? {
+            Written::Done => {
+                self.learnt(target.clone(), true);
+                Ok(Switch::Done(target))
+            }
+            Written::Conflict(why) => {
+                // Whatever the other writer did, the edge will say it: learn it again.
+                self.known = None;
+                self.written = None;
+                Ok(Switch::LostRace { target, why })
+            }
+        }
+    }
+
+    /// Goes by `value` from now on; `fresh`: it was just written (or found written), so the
+    /// edge may still route by the old one for a while.
+    fn learnt(&mut self, value: Option<String>, fresh: bool) {
+        self.written = fresh.then(|| (value.clone(), Instant::now()));
+        self.known = Some(value);
+    }
+
+    /// The region a value sends `/api/*` to first: itself when it is one of the regions, else
+    /// the primary (`tandem_shared::routing::api_route`'s rule).
+    fn serving<'a>(&'a self, value: Option<&'a str>) -> &'a str {
+        let primary = self.regions.first().map_or("", String::as_str);
+        value
+            .filter(|v| self.regions.iter().any(|r| r == v))
+            .unwrap_or(primary)
     }
 
     /// Whether `region` answers its health check with a 2xx through the edge within the
@@ -197,5 +401,15 @@ impl Probes {
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// What the edge's `/api/*` route says it routed by, as the region that answered echoes it;
+    /// `None` when nothing answered in time or the answer does not say (an edge or a region
+    /// too old to, or `ApiFailoverMode=origin-group`, which runs no router).
+    async fn routed(&self) -> Option<Routed> {
+        let url = format!("{}/api/health", self.edge);
+        let answer = self.http.get(url).send().await.ok()?;
+        let value = answer.headers().get(ACTIVE_REGION)?.to_str().ok()?;
+        Routed::parse(value)
     }
 }

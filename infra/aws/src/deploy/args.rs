@@ -150,6 +150,12 @@ pub struct WatcherDeployArgs {
     /// building it; required with --auto-failover and --lambda-zip.
     #[arg(long, requires = "auto_failover")]
     pub watcher_zip: Option<PathBuf>,
+    /// Reserve one concurrent execution for the watcher (one invocation at a time). Off by
+    /// default: new accounts often cannot spare any, and overlapping invocations are kept
+    /// apart by the store's ETag anyway. Deploy reads the account's Lambda limits first and
+    /// stops, before any change, if the reservation cannot fit.
+    #[arg(long, requires = "auto_failover")]
+    pub reserve_watcher_concurrency: bool,
     #[command(flatten)]
     pub rule: tandem_ops::watcher::WatchArgs,
 }

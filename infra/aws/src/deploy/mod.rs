@@ -16,6 +16,7 @@
 //!   `--dry-run`.
 //! - `lambda`: the functions' zips (built with cargo lambda, or given) and their keys.
 //! - `console`: the console's files, their headers, and the paths to invalidate.
+//! - `concurrency`: whether the watcher may reserve concurrency on this account.
 //! - `run`: deploy itself, step by step.
 //! - `destroy`: destroy itself.
 //!
@@ -23,6 +24,7 @@
 //! outputs) are in [`crate::names`]; they are re-exported here, where deploy's users look.
 
 mod args;
+mod concurrency;
 mod console;
 mod destroy;
 mod lambda;

@@ -184,6 +184,10 @@ fn watcher_parameters(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<
             "FailbackAfter",
             Value::Text(rule.failback_after.to_string()),
         ),
+        (
+            "ReserveConcurrency",
+            Value::Text(args.watcher.reserve_watcher_concurrency.to_string()),
+        ),
     ]);
     let ops = &args.ops;
     let optional = [

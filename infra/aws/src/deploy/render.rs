@@ -150,7 +150,7 @@ impl Plan {
         };
         let [primary, secondary] = &self.regions;
         script.detail(format_args!(
-            "the health watcher: runs every minute in {secondary}; every {} ms it probes /region/<r>/api/health through the distribution and switches active_region away from a region that failed {} probes in a row (~{:?})",
+            "the health watcher: runs every minute in {secondary}; every {} ms it probes /region/<r>/api/health and /api/health through the distribution and switches active_region away from a region that failed {} probes in a row (~{:?})",
             watcher.probe_interval_ms,
             watcher.failover_after,
             watcher.window()
@@ -164,6 +164,25 @@ impl Plan {
                 "back to {primary} only when asked (`tandem failback`)"
             )),
         }
+        let reserves = self
+            .stack(Role::Watcher)
+            .parameters
+            .iter()
+            .any(|(k, v)| k == "ReserveConcurrency" && *v == Value::text("true"));
+        script.detail(format_args!(
+            "before any change, deploy reads Lambda's account settings in {secondary} (lambda:GetAccountSettings: ConcurrentExecutions, UnreservedConcurrentExecutions) and prints them"
+        ));
+        match reserves {
+            true => script.detail(
+                "reserved concurrency 1 (--reserve-watcher-concurrency): deploy stops before any change if the account cannot spare it",
+            ),
+            false => script.detail(
+                "no reserved concurrency (new accounts often cannot spare any): overlapping invocations are kept apart by the KeyValueStore's ETag",
+            ),
+        }
+        script.detail(
+            "it learns the active region from /api/health's x-tandem-active-region (no KeyValueStore call per probe); a switch reads the ETag and the key, then writes with If-Match: 3 calls",
+        );
         script.detail(
             "alarms: the watcher failed to read or switch the store; the watcher has not run for 5 minutes",
         );

@@ -32,6 +32,10 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
         zips.insert(*function, zip.bytes(*function, &progress).await?);
     }
     let mut deployment = Deployment::start(&plan, &zips, progress).await?;
+    // Before any change: a watcher stack the account cannot hold must not fail last.
+    deployment
+        .check_watcher_concurrency(args.watcher.reserve_watcher_concurrency)
+        .await?;
     deployment.upload_code(&zips).await?;
     if let Some(i) = plan.only {
         return deployment.only_region(i).await;
@@ -98,6 +102,33 @@ impl<'p> Deployment<'p> {
                 deployed: Vec::new(),
             },
         })
+    }
+
+    /// With the watcher: reads the account's Lambda limits where it runs, says what they are
+    /// and what the watcher reserves, and stops if `reserve` asks for what the account cannot
+    /// spare. Limits that cannot be read (no `lambda:GetAccountSettings`, an emulator without
+    /// it) are said, and do not stop the deploy.
+    async fn check_watcher_concurrency(&self, reserve: bool) -> anyhow::Result<()> {
+        if self.plan.watcher.is_none() {
+            return Ok(());
+        }
+        let region = &self.plan.stack(Role::Watcher).region;
+        let limits = self
+            .aws
+            .lambda_limits(region)
+            .await
+            .map_err(|e| format!("{e:#}"));
+        let verdict = super::concurrency::decide(region, limits, reserve);
+        for line in &verdict.lines {
+            self.progress.line(line);
+        }
+        match verdict.proceed {
+            true => Ok(()),
+            false => bail!(
+                "nothing was changed: {}",
+                verdict.lines.last().map_or("", String::as_str)
+            ),
+        }
     }
 
     /// Uploads each zip to the code bucket of each region that runs it, creating the bucket

@@ -43,8 +43,8 @@ use std::sync::{Arc, Mutex};
 use tandem_api::error::respond;
 use tandem_shared::ErrorCode;
 use tandem_shared::control::{EdgeSettings, FAILOVER_STATUSES, PREFIX};
-use tandem_shared::headers::{EDGE_ACTIVE, EDGE_FAILOVER};
-use tandem_shared::routing::{Route, api_route};
+use tandem_shared::headers::{ACTIVE_REGION, EDGE_ACTIVE, EDGE_FAILOVER};
+use tandem_shared::routing::{Route, Routed, api_route};
 use tandem_shared::sync::lock;
 use tandem_shared::validate::MAX_BODY_BYTES;
 
@@ -176,11 +176,23 @@ impl Edge {
     }
 
     /// `/api/*`: the route of contract §6 (one region for writes, an origin group for
-    /// reads, the active region first), marked with the active region when one is set.
-    async fn api(&self, out: Outgoing) -> Response {
+    /// reads, the active region first), marked with the active region when one is set. The
+    /// origin request carries the value routed by in `x-tandem-active-region`, over any a
+    /// viewer sent, as CloudFront's router function sets it: the regions echo it, and the
+    /// health watcher reads it from its probe of `/api/health` on both stacks alike.
+    async fn api(&self, mut out: Outgoing) -> Response {
         let active = self.active.get();
         let regions: Vec<&str> = self.origins.iter().map(|o| o.region.as_str()).collect();
         let route = api_route(out.method.as_str(), active.as_deref(), &regions);
+        let routed = Routed {
+            // What the route used: a value naming no region here is the primary, `none`.
+            active: active.clone().filter(|a| regions.contains(&a.as_str())),
+            failover_off: false,
+        };
+        // `insert` replaces every value a viewer sent under that name.
+        if let Ok(v) = HeaderValue::from_str(&routed.header_value()) {
+            out.headers.insert(ACTIVE_REGION, v);
+        }
         let mut response = self.follow(&route, out).await;
         if let Some(v) = active.and_then(|a| HeaderValue::from_str(&a).ok()) {
             response.headers_mut().insert(EDGE_ACTIVE, v);
