@@ -9,6 +9,10 @@
 //! random ids. It prints requests/s, latency,
 //! the process's peak memory and the file's size, each against the smallest size.
 //! `BENCH_SCALE_MAX` caps the sizes (default 1,000,000).
+//!
+//! Each size runs twice: with the region's page cache bounded as `tandem region` bounds it
+//! ([`DEFAULT_CACHE_MIB`]) and with redb's own default (1 GiB, what regions used before the
+//! bound), so the summary says what the bound costs GET and list at the largest size.
 
 mod common;
 
@@ -16,7 +20,7 @@ use base64::Engine as _;
 use common::{Figures, MakeRequest, median_load, serve, setting};
 use std::sync::Arc;
 use std::time::Instant;
-use tandem_api::store::embedded::EmbeddedStore;
+use tandem_api::store::embedded::{DEFAULT_CACHE_MIB, EmbeddedStore};
 use tandem_shared::Record;
 use tandem_shared::bench::{Goal, Row, thousands};
 
@@ -27,23 +31,29 @@ const PAGE: u64 = 5_000;
 const ROUNDS: usize = 3;
 /// Set in the child process: the one size it measures.
 const ONE: &str = "BENCH_SCALE_ONE";
+/// Set in the child process: its store's page cache, in MiB.
+const CACHE: &str = "BENCH_SCALE_CACHE_MIB";
+/// redb's default page cache (1 GiB per database), the unbounded reference.
+const REDB_DEFAULT_CACHE_MIB: usize = 1024;
 
 /// What one size measured, one line of the child's output (after [`MARK`]).
 const MARK: &str = "scale-figures ";
 
 fn main() {
+    let cache = std::env::var(CACHE).ok().and_then(|v| v.parse().ok());
     match std::env::var(ONE).ok().and_then(|v| v.parse().ok()) {
-        Some(n) => measure(n),
+        Some(n) => measure(n, cache.unwrap_or(DEFAULT_CACHE_MIB)),
         None => parent(),
     }
 }
 
-/// Runs each size in a child and prints the table against the smallest.
+/// Runs each size and cache in a child and prints the table; then the summary rows.
 fn parent() {
     let max: u64 = setting("SCALE_MAX", 1_000_000);
     println!(
-        "{:>9} {:>8} {:>11} {:>8} {:>8} {:>11} {:>8} {:>9} {:>9} {:>8}",
+        "{:>9} {:>9} {:>8} {:>11} {:>8} {:>8} {:>11} {:>8} {:>9} {:>9} {:>8}",
         "items",
+        "cache MiB",
         "load s",
         "GET req/s",
         "p50 ms",
@@ -54,60 +64,103 @@ fn parent() {
         "file MiB",
         "errors"
     );
-    let mut smallest: Option<Vec<f64>> = None;
-    for n in SIZES.into_iter().filter(|n| *n <= max) {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .env(ONE, n.to_string())
-            .output()
-            .expect("running the scale bench's child");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = text.lines().find_map(|l| l.strip_prefix(MARK)) else {
-            eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-            panic!("the {n}-item run printed no figures");
-        };
-        let f: Vec<f64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
-        println!(
-            "{:>9} {:>8.1} {:>11.0} {:>8.2} {:>8.2} {:>11.0} {:>8.2} {:>9.1} {:>9.1} {:>8.0}",
-            thousands(n as f64),
-            f[0],
-            f[1],
-            f[2],
-            f[3],
-            f[4],
-            f[5],
-            f[6],
-            f[7],
-            f[8]
-        );
-        let base = smallest.get_or_insert_with(|| f.clone());
-        if n == max.min(SIZES[2]) && n > SIZES[0] {
-            summary(n, &f, base);
+    let sizes: Vec<u64> = SIZES.into_iter().filter(|n| *n <= max).collect();
+    let mut bounded = Vec::new();
+    let mut unbounded = Vec::new();
+    for &n in &sizes {
+        bounded.push(child(n, DEFAULT_CACHE_MIB));
+        unbounded.push(child(n, REDB_DEFAULT_CACHE_MIB));
+    }
+    let (Some(big), Some(small)) = (bounded.last(), bounded.first()) else {
+        return;
+    };
+    let n = sizes[sizes.len() - 1];
+    if n > SIZES[0] {
+        for (what, i) in OPERATIONS {
+            row(
+                format!(
+                    "Region {what}, {} items vs {}",
+                    thousands(n as f64),
+                    thousands(SIZES[0] as f64)
+                ),
+                big[i],
+                small[i],
+            );
+        }
+    }
+    if let Some(reference) = unbounded.last() {
+        for (what, i) in OPERATIONS {
+            row(
+                format!(
+                    "Region {what}, {} items, cache {DEFAULT_CACHE_MIB} MiB vs redb's 1 GiB",
+                    thousands(n as f64)
+                ),
+                big[i],
+                reference[i],
+            );
         }
     }
 }
 
-/// The summary rows: the largest size against the smallest.
-fn summary(n: u64, f: &[f64], base: &[f64]) {
-    let (big, small) = (thousands(n as f64), thousands(SIZES[0] as f64));
-    for (what, i) in [("GET of random ids", 1), ("list pages of 100", 4)] {
-        Row::new(
-            format!("Region {what}, {big} items vs {small}"),
-            format!("{} req/s", thousands(f[i])),
-            format!("{} req/s", thousands(base[i])),
-            Some(f[i] / base[i]),
-            Goal::AtLeast(0.8),
-        )
-        .record();
-    }
+/// The summary's operations, with their column in a child's figures.
+const OPERATIONS: [(&str, usize); 2] = [("GET of random ids", 1), ("list pages of 100", 4)];
+
+/// One size with one cache, in a child process (its memory is its own): its figures, printed
+/// as a line of the table.
+fn child(n: u64, cache_mib: usize) -> Vec<f64> {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(ONE, n.to_string())
+        .env(CACHE, cache_mib.to_string())
+        .output()
+        .expect("running the scale bench's child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(line) = text.lines().find_map(|l| l.strip_prefix(MARK)) else {
+        eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        panic!("the {n}-item run printed no figures");
+    };
+    let f: Vec<f64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+    println!(
+        "{:>9} {:>9} {:>8.1} {:>11.0} {:>8.2} {:>8.2} {:>11.0} {:>8.2} {:>9.1} {:>9.1} {:>8.0}",
+        thousands(n as f64),
+        cache_mib,
+        f[0],
+        f[1],
+        f[2],
+        f[3],
+        f[4],
+        f[5],
+        f[6],
+        f[7],
+        f[8]
+    );
+    f
+}
+
+/// A summary row: requests/s against the reference's, goal at least 0.8 of it.
+fn row(measure: String, rps: f64, reference: f64) {
+    Row::new(
+        measure,
+        format!("{} req/s", thousands(rps)),
+        format!("{} req/s", thousands(reference)),
+        Some(rps / reference),
+        Goal::AtLeast(0.8),
+    )
+    .record();
 }
 
 /// One size, in this (child) process: load, serve, measure, print one [`MARK`] line.
-fn measure(n: u64) {
+fn measure(n: u64, cache_mib: usize) {
     let secs: u64 = setting("SECS", 5);
     let concurrency: usize = setting("CONCURRENCY", 32);
     common::runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path(), "us-east-1").unwrap();
+        let store = EmbeddedStore::open_with(
+            dir.path(),
+            "us-east-1",
+            cache_mib,
+            tandem_api::store::now_ms,
+        )
+        .unwrap();
         let started = Instant::now();
         for first in (0..n).step_by(PAGE as usize) {
             let page: Vec<Record> = (first..(first + PAGE).min(n)).map(record).collect();

@@ -7,12 +7,14 @@
 //! - [`items`]: the one typed client of the item routes (`/api/items`), through an edge, to one
 //!   region through it, or straight to a region.
 //! - [`launch`]: a `tandem up` child process on a free port block (the bench and the tests).
+//! - [`memory`]: a process's resident memory, now and at its peak (the bench, the tests).
 //! - [`watcher`]: the health watcher's loop, over wherever the active region is kept.
 //! - [`ports`]: ports for a local stack, outside the ephemeral range.
 
 pub mod client;
 pub mod items;
 pub mod launch;
+pub mod memory;
 pub mod ports;
 pub mod watcher;
 

@@ -15,6 +15,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
+use tandem_ops::memory::{reset_peak, rss};
 use tandem_shared::control::{EdgeSettings, RegionState};
 use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
@@ -32,25 +33,6 @@ pub struct AttackArgs {
     /// Items that differ between the regions when `tandem verify` runs.
     #[arg(long, default_value_t = 100_000)]
     pub verify_items: u64,
-}
-
-/// Resident memory of a process now and at its peak (VmRSS, VmHWM), in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Resets a process's peak RSS to its current RSS (Linux: `5` into `clear_refs`), so the next
-/// peak read is the peak of what follows.
-fn reset_peak(pid: u32) {
-    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
 /// PUTs `count` small items named `prefix-<i>` into `region`, 64 at a time.
@@ -105,7 +87,7 @@ async fn poison_pages(edge: &EdgeSettings) -> anyhow::Result<()> {
         .until_agreed(Duration::from_secs(60))
         .await;
     let pids = s.region_pids().await?;
-    let before: Vec<f64> = pids.iter().map(|(_, pid)| rss_mib(*pid).0).collect();
+    let before: Vec<f64> = pids.iter().map(|(_, pid)| rss(*pid).now).collect();
     for (_, pid) in &pids {
         reset_peak(*pid);
     }
@@ -138,7 +120,7 @@ async fn poison_pages(edge: &EdgeSettings) -> anyhow::Result<()> {
     );
     let after = s.region_pids().await?;
     for (((region, pid), base), (_, pid_after)) in pids.iter().zip(before).zip(&after) {
-        let (_, peak) = rss_mib(*pid);
+        let peak = rss(*pid).peak;
         let same = if pid == pid_after {
             "same process"
         } else {
@@ -187,7 +169,7 @@ async fn stalled_bodies(edge: &EdgeSettings, count: usize) -> anyhow::Result<()>
                 refused += 1;
             }
         }
-        let edge_rss = rss_mib(s.pid()).0;
+        let edge_rss = rss(s.pid()).now;
         println!(
             "{promised} bytes promised each (opened in {:.1?}): health answered {status} after \
              {answered:.1?}; control API answered: {control}; {refused} answered 503 overloaded \
@@ -305,12 +287,12 @@ async fn verify_memory(edge: &EdgeSettings, items: u64) -> anyhow::Result<()> {
     let s = stack::start(edge, &[]).await?;
     stack::control(&s).set_replication(paused(true)).await?;
     fill(&s, PRIMARY, "only-east", items).await?;
-    let (before, _) = rss_mib(s.pid());
+    let before = rss(s.pid()).now;
     reset_peak(s.pid());
     let started = Instant::now();
     let verdict = s.control(Duration::from_secs(600)).verify().await?;
     let took = started.elapsed();
-    let (_, peak) = rss_mib(s.pid());
+    let peak = rss(s.pid()).peak;
     println!(
         "{} ids differ, {} listed, in {took:.2?}; tandem up (edge and control API): RSS {before:.0} \
          MiB before, peak {peak:.0} MiB during",

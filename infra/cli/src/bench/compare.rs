@@ -20,20 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tandem_ops::memory::rss;
 use tandem_shared::bench::{Goal, Row, thousands};
 use tandem_shared::control::RegionState;
 use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tandem_shared::wire::path;
 use tokio::sync::Mutex;
-
-/// Peak resident memory of a process (VmHWM), in MiB.
-pub fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
 
 fn children(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -307,16 +300,18 @@ pub async fn edge_vs_nginx(args: &BenchArgs) -> anyhow::Result<()> {
     println!("\n## Peak memory (VmHWM) after the runs above");
     let nginx_rss: f64 = std::iter::once(nginx.child.id())
         .chain(children(nginx.child.id()))
-        .filter_map(peak_rss_mib)
+        .map(|pid| rss(pid).peak)
+        .filter(|mib| !mib.is_nan())
         .sum();
     println!(
         "edge (tandem up: edge + control + supervisor): {:.1} MiB",
-        peak_rss_mib(stack.pid()).unwrap_or(f64::NAN)
+        rss(stack.pid()).peak
     );
     for (name, pid) in &regions {
-        if let Some(rss) = peak_rss_mib(*pid) {
+        let peak = rss(*pid).peak;
+        if !peak.is_nan() {
             println!(
-                "region process {name}: {rss:.1} MiB (us-east-1 was restarted after the stopped run)"
+                "region process {name}: {peak:.1} MiB (us-east-1 was restarted after the stopped run)"
             );
         }
     }
@@ -432,17 +427,21 @@ async fn cold_start(bin: &Path, env: &[(&str, String)]) -> anyhow::Result<(f64, 
         .with_context(|| format!("starting {}", bin.display()))?;
     let pid = child.id().unwrap_or(0);
     let deadline = started + Duration::from_secs(20);
-    let mut rss = 0.0f64;
+    let mut peak = 0.0f64;
     loop {
-        rss = rss.max(peak_rss_mib(pid).unwrap_or(0.0));
+        peak = peak.max(rss(pid).peak);
         let g = rt.lock().await;
         if let Some(at) = g.responded {
             let body = g.response.clone().unwrap_or_default();
             drop(g);
-            rss = rss.max(peak_rss_mib(pid).unwrap_or(0.0));
+            peak = peak.max(rss(pid).peak);
             let _ = child.kill().await;
             server.abort();
-            return Ok((at.duration_since(started).as_secs_f64() * 1000.0, rss, body));
+            return Ok((
+                at.duration_since(started).as_secs_f64() * 1000.0,
+                peak,
+                body,
+            ));
         }
         if let Some(err) = &g.error {
             bail!("{} reported an error: {err}", bin.display());
@@ -548,7 +547,7 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
         ),
     ] {
         let mut times = Vec::new();
-        let mut rss = 0.0f64;
+        let mut most = 0.0f64;
         for _ in 0..runs {
             let (ms, peak, body) = cold_start(&bin, &env).await?;
             // A 200, not any response: a refused request (403 without the origin secret) or a
@@ -557,11 +556,11 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
                 bail!("{name} did not answer its request with a 200: {body}");
             }
             times.push(ms);
-            rss = rss.max(peak);
+            most = most.max(peak);
         }
         let p50 = median(times.iter().copied());
         let max = times.iter().copied().fold(f64::NAN, f64::max);
-        println!("{name:<34} {p50:>12.1} {max:>12.1} {rss:>14.1}");
+        println!("{name:<34} {p50:>12.1} {max:>12.1} {most:>14.1}");
         p50s.push(p50);
     }
     // The round trip the function cannot start without: what moto takes to answer the secret

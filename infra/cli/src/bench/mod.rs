@@ -8,18 +8,21 @@
 //! 5. Recovery ([`recovery`]): a 200 MB backlog's catch-up time and peak memory, catch-up
 //!    after a 60 s partition at 1,000 writes/s, and the time a region that lost its disk takes
 //!    to match its peer again.
+//! 6. Memory ([`memory`]): each region's resident memory after 240 MB written and read twice,
+//!    with its page cache bounded and with redb's default.
 //!
 //! Not a test: it prints figures and asserts nothing about time. Rows with a goal (issue 13)
 //! also go to `cargo xtask bench`'s summary ([`tandem_shared::bench`]).
 //!
 //! Layout: this file holds the flags and [`run`], which calls the figures in order; `local`
-//! has figures 1 to 4, [`recovery`] figure 5, [`compare`] what `--compare` adds (nginx,
+//! has figures 1 to 4, [`recovery`] figure 5, [`memory`] figure 6, [`compare`] what `--compare` adds (nginx,
 //! Lambda init, the console's size) and [`attacks`] the `--attacks` figures. What they share
 //! (starting a stack, steady writes, the failover rows) is in [`stack`].
 
 pub mod attacks;
 pub mod compare;
 mod local;
+pub mod memory;
 pub mod recovery;
 pub mod stack;
 
@@ -72,6 +75,9 @@ pub struct BenchArgs {
     /// Items in us-east-1 for the lost-disk figure (0: skip it).
     #[arg(long, default_value_t = 10_000)]
     pub disk_loss_items: u64,
+    /// MB of 100 KB items for the memory figure, written and read twice (0: skip it).
+    #[arg(long, default_value_t = 240)]
+    pub memory_mb: u64,
     /// Only the attack figures (issue 24's attacks at full size), at the sizes below.
     #[arg(long)]
     pub attacks: bool,
@@ -107,6 +113,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.disk_loss_items > 0 {
         recovery::disk_loss(&args.edge, args.disk_loss_items, args.disk_loss_items / 10).await?;
+    }
+    if args.memory_mb > 0 {
+        memory::after_writes_and_reads(&args.edge, args.memory_mb).await?;
     }
     if args.compare {
         compare::edge_vs_nginx(&args).await?;

@@ -7,21 +7,10 @@ use super::stack::{self, Stack, paused};
 use anyhow::{Context as _, bail};
 use std::time::{Duration, Instant};
 use tandem_ops::items::ItemClient;
+use tandem_ops::memory::rss;
 use tandem_shared::control::{EdgeSettings, RegionState};
 use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
-
-/// Peak resident memory of a process (VmHWM), in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
 
 /// PUTs `data` as `id`; an answer other than a 2xx is an error.
 async fn put_ok(items: &ItemClient, id: &str, data: &Data) -> anyhow::Result<()> {
@@ -85,7 +74,7 @@ pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
         "drained in {took:.2} s ({:.0} MB/s); peak RSS {}",
         mb as f64 / took,
         pids.iter()
-            .map(|(r, pid)| format!("{r} {:.0} MiB", peak_rss_mib(*pid)))
+            .map(|(r, pid)| format!("{r} {:.0} MiB", rss(*pid).peak))
             .collect::<Vec<_>>()
             .join(", ")
     );
