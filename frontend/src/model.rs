@@ -4,7 +4,7 @@
 //! bodies are `tandem_shared::control`'s types, the same the edge and the CLI use.
 
 use tandem_shared::Fault;
-use tandem_shared::control::{RegionStatus, WatcherStatus};
+use tandem_shared::control::{RegionStatus, SwitchState, WatcherStatus};
 use tandem_shared::replication::PairStatus;
 
 /// sessionStorage key of the admin token. sessionStorage, not localStorage: the token should
@@ -325,8 +325,17 @@ pub fn watcher_text(w: &WatcherStatus) -> String {
         [] => "every region answered".to_owned(),
         failing => format!("no answer from {}", failing.join(", ")),
     };
+    // A switch the edge does not route by is no switch: said after the rest, as a warning.
+    let unconfirmed = match &w.last_switch {
+        Some(s) if s.state == SwitchState::Unconfirmed => format!(
+            "; its switch to {} did not show at the edge within {} s",
+            s.to.as_deref().unwrap_or("the primary"),
+            s.after_ms / 1000
+        ),
+        _ => String::new(),
+    };
     format!(
-        "Health watcher: probes every {} ms, switches after {} failed probes in a row; {} rounds, {} switches; last round: {last}",
+        "Health watcher: probes every {} ms, switches after {} failed probes in a row; {} rounds, {} switches; last round: {last}{unconfirmed}",
         w.probe_interval_ms, w.failover_after, w.rounds, w.switches
     )
 }
@@ -425,6 +434,7 @@ mod tests {
             failing: vec![],
             switches: 0,
             error: None,
+            last_switch: None,
         };
         assert_eq!(
             watcher_text(&w),
@@ -432,6 +442,15 @@ mod tests {
         );
         w.failing = vec!["us-east-1".into()];
         assert!(watcher_text(&w).ends_with("last round: no answer from us-east-1"));
+        w.last_switch = Some(tandem_shared::control::SwitchSeen {
+            to: Some("us-west-2".into()),
+            state: SwitchState::Unconfirmed,
+            after_ms: 60_400,
+        });
+        assert!(
+            watcher_text(&w)
+                .ends_with("; its switch to us-west-2 did not show at the edge within 60 s")
+        );
         w.error = Some("saving the active region: disk full".into());
         assert_eq!(
             watcher_text(&w),

@@ -286,6 +286,36 @@ pub struct WatcherStatus {
     pub switches: u64,
     /// Why the last round could not read or switch the active region; `None` once one could.
     pub error: Option<String>,
+    /// The last switch this watcher made (or found already made), as the edge showed it: a
+    /// written value that `/api/*` does not route by is no switch yet (contract §6.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_switch: Option<SwitchSeen>,
+}
+
+/// Whether the edge routes `/api/*` by a value the health watcher wrote: its next probes of
+/// `/api/health` read the value the edge routed by (`x-tandem-active-region`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchSeen {
+    /// The value written (`None`: cleared, the primary).
+    pub to: Option<String>,
+    pub state: SwitchState,
+    /// From the write until the edge showed it (`confirmed`), until the watcher stopped waiting
+    /// (`unconfirmed`), or so far (`pending`).
+    pub after_ms: u64,
+}
+
+/// Where a [`SwitchSeen`] stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchState {
+    /// Written; the edge has not shown it yet, and the bound has not passed.
+    #[default]
+    Pending,
+    /// The edge routes `/api/*` by it.
+    Confirmed,
+    /// The edge did not show it within the bound: the store holds a value the edge does not
+    /// route by (a function that does not read the store, or propagation stuck).
+    Unconfirmed,
 }
 
 /// An outage to inject into one region, as `tandem fault`, `tandem drill`, `tandem chaos`, the

@@ -11,9 +11,12 @@
 //!
 //! The store is found the way `tandem deploy` names things ([`crate::names`]): the output `KeyValueStoreArn` of
 //! stack `<prefix>-edge` in the primary region (`--prefix`, `--edge-region`), after checking
-//! that the endpoint is that stack's distribution; or it is given with `--kvs-arn`.
+//! that the endpoint is that stack's distribution (its `*.cloudfront.net` name or its custom
+//! domain, the stack's `DomainName`); or it is given with `--kvs-arn`.
 
-use crate::names::{DEFAULT_PREFIX, DISTRIBUTION_DOMAIN, KVS_ARN_OUTPUT, edge_stack_name};
+use crate::names::{
+    DEFAULT_PREFIX, DISTRIBUTION_DOMAIN, DOMAIN_PARAMETER, KVS_ARN_OUTPUT, edge_stack_name,
+};
 use crate::sdk::{Aws, sdk_error};
 use crate::stack;
 use anyhow::{Context as _, anyhow, bail};
@@ -189,8 +192,39 @@ pub async fn find_store(aws: &Aws, args: &EdgeArgs, endpoint: &str) -> anyhow::R
     )
 }
 
+/// Refuses an https:// `endpoint` that is not the distribution of the edge stack `stack`:
+/// neither its domain nor its alias (a custom domain, `DomainName`). Switching or comparing
+/// through another distribution would be about another deployment.
+pub fn check_endpoint(
+    stack: &str,
+    outputs: &std::collections::BTreeMap<String, String>,
+    parameters: &std::collections::BTreeMap<&str, &str>,
+    endpoint: &str,
+) -> anyhow::Result<()> {
+    if endpoint.trim_start().starts_with("https://")
+        && let Some(domain) = outputs.get(DISTRIBUTION_DOMAIN)
+    {
+        // edge.yaml makes `DomainName` the distribution's one alias (`Aliases`), so the
+        // parameter is the list, with no CloudFront call (nor its permission).
+        let alias = parameters
+            .get(DOMAIN_PARAMETER)
+            .copied()
+            .filter(|a| !a.is_empty());
+        let host = endpoint_host(endpoint);
+        let mut known = std::iter::once(domain.as_str()).chain(alias);
+        if !known.any(|name| host.eq_ignore_ascii_case(name)) {
+            let names = match alias {
+                Some(alias) => format!("{domain}, or its alias {alias}"),
+                None => format!("{domain}; it has no alias (--domain-name)"),
+            };
+            bail!("--endpoint {host} is not the distribution of stack {stack} ({names})");
+        }
+    }
+    Ok(())
+}
+
 /// The store an edge stack's outputs and parameters describe, after checking that `endpoint`
-/// is that stack's distribution.
+/// is that stack's distribution: its domain, or its alias (a custom domain, `DomainName`).
 pub fn store_of(
     stack: &str,
     outputs: &std::collections::BTreeMap<String, String>,
@@ -203,17 +237,9 @@ pub fn store_of(
              region moved to a KeyValueStore; run `tandem deploy` to update it"
         )
     })?;
-    if endpoint.trim_start().starts_with("https://")
-        && let Some(domain) = outputs.get(DISTRIBUTION_DOMAIN)
-    {
-        let host = endpoint_host(endpoint);
-        if !host.eq_ignore_ascii_case(domain) {
-            bail!(
-                "--endpoint {host} is not the distribution of stack {stack} ({domain}): pass the \
-                 --prefix and --edge-region it was deployed with, or --kvs-arn"
-            );
-        }
-    }
+    check_endpoint(stack, outputs, parameters, endpoint).map_err(|e| {
+        anyhow!("{e}: pass the --prefix and --edge-region it was deployed with, or --kvs-arn")
+    })?;
     let regions = match (
         parameters.get("PrimaryRegion"),
         parameters.get("SecondaryRegion"),
@@ -506,6 +532,29 @@ mod tests {
             other.contains("is not the distribution of stack"),
             "{other}"
         );
+        assert!(other.contains("it has no alias"), "{other}");
+        // A custom domain: refused unless it is the distribution's alias.
+        let custom = "https://Tandem.Example.com/#token=abc";
+        let refused = store_of(stack, &outputs(), &parameters, custom)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("--endpoint Tandem.Example.com is not"),
+            "{refused}"
+        );
+        let mut aliased = parameters.clone();
+        aliased.insert(DOMAIN_PARAMETER, "tandem.example.com");
+        assert_eq!(
+            store_of(stack, &outputs(), &aliased, custom).unwrap().arn,
+            ARN
+        );
+        let wrong = store_of(stack, &outputs(), &aliased, "https://other.example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(wrong.contains("or its alias tandem.example.com"), "{wrong}");
+        // An empty DomainName (the template's default) is no alias.
+        aliased.insert(DOMAIN_PARAMETER, "");
+        assert!(store_of(stack, &outputs(), &aliased, "https://").is_err());
 
         // An edge deployed before the store existed.
         let mut old = outputs();

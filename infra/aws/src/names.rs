@@ -40,6 +40,9 @@ pub const VERSION_PARAMETER: &str = "OriginSecretVersionId";
 /// The edge stack's parameter that picks who carries `/api/*`: `--api-failover-mode` and
 /// `--fallback-origin-group` set it, `tandem status` reads it.
 pub const MODE_PARAMETER: &str = "ApiFailoverMode";
+/// The edge stack's parameter holding the distribution's custom domain, its one alias
+/// (`--domain-name`): `tandem failover`/`failback`/`status` accept it as `--endpoint`.
+pub const DOMAIN_PARAMETER: &str = "DomainName";
 
 /// A stack's place in the deploy order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

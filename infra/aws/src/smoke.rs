@@ -6,15 +6,17 @@
 //! When `/api/*` fails while both regional paths work, the fault is the CloudFront Function
 //! route (edge.yaml's `ApiFailoverMode=function`), and the way out is the static origin group
 //! (`ApiFailoverMode=origin-group`): the [`Verdict`] says so, and deploy offers or makes the
-//! switch.
+//! switch. A router that answers but fell back (its answer marked `failover=off`: an origin
+//! helper threw, so reads no longer fail over per request) fails the check of health through
+//! `/api/*` with "failover is off", which the same way out repairs.
 
-use crate::names::{DISTRIBUTION_DOMAIN, MODE_PARAMETER, StackArgs, edge_stack_name};
 use reqwest::Method;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 use tandem_ops::items::{Answer, Body, ItemClient};
-use tandem_shared::headers::SERVED_REGION;
+use tandem_shared::headers::{ACTIVE_REGION, SERVED_REGION};
 use tandem_shared::item::Data;
+use tandem_shared::routing::Routed;
 use tandem_shared::wire::{ItemResponse, path};
 
 /// The check of health through `/api/*`: the one that tells the function route's trouble.
@@ -258,6 +260,8 @@ struct Got {
     text: String,
     /// An item answer's item, when it is one.
     item: Option<ItemResponse>,
+    /// A page's `x-tandem-active-region`: what the edge's `/api/*` route says it did.
+    routed: Option<String>,
 }
 
 /// A plain GET of `url`.
@@ -271,12 +275,14 @@ async fn page(client: &reqwest::Client, url: &str) -> Result<Got, reqwest::Error
             .map(str::to_owned)
     };
     let (served_by, content_type) = (header(SERVED_REGION), header("content-type"));
+    let routed = header(ACTIVE_REGION);
     Ok(Got {
         status: response.status().as_u16(),
         served_by,
         content_type: content_type.unwrap_or_default(),
         text: response.text().await.unwrap_or_default(),
         item: None,
+        routed,
     })
 }
 
@@ -307,6 +313,7 @@ fn got<T>(answer: Answer<T>, item: fn(T) -> Option<ItemResponse>) -> Got {
         content_type: String::new(),
         text,
         item,
+        routed: None,
     }
 }
 
@@ -336,6 +343,7 @@ fn judge(check: &Check, got: &Got) -> Option<String> {
         (Route::Api | Route::Region(_), _) if served_by.is_none() => {
             Some("no x-served-region: not an answer of the Tandem API".into())
         }
+        (Route::Api, Request::Page) => failover_off(got.routed.as_deref()),
         (
             _,
             Request::Item {
@@ -346,6 +354,19 @@ fn judge(check: &Check, got: &Got) -> Option<String> {
         ) => read_back_problem(id, got),
         _ => None,
     }
+}
+
+/// "failover is off" when the router says it fell back (contract §6.3): the request went to the
+/// active region alone, so a failing region's reads would not fail over.
+fn failover_off(routed: Option<&str>) -> Option<String> {
+    let value = routed?;
+    Routed::parse(value)?.failover_off.then(|| {
+        format!(
+            "failover is off: the /api/* router fell back (x-tandem-active-region: {value}): an \
+             origin helper threw, so requests go to the active region alone and reads do not \
+             fail over per request"
+        )
+    })
 }
 
 /// A read of the throwaway item must show what was written.
@@ -465,64 +486,6 @@ pub async fn until_passed(
     }
 }
 
-/// `tandem status` flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub stacks: StackArgs,
-    /// Check through this URL (a custom domain, or a local stack's edge) instead of the
-    /// distribution's domain from the edge stack.
-    #[arg(long)]
-    pub endpoint: Option<String>,
-    /// Who carries /api/* [default: the edge stack's ApiFailoverMode, or function with
-    /// --endpoint].
-    #[arg(long, value_enum)]
-    pub api_failover_mode: Option<Mode>,
-}
-
-/// `tandem status`: the smoke checks, once, and a failure when any fails.
-pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let (primary, secondary) = args.stacks.check()?;
-    let regions = [primary, secondary];
-    let (base, stack_mode) = match &args.endpoint {
-        Some(endpoint) => (endpoint.trim_end_matches('/').to_owned(), None),
-        None => edge_of(&args.stacks, &regions[0]).await?,
-    };
-    let mode = args
-        .api_failover_mode
-        .or(stack_mode)
-        .unwrap_or(Mode::Function);
-    let report = run(&base, checks(&regions, mode, &throwaway_id())).await;
-    print!("{}", report.table());
-    if mode == Mode::OriginGroup {
-        println!("\n{ORIGIN_GROUP_WARNING}");
-    }
-    match advice(report.verdict(), mode) {
-        None => Ok(()),
-        Some(advice) => anyhow::bail!("{advice}"),
-    }
-}
-
-/// The distribution's URL and `/api/*` mode, from the edge stack.
-async fn edge_of(stacks: &StackArgs, primary: &str) -> anyhow::Result<(String, Option<Mode>)> {
-    let aws = crate::sdk::Aws::load().await;
-    let name = edge_stack_name(&stacks.prefix);
-    let stack = crate::stack::describe(&aws.cloudformation(primary), &name)
-        .await?
-        .ok_or_else(|| {
-            anyhow::anyhow!("no stack {name} in {primary}: deploy first, or pass --endpoint")
-        })?;
-    let domain = crate::stack::outputs(&stack)
-        .remove(DISTRIBUTION_DOMAIN)
-        .ok_or_else(|| anyhow::anyhow!("stack {name} has no output {DISTRIBUTION_DOMAIN}"))?;
-    let mode = stack
-        .parameters()
-        .iter()
-        .find(|p| p.parameter_key() == Some(MODE_PARAMETER))
-        .and_then(|p| Mode::parse(p.parameter_value()?));
-    Ok((format!("https://{domain}"), mode))
-}
-
 /// What deploy and status say after the table, for `verdict`.
 pub fn advice(verdict: Verdict, mode: Mode) -> Option<String> {
     match (verdict, mode) {
@@ -614,6 +577,7 @@ mod tests {
             content_type: content_type.to_owned(),
             text: text.to_owned(),
             item: serde_json::from_str(text).ok(),
+            routed: None,
         }
     }
 
@@ -649,6 +613,15 @@ mod tests {
         assert!(judge(read, &garbage).is_some(), "not JSON");
         let partial = r#"{"item":{"data":{"smoke":"smoke-1"}}}"#;
         assert!(judge(read, &got(200, Some("us-east-1"), json, partial)).is_some());
+        // The router fell back: the answer passes everything else, and still fails.
+        let api = &all[0];
+        let mut fell_back = got(200, Some("us-east-1"), json, "{}");
+        assert_eq!(judge(api, &fell_back), None);
+        fell_back.routed = Some("none; failover=off".into());
+        let problem = judge(api, &fell_back).unwrap();
+        assert!(problem.starts_with("failover is off"), "{problem}");
+        fell_back.routed = Some("us-west-2".into());
+        assert_eq!(judge(api, &fell_back), None);
         let console = all.last().unwrap();
         assert!(judge(console, &got(200, None, json, "{}")).is_some());
         let html = got(200, None, "text/html; charset=utf-8", "<html>");

@@ -13,16 +13,21 @@
 //! calls. Two invocations that overlap (the stack reserves no concurrency unless asked to) are
 //! kept apart by that ETag: the second writer's `If-Match` fails, and it writes nothing.
 //!
+//! A switch is confirmed on the next rounds the same way: the distribution's answer to
+//! `/api/health` shows the written value. One that does not show within
+//! [`tandem_ops::watcher::PROPAGATION`] is logged, and fails the invocation.
+//!
 //! The rule's memory (consecutive failures) lives in the execution environment, so it carries
 //! across warm invocations; a cold start counts from zero again. An invocation that could not
-//! read or write the store fails, which Lambda's `Errors` metric (and the stack's alarm on it)
-//! shows.
+//! read or write the store, or saw its switch unconfirmed, fails, which Lambda's `Errors`
+//! metric (and the stack's alarm on it) shows.
 
 use crate::active;
 use crate::sdk::Aws;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tandem_ops::watcher::{ActiveStore, Probes, Round, Stored, Switch, WatchArgs, Written};
+use tandem_shared::control::SwitchState;
 use tokio::sync::Mutex;
 
 /// What the function is told, by environment variables (the stack sets them).
@@ -95,6 +100,11 @@ pub struct Invocation {
     /// Switches the rule asked for that were not written, and why (the store already held the
     /// target, or another writer changed it first).
     pub not_written: Vec<String>,
+    /// Switches the distribution was seen routing `/api/*` by, with how long that took.
+    pub confirmed: Vec<String>,
+    /// Switches it did not route by within the bound: the store holds a value `/api/*` does
+    /// not follow. Any fails the invocation.
+    pub unconfirmed: Vec<String>,
 }
 
 impl Invocation {
@@ -114,6 +124,18 @@ impl Invocation {
             Some(Switch::LostRace { why, .. }) => self.not_written.push(why.clone()),
             Some(Switch::Done(_)) | None => {}
         }
+        if let Some(seen) = &round.seen {
+            let line = format!(
+                "{} after {} ms",
+                seen.to.as_deref().unwrap_or("none"),
+                seen.after_ms
+            );
+            match seen.state {
+                SwitchState::Confirmed => self.confirmed.push(line),
+                SwitchState::Unconfirmed => self.unconfirmed.push(line),
+                SwitchState::Pending => {}
+            }
+        }
         self.active = match round.switched {
             Some(to) => {
                 self.switched.push(to.clone());
@@ -125,7 +147,8 @@ impl Invocation {
 }
 
 /// Probe rounds, one per interval, while a whole round still fits before `deadline`. Fails
-/// when any round could not read or write the store (the rounds that could still count).
+/// when any round could not read or write the store (the rounds that could still count), or
+/// saw a switch unconfirmed.
 pub async fn invoke(
     probes: &mut Probes,
     store: &impl ActiveStore,
@@ -147,14 +170,29 @@ pub async fn invoke(
         }
     }
     tracing::info!(?done, errors = errors.len(), "health watcher invocation");
-    match errors.last() {
-        None => Ok(done),
-        Some(last) => Err(anyhow::anyhow!(
+    outcome(done, &errors)
+}
+
+/// An invocation's answer: an error when a round could not use the store, or when a switch did
+/// not show at the edge within the bound (either way the watcher did not do its job, and the
+/// stack's alarm on the function's errors should say so).
+fn outcome(done: Invocation, errors: &[String]) -> anyhow::Result<Invocation> {
+    if let Some(last) = errors.last() {
+        return Err(anyhow::anyhow!(
             "{} of {} rounds could not use the active region's store (last: {last}); {done:?}",
             errors.len(),
             errors.len() as u32 + done.rounds
-        )),
+        ));
     }
+    if !done.unconfirmed.is_empty() {
+        return Err(anyhow::anyhow!(
+            "switch not confirmed: the KeyValueStore holds {}, but /api/* through the \
+             distribution was not routed by it within the bound (does the router function read \
+             the store?); {done:?}",
+            done.unconfirmed.join(", ")
+        ));
+    }
+    Ok(done)
 }
 
 /// The function's main: serves scheduled events until the runtime stops it.
@@ -184,4 +222,42 @@ pub async fn run(config: WatcherConfig) -> anyhow::Result<()> {
     lambda_runtime::run(handler)
         .await
         .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_ops::watcher::Source;
+    use tandem_shared::control::SwitchSeen;
+
+    fn round(seen: Option<SwitchSeen>) -> Round {
+        Round {
+            healthy: vec![true, true],
+            active: Some("us-west-2".into()),
+            source: Source::Edge,
+            switched: None,
+            switch: None,
+            seen,
+        }
+    }
+
+    #[test]
+    fn a_switch_the_edge_did_not_show_fails_the_invocation() {
+        let seen = |state| SwitchSeen {
+            to: Some("us-west-2".into()),
+            state,
+            after_ms: 1_500,
+        };
+        let mut done = Invocation::default();
+        done.add(round(Some(seen(SwitchState::Confirmed))));
+        done.add(round(None));
+        assert_eq!(done.confirmed, ["us-west-2 after 1500 ms"]);
+        let done = outcome(done, &[]).unwrap();
+
+        let mut stuck = done.clone();
+        stuck.add(round(Some(seen(SwitchState::Unconfirmed))));
+        let err = outcome(stuck, &[]).unwrap_err().to_string();
+        assert!(err.contains("switch not confirmed"), "{err}");
+        assert!(err.contains("holds us-west-2 after 1500 ms"), "{err}");
+    }
 }

@@ -25,8 +25,9 @@ enum Command {
     Deploy(tandem_aws::deploy::DeployArgs),
     /// Remove what `tandem deploy` created (the data only with --delete-data).
     Destroy(tandem_aws::deploy::DestroyArgs),
-    /// Smoke-check a deployment through its distribution: health, an item, the console.
-    Status(tandem_aws::smoke::StatusArgs),
+    /// Smoke-check a deployment through its distribution: health, an item, the console, the
+    /// active region as stored and as /api/* is routed; with --prove, the failover drill.
+    Status(tandem_aws::status::StatusArgs),
     /// Replace the origin secret (CloudFront's x-origin-verify) without refusing a request.
     RotateSecret(tandem_aws::rotate::RotateArgs),
     /// Inject a fault into one region, through the edge (local or CloudFront).
@@ -52,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => tandem_cli::bench::run(args).await,
         Command::Deploy(args) => tandem_aws::deploy::run(args).await,
         Command::Destroy(args) => tandem_aws::deploy::destroy(args).await,
-        Command::Status(args) => tandem_aws::smoke::status(args).await,
+        Command::Status(args) => tandem_aws::status::status(args).await,
         Command::RotateSecret(args) => tandem_aws::rotate::run(args).await,
         Command::Fault(args) => tandem_cli::fault::fault(args).await,
         Command::Heal(args) => tandem_cli::fault::heal(args).await,

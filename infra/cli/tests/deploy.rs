@@ -24,6 +24,13 @@
 //!   `AWS::Lambda::EventInvokeConfig` and the two `AWS::CloudWatch::Alarm`s (their properties
 //!   are checked by `infra/aws/tests/templates.rs`, cfn-lint and checkov only). The function
 //!   itself runs in `infra/aws/tests/watcher.rs`.
+//! - The failover drill that ends a deploy goes through the smoke endpoint, the local stack's
+//!   edge, and switches the active region in the stand-in store. The edge routes by the store's
+//!   value as CloudFront's function would only because the test plays CloudFront's propagation:
+//!   it carries each write of the store to the local edge through its control API
+//!   ([`Propagation`]), and can stop doing so, to show a switch that never reaches the edge.
+//!   The local stack's admin token is the stand-in secret's, and `--origin-endpoint` points the
+//!   cloaking check at the local regions (region.yaml's `ApiDomainName` is unresolved on moto).
 //! - moto reports only stack-level events (no per-resource ones), and says "No updates are to
 //!   be performed" only when the template and every one of its parameters are unchanged: the
 //!   unchanged data stack gets it (and deploy reports it unchanged), while the unchanged edge
@@ -38,6 +45,8 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tandem_aws::deploy::{Function, IMMUTABLE, NO_CACHE, cache_control, code_key, content_type};
 use tandem_shared::control::FUNCTION_TIMEOUT_S;
 use tandem_shared::region::{PRIMARY, SECONDARY};
@@ -61,7 +70,10 @@ const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../aws/cloudformat
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 /// moto's account.
 const ACCOUNT: &str = "123456789012";
-const ADMIN_TOKEN: &str = "moto-admin-token-1234567890";
+/// The stand-in secret's admin token: the local stack's (the drill faults its primary with it).
+const ADMIN_TOKEN: &str = common::TOKEN;
+/// The custom domain the first deploy gives the distribution (its alias).
+const CUSTOM_DOMAIN: &str = "tandem.example.com";
 
 // ------------------------------------------------------------------ fixtures --
 
@@ -240,7 +252,10 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
             "10. Smoke checks through https://<output DistributionDomainName of tandem-edge in {PRIMARY}>, retried for up to 300 s"
         ),
         format!(
-            "11. Print the console URL: https://<output DistributionDomainName of tandem-edge in {PRIMARY}>/#token=<admin_token of secret tandem/secrets in {PRIMARY}>"
+            "11. Failover drill through https://<output DistributionDomainName of tandem-edge in {PRIMARY}>, once the smoke checks pass"
+        ),
+        format!(
+            "12. Print the console URL: https://<output DistributionDomainName of tandem-edge in {PRIMARY}>/#token=<admin_token of secret tandem/secrets in {PRIMARY}>"
         ),
     ]
     .iter()
@@ -284,6 +299,19 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
         ),
         "write an item PUT /api/items/tandem-smoke-<random> -> [200, 201]".to_owned(),
         "console index.html GET /index.html -> [200]".to_owned(),
+        // The failover drill it will run after them.
+        format!(
+            "PUT /api/items/tandem-prove-<random>-a -> 2xx from {PRIMARY}; read back from /region/{SECONDARY}/api/items/<id> (replication, up to 30 s)"
+        ),
+        format!(
+            "GET https://<output ApiDomainName of tandem-region in {PRIMARY}>/api/health and https://<output ApiDomainName of tandem-region in {SECONDARY}>/api/health without x-origin-verify -> 403 (origin cloaking)"
+        ),
+        format!(
+            "PUT /region/{PRIMARY}/api/admin/fault error:503 (admin token) for 20 s; GET /api/items/<id> every 250 ms meanwhile -> 200 from {SECONDARY}"
+        ),
+        format!(
+            "switch the active region to {SECONDARY} (PutKey on the KeyValueStore), confirmed through /api/health within 60 s; the same PUT -> 2xx from {SECONDARY}"
+        ),
     ] {
         assert_line(&out, &line);
     }
@@ -390,6 +418,14 @@ fn dry_run_without_a_zip_plans_the_cargo_lambda_build() {
         !out.contains("tandem-watcher"),
         "no watcher unless asked:\n{out}"
     );
+    // Without the failover drill, the plan says so in its place.
+    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
+        .current_dir(WORKSPACE)
+        .args(["deploy", "--dry-run", "--no-prove", "--console-dir"])
+        .arg(dir.path()));
+    assert!(ok, "{out}\n{err}");
+    assert_line(&out, "11. No failover drill (--no-prove).");
+    assert!(!out.contains("tandem-prove-"), "{out}");
 }
 
 #[test]
@@ -797,9 +833,12 @@ async fn stand_in_secret_and_distribution(moto: &Moto) -> (String, String) {
 /// The smoke table: every check passed, each region answered its own route.
 fn assert_smoke_passed(out: &str, edge: &str) {
     assert_line(out, &format!("Smoke checks through {edge}:"));
+    // The smoke table's rows (the failover drill's table follows it).
     let rows: Vec<String> = squeezed(out)
         .into_iter()
-        .filter(|l| l.starts_with("PASS ") || l.starts_with("FAIL "))
+        .skip_while(|l| !l.starts_with("Smoke checks through"))
+        .skip(1)
+        .take_while(|l| l.starts_with("PASS ") || l.starts_with("FAIL "))
         .collect();
     assert_eq!(rows.len(), 7, "{out}");
     assert!(rows.iter().all(|r| r.starts_with("PASS ")), "{out}");
@@ -923,10 +962,132 @@ async fn invalidations(moto: &Moto, distribution: &str) -> Vec<Vec<String>> {
     paths
 }
 
+/// CloudFront's part (see the module doc): each write of the store's active region carried to
+/// the local stack's edge, through its control API, unless paused.
+struct Propagation {
+    paused: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Propagation {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Propagation {
+    fn start(kvs: &FakeKvs, edge: tandem_ops::client::ControlClient) -> Propagation {
+        let mut changes = kvs.changes();
+        let paused = Arc::new(AtomicBool::new(false));
+        let stopped = paused.clone();
+        let task = tokio::spawn(async move {
+            while let Some((key, value)) = changes.recv().await {
+                if key == ACTIVE_REGION_KEY && !stopped.load(Ordering::SeqCst) {
+                    edge.set_active_region(value.as_deref()).await.unwrap();
+                }
+            }
+        });
+        Propagation { paused, task }
+    }
+
+    /// Stops carrying writes (`true`), or carries them again.
+    fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+}
+
+/// The failover drill after the smoke checks: every step passed through the local edge, the
+/// RTO printed, the switch made in the stand-in store (and undone), nothing left behind.
+async fn assert_drill_passed(out: &str, local: &common::Stack, kvs: &FakeKvs) {
+    assert_line(out, &format!("Failover drill through {}:", local.edge));
+    let rows: Vec<String> = squeezed(out)
+        .into_iter()
+        .skip_while(|l| !l.starts_with("Failover drill through"))
+        .take_while(|l| !l.starts_with("RTO seen"))
+        .filter(|l| l.starts_with("PASS ") || l.starts_with("FAIL "))
+        .collect();
+    let names = [
+        "write through /api/*".to_owned(),
+        format!("replicated to {SECONDARY}"),
+        format!("origin cloaking {PRIMARY}"),
+        format!("origin cloaking {SECONDARY}"),
+        format!("fault {PRIMARY}"),
+        "write before the switch".to_owned(),
+        format!("switch to {SECONDARY}"),
+        "write after the switch".to_owned(),
+        "reads during the fault".to_owned(),
+        format!("heal {PRIMARY}"),
+        "fail back".to_owned(),
+        format!("replicated to {PRIMARY}"),
+        "clean up".to_owned(),
+    ];
+    assert_eq!(rows.len(), names.len(), "{out}");
+    for (row, name) in rows.iter().zip(&names) {
+        assert!(row.starts_with(&format!("PASS {name} ")), "{row}\n{out}");
+    }
+    let row = |name: &str| rows.iter().find(|r| r.contains(name)).unwrap().clone();
+    assert!(
+        row("write before the switch").contains(&format!("503 from {PRIMARY}")),
+        "{out}"
+    );
+    assert!(
+        row("write after the switch").contains(&format!("from {SECONDARY}")),
+        "{out}"
+    );
+    assert!(row("switch to").contains("confirmed through"), "{out}");
+    assert!(
+        row(&format!("origin cloaking {PRIMARY}")).contains("403"),
+        "{out}"
+    );
+    let rto = squeezed(out)
+        .into_iter()
+        .find(|l| l.starts_with("RTO seen with the primary failing 3 s: reads "))
+        .unwrap_or_else(|| panic!("no RTO line in:\n{out}"));
+    assert!(rto.contains("; writes "), "{rto}");
+    // The switch went through the store the edge stack names, and back.
+    let writes: Vec<(String, Option<String>)> = kvs
+        .take_requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.method, r.if_match))
+        .collect();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert_eq!(writes[0].0, "PUT");
+    assert_eq!(writes[1].0, "DELETE");
+    assert!(writes.iter().all(|(_, etag)| etag.is_some()), "{writes:?}");
+    assert_eq!(kvs.value(ACTIVE_REGION_KEY), None);
+    assert_eq!(local.control().active_region().await.unwrap().region, None);
+    let faults = local.control().fault(PRIMARY).await.unwrap();
+    assert!(
+        matches!(faults.fault, tandem_shared::Fault::None { .. }),
+        "{faults:?}"
+    );
+    let page: serde_json::Value = local
+        .edge(reqwest::Method::GET, "/api/items?limit=100", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let left: Vec<&serde_json::Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["id"].as_str().unwrap().starts_with("tandem-prove-"))
+        .collect();
+    assert!(left.is_empty(), "the drill left {left:?}");
+}
+
 /// `tandem failover` and `tandem failback` against the deployed edge: the store is the one the
 /// edge stack's output names, written through the (stand-in) data plane; what does not match
-/// the stack is refused before anything is written.
-async fn assert_active_region_on_aws(moto: &Moto, kvs: &FakeKvs, domain: &str) {
+/// the stack is refused before anything is written. Then the switch confirmed through an edge
+/// that follows the store, and not confirmed through one that does not.
+async fn assert_active_region_on_aws(
+    moto: &Moto,
+    kvs: &FakeKvs,
+    domain: &str,
+    local: &common::Stack,
+    propagation: &Propagation,
+) {
     // The fake serves on this runtime while the binary runs: block only this worker.
     let active = |args: &[&str], endpoint: &str| {
         let mut cmd = tandem(&moto.endpoint);
@@ -937,8 +1098,18 @@ async fn assert_active_region_on_aws(moto: &Moto, kvs: &FakeKvs, domain: &str) {
             .args(["--endpoint", endpoint]);
         tokio::task::block_in_place(|| run(&mut cmd))
     };
+    // moto's distribution answers nothing: what these calls write is checked in the store, and
+    // confirming through the edge comes last, through the local edge.
+    let active = |args: &[&str], endpoint: &str| {
+        let mut args = args.to_vec();
+        if endpoint.starts_with("https://") {
+            args.push("--no-confirm");
+        }
+        active(&args, endpoint)
+    };
     let endpoint = format!("https://{domain}/#token={ADMIN_TOKEN}");
 
+    kvs.take_requests();
     let etag = kvs.etag();
     let (ok, out, err) = active(&["failover", "--to", SECONDARY], &endpoint);
     println!("{out}\n{err}");
@@ -1015,10 +1186,35 @@ async fn assert_active_region_on_aws(moto: &Moto, kvs: &FakeKvs, domain: &str) {
     let (ok, out, _) = active(&["failback"], &endpoint);
     assert!(ok && out.contains("already was none: no write"), "{out}");
 
+    // The distribution's custom domain (the first deploy's --domain-name) is the distribution
+    // too; another domain is not.
+    let (ok, out, err) = active(
+        &["failover", "--to", SECONDARY],
+        &format!("https://{CUSTOM_DOMAIN}"),
+    );
+    assert!(ok, "the custom domain was refused:\n{out}\n{err}");
+    assert_eq!(kvs.value(ACTIVE_REGION_KEY).as_deref(), Some(SECONDARY));
+    let (ok, _, err) = active(&["failback"], "https://other.example.com");
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("or its alias {CUSTOM_DOMAIN}")),
+        "{err}"
+    );
+    let (ok, _, err) = active(&["failback"], &format!("https://{CUSTOM_DOMAIN}/#token=x"));
+    assert!(ok, "{err}");
+    assert_eq!(kvs.value(ACTIVE_REGION_KEY), None);
+
     // --kvs-arn needs no stack (nor an https endpoint); here another writer gets in first.
     kvs.conflict_next(1);
     let (ok, out, err) = active(
-        &["failover", "--to", SECONDARY, "--kvs-arn", &kvs.arn],
+        &[
+            "failover",
+            "--to",
+            SECONDARY,
+            "--kvs-arn",
+            &kvs.arn,
+            "--no-confirm",
+        ],
         "http://127.0.0.1:9",
     );
     assert!(ok, "{out}\n{err}");
@@ -1027,9 +1223,51 @@ async fn assert_active_region_on_aws(moto: &Moto, kvs: &FakeKvs, domain: &str) {
         "{out}"
     );
     assert_eq!(kvs.value(ACTIVE_REGION_KEY).as_deref(), Some(SECONDARY));
-    let (ok, _, err) = active(&["failback", "--kvs-arn", &kvs.arn], "http://127.0.0.1:9");
+    let (ok, _, err) = active(
+        &["failback", "--kvs-arn", &kvs.arn, "--no-confirm"],
+        "http://127.0.0.1:9",
+    );
     assert!(ok, "{err}");
     assert_eq!(kvs.value(ACTIVE_REGION_KEY), None);
+
+    // Confirmed through an edge that routes by the store (the local one, which the test's
+    // propagation keeps in step): how long it took, and what the edge showed.
+    let through_edge = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--kvs-arn", &kvs.arn]);
+        active(&args, &local.edge)
+    };
+    let (ok, out, err) = through_edge(&["failover", "--to", SECONDARY]);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("confirmed through {} after ", local.edge))
+            && out.contains(&format!(
+                "routed by {SECONDARY} (x-tandem-active-region: {SECONDARY}), served by {SECONDARY} (200)"
+            )),
+        "{out}"
+    );
+    let (ok, out, err) = through_edge(&["failback"]);
+    assert!(ok && out.contains("confirmed through"), "{out}\n{err}");
+
+    // An edge that does not follow the store (the propagation stopped, as a router that does
+    // not read it): written, not confirmed, and said, after the bound.
+    propagation.pause(true);
+    let started = std::time::Instant::now();
+    let (ok, out, err) = through_edge(&["failover", "--to", SECONDARY, "--confirm-within", "2"]);
+    assert!(!ok, "an unconfirmed switch succeeded:\n{out}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert!(
+        err.contains(&format!("not confirmed through {} within 2 s", local.edge))
+            && err.contains("routed by none")
+            && err.contains("The value is written, but /api/* does not follow it"),
+        "{err}"
+    );
+    assert_eq!(kvs.value(ACTIVE_REGION_KEY).as_deref(), Some(SECONDARY));
+    let (ok, _, err) = through_edge(&["failback", "--no-confirm"]);
+    assert!(ok, "{err}");
+    propagation.pause(false);
+    assert_eq!(local.control().active_region().await.unwrap().region, None);
+    kvs.take_requests();
 }
 
 /// New code for both regions, the same data stack, the console as the new build has it.
@@ -1372,33 +1610,50 @@ async fn deploy_update_and_destroy_against_moto() {
     let dist = dir.path().join("dist");
     let files = console(&dist);
     // moto's distribution answers nothing: the smoke checks go through a local stack's edge,
-    // which follows CloudFront's routes, serving the same console.
+    // which follows CloudFront's routes, serving the same console, and routes /api/* by the
+    // stand-in store's value, which the test carries to it.
     let local = common::Stack::start_with(&["--console-dir", dist.to_str().unwrap()]).await;
+    let propagation = Propagation::start(&kvs, local.control().clone());
+    let origins = [PRIMARY, SECONDARY].map(|r| format!("{r}={}", local.regions[r]));
     let deploy_via = |zip: &Path, smoke: &str| {
         let mut cmd = tandem(&moto.endpoint);
-        cmd.args(["deploy", "--lambda-zip"])
+        cmd.env("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE", &kvs.endpoint)
+            .args(["deploy", "--lambda-zip"])
             .arg(zip)
             .arg("--console-dir")
             .arg(&dist)
             .arg("--templates")
             .arg(&templates)
-            .args(["--smoke-endpoint", smoke, "--smoke-wait", "0"]);
+            .args(["--smoke-endpoint", smoke, "--smoke-wait", "0"])
+            .args([
+                "--origin-endpoint",
+                &origins[0],
+                "--origin-endpoint",
+                &origins[1],
+            ])
+            .args(["--prove-fault-s", "3"]);
         cmd
     };
     let deploy = |zip: &Path| deploy_via(zip, &local.edge);
+    // The fake store and the propagation serve on this runtime while the binary runs.
+    let run = |cmd: &mut std::process::Command| tokio::task::block_in_place(|| run(cmd));
     let (watcher_zip, watcher_bytes) = write_zip(dir.path(), "watcher.zip", "#!/bin/sh\necho w\n");
     let watcher_key = code_key(Function::Watcher, &watcher_bytes);
 
-    // ---- first deploy: everything is created.
+    // ---- first deploy: everything is created, and failover is proved through the edge.
     let (zip1, bytes1) = write_zip(dir.path(), "v1.zip", "#!/bin/sh\necho v1\n");
     let key1 = code_key(Function::Api, &bytes1);
-    let (ok, out, err) = run(&mut deploy(&zip1));
+    let certificate = format!("arn:aws:acm:us-east-1:{ACCOUNT}:certificate/tandem-test");
+    let (ok, out, err) = run(deploy(&zip1)
+        .args(["--domain-name", CUSTOM_DOMAIN])
+        .args(["--certificate-arn", &certificate]));
     println!("{out}\n{err}");
     assert!(ok, "deploy failed:\n{out}\n{err}");
     let url = format!("https://{domain}/#token={ADMIN_TOKEN}");
     assert_eq!(out.lines().last(), Some(url.as_str()), "{out}");
     assert_every_stack_created(&out);
     assert_smoke_passed(&out, &local.edge);
+    assert_drill_passed(&out, &local, &kvs).await;
     assert_line(
         &out,
         &format!(
@@ -1420,7 +1675,7 @@ async fn deploy_update_and_destroy_against_moto() {
     );
 
     // ---- the active region on AWS, in the store the edge stack names.
-    assert_active_region_on_aws(&moto, &kvs, &domain).await;
+    assert_active_region_on_aws(&moto, &kvs, &domain, &local, &propagation).await;
 
     // ---- second deploy: new code, one file gone, one changed.
     let (zip2, bytes2) = write_zip(dir.path(), "v2.zip", "#!/bin/sh\necho v2\n");
@@ -1428,12 +1683,13 @@ async fn deploy_update_and_destroy_against_moto() {
     assert_ne!(key1, key2);
     std::fs::remove_file(dist.join("favicon.ico")).unwrap();
     std::fs::write(dist.join("index.html"), "<!doctype html><title>v2</title>").unwrap();
-    // This time with the health watcher.
+    // This time with the health watcher, and without the drill.
     let (ok, out, err) = run(deploy(&zip2)
-        .args(["--auto-failover", "--watcher-zip"])
+        .args(["--auto-failover", "--no-prove", "--watcher-zip"])
         .arg(&watcher_zip));
     assert!(ok, "second deploy failed:\n{out}\n{err}");
     println!("{out}");
+    assert_line(&out, "Failover drill: skipped (--no-prove)");
     assert_updated(&moto, &out, &key2, &bucket).await;
     assert_watcher_deployed(&moto, &out, &watcher_key, &watcher_bytes, &domain, &kvs.arn).await;
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The active region (contract §6.3) on a real stack: a plain client's writes follow it, the health
-//! watcher moves it off a hung primary, a manual switch and back loses nothing, and an ETag
-//! from one region never passes `If-Match` on another region's write of the same version.
+//! watcher moves it off a hung primary (and confirms its switch through the edge), a manual
+//! switch and back loses nothing, and an ETag from one region never passes `If-Match` on another
+//! region's write of the same version.
 
 mod common;
 
@@ -9,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tandem_shared::Item;
-use tandem_shared::control::{RegionState, ReplicationPatch};
+use tandem_shared::control::{RegionState, ReplicationPatch, SwitchState};
 use tandem_shared::headers::{
     ACTIVE_REGION, EDGE_ACTIVE, EDGE_FAILOVER, EDGE_ORIGIN, SERVED_REGION,
 };
@@ -77,6 +78,20 @@ async fn the_watcher_moves_plain_writes_and_reads_off_a_hung_primary() {
         );
         assert_eq!(header(&r, EDGE_ACTIVE).as_deref(), Some(WEST));
     }
+
+    // The watcher confirmed its switch through the edge on a later round, and says so.
+    let confirmed = until(Duration::from_secs(10), || {
+        let s = &s;
+        async move {
+            let watcher = s.control().active_region().await.ok()?.watcher?;
+            let seen = watcher.last_switch?;
+            (seen.state == SwitchState::Confirmed).then_some(seen)
+        }
+    })
+    .await
+    .expect("the watcher never confirmed its switch through the edge");
+    assert_eq!(confirmed.to.as_deref(), Some(WEST));
+    assert!(confirmed.after_ms < 10_000, "{confirmed:?}");
 
     // Without --auto-failback the primary's return changes nothing until someone asks.
     s.set_region(EAST, RegionState::Up).await;

@@ -4,6 +4,8 @@
 //! Layout:
 //! - [`client`]: the one typed client of a stack's control API (`/_tandem/*`) and of the admin
 //!   fault routes, through any edge.
+//! - [`confirm`]: whether `/api/*` through an edge is routed by the active region a store holds
+//!   (the value the edge routed by, echoed in every answer), and waiting until it is.
 //! - [`items`]: the one typed client of the item routes (`/api/items`), through an edge, to one
 //!   region through it, or straight to a region.
 //! - [`launch`]: a `tandem up` child process on a free port block (the bench and the tests).
@@ -12,10 +14,13 @@
 //! - [`ports`]: ports for a local stack, outside the ephemeral range.
 
 pub mod client;
+pub mod confirm;
 pub mod items;
 pub mod launch;
 pub mod memory;
 pub mod ports;
+#[cfg(test)]
+mod testing;
 pub mod watcher;
 
 /// A random token of 256 bits, hex: admin tokens, origin secrets, replication keys.

@@ -15,20 +15,26 @@
 //! refuses the write, and the round says so ([`Switch::LostRace`]) instead of writing over the
 //! other writer. That is what keeps two watchers (two overlapping Lambda invocations, or a
 //! `tandem watch` beside the stack's own) from undoing each other.
+//!
+//! A switch is confirmed the same way, on the next rounds: the edge's answer to `/api/health`
+//! shows the written value (the watcher goes by its own write meanwhile), and the round that
+//! sees it says so ([`Round::seen`], logged, and in the status the control API and the console
+//! show). A value the edge does not route by within [`PROPAGATION`] is reported as unconfirmed:
+//! the store holds it, `/api/*` does not follow it.
 
 use anyhow::Context as _;
 use std::future::Future;
 use std::time::{Duration, Instant};
-use tandem_shared::control::WatcherStatus;
+use tandem_shared::control::{SwitchSeen, SwitchState, WatcherStatus};
 use tandem_shared::headers::ACTIVE_REGION;
 use tandem_shared::routing::Routed;
 use tandem_shared::watch::{Decision, WatchRule, Watcher};
 
-/// How long the watcher goes by its own write when the edge still routes by the old value: the
-/// edge's locations pick a new value up within seconds (AWS documents propagation, not a
-/// bound). Past it the edge's word counts again, and a switch the rule asks for anew is
+/// How long the watcher goes by its own write when the edge still routes by the old value
+/// ([`crate::confirm::PROPAGATION`], the bound the commands wait for too). Past it the switch is
+/// reported unconfirmed, the edge's word counts again, and a switch the rule asks for anew is
 /// confirmed against the store (which then already holds it: two reads, no write).
-pub const PROPAGATION: Duration = Duration::from_secs(60);
+pub use crate::confirm::PROPAGATION;
 
 /// Flags of the watcher (`tandem up --auto-failover`, `tandem watch`, `tandem deploy
 /// --auto-failover`), also read from the environment: the AWS watcher's Lambda gets them there.
@@ -159,6 +165,10 @@ pub struct Probes {
     /// The value this watcher last wrote (or found already written), and when: the edge may
     /// route by the old one for a while ([`PROPAGATION`]).
     written: Option<(Option<String>, Instant)>,
+    /// How long a written value may take to show at the edge ([`PROPAGATION`]).
+    confirm_within: Duration,
+    /// What this round learnt of the last switch: for [`Round::seen`].
+    seen: Option<SwitchSeen>,
     /// Whether the edge last said its router fell back (logged when that changes).
     fell_back: bool,
 }
@@ -204,6 +214,9 @@ pub struct Round {
     pub switched: Option<Option<String>>,
     /// What became of the switch the rule asked for, if it asked for one.
     pub switch: Option<Switch>,
+    /// A switch written in an earlier round that this round saw confirmed by the edge, or gave
+    /// up waiting for (`unconfirmed`).
+    pub seen: Option<SwitchSeen>,
 }
 
 impl Probes {
@@ -224,8 +237,17 @@ impl Probes {
             },
             known: None,
             written: None,
+            confirm_within: PROPAGATION,
+            seen: None,
             fell_back: false,
         })
+    }
+
+    /// The same watcher, waiting `within` (instead of [`PROPAGATION`]) for the edge to show a
+    /// value it wrote: for tests, which cannot wait a minute.
+    pub fn confirm_within(mut self, within: Duration) -> Probes {
+        self.confirm_within = within;
+        self
     }
 
     /// Time between rounds; a probe not answered within it counts as failed.
@@ -270,6 +292,7 @@ impl Probes {
             source,
             switched: None,
             switch: None,
+            seen: self.seen.take(),
         };
         let Some(decision) = self
             .watcher
@@ -311,6 +334,12 @@ impl Probes {
         routed: Option<Routed>,
     ) -> anyhow::Result<(Option<String>, Source)> {
         let Some(routed) = routed else {
+            // No answer that says: a switch cannot be seen, and is not seen once the bound passed.
+            if let Some((value, at)) = self.written.clone()
+                && at.elapsed() >= self.confirm_within
+            {
+                self.judge(value, at, SwitchState::Unconfirmed);
+            }
             if let Some(known) = &self.known {
                 return Ok((known.clone(), Source::Remembered));
             }
@@ -329,13 +358,17 @@ impl Probes {
         }
         if let Some((value, at)) = self.written.clone() {
             let agree = self.serving(routed.active.as_deref()) == self.serving(value.as_deref());
-            if !agree && at.elapsed() < PROPAGATION {
+            if !agree && at.elapsed() < self.confirm_within {
+                if let Some(pending) = &mut self.status.last_switch {
+                    pending.after_ms = millis(at.elapsed());
+                }
                 return Ok((value, Source::Written));
             }
-            if !agree {
-                tracing::warn!(edge = ?routed.active, store = ?value, after = ?at.elapsed(), "the edge still routes /api/* by another active region than the store holds");
-            }
-            self.written = None;
+            let state = match agree {
+                true => SwitchState::Confirmed,
+                false => SwitchState::Unconfirmed,
+            };
+            self.judge(value, at, state);
         }
         self.known = Some(routed.active.clone());
         Ok((routed.active, Source::Edge))
@@ -377,10 +410,43 @@ impl Probes {
     }
 
     /// Goes by `value` from now on; `fresh`: it was just written (or found written), so the
-    /// edge may still route by the old one for a while.
+    /// edge may still route by the old one for a while, and the next rounds look for it there.
     fn learnt(&mut self, value: Option<String>, fresh: bool) {
         self.written = fresh.then(|| (value.clone(), Instant::now()));
+        if fresh {
+            self.status.last_switch = Some(SwitchSeen {
+                to: value.clone(),
+                state: SwitchState::Pending,
+                after_ms: 0,
+            });
+        }
         self.known = Some(value);
+    }
+
+    /// The edge showed the value written at `at` (`Confirmed`), or did not within the bound
+    /// (`Unconfirmed`): said in the log, the status and the round; the write is waited for no
+    /// more.
+    fn judge(&mut self, value: Option<String>, at: Instant, state: SwitchState) {
+        let after = at.elapsed();
+        let to = value.as_deref().unwrap_or("none (the primary)");
+        match state {
+            SwitchState::Unconfirmed => tracing::error!(
+                to,
+                after = ?after,
+                "switch not confirmed: the store holds it, but /api/* through the edge is not routed by it (a router that does not read the store, or propagation stuck)"
+            ),
+            _ => {
+                tracing::info!(to, after = ?after, "switch confirmed: /api/* through the edge is routed by it")
+            }
+        }
+        let seen = SwitchSeen {
+            to: value,
+            state,
+            after_ms: millis(after),
+        };
+        self.status.last_switch = Some(seen.clone());
+        self.seen = Some(seen);
+        self.written = None;
     }
 
     /// The region a value sends `/api/*` to first: itself when it is one of the regions, else
@@ -411,5 +477,142 @@ impl Probes {
         let answer = self.http.get(url).send().await.ok()?;
         let value = answer.headers().get(ACTIVE_REGION)?.to_str().ok()?;
         Routed::parse(value)
+    }
+}
+
+/// Milliseconds, for the status.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tandem_shared::headers::SERVED_REGION;
+
+    const EAST: &str = "us-east-1";
+    const WEST: &str = "us-west-2";
+
+    /// The active region in memory, and the watcher's last report.
+    #[derive(Default)]
+    struct Memory {
+        value: Mutex<Option<String>>,
+        reported: Mutex<Option<WatcherStatus>>,
+    }
+
+    impl ActiveStore for Memory {
+        async fn get(&self) -> anyhow::Result<Option<String>> {
+            Ok(self.value.lock().unwrap().clone())
+        }
+
+        async fn write(&self, region: Option<&str>, _: &Stored) -> anyhow::Result<Written> {
+            *self.value.lock().unwrap() = region.map(str::to_owned);
+            Ok(Written::Done)
+        }
+
+        fn report(&self, status: &WatcherStatus) {
+            *self.reported.lock().unwrap() = Some(status.clone());
+        }
+    }
+
+    /// An edge whose primary answers 503 and whose `/api/health` is routed by `routes` (`None`:
+    /// the primary), answered by that region: the store's value reaches it only when the test
+    /// copies it there.
+    async fn edge(routes: Arc<Mutex<Option<String>>>) -> String {
+        crate::testing::serve(move |line| {
+            if line.starts_with(&format!("GET /region/{EAST}/")) {
+                return (503, Vec::new());
+            }
+            if line.starts_with("GET /region/") {
+                return (200, Vec::new());
+            }
+            let routed = Routed {
+                active: routes.lock().unwrap().clone(),
+                failover_off: false,
+            };
+            let served = routed.active.clone().unwrap_or_else(|| EAST.to_owned());
+            (
+                200,
+                vec![
+                    (ACTIVE_REGION, routed.header_value()),
+                    (SERVED_REGION, served),
+                ],
+            )
+        })
+        .await
+    }
+
+    async fn probes(routes: Arc<Mutex<Option<String>>>, within: Duration) -> Probes {
+        let args = WatchArgs {
+            failover_after: 1,
+            auto_failback: false,
+            failback_after: 10,
+            probe_interval_ms: 1000,
+        };
+        let regions = vec![EAST.to_owned(), WEST.to_owned()];
+        Probes::new(edge(routes).await, regions, args)
+            .unwrap()
+            .confirm_within(within)
+    }
+
+    fn last_switch(store: &Memory) -> SwitchSeen {
+        let status = store.reported.lock().unwrap().clone().unwrap();
+        status.last_switch.expect("a switch was reported")
+    }
+
+    #[tokio::test]
+    async fn a_switch_the_edge_shows_is_confirmed_on_a_later_round() {
+        let routes = Arc::new(Mutex::new(None));
+        let mut probes = probes(routes.clone(), PROPAGATION).await;
+        let store = Memory::default();
+        let round = probes.round(&store).await.unwrap();
+        assert_eq!(round.switched, Some(Some(WEST.to_owned())));
+        assert_eq!(last_switch(&store).state, SwitchState::Pending);
+
+        // The edge has not picked it up: the watcher goes by its own write, and waits.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let round = probes.round(&store).await.unwrap();
+        assert_eq!((round.source, round.seen), (Source::Written, None));
+        let pending = last_switch(&store);
+        assert_eq!(pending.state, SwitchState::Pending);
+        assert!(pending.after_ms >= 20, "{pending:?}");
+
+        // It has: the round says so, and so does the status.
+        *routes.lock().unwrap() = Some(WEST.to_owned());
+        let round = probes.round(&store).await.unwrap();
+        assert_eq!(round.source, Source::Edge);
+        let seen = round.seen.expect("confirmed this round");
+        assert_eq!(
+            (seen.to.as_deref(), seen.state),
+            (Some(WEST), SwitchState::Confirmed)
+        );
+        assert_eq!(last_switch(&store), seen);
+        // Said once.
+        assert_eq!(probes.round(&store).await.unwrap().seen, None);
+    }
+
+    #[tokio::test]
+    async fn a_switch_the_edge_never_shows_is_reported_unconfirmed() {
+        let routes = Arc::new(Mutex::new(None));
+        let within = Duration::from_millis(300);
+        let mut probes = probes(routes, within).await;
+        let store = Memory::default();
+        probes.round(&store).await.unwrap();
+        assert_eq!(store.value.lock().unwrap().as_deref(), Some(WEST));
+
+        tokio::time::sleep(within).await;
+        let round = probes.round(&store).await.unwrap();
+        let seen = round.seen.expect("given up this round");
+        assert_eq!(
+            (seen.to.as_deref(), seen.state),
+            (Some(WEST), SwitchState::Unconfirmed)
+        );
+        assert!(seen.after_ms >= 300, "{seen:?}");
+        // The edge's word counts again: the primary, still failing, so the rule asks again;
+        // the store already holds the target, and the wait starts over.
+        assert_eq!(round.active, None);
+        assert_eq!(round.switch, Some(Switch::Already(Some(WEST.to_owned()))));
+        assert_eq!(last_switch(&store).state, SwitchState::Pending);
     }
 }

@@ -136,6 +136,12 @@ pub struct SmokeArgs {
     /// group (ApiFailoverMode=origin-group) and check again.
     #[arg(long)]
     pub fallback_origin_group: bool,
+    /// Skip the failover drill that follows the smoke checks (it makes the primary answer 503
+    /// for --prove-fault-s seconds, and switches the active region to the secondary and back).
+    #[arg(long)]
+    pub no_prove: bool,
+    #[command(flatten)]
+    pub drill: crate::prove::DrillArgs,
 }
 
 /// `tandem deploy --auto-failover`: the health watcher as a Lambda function in the secondary

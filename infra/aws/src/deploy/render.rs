@@ -228,10 +228,9 @@ impl Plan {
         script.step(
             "Delete the console files the previous deploy left that this one does not have (only now: until the invalidation completed, a browser could be given the old index.html, which names them).",
         );
-        self.render_smoke(
-            script,
-            &format!("https://{}", edge_output(DISTRIBUTION_DOMAIN)),
-        );
+        let domain = format!("https://{}", edge_output(DISTRIBUTION_DOMAIN));
+        self.render_smoke(script, &domain);
+        self.render_prove(script, &domain);
         script.step(format_args!(
             "Print the console URL: https://{}/#token=<admin_token of secret {} in {}>",
             edge_output(DISTRIBUTION_DOMAIN),
@@ -265,6 +264,44 @@ impl Plan {
             false => "if /api/* fails while both regions pass: say so, and how to switch to the static origin group (--fallback-origin-group)",
         });
         script.detail("any check still failing: deploy exits with an error after its summary");
+    }
+
+    /// The failover drill, as it will run after the smoke checks ([`crate::prove`]).
+    fn render_prove(&self, script: &mut Script, domain: &str) {
+        let smoke = &self.smoke;
+        if smoke.no_prove {
+            script.step("No failover drill (--no-prove).");
+            return;
+        }
+        let base = smoke.smoke_endpoint.as_deref().unwrap_or(domain);
+        let [primary, secondary] = &self.regions;
+        let drill = &smoke.drill;
+        script.step(format_args!(
+            "Failover drill through {base}, once the smoke checks pass (not with ApiFailoverMode=origin-group, nor while an active region is set):"
+        ));
+        let origin = |i: usize| {
+            let region = &self.regions[i];
+            drill
+                .origin_endpoint
+                .iter()
+                .find(|(r, _)| r == region)
+                .map(|(_, url)| url.clone())
+                .unwrap_or_else(|| {
+                    let name = self.stack(Role::Region(i)).name.clone();
+                    format!("https://<output ApiDomainName of {name} in {region}>")
+                })
+        };
+        for line in [
+            format!("PUT /api/items/tandem-prove-<random>-a -> 2xx from {primary}; read back from /region/{secondary}/api/items/<id> (replication, up to 30 s)"),
+            format!("GET {}/api/health and {}/api/health without x-origin-verify -> 403 (origin cloaking)", origin(0), origin(1)),
+            format!("PUT /region/{primary}/api/admin/fault error:503 (admin token) for {} s; GET /api/items/<id> every 250 ms meanwhile -> 200 from {secondary}", drill.prove_fault_s),
+            format!("PUT /api/items/tandem-prove-<random>-b before the switch -> 5xx from {primary} (writes follow the active region)"),
+            format!("switch the active region to {secondary} (PutKey on the KeyValueStore), confirmed through /api/health within {} s; the same PUT -> 2xx from {secondary}", drill.confirm_within),
+            format!("heal {primary}; fail back (DeleteKey), confirmed; the second item read back from /region/{primary}/api/items/<id>; delete both items"),
+            "print each step and the RTO seen (reads: until the first GET answered; writes: until the first write landed); a failed step fails the deploy after its summary (--no-prove skips the drill)".to_owned(),
+        ] {
+            script.detail(line);
+        }
     }
 }
 

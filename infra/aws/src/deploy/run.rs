@@ -1,18 +1,21 @@
 //! `tandem deploy` itself: build or read the zips, then, with the caller's credentials, upload
 //! them, deploy the stacks in order (each one's outputs feeding the next one's parameters),
 //! upload the console, invalidate, delete what the old console left, run the smoke checks and
-//! print the console's URL.
+//! the failover drill ([`crate::prove`]) and print the console's URL.
 
 use super::args::{DeployArgs, SmokeArgs};
 use super::console::{invalidation_paths, upload_order};
 use super::lambda::{Function, code_key};
 use super::plan::{Plan, Value};
+use crate::active::Store;
 use crate::names::{
     CONSOLE_BUCKET, DISTRIBUTION_DOMAIN, DISTRIBUTION_ID, KVS_ARN_OUTPUT, MODE_PARAMETER, Role,
 };
+use crate::prove::Drill;
 use crate::sdk::{self, Aws};
 use crate::smoke;
 use crate::stack::{self, Deployed, Progress, StackSpec};
+use crate::switch::Keeper;
 use anyhow::{Context as _, anyhow, bail};
 use aws_sdk_cloudformation::types::Capability;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,10 +52,17 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
     let stale = deployment.delete_stale(&edge.bucket).await?;
     let smoke = deployment.smoke(&edge, &args.smoke).await?;
     let token = deployment.admin_token().await?;
+    let proved = deployment
+        .prove(&edge, &args.smoke, smoke.is_none(), &token)
+        .await?;
     deployment.print_summary(&edge, stale, &token);
-    match smoke {
-        None => Ok(()),
-        Some(advice) => bail!("deployed, but the smoke checks failed. {advice}"),
+    match (smoke, proved) {
+        (None, true) => Ok(()),
+        (Some(advice), _) => bail!("deployed, but the smoke checks failed. {advice}"),
+        (None, false) => bail!(
+            "deployed, and the smoke checks passed, but the failover drill failed: see its table \
+             (`tandem status --prove` runs it again; --no-prove skips it)"
+        ),
     }
 }
 
@@ -298,11 +308,7 @@ impl<'p> Deployment<'p> {
     /// The smoke checks through the distribution, with the switch to the origin group when
     /// asked and only the function route fails. `Some(advice)` when they failed in the end.
     async fn smoke(&self, edge: &EdgeOutputs, args: &SmokeArgs) -> anyhow::Result<Option<String>> {
-        let base = args
-            .smoke_endpoint
-            .as_deref()
-            .map(|e| e.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| format!("https://{}", edge.domain));
+        let base = smoke_base(edge, args);
         let mode = self.api_mode().await?;
         let wait = Duration::from_secs(args.smoke_wait);
         let regions = &self.plan.regions;
@@ -338,6 +344,64 @@ impl<'p> Deployment<'p> {
         print!("\n{}", report.table());
         println!("\n{}", smoke::ORIGIN_GROUP_WARNING);
         Ok(smoke::advice(report.verdict(), group))
+    }
+
+    /// The failover drill through the edge the smoke checks used, once they passed: false when
+    /// it failed. Skipped (and said) with `--no-prove`, after failed checks, and where `/api/*`
+    /// has no active region (the origin group).
+    async fn prove(
+        &self,
+        edge: &EdgeOutputs,
+        args: &SmokeArgs,
+        smoke_passed: bool,
+        token: &str,
+    ) -> anyhow::Result<bool> {
+        let skip = match (args.no_prove, smoke_passed, self.api_mode().await?) {
+            (true, _, _) => Some("skipped (--no-prove)"),
+            (_, false, _) => Some("not run: the smoke checks failed"),
+            (_, _, smoke::Mode::OriginGroup) => Some(
+                "not run: ApiFailoverMode=origin-group carries no writes on /api/* and has no active region",
+            ),
+            _ => None,
+        };
+        if let Some(why) = skip {
+            println!("\nFailover drill: {why}");
+            return Ok(true);
+        }
+        let regions = &self.plan.regions;
+        let found: Vec<(String, String)> = (0..2)
+            .filter_map(|i| {
+                let domain = self
+                    .ctx
+                    .outputs
+                    .get(&Role::Region(i))?
+                    .get("ApiDomainName")?;
+                Some((regions[i].clone(), format!("https://{domain}")))
+            })
+            .collect();
+        let edge_stack = self.plan.stack(Role::Edge);
+        let drill = Drill {
+            base: smoke_base(edge, args),
+            regions: regions.clone(),
+            token: token.to_owned(),
+            keeper: Keeper::Aws {
+                client: self.aws.keyvaluestore(),
+                store: Store {
+                    arn: edge.kvs_arn.clone(),
+                    stack: Some(format!("{} ({})", edge_stack.name, edge_stack.region)),
+                    regions: Some(regions.clone()),
+                    warning: None,
+                },
+            },
+            origins: args.drill.origins(regions, &found),
+            fault: Duration::from_secs(args.drill.prove_fault_s),
+            within: Duration::from_secs(args.drill.confirm_within),
+        };
+        let report = drill.run(&|line| self.progress.line(line)).await?;
+        print!("\n{}", report.table());
+        // A drill that could not start (the active region is set: a deploy on the bad day) is
+        // said, and does not fail the deploy; one that ran must pass.
+        Ok(report.skipped.is_some() || report.passed())
     }
 
     /// Who carries `/api/*` now: the edge stack's parameter as deployed.
@@ -404,6 +468,14 @@ impl<'p> Deployment<'p> {
         println!("\nConsole (the token after # never leaves your browser):");
         println!("https://{domain}/#token={token}");
     }
+}
+
+/// Where the smoke checks and the drill go: `--smoke-endpoint`, or the distribution.
+fn smoke_base(edge: &EdgeOutputs, args: &SmokeArgs) -> String {
+    args.smoke_endpoint
+        .as_deref()
+        .map(|e| e.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("https://{}", edge.domain))
 }
 
 /// What the steps so far produced, for the parameters of the later ones.

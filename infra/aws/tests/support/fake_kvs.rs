@@ -11,6 +11,10 @@
 //! a new ETag. Errors carry `x-amzn-errortype`. What it cannot show is that AWS answers the
 //! same way: it follows the model and the documentation, nothing more.
 //!
+//! [`FakeKvs::changes`] hands every write to the test as it is made, so that a test can play
+//! CloudFront's part: carry the value to an edge that routes by it (`infra/cli/tests/deploy.rs`
+//! carries it to a local stack's edge, through its control API).
+//!
 //! Reaching it without DNS: the SDK's endpoint rules put the ARN's account id in front of the
 //! endpoint's host (`https://<account>.cloudfront-kvs.global.api.aws`, or `<account>.<host>`
 //! for an endpoint override). The store's account is therefore `127` and the endpoint to give
@@ -50,6 +54,8 @@ struct Data {
     conflicts: usize,
     deny: bool,
     requests: Vec<Recorded>,
+    /// Where each write goes as it is made: the key, and its value (`None`: deleted).
+    changes: Option<tokio::sync::mpsc::UnboundedSender<(String, Option<String>)>>,
 }
 
 impl Data {
@@ -119,6 +125,13 @@ impl FakeKvs {
     /// Refuse every request with AccessDeniedException.
     pub fn deny(&self, deny: bool) {
         self.data.lock().unwrap().deny = deny;
+    }
+
+    /// Every write from now on, as it is made: the key and its new value (`None`: deleted).
+    pub fn changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<(String, Option<String>)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.data.lock().unwrap().changes = Some(tx);
+        rx
     }
 
     /// The requests so far, and forget them.
@@ -288,7 +301,10 @@ async fn serve(
         let Some(value) = value else {
             return error(StatusCode::BAD_REQUEST, "ValidationException", "no Value");
         };
-        data.items.insert(key, value);
+        data.items.insert(key.clone(), value.clone());
+        if let Some(changes) = &data.changes {
+            let _ = changes.send((key, Some(value)));
+        }
     } else if method == Method::DELETE {
         if data.items.remove(&key).is_none() {
             return error(
@@ -296,6 +312,9 @@ async fn serve(
                 "ResourceNotFoundException",
                 &format!("Key {key} not found"),
             );
+        }
+        if let Some(changes) = &data.changes {
+            let _ = changes.send((key, None));
         }
     } else {
         return error(
