@@ -8,6 +8,8 @@
 //! superseded under last-writer-wins (or was acknowledged by the region whose disk was wiped,
 //! before the wipe: contract §5.1 allows losing those), and every value held was actually written.
 
+pub mod linearizable;
+
 use crate::bench::{self, Stack};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
