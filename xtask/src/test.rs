@@ -4,6 +4,7 @@ use crate::util::{self, cargo, done, run, step};
 use crate::{console, e2e, setup};
 use anyhow::Context as _;
 use std::process::{Command, Stdio};
+use tandem_ops::launch::region_args;
 
 pub fn run_all() -> anyhow::Result<()> {
     setup::rust()?;
@@ -153,14 +154,7 @@ fn schemathesis() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&data);
     let port = util::free_ports(1)?;
     let mut region = Command::new(util::target_dir().join("debug/tandem-api"))
-        .args([
-            "--region",
-            "us-east-1",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--data-dir")
-        .arg(&data)
+        .args(region_args("us-east-1", port, &data))
         .args(["--admin-token", "schemathesis-token"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

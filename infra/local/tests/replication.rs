@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem_local::replication::PullError;
@@ -16,7 +16,7 @@ use tandem_local::replication::wire::{self, CONTROL_IDENTITY, Frame, Key};
 use tandem_shared::control::{RegionState, ReplicationPatch};
 use tandem_shared::replication::LinkState;
 use tandem_shared::validate::MAX_DATA_DEPTH;
-use tandem_testkit::{free_block, until};
+use tandem_testkit::{KillOnDrop, free_block, region_args, until};
 
 const KEY: &str = "replication-test-key";
 
@@ -43,18 +43,12 @@ fn free_ports() -> u16 {
     free_block(2).expect("two consecutive free ports")
 }
 
-/// A `tandem-local region` process started by the test itself, for what `up` does not expose.
+/// A `tandem-local region` process started by the test itself, for what `up` does not expose;
+/// killed when dropped.
 struct Region {
-    child: Child,
+    _child: KillOnDrop,
     name: String,
     url: String,
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Region {
@@ -66,25 +60,18 @@ impl Region {
         extra: &[&str],
     ) -> Region {
         let mut cmd = Command::new(EXE);
-        cmd.args([
-            "region",
-            "--region",
-            name,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--admin-token", TOKEN, "--origin-secret", SECRET])
-        .env("TANDEM_REPLICATION_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .args(extra)
-        .stdout(Stdio::null());
+        cmd.arg("region")
+            .args(region_args(name, port, dir))
+            .args(["--admin-token", TOKEN, "--origin-secret", SECRET])
+            .env("TANDEM_REPLICATION_KEY", KEY)
+            .env("RUST_LOG", "warn")
+            .args(extra)
+            .stdout(Stdio::null());
         for (peer, port) in peers {
             cmd.args(["--peer", &format!("{peer}=http://127.0.0.1:{port}")]);
         }
         let region = Region {
-            child: cmd.spawn().unwrap(),
+            _child: KillOnDrop(cmd.spawn().unwrap()),
             name: name.to_owned(),
             url: format!("http://127.0.0.1:{port}"),
         };
