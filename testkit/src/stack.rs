@@ -126,6 +126,12 @@ impl<B: Binary> TestStack<B> {
             .await
     }
 
+    /// PUTs `body` at `path` through the edge, and asserts that it created the item (201).
+    pub async fn create(&self, path: &str, body: Value) {
+        let r = self.edge(Method::PUT, path, Some(body)).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "PUT {path}");
+    }
+
     /// A GET straight to a region, past the edge (with the origin secret, as the edge sends it).
     pub async fn direct(&self, region: &str, path: &str) -> Response {
         self.try_direct(region, path)

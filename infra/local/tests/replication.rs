@@ -91,10 +91,16 @@ impl Region {
         region
     }
 
-    async fn put(&self, id: &str, data: Value) -> Value {
-        let r = reqwest::Client::new()
-            .put(format!("{}/api/items/{id}", self.url))
+    /// A request straight to the region, with the origin secret as the edge sends it.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
             .header("x-origin-verify", SECRET)
+    }
+
+    async fn put(&self, id: &str, data: Value) -> Value {
+        let r = self
+            .request(Method::PUT, &format!("/api/items/{id}"))
             .json(&json!({ "data": data }))
             .send()
             .await
@@ -104,9 +110,7 @@ impl Region {
     }
 
     async fn get(&self, id: &str) -> reqwest::StatusCode {
-        reqwest::Client::new()
-            .get(format!("{}/api/items/{id}", self.url))
-            .header("x-origin-verify", SECRET)
+        self.request(Method::GET, &format!("/api/items/{id}"))
             .send()
             .await
             .unwrap()
@@ -179,14 +183,7 @@ async fn a_write_at_the_deepest_accepted_nesting_replicates_and_later_writes_fol
         let text = r.text().await.unwrap();
         serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
-    let r = s
-        .edge(
-            Method::PUT,
-            "/api/items/after-deep",
-            Some(json!({"data": {}})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create("/api/items/after-deep", json!({"data": {}})).await;
     s.converged("after-deep").await;
     // The deep item itself, compared by ETag and size (a JSON parser would refuse its depth).
     let etag = |r: &reqwest::Response| header(r, "etag");
@@ -221,14 +218,11 @@ async fn a_backlog_of_large_items_drains_with_bounded_memory() {
     let blob = "x".repeat(400_000);
     let writes = 500;
     for i in 0..writes {
-        let r = s
-            .edge(
-                Method::PUT,
-                &format!("/api/items/big-{i}"),
-                Some(json!({"data": {"blob": blob}})),
-            )
-            .await;
-        assert_eq!(r.status(), 201, "big-{i}");
+        s.create(
+            &format!("/api/items/big-{i}"),
+            json!({"data": {"blob": blob}}),
+        )
+        .await;
     }
     s.control().set_replication(paused(false)).await.unwrap();
     wait_for(120, "the backlog to drain", || async {
@@ -254,24 +248,15 @@ async fn a_backlog_of_large_items_drains_with_bounded_memory() {
 async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow_out() {
     let s = Stack::start().await;
     for i in 0..5 {
-        let r = s
-            .edge(
-                Method::PUT,
-                &format!("/api/items/east-{i}"),
-                Some(json!({"data": {"i": i}})),
-            )
+        s.create(&format!("/api/items/east-{i}"), json!({"data": {"i": i}}))
             .await;
-        assert_eq!(r.status(), 201);
     }
     for i in 0..3 {
-        let r = s
-            .edge(
-                Method::PUT,
-                &format!("/region/{WEST}/api/items/west-{i}"),
-                Some(json!({"data": {"i": i}})),
-            )
-            .await;
-        assert_eq!(r.status(), 201);
+        s.create(
+            &format!("/region/{WEST}/api/items/west-{i}"),
+            json!({"data": {"i": i}}),
+        )
+        .await;
     }
     for id in ["east-4", "west-2"] {
         s.converged(id).await;
@@ -285,14 +270,11 @@ async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow
         assert_eq!(status, 200, "{id}");
     }
     // And what it writes now reaches us-east-1.
-    let r = s
-        .edge(
-            Method::PUT,
-            &format!("/region/{WEST}/api/items/after-loss"),
-            Some(json!({"data": {}})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create(
+        &format!("/region/{WEST}/api/items/after-loss"),
+        json!({"data": {}}),
+    )
+    .await;
     let (status, item) = s.converged("after-loss").await;
     assert_eq!(
         (status.as_u16(), item.map(|i| i.updated_in).as_deref()),
@@ -327,14 +309,7 @@ async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow
 async fn tandem_verify_names_the_ids_that_differ() {
     let s = Stack::start().await;
     s.control().set_replication(paused(true)).await.unwrap();
-    let r = s
-        .edge(
-            Method::PUT,
-            "/api/items/only-east",
-            Some(json!({"data": {}})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create("/api/items/only-east", json!({"data": {}})).await;
     let out = Command::new(EXE)
         .args(["verify", "--endpoint", &s.edge, "--token", TOKEN])
         .output()
@@ -415,9 +390,8 @@ async fn peers_prove_who_they_are_and_a_lying_peer_is_refused() {
     assert_eq!(east.get("injected").await, 404);
     // Health tells the truth about the link (it is refreshed every second).
     let health = wait_for(10, "health to report the failing link", || async {
-        let health: Value = reqwest::Client::new()
-            .get(format!("{}/api/health", east.url))
-            .header("x-origin-verify", SECRET)
+        let health: Value = east
+            .request(Method::GET, "/api/health")
             .send()
             .await
             .ok()?
@@ -442,12 +416,7 @@ async fn peers_prove_who_they_are_and_a_lying_peer_is_refused() {
 
     // The region's own routes: the origin secret alone, an unknown peer or the wrong key: 401.
     let path = "/_replication/changes?after=0";
-    let r = reqwest::Client::new()
-        .get(format!("{}{path}", east.url))
-        .header("x-origin-verify", SECRET)
-        .send()
-        .await
-        .unwrap();
+    let r = east.request(Method::GET, path).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let unauthorized = |r: Result<Frame, PullError>| matches!(r, Err(PullError::Status(s)) if s == reqwest::StatusCode::UNAUTHORIZED);
     assert!(unauthorized(east.signed(path, "wrong", WEST).await));
@@ -501,9 +470,8 @@ async fn the_outbox_is_compacted_and_deleted_data_is_neither_kept_nor_shipped() 
     let west = Region::start(WEST, port + 1, d2.path(), &[(EAST, port)], &grace).await;
     east.put("gone", json!({"secret": "s3cr3t-data"})).await;
     east.put("kept", json!({})).await;
-    let r = reqwest::Client::new()
-        .delete(format!("{}/api/items/gone", east.url))
-        .header("x-origin-verify", SECRET)
+    let r = east
+        .request(Method::DELETE, "/api/items/gone")
         .send()
         .await
         .unwrap();
@@ -556,10 +524,7 @@ async fn the_outbox_is_compacted_and_deleted_data_is_neither_kept_nor_shipped() 
 #[tokio::test]
 async fn anti_entropy_repairs_a_divergence_no_log_records() {
     let s = Stack::start().await;
-    let r = s
-        .edge(Method::PUT, "/api/items/base", Some(json!({"data": {}})))
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create("/api/items/base", json!({"data": {}})).await;
     s.converged("base").await;
     // Both links have made first contact (and copied each other's state).
     wait_for(15, "both links to be up", || async {
