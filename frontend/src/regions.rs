@@ -545,10 +545,7 @@ fn ReplicationControls(feedback: Feedback) -> impl IntoView {
     let busy = change.pending();
     let toggle = move |_| {
         let paused = config().is_some_and(|c| c.paused);
-        change.dispatch(ReplicationPatch {
-            paused: Some(!paused),
-            lag_ms: None,
-        });
+        change.dispatch(ReplicationPatch::paused(!paused));
     };
     let set_lag = move |_| {
         let lag_ms = lag.get_untracked().trim().parse().unwrap_or(0);

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tandem_ops::client::ControlClient;
 use tandem_ops::items::ItemClient;
-use tandem_shared::control::{EdgeSettings, RegionState};
+use tandem_shared::control::{EdgeSettings, RegionState, ReplicationPatch};
 use tandem_shared::{Fault, Item};
 
 pub const TOKEN: &str = "stack-test-token";
@@ -158,6 +158,14 @@ impl<B: Binary> TestStack<B> {
         let now = self.control.set_region(region, state).await;
         let now = now.unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(now.state, state, "{region}");
+    }
+
+    /// Pauses (`true`) or resumes (`false`) replication between the regions.
+    pub async fn set_paused(&self, paused: bool) {
+        let patch = ReplicationPatch::paused(paused);
+        let now = self.control.set_replication(patch).await;
+        let now = now.unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(now.config.paused, paused);
     }
 
     /// Sets `region`'s admin fault (through the edge).

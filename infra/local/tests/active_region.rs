@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tandem_shared::Item;
-use tandem_shared::control::{RegionState, ReplicationPatch};
+use tandem_shared::control::RegionState;
 use tandem_shared::headers::{
     ACTIVE_REGION, EDGE_ACTIVE, EDGE_FAILOVER, EDGE_ORIGIN, SERVED_REGION,
 };
@@ -150,11 +150,7 @@ async fn a_manual_failover_and_back_with_writes_in_flight_loses_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_etag_from_one_region_never_matches_the_same_version_written_in_another() {
     let s = Stack::start().await;
-    let pause = ReplicationPatch {
-        paused: Some(true),
-        lag_ms: None,
-    };
-    s.control().set_replication(pause).await.unwrap();
+    s.set_paused(true).await;
     // Version 1 of one id, written independently in each region while they are cut off.
     let put = |region: &'static str| {
         let s = &s;

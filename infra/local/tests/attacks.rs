@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
-use tandem_shared::control::{RegionState, ReplicationPatch};
+use tandem_shared::control::RegionState;
 use tandem_testkit::{Signal, signal, until};
 
 /// Resident memory of a process now, and at its peak, in MiB (from /proc).
@@ -191,11 +191,7 @@ async fn a_region_copying_its_peer_answers_503_for_what_it_cannot_vouch_for_neve
     s.converged(ids.last().unwrap()).await;
     // us-west-2 loses its disk while replication is paused: it comes back empty, and cannot
     // copy us-east-1's state until replication resumes.
-    let pause = |paused| ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    };
-    s.control().set_replication(pause(true)).await.unwrap();
+    s.set_paused(true).await;
     s.set_region(WEST, RegionState::Stopped).await;
     std::fs::remove_dir_all(s.data_dir().join(WEST)).unwrap();
     s.set_region(WEST, RegionState::Up).await;
@@ -221,7 +217,7 @@ async fn a_region_copying_its_peer_answers_503_for_what_it_cannot_vouch_for_neve
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-edge-failover").as_deref(), Some("status-503"));
     // Once the copy is made, it vouches again.
-    s.control().set_replication(pause(false)).await.unwrap();
+    s.set_paused(false).await;
     let (status, _) = s.converged("held-07").await;
     assert_eq!(status, 200);
     let gone = s.direct(WEST, "/api/items/never-written").await;
@@ -288,11 +284,7 @@ async fn stopping_drains_every_process_at_once() {
 #[tokio::test]
 async fn figures_stay_true_while_replication_is_paused() {
     let s = Stack::start().await;
-    let paused = |paused| ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    };
-    s.control().set_replication(paused(true)).await.unwrap();
+    s.set_paused(true).await;
     let writes = 150u64;
     for i in 0..writes {
         s.create(&format!("/api/items/behind-{i:03}"), json!({"data": {}}))
@@ -316,6 +308,6 @@ async fn figures_stay_true_while_replication_is_paused() {
         tandem_shared::replication::DIFFERENCES_SHOWN
     );
     assert_eq!(verdict.differences[0].id, "behind-000", "in id order");
-    s.control().set_replication(paused(false)).await.unwrap();
+    s.set_paused(false).await;
     assert!(s.control().until_agreed(Duration::from_secs(30)).await);
 }

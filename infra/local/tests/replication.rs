@@ -13,7 +13,7 @@ use std::time::Duration;
 use tandem_local::replication::PullError;
 use tandem_local::replication::client::{SignedClient, Target};
 use tandem_local::replication::wire::{self, CONTROL_IDENTITY, Frame, Key};
-use tandem_shared::control::{RegionState, ReplicationPatch};
+use tandem_shared::control::RegionState;
 use tandem_shared::replication::LinkState;
 use tandem_shared::validate::MAX_DATA_DEPTH;
 use tandem_testkit::{KillOnDrop, free_block, region_args, until};
@@ -28,14 +28,6 @@ where
 {
     let found = until(Duration::from_secs(secs), check).await;
     found.unwrap_or_else(|| panic!("timed out waiting for {what}"))
-}
-
-/// Replication paused or resumed.
-fn paused(paused: bool) -> ReplicationPatch {
-    ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    }
 }
 
 /// Two consecutive free ports (outside the ephemeral range) for two `tandem-local region`s.
@@ -213,7 +205,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[tokio::test]
 async fn a_backlog_of_large_items_drains_with_bounded_memory() {
     let s = Stack::start().await;
-    s.control().set_replication(paused(true)).await.unwrap();
+    s.set_paused(true).await;
     // 500 items just under the 400 KB limit: a 200 MB backlog.
     let blob = "x".repeat(400_000);
     let writes = 500;
@@ -224,7 +216,7 @@ async fn a_backlog_of_large_items_drains_with_bounded_memory() {
         )
         .await;
     }
-    s.control().set_replication(paused(false)).await.unwrap();
+    s.set_paused(false).await;
     wait_for(120, "the backlog to drain", || async {
         let v = s.control().replication().await.ok()?;
         let pair = v.pairs.into_iter().find(|p| p.from == EAST)?;
@@ -308,7 +300,7 @@ async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow
 #[tokio::test]
 async fn tandem_verify_names_the_ids_that_differ() {
     let s = Stack::start().await;
-    s.control().set_replication(paused(true)).await.unwrap();
+    s.set_paused(true).await;
     s.create("/api/items/only-east", json!({"data": {}})).await;
     let out = Command::new(EXE)
         .args(["verify", "--endpoint", &s.edge, "--token", TOKEN])
@@ -320,7 +312,7 @@ async fn tandem_verify_names_the_ids_that_differ() {
         stdout.contains("only-east") && stdout.contains(&format!("{WEST}: absent")),
         "{stdout}"
     );
-    s.control().set_replication(paused(false)).await.unwrap();
+    s.set_paused(false).await;
     s.converged("only-east").await;
 }
 
