@@ -1,5 +1,5 @@
-//! Signals to processes, whether one still runs, how a child ended, and children that do not
-//! outlive their test.
+//! Signals to processes, whether one still runs, how a child ended, how much memory one holds,
+//! and children that do not outlive their test.
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
@@ -32,6 +32,20 @@ pub fn exit_status(pid: u32) -> Option<ExitStatus> {
         WaitStatus::Signaled(_, sig, _) => Some(ExitStatus::from_raw(sig as i32)),
         _ => None,
     }
+}
+
+/// Resident memory of process `pid` now and at its peak (`VmRSS`, `VmHWM` of /proc), in MiB;
+/// NaN for what /proc does not say (the process is gone).
+pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// A child process killed and reaped when dropped, so that a test that fails half-way leaves

@@ -13,20 +13,7 @@ use serde_json::{Value, json};
 use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
 use tandem_shared::control::RegionState;
-use tandem_testkit::{Signal, signal, until};
-
-/// Resident memory of a process now, and at its peak, in MiB (from /proc).
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
+use tandem_testkit::{Signal, rss_mib, signal, until};
 
 /// `{"a":[0,0,…]}` just under the item limit: the shape that cost most when pages were decoded.
 fn poison() -> Value {
