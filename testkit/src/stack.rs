@@ -153,6 +153,22 @@ impl<B: Binary> TestStack<B> {
             .await
     }
 
+    /// A connection to the edge and to each region with half a request sent on it: each server
+    /// holds it open (until its header deadline or its drain), and it never finishes.
+    pub fn half_sent_requests(&self) -> Vec<std::net::TcpStream> {
+        use std::io::Write as _;
+        let servers = std::iter::once(&self.stack.edge).chain(self.stack.regions.values());
+        servers
+            .map(|url| {
+                let mut c = std::net::TcpStream::connect(url.trim_start_matches("http://"))
+                    .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+                c.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                    .unwrap_or_else(|e| panic!("half a request to {url}: {e}"));
+                c
+            })
+            .collect()
+    }
+
     /// Moves `region`'s process to `state`.
     pub async fn set_region(&self, region: &str, state: RegionState) {
         let now = self.control.set_region(region, state).await;

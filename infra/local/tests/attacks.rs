@@ -248,13 +248,7 @@ async fn stalled_bodies_leave_health_and_the_control_api_answering() {
 async fn stopping_drains_every_process_at_once() {
     let mut s = Stack::start().await;
     // A request half sent to the edge and to each region holds each for its whole drain.
-    let mut held = Vec::new();
-    for url in std::iter::once(&s.edge).chain(s.regions.values()) {
-        let mut c = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
-        c.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            .unwrap();
-        held.push(c);
-    }
+    let _held = s.half_sent_requests();
     // Let every server take its connection in.
     assert_eq!(s.edge(Method::GET, "/api/health", None).await.status(), 200);
     let stopping = Instant::now();

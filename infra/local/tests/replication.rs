@@ -138,6 +138,17 @@ impl Region {
     }
 }
 
+/// `tandem-local verify` of the stack with `flags`: whether it passed, its stdout and its stderr.
+fn verify(s: &Stack, flags: &[&str]) -> (bool, String, String) {
+    let out = Command::new(EXE)
+        .args(["verify", "--endpoint", &s.edge, "--token", TOKEN])
+        .args(flags)
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -273,24 +284,8 @@ async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow
         (200, Some(WEST))
     );
     // `verify` agrees, and says so.
-    let out = Command::new(EXE)
-        .args([
-            "verify",
-            "--endpoint",
-            &s.edge,
-            "--token",
-            TOKEN,
-            "--wait",
-            "20",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (agreed, stdout, stderr) = verify(&s, &["--wait", "20"]);
+    assert!(agreed, "{stdout}{stderr}");
     assert!(stdout.contains("2 regions agree"), "{stdout}");
     let v = s.control().replication().await.unwrap();
     let resyncs: u64 = v.pairs.iter().map(|p| p.resyncs).sum();
@@ -302,12 +297,8 @@ async fn tandem_verify_names_the_ids_that_differ() {
     let s = Stack::start().await;
     s.set_paused(true).await;
     s.create("/api/items/only-east", json!({"data": {}})).await;
-    let out = Command::new(EXE)
-        .args(["verify", "--endpoint", &s.edge, "--token", TOKEN])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}");
+    let (agreed, stdout, _) = verify(&s, &[]);
+    assert!(!agreed, "{stdout}");
     assert!(
         stdout.contains("only-east") && stdout.contains(&format!("{WEST}: absent")),
         "{stdout}"
