@@ -59,6 +59,12 @@ pub struct ErrorInfo {
     pub message: String,
 }
 
+/// A 503 that the client should simply retry: `(status, code, message, Retry-After)`, as
+/// `into_response` below renders an error.
+fn retry_shortly(code: ErrorCode, message: String) -> (StatusCode, ErrorCode, String, bool) {
+    (StatusCode::SERVICE_UNAVAILABLE, code, message, true)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // The 503s a client should simply retry (the edge has failed a read over already) say
@@ -82,31 +88,16 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(err) => {
                 tracing::error!(error = ?err, "storage unavailable");
                 let message = "this region's storage is unavailable; see its logs".to_owned();
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::RegionUnavailable,
-                    message,
-                    true,
-                )
+                retry_shortly(ErrorCode::RegionUnavailable, message)
             }
             ApiError::Resyncing(why) => {
                 let message = format!("this region cannot vouch for this read yet: {why}");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::RegionUnavailable,
-                    message,
-                    true,
-                )
+                retry_shortly(ErrorCode::RegionUnavailable, message)
             }
             ApiError::Overloaded(why) => {
                 tracing::warn!(%why, "overloaded");
                 let message = format!("this region is at a limit ({why}); retry shortly");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::Overloaded,
-                    message,
-                    true,
-                )
+                retry_shortly(ErrorCode::Overloaded, message)
             }
             ApiError::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");

@@ -167,6 +167,12 @@ pub async fn empty_id() -> ApiError {
     ApiError::Client(ErrorCode::InvalidId, "id must not be empty".into())
 }
 
+/// A route's query string as `T` (none at all reads as empty); one that does not parse is a 400.
+fn parse_query<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+}
+
 #[derive(Deserialize)]
 struct ListQuery {
     limit: Option<String>,
@@ -197,8 +203,7 @@ pub async fn list_items<S: Store>(
     State(state): State<AppState<S>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    let q: ListQuery = parse_query(query.as_deref())?;
     let limit = validate::parse_limit(q.limit.as_deref())?;
     let after = q
         .cursor
@@ -247,8 +252,7 @@ pub async fn read<S: Store>(
     State(state): State<AppState<S>>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q: ReadQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    let q: ReadQuery = parse_query(query.as_deref())?;
     let id = q.id.unwrap_or_default();
     validate::validate_id(&id)?;
     get_by_id(&state, &id).await

@@ -3,11 +3,11 @@
 //! writers that their writes share commits (group commit: one fsync for several writes, none
 //! acknowledged before it).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tandem_testkit::{Signal, free_block, signal, until};
+use tandem_testkit::{KillOnDrop, Signal, free_block, region_args, signal, until};
 
 /// Acknowledged writes before the kill.
 const ACKED_BEFORE_KILL: usize = 200;
@@ -15,35 +15,21 @@ const ACKED_BEFORE_KILL: usize = 200;
 const WRITERS: usize = 16;
 
 struct Region {
-    child: Child,
+    child: KillOnDrop,
     base: String,
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn start(dir: &std::path::Path) -> Region {
     let port = free_block(1).expect("a free port");
     let child = Command::new(env!("CARGO_BIN_EXE_tandem-api"))
-        .args([
-            "--region",
-            "us-east-1",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--data-dir")
-        .arg(dir)
+        .args(region_args("us-east-1", port, dir))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let region = Region {
-        child,
+        child: KillOnDrop(child),
         base: format!("http://127.0.0.1:{port}"),
     };
     let client = reqwest::Client::new();

@@ -114,17 +114,6 @@ async fn raw_request(addr: &str, request: &[u8]) -> (String, usize) {
     (first.unwrap_or_default(), total)
 }
 
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(tandem_api::server::serve(
-        listener,
-        app,
-        std::future::pending(),
-    ));
-    addr
-}
-
 fn check(what: &str, peak: usize, bound: usize) {
     println!(
         "{what}: {:.1} MiB (bound {} MiB)",

@@ -186,14 +186,7 @@ impl Runtime {
                 post(invocation_error),
             )
             .with_state(rt.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(tandem_api::server::serve(
-            listener,
-            app,
-            std::future::pending(),
-        ));
-        (rt, addr)
+        (rt, common::serve(app).await)
     }
 
     /// Sends `req` as an API Gateway HTTP API event; returns (status, body).

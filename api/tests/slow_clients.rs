@@ -37,16 +37,28 @@ async fn read_body(req: axum::extract::Request) -> Result<&'static str, tandem_a
     Ok("read")
 }
 
-/// Reads until the server closes the connection; the bytes it sent first. Gives up (and fails
-/// the test) after 20 s: a connection the server never closes is the bug these tests catch.
-async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+/// Reads until the server closes the connection; what it sent first (HTTP's text). Gives up
+/// (and fails the test) after 20 s: a connection the server never closes is the bug these
+/// tests catch.
+async fn until_closed(stream: &mut TcpStream) -> String {
     let mut all = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut all)).await;
     assert!(read.is_ok(), "the server kept the connection open");
-    all
+    String::from_utf8(all).expect("an answer in text")
+}
+
+/// A new connection to the server with `bytes` already written on it.
+async fn send(addr: &str, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
 }
 
 const PARTIAL: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+/// A whole request, on a connection kept alive after it.
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+/// A whole request, on a connection the server closes after answering.
+const GET_AND_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
 #[tokio::test]
 async fn a_header_that_never_finishes_is_cut_off() {
@@ -55,8 +67,7 @@ async fn a_header_that_never_finishes_is_cut_off() {
         ..Limits::default()
     };
     let (addr, _stop, _server) = start(limits).await;
-    let mut slow = TcpStream::connect(&addr).await.unwrap();
-    slow.write_all(PARTIAL).await.unwrap();
+    let mut slow = send(&addr, PARTIAL).await;
     until_closed(&mut slow).await;
 }
 
@@ -67,16 +78,9 @@ async fn an_idle_keep_alive_connection_is_closed() {
         ..Limits::default()
     };
     let (addr, _stop, _server) = start(limits).await;
-    let mut idle = TcpStream::connect(&addr).await.unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut idle = send(&addr, GET).await;
     let answer = until_closed(&mut idle).await;
-    assert!(
-        answer.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[tokio::test]
@@ -89,9 +93,7 @@ async fn connections_past_the_cap_are_closed_and_the_others_still_served() {
     let (addr, _stop, _server) = start(limits).await;
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut c = TcpStream::connect(&addr).await.unwrap();
-        c.write_all(PARTIAL).await.unwrap();
-        held.push(c);
+        held.push(send(&addr, PARTIAL).await);
     }
     // Accepted in order, so by the time the third is closed the first two hold the permits.
     let mut third = TcpStream::connect(&addr).await.unwrap();
@@ -102,11 +104,7 @@ async fn connections_past_the_cap_are_closed_and_the_others_still_served() {
         .await
         .unwrap();
     let answer = until_closed(&mut held[0]).await;
-    assert!(
-        answer.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[tokio::test]
@@ -117,14 +115,9 @@ async fn shutdown_is_not_held_open_by_a_half_sent_request() {
         ..Limits::default()
     };
     let (addr, stop, server) = start(limits).await;
-    let mut slow = TcpStream::connect(&addr).await.unwrap();
-    slow.write_all(PARTIAL).await.unwrap();
+    let mut slow = send(&addr, PARTIAL).await;
     // Let the server take the connection in before asking it to stop.
-    let mut probe = TcpStream::connect(&addr).await.unwrap();
-    probe
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let mut probe = send(&addr, GET_AND_CLOSE).await;
     until_closed(&mut probe).await;
     stop.send(()).unwrap();
     let finished = tokio::time::timeout(Duration::from_secs(20), server).await;
@@ -144,22 +137,17 @@ async fn past_the_cap_the_reserve_serves_only_health_and_control_paths() {
         ..Limits::default()
     };
     let (addr, _stop, _server) = start(limits).await;
-    let mut held = TcpStream::connect(&addr).await.unwrap();
-    held.write_all(PARTIAL).await.unwrap();
+    let _held = send(&addr, PARTIAL).await;
     // Let the server take the first connection in (it holds the one ordinary permit).
-    let mut health = TcpStream::connect(&addr).await.unwrap();
-    health
-        .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = String::from_utf8(until_closed(&mut health).await).unwrap();
+    let mut health = send(
+        &addr,
+        b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let answer = until_closed(&mut health).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let mut public = TcpStream::connect(&addr).await.unwrap();
-    public
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = String::from_utf8(until_closed(&mut public).await).unwrap();
+    let mut public = send(&addr, GET).await;
+    let answer = until_closed(&mut public).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("retry-after: 1"), "{answer}");
     assert!(answer.contains(r#""code":"overloaded""#), "{answer}");
@@ -172,19 +160,19 @@ async fn a_body_that_never_arrives_is_answered_408_and_closed() {
         ..Limits::default()
     };
     let (addr, _stop, _server) = start(limits).await;
-    let mut stalled = TcpStream::connect(&addr).await.unwrap();
-    stalled
-        .write_all(b"PUT /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
-        .await
-        .unwrap();
-    let answer = String::from_utf8(until_closed(&mut stalled).await).unwrap();
+    let mut stalled = send(
+        &addr,
+        b"PUT /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{",
+    )
+    .await;
+    let answer = until_closed(&mut stalled).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     // A byte at a time does not keep it alive either: the deadline is for the whole body.
-    let mut trickle = TcpStream::connect(&addr).await.unwrap();
-    trickle
-        .write_all(b"PUT /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-        .await
-        .unwrap();
+    let mut trickle = send(
+        &addr,
+        b"PUT /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+    )
+    .await;
     let started = std::time::Instant::now();
     let mut answer = Vec::new();
     loop {
@@ -215,17 +203,12 @@ async fn a_client_that_never_reads_its_answer_gives_its_connection_up() {
         ..Limits::default()
     };
     let (addr, _stop, _server) = start(limits).await;
-    let mut deaf = TcpStream::connect(&addr).await.unwrap();
-    deaf.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let deaf = send(&addr, b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await;
     // The one permit is the deaf client's until its stalled answer is given up; then another
     // client is served. Counted by answers, not timed.
     let served = tandem_testkit::until(Duration::from_secs(20), || async {
         let mut c = TcpStream::connect(&addr).await.ok()?;
-        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
+        c.write_all(GET_AND_CLOSE).await.ok()?;
         let mut answer = Vec::new();
         c.read_to_end(&mut answer).await.ok()?;
         answer.starts_with(b"HTTP/1.1 200").then_some(())

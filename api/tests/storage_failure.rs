@@ -13,14 +13,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tandem_api::store::embedded::EmbeddedStore;
 use tower::ServiceExt as _;
 
-/// An in-memory disk that starts failing every write and sync when told to.
+/// An in-memory disk the test can break (from then on every write and sync fails) or stall
+/// (a sync waits while the test holds `gate`; the syncs that began are counted).
 #[derive(Debug, Clone, Default)]
-struct FailingDisk {
+struct TestDisk {
     inner: Arc<InMemoryBackend>,
     broken: Arc<AtomicBool>,
+    gate: Arc<RwLock<()>>,
+    syncs_started: Arc<AtomicUsize>,
 }
 
-impl FailingDisk {
+impl TestDisk {
     fn check(&self) -> std::io::Result<()> {
         if self.broken.load(Ordering::SeqCst) {
             return Err(std::io::Error::other("injected: the disk is gone"));
@@ -29,7 +32,7 @@ impl FailingDisk {
     }
 }
 
-impl StorageBackend for FailingDisk {
+impl StorageBackend for TestDisk {
     fn len(&self) -> std::io::Result<u64> {
         self.inner.len()
     }
@@ -42,38 +45,12 @@ impl StorageBackend for FailingDisk {
     }
     fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
         self.check()?;
-        self.inner.sync_data(eventual)
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        self.check()?;
-        self.inner.write(offset, data)
-    }
-}
-
-/// An in-memory disk whose sync waits while the test holds `gate`, counting syncs that began.
-#[derive(Debug, Clone, Default)]
-struct StallingDisk {
-    inner: Arc<InMemoryBackend>,
-    gate: Arc<RwLock<()>>,
-    syncs_started: Arc<AtomicUsize>,
-}
-
-impl StorageBackend for StallingDisk {
-    fn len(&self) -> std::io::Result<u64> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        self.inner.read(offset, len)
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
         self.syncs_started.fetch_add(1, Ordering::SeqCst);
         let _open = self.gate.read().unwrap_or_else(|e| e.into_inner());
         self.inner.sync_data(eventual)
     }
     fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.check()?;
         self.inner.write(offset, data)
     }
 }
@@ -94,7 +71,7 @@ fn app_on(store: EmbeddedStore) -> axum::Router {
 /// store is stalled, and the stuck write completes (and health recovers) once the disk does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_do_not_wait_for_a_commit_stuck_in_fsync() {
-    let disk = StallingDisk::default();
+    let disk = TestDisk::default();
     let store = EmbeddedStore::open_with_backend(disk.clone(), "us-east-1").unwrap();
     let app = app_on(store.clone());
     assert_eq!(
@@ -188,7 +165,7 @@ async fn call(
 
 #[tokio::test]
 async fn a_failing_disk_is_an_outage_and_health_says_so() {
-    let disk = FailingDisk::default();
+    let disk = TestDisk::default();
     let app = app_on(EmbeddedStore::open_with_backend(disk.clone(), "us-east-1").unwrap());
     let (status, _, _) = call(&app, "PUT", "/api/items/a", r#"{"data":{}}"#).await;
     assert_eq!(status, 201);

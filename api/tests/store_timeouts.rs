@@ -47,8 +47,9 @@ impl Proxy {
                 // One request at a time on a connection (the SDK does not pipeline): whether
                 // the answer now coming back is to a dropped write.
                 let put = Arc::new(AtomicBool::new(false));
-                tokio::spawn(requests(client_rx, up_tx, shared.clone(), put.clone()));
-                tokio::spawn(answers(up_rx, client_tx, shared.clone(), put));
+                let requests = requests(shared.clone(), put.clone());
+                tokio::spawn(relay(client_rx, up_tx, requests));
+                tokio::spawn(relay(up_rx, client_tx, answers(shared.clone(), put)));
             }
         });
         Proxy { addr, mode }
@@ -59,39 +60,38 @@ impl Proxy {
     }
 }
 
-/// Client to DynamoDB: swallowed in SWALLOW; each request noted as a write or not.
-async fn requests(
+/// Copies `from` to `to` a chunk at a time, passing on the chunks `pass` lets through.
+async fn relay(
     mut from: impl tokio::io::AsyncRead + Unpin,
     mut to: impl tokio::io::AsyncWrite + Unpin,
-    mode: Arc<AtomicU8>,
-    put: Arc<AtomicBool>,
+    mut pass: impl FnMut(&[u8]) -> bool,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     while let Ok(n @ 1..) = from.read(&mut buf).await {
-        let chunk = &buf[..n];
-        if chunk.starts_with(b"POST ") {
-            let is_put = chunk.windows(8).any(|w| w == b".PutItem");
-            put.store(is_put, Ordering::SeqCst);
-        }
-        if mode.load(Ordering::SeqCst) != SWALLOW && to.write_all(chunk).await.is_err() {
+        if pass(&buf[..n]) && to.write_all(&buf[..n]).await.is_err() {
             return;
         }
     }
 }
 
+/// Client to DynamoDB: swallowed in SWALLOW; each request noted as a write or not.
+fn requests(mode: Arc<AtomicU8>, put: Arc<AtomicBool>) -> impl FnMut(&[u8]) -> bool {
+    move |chunk| {
+        if chunk.starts_with(b"POST ") {
+            let is_put = chunk.windows(8).any(|w| w == b".PutItem");
+            put.store(is_put, Ordering::SeqCst);
+        }
+        mode.load(Ordering::SeqCst) != SWALLOW
+    }
+}
+
 /// DynamoDB to client: forwarded in FORWARD, and in the DROP modes unless it answers a write.
-async fn answers(
-    mut from: impl tokio::io::AsyncRead + Unpin,
-    mut to: impl tokio::io::AsyncWrite + Unpin,
-    mode: Arc<AtomicU8>,
-    put: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
+fn answers(mode: Arc<AtomicU8>, put: Arc<AtomicBool>) -> impl FnMut(&[u8]) -> bool {
     // This connection carries a dropped answer: the rest of it is dropped too.
     let mut dropping = false;
-    while let Ok(n @ 1..) = from.read(&mut buf).await {
+    move |_| {
         let is_put = put.load(Ordering::SeqCst);
-        let pass = !dropping
+        !dropping
             && match mode.load(Ordering::SeqCst) {
                 FORWARD => true,
                 DROP_PUT_ANSWERS => !is_put,
@@ -102,10 +102,7 @@ async fn answers(
                 }
                 DROP_FIRST_PUT_ANSWER => true,
                 _ => false,
-            };
-        if pass && to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
+            }
     }
 }
 

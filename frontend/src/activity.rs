@@ -5,6 +5,7 @@
 use crate::console::Console;
 use crate::model::{self, Entry, PLOT_BOTTOM, PLOT_HEIGHT, PLOT_LEFT, PLOT_TOP, Source};
 use crate::net;
+use crate::widgets::ColumnHeads;
 use leptos::prelude::*;
 
 /// Rows the table shows; the log keeps more, the timeline draws the last minute.
@@ -74,17 +75,10 @@ pub fn ActivityPanel() -> impl IntoView {
             <Timeline now=now keep=show_polls />
             <div class="table-wrap log-wrap">
                 <table class="log" id="request-log">
-                    <thead>
-                        <tr>
-                            <th scope="col">"time (UTC)"</th>
-                            <th scope="col">"by"</th>
-                            <th scope="col">"request"</th>
-                            <th scope="col">"status"</th>
-                            <th scope="col" class="num">"latency"</th>
-                            <th scope="col">"region"</th>
-                            <th scope="col">"failover"</th>
-                        </tr>
-                    </thead>
+                    <ColumnHeads
+                        names=&["time (UTC)", "by", "request", "status", "latency", "region", "failover"]
+                        numeric=&["latency"]
+                    />
                     <tbody>
                         <For each=rows key=row_key children=move |e| view! { <LogRow e=e /> } />
                     </tbody>

@@ -176,6 +176,12 @@ impl Console {
         self.stack.get() == Stack::Local { control: true } && self.token.with(Option::is_some)
     }
 
+    /// A GET of a control route (`/_tandem/…`, with the admin token), logged as polling.
+    pub async fn poll_control(&self, route: &str) -> Reply {
+        let path = control::path(route);
+        self.send(Call::get(&path).admin(), Source::Poll).await.0
+    }
+
     /// Sends a call and logs it (admin calls with the token).
     pub async fn send(&self, call: Call<'_>, source: Source) -> (Reply, u64) {
         let token = self.token.get_untracked();
@@ -251,12 +257,7 @@ impl Console {
 
     /// Finds out what serves this origin, and the region names when the control API says them.
     pub async fn detect(&self) {
-        let (reply, _) = self
-            .send(
-                Call::get(&control::path(control::route::REGIONS)).admin(),
-                Source::Poll,
-            )
-            .await;
+        let reply = self.poll_control(control::route::REGIONS).await;
         let stack = if !reply.json {
             Stack::Cloud
         } else if let Some(body) = reply.parse::<RegionsBody>().filter(|_| reply.ok()) {

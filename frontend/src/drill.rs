@@ -8,6 +8,7 @@
 use crate::console::Console;
 use crate::model::{self, Source};
 use crate::net::{self, Call, Method as Verb, Reply, encode};
+use crate::widgets::NumberInput;
 use futures::stream::{self, StreamExt as _};
 use leptos::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -444,15 +445,7 @@ fn DrillControls(run: Action<Plan, Option<Outcome>>) -> impl IntoView {
             </label>
             <label class="inline">
                 "for (s)"
-                <input
-                    id="drill-seconds"
-                    type="number"
-                    min="1"
-                    max="300"
-                    inputmode="numeric"
-                    prop:value=move || seconds.get()
-                    on:input=move |ev| seconds.set(event_target_value(&ev))
-                />
+                <NumberInput id="drill-seconds" min="1" max="300" value=seconds />
             </label>
             <button
                 type="button"

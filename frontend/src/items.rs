@@ -5,6 +5,7 @@
 use crate::console::{Console, Written};
 use crate::model::{self, Source};
 use crate::net::{self, Call, encode};
+use crate::widgets::ColumnHeads;
 use leptos::prelude::*;
 use tandem_shared::Item;
 use tandem_shared::wire::path;
@@ -356,15 +357,7 @@ pub fn ItemsPanel() -> impl IntoView {
             <p class="muted small" id="items-note" role="status">{note}</p>
             <div class="table-wrap">
                 <table class="items">
-                    <thead>
-                        <tr>
-                            <th scope="col">"id"</th>
-                            <th scope="col">"version"</th>
-                            <th scope="col">"updated_at"</th>
-                            <th scope="col">"in"</th>
-                            <th scope="col">"data"</th>
-                        </tr>
-                    </thead>
+                    <ColumnHeads names=&["id", "version", "updated_at", "in", "data"] />
                     <tbody id="items-rows">
                         <ItemRows page=shown />
                     </tbody>

@@ -10,6 +10,7 @@
 //! - [`items`]: list, view, JSON editor, delete, staleness check.
 //! - [`drill`]: the outage drill.
 //! - [`activity`]: the request log table and its SVG timeline.
+//! - [`widgets`]: markup more than one panel draws: number fields, table headings.
 
 pub mod activity;
 pub mod console;
@@ -18,6 +19,7 @@ pub mod items;
 pub mod model;
 pub mod net;
 pub mod regions;
+pub mod widgets;
 
 use console::{Console, Stack};
 use leptos::prelude::*;

@@ -6,6 +6,7 @@
 use crate::console::{Console, Stack};
 use crate::model::{self, NOT_ACTIVE, Source};
 use crate::net::{self, Call};
+use crate::widgets::NumberInput;
 use leptos::prelude::*;
 use tandem_shared::control::{
     self, ActiveRegion, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, SetRegionState,
@@ -137,12 +138,7 @@ impl Status {
     }
 
     pub async fn check_control(self, console: Console) {
-        let (regions, _) = console
-            .send(
-                Call::get(&control::path(control::route::REGIONS)).admin(),
-                Source::Poll,
-            )
-            .await;
+        let regions = console.poll_control(control::route::REGIONS).await;
         if let Some(body) = regions.parse::<RegionsBody>() {
             console.states.set(body.regions);
         } else if regions.status == Some(401) {
@@ -152,12 +148,7 @@ impl Status {
         // Before replication, whose answer waits on every region: a blackholed one must not
         // delay the active region's card.
         check_active(console).await;
-        let (repl, _) = console
-            .send(
-                Call::get(&control::path(control::route::REPLICATION)).admin(),
-                Source::Poll,
-            )
-            .await;
+        let repl = console.poll_control(control::route::REPLICATION).await;
         if let Some(body) = repl.parse::<ReplicationBody>() {
             self.replication.set(Some(body));
         }
@@ -168,12 +159,7 @@ impl Status {
 /// up here, and the log marks it; an answer that a switch of this console's overtook is dropped.
 async fn check_active(console: Console) {
     let epoch = console.active_epoch();
-    let (reply, _) = console
-        .send(
-            Call::get(&control::path(control::route::ACTIVE_REGION)).admin(),
-            Source::Poll,
-        )
-        .await;
+    let reply = console.poll_control(control::route::ACTIVE_REGION).await;
     if let Some(value) = reply.parse::<ActiveRegion>().filter(|_| reply.ok())
         && console.active_epoch() == epoch
     {
@@ -271,25 +257,11 @@ fn FaultOptions(duration: RwSignal<String>, slow_ms: RwSignal<String>) -> impl I
         <div class="fault-options" hidden=move || console.token.with(Option::is_none)>
             <label>
                 "Fault lasts (s, empty = until cleared)"
-                <input
-                    id="fault-duration"
-                    type="number"
-                    min="1"
-                    inputmode="numeric"
-                    prop:value=move || duration.get()
-                    on:input=move |ev| duration.set(event_target_value(&ev))
-                />
+                <NumberInput id="fault-duration" min="1" value=duration />
             </label>
             <label>
                 "Slow fault latency (ms)"
-                <input
-                    id="slow-ms"
-                    type="number"
-                    min="0"
-                    inputmode="numeric"
-                    prop:value=move || slow_ms.get()
-                    on:input=move |ev| slow_ms.set(event_target_value(&ev))
-                />
+                <NumberInput id="slow-ms" min="0" value=slow_ms />
             </label>
         </div>
     }
@@ -573,10 +545,7 @@ fn ReplicationControls(feedback: Feedback) -> impl IntoView {
     let busy = change.pending();
     let toggle = move |_| {
         let paused = config().is_some_and(|c| c.paused);
-        change.dispatch(ReplicationPatch {
-            paused: Some(!paused),
-            lag_ms: None,
-        });
+        change.dispatch(ReplicationPatch::paused(!paused));
     };
     let set_lag = move |_| {
         let lag_ms = lag.get_untracked().trim().parse().unwrap_or(0);
@@ -606,15 +575,7 @@ fn ReplicationControls(feedback: Feedback) -> impl IntoView {
                 </button>
                 <label class="inline">
                     "Lag (ms)"
-                    <input
-                        id="replication-lag"
-                        type="number"
-                        min="0"
-                        max="600000"
-                        inputmode="numeric"
-                        prop:value=move || lag.get()
-                        on:input=move |ev| lag.set(event_target_value(&ev))
-                    />
+                    <NumberInput id="replication-lag" min="0" max="600000" value=lag />
                 </label>
                 <button type="button" disabled=busy on:click=set_lag>
                     "Set lag"

@@ -222,6 +222,14 @@ pub struct ReplicationPatch {
 }
 
 impl ReplicationPatch {
+    /// Pauses (`true`) or resumes (`false`) replication; the lag stays as it is.
+    pub fn paused(paused: bool) -> Self {
+        ReplicationPatch {
+            paused: Some(paused),
+            lag_ms: None,
+        }
+    }
+
     /// Checks the values a client sent; the message says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         match self.lag_ms {
@@ -487,10 +495,7 @@ mod tests {
 
     #[test]
     fn patches_apply_and_validate() {
-        let p = ReplicationPatch {
-            paused: Some(true),
-            lag_ms: None,
-        };
+        let p = ReplicationPatch::paused(true);
         let c = p.apply(ReplicationConfig {
             paused: false,
             lag_ms: 7,

@@ -1,23 +1,17 @@
 //! moto's server on a free port: the AWS API stand-in the DynamoDB store and the deploy tests
 //! run against. A missing moto fails the test: these tests never skip.
 
+use crate::KillOnDrop;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// moto's server, killed when dropped.
+/// moto's server, killed when dropped (before its recorder's directory goes).
 pub struct Moto {
-    child: Child,
+    _child: KillOnDrop,
     pub endpoint: String,
     /// Where its request recorder writes (off until [`Moto::start_recording`]).
     _recording: tempfile::TempDir,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A request moto's recorder kept: what was called, and where its signature says it went.
@@ -97,7 +91,7 @@ impl Moto {
             .spawn()
             .map_err(|e| e.to_string())?;
         let moto = Moto {
-            child,
+            _child: KillOnDrop(child),
             endpoint: format!("http://127.0.0.1:{port}"),
             _recording: recording,
         };

@@ -1,10 +1,12 @@
-//! Signals to processes, whether one still runs, and how a child ended.
+//! Signals to processes, whether one still runs, how a child ended, how much memory one holds,
+//! and children that do not outlive their test.
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::process::ExitStatusExt as _;
-use std::process::ExitStatus;
+use std::process::{Child, ExitStatus};
 
 /// Sends `sig` to process `pid`; false when there is no such process.
 pub fn signal(pid: u32, sig: Signal) -> bool {
@@ -29,5 +31,43 @@ pub fn exit_status(pid: u32) -> Option<ExitStatus> {
         WaitStatus::Exited(_, code) => Some(ExitStatus::from_raw((code & 0xff) << 8)),
         WaitStatus::Signaled(_, sig, _) => Some(ExitStatus::from_raw(sig as i32)),
         _ => None,
+    }
+}
+
+/// Resident memory of process `pid` now and at its peak (`VmRSS`, `VmHWM` of /proc), in MiB;
+/// NaN for what /proc does not say (the process is gone).
+pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A child process killed and reaped when dropped, so that a test that fails half-way leaves
+/// nothing running. It derefs to the [`Child`].
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
     }
 }

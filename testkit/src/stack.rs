@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tandem_ops::client::ControlClient;
 use tandem_ops::items::ItemClient;
-use tandem_shared::control::{EdgeSettings, RegionState};
+use tandem_shared::control::{EdgeSettings, RegionState, ReplicationPatch};
 use tandem_shared::{Fault, Item};
 
 pub const TOKEN: &str = "stack-test-token";
@@ -126,6 +126,12 @@ impl<B: Binary> TestStack<B> {
             .await
     }
 
+    /// PUTs `body` at `path` through the edge, and asserts that it created the item (201).
+    pub async fn create(&self, path: &str, body: Value) {
+        let r = self.edge(Method::PUT, path, Some(body)).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "PUT {path}");
+    }
+
     /// A GET straight to a region, past the edge (with the origin secret, as the edge sends it).
     pub async fn direct(&self, region: &str, path: &str) -> Response {
         self.try_direct(region, path)
@@ -147,11 +153,35 @@ impl<B: Binary> TestStack<B> {
             .await
     }
 
+    /// A connection to the edge and to each region with half a request sent on it: each server
+    /// holds it open (until its header deadline or its drain), and it never finishes.
+    pub fn half_sent_requests(&self) -> Vec<std::net::TcpStream> {
+        use std::io::Write as _;
+        let servers = std::iter::once(&self.stack.edge).chain(self.stack.regions.values());
+        servers
+            .map(|url| {
+                let mut c = std::net::TcpStream::connect(url.trim_start_matches("http://"))
+                    .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+                c.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                    .unwrap_or_else(|e| panic!("half a request to {url}: {e}"));
+                c
+            })
+            .collect()
+    }
+
     /// Moves `region`'s process to `state`.
     pub async fn set_region(&self, region: &str, state: RegionState) {
         let now = self.control.set_region(region, state).await;
         let now = now.unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(now.state, state, "{region}");
+    }
+
+    /// Pauses (`true`) or resumes (`false`) replication between the regions.
+    pub async fn set_paused(&self, paused: bool) {
+        let patch = ReplicationPatch::paused(paused);
+        let now = self.control.set_replication(patch).await;
+        let now = now.unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(now.config.paused, paused);
     }
 
     /// Sets `region`'s admin fault (through the edge).

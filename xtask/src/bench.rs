@@ -4,7 +4,7 @@
 //! (Tandem, its reference in the same run, the ratio, the goal), which it also writes into
 //! `docs/benchmarks.md`.
 
-use crate::util::{self, cargo, done, run, step};
+use crate::util::{self, cargo, cargo_step, done, run, step};
 use crate::{console, setup};
 use std::process::Command;
 use tandem_shared::bench::{self, ROWS_ENV};
@@ -47,34 +47,25 @@ pub fn run_all() -> anyhow::Result<()> {
     std::fs::write(&rows, "")?;
     // Every bench below appends its summary rows here (`tandem_shared::bench`).
 
-    let t = step("region throughput: tandem (redb) vs a bare axum handler");
-    run(cargo()
-        .args(["bench", "-p", "tandem-api", "--bench", "throughput"])
-        .env(ROWS_ENV, &rows))?;
-    done(t);
+    for (bench, title) in [
+        (
+            "throughput",
+            "region throughput: tandem (redb) vs a bare axum handler",
+        ),
+        ("scale", "region scale: 10 k, 100 k and 1 M items"),
+    ] {
+        let t = step(title);
+        run(cargo()
+            .args(["bench", "-p", "tandem-api", "--bench", bench])
+            .env(ROWS_ENV, &rows))?;
+        done(t);
+    }
 
-    let t = step("region scale: 10 k, 100 k and 1 M items");
-    run(cargo()
-        .args(["bench", "-p", "tandem-api", "--bench", "scale"])
-        .env(ROWS_ENV, &rows))?;
-    done(t);
-
-    let t = step("release build: tandem, tandem-api, the hello-world lambda_http example");
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "tandem-cli",
-        "-p",
-        "tandem-api",
-        "--bin",
-        "tandem",
-        "--bin",
-        "tandem-api",
-        "--example",
-        "hello_lambda",
-    ]))?;
-    done(t);
+    cargo_step(
+        "release build: tandem, tandem-api, the hello-world lambda_http example",
+        "build --release -p tandem-cli -p tandem-api --bin tandem --bin tandem-api \
+         --example hello_lambda",
+    )?;
 
     let t = step(
         "tandem bench --compare: replication lag, failover cost, edge vs nginx, memory, Lambda init, console size",

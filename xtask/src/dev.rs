@@ -6,7 +6,7 @@
 //! `tandem` command: the AWS SDK crates are most of `tandem`'s build and the local stack needs
 //! none of them. `tandem up` and `tandem-local up` are the same code.
 
-use crate::util::{self, done, step};
+use crate::util;
 use crate::{console, setup};
 use std::io::{Read as _, Write as _};
 use std::process::{Child, Command};
@@ -20,16 +20,10 @@ use tandem_ops::ports::DEFAULT_EDGE_PORT as DEFAULT_PORT;
 pub fn run(args: Vec<String>) -> anyhow::Result<()> {
     let started = Instant::now();
     setup::rust()?;
-    let t = step("cargo build --release -p tandem-local --bin tandem-local");
-    util::run(util::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "tandem-local",
-        "--bin",
-        "tandem-local",
-    ]))?;
-    done(t);
+    util::cargo_step(
+        "cargo build --release -p tandem-local --bin tandem-local",
+        "build --release -p tandem-local --bin tandem-local",
+    )?;
 
     let progress = util::target_dir().join("xtask/console-progress.txt");
     std::fs::create_dir_all(progress.parent().expect("a file in a directory"))?;

@@ -289,6 +289,19 @@ struct Row {
     failover: String,
 }
 
+/// A row as a line of text, for the messages and logs of a failure.
+impl std::fmt::Display for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Row {
+            request,
+            status,
+            region,
+            failover,
+        } = self;
+        write!(f, "{request} | {status} | {region} | {failover}")
+    }
+}
+
 async fn log_rows(c: &Ctx) -> anyhow::Result<Vec<Row>> {
     let v = c
         .client
@@ -331,16 +344,7 @@ async fn wait_row(
             return Ok(rows.into_iter().nth(i).expect("found above"));
         }
         if Instant::now() > deadline {
-            let shown: Vec<String> = rows
-                .iter()
-                .take(8)
-                .map(|r| {
-                    format!(
-                        "{} | {} | {} | {}",
-                        r.request, r.status, r.region, r.failover
-                    )
-                })
-                .collect();
+            let shown: Vec<String> = rows.iter().take(8).map(Row::to_string).collect();
             bail!(
                 "{what}: no such row in the request log after {timeout:?}; newest rows:\n  {}",
                 shown.join("\n  ")
@@ -372,15 +376,7 @@ async fn save_failure(c: &Ctx, work: &Path, n: usize) -> anyhow::Result<()> {
     let png = c.client.screenshot().await?;
     std::fs::write(work.join(format!("failure-{n}.png")), png)?;
     let rows = log_rows(c).await?;
-    let text: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            format!(
-                "{} | {} | {} | {}",
-                r.request, r.status, r.region, r.failover
-            )
-        })
-        .collect();
+    let text: Vec<String> = rows.iter().map(Row::to_string).collect();
     std::fs::write(work.join(format!("failure-{n}-log.txt")), text.join("\n"))?;
     Ok(())
 }

@@ -3,7 +3,8 @@
 
 use crate::util::{self, done, output, run, step};
 use anyhow::Context as _;
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The venv under the target directory.
@@ -50,10 +51,22 @@ pub fn python() -> anyhow::Result<()> {
         done(t);
         return Ok(());
     }
+    make_venv(&venv(), [OsStr::new("-r"), requirements.as_os_str()])?;
+    std::fs::write(&stamp, wanted)?;
+    done(t);
+    Ok(())
+}
+
+/// Creates a venv in `dir` with `$PYTHON` (python3 by default) and pip-installs `packages` into
+/// it: pip's own arguments, pinned names or `-r <file>`.
+pub fn make_venv(
+    dir: &Path,
+    packages: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> anyhow::Result<()> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    run(Command::new(&python).arg("-m").arg("venv").arg(venv()))
+    run(Command::new(&python).arg("-m").arg("venv").arg(dir))
         .context("creating the venv (on Debian: apt-get install python3-venv)")?;
-    run(Command::new(venv_bin("python"))
+    run(Command::new(dir.join("bin/python"))
         .args([
             "-m",
             "pip",
@@ -61,12 +74,8 @@ pub fn python() -> anyhow::Result<()> {
             "--disable-pip-version-check",
             "--progress-bar",
             "on",
-            "-r",
         ])
-        .arg(&requirements))?;
-    std::fs::write(&stamp, wanted)?;
-    done(t);
-    Ok(())
+        .args(packages))
 }
 
 /// The trunk release the console is built with (0.22 needs a newer rustc than the workspace's).
@@ -106,11 +115,24 @@ pub fn binaryen_bin() -> PathBuf {
     binaryen_dir().join("node_modules/.bin")
 }
 
-fn binaryen_installed() -> Option<String> {
-    let manifest = binaryen_dir().join("node_modules/binaryen/package.json");
+/// The version of npm package `package` installed under `prefix`, if any.
+fn npm_version(prefix: &Path, package: &str) -> Option<String> {
+    let manifest = prefix
+        .join("node_modules")
+        .join(package)
+        .join("package.json");
     let text = std::fs::read_to_string(manifest).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v.get("version")?.as_str().map(str::to_owned)
+}
+
+/// `npm install <spec>` into `prefix` (created if missing).
+fn npm_install(prefix: &Path, spec: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(prefix)?;
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(prefix)
+        .arg(spec))
 }
 
 /// Installs what the console build needs when missing: trunk (pinned), wasm-bindgen-cli at
@@ -143,7 +165,7 @@ pub fn console_tools() -> anyhow::Result<()> {
             &bindgen,
         ]))?;
     }
-    if binaryen_installed().as_deref() == Some(BINARYEN_VERSION) {
+    if npm_version(&binaryen_dir(), "binaryen").as_deref() == Some(BINARYEN_VERSION) {
         println!("binaryen {BINARYEN_VERSION} (npm): installed");
     } else {
         if util::which("npm").is_none() {
@@ -156,11 +178,7 @@ pub fn console_tools() -> anyhow::Result<()> {
             run(Command::new("apt-get").args(["install", "-y", "-qq", "nodejs", "npm"]))?;
         }
         util::note(&format!("installing binaryen {BINARYEN_VERSION} from npm…"));
-        std::fs::create_dir_all(binaryen_dir())?;
-        run(Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(binaryen_dir())
-            .arg(format!("binaryen@{BINARYEN_VERSION}")))?;
+        npm_install(&binaryen_dir(), &format!("binaryen@{BINARYEN_VERSION}"))?;
     }
     done(t);
     Ok(())
@@ -183,19 +201,10 @@ pub fn redocly() -> PathBuf {
 /// generator comes with the Python venv ([`python`]).
 pub fn openapi_tools() -> anyhow::Result<()> {
     let t = step("OpenAPI tools: Redocly CLI (npm)");
-    let manifest = redocly_dir().join("node_modules/@redocly/cli/package.json");
-    let installed = std::fs::read_to_string(manifest)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| v.get("version")?.as_str().map(str::to_owned));
-    if installed.as_deref() == Some(REDOCLY_VERSION) {
+    if npm_version(&redocly_dir(), "@redocly/cli").as_deref() == Some(REDOCLY_VERSION) {
         println!("@redocly/cli {REDOCLY_VERSION} (npm): installed");
     } else {
-        std::fs::create_dir_all(redocly_dir())?;
-        run(Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(redocly_dir())
-            .arg(format!("@redocly/cli@{REDOCLY_VERSION}")))?;
+        npm_install(&redocly_dir(), &format!("@redocly/cli@{REDOCLY_VERSION}"))?;
     }
     done(t);
     Ok(())

@@ -4,6 +4,7 @@
 //! They get a venv of their own: checkov pins much of its dependency tree, and sharing a venv
 //! with moto and schemathesis would make the three fight over versions.
 
+use crate::setup;
 use crate::util::{self, done, run, step};
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,18 +21,7 @@ fn tools() -> anyhow::Result<()> {
     let stamp = venv().join("requirements.installed");
     let wanted = REQUIREMENTS.join("\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        run(Command::new(&python).arg("-m").arg("venv").arg(venv()))?;
-        run(Command::new(venv().join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--progress-bar",
-                "on",
-            ])
-            .args(REQUIREMENTS))?;
+        setup::make_venv(&venv(), REQUIREMENTS)?;
         std::fs::write(&stamp, wanted)?;
     }
     done(t);

@@ -1,9 +1,10 @@
 //! `cargo xtask test`: every check CI runs, in order, failing on the first that fails.
 
-use crate::util::{self, cargo, done, run, step};
+use crate::util::{self, cargo, cargo_step, done, run, step};
 use crate::{console, e2e, setup};
 use anyhow::Context as _;
 use std::process::{Command, Stdio};
+use tandem_ops::launch::region_args;
 
 pub fn run_all() -> anyhow::Result<()> {
     setup::rust()?;
@@ -11,50 +12,28 @@ pub fn run_all() -> anyhow::Result<()> {
     setup::console_tools()?;
     setup::openapi_tools()?;
 
-    let t = step("cargo fmt --check");
-    run(cargo().args(["fmt", "--all", "--check"]))?;
-    done(t);
+    cargo_step("cargo fmt --check", "fmt --all --check")?;
 
     // Seconds, and needs nothing built: the edge's routing on AWS before the long steps.
     crate::function::run()?;
 
-    let t = step("cargo clippy -D warnings");
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    done(t);
-
-    let t = step("shared crate builds for wasm32-unknown-unknown");
-    run(cargo().args([
-        "check",
-        "-p",
-        "tandem-shared",
-        "--target",
-        "wasm32-unknown-unknown",
-    ]))?;
-    done(t);
+    cargo_step(
+        "cargo clippy -D warnings",
+        "clippy --workspace --all-targets -- -D warnings",
+    )?;
+    cargo_step(
+        "shared crate builds for wasm32-unknown-unknown",
+        "check -p tandem-shared --target wasm32-unknown-unknown",
+    )?;
 
     local_stack_has_no_aws_sdk()?;
     crates_depend_on_what_they_say()?;
 
     // The workspace clippy above sees the console as host code; this is the code that ships.
-    let t = step("cargo clippy -D warnings: the console for wasm32-unknown-unknown");
-    run(cargo().args([
-        "clippy",
-        "-p",
-        "tandem-frontend",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    done(t);
+    cargo_step(
+        "cargo clippy -D warnings: the console for wasm32-unknown-unknown",
+        "clippy -p tandem-frontend --target wasm32-unknown-unknown -- -D warnings",
+    )?;
 
     console::build()?;
     console::size_budget()?;
@@ -153,14 +132,7 @@ fn schemathesis() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&data);
     let port = util::free_ports(1)?;
     let mut region = Command::new(util::target_dir().join("debug/tandem-api"))
-        .args([
-            "--region",
-            "us-east-1",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--data-dir")
-        .arg(&data)
+        .args(region_args("us-east-1", port, &data))
         .args(["--admin-token", "schemathesis-token"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -192,10 +164,10 @@ fn schemathesis() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The crates of `cargo tree -p <package> <flags>` (normal dependencies), one per line.
-fn tree(package: &str, flags: &[&str]) -> anyhow::Result<String> {
+/// The crates of `cargo tree -p <package> -e <edges> <flags>`, one per line.
+fn tree(package: &str, edges: &str, flags: &[&str]) -> anyhow::Result<String> {
     let out = cargo()
-        .args(["tree", "-p", package, "-e", "normal", "--prefix", "none"])
+        .args(["tree", "-p", package, "-e", edges, "--prefix", "none"])
         .args(flags)
         .output()
         .context("running cargo tree")?;
@@ -217,6 +189,7 @@ fn crates_depend_on_what_they_say() -> anyhow::Result<()> {
     let has = |tree: &str, name: &str| tree.lines().any(|l| l.starts_with(&format!("{name} v")));
     let lambda = tree(
         "tandem-api",
+        "normal",
         &["--no-default-features", "--features", "aws"],
     )?;
     anyhow::ensure!(
@@ -224,7 +197,7 @@ fn crates_depend_on_what_they_say() -> anyhow::Result<()> {
         "the Lambda build of tandem-api carries redb"
     );
     for package in ["tandem-aws", "tandem-testkit", "xtask"] {
-        let deps = tree(package, &[])?;
+        let deps = tree(package, "normal", &[])?;
         anyhow::ensure!(
             !has(&deps, "tandem-local"),
             "{package} depends on tandem-local"
@@ -238,24 +211,7 @@ fn crates_depend_on_what_they_say() -> anyhow::Result<()> {
 /// tandem-local, dev-dependencies included, must not name one.
 fn local_stack_has_no_aws_sdk() -> anyhow::Result<()> {
     let t = step("tandem-local builds without the AWS SDK (cargo tree)");
-    let out = cargo()
-        .args([
-            "tree",
-            "-p",
-            "tandem-local",
-            "-e",
-            "normal,dev,build",
-            "--prefix",
-            "none",
-        ])
-        .output()
-        .context("running cargo tree")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout);
+    let tree = tree("tandem-local", "normal,dev,build", &[])?;
     let aws: std::collections::BTreeSet<&str> = tree
         .lines()
         .filter(|l| l.starts_with("aws-sdk-") || l.starts_with("aws-config"))

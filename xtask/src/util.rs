@@ -72,12 +72,15 @@ pub fn done((name, started): (String, Instant)) {
 
 /// Runs a command in the workspace root, streaming its output; fails if it fails.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    cmd.current_dir(root());
-    let shown = format!("{cmd:?}");
-    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
-    if !status.success() {
-        bail!("{shown} failed ({status})");
-    }
+    run_in(&root(), cmd)
+}
+
+/// A step that is one cargo command: `args` as typed after `cargo` (split at spaces, so none
+/// may hold one).
+pub fn cargo_step(title: &str, args: &str) -> anyhow::Result<()> {
+    let t = step(title);
+    run(cargo().args(args.split_whitespace()))?;
+    done(t);
     Ok(())
 }
 

@@ -126,6 +126,18 @@ impl Http {
     }
 }
 
+/// Serves `app` on a free port of 127.0.0.1 for the rest of the test; its `host:port`.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(tandem_api::server::serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    addr
+}
+
 impl Client for Http {
     fn send(&self, req: Req) -> BoxFut<'_, Resp> {
         Box::pin(async move {

@@ -4,7 +4,7 @@ use crate::active::{Active, SwitchError};
 use crate::replication::client::{SignedClient, Target};
 use crate::replication::routes;
 use crate::replication::wire::{CONTROL_IDENTITY, Key};
-use crate::replication::{RegionReplication, ReplicationConfig, Verdict};
+use crate::replication::{PullError, RegionReplication, ReplicationConfig, Verdict};
 use crate::supervisor::Supervisor;
 use axum::extract::{FromRef, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -136,15 +136,15 @@ async fn replication(State(c): State<Control>, _: Admin) -> Json<ReplicationBody
     };
     let mut pairs = Vec::new();
     let mut answered = Vec::new();
-    for (name, url) in answering {
-        let target = Target {
-            region: &name,
-            url: &url,
-        };
-        let got = c
-            .regions
-            .json::<RegionReplication>(target, reqwest::Method::GET, routes::STATUS, None::<&()>)
-            .await;
+    let asked = ask_each::<RegionReplication>(
+        &c,
+        answering,
+        reqwest::Method::GET,
+        routes::STATUS,
+        None::<&()>,
+    )
+    .await;
+    for (name, got) in asked {
         if let Ok(status) = got {
             pairs.extend(status.pairs);
             answered.push(name);
@@ -163,21 +163,37 @@ async fn push_config(
     targets: Vec<(String, String)>,
     config: ReplicationConfig,
 ) -> Vec<String> {
-    let mut failed = Vec::new();
-    for (name, url) in targets {
+    let sent = ask_each::<ReplicationConfig>(
+        c,
+        targets,
+        reqwest::Method::PUT,
+        routes::CONFIG,
+        Some(&config),
+    )
+    .await;
+    let failed = sent.into_iter().filter(|(_, sent)| sent.is_err());
+    failed.map(|(name, _)| name).collect()
+}
+
+/// Sends one replication route to each of `regions` (`(name, url)`) in turn, signed as the
+/// supervisor: what each answered, by name.
+async fn ask_each<T: serde::de::DeserializeOwned>(
+    c: &Control,
+    regions: Vec<(String, String)>,
+    method: reqwest::Method,
+    route: &str,
+    body: Option<&impl serde::Serialize>,
+) -> Vec<(String, Result<T, PullError>)> {
+    let mut answers = Vec::new();
+    for (name, url) in regions {
         let target = Target {
             region: &name,
             url: &url,
         };
-        let sent = c
-            .regions
-            .json::<ReplicationConfig>(target, reqwest::Method::PUT, routes::CONFIG, Some(&config))
-            .await;
-        if sent.is_err() {
-            failed.push(name);
-        }
+        let answer = c.regions.json(target, method.clone(), route, body).await;
+        answers.push((name, answer));
     }
-    failed
+    answers
 }
 
 async fn set_replication(

@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tandem_ops::launch::region_args;
 pub use tandem_ops::random_token;
 use tandem_shared::control::{RegionState, RegionStatus};
 use tokio::process::{Child, Command};
@@ -222,14 +223,7 @@ impl Supervisor {
         let r = &self.regions[i];
         let mut cmd = Command::new(&self.exe);
         cmd.arg("region")
-            .args([
-                "--region",
-                &r.name,
-                "--listen",
-                &format!("127.0.0.1:{}", r.port),
-            ])
-            .arg("--data-dir")
-            .arg(self.data_dir.join(&r.name))
+            .args(region_args(&r.name, r.port, &self.data_dir.join(&r.name)))
             .args(["--replication-lag-ms", &self.replication.lag_ms.to_string()])
             .args(["--tombstone-grace-ms", &self.tombstone_grace_ms.to_string()])
             .args(["--cache-mib", &self.cache_mib.to_string()])

@@ -12,21 +12,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
-use tandem_shared::control::{RegionState, ReplicationPatch};
-use tandem_testkit::{Signal, signal, until};
-
-/// Resident memory of a process now, and at its peak, in MiB (from /proc).
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
+use tandem_shared::control::RegionState;
+use tandem_testkit::{Signal, rss_mib, signal, until};
 
 /// `{"a":[0,0,…]}` just under the item limit: the shape that cost most when pages were decoded.
 fn poison() -> Value {
@@ -37,14 +24,8 @@ fn poison() -> Value {
 async fn sixteen_poison_pages_at_once_leave_both_regions_standing() {
     let s = Stack::start().await;
     for i in 0..101 {
-        let r = s
-            .edge(
-                Method::PUT,
-                &format!("/api/items/poison-{i:03}"),
-                Some(poison()),
-            )
+        s.create(&format!("/api/items/poison-{i:03}"), poison())
             .await;
-        assert_eq!(r.status(), 201, "poison-{i:03}");
     }
     s.converged("poison-100").await;
     let before = s.region_pids().await.unwrap();
@@ -147,10 +128,7 @@ fn rogue_answers(mut stream: std::net::TcpStream, heard: std::sync::mpsc::Sender
 #[tokio::test]
 async fn a_region_killed_from_outside_comes_back_and_a_crash_loop_is_called_one() {
     let s = Stack::start().await;
-    let r = s
-        .edge(Method::PUT, "/api/items/k", Some(json!({"data": {}})))
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create("/api/items/k", json!({"data": {}})).await;
     s.converged("k").await;
     for kill in 1..=3u64 {
         let pid = s.region_pids().await.unwrap()[1].1;
@@ -194,23 +172,13 @@ async fn a_region_copying_its_peer_answers_503_for_what_it_cannot_vouch_for_neve
     let s = Stack::start().await;
     let ids: Vec<String> = (0..50).map(|i| format!("held-{i:02}")).collect();
     for id in &ids {
-        let r = s
-            .edge(
-                Method::PUT,
-                &format!("/api/items/{id}"),
-                Some(json!({"data": {}})),
-            )
+        s.create(&format!("/api/items/{id}"), json!({"data": {}}))
             .await;
-        assert_eq!(r.status(), 201);
     }
     s.converged(ids.last().unwrap()).await;
     // us-west-2 loses its disk while replication is paused: it comes back empty, and cannot
     // copy us-east-1's state until replication resumes.
-    let pause = |paused| ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    };
-    s.control().set_replication(pause(true)).await.unwrap();
+    s.set_paused(true).await;
     s.set_region(WEST, RegionState::Stopped).await;
     std::fs::remove_dir_all(s.data_dir().join(WEST)).unwrap();
     s.set_region(WEST, RegionState::Up).await;
@@ -236,7 +204,7 @@ async fn a_region_copying_its_peer_answers_503_for_what_it_cannot_vouch_for_neve
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-edge-failover").as_deref(), Some("status-503"));
     // Once the copy is made, it vouches again.
-    s.control().set_replication(pause(false)).await.unwrap();
+    s.set_paused(false).await;
     let (status, _) = s.converged("held-07").await;
     assert_eq!(status, 200);
     let gone = s.direct(WEST, "/api/items/never-written").await;
@@ -280,13 +248,7 @@ async fn stalled_bodies_leave_health_and_the_control_api_answering() {
 async fn stopping_drains_every_process_at_once() {
     let mut s = Stack::start().await;
     // A request half sent to the edge and to each region holds each for its whole drain.
-    let mut held = Vec::new();
-    for url in std::iter::once(&s.edge).chain(s.regions.values()) {
-        let mut c = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
-        c.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            .unwrap();
-        held.push(c);
-    }
+    let _held = s.half_sent_requests();
     // Let every server take its connection in.
     assert_eq!(s.edge(Method::GET, "/api/health", None).await.status(), 200);
     let stopping = Instant::now();
@@ -303,21 +265,11 @@ async fn stopping_drains_every_process_at_once() {
 #[tokio::test]
 async fn figures_stay_true_while_replication_is_paused() {
     let s = Stack::start().await;
-    let paused = |paused| ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    };
-    s.control().set_replication(paused(true)).await.unwrap();
+    s.set_paused(true).await;
     let writes = 150u64;
     for i in 0..writes {
-        let r = s
-            .edge(
-                Method::PUT,
-                &format!("/api/items/behind-{i:03}"),
-                Some(json!({"data": {}})),
-            )
+        s.create(&format!("/api/items/behind-{i:03}"), json!({"data": {}}))
             .await;
-        assert_eq!(r.status(), 201);
     }
     let backlog = until(Duration::from_secs(15), || async {
         let pairs = s.control().replication().await.ok()?.pairs;
@@ -337,6 +289,6 @@ async fn figures_stay_true_while_replication_is_paused() {
         tandem_shared::replication::DIFFERENCES_SHOWN
     );
     assert_eq!(verdict.differences[0].id, "behind-000", "in id order");
-    s.control().set_replication(paused(false)).await.unwrap();
+    s.set_paused(false).await;
     assert!(s.control().until_agreed(Duration::from_secs(30)).await);
 }

@@ -7,16 +7,16 @@ mod common;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem_local::replication::PullError;
 use tandem_local::replication::client::{SignedClient, Target};
 use tandem_local::replication::wire::{self, CONTROL_IDENTITY, Frame, Key};
-use tandem_shared::control::{RegionState, ReplicationPatch};
+use tandem_shared::control::RegionState;
 use tandem_shared::replication::LinkState;
 use tandem_shared::validate::MAX_DATA_DEPTH;
-use tandem_testkit::{free_block, until};
+use tandem_testkit::{KillOnDrop, free_block, region_args, until};
 
 const KEY: &str = "replication-test-key";
 
@@ -30,31 +30,17 @@ where
     found.unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
 
-/// Replication paused or resumed.
-fn paused(paused: bool) -> ReplicationPatch {
-    ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    }
-}
-
 /// Two consecutive free ports (outside the ephemeral range) for two `tandem-local region`s.
 fn free_ports() -> u16 {
     free_block(2).expect("two consecutive free ports")
 }
 
-/// A `tandem-local region` process started by the test itself, for what `up` does not expose.
+/// A `tandem-local region` process started by the test itself, for what `up` does not expose;
+/// killed when dropped.
 struct Region {
-    child: Child,
+    _child: KillOnDrop,
     name: String,
     url: String,
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Region {
@@ -66,25 +52,18 @@ impl Region {
         extra: &[&str],
     ) -> Region {
         let mut cmd = Command::new(EXE);
-        cmd.args([
-            "region",
-            "--region",
-            name,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--admin-token", TOKEN, "--origin-secret", SECRET])
-        .env("TANDEM_REPLICATION_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .args(extra)
-        .stdout(Stdio::null());
+        cmd.arg("region")
+            .args(region_args(name, port, dir))
+            .args(["--admin-token", TOKEN, "--origin-secret", SECRET])
+            .env("TANDEM_REPLICATION_KEY", KEY)
+            .env("RUST_LOG", "warn")
+            .args(extra)
+            .stdout(Stdio::null());
         for (peer, port) in peers {
             cmd.args(["--peer", &format!("{peer}=http://127.0.0.1:{port}")]);
         }
         let region = Region {
-            child: cmd.spawn().unwrap(),
+            _child: KillOnDrop(cmd.spawn().unwrap()),
             name: name.to_owned(),
             url: format!("http://127.0.0.1:{port}"),
         };
@@ -104,10 +83,16 @@ impl Region {
         region
     }
 
-    async fn put(&self, id: &str, data: Value) -> Value {
-        let r = reqwest::Client::new()
-            .put(format!("{}/api/items/{id}", self.url))
+    /// A request straight to the region, with the origin secret as the edge sends it.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
             .header("x-origin-verify", SECRET)
+    }
+
+    async fn put(&self, id: &str, data: Value) -> Value {
+        let r = self
+            .request(Method::PUT, &format!("/api/items/{id}"))
             .json(&json!({ "data": data }))
             .send()
             .await
@@ -117,9 +102,7 @@ impl Region {
     }
 
     async fn get(&self, id: &str) -> reqwest::StatusCode {
-        reqwest::Client::new()
-            .get(format!("{}/api/items/{id}", self.url))
-            .header("x-origin-verify", SECRET)
+        self.request(Method::GET, &format!("/api/items/{id}"))
             .send()
             .await
             .unwrap()
@@ -153,6 +136,17 @@ impl Region {
             .frame(self.target(), path)
             .await
     }
+}
+
+/// `tandem-local verify` of the stack with `flags`: whether it passed, its stdout and its stderr.
+fn verify(s: &Stack, flags: &[&str]) -> (bool, String, String) {
+    let out = Command::new(EXE)
+        .args(["verify", "--endpoint", &s.edge, "--token", TOKEN])
+        .args(flags)
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -192,14 +186,7 @@ async fn a_write_at_the_deepest_accepted_nesting_replicates_and_later_writes_fol
         let text = r.text().await.unwrap();
         serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
-    let r = s
-        .edge(
-            Method::PUT,
-            "/api/items/after-deep",
-            Some(json!({"data": {}})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create("/api/items/after-deep", json!({"data": {}})).await;
     s.converged("after-deep").await;
     // The deep item itself, compared by ETag and size (a JSON parser would refuse its depth).
     let etag = |r: &reqwest::Response| header(r, "etag");
@@ -229,21 +216,18 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[tokio::test]
 async fn a_backlog_of_large_items_drains_with_bounded_memory() {
     let s = Stack::start().await;
-    s.control().set_replication(paused(true)).await.unwrap();
+    s.set_paused(true).await;
     // 500 items just under the 400 KB limit: a 200 MB backlog.
     let blob = "x".repeat(400_000);
     let writes = 500;
     for i in 0..writes {
-        let r = s
-            .edge(
-                Method::PUT,
-                &format!("/api/items/big-{i}"),
-                Some(json!({"data": {"blob": blob}})),
-            )
-            .await;
-        assert_eq!(r.status(), 201, "big-{i}");
+        s.create(
+            &format!("/api/items/big-{i}"),
+            json!({"data": {"blob": blob}}),
+        )
+        .await;
     }
-    s.control().set_replication(paused(false)).await.unwrap();
+    s.set_paused(false).await;
     wait_for(120, "the backlog to drain", || async {
         let v = s.control().replication().await.ok()?;
         let pair = v.pairs.into_iter().find(|p| p.from == EAST)?;
@@ -267,24 +251,15 @@ async fn a_backlog_of_large_items_drains_with_bounded_memory() {
 async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow_out() {
     let s = Stack::start().await;
     for i in 0..5 {
-        let r = s
-            .edge(
-                Method::PUT,
-                &format!("/api/items/east-{i}"),
-                Some(json!({"data": {"i": i}})),
-            )
+        s.create(&format!("/api/items/east-{i}"), json!({"data": {"i": i}}))
             .await;
-        assert_eq!(r.status(), 201);
     }
     for i in 0..3 {
-        let r = s
-            .edge(
-                Method::PUT,
-                &format!("/region/{WEST}/api/items/west-{i}"),
-                Some(json!({"data": {"i": i}})),
-            )
-            .await;
-        assert_eq!(r.status(), 201);
+        s.create(
+            &format!("/region/{WEST}/api/items/west-{i}"),
+            json!({"data": {"i": i}}),
+        )
+        .await;
     }
     for id in ["east-4", "west-2"] {
         s.converged(id).await;
@@ -298,38 +273,19 @@ async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow
         assert_eq!(status, 200, "{id}");
     }
     // And what it writes now reaches us-east-1.
-    let r = s
-        .edge(
-            Method::PUT,
-            &format!("/region/{WEST}/api/items/after-loss"),
-            Some(json!({"data": {}})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create(
+        &format!("/region/{WEST}/api/items/after-loss"),
+        json!({"data": {}}),
+    )
+    .await;
     let (status, item) = s.converged("after-loss").await;
     assert_eq!(
         (status.as_u16(), item.map(|i| i.updated_in).as_deref()),
         (200, Some(WEST))
     );
     // `verify` agrees, and says so.
-    let out = Command::new(EXE)
-        .args([
-            "verify",
-            "--endpoint",
-            &s.edge,
-            "--token",
-            TOKEN,
-            "--wait",
-            "20",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (agreed, stdout, stderr) = verify(&s, &["--wait", "20"]);
+    assert!(agreed, "{stdout}{stderr}");
     assert!(stdout.contains("2 regions agree"), "{stdout}");
     let v = s.control().replication().await.unwrap();
     let resyncs: u64 = v.pairs.iter().map(|p| p.resyncs).sum();
@@ -339,26 +295,15 @@ async fn a_region_that_lost_its_disk_gets_its_state_back_and_its_new_writes_flow
 #[tokio::test]
 async fn tandem_verify_names_the_ids_that_differ() {
     let s = Stack::start().await;
-    s.control().set_replication(paused(true)).await.unwrap();
-    let r = s
-        .edge(
-            Method::PUT,
-            "/api/items/only-east",
-            Some(json!({"data": {}})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    let out = Command::new(EXE)
-        .args(["verify", "--endpoint", &s.edge, "--token", TOKEN])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}");
+    s.set_paused(true).await;
+    s.create("/api/items/only-east", json!({"data": {}})).await;
+    let (agreed, stdout, _) = verify(&s, &[]);
+    assert!(!agreed, "{stdout}");
     assert!(
         stdout.contains("only-east") && stdout.contains(&format!("{WEST}: absent")),
         "{stdout}"
     );
-    s.control().set_replication(paused(false)).await.unwrap();
+    s.set_paused(false).await;
     s.converged("only-east").await;
 }
 
@@ -428,9 +373,8 @@ async fn peers_prove_who_they_are_and_a_lying_peer_is_refused() {
     assert_eq!(east.get("injected").await, 404);
     // Health tells the truth about the link (it is refreshed every second).
     let health = wait_for(10, "health to report the failing link", || async {
-        let health: Value = reqwest::Client::new()
-            .get(format!("{}/api/health", east.url))
-            .header("x-origin-verify", SECRET)
+        let health: Value = east
+            .request(Method::GET, "/api/health")
             .send()
             .await
             .ok()?
@@ -455,12 +399,7 @@ async fn peers_prove_who_they_are_and_a_lying_peer_is_refused() {
 
     // The region's own routes: the origin secret alone, an unknown peer or the wrong key: 401.
     let path = "/_replication/changes?after=0";
-    let r = reqwest::Client::new()
-        .get(format!("{}{path}", east.url))
-        .header("x-origin-verify", SECRET)
-        .send()
-        .await
-        .unwrap();
+    let r = east.request(Method::GET, path).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let unauthorized = |r: Result<Frame, PullError>| matches!(r, Err(PullError::Status(s)) if s == reqwest::StatusCode::UNAUTHORIZED);
     assert!(unauthorized(east.signed(path, "wrong", WEST).await));
@@ -514,9 +453,8 @@ async fn the_outbox_is_compacted_and_deleted_data_is_neither_kept_nor_shipped() 
     let west = Region::start(WEST, port + 1, d2.path(), &[(EAST, port)], &grace).await;
     east.put("gone", json!({"secret": "s3cr3t-data"})).await;
     east.put("kept", json!({})).await;
-    let r = reqwest::Client::new()
-        .delete(format!("{}/api/items/gone", east.url))
-        .header("x-origin-verify", SECRET)
+    let r = east
+        .request(Method::DELETE, "/api/items/gone")
         .send()
         .await
         .unwrap();
@@ -569,10 +507,7 @@ async fn the_outbox_is_compacted_and_deleted_data_is_neither_kept_nor_shipped() 
 #[tokio::test]
 async fn anti_entropy_repairs_a_divergence_no_log_records() {
     let s = Stack::start().await;
-    let r = s
-        .edge(Method::PUT, "/api/items/base", Some(json!({"data": {}})))
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create("/api/items/base", json!({"data": {}})).await;
     s.converged("base").await;
     // Both links have made first contact (and copied each other's state).
     wait_for(15, "both links to be up", || async {

@@ -202,11 +202,7 @@ impl ControlClient {
         } else if let Some(state) = outage.region_state() {
             self.set_region(region, state).await?;
         } else {
-            self.set_replication(ReplicationPatch {
-                paused: Some(true),
-                lag_ms: None,
-            })
-            .await?;
+            self.set_replication(ReplicationPatch::paused(true)).await?;
         }
         Ok(())
     }
@@ -218,11 +214,8 @@ impl ControlClient {
         } else if outage.region_state().is_some() {
             self.set_region(region, RegionState::Up).await?;
         } else {
-            self.set_replication(ReplicationPatch {
-                paused: Some(false),
-                lag_ms: None,
-            })
-            .await?;
+            self.set_replication(ReplicationPatch::paused(false))
+                .await?;
         }
         Ok(())
     }

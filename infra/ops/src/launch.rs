@@ -1,5 +1,6 @@
 //! A `tandem up` child process on a free port block, ready when its edge answers health: what
-//! `tandem bench`, `tandem chaos` and the tests (through `tandem-testkit`) measure and poke.
+//! `tandem bench`, `tandem chaos` and the tests (through `tandem-testkit`) measure and poke;
+//! and the flags that place one region process, for whoever starts one on its own.
 
 use crate::client::ControlClient;
 use crate::items::ItemClient;
@@ -8,11 +9,25 @@ use anyhow::{Context as _, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tandem_shared::control::EdgeSettings;
 use tandem_shared::region::DEFAULT_REGIONS;
+
+/// The flags that place one region process (`tandem-api`, or `tandem region`): its name, its
+/// port on 127.0.0.1 and its data directory.
+pub fn region_args(region: &str, port: u16, data_dir: &Path) -> Vec<OsString> {
+    vec![
+        "--region".into(),
+        region.into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}").into(),
+        "--data-dir".into(),
+        data_dir.into(),
+    ]
+}
 
 /// How to start a stack.
 #[derive(Debug, Clone)]
