@@ -34,20 +34,6 @@ pub fn exit_status(pid: u32) -> Option<ExitStatus> {
     }
 }
 
-/// Resident memory of process `pid` now and at its peak (`VmRSS`, `VmHWM` of /proc), in MiB;
-/// NaN for what /proc does not say (the process is gone).
-pub fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// A child process killed and reaped when dropped, so that a test that fails half-way leaves
 /// nothing running. It derefs to the [`Child`].
 pub struct KillOnDrop(pub Child);

@@ -12,8 +12,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
+use tandem_ops::memory::rss;
 use tandem_shared::control::RegionState;
-use tandem_testkit::{Signal, rss_mib, signal, until};
+use tandem_testkit::{Signal, signal, until};
 
 /// `{"a":[0,0,…]}` just under the item limit: the shape that cost most when pages were decoded.
 fn poison() -> Value {
@@ -29,7 +30,7 @@ async fn sixteen_poison_pages_at_once_leave_both_regions_standing() {
     }
     s.converged("poison-100").await;
     let before = s.region_pids().await.unwrap();
-    let baseline: Vec<f64> = before.iter().map(|(_, pid)| rss_mib(*pid).0).collect();
+    let baseline: Vec<f64> = before.iter().map(|(_, pid)| rss(*pid).now).collect();
     let started = Instant::now();
     let pages = (0..16).map(|_| s.edge(Method::GET, "/api/items?limit=100", None));
     let answers = futures::future::join_all(pages).await;
@@ -47,7 +48,7 @@ async fn sixteen_poison_pages_at_once_leave_both_regions_standing() {
     let after = s.region_pids().await.unwrap();
     assert_eq!(before, after, "no region died (the same processes answer)");
     for ((region, pid), base) in after.iter().zip(baseline) {
-        let (_, peak) = rss_mib(*pid);
+        let peak = rss(*pid).peak;
         eprintln!("{region}: RSS {base:.0} MiB before, peak {peak:.0} MiB");
         // Eight pages at a time, each about twice its 5 MiB answer, and the store's cache.
         assert!(peak - base < 256.0, "{region} grew {:.0} MiB", peak - base);
