@@ -51,6 +51,10 @@ pub struct RegionArgs {
     /// Origins allowed to call the API from browsers (comma-separated).
     #[arg(long, env = "TANDEM_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// The consistency mode the data was created in (contract §10): `strong` on an MRSC global
+    /// table, or a local stack started with `--consistency strong`.
+    #[arg(long, env = "TANDEM_CONSISTENCY", default_value = "eventual")]
+    pub consistency: tandem_shared::Consistency,
     /// On Lambda: Secrets Manager secret (name or ARN) whose JSON holds `admin_token` and
     /// `origin_secret`, read at init. `--admin-token`/`--origin-secret` win when set.
     #[arg(long, env = "TANDEM_SECRET_ID")]
@@ -88,6 +92,7 @@ impl RegionArgs {
                 .filter(|o| !o.is_empty())
                 .cloned()
                 .collect(),
+            consistency: self.consistency,
             ..Config::default()
         }
     }

@@ -35,7 +35,9 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
         #[cfg(feature = "aws")]
         StoreKind::Dynamodb => {
             let store =
-                crate::store::dynamo::DynamoStore::from_env(&args.table_name, &config.region).await;
+                crate::store::dynamo::DynamoStore::from_env(&args.table_name, &config.region)
+                    .await
+                    .with_consistency(config.consistency);
             tracing::info!(region = %config.region, addr = %args.listen, table = %args.table_name, "region serving (DynamoDB)");
             serve(listener, store, config).await
         }

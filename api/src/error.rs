@@ -27,6 +27,10 @@ pub enum ApiError {
     /// `Retry-After`, so the edge fails the read over.
     #[error("resyncing: {0}")]
     Resyncing(String),
+    /// 409: another region wrote the same item at the same moment (strong consistency);
+    /// answered `write_conflict` with `Retry-After`: nothing was written, a retry is safe.
+    #[error("write conflict: {0}")]
+    Conflict(String),
     /// 503: this region is at a limit of its own; answered `overloaded` with `Retry-After`.
     #[error("overloaded: {0}")]
     Overloaded(String),
@@ -67,8 +71,8 @@ fn retry_shortly(code: ErrorCode, message: String) -> (StatusCode, ErrorCode, St
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // The 503s a client should simply retry (the edge has failed a read over already) say
-        // when: `Retry-After`.
+        // The 503s a client should simply retry (the edge has failed a read over already), and a
+        // write conflict, say when: `Retry-After`.
         let (status, code, message, retry) = match self {
             ApiError::Client(code, message) => (
                 StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST),
@@ -93,6 +97,19 @@ impl IntoResponse for ApiError {
             ApiError::Resyncing(why) => {
                 let message = format!("this region cannot vouch for this read yet: {why}");
                 retry_shortly(ErrorCode::RegionUnavailable, message)
+            }
+            ApiError::Conflict(why) => {
+                tracing::info!(%why, "replicated write conflict");
+                let message = format!(
+                    "another region was writing this item at the same moment ({why}); nothing \
+                     was written: read it again and retry"
+                );
+                (
+                    StatusCode::CONFLICT,
+                    ErrorCode::WriteConflict,
+                    message,
+                    true,
+                )
             }
             ApiError::Overloaded(why) => {
                 tracing::warn!(%why, "overloaded");

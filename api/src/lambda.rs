@@ -18,7 +18,8 @@ const REFETCH_TIMEOUT: Duration = Duration::from_secs(1);
 pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
     let region = args.region_name();
     let aws = sdk_config(Some(&region), Roots::Aws).await;
-    let store = DynamoStore::from_sdk_config(&aws, &args.table_name, &region);
+    let store = DynamoStore::from_sdk_config(&aws, &args.table_name, &region)
+        .with_consistency(args.consistency);
     // Two independent round trips, at once: the secret, and a first DynamoDB call that pays
     // the TLS handshake during init rather than on the first request. That call reads the
     // region's fault, which every request needs, so the first one finds it cached.

@@ -8,7 +8,7 @@ use utoipa::IntoResponses;
 use utoipa::openapi::{Ref, RefOr, Response};
 
 /// The error answers every route shares, by status: what each means, whatever the route.
-pub const ERRORS: [(&str, &str); 9] = [
+pub const ERRORS: [(&str, &str); 10] = [
     (
         "400",
         "The request is wrong: invalid_id, invalid_json or bad_request (the message says what)",
@@ -23,6 +23,10 @@ pub const ERRORS: [(&str, &str); 9] = [
         "No such item (absent or deleted), or no admin token is configured for the admin routes",
     ),
     ("408", "The request body did not arrive in time"),
+    (
+        "409",
+        "Strong consistency only: another region was writing the same item at the same moment (write_conflict); nothing was written, retry after Retry-After",
+    ),
     (
         "412",
         "If-Match does not hold (or the item is absent); nothing was written or deleted",
@@ -74,11 +78,11 @@ error_set!(
 );
 error_set!(
     /// A write with a body (`PUT`, `POST /api/write`).
-    WriteErrors: "400", "403", "408", "412", "413", "415", "503"
+    WriteErrors: "400", "403", "408", "409", "412", "413", "415", "503"
 );
 error_set!(
     /// A delete.
-    DeleteErrors: "400", "403", "412", "503"
+    DeleteErrors: "400", "403", "409", "412", "503"
 );
 error_set!(
     /// A page of the list.

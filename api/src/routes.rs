@@ -26,6 +26,7 @@ impl From<StoreError> for ApiError {
             StoreError::PreconditionFailed => {
                 ApiError::Client(ErrorCode::PreconditionFailed, err.to_string())
             }
+            StoreError::Conflict(why) => ApiError::Conflict(why),
             StoreError::TooLarge(_) => {
                 ApiError::Client(ErrorCode::PayloadTooLarge, err.to_string())
             }
@@ -300,6 +301,7 @@ pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     let body = HealthResponse {
         region: state.config.region.clone(),
         status: word,
+        consistency: state.config.consistency,
         fault,
         replication: state.store.replication().await,
         error,

@@ -30,6 +30,8 @@ pub struct Config {
     /// On Lambda, the function's timeout: a longer sleep would only hold the instance until
     /// Lambda stops it.
     pub max_fault_latency_ms: Option<u64>,
+    /// The consistency mode of the data this region serves (contract §10), shown by health.
+    pub consistency: tandem_shared::Consistency,
 }
 
 /// State shared by all handlers: the store, the config, and the fault cache.

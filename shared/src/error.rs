@@ -23,6 +23,10 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 412: `If-Match` does not match the item's version.
     PreconditionFailed,
+    /// 409: in strong consistency mode, another region was writing the same item at the same
+    /// moment (DynamoDB's `ReplicatedWriteConflictException`). Sent with `Retry-After`: nothing
+    /// was written; read the item again and retry (contract §10).
+    WriteConflict,
     /// 413: the body or the stored item is too large.
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
@@ -50,6 +54,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PreconditionFailed => 412,
+            ErrorCode::WriteConflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RequestTimeout => 408,
@@ -70,6 +75,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PreconditionFailed => "precondition_failed",
+            ErrorCode::WriteConflict => "write_conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -126,6 +132,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::PreconditionFailed,
+            ErrorCode::WriteConflict,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::RequestTimeout,

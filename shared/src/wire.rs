@@ -79,6 +79,10 @@ impl HealthStatus {
 pub struct HealthResponse {
     pub region: String,
     pub status: HealthStatus,
+    /// The consistency mode of the data the region serves (contract §10). Absent from answers
+    /// of regions older than the field: those are eventual.
+    #[serde(default)]
+    pub consistency: crate::Consistency,
     pub fault: Fault,
     /// What the store knows of replication.
     pub replication: RegionReplication,

@@ -11,7 +11,12 @@
 //! global table replicates and resolves it.
 //!
 //! Listing is a Scan (`list` below): in the table's hash order, not by id, and
-//! eventually consistent.
+//! eventually consistent, except on a strongly consistent (MRSC) table, where it reads with
+//! `ConsistentRead` as GetItem always does.
+//!
+//! On an MRSC table (contract §10), DynamoDB refuses a write that meets a concurrent write of the
+//! same item from another region with `ReplicatedWriteConflictException`: after the SDK's own
+//! retries it is [`StoreError::Conflict`], a 409 the client may retry.
 //!
 //! Every call gives up after `STORE_CALL_TIMEOUT_MS` (each attempt after
 //! `STORE_ATTEMPT_TIMEOUT_MS`), below the function's timeout, and is then an outage (503). A put
@@ -32,6 +37,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::time::Duration;
+use tandem_shared::Consistency;
 use tandem_shared::control::{
     STORE_ATTEMPT_TIMEOUT_MS, STORE_CALL_TIMEOUT_MS, STORE_WRITE_BUDGET_MS,
 };
@@ -58,13 +64,23 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
 ];
 
+/// DynamoDB's error when another region writes the same item of an MRSC table at the same time.
+const REPLICATED_WRITE_CONFLICT: &str = "ReplicatedWriteConflictException";
+
 /// A failed SDK call as a store error: an outage (timeout, no connection, throttling, a
-/// service error) is [`StoreError::Unavailable`]; anything else is internal.
+/// service error) is [`StoreError::Unavailable`], a replicated write conflict is
+/// [`StoreError::Conflict`]; anything else is internal.
 fn failure<E, R>(err: SdkError<E, R>, call: &'static str) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    if let SdkError::ServiceError(e) = &err
+        && e.err().code() == Some(REPLICATED_WRITE_CONFLICT)
+    {
+        let why = e.err().message().unwrap_or(REPLICATED_WRITE_CONFLICT);
+        return StoreError::Conflict(format!("{call}: {why}"));
+    }
     let outage = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
@@ -153,6 +169,7 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     region: String,
+    consistency: Consistency,
 }
 
 impl DynamoStore {
@@ -172,7 +189,15 @@ impl DynamoStore {
             client: Client::from_conf(config),
             table: table.into(),
             region: region.into(),
+            consistency: Consistency::Eventual,
         }
+    }
+
+    /// The same store on a table created in `consistency` mode: on a strong (MRSC) table a
+    /// list page reads with `ConsistentRead` too.
+    pub fn with_consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
+        self
     }
 
     /// Builds a client from the environment (credentials, `AWS_REGION`, `AWS_ENDPOINT_URL`)
@@ -438,8 +463,8 @@ impl Store for DynamoStore {
     }
 
     /// A Scan from after the item `after` (its `ExclusiveStartKey`), so in the table's own
-    /// (hash) order, not by id, and eventually consistent: a write acknowledged a moment ago may
-    /// be missing. DynamoDB does not promise that two replicas scan in the same order, so a
+    /// (hash) order, not by id, and eventually consistent (strongly consistent on an MRSC
+    /// table): on an eventual table a write acknowledged a moment ago may be missing. DynamoDB does not promise that two replicas scan in the same order, so a
     /// cursor is a position in this region's replica. The page's `last` is the last item
     /// evaluated; the page after it may be empty.
     async fn list(&self, limit: usize, after: Option<String>) -> Result<Page, StoreError> {
@@ -454,6 +479,7 @@ impl Store for DynamoStore {
                 .scan()
                 .table_name(&self.table)
                 .limit((limit - items.len()) as i32)
+                .consistent_read(self.consistency == Consistency::Strong)
                 .set_exclusive_start_key(start.take())
                 .filter_expression("NOT begins_with(id, :reserved)")
                 .expression_attribute_values(":reserved", AttributeValue::S(RESERVED_PREFIX.into()))
@@ -583,6 +609,14 @@ mod tests {
         assert!(matches!(
             failure(service("ValidationException"), "x"),
             StoreError::Internal(_)
+        ));
+    }
+
+    #[test]
+    fn a_replicated_write_conflict_is_a_conflict_not_an_outage() {
+        assert!(matches!(
+            failure(service("ReplicatedWriteConflictException"), "DynamoDB PutItem"),
+            StoreError::Conflict(why) if why.starts_with("DynamoDB PutItem")
         ));
     }
 

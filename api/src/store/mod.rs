@@ -38,6 +38,11 @@ pub enum StoreError {
     /// The `If-Match` precondition does not hold.
     #[error("precondition failed: the item is at another version")]
     PreconditionFailed,
+    /// Another region was writing the same item at the same moment (a strongly consistent
+    /// global table's `ReplicatedWriteConflictException`): nothing was written. 409
+    /// `write_conflict` with `Retry-After`; a client's retry is safe.
+    #[error("write conflict: {0}")]
+    Conflict(String),
     /// The stored item would exceed DynamoDB's 400 KB limit.
     #[error("item would be {0} bytes, over the 400 KB limit")]
     TooLarge(usize),

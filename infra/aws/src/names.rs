@@ -40,6 +40,14 @@ pub const VERSION_PARAMETER: &str = "OriginSecretVersionId";
 /// The edge stack's parameter that picks who carries `/api/*`: `--api-failover-mode` and
 /// `--fallback-origin-group` set it, `tandem status` reads it.
 pub const MODE_PARAMETER: &str = "ApiFailoverMode";
+/// The data stack's parameter (and output) holding the table's consistency mode (contract
+/// §10): deploy sets it on create and refuses to change it, the region stacks pass it on.
+pub const CONSISTENCY_PARAMETER: &str = "Consistency";
+/// The data stack's parameter naming the MRSC witness Region (with `--consistency strong`).
+pub const WITNESS_PARAMETER: &str = "WitnessRegion";
+/// The witness deploy picks unless told: the third Region of the US set with the default
+/// regions (us-east-1, us-west-2), as the local stack's witness is.
+pub const DEFAULT_WITNESS_REGION: &str = tandem_shared::region::WITNESS;
 /// The edge stack's parameter holding the distribution's custom domain, its one alias
 /// (`--domain-name`): `tandem failover`/`failback`/`status` accept it as `--endpoint`.
 pub const DOMAIN_PARAMETER: &str = "DomainName";

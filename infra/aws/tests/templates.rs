@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_norway::Value;
 use tandem_aws::deploy::{DEFAULT_SECRET_NAME, DEFAULT_TABLE_NAME};
-use tandem_aws::names::KVS_ARN_OUTPUT;
+use tandem_aws::names::{
+    CONSISTENCY_PARAMETER, DEFAULT_WITNESS_REGION, KVS_ARN_OUTPUT, WITNESS_PARAMETER,
+};
 use tandem_shared::control::{
     DEFAULT_CONNECTION_ATTEMPTS, DEFAULT_CONNECTION_TIMEOUT_S, DEFAULT_ORIGIN_READ_TIMEOUT_S,
     FAILOVER_STATUSES, FUNCTION_TIMEOUT_S,
@@ -25,7 +27,7 @@ use tandem_shared::control::{
 use tandem_shared::headers::{
     ACTIVE_REGION, CONSOLE_CSP, HSTS_MAX_AGE_S, ORIGIN_VERIFY, SECURITY_HEADERS,
 };
-use tandem_shared::region::{PRIMARY, SECONDARY};
+use tandem_shared::region::{MRSC_REGION_SETS, PRIMARY, SECONDARY};
 use tandem_shared::routing::{ACTIVE_REGION_KEY, FAILOVER_OFF, NO_ACTIVE_REGION};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/data.yaml");
@@ -1011,6 +1013,77 @@ fn global_table_has_both_replicas() {
     assert_eq!(
         at(properties, &["SSESpecification", "SSEEnabled"]).as_bool(),
         Some(true)
+    );
+}
+
+/// Contract §10 on AWS: the one parameter that makes the table strongly consistent (MRSC)
+/// with a witness, off by default; the Region sets its rule allows are the ones deploy checks
+/// ([`MRSC_REGION_SETS`]); and the function is told the table's mode.
+#[test]
+fn strong_consistency_is_mrsc_with_a_witness_behind_one_parameter() {
+    let data = load(DATA);
+    let consistency = param(&data, CONSISTENCY_PARAMETER);
+    assert_eq!(str_of(field(consistency, "Default")), "eventual");
+    assert_eq!(
+        string_set(seq(field(consistency, "AllowedValues"))),
+        expected_set(&["eventual", "strong"])
+    );
+    assert_eq!(
+        str_of(field(param(&data, WITNESS_PARAMETER), "Default")),
+        DEFAULT_WITNESS_REGION
+    );
+    let strong = seq(at(&data, &["Conditions", "Strong", "Fn::Equals"]));
+    assert_eq!(ref_to(&strong[0]), Some(CONSISTENCY_PARAMETER));
+    assert_eq!(str_of(&strong[1]), "strong");
+
+    let properties = props(&data, "ItemsTable");
+    let (condition, then, otherwise) = if_branches(field(properties, "MultiRegionConsistency"));
+    assert_eq!(
+        (condition, str_of(then), str_of(otherwise)),
+        ("Strong", "STRONG", "EVENTUAL")
+    );
+    let (condition, witnesses, otherwise) = if_branches(field(properties, "GlobalTableWitnesses"));
+    assert_eq!(condition, "Strong");
+    let witnesses = seq(witnesses);
+    assert_eq!(witnesses.len(), 1, "MRSC takes exactly one witness");
+    assert_eq!(
+        ref_to(field(&witnesses[0], "Region")),
+        Some(WITNESS_PARAMETER)
+    );
+    assert_eq!(ref_to(otherwise), Some("AWS::NoValue"));
+    // MRSC supports no TTL, local secondary index or transaction: the table must use none.
+    for unsupported in ["TimeToLiveSpecification", "LocalSecondaryIndexes"] {
+        assert!(properties.get(unsupported).is_none(), "{unsupported}");
+    }
+
+    // The rule's Region sets, one `Fn::And` of three `Fn::Contains` per set.
+    let rule = at(&data, &["Rules", "StrongRegionSet"]);
+    let first = &seq(field(rule, "Assertions"))[0];
+    let sets: Vec<Vec<String>> = seq(at(first, &["Assert", "Fn::Or"]))
+        .iter()
+        .map(|and| {
+            let contains = &seq(field(and, "Fn::And"))[0];
+            seq(&seq(field(contains, "Fn::Contains"))[0])
+                .iter()
+                .map(|r| str_of(r).to_owned())
+                .collect()
+        })
+        .collect();
+    let expected: Vec<Vec<String>> = MRSC_REGION_SETS
+        .iter()
+        .map(|set| set.iter().map(|r| (*r).to_owned()).collect())
+        .collect();
+    assert_eq!(sets, expected);
+
+    let region = load(REGION);
+    let variables = at(props(&region, "Function"), &["Environment", "Variables"]);
+    assert_eq!(
+        ref_to(field(variables, "TANDEM_CONSISTENCY")),
+        Some(CONSISTENCY_PARAMETER)
+    );
+    assert_eq!(
+        str_of(field(param(&region, CONSISTENCY_PARAMETER), "Default")),
+        "eventual"
     );
 }
 

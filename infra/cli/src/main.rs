@@ -22,7 +22,7 @@ enum Command {
     /// Measure the local stack: replication lag, failover latency, edge throughput.
     Bench(tandem_cli::bench::BenchArgs),
     /// Deploy to AWS: build, create or update the stacks, upload the console.
-    Deploy(tandem_aws::deploy::DeployArgs),
+    Deploy(Box<tandem_aws::deploy::DeployArgs>),
     /// Remove what `tandem deploy` created (the data only with --delete-data).
     Destroy(tandem_aws::deploy::DestroyArgs),
     /// Smoke-check a deployment through its distribution: health, an item, the console, the
@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Local(command) => command.run().await,
         Command::Bench(args) => tandem_cli::bench::run(args).await,
-        Command::Deploy(args) => tandem_aws::deploy::run(args).await,
+        Command::Deploy(args) => tandem_aws::deploy::run(*args).await,
         Command::Destroy(args) => tandem_aws::deploy::destroy(args).await,
         Command::Status(args) => tandem_aws::status::status(args).await,
         Command::RotateSecret(args) => tandem_aws::rotate::run(args).await,

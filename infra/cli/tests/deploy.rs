@@ -279,6 +279,8 @@ fn dry_run_prints_the_plan_and_calls_no_aws_api() {
         format!("SecondaryRegion = {SECONDARY}"),
         "TableName = tandem-items".to_owned(),
         "SecretName = tandem/secrets".to_owned(),
+        "Consistency = eventual".to_owned(),
+        format!("Consistency = <output Consistency of tandem-data in {PRIMARY}>"),
         format!("TableName = <output TableName of tandem-data in {PRIMARY}>"),
         format!("CodeBucket = tandem-code-<account-id>-{SECONDARY}"),
         format!("PrimaryApiDomain = <output ApiDomainName of tandem-region in {PRIMARY}>"),
@@ -554,6 +556,21 @@ fn deploy_refuses_what_it_cannot_deploy() {
     assert!(!ok);
     assert!(err.contains("--regions needs exactly two regions"), "{err}");
 
+    // Strong consistency needs three distinct Regions of one MRSC Region set.
+    for witness in [SECONDARY, "eu-west-1"] {
+        let (ok, _, err) = run(tandem("http://127.0.0.1:9")
+            .args(["deploy", "--dry-run", "--consistency", "strong"])
+            .args(["--witness-region", witness, "--lambda-zip"])
+            .arg(&zip)
+            .arg("--console-dir")
+            .arg(&empty));
+        assert!(!ok, "witness {witness}");
+        assert!(
+            err.contains("three distinct Regions of one MRSC Region set"),
+            "{err}"
+        );
+    }
+
     // A template that lacks a parameter deploy sets is caught before any AWS call.
     let templates = dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
@@ -601,6 +618,35 @@ fn deploy_refuses_what_it_cannot_deploy() {
         err.contains("edge.yaml has no output KeyValueStoreArn, which deploy reads"),
         "{err}"
     );
+}
+
+/// `--consistency strong` (contract §10): the data stack gets the mode and the witness, the
+/// region stacks the mode the data stack reports.
+#[test]
+fn dry_run_of_a_strong_table_plans_mrsc_with_its_witness() {
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    console(&dist);
+    let (zip, _) = write_zip(dir.path(), "fn.zip", "#!/bin/sh\n");
+    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
+        .args([
+            "deploy",
+            "--dry-run",
+            "--consistency",
+            "strong",
+            "--lambda-zip",
+        ])
+        .arg(&zip)
+        .arg("--console-dir")
+        .arg(&dist));
+    assert!(ok, "dry run failed:\n{out}\n{err}");
+    for line in [
+        "Consistency = strong".to_owned(),
+        format!("WitnessRegion = {}", tandem_shared::region::WITNESS),
+        format!("Consistency = <output Consistency of tandem-data in {PRIMARY}>"),
+    ] {
+        assert_line(&out, &line);
+    }
 }
 
 #[test]
@@ -720,6 +766,7 @@ fn moto_templates(dir: &Path, distribution_id: &str, distribution_domain: &str, 
         map(vec![
             ("TableName", output(reference("ItemsTable"))),
             ("SecretName", output(reference("SecretName"))),
+            ("Consistency", output(reference("Consistency"))),
         ]),
     );
     std::fs::write(dir.join("data.yaml"), data).unwrap();
@@ -877,6 +924,7 @@ async fn assert_stacks_chained(moto: &Moto, code_key: &str, zip: &[u8]) -> Strin
     assert_eq!(status(&data), "CREATE_COMPLETE");
     assert_eq!(params(&data)["PrimaryRegion"], PRIMARY);
     assert_eq!(params(&data)["SecondaryRegion"], SECONDARY);
+    assert_eq!(params(&data)["Consistency"], "eventual");
     let mut api_domains = BTreeMap::new();
     for region in [PRIMARY, SECONDARY] {
         let cfn = moto.cfn(region).await;
@@ -884,6 +932,10 @@ async fn assert_stacks_chained(moto: &Moto, code_key: &str, zip: &[u8]) -> Strin
         assert_eq!(status(&s), "CREATE_COMPLETE", "{region}");
         let p = params(&s);
         assert_eq!(p["TableName"], "tandem-items");
+        assert_eq!(
+            p["Consistency"], "eventual",
+            "the data stack's mode, passed on"
+        );
         assert_eq!(p["SecretName"], "tandem/secrets");
         assert_eq!(p["CodeBucket"], format!("tandem-code-{ACCOUNT}-{region}"));
         assert_eq!(p["CodeKey"], code_key);
@@ -1676,6 +1728,20 @@ async fn deploy_update_and_destroy_against_moto() {
 
     // ---- the active region on AWS, in the store the edge stack names.
     assert_active_region_on_aws(&moto, &kvs, &domain, &local, &propagation).await;
+
+    // ---- the table's mode is fixed at its creation (contract §10): asking for the other one
+    // fails before any stack changes. (moto has no MRSC table to create: the stand-in data
+    // stack keeps the real Parameters, Rules and Conditions, not the GlobalTable.)
+    let (ok, out, err) = run(deploy(&zip1).args(["--consistency", "strong"]));
+    assert!(!ok, "a mode change must fail:\n{out}");
+    assert!(
+        err.contains("cannot change a table's consistency mode"),
+        "{err}"
+    );
+    let data = stack(&moto.cfn(PRIMARY).await, "tandem-data")
+        .await
+        .unwrap();
+    assert_eq!(params(&data)["Consistency"], "eventual");
 
     // ---- second deploy: new code, one file gone, one changed.
     let (zip2, bytes2) = write_zip(dir.path(), "v2.zip", "#!/bin/sh\necho v2\n");

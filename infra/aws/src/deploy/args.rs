@@ -1,9 +1,10 @@
 //! The flags of `tandem deploy` and `tandem destroy` (the names they share are
 //! [`crate::names::StackArgs`]), and the checks that need no AWS.
 
-use crate::names::StackArgs;
+use crate::names::{DEFAULT_WITNESS_REGION, StackArgs};
 use anyhow::bail;
 use std::path::PathBuf;
+use tandem_shared::Consistency;
 
 /// `tandem deploy` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,6 +26,15 @@ pub struct DeployArgs {
     /// built into tandem.
     #[arg(long)]
     pub templates: Option<PathBuf>,
+    /// The table's consistency mode (contract §10), fixed when the data stack is created:
+    /// `strong` creates a multi-Region strongly consistent (MRSC) global table with a witness
+    /// in --witness-region. Deploy refuses to change the mode of an existing table.
+    #[arg(long, value_enum, default_value_t = Consistency::Eventual)]
+    pub consistency: Consistency,
+    /// With --consistency strong: the MRSC witness Region, in the same Region set as
+    /// --regions (US: us-east-1, us-east-2, us-west-2).
+    #[arg(long, default_value = DEFAULT_WITNESS_REGION)]
+    pub witness_region: String,
     /// Origins allowed to call the API from other web apps (the region stacks' CorsOrigins).
     #[arg(long, value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -181,6 +191,30 @@ pub struct DestroyArgs {
     /// Print what would be deleted and stop: no AWS API is called.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+impl DeployArgs {
+    /// With `--consistency strong`: the two regions and the witness form an MRSC table (three
+    /// distinct Regions of one Region set), checked before any AWS call, the dry run's too.
+    pub fn check_consistency(&self, regions: [&str; 2]) -> anyhow::Result<()> {
+        if self.consistency == Consistency::Eventual {
+            return Ok(());
+        }
+        let members = [regions[0], regions[1], self.witness_region.as_str()];
+        if !tandem_shared::region::mrsc_members_ok(members) {
+            bail!(
+                "--consistency strong needs --regions and --witness-region to be three distinct \
+                 Regions of one MRSC Region set ({}); got {}",
+                tandem_shared::region::MRSC_REGION_SETS
+                    .iter()
+                    .map(|set| set.join(", "))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                members.join(", ")
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

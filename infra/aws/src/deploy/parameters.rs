@@ -6,7 +6,8 @@ use super::args::DeployArgs;
 use super::lambda::Function;
 use super::plan::{StackPlan, Value};
 use crate::names::{
-    DISTRIBUTION_DOMAIN, KVS_ARN_OUTPUT, MODE_PARAMETER, Role, StackArgs, VERSION_PARAMETER,
+    CONSISTENCY_PARAMETER, DISTRIBUTION_DOMAIN, KVS_ARN_OUTPUT, MODE_PARAMETER, Role,
+    VERSION_PARAMETER, WITNESS_PARAMETER,
 };
 use tandem_shared::control::FUNCTION_TIMEOUT_S;
 
@@ -24,7 +25,7 @@ pub(super) fn stack_plans(args: &DeployArgs, primary: &str, secondary: &str) -> 
         stack(
             Role::Data,
             primary,
-            data_parameters(names, primary, secondary),
+            data_parameters(args, primary, secondary),
         ),
         stack(
             Role::Region(0),
@@ -53,13 +54,22 @@ pub(super) fn stack_plans(args: &DeployArgs, primary: &str, secondary: &str) -> 
     stacks
 }
 
-/// data.yaml: the global table's two regions, and the names of the table and the secret.
-fn data_parameters(names: &StackArgs, primary: &str, secondary: &str) -> Vec<(String, Value)> {
+/// data.yaml: the global table's two regions, its consistency mode and witness, and the
+/// names of the table and the secret.
+fn data_parameters(args: &DeployArgs, primary: &str, secondary: &str) -> Vec<(String, Value)> {
+    // The witness is passed in eventual mode too, where the template ignores it: a stack
+    // update then has every parameter set, so an unchanged stack stays unchanged.
+    let names = &args.stacks;
     parameters([
         ("PrimaryRegion", Value::text(primary)),
         ("SecondaryRegion", Value::text(secondary)),
         ("TableName", Value::Text(names.table())),
         ("SecretName", Value::Text(names.secret())),
+        (
+            CONSISTENCY_PARAMETER,
+            Value::text(args.consistency.as_str()),
+        ),
+        (WITNESS_PARAMETER, Value::text(&args.witness_region)),
     ])
 }
 
@@ -69,6 +79,10 @@ fn data_parameters(names: &StackArgs, primary: &str, secondary: &str) -> Vec<(St
 fn region_parameters(args: &DeployArgs, index: usize, peer: &str) -> Vec<(String, Value)> {
     let mut parameters = parameters([
         ("TableName", Value::Output(Role::Data, "TableName")),
+        (
+            CONSISTENCY_PARAMETER,
+            Value::Output(Role::Data, CONSISTENCY_PARAMETER),
+        ),
         ("SecretName", Value::Output(Role::Data, "SecretName")),
         ("CodeBucket", Value::CodeBucket(index)),
         ("CodeKey", Value::CodeKey(Function::Api)),

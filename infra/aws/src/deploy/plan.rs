@@ -8,7 +8,8 @@ use super::lambda::{Function, Zip, locate_code};
 use super::parameters::stack_plans;
 use super::template::{Template, load_templates};
 use crate::names::{
-    CONSOLE_BUCKET, DISTRIBUTION_DOMAIN, DISTRIBUTION_ID, KVS_ARN_OUTPUT, Role, StackArgs,
+    CONSISTENCY_PARAMETER, CONSOLE_BUCKET, DISTRIBUTION_DOMAIN, DISTRIBUTION_ID, KVS_ARN_OUTPUT,
+    Role, StackArgs,
 };
 use anyhow::bail;
 use std::collections::BTreeMap;
@@ -70,6 +71,7 @@ impl Plan {
     pub fn new(args: &DeployArgs) -> anyhow::Result<Plan> {
         let (primary, secondary) = args.stacks.check()?;
         args.ops.check([&primary, &secondary])?;
+        args.check_consistency([&primary, &secondary])?;
         let templates = load_templates(args.templates.as_deref(), args.watcher.auto_failover)?;
         let code = locate_code(args)?;
         let only = only_region(args, [&primary, &secondary])?;
@@ -83,6 +85,8 @@ impl Plan {
                     match key.as_str() {
                         "TableName" => *value = Value::Text(args.stacks.table()),
                         "SecretName" => *value = Value::Text(args.stacks.secret()),
+                        // The table's mode is the data stack's; one region alone keeps its own.
+                        CONSISTENCY_PARAMETER => *value = Value::Keep,
                         _ => {}
                     }
                 }

@@ -9,7 +9,8 @@ use super::lambda::{Function, code_key};
 use super::plan::{Plan, Value};
 use crate::active::Store;
 use crate::names::{
-    CONSOLE_BUCKET, DISTRIBUTION_DOMAIN, DISTRIBUTION_ID, KVS_ARN_OUTPUT, MODE_PARAMETER, Role,
+    CONSISTENCY_PARAMETER, CONSOLE_BUCKET, DISTRIBUTION_DOMAIN, DISTRIBUTION_ID, KVS_ARN_OUTPUT,
+    MODE_PARAMETER, Role,
 };
 use crate::prove::Drill;
 use crate::sdk::{self, Aws};
@@ -178,6 +179,7 @@ impl<'p> Deployment<'p> {
     /// The stacks in order, each one's outputs recorded for the parameters of the next.
     async fn deploy_stacks(&mut self) -> anyhow::Result<()> {
         let data = self.plan.spec(Role::Data, &self.ctx)?;
+        self.keep_consistency(&data).await?;
         let data = self.deploy_stack(&data).await?;
         self.ctx.record(Role::Data, data);
 
@@ -228,6 +230,37 @@ impl<'p> Deployment<'p> {
             smoke::Verdict::Passed => Ok(()),
             _ => bail!("{region} does not answer its health check through {base}"),
         }
+    }
+
+    /// DynamoDB cannot change a global table's consistency mode: a data stack that exists keeps
+    /// the one it was created in (a stack from before the parameter is eventual), and asking
+    /// for the other fails here, before any change, with the way to move (contract §10).
+    async fn keep_consistency(&self, data: &StackSpec) -> anyhow::Result<()> {
+        let wanted = data
+            .parameters
+            .iter()
+            .find(|(k, _)| k == CONSISTENCY_PARAMETER)
+            .map_or("eventual", |(_, v)| v.as_str());
+        let cfn = self.aws.cloudformation(&data.region);
+        let Some(existing) = stack::describe(&cfn, &data.name).await? else {
+            return Ok(());
+        };
+        let current = existing
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some(CONSISTENCY_PARAMETER))
+            .and_then(|p| p.parameter_value())
+            .unwrap_or("eventual");
+        if current != wanted {
+            bail!(
+                "stack {} holds a table created with --consistency {current}; DynamoDB cannot \
+                 change a table's consistency mode. Deploy with --consistency {current}, or \
+                 move to {wanted} with a new table (--prefix or --table-name) as \
+                 docs/contract.md §10 describes",
+                data.name
+            );
+        }
+        Ok(())
     }
 
     async fn deploy_stack(&self, spec: &StackSpec) -> anyhow::Result<Deployed> {
