@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 pub const MAX_LINES: usize = 1000;
 
 /// The crates whose sources are checked, by directory.
-pub const CRATES: [&str; 8] = [
+pub const CRATES: [&str; 9] = [
     "shared",
     "api",
     "frontend",
+    "infra/ops",
     "infra/local",
     "infra/aws",
     "infra/cli",
@@ -190,6 +191,22 @@ mod tests {
             ("d".to_owned(), BTreeSet::from(["a".to_owned()])),
         ]);
         assert_eq!(cycles(&graph), [["a", "b", "c"]]);
+    }
+
+    /// A crate added to the workspace is checked too: the list is the workspace's members.
+    #[test]
+    fn the_checks_cover_every_workspace_member() {
+        let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        let members = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("members = "))
+            .expect("a members = [...] line in the workspace manifest");
+        let members: BTreeSet<&str> = members
+            .trim_matches(['[', ']'])
+            .split(',')
+            .map(|m| m.trim().trim_matches('"'))
+            .collect();
+        assert_eq!(members, CRATES.into_iter().collect::<BTreeSet<_>>());
     }
 
     #[test]
