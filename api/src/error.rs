@@ -27,6 +27,10 @@ pub enum ApiError {
     /// `Retry-After`, so the edge fails the read over.
     #[error("resyncing: {0}")]
     Resyncing(String),
+    /// 503: this region cannot reach a majority of the consensus members (strong mode,
+    /// contract §10); `region_unavailable` with `Retry-After`, so the edge fails a read over.
+    #[error("no majority: {0}")]
+    NoQuorum(String),
     /// 503: this region is at a limit of its own; answered `overloaded` with `Retry-After`.
     #[error("overloaded: {0}")]
     Overloaded(String),
@@ -91,6 +95,17 @@ impl IntoResponse for ApiError {
             }
             ApiError::Resyncing(why) => {
                 let message = format!("this region cannot vouch for this read yet: {why}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::RegionUnavailable,
+                    message,
+                    true,
+                )
+            }
+            ApiError::NoQuorum(why) => {
+                tracing::warn!(%why, "no majority");
+                let message =
+                    format!("this region cannot reach a majority of the consensus members: {why}");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::RegionUnavailable,

@@ -6,6 +6,7 @@
 //! - [`wire`]: request and response bodies of every route, and the item routes' paths
 //!   ([`wire::path`]).
 //! - [`error`]: the error body and its codes, each with its HTTP status.
+//! - [`consistency`]: the stack's consistency mode (eventual, strong), one switch everywhere.
 //! - [`control`]: the local control plane (`/_tandem/*`), region states, edge settings and the
 //!   `Outage` vocabulary every tool and the console share.
 //! - [`drill`]: what an outage drill records and reports (CLI and console alike).
@@ -24,6 +25,7 @@
 //! This crate compiles to `wasm32-unknown-unknown`, so it stays free of tokio and AWS crates.
 
 pub mod bench;
+pub mod consistency;
 pub mod control;
 pub mod drill;
 pub mod error;
@@ -40,6 +42,7 @@ pub mod validate;
 pub mod watch;
 pub mod wire;
 
+pub use consistency::Consistency;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use fault::{Fault, FaultState};
 pub use item::{Item, Record};

@@ -1,6 +1,7 @@
 //! Request and response bodies of the regional API (contract §1), and the paths of its item
 //! routes ([`path`]), built one way for every client.
 
+use crate::consistency::Consistency;
 use crate::fault::Fault;
 use crate::item::{Data, Item};
 use crate::replication::RegionReplication;
@@ -85,6 +86,9 @@ pub struct HealthResponse {
     /// Why the region cannot serve (or vouch for reads), when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The stack's consistency mode (contract §10); absent in older answers: eventual.
+    #[serde(default)]
+    pub consistency: Consistency,
 }
 
 /// Paths of the item routes (contract §1, §6.1), built here and nowhere else: the item client
