@@ -70,24 +70,7 @@ pub async fn start(
     let sm = StateMachine::open(store)?;
     let raft = openraft::Raft::new(id, config, network, log.clone(), sm).await?;
     if settings.new_cluster {
-        let all: BTreeMap<u64, Member> = settings
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                (
-                    node_id(i, 0),
-                    Member {
-                        region: p.region.clone(),
-                        witness: p.witness,
-                    },
-                )
-            })
-            .collect();
-        // Every member forms the same cluster; all but the first are told it is formed.
-        if let Err(e) = raft.initialize(all).await {
-            tracing::debug!(%e, "the cluster was already formed");
-        }
+        tokio::spawn(form(raft.clone(), settings.clone()));
     }
     let node = Arc::new(Node::new(raft, id, settings.clone(), client, log));
     handle.set(node.clone());
@@ -99,6 +82,36 @@ pub async fn start(
     );
     tokio::spawn(promote(node));
     Ok(())
+}
+
+/// At the stack's first start: the first member forms the cluster of every member's first
+/// generation at once. Any other does the same only if, a few elections later, nothing has
+/// reached it (the first member did not start): forming the same cluster twice is safe, and
+/// waiting spares the start a duel of candidates.
+async fn form(raft: super::Raft, settings: Arc<Settings>) {
+    if settings.me != 0 {
+        tokio::time::sleep(Duration::from_millis(4 * super::ELECTION_TIMEOUT_MS.1)).await;
+        if raft.metrics().borrow().last_log_index.is_some() {
+            return;
+        }
+    }
+    let all: BTreeMap<u64, Member> = settings
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                node_id(i, 0),
+                Member {
+                    region: p.region.clone(),
+                    witness: p.witness,
+                },
+            )
+        })
+        .collect();
+    if let Err(e) = raft.initialize(all).await {
+        tracing::debug!(%e, "the cluster was already formed");
+    }
 }
 
 /// Asks each other member in turn until the leader gives this member a node id.

@@ -12,6 +12,7 @@
 //!   read barriers, the status.
 //! - [`members`]: how the cluster forms at the stack's first start, and how a member that lost
 //!   its disk rejoins under a new node id and replaces its old one.
+//! - [`report`]: `tandem consensus`, the control API's status as text.
 //! - [`store`]: the [`tandem_api::store::Store`] the region's router runs on in this mode.
 //!
 //! Node ids are `generation << 8 | index`: `index` is the member's place in the stack
@@ -21,6 +22,7 @@ pub mod log;
 pub mod members;
 pub mod network;
 pub mod node;
+pub mod report;
 pub mod routes;
 pub mod state;
 pub mod store;
@@ -71,9 +73,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// appending them: they would wait [`REQUEST_TIMEOUT`] and fail.
 pub const QUORUM_STALE: Duration = Duration::from_millis(1_000);
 /// Raft's heartbeat, and its election timeout range: a dead leader is replaced within about
-/// the election timeout plus one election round.
-pub const HEARTBEAT_MS: u64 = 100;
-pub const ELECTION_TIMEOUT_MS: (u64, u64) = (500, 1_000);
+/// the election timeout plus one election round. openraft gives each append (heartbeats
+/// included) one heartbeat interval to be answered, so the interval must hold a round trip on
+/// the slowest link (65 ms injected between the regions), the follower's fsync and a loaded
+/// laptop's scheduling: 250 ms.
+pub const HEARTBEAT_MS: u64 = 250;
+pub const ELECTION_TIMEOUT_MS: (u64, u64) = (1_000, 2_000);
 /// Most entries in one append: with items of up to 400 KB, an append carries at most ~13 MB.
 pub const MAX_PAYLOAD_ENTRIES: u64 = 32;
 /// Largest body of a consensus request (an append at [`MAX_PAYLOAD_ENTRIES`], a snapshot chunk).

@@ -191,24 +191,43 @@ impl Node {
     }
 
     /// Returns once a read of the local store is linearizable: everything committed before the
-    /// read began is applied here. The leader confirms it still leads and names the index.
+    /// read began is applied here. The leader confirms it still leads and names the index; a
+    /// leader that changes meanwhile is asked again, until the deadline.
     pub async fn read_barrier(&self) -> Result<(), StoreError> {
         let deadline = Instant::now() + super::REQUEST_TIMEOUT;
-        let leader = self
-            .wait_leader(deadline)
-            .await
-            .ok_or_else(|| no_quorum("no leader is known"))?;
-        let index = if leader == self.id {
-            self.serving()?;
-            self.read_index().await.map_err(no_quorum)?
-        } else {
-            let asked = self.ask::<Result<Option<u64>, String>>(
-                leader,
-                path::READ_INDEX,
-                None::<&()>,
-                deadline,
-            );
-            asked.await.and_then(|r| r).map_err(no_quorum)?
+        let mut why = String::from("no leader is known");
+        let index = loop {
+            if Instant::now() >= deadline {
+                return Err(no_quorum(format!(
+                    "no read index within {:?}: {why}",
+                    super::REQUEST_TIMEOUT
+                )));
+            }
+            let Some(leader) = self.wait_leader(deadline).await else {
+                continue;
+            };
+            let asked = match leader == self.id {
+                true => self.serving().map_err(|e| e.to_string()),
+                false => Ok(()),
+            };
+            let asked = match (asked, leader == self.id) {
+                (Err(e), _) => Err(e),
+                (Ok(()), true) => self.read_index().await,
+                (Ok(()), false) => self
+                    .ask::<Result<Option<u64>, String>>(
+                        leader,
+                        path::READ_INDEX,
+                        None::<&()>,
+                        deadline,
+                    )
+                    .await
+                    .and_then(|r| r),
+            };
+            match asked {
+                Ok(index) => break index,
+                Err(e) => why = e,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let wait = self
             .raft

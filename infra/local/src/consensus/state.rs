@@ -207,12 +207,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
+        // openraft asks once at start, for the position only (`get_initial_state`): the whole
+        // state is not read for that. Every later ask is a member to be sent the state.
+        let at_start = !std::mem::replace(&mut self.asked, true);
         if self.applied.is_none() {
             return Ok(None);
         }
         let meta = self.snapshot_meta();
-        if !std::mem::replace(&mut self.asked, true) {
-            // At start openraft reads only the position.
+        if at_start {
             return Ok(Some(Snapshot {
                 meta,
                 snapshot: Box::new(Cursor::new(Vec::new())),
@@ -324,19 +326,18 @@ mod tests {
         let leader = EmbeddedStore::open(d1.path(), "us-east-1").unwrap();
         let behind = EmbeddedStore::open(d2.path(), "us-west-2").unwrap();
         let mut sm = StateMachine::open(leader.clone()).unwrap();
-        assert!(
-            sm.get_current_snapshot().await.unwrap().is_none(),
-            "nothing applied yet"
-        );
-        sm.apply(vec![
+        // The first ask, at start, is for the position only: nothing applied yet, none.
+        assert!(sm.get_current_snapshot().await.unwrap().is_none());
+        let log = vec![
             entry(1, membership()),
             entry(2, put("a", None, "us-east-1")),
-        ])
-        .await
-        .unwrap();
-        // The first ask, at start, is for the position only.
-        let first = sm.get_current_snapshot().await.unwrap().unwrap();
+        ];
+        sm.apply(log).await.unwrap();
+        // Restarted there, the first ask gives the position without the state.
+        let mut restarted = StateMachine::open(leader.clone()).unwrap();
+        let first = restarted.get_current_snapshot().await.unwrap().unwrap();
         assert!(first.snapshot.get_ref().is_empty());
+        assert_eq!(first.meta.last_log_id.map(|l| l.index), Some(2));
         let snap = sm.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
         let mut other = StateMachine::open(behind.clone()).unwrap();
