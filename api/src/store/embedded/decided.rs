@@ -97,25 +97,17 @@ impl EmbeddedStore {
         Ok(table.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    /// The whole state, read in one snapshot: the meta stored under each of `keys`, and every
-    /// record (tombstones included, in id order) as its stored JSON, one per line. Compact JSON
-    /// has no raw newline, so the lines split back unambiguously. It costs the state's size.
-    pub fn export(&self, keys: &[&str]) -> anyhow::Result<(Vec<Option<Vec<u8>>>, Vec<u8>)> {
+    /// The whole state, read in one snapshot: every record (tombstones included, in id order)
+    /// as its stored JSON, one per line. Compact JSON has no raw newline, so the lines split
+    /// back unambiguously. It costs the state's size.
+    pub fn export(&self) -> anyhow::Result<Vec<u8>> {
         let txn = self.inner.db.begin_read()?;
-        let meta = match txn.open_table(CONSENSUS) {
-            Ok(t) => keys
-                .iter()
-                .map(|k| Ok(t.get(*k)?.map(|v| v.value().to_vec())))
-                .collect::<anyhow::Result<Vec<_>>>()?,
-            Err(redb::TableError::TableDoesNotExist(_)) => vec![None; keys.len()],
-            Err(e) => return Err(e.into()),
-        };
         let mut lines = Vec::new();
         for entry in txn.open_table(ITEMS)?.iter()? {
             lines.extend_from_slice(entry?.1.value());
             lines.push(b'\n');
         }
-        Ok((meta, lines))
+        Ok(lines)
     }
 
     /// Replaces the whole state with `lines` (as [`Self::export`] made them) and stores `meta`,
@@ -248,8 +240,7 @@ mod tests {
         a.apply_decided(log, &[("applied", b"3")]).unwrap();
         b.apply_decided(vec![put("stale", 9, None, "us-west-2", 1)], &[])
             .unwrap();
-        let (meta, lines) = a.export(&["applied", "absent"]).unwrap();
-        assert_eq!(meta, vec![Some(b"3".to_vec()), None]);
+        let lines = a.export().unwrap();
         assert_eq!(b.import(&lines, &[("applied", b"3")]).unwrap(), 2);
         assert_eq!(
             a.dump().unwrap(),

@@ -40,24 +40,32 @@ pub fn router(replicator: &Replicator, handle: Handle, settings: Arc<Settings>) 
         .with_state(replicator.clone())
 }
 
-/// The running member, for a request from another member.
-fn member(r: &Replicator, s: &Shared, peer: &Peer) -> Result<Arc<super::Node>, Response> {
+/// The running member, for a request from another member (an error answer otherwise).
+fn member(r: &Replicator, s: &Shared, peer: &Peer) -> Result<Arc<super::Node>, Box<Response>> {
     if peer.is_control() {
-        return Err(r.error(ErrorCode::Forbidden, "only members send consensus messages"));
+        let refused = r.error(ErrorCode::Forbidden, "only members send consensus messages");
+        return Err(Box::new(refused));
     }
     s.handle
         .get()
         .cloned()
-        .map_err(|e| r.error(ErrorCode::RegionUnavailable, e.to_string()))
+        .map_err(|e| Box::new(r.error(ErrorCode::RegionUnavailable, e.to_string())))
 }
 
-fn parse<T: DeserializeOwned>(r: &Replicator, peer: &Peer) -> Result<T, Response> {
-    serde_json::from_slice(peer.body()).map_err(|e| {
-        r.error(
+/// The running member and the message a member sent it.
+fn incoming<T: DeserializeOwned>(
+    r: &Replicator,
+    s: &Shared,
+    peer: &Peer,
+) -> Result<(Arc<super::Node>, T), Box<Response>> {
+    let node = member(r, s, peer)?;
+    let message = serde_json::from_slice(peer.body()).map_err(|e| {
+        Box::new(r.error(
             ErrorCode::BadRequest,
             format!("not a consensus message: {e}"),
-        )
-    })
+        ))
+    })?;
+    Ok((node, message))
 }
 
 async fn append(
@@ -65,12 +73,9 @@ async fn append(
     Extension(s): Extension<Shared>,
     peer: Peer,
 ) -> Response {
-    let (node, req) = match (
-        member(&r, &s, &peer),
-        parse::<AppendEntriesRequest<TypeConfig>>(&r, &peer),
-    ) {
-        (Ok(n), Ok(req)) => (n, req),
-        (Err(e), _) | (_, Err(e)) => return e,
+    let (node, req) = match incoming::<AppendEntriesRequest<TypeConfig>>(&r, &s, &peer) {
+        Ok(got) => got,
+        Err(e) => return *e,
     };
     peer.answer_json(&node.raft.append_entries(req).await)
 }
@@ -80,9 +85,9 @@ async fn vote(
     Extension(s): Extension<Shared>,
     peer: Peer,
 ) -> Response {
-    let (node, req) = match (member(&r, &s, &peer), parse::<VoteRequest<u64>>(&r, &peer)) {
-        (Ok(n), Ok(req)) => (n, req),
-        (Err(e), _) | (_, Err(e)) => return e,
+    let (node, req) = match incoming::<VoteRequest<u64>>(&r, &s, &peer) {
+        Ok(got) => got,
+        Err(e) => return *e,
     };
     peer.answer_json(&node.raft.vote(req).await)
 }
@@ -92,12 +97,9 @@ async fn snapshot(
     Extension(s): Extension<Shared>,
     peer: Peer,
 ) -> Response {
-    let (node, req) = match (
-        member(&r, &s, &peer),
-        parse::<InstallSnapshotRequest<TypeConfig>>(&r, &peer),
-    ) {
-        (Ok(n), Ok(req)) => (n, req),
-        (Err(e), _) | (_, Err(e)) => return e,
+    let (node, req) = match incoming::<InstallSnapshotRequest<TypeConfig>>(&r, &s, &peer) {
+        Ok(got) => got,
+        Err(e) => return *e,
     };
     peer.answer_json(&node.raft.install_snapshot(req).await)
 }
@@ -108,9 +110,9 @@ async fn write(
     Extension(s): Extension<Shared>,
     peer: Peer,
 ) -> Response {
-    let (node, cmd) = match (member(&r, &s, &peer), parse::<Command>(&r, &peer)) {
-        (Ok(n), Ok(cmd)) => (n, cmd),
-        (Err(e), _) | (_, Err(e)) => return e,
+    let (node, cmd) = match incoming::<Command>(&r, &s, &peer) {
+        Ok(got) => got,
+        Err(e) => return *e,
     };
     if cmd.region != peer.identity {
         return r.error(ErrorCode::Forbidden, "a member writes in its own name only");
@@ -131,7 +133,7 @@ async fn read_index(
 ) -> Response {
     let node = match member(&r, &s, &peer) {
         Ok(n) => n,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let answer = match node.leader() == Some(node.id) {
         true => node.read_index().await,
@@ -146,9 +148,9 @@ async fn join(
     Extension(s): Extension<Shared>,
     peer: Peer,
 ) -> Response {
-    let (node, region) = match (member(&r, &s, &peer), parse::<String>(&r, &peer)) {
-        (Ok(n), Ok(region)) => (n, region),
-        (Err(e), _) | (_, Err(e)) => return e,
+    let (node, region) = match incoming::<String>(&r, &s, &peer) {
+        Ok(got) => got,
+        Err(e) => return *e,
     };
     if region != peer.identity {
         return r.error(ErrorCode::Forbidden, "a member joins in its own name only");

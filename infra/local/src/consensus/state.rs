@@ -222,7 +222,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // Apply runs on this same task, so nothing moves the state while it is read.
         let store = self.store.clone();
-        let lines = tokio::task::spawn_blocking(move || store.export(&[]).map(|(_, l)| l))
+        let lines = tokio::task::spawn_blocking(move || store.export())
             .await
             .map_err(|e| sm_error(ErrorVerb::Read, e))?
             .map_err(|e| sm_error(ErrorVerb::Read, e))?;
