@@ -185,6 +185,8 @@ async fn replication(State(c): State<Control>, _: Admin) -> Json<ReplicationBody
     };
     let mut pairs = Vec::new();
     let mut answered = Vec::new();
+    // The strong mode replicates items through its consensus log: no link to report.
+    let strong = c.supervisor.lock().await.consistency() == Consistency::Strong;
     for (name, url) in answering {
         let target = Target {
             region: &name,
@@ -195,7 +197,9 @@ async fn replication(State(c): State<Control>, _: Admin) -> Json<ReplicationBody
             .json::<RegionReplication>(target, reqwest::Method::GET, routes::STATUS, None::<&()>)
             .await;
         if let Ok(status) = got {
-            pairs.extend(status.pairs);
+            if !strong {
+                pairs.extend(status.pairs);
+            }
             answered.push(name);
         }
     }
