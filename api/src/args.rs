@@ -111,7 +111,13 @@ impl RegionArgs {
 pub fn init_tracing(json: bool) {
     let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(log_filter(lambda_level.as_deref()))
+        // The strong mode's consensus library narrates every election at info: its warnings
+        // are enough unless RUST_LOG asks for more.
+        let level = log_filter(lambda_level.as_deref());
+        match level {
+            "info" => tracing_subscriber::EnvFilter::new("info,openraft=warn"),
+            _ => tracing_subscriber::EnvFilter::new(level),
+        }
     });
     // Colours only for a person at a terminal: a log file or CloudWatch gets plain text.
     let ansi = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -31,6 +31,10 @@ pub enum ApiError {
     /// answered `write_conflict` with `Retry-After`: nothing was written, a retry is safe.
     #[error("write conflict: {0}")]
     Conflict(String),
+    /// 503: this region cannot reach a majority of the consensus members (strong mode,
+    /// contract §10); `region_unavailable` with `Retry-After`, so the edge fails a read over.
+    #[error("no majority: {0}")]
+    NoQuorum(String),
     /// 503: this region is at a limit of its own; answered `overloaded` with `Retry-After`.
     #[error("overloaded: {0}")]
     Overloaded(String),
@@ -107,6 +111,17 @@ impl IntoResponse for ApiError {
                 (
                     StatusCode::CONFLICT,
                     ErrorCode::WriteConflict,
+                    message,
+                    true,
+                )
+            }
+            ApiError::NoQuorum(why) => {
+                tracing::warn!(%why, "no majority");
+                let message =
+                    format!("this region cannot reach a majority of the consensus members: {why}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::RegionUnavailable,
                     message,
                     true,
                 )

@@ -32,6 +32,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Busy(why) => ApiError::Overloaded(why),
             StoreError::Resyncing(why) => ApiError::Resyncing(why),
+            StoreError::NoQuorum(why) => ApiError::NoQuorum(why),
             StoreError::Unavailable(e) => ApiError::Unavailable(e),
             StoreError::Internal(e) => ApiError::Internal(e),
         }
@@ -301,10 +302,10 @@ pub async fn health<S: Store>(State(state): State<AppState<S>>) -> Response {
     let body = HealthResponse {
         region: state.config.region.clone(),
         status: word,
-        consistency: state.config.consistency,
         fault,
         replication: state.store.replication().await,
         error,
+        consistency: state.store.consistency(),
     };
     (status, Json(body)).into_response()
 }

@@ -53,8 +53,9 @@ pub struct Limits {
 }
 
 /// What a region keeps reachable when saturated: its health and the routes of its peers and
-/// of the supervisor.
-pub const REGION_RESERVED: &[&str] = &["/api/health", "/_replication/"];
+/// of the supervisor (replication, and the strong mode's consensus log: a region full of
+/// clients must still vote, append and answer its leader).
+pub const REGION_RESERVED: &[&str] = &["/api/health", "/_replication/", "/_consensus/"];
 
 impl Default for Limits {
     fn default() -> Self {

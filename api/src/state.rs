@@ -30,7 +30,7 @@ pub struct Config {
     /// On Lambda, the function's timeout: a longer sleep would only hold the instance until
     /// Lambda stops it.
     pub max_fault_latency_ms: Option<u64>,
-    /// The consistency mode of the data this region serves (contract §10), shown by health.
+    /// The consistency mode of the data this region serves (contract §10): the store is built for it, and health reports the store's.
     pub consistency: tandem_shared::Consistency,
 }
 

@@ -2,6 +2,7 @@
 //! concept, used by `tandem up`, `tandem fault`, `tandem drill`, `tandem chaos`, the bench and
 //! the console alike.
 
+use crate::consistency::Consistency;
 use crate::fault::{FAULT_STATUSES, Fault, MAX_LATENCY_MS};
 use crate::replication::{PairStatus, ReplicationConfig};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,8 @@ pub mod route {
     pub const VERIFY: &str = "/verify";
     /// `GET`/`PUT`/`DELETE`: the active region.
     pub const ACTIVE_REGION: &str = "/active-region";
+    /// `GET`: the consensus log's state (strong mode, contract §10).
+    pub const CONSENSUS: &str = "/consensus";
 }
 
 /// A control route's full path on the edge.
@@ -186,6 +189,10 @@ pub struct RegionStatus {
     /// How the last such exit ended (`killed by SIGKILL`, `exited with status 1`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<String>,
+    /// A witness (strong mode): it votes and keeps the consensus log, serves no item API and
+    /// is no origin of the edge. Its process states are set like any region's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub witness: bool,
 }
 
 /// Answer to `GET /_tandem/regions`.
@@ -193,6 +200,69 @@ pub struct RegionStatus {
 pub struct RegionsBody {
     pub regions: Vec<RegionStatus>,
     pub edge: EdgeSettings,
+    /// The stack's consistency mode; absent in older answers: eventual.
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// Answer to `GET /_tandem/consensus`: the consensus log as its members report it (strong
+/// mode; in eventual mode `members` is empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusStatus {
+    pub mode: Consistency,
+    /// The leader's region, as the member with the highest term that knows one says.
+    pub leader: Option<String>,
+    /// The highest term any member reported.
+    pub term: u64,
+    /// Each member that answered, regions first, then the witness.
+    pub members: Vec<MemberStatus>,
+    /// Members that could not be asked (stopped, crashed, blackholed).
+    pub unavailable: Vec<String>,
+}
+
+/// One member's view of the consensus log (`GET /_consensus/status` on that member).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub region: String,
+    /// Its node id: `generation << 8 | index` (a member that lost its disk rejoins under the
+    /// next generation, contract §10).
+    pub node_id: u64,
+    pub generation: u64,
+    pub witness: bool,
+    pub role: MemberRole,
+    /// Whether it is a voter in the membership it knows (a rejoining member is a learner first).
+    pub voter: bool,
+    pub term: u64,
+    /// The leader it follows (its region), if it knows one.
+    pub leader: Option<String>,
+    /// The last entry in its log (index), the last it knows committed, the last it applied.
+    pub last_log_index: Option<u64>,
+    pub committed: Option<u64>,
+    pub applied: Option<u64>,
+    /// Its log is purged up to here (a snapshot covers it).
+    pub purged: Option<u64>,
+    /// The voters of the membership it knows, as `region#generation`.
+    pub voters: Vec<String>,
+    /// As leader: milliseconds since a majority last acknowledged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_ack_ms: Option<u64>,
+    /// Why it cannot serve, when it cannot (no leader, no majority, still joining).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A member's role in the consensus log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    Leader,
+    Follower,
+    Candidate,
+    /// Not a voter: a member that lost its disk, catching up before it replaces its old id.
+    Learner,
+    /// Waiting for an id from the leader (a member that lost its disk), or shut down.
+    #[default]
+    Joining,
 }
 
 /// Body of `PUT /_tandem/regions/<region>`.

@@ -274,7 +274,9 @@ pub const MAX_IF_MATCH_TAGS: usize = 64;
 /// An `If-Match` precondition, compared as RFC 9110 §13.1.1 says: `*` matches any current
 /// item, a list matches when any of its tags does, and comparison is strong, so a weak tag
 /// (`W/"…"`) never matches. With no current item (absent or deleted) nothing matches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable: in the strong mode a precondition travels in the consensus log and is
+/// compared when the write is applied, in log order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IfMatch {
     /// `*`: the item must exist.
     Any,
@@ -284,7 +286,7 @@ pub enum IfMatch {
 }
 
 /// One strong entity tag of an `If-Match` list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Tag {
     /// `"<version>.<region>.<ms>"`, an ETag ([`Record::etag`]): that very write.
     Write {

@@ -1,6 +1,7 @@
 //! Request and response bodies of the regional API (contract §1), and the paths of its item
 //! routes ([`path`]), built one way for every client.
 
+use crate::consistency::Consistency;
 use crate::fault::Fault;
 use crate::item::{Data, Item};
 use crate::replication::RegionReplication;
@@ -82,7 +83,7 @@ pub struct HealthResponse {
     /// The consistency mode of the data the region serves (contract §10). Absent from answers
     /// of regions older than the field: those are eventual.
     #[serde(default)]
-    pub consistency: crate::Consistency,
+    pub consistency: Consistency,
     pub fault: Fault,
     /// What the store knows of replication.
     pub replication: RegionReplication,

@@ -419,6 +419,10 @@ fn to_attrs(record: &Record) -> anyhow::Result<Attrs> {
 }
 
 impl Store for DynamoStore {
+    fn consistency(&self) -> Consistency {
+        self.consistency
+    }
+
     async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         Ok(self.read(id).await?.filter(|r| !r.is_tombstone()))
     }

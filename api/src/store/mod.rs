@@ -22,10 +22,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tandem_shared::Fault;
 use tandem_shared::item::{Data, Item, Record};
 use tandem_shared::replication::RegionReplication;
 use tandem_shared::validate::{IfMatch, LIST_PAGE_MAX_BYTES, MAX_ITEM_BYTES};
+use tandem_shared::{Consistency, Fault};
 
 /// How long a store spends on one list page before it answers what it has (with a cursor):
 /// well inside the smallest origin read timeout CloudFront allows (1 s), so a page that is
@@ -54,6 +54,11 @@ pub enum StoreError {
     /// `Retry-After`, and the edge fails a read over.
     #[error("busy: {0}")]
     Busy(String),
+    /// The region cannot reach a majority of the consensus members in time (strong mode,
+    /// contract §10): nothing was acknowledged. 503 `region_unavailable` with `Retry-After`, so
+    /// the edge fails a read over.
+    #[error("no majority: {0}")]
+    NoQuorum(String),
     /// The storage underneath failed (I/O error, full or missing disk): an outage, answered
     /// 503 so the edge fails over.
     #[error("storage unavailable: {0:#}")]
@@ -189,6 +194,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// What the store can say about replication, for `GET /api/health`.
     fn replication(&self) -> impl Future<Output = RegionReplication> + Send;
+
+    /// The consistency mode this store serves (contract §10), for `GET /api/health`.
+    fn consistency(&self) -> Consistency {
+        Consistency::Eventual
+    }
 }
 
 /// Added to the machine's clock by [`now_ms`]: lets a local region run with a skewed clock, as

@@ -7,6 +7,8 @@ pub enum LocalCommand {
     Up(crate::up::UpArgs),
     /// Compare every region's items (local stack) and print any difference.
     Verify(crate::verify::VerifyArgs),
+    /// Show the consensus log of a strong stack: leader, term, each member's role and positions.
+    Consensus(tandem_ops::client::Target),
     /// One local region process (started by `tandem up`).
     #[command(hide = true)]
     Region(crate::region::RegionProcessArgs),
@@ -18,6 +20,7 @@ impl LocalCommand {
             LocalCommand::Up(args) => crate::up::run(args).await,
             LocalCommand::Region(args) => crate::region::run(args).await,
             LocalCommand::Verify(args) => crate::verify::run(args).await.map(drop),
+            LocalCommand::Consensus(target) => crate::consensus::report::run(target).await,
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The local control API on the edge (`/_tandem/*`, admin token): region states and replication.
+//! The local control API on the edge (`/_tandem/*`, admin token): region states, replication
+//! and, in the strong mode, the consensus log.
 
 use crate::active::{Active, SwitchError};
+use crate::consensus;
 use crate::replication::client::{SignedClient, Target};
 use crate::replication::routes;
 use crate::replication::wire::{CONTROL_IDENTITY, Key};
@@ -15,11 +17,12 @@ use std::time::Duration;
 use tandem_api::auth::{Admin, AdminToken};
 use tandem_api::error::respond;
 use tandem_api::middleware::error_bodies;
-use tandem_shared::ErrorCode;
 use tandem_shared::control::{
     ActiveRegion, EdgeSettings, RegionState, RegionsBody, ReplicationBody, ReplicationPatch,
     ReplicationUpdate, SetRegionState, route,
 };
+use tandem_shared::control::{ConsensusStatus, MemberStatus};
+use tandem_shared::{Consistency, ErrorCode};
 use tokio::sync::Mutex;
 
 /// The control API's state. It reaches the regions only with requests signed with the
@@ -62,6 +65,7 @@ pub fn router(
         .route(route::REGION, axum::routing::put(set_region))
         .route(route::REPLICATION, get(replication).put(set_replication))
         .route(route::VERIFY, get(verify))
+        .route(route::CONSENSUS, get(consensus))
         .route(
             route::ACTIVE_REGION,
             get(active_region)
@@ -80,9 +84,54 @@ impl FromRef<Control> for AdminToken {
 }
 
 async fn regions(State(c): State<Control>, _: Admin) -> Json<RegionsBody> {
+    let mut supervisor = c.supervisor.lock().await;
     Json(RegionsBody {
-        regions: c.supervisor.lock().await.status(),
+        regions: supervisor.status(),
         edge: c.edge,
+        consistency: supervisor.consistency(),
+    })
+}
+
+/// `GET /_tandem/consensus`: each member's view of the log, and the leader and term they agree
+/// on (strong mode, contract §10; in eventual mode it names the mode and no member).
+async fn consensus(State(c): State<Control>, _: Admin) -> Json<ConsensusStatus> {
+    let (mode, all, answering) = {
+        let mut s = c.supervisor.lock().await;
+        let all: Vec<String> = s.status().into_iter().map(|r| r.region).collect();
+        (s.consistency(), all, s.answering())
+    };
+    if mode == Consistency::Eventual {
+        return Json(ConsensusStatus::default());
+    }
+    let asked = answering.iter().map(|(name, url)| {
+        let target = Target { region: name, url };
+        c.regions.json::<MemberStatus>(
+            target,
+            reqwest::Method::GET,
+            consensus::path::STATUS,
+            None::<&()>,
+        )
+    });
+    let members: Vec<MemberStatus> = futures::future::join_all(asked)
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    let unavailable = all
+        .into_iter()
+        .filter(|r| !members.iter().any(|m| m.region == *r))
+        .collect();
+    let term = members.iter().map(|m| m.term).max().unwrap_or(0);
+    let leader = members
+        .iter()
+        .filter(|m| m.term == term)
+        .find_map(|m| m.leader.clone());
+    Json(ConsensusStatus {
+        mode,
+        leader,
+        term,
+        members,
+        unavailable,
     })
 }
 
@@ -136,6 +185,8 @@ async fn replication(State(c): State<Control>, _: Admin) -> Json<ReplicationBody
     };
     let mut pairs = Vec::new();
     let mut answered = Vec::new();
+    // The strong mode replicates items through its consensus log: no link to report.
+    let strong = c.supervisor.lock().await.consistency() == Consistency::Strong;
     let asked = ask_each::<RegionReplication>(
         &c,
         answering,
@@ -146,7 +197,9 @@ async fn replication(State(c): State<Control>, _: Admin) -> Json<ReplicationBody
     .await;
     for (name, got) in asked {
         if let Ok(status) = got {
-            pairs.extend(status.pairs);
+            if !strong {
+                pairs.extend(status.pairs);
+            }
             answered.push(name);
         }
     }

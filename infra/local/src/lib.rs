@@ -9,6 +9,8 @@
 //! - [`region`]: `tandem region`, one local region process (the Lambda's router + replication).
 //! - [`replication`]: global-table replication between local regions: signed pulls, LWW, lag,
 //!   pause, resync after a lost disk, anti-entropy, compaction.
+//! - [`consensus`]: the strong mode: a consensus log (openraft) between the two regions and a
+//!   witness, and the store the regions' routers run on in that mode.
 //! - [`verify`]: `tandem verify`, do all regions hold the same items?
 //! - [`active`]: the active region (contract §6.3), kept durably in the stack's data directory.
 //! - [`edge`]: the CloudFront-faithful reverse proxy and the console's static files.
@@ -20,6 +22,7 @@
 
 pub mod active;
 pub mod commands;
+pub mod consensus;
 pub mod control;
 pub mod edge;
 pub mod region;

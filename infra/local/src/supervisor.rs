@@ -47,6 +47,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_millis(3_500);
 struct RegionProc {
     name: String,
     port: u16,
+    /// The strong mode's witness: a member of the consensus log, no origin of the edge.
+    witness: bool,
     /// The state the operator asked for (the stack starts every region `up`).
     wanted: RegionState,
     child: Option<Child>,
@@ -67,6 +69,7 @@ impl RegionProc {
         RegionProc {
             name: name.to_owned(),
             port,
+            witness: false,
             wanted: RegionState::Up,
             child: None,
             error: None,
@@ -138,6 +141,17 @@ pub struct Supervisor {
     /// Whether no region had a database when the stack started: the first start of each region then
     /// says so (`--new-stack`), and it vouches for its reads at once (contract §5.4).
     new_stack: bool,
+    /// The strong mode's members and settings (`None`: eventual, as before).
+    strong: Option<Strong>,
+}
+
+/// What the strong mode adds to a stack (contract §10): a witness, injected link delays, and
+/// how often the log is snapshotted.
+#[derive(Debug, Clone)]
+pub struct Strong {
+    pub witness: String,
+    pub delays: Vec<crate::consensus::LinkDelay>,
+    pub snapshot_every: u64,
 }
 
 /// The secrets and settings every region process of a stack gets.
@@ -165,15 +179,25 @@ impl Supervisor {
         base_port: u16,
         secrets: StackSecrets,
         replication: ReplicationConfig,
+        strong: Option<Strong>,
     ) -> Self {
         let db = tandem_api::store::embedded::DB_FILE;
-        let new_stack = regions.iter().all(|r| !data_dir.join(r).join(db).is_file());
-        let regions = regions
+        let mut regions: Vec<RegionProc> = regions
             .iter()
             .enumerate()
             // `run` has checked with `region_ports` that these ports fit.
             .map(|(i, name)| RegionProc::new(name, base_port.saturating_add(1 + i as u16)))
             .collect();
+        // The witness listens after the regions, and is supervised like them.
+        if let Some(strong) = &strong {
+            let port = base_port.saturating_add(1 + regions.len() as u16);
+            let mut witness = RegionProc::new(&strong.witness, port);
+            witness.witness = true;
+            regions.push(witness);
+        }
+        let new_stack = regions
+            .iter()
+            .all(|r| !data_dir.join(&r.name).join(db).is_file());
         Supervisor {
             exe,
             data_dir,
@@ -191,13 +215,23 @@ impl Supervisor {
                 .expect("reqwest client"),
             stopping: false,
             new_stack,
+            strong,
         }
     }
 
-    /// Region names and addresses, primary first.
+    /// The stack's consistency mode.
+    pub fn consistency(&self) -> tandem_shared::Consistency {
+        match self.strong {
+            Some(_) => tandem_shared::Consistency::Strong,
+            None => tandem_shared::Consistency::Eventual,
+        }
+    }
+
+    /// Region names and addresses, primary first: the edge's origins (never the witness).
     pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
         self.regions
             .iter()
+            .filter(|r| !r.witness)
             .map(|r| (r.name.clone(), SocketAddr::from(([127, 0, 0, 1], r.port))))
             .collect()
     }
@@ -243,6 +277,9 @@ impl Supervisor {
         if self.new_stack {
             cmd.arg("--new-stack");
         }
+        if let Some(strong) = &self.strong {
+            self.strong_args(&mut cmd, r, strong);
+        }
         // SAFETY: prctl in the child between fork and exec, async-signal-safe. If the
         // supervisor dies (even by SIGKILL), its regions die with it: no orphans.
         unsafe {
@@ -251,6 +288,21 @@ impl Supervisor {
             });
         }
         cmd
+    }
+
+    /// The strong mode's flags of one member: every member in order (the witness last), and the
+    /// delays of its links.
+    fn strong_args(&self, cmd: &mut Command, r: &RegionProc, strong: &Strong) {
+        let members: Vec<&str> = self.regions.iter().map(|p| p.name.as_str()).collect();
+        cmd.args(["--consistency", "strong"])
+            .args(["--members", &members.join(",")])
+            .args(["--witness", &strong.witness])
+            .args(["--snapshot-every", &strong.snapshot_every.to_string()]);
+        for d in &strong.delays {
+            if let Some(other) = d.from(&r.name) {
+                cmd.args(["--link-delay-ms", &format!("{other}={}", d.ms)]);
+            }
+        }
     }
 
     async fn start_process(&mut self, i: usize) -> anyhow::Result<()> {
@@ -446,6 +498,7 @@ impl Supervisor {
             error: r.error.clone(),
             restarts: r.restarts,
             last_exit: r.last_exit.clone(),
+            witness: r.witness,
         }
     }
 
@@ -455,7 +508,8 @@ impl Supervisor {
         (0..self.regions.len()).map(|i| self.status_of(i)).collect()
     }
 
-    /// Base URLs of the regions whose processes run and answer (not blackholed).
+    /// Base URLs of the regions (and the witness) whose processes run and answer (not
+    /// blackholed).
     pub fn answering(&self) -> Vec<(String, String)> {
         self.regions
             .iter()

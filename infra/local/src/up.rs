@@ -3,15 +3,18 @@
 //! it, and on Ctrl-C or SIGTERM stops the edge and every region at once.
 
 use crate::active::Active;
+use crate::consensus::LinkDelay;
 use crate::control;
 use crate::edge::{self, Edge, Origin};
 use crate::replication::ReplicationConfig;
+use crate::supervisor::Strong;
 use crate::watcher;
 use anyhow::{Context as _, bail};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tandem_ops::watcher::WatchArgs;
+use tandem_shared::Consistency;
 use tandem_shared::control::EdgeSettings;
 
 /// Flags of `tandem up`.
@@ -61,6 +64,37 @@ pub struct UpArgs {
     pub auto_failover: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
+    /// eventual: global tables (contract §5). strong: a write is acknowledged once a majority
+    /// of three members (the two regions and a witness) holds it, reads are linearizable in
+    /// either region, and a region cut off from the majority answers 503 (contract §10).
+    #[arg(long, value_enum, default_value_t = Consistency::Eventual)]
+    pub consistency: Consistency,
+    /// Strong mode: the witness's region; it listens after the regions (port + 3).
+    #[arg(long, default_value = "us-east-2")]
+    pub witness: String,
+    /// Strong mode: delay the consensus messages between two members, both ways, e.g.
+    /// `us-east-1/us-west-2=65,us-east-1/us-east-2=12` (benchmarks).
+    #[arg(long = "link-delay-ms", value_delimiter = ',')]
+    pub link_delays: Vec<LinkDelay>,
+    /// Strong mode: snapshot the consensus log every this many entries.
+    #[arg(long, default_value_t = crate::consensus::DEFAULT_SNAPSHOT_EVERY, hide = true)]
+    pub snapshot_every: u64,
+}
+
+impl UpArgs {
+    /// The strong mode's part of the stack, when it is asked for.
+    fn strong(&self) -> Option<Strong> {
+        (self.consistency == Consistency::Strong).then(|| Strong {
+            witness: self.witness.clone(),
+            delays: self.link_delays.clone(),
+            snapshot_every: self.snapshot_every,
+        })
+    }
+
+    /// Processes the stack runs: the regions, and the witness in the strong mode.
+    fn processes(&self) -> usize {
+        self.regions.len() + usize::from(self.consistency == Consistency::Strong)
+    }
 }
 
 pub use crate::supervisor::{StackSecrets, Supervisor, random_token};
@@ -101,6 +135,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.port,
         secrets,
         replication,
+        args.strong(),
     );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -200,7 +235,55 @@ fn check(args: &UpArgs) -> anyhow::Result<()> {
     if args.watch.auto_failback && !args.auto_failover {
         bail!("--auto-failback needs --auto-failover");
     }
-    region_ports(args.port, args.regions.len()).map(drop)
+    check_mode(args)?;
+    region_ports(args.port, args.processes()).map(drop)
+}
+
+/// The strong mode needs two regions and a witness apart from them, and a data directory made
+/// in the mode it is started in: a log formed over stores that diverged under last writer wins
+/// would keep them apart, and a strong stack's stores would miss their log in eventual mode.
+fn check_mode(args: &UpArgs) -> anyhow::Result<()> {
+    let logs = args.regions.iter().chain([&args.witness]).any(|r| {
+        let dir = args.data_dir.join(r);
+        dir.join(crate::consensus::log::LOG_FILE).is_file()
+    });
+    let stores = args.regions.iter().any(|r| {
+        args.data_dir
+            .join(r)
+            .join(tandem_api::store::embedded::DB_FILE)
+            .is_file()
+    });
+    match args.consistency {
+        Consistency::Eventual if logs => bail!(
+            "{} was made by a strong stack (it holds consensus logs): start it with --consistency strong",
+            args.data_dir.display()
+        ),
+        Consistency::Eventual => return Ok(()),
+        Consistency::Strong if stores && !logs => bail!(
+            "{} was made by an eventual stack: the strong mode needs a new --data-dir",
+            args.data_dir.display()
+        ),
+        Consistency::Strong => {}
+    }
+    if args.regions.len() != 2 {
+        bail!("--consistency strong runs two regions and a witness: give two --regions");
+    }
+    if !tandem_shared::region::is_valid_region(&args.witness)
+        || args.regions.contains(&args.witness)
+    {
+        bail!(
+            "--witness {:?} must be a region name other than the stack's regions",
+            args.witness
+        );
+    }
+    if !args.link_delays.iter().all(|d| {
+        d.between
+            .iter()
+            .all(|r| *r == args.witness || args.regions.contains(r))
+    }) {
+        bail!("--link-delay-ms names a region that is not a member of the stack");
+    }
+    Ok(())
 }
 
 /// The stack's secrets: the flags, or fresh random ones.
@@ -256,6 +339,15 @@ fn print_banner(
         "  edge: {} connection attempt(s) x {} s, read timeout {} s. Ctrl-C stops everything.",
         args.edge.connection_attempts, args.edge.connection_timeout, args.edge.origin_read_timeout
     );
+    if args.consistency == Consistency::Strong {
+        println!(
+            "  consistency: strong (a majority of {}, {} and the witness {} on :{} holds each write)",
+            args.regions[0],
+            args.regions[1],
+            args.witness,
+            u32::from(args.port) + 1 + args.regions.len() as u32
+        );
+    }
     if args.auto_failover {
         println!(
             "  auto-failover: after {} failed health probes, {} ms apart (~{:?}); failback {}",

@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 use tandem_shared::control::{
-    ActiveRegion, HEADER_READ_TIMEOUT_S, Outage, RegionState, RegionStatus, RegionsBody,
-    ReplicationBody, ReplicationPatch, ReplicationUpdate, SetRegionState, path, region_path, route,
+    ActiveRegion, ConsensusStatus, HEADER_READ_TIMEOUT_S, Outage, RegionState, RegionStatus,
+    RegionsBody, ReplicationBody, ReplicationPatch, ReplicationUpdate, SetRegionState, path,
+    region_path, route,
 };
 use tandem_shared::replication::Verdict;
 use tandem_shared::{ErrorBody, Fault, FaultState};
@@ -114,6 +115,12 @@ impl ControlClient {
         self.call(Method::PUT, &region_path(region), Some(&body))
             .await
             .with_context(|| format!("setting {region} {state}"))
+    }
+
+    /// `GET /_tandem/consensus`: the strong mode's log, as each member reports it.
+    pub async fn consensus(&self) -> anyhow::Result<ConsensusStatus> {
+        self.call(Method::GET, &path(route::CONSENSUS), None::<&()>)
+            .await
     }
 
     /// `GET /_tandem/replication`.

@@ -69,7 +69,8 @@ impl Launch {
     pub async fn start_in(&self, data: tempfile::TempDir) -> anyhow::Result<Stack> {
         let mut data = Some(data);
         for _ in 0..5 {
-            let base = ports::free_block(1 + DEFAULT_REGIONS.len() as u16)
+            // The edge, the regions, and a witness's port in case the stack runs one.
+            let base = ports::free_block(2 + DEFAULT_REGIONS.len() as u16)
                 .context("no free block of ports for a stack")?;
             let mut stack = self.spawn(base, data.take().expect("data dir"))?;
             match stack.until_ready().await {

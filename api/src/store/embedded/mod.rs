@@ -24,6 +24,7 @@
 //! stay apart because a local write and its outbox entry must commit in one redb transaction,
 //! inside the store.
 
+mod decided;
 mod group;
 mod log;
 
@@ -33,6 +34,7 @@ use super::{
     now_ms,
 };
 use anyhow::Context as _;
+pub use decided::{Decided, DecidedOutcome};
 pub use group::CommitStats;
 pub use log::{ItemsPage, OutboxPage, PeerPosition};
 use redb::{

@@ -25,6 +25,7 @@ mod puller;
 pub use puller::{PullError, check_record};
 pub mod routes;
 mod serve;
+pub use serve::Signed;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -149,6 +150,12 @@ impl Replicator {
             windows: Arc::default(),
             client: Arc::new(client),
         }
+    }
+
+    /// The client this region signs its requests to peers with (one per process: a requester's
+    /// sequence numbers with a peer come from one counter).
+    pub fn client(&self) -> Arc<client::SignedClient> {
+        self.client.clone()
     }
 
     /// Starts one puller per peer, and the housekeeping, on the current runtime.

@@ -32,7 +32,7 @@ impl Replicator {
             .with_state(self.clone())
     }
 
-    fn error(&self, code: ErrorCode, message: impl Into<String>) -> Response {
+    pub fn error(&self, code: ErrorCode, message: impl Into<String>) -> Response {
         tandem_api::error::respond(code, None, message, Some(self.store.region()))
     }
 }
@@ -41,15 +41,16 @@ impl Replicator {
 const MAX_SIGNED_BODY: usize = 64 * 1024;
 
 /// A request signed by a configured peer or the supervisor, in this process's session and not
-/// seen before ([`wire::Window`]); the answer is signed over its nonce.
-pub struct Signed {
+/// seen before ([`wire::Window`]); the answer is signed over its nonce. Its body is read up to
+/// `MAX` bytes (a replication config by default; the consensus routes take more).
+pub struct Signed<const MAX: usize = MAX_SIGNED_BODY> {
     pub identity: String,
     nonce: String,
     key: Key,
     body: bytes::Bytes,
 }
 
-impl FromRequest<Replicator> for Signed {
+impl<const MAX: usize> FromRequest<Replicator> for Signed<MAX> {
     type Rejection = Response;
 
     async fn from_request(req: Request, r: &Replicator) -> Result<Self, Response> {
@@ -69,7 +70,7 @@ impl FromRequest<Replicator> for Signed {
             header(wire::SIGNATURE_HEADER),
         );
         let (boot, seq) = (number(wire::BOOT_HEADER), number(wire::SEQ_HEADER));
-        let body = axum::body::to_bytes(body, MAX_SIGNED_BODY)
+        let body = axum::body::to_bytes(body, MAX)
             .await
             .map_err(|_| r.error(ErrorCode::PayloadTooLarge, "signed bodies are small"))?;
         let known = identity == wire::CONTROL_IDENTITY
@@ -128,7 +129,7 @@ impl Replicator {
     }
 }
 
-impl Signed {
+impl<const MAX: usize> Signed<MAX> {
     fn signed(&self, content_type: &'static str, body: Vec<u8>) -> Response {
         let signature = self.key.sign_response(&self.nonce, &body);
         (
@@ -148,15 +149,20 @@ impl Signed {
         self.signed(wire::CONTENT_TYPE, frame.encode())
     }
 
-    fn answer_json(&self, value: &impl serde::Serialize) -> Response {
+    pub fn answer_json(&self, value: &impl serde::Serialize) -> Response {
         self.signed(
             "application/json",
             serde_json::to_vec(value).unwrap_or_default(),
         )
     }
 
-    fn is_control(&self) -> bool {
+    pub fn is_control(&self) -> bool {
         self.identity == wire::CONTROL_IDENTITY
+    }
+
+    /// The request's body, as signed.
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 }
 
