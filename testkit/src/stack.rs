@@ -36,8 +36,29 @@ pub trait Binary {
     const EXE: &'static str;
 }
 
+/// What a test crate's stack module declares for the binary it starts, which only that crate
+/// can name (`env!("CARGO_BIN_EXE_<name>")` is read where the macro is called): the [`Binary`]
+/// `$name`, the binary's path `EXE`, and `Stack`, a [`TestStack`] of it.
+#[macro_export]
+macro_rules! binary_under_test {
+    ($name:ident, $exe:expr) => {
+        /// The binary under test.
+        pub struct $name;
+
+        impl $crate::stack::Binary for $name {
+            const EXE: &'static str = $exe;
+        }
+
+        /// The binary's path, for tests that run its other commands.
+        pub const EXE: &str = $exe;
+
+        /// A stack of the binary under test, with the test kit's helpers.
+        pub type Stack = $crate::stack::TestStack<$name>;
+    };
+}
+
 /// A running stack of `B` ([`Stack`], which it derefs to) with an HTTP client and a control
-/// client. Each test crate names it once: `pub type Stack = TestStack<Tandem>;`.
+/// client. Each test crate names it once, with [`binary_under_test!`](crate::binary_under_test).
 pub struct TestStack<B: Binary> {
     stack: Stack,
     /// For the requests the helpers do not make.
@@ -126,10 +147,12 @@ impl<B: Binary> TestStack<B> {
             .await
     }
 
-    /// PUTs `body` at `path` through the edge, and asserts that it created the item (201).
-    pub async fn create(&self, path: &str, body: Value) {
+    /// PUTs `body` at `path` through the edge, and asserts that it created the item (201): the
+    /// answer, for the tests that look further.
+    pub async fn create(&self, path: &str, body: Value) -> Response {
         let r = self.edge(Method::PUT, path, Some(body)).await;
         assert_eq!(r.status(), StatusCode::CREATED, "PUT {path}");
+        r
     }
 
     /// A GET straight to a region, past the edge (with the origin secret, as the edge sends it).

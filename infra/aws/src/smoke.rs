@@ -13,6 +13,7 @@
 use reqwest::Method;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
+use tandem_ops::client::header_text;
 use tandem_ops::items::{Answer, Body, ItemClient};
 use tandem_shared::headers::{ACTIVE_REGION, SERVED_REGION};
 use tandem_shared::item::Data;
@@ -267,13 +268,7 @@ struct Got {
 /// A plain GET of `url`.
 async fn page(client: &reqwest::Client, url: &str) -> Result<Got, reqwest::Error> {
     let response = client.get(url).send().await?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name| header_text(&response, name);
     let (served_by, content_type) = (header(SERVED_REGION), header("content-type"));
     let routed = header(ACTIVE_REGION);
     Ok(Got {

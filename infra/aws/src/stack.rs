@@ -140,16 +140,27 @@ pub fn outputs(stack: &Stack) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The stack's latest page of events, newest first.
-async fn latest_events(cfn: &Client, stack: &str) -> anyhow::Result<Vec<StackEvent>> {
+/// A page of the stack's events, newest first (`token`: the one after the page that named it;
+/// `None`: the latest), and the token of the next page, if there is one.
+async fn events_page(
+    cfn: &Client,
+    stack: &str,
+    token: Option<String>,
+) -> anyhow::Result<(Vec<StackEvent>, Option<String>)> {
     let out = cfn
         .describe_stack_events()
         .stack_name(stack)
+        .set_next_token(token)
         .send()
         .await
         .map_err(sdk_error)
         .with_context(|| format!("reading events of {stack}"))?;
-    Ok(out.stack_events.unwrap_or_default())
+    Ok((out.stack_events.unwrap_or_default(), out.next_token))
+}
+
+/// The stack's latest page of events, newest first.
+async fn latest_events(cfn: &Client, stack: &str) -> anyhow::Result<Vec<StackEvent>> {
+    Ok(events_page(cfn, stack, None).await?.0)
 }
 
 /// Ids of the stack's most recent events, so that following an operation prints only its own.
@@ -190,22 +201,15 @@ async fn new_events(
     let mut fresh = Vec::new();
     let mut token = None;
     'pages: loop {
-        let out = cfn
-            .describe_stack_events()
-            .stack_name(stack)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(sdk_error)
-            .with_context(|| format!("reading events of {stack}"))?;
-        for event in out.stack_events() {
+        let (events, next) = events_page(cfn, stack, token).await?;
+        for event in events {
             let Some(id) = event.event_id() else { continue };
             if seen.contains(id) {
                 break 'pages;
             }
-            fresh.push(event.clone());
+            fresh.push(event);
         }
-        match out.next_token {
+        match next {
             Some(next) => token = Some(next),
             None => break,
         }

@@ -11,33 +11,10 @@
 #[path = "support/fake_kvs.rs"]
 mod fake_kvs;
 
-use aws_sdk_cloudfrontkeyvaluestore::Client;
-use aws_sdk_cloudfrontkeyvaluestore::config::Credentials;
 use fake_kvs::{FakeKvs, Recorded};
 use tandem_aws::active::{Change, set};
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tandem_shared::routing::ACTIVE_REGION_KEY;
-
-/// The SDK client `tandem` uses (same HTTPS stack and configuration chain), pointed at the fake
-/// with test credentials.
-async fn client(fake: &FakeKvs) -> Client {
-    let base = tandem_api::store::dynamo::sdk_config(
-        Some(PRIMARY),
-        tandem_api::store::dynamo::Roots::System,
-    )
-    .await;
-    let conf = aws_sdk_cloudfrontkeyvaluestore::config::Builder::from(&base)
-        .endpoint_url(&fake.endpoint)
-        .credentials_provider(Credentials::new(
-            "AKIDTANDEMTEST",
-            "tandem-test-secret",
-            None,
-            None,
-            "tandem-test",
-        ))
-        .build();
-    Client::from_conf(conf)
-}
 
 /// `(method, target, If-Match)` of each request.
 fn calls(requests: &[Recorded]) -> Vec<(String, String, Option<String>)> {
@@ -58,7 +35,7 @@ fn call(method: &str, target: &str, if_match: Option<&str>) -> (String, String, 
 #[tokio::test(flavor = "multi_thread")]
 async fn failover_puts_the_key_and_failback_deletes_it_with_the_current_etag() {
     let fake = FakeKvs::start().await;
-    let client = client(&fake).await;
+    let client = fake.client().await;
 
     let etag = fake.etag();
     let change = set(&client, &fake.arn, Some(SECONDARY)).await.unwrap();
@@ -133,7 +110,7 @@ async fn failover_puts_the_key_and_failback_deletes_it_with_the_current_etag() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_beaten_by_another_writer_is_retried_once_with_the_new_etag() {
     let fake = FakeKvs::start().await;
-    let client = client(&fake).await;
+    let client = fake.client().await;
 
     fake.conflict_next(1);
     let change = set(&client, &fake.arn, Some(SECONDARY)).await.unwrap();
@@ -175,7 +152,7 @@ async fn a_write_beaten_by_another_writer_is_retried_once_with_the_new_etag() {
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_name_the_store_the_operation_and_what_is_missing() {
     let fake = FakeKvs::start().await;
-    let client = client(&fake).await;
+    let client = fake.client().await;
 
     // A store that does not exist is an error, for a failback too (GetKey alone would take
     // its ResourceNotFoundException for a missing key, and report that nothing was to do).

@@ -193,6 +193,15 @@ fn method_set(v: &Value) -> BTreeSet<String> {
     string_set(seq(v))
 }
 
+/// Every action that `statements` ([`iam_statements`]) allow.
+fn actions_of(statements: &[(String, &Value)]) -> BTreeSet<String> {
+    string_set(
+        statements
+            .iter()
+            .flat_map(|(_, s)| one_or_many(field(s, "Action"))),
+    )
+}
+
 fn expected_set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -720,31 +729,20 @@ fn every_api_origin_sends_x_origin_verify_from_secrets_manager() {
 #[test]
 fn edge_timing_defaults_fail_over_fast_and_stay_in_range() {
     let edge = load(EDGE);
-    let attempts = param(&edge, "ConnectionAttempts");
-    let connect = param(&edge, "ConnectionTimeout");
+    // Attempts and the connect timeout: a default, and the range CloudFront accepts.
+    for (name, default, range) in [
+        ("ConnectionAttempts", DEFAULT_CONNECTION_ATTEMPTS, (1, 3)),
+        ("ConnectionTimeout", DEFAULT_CONNECTION_TIMEOUT_S, (1, 10)),
+    ] {
+        let p = param(&edge, name);
+        assert_eq!(u64_of(field(p, "Default")), u64::from(default), "{name}");
+        assert_eq!(
+            (u64_of(field(p, "MinValue")), u64_of(field(p, "MaxValue"))),
+            range,
+            "{name}"
+        );
+    }
     let read = param(&edge, "OriginReadTimeout");
-    assert_eq!(
-        u64_of(field(attempts, "Default")),
-        u64::from(DEFAULT_CONNECTION_ATTEMPTS)
-    );
-    assert_eq!(
-        (
-            u64_of(field(attempts, "MinValue")),
-            u64_of(field(attempts, "MaxValue"))
-        ),
-        (1, 3)
-    );
-    assert_eq!(
-        u64_of(field(connect, "Default")),
-        u64::from(DEFAULT_CONNECTION_TIMEOUT_S)
-    );
-    assert_eq!(
-        (
-            u64_of(field(connect, "MinValue")),
-            u64_of(field(connect, "MaxValue"))
-        ),
-        (1, 10)
-    );
     assert_eq!(
         u64_of(field(read, "Default")),
         u64::from(DEFAULT_ORIGIN_READ_TIMEOUT_S)
@@ -833,11 +831,7 @@ fn function_role_grants_exactly_what_the_api_needs() {
         "no managed policies"
     );
     let statements = iam_statements(&region);
-    let actions: BTreeSet<String> = statements
-        .iter()
-        .flat_map(|(_, s)| one_or_many(field(s, "Action")))
-        .map(|a| str_of(a).to_owned())
-        .collect();
+    let actions = actions_of(&statements);
     assert_eq!(
         actions,
         expected_set(&[
@@ -1461,11 +1455,7 @@ fn watcher_sets_what_the_function_reads_and_reserves_only_when_asked() {
 
     // The role may read and switch the one store and write its own logs, nothing else.
     let statements = iam_statements(&watcher);
-    let actions: BTreeSet<String> = statements
-        .iter()
-        .flat_map(|(_, s)| one_or_many(field(s, "Action")))
-        .map(|a| str_of(a).to_owned())
-        .collect();
+    let actions = actions_of(&statements);
     let expected = expected_set(&[
         "cloudfront-keyvaluestore:DescribeKeyValueStore",
         "cloudfront-keyvaluestore:GetKey",

@@ -197,16 +197,23 @@ impl Function {
     }
 }
 
+/// The function watching a stand-in edge whose primary is down (hanging) or not, and switching
+/// in a fake store: the store, the switch that takes the primary down, and the function.
+async fn watching(primary_down: bool) -> (Arc<FakeKvs>, Arc<AtomicBool>, Function) {
+    let kvs = Arc::new(FakeKvs::start().await);
+    let primary_down = Arc::new(AtomicBool::new(primary_down));
+    let edge = edge(primary_down.clone(), kvs.clone()).await;
+    let function = Function::start(&edge, &kvs).await;
+    (kvs, primary_down, function)
+}
+
 fn rounds(answer: &Answer) -> u64 {
     answer.body["rounds"].as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn switches_after_n_failed_rounds_counted_across_warm_invocations() {
-    let kvs = Arc::new(FakeKvs::start().await);
-    let primary_down = Arc::new(AtomicBool::new(false));
-    let edge = edge(primary_down.clone(), kvs.clone()).await;
-    let mut function = Function::start(&edge, &kvs).await;
+    let (kvs, primary_down, mut function) = watching(false).await;
 
     // Healthy: rounds run, nothing is written, and the store is not even called: the edge's
     // answer says which region is active.
@@ -276,10 +283,7 @@ async fn switches_after_n_failed_rounds_counted_across_warm_invocations() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invocation_fails_when_the_store_refuses_it() {
-    let kvs = Arc::new(FakeKvs::start().await);
-    let primary_down = Arc::new(AtomicBool::new(true));
-    let edge = edge(primary_down.clone(), kvs.clone()).await;
-    let mut function = Function::start(&edge, &kvs).await;
+    let (kvs, primary_down, mut function) = watching(true).await;
     // The primary hangs: the third round asks for a switch, which the store refuses.
     kvs.deny(true);
     let answer = function.invoke(6).await;

@@ -14,8 +14,6 @@
 #[path = "support/fake_kvs.rs"]
 mod fake_kvs;
 
-use aws_sdk_cloudfrontkeyvaluestore::Client;
-use aws_sdk_cloudfrontkeyvaluestore::config::Credentials;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -32,25 +30,6 @@ use tandem_shared::routing::{ACTIVE_REGION_KEY, Routed};
 
 /// Rounds in an hour at the default interval.
 const HOUR: usize = 3_600;
-
-async fn client(fake: &FakeKvs) -> Client {
-    let base = tandem_api::store::dynamo::sdk_config(
-        Some(PRIMARY),
-        tandem_api::store::dynamo::Roots::System,
-    )
-    .await;
-    let conf = aws_sdk_cloudfrontkeyvaluestore::config::Builder::from(&base)
-        .endpoint_url(&fake.endpoint)
-        .credentials_provider(Credentials::new(
-            "AKIDTANDEMTEST",
-            "tandem-test-secret",
-            None,
-            None,
-            "tandem-test",
-        ))
-        .build();
-    Client::from_conf(conf)
-}
 
 /// The stand-in edge's state: the store its router reads, whether the primary answers 503,
 /// and whether `/api/health` is marked at all (an API too old to echo, or no router).
@@ -108,7 +87,7 @@ async fn setup() -> Setup {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let store = KeyValueStore {
-        client: client(&kvs).await,
+        client: kvs.client().await,
         arn: kvs.arn.clone(),
     };
     // The defaults `tandem deploy --auto-failover` deploys with.
@@ -264,7 +243,7 @@ async fn a_switch_already_made_is_not_made_again() {
     // The edge still routes by the old value: it does not mark the answer with the new one.
     s.edge.marks.store(false, Ordering::SeqCst);
     assert_eq!(s.probes.round(&s.store).await.unwrap().active, None);
-    let client = client(&s.kvs).await;
+    let client = s.kvs.client().await;
     tandem_aws::active::set(&client, &s.kvs.arn, Some(SECONDARY))
         .await
         .unwrap();

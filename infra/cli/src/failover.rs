@@ -18,6 +18,14 @@ pub struct FailoverArgs {
     #[arg(long)]
     pub to: String,
     #[command(flatten)]
+    pub switch: SwitchArgs,
+}
+
+/// `tandem failback` flags, and the rest of `tandem failover`'s: where the active region is
+/// kept, and how the switch is confirmed.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SwitchArgs {
+    #[command(flatten)]
     pub target: Target,
     #[command(flatten)]
     pub aws: EdgeArgs,
@@ -25,15 +33,11 @@ pub struct FailoverArgs {
     pub confirm: ConfirmArgs,
 }
 
-/// `tandem failback` flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FailbackArgs {
-    #[command(flatten)]
-    pub target: Target,
-    #[command(flatten)]
-    pub aws: EdgeArgs,
-    #[command(flatten)]
-    pub confirm: ConfirmArgs,
+impl SwitchArgs {
+    /// Sets the active region to `to` (`None`: clears it), and confirms it through the edge.
+    async fn switch(&self, to: Option<&str>) -> anyhow::Result<()> {
+        switch(&self.target, &self.aws, &self.confirm, to).await
+    }
 }
 
 /// `tandem failover`.
@@ -41,10 +45,10 @@ pub async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
     if !is_valid_region(&args.to) {
         bail!("{:?} is not a region name (like us-west-2)", args.to);
     }
-    switch(&args.target, &args.aws, &args.confirm, Some(&args.to)).await
+    args.switch.switch(Some(&args.to)).await
 }
 
 /// `tandem failback`.
-pub async fn failback(args: FailbackArgs) -> anyhow::Result<()> {
-    switch(&args.target, &args.aws, &args.confirm, None).await
+pub async fn failback(args: SwitchArgs) -> anyhow::Result<()> {
+    args.switch(None).await
 }

@@ -94,11 +94,9 @@ pub async fn heal(args: HealArgs) -> anyhow::Result<()> {
             control.set_region(&args.region, RegionState::Up).await?;
         }
         if control.replication().await?.config.paused {
-            let resume = ReplicationPatch {
-                paused: Some(false),
-                lag_ms: None,
-            };
-            control.set_replication(resume).await?;
+            control
+                .set_replication(ReplicationPatch::paused(false))
+                .await?;
         }
     }
     println!("{}", describe(&control.heal(&args.region).await?));

@@ -38,7 +38,7 @@ enum Command {
     /// (docs/contract.md §6.3).
     Failover(tandem_cli::failover::FailoverArgs),
     /// Clear the active region: /api/* goes to the primary first again.
-    Failback(tandem_cli::failover::FailbackArgs),
+    Failback(tandem_cli::failover::SwitchArgs),
     /// Watch the regions' health and switch the active region when it fails
     /// (docs/contract.md §6.3).
     Watch(tandem_cli::watch::WatchCommandArgs),

@@ -48,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tandem_aws::deploy::{Function, IMMUTABLE, NO_CACHE, cache_control, code_key, content_type};
+use tandem_aws::stack::outputs;
 use tandem_shared::control::FUNCTION_TIMEOUT_S;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tandem_shared::routing::ACTIVE_REGION_KEY;
@@ -142,6 +143,27 @@ fn assert_line(output: &str, expected: &str) {
         lines.iter().any(|l| l == expected),
         "no line {expected:?} in:\n{output}"
     );
+}
+
+/// `tandem deploy --dry-run <args>` from the checkout (where it would build the function), with
+/// an AWS endpoint where nothing listens: whether it passed, stdout, stderr.
+fn dry_run(args: &[&str]) -> (bool, String, String) {
+    run(tandem("http://127.0.0.1:9")
+        .current_dir(WORKSPACE)
+        .args(["deploy", "--dry-run"])
+        .args(args))
+}
+
+/// [`dry_run`] of arguments it must refuse: its stderr.
+fn dry_run_refused(args: &[&str]) -> String {
+    let (ok, out, err) = dry_run(args);
+    assert!(!ok, "{args:?} passed:\n{out}");
+    err
+}
+
+/// A path as an argument.
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
 }
 
 // --------------------------------------------------------- pure functions --
@@ -349,16 +371,14 @@ fn dry_run_of_one_region_plans_its_stack_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (zip, _) = write_zip(dir.path(), "fn.zip", "#!/bin/sh\necho v1\n");
     // No console is needed: --only-region uploads none.
-    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
-        .args([
-            "deploy",
-            "--dry-run",
-            "--only-region",
-            SECONDARY,
-            "--lambda-zip",
-        ])
-        .arg(&zip)
-        .args(["--console-dir", "/nonexistent"]));
+    let (ok, out, err) = dry_run(&[
+        "--only-region",
+        SECONDARY,
+        "--lambda-zip",
+        arg(&zip),
+        "--console-dir",
+        "/nonexistent",
+    ]);
     assert!(ok, "{out}\n{err}");
     let stacks: Vec<&str> = out
         .lines()
@@ -386,17 +406,9 @@ fn dry_run_of_one_region_plans_its_stack_alone() {
         )),
         "{out}"
     );
-    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
-        .args([
-            "deploy",
-            "--dry-run",
-            "--only-region",
-            "eu-west-1",
-            "--lambda-zip",
-        ])
-        .arg(&zip));
+    let err = dry_run_refused(&["--only-region", "eu-west-1", "--lambda-zip", arg(&zip)]);
     assert!(
-        !ok && err.contains("--only-region eu-west-1 is not one of --regions"),
+        err.contains("--only-region eu-west-1 is not one of --regions"),
         "{err}"
     );
 }
@@ -405,10 +417,7 @@ fn dry_run_of_one_region_plans_its_stack_alone() {
 fn dry_run_without_a_zip_plans_the_cargo_lambda_build() {
     let dir = tempfile::tempdir().unwrap();
     console(dir.path());
-    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
-        .current_dir(WORKSPACE)
-        .args(["deploy", "--dry-run", "--console-dir"])
-        .arg(dir.path()));
+    let (ok, out, err) = dry_run(&["--console-dir", arg(dir.path())]);
     assert!(ok, "{out}\n{err}");
     assert_line(
         &out,
@@ -421,10 +430,7 @@ fn dry_run_without_a_zip_plans_the_cargo_lambda_build() {
         "no watcher unless asked:\n{out}"
     );
     // Without the failover drill, the plan says so in its place.
-    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
-        .current_dir(WORKSPACE)
-        .args(["deploy", "--dry-run", "--no-prove", "--console-dir"])
-        .arg(dir.path()));
+    let (ok, out, err) = dry_run(&["--no-prove", "--console-dir", arg(dir.path())]);
     assert!(ok, "{out}\n{err}");
     assert_line(&out, "11. No failover drill (--no-prove).");
     assert!(!out.contains("tandem-prove-"), "{out}");
@@ -434,11 +440,14 @@ fn dry_run_without_a_zip_plans_the_cargo_lambda_build() {
 fn dry_run_with_auto_failover_plans_the_watcher_after_the_edge() {
     let dir = tempfile::tempdir().unwrap();
     console(dir.path());
-    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
-        .current_dir(WORKSPACE)
-        .args(["deploy", "--dry-run", "--auto-failover", "--auto-failback"])
-        .args(["--probe-interval-ms", "2000", "--console-dir"])
-        .arg(dir.path()));
+    let (ok, out, err) = dry_run(&[
+        "--auto-failover",
+        "--auto-failback",
+        "--probe-interval-ms",
+        "2000",
+        "--console-dir",
+        arg(dir.path()),
+    ]);
     assert!(ok, "{out}\n{err}");
     println!("{out}");
     assert_line(
@@ -484,11 +493,12 @@ fn dry_run_with_auto_failover_plans_the_watcher_after_the_edge() {
     ] {
         assert_line(&out, &line);
     }
-    let (ok, out, err) = run(tandem("http://127.0.0.1:9")
-        .current_dir(WORKSPACE)
-        .args(["deploy", "--dry-run", "--auto-failover"])
-        .args(["--reserve-watcher-concurrency", "--console-dir"])
-        .arg(dir.path()));
+    let (ok, out, err) = dry_run(&[
+        "--auto-failover",
+        "--reserve-watcher-concurrency",
+        "--console-dir",
+        arg(dir.path()),
+    ]);
     assert!(ok, "{out}\n{err}");
     assert_line(&out, "ReserveConcurrency = true");
     assert_line(
@@ -497,26 +507,19 @@ fn dry_run_with_auto_failover_plans_the_watcher_after_the_edge() {
     );
 
     // An interval a one-minute run cannot hold twice is refused before anything happens.
-    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
-        .current_dir(WORKSPACE)
-        .args([
-            "deploy",
-            "--dry-run",
-            "--auto-failover",
-            "--probe-interval-ms",
-            "30000",
-        ])
-        .arg("--console-dir")
-        .arg(dir.path()));
-    assert!(!ok);
+    let err = dry_run_refused(&[
+        "--auto-failover",
+        "--probe-interval-ms",
+        "30000",
+        "--console-dir",
+        arg(dir.path()),
+    ]);
     assert!(
         err.contains("the watcher on AWS takes at most 20000"),
         "{err}"
     );
     // A watcher zip without the watcher is a mistake, not something to ignore.
-    let (ok, _, err) =
-        run(tandem("http://127.0.0.1:9").args(["deploy", "--dry-run", "--watcher-zip", "w.zip"]));
-    assert!(!ok);
+    let err = dry_run_refused(&["--watcher-zip", "w.zip"]);
     assert!(err.contains("--auto-failover"), "{err}");
 }
 
@@ -526,12 +529,13 @@ fn deploy_refuses_what_it_cannot_deploy() {
     let (zip, _) = write_zip(dir.path(), "fn.zip", "#!/bin/sh\n");
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
-        .args(["deploy", "--dry-run", "--lambda-zip"])
-        .arg(&zip)
-        .arg("--console-dir")
-        .arg(&empty));
-    assert!(!ok);
+    // The dry run of `zip` with the console in `empty`, and `extra`: its refusal.
+    let refused = |zip: &Path, extra: &[&str]| {
+        let mut args = vec!["--lambda-zip", arg(zip), "--console-dir", arg(&empty)];
+        args.extend(extra);
+        dry_run_refused(&args)
+    };
+    let err = refused(&zip, &[]);
     assert!(
         err.contains("has no index.html: build the console first"),
         "{err}"
@@ -540,20 +544,10 @@ fn deploy_refuses_what_it_cannot_deploy() {
     console(&empty);
     let not_zip = dir.path().join("bootstrap");
     std::fs::write(&not_zip, "#!/bin/sh\n").unwrap();
-    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
-        .args(["deploy", "--dry-run", "--lambda-zip"])
-        .arg(&not_zip)
-        .arg("--console-dir")
-        .arg(&empty));
-    assert!(!ok);
+    let err = refused(&not_zip, &[]);
     assert!(err.contains("is not a zip file"), "{err}");
 
-    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
-        .args(["deploy", "--dry-run", "--regions", PRIMARY, "--lambda-zip"])
-        .arg(&zip)
-        .arg("--console-dir")
-        .arg(&empty));
-    assert!(!ok);
+    let err = refused(&zip, &["--regions", PRIMARY]);
     assert!(err.contains("--regions needs exactly two regions"), "{err}");
 
     // Strong consistency needs three distinct Regions of one MRSC Region set.
@@ -583,14 +577,7 @@ fn deploy_refuses_what_it_cannot_deploy() {
         };
         std::fs::write(templates.join(file), text).unwrap();
     }
-    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
-        .args(["deploy", "--dry-run", "--lambda-zip"])
-        .arg(&zip)
-        .arg("--console-dir")
-        .arg(&empty)
-        .arg("--templates")
-        .arg(&templates));
-    assert!(!ok);
+    let err = refused(&zip, &["--templates", arg(&templates)]);
     assert!(
         err.contains("region.yaml declares no parameter CodeKey, which deploy sets"),
         "{err}"
@@ -606,14 +593,7 @@ fn deploy_refuses_what_it_cannot_deploy() {
         edge.replace("\n  KeyValueStoreArn:\n", "\n  KeyValueStoreArnRenamed:\n"),
     )
     .unwrap();
-    let (ok, _, err) = run(tandem("http://127.0.0.1:9")
-        .args(["deploy", "--dry-run", "--lambda-zip"])
-        .arg(&zip)
-        .arg("--console-dir")
-        .arg(&empty)
-        .arg("--templates")
-        .arg(&templates));
-    assert!(!ok);
+    let err = refused(&zip, &["--templates", arg(&templates)]);
     assert!(
         err.contains("edge.yaml has no output KeyValueStoreArn, which deploy reads"),
         "{err}"
@@ -821,19 +801,6 @@ fn params(stack: &Stack) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn stack_outputs(stack: &Stack) -> BTreeMap<String, String> {
-    stack
-        .outputs()
-        .iter()
-        .map(|o| {
-            (
-                o.output_key().unwrap_or_default().to_owned(),
-                o.output_value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
-
 fn status(stack: &Stack) -> &str {
     stack.stack_status().unwrap().as_str()
 }
@@ -944,7 +911,7 @@ async fn assert_stacks_chained(moto: &Moto, code_key: &str, zip: &[u8]) -> Strin
         let (zip_body, zip_type, _) = body_of(&s3, &p["CodeBucket"], code_key).await;
         assert_eq!(zip_body, zip);
         assert_eq!(zip_type, "application/zip");
-        api_domains.insert(region, stack_outputs(&s)["ApiDomainName"].clone());
+        api_domains.insert(region, outputs(&s)["ApiDomainName"].clone());
     }
     let edge = stack(&moto.cfn(PRIMARY).await, "tandem-edge")
         .await
@@ -954,7 +921,7 @@ async fn assert_stacks_chained(moto: &Moto, code_key: &str, zip: &[u8]) -> Strin
     assert_eq!(edge_params["PrimaryApiDomain"], api_domains[PRIMARY]);
     assert_eq!(edge_params["SecondaryApiDomain"], api_domains[SECONDARY]);
     assert_eq!(edge_params["SecretName"], "tandem/secrets");
-    stack_outputs(&edge)["ConsoleBucketName"].clone()
+    outputs(&edge)["ConsoleBucketName"].clone()
 }
 
 /// The console, byte for byte, with its headers.
@@ -1058,21 +1025,8 @@ async fn assert_drill_passed(out: &str, local: &common::Stack, kvs: &FakeKvs) {
         .take_while(|l| !l.starts_with("RTO seen"))
         .filter(|l| l.starts_with("PASS ") || l.starts_with("FAIL "))
         .collect();
-    let names = [
-        "write through /api/*".to_owned(),
-        format!("replicated to {SECONDARY}"),
-        format!("origin cloaking {PRIMARY}"),
-        format!("origin cloaking {SECONDARY}"),
-        format!("fault {PRIMARY}"),
-        "write before the switch".to_owned(),
-        format!("switch to {SECONDARY}"),
-        "write after the switch".to_owned(),
-        "reads during the fault".to_owned(),
-        format!("heal {PRIMARY}"),
-        "fail back".to_owned(),
-        format!("replicated to {PRIMARY}"),
-        "clean up".to_owned(),
-    ];
+    // The local stack's primary is deploy's (both us-east-1).
+    let names = common::drill_steps();
     assert_eq!(rows.len(), names.len(), "{out}");
     for (row, name) in rows.iter().zip(&names) {
         assert!(row.starts_with(&format!("PASS {name} ")), "{row}\n{out}");
@@ -1114,12 +1068,7 @@ async fn assert_drill_passed(out: &str, local: &common::Stack, kvs: &FakeKvs) {
         matches!(faults.fault, tandem_shared::Fault::None { .. }),
         "{faults:?}"
     );
-    let page: serde_json::Value = local
-        .edge(reqwest::Method::GET, "/api/items?limit=100", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page = common::first_page(local).await;
     let left: Vec<&serde_json::Value> = page["items"]
         .as_array()
         .unwrap()
@@ -1571,6 +1520,27 @@ async fn assert_watcher_deployed(
     );
 }
 
+/// The items table in the primary region; `None` once DynamoDB no longer knows it.
+async fn items_table(moto: &Moto) -> Option<aws_sdk_dynamodb::types::TableDescription> {
+    let described = moto
+        .dynamodb(PRIMARY)
+        .await
+        .describe_table()
+        .table_name("tandem-items")
+        .send()
+        .await;
+    match described {
+        Ok(out) => Some(out.table.expect("a described table")),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => panic!("describing tandem-items: {e:?}"),
+    }
+}
+
 /// Everything but the data stack and its retained, still protected table is gone.
 async fn assert_destroyed_but_the_data(moto: &Moto, console_bucket: &str) {
     let (primary, secondary) = (moto.cfn(PRIMARY).await, moto.cfn(SECONDARY).await);
@@ -1603,16 +1573,7 @@ async fn assert_destroyed_but_the_data(moto: &Moto, console_bucket: &str) {
         .await
         .expect("the data stack stays");
     assert_eq!(status(&data), "CREATE_COMPLETE");
-    let table = moto
-        .dynamodb(PRIMARY)
-        .await
-        .describe_table()
-        .table_name("tandem-items")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let table = items_table(moto).await.expect("the table stays");
     assert_eq!(table.deletion_protection_enabled, Some(true));
 }
 
@@ -1633,21 +1594,8 @@ async fn assert_destroyed_with_the_data(moto: &Moto, out: &str) {
             .await
             .is_none()
     );
-    let table = moto
-        .dynamodb(PRIMARY)
-        .await
-        .describe_table()
-        .table_name("tandem-items")
-        .send()
-        .await;
-    assert!(
-        table
-            .as_ref()
-            .err()
-            .and_then(|e| e.as_service_error())
-            .is_some_and(|e| e.is_resource_not_found_exception()),
-        "table still there: {table:?}"
-    );
+    let table = items_table(moto).await;
+    assert!(table.is_none(), "table still there: {table:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1868,26 +1816,21 @@ async fn emptying_a_versioned_bucket_removes_every_version() {
         .send()
         .await
         .unwrap();
-    let before = s3
-        .list_object_versions()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (before.versions().len(), before.delete_markers().len()),
-        (3, 1)
-    );
+    /// The bucket's object versions and delete markers.
+    async fn versions(s3: &aws_sdk_s3::Client, bucket: &str) -> (usize, usize) {
+        let out = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        (out.versions().len(), out.delete_markers().len())
+    }
+    assert_eq!(versions(&s3, bucket).await, (3, 1));
 
     let deleted = empty_bucket(&s3, bucket).await.unwrap();
     assert_eq!(deleted, 4, "three versions and one delete marker");
-    let after = s3
-        .list_object_versions()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap();
-    assert!(after.versions().is_empty() && after.delete_markers().is_empty());
+    assert_eq!(versions(&s3, bucket).await, (0, 0));
     assert!(delete_bucket(&s3, bucket).await.unwrap());
     assert!(!bucket_exists(&s3, bucket).await.unwrap());
     assert!(!delete_bucket(&s3, bucket).await.unwrap());

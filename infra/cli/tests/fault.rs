@@ -177,60 +177,33 @@ async fn fault_and_heal_through_the_edge() {
     assert_eq!(out.trim(), "us-east-1: no fault");
 
     // Mistakes: a wrong token, no token, a mode the API would refuse anyway.
-    let (ok, _, err) = tandem(
-        args(&[
-            "fault",
-            EAST,
-            "error:503",
-            "--endpoint",
-            &edge,
-            "--token",
-            "nope",
-        ]),
-        None,
-    )
-    .await;
-    assert!(!ok);
-    assert!(
-        err.contains("401 Unauthorized (wrong or missing admin token)"),
-        "{err}"
-    );
-    let (ok, _, err) = tandem(args(&["heal", EAST, "--endpoint", &edge]), None).await;
-    assert!(!ok);
-    assert!(err.contains("no admin token"), "{err}");
-    let (ok, _, err) = tandem(
-        args(&[
-            "fault",
-            EAST,
-            "error:418",
-            "--endpoint",
-            &edge,
-            "--token",
-            TOKEN,
-        ]),
-        None,
-    )
-    .await;
-    assert!(!ok);
-    assert!(
-        err.contains("the status must be one of [500, 502, 503, 504]"),
-        "{err}"
-    );
-    let (ok, _, err) = tandem(
-        args(&[
-            "fault",
-            EAST,
-            "melt:1",
-            "--endpoint",
-            &edge,
-            "--token",
-            TOKEN,
-        ]),
-        None,
-    )
-    .await;
-    assert!(!ok);
-    assert!(err.contains("error:<status> or slow:<ms>"), "{err}");
+    for (command, token, refusal) in [
+        (
+            &["fault", EAST, "error:503"][..],
+            Some("nope"),
+            "401 Unauthorized (wrong or missing admin token)",
+        ),
+        (&["heal", EAST], None, "no admin token"),
+        (
+            &["fault", EAST, "error:418"],
+            Some(TOKEN),
+            "the status must be one of [500, 502, 503, 504]",
+        ),
+        (
+            &["fault", EAST, "melt:1"],
+            Some(TOKEN),
+            "error:<status> or slow:<ms>",
+        ),
+    ] {
+        let mut list = args(command);
+        list.extend(args(&["--endpoint", &edge]));
+        if let Some(token) = token {
+            list.extend(args(&["--token", token]));
+        }
+        let (ok, _, err) = tandem(list, None).await;
+        assert!(!ok, "{command:?}");
+        assert!(err.contains(refusal), "{command:?}: {err}");
+    }
     assert!(admin_state(&edge, EAST).await.fault.is_none());
 }
 

@@ -74,33 +74,7 @@ async fn deployed(moto: &Moto) {
 /// The `x-origin-verify` value the edge stack resolves to now: call it right after a stack
 /// operation, when CloudFormation resolves it.
 async fn resolve(moto: &Moto) -> String {
-    let stack = moto
-        .cfn(PRIMARY)
-        .await
-        .describe_stacks()
-        .stack_name(EDGE)
-        .send()
-        .await
-        .unwrap()
-        .stacks
-        .unwrap()
-        .remove(0);
-    let pinned = stack
-        .parameters()
-        .iter()
-        .find(|p| p.parameter_key() == Some(VERSION_PARAMETER))
-        .and_then(|p| p.parameter_value())
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
-    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config(PRIMARY).await);
-    let out = secrets
-        .get_secret_value()
-        .secret_id(SECRET)
-        .set_version_id(pinned)
-        .send()
-        .await
-        .unwrap();
-    let value: serde_json::Value = serde_json::from_str(out.secret_string().unwrap()).unwrap();
+    let value = secret(moto, pinned(moto).await).await;
     value["origin_secret"].as_str().unwrap().to_owned()
 }
 
@@ -185,11 +159,13 @@ async fn assert_pinned_labelled(moto: &Moto, step: &str) -> String {
     pinned
 }
 
-async fn current_secret(moto: &Moto) -> serde_json::Value {
+/// The secret's value at `version` (`None`: AWSCURRENT) in the primary region.
+async fn secret(moto: &Moto, version: Option<String>) -> serde_json::Value {
     let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config(PRIMARY).await);
     let out = secrets
         .get_secret_value()
         .secret_id(SECRET)
+        .set_version_id(version)
         .send()
         .await
         .unwrap();
@@ -211,7 +187,7 @@ async fn a_rotation_never_refuses_the_edge_and_the_binary_runs_it_whole() {
     let err = lost.preflight().await.unwrap_err();
     assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
     assert!(
-        current_secret(&moto)
+        secret(&moto, None)
             .await
             .get("previous_origin_secret")
             .is_none()
@@ -221,7 +197,7 @@ async fn a_rotation_never_refuses_the_edge_and_the_binary_runs_it_whole() {
     rotation.preflight().await.unwrap();
     let staged = rotation.stage().await.unwrap();
     assert_accepted(&moto, &regions, &sent, "stage").await;
-    let staged_secret = current_secret(&moto).await;
+    let staged_secret = secret(&moto, None).await;
     assert_eq!(staged_secret["previous_origin_secret"], "first");
     assert_eq!(staged_secret["admin_token"], "admin", "other keys are kept");
     let new = staged_secret["origin_secret"].as_str().unwrap().to_owned();
@@ -247,7 +223,7 @@ async fn a_rotation_never_refuses_the_edge_and_the_binary_runs_it_whole() {
     );
     rotation.retire(&staged).await.unwrap();
     assert_accepted(&moto, &regions, &sent, "retire").await;
-    let retired = current_secret(&moto).await;
+    let retired = secret(&moto, None).await;
     assert_eq!(
         retired,
         json!({"admin_token": "admin", "origin_secret": new})
@@ -289,7 +265,7 @@ async fn a_rotation_never_refuses_the_edge_and_the_binary_runs_it_whole() {
         "rot",
     ]));
     assert!(ok, "tandem rotate-secret failed:\n{out}\n{err}");
-    let last = current_secret(&moto).await;
+    let last = secret(&moto, None).await;
     assert!(last.get("previous_origin_secret").is_none(), "{last}");
     assert_ne!(last["origin_secret"], new.as_str());
     let sent = resolve(&moto).await;

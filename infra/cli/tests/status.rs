@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{EAST, EXE, Stack, TOKEN, WEST, marking_edge};
+use common::{EAST, EXE, Stack, TOKEN, WEST, drill_steps, first_page, marking_edge};
 use std::process::Command;
 use tandem_shared::Fault;
 
@@ -83,12 +83,7 @@ async fn status_checks_every_route_and_names_what_fails() {
             .starts_with("PASS"),
         "{text}"
     );
-    let list: serde_json::Value = stack
-        .edge(reqwest::Method::GET, "/api/items?limit=100", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = first_page(&stack).await;
     let items = list["items"].as_array().expect("a page of items");
     assert!(items.is_empty(), "the throwaway item was deleted: {list}");
     // Without the admin token the stored active region is not read: said, not failed.
@@ -205,21 +200,7 @@ async fn status_prove_runs_the_failover_drill() {
         text.contains(&format!("Failover drill through {}:", stack.edge)),
         "{text}"
     );
-    for step in [
-        "write through /api/*".to_owned(),
-        format!("replicated to {WEST}"),
-        format!("origin cloaking {EAST}"),
-        format!("origin cloaking {WEST}"),
-        format!("fault {EAST}"),
-        "write before the switch".to_owned(),
-        format!("switch to {WEST}"),
-        "write after the switch".to_owned(),
-        "reads during the fault".to_owned(),
-        format!("heal {EAST}"),
-        "fail back".to_owned(),
-        format!("replicated to {EAST}"),
-        "clean up".to_owned(),
-    ] {
+    for step in drill_steps() {
         let l = line(&text, &format!("  {step} "));
         assert!(l.trim_start().starts_with("PASS"), "{step}: {text}");
     }
@@ -235,12 +216,7 @@ async fn status_prove_runs_the_failover_drill() {
     assert_eq!(control.active_region().await.unwrap().region, None);
     let fault = control.fault(EAST).await.unwrap().fault;
     assert!(matches!(fault, Fault::None { .. }), "{fault:?}");
-    let list: serde_json::Value = stack
-        .edge(reqwest::Method::GET, "/api/items?limit=100", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = first_page(&stack).await;
     assert_eq!(list["items"], serde_json::json!([]), "the drill cleaned up");
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tandem_api::store::now_ms;
 use tandem_shared::Fault;
 use tandem_shared::Item;
-use tandem_shared::control::{Outage, RegionState, ReplicationPatch};
+use tandem_shared::control::{Outage, RegionState};
 use tandem_shared::item::parse_timestamp;
 use tandem_shared::wire::ItemResponse;
 use tandem_testkit::{Signal, alive, exit_status, signal, until};
@@ -35,14 +35,7 @@ async fn past(ms: u64) {
 #[tokio::test]
 async fn healthy_write_is_answered_by_the_primary_and_replicates() {
     let s = Stack::start().await;
-    let r = s
-        .edge(
-            Method::PUT,
-            "/api/items/h1",
-            Some(json!({"data": {"v": 1}})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    let r = s.create("/api/items/h1", json!({"data": {"v": 1}})).await;
     assert_eq!(header(&r, "x-served-region").as_deref(), Some(EAST));
     assert_eq!(header(&r, "x-edge-origin").as_deref(), Some(EAST));
     assert_eq!(header(&r, "x-edge-failover"), None);
@@ -77,14 +70,7 @@ async fn healthy_write_is_answered_by_the_primary_and_replicates() {
 #[tokio::test]
 async fn reads_fail_over_on_every_primary_fault() {
     let s = Stack::start().await;
-    let r = s
-        .edge(
-            Method::PUT,
-            "/api/items/r1",
-            Some(json!({"data": {"v": 1}})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create("/api/items/r1", json!({"data": {"v": 1}})).await;
     s.converged("r1").await;
 
     let cases = [
@@ -242,12 +228,7 @@ async fn writes_do_not_fail_over_and_client_errors_pass_through() {
 #[tokio::test]
 async fn partition_then_heal_converges_last_writer_wins() {
     let s = Stack::start().await;
-    let paused = |paused| ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    };
-    let v = s.control().set_replication(paused(true)).await.unwrap();
-    assert!(v.config.paused);
+    s.set_paused(true).await;
     // A write's timestamp, in milliseconds.
     let put = |region: &'static str, id: &'static str, v: &'static str| {
         let s = &s;
@@ -299,7 +280,7 @@ async fn partition_then_heal_converges_last_writer_wins() {
     assert!(rep.config.paused);
     assert_eq!(rep.pairs.len(), 2, "{rep:?}");
 
-    s.control().set_replication(paused(false)).await.unwrap();
+    s.set_paused(false).await;
     let (status, item) = s.converged("p1").await;
     assert_eq!(
         (
@@ -423,16 +404,9 @@ async fn sigterm_leaves_no_process_behind() {
 
 #[tokio::test]
 async fn sigterm_stops_the_stack_while_half_sent_requests_are_open() {
-    use std::io::Write as _;
     let s = Stack::start().await;
     // Half a request to the edge and half to each region: nobody will ever finish them.
-    let mut open = Vec::new();
-    for base in std::iter::once(&s.edge).chain(s.regions.values()) {
-        let mut c = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
-        c.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            .unwrap();
-        open.push(c);
-    }
+    let _open = s.half_sent_requests();
     assert!(signal(s.pid(), Signal::SIGTERM));
     // The drain is bounded (3 s for the edge, then each region's), so this returns; before,
     // the edge waited for the half-sent request forever.
@@ -501,14 +475,7 @@ async fn a_region_whose_database_cannot_open_does_not_take_the_stack_down() {
         region(WEST).error.as_deref().unwrap().contains(WEST),
         "the control API says which region and why: {v:?}"
     );
-    let r = s
-        .edge(
-            Method::PUT,
-            "/api/items/still-up",
-            Some(json!({"data": {}})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    let r = s.create("/api/items/still-up", json!({"data": {}})).await;
     assert_eq!(header(&r, "x-served-region").as_deref(), Some(EAST));
 }
 
@@ -531,13 +498,8 @@ async fn the_edge_forwards_paths_exactly_as_sent() {
     assert_eq!(s.direct(EAST, "/api/items/a").await.status(), 404);
     // Percent-encoding that is part of a valid id reaches the origin intact.
     let r = s
-        .edge(
-            Method::PUT,
-            "/region/us-west-2/api/items/x%2Dy",
-            Some(json!({"data": {}})),
-        )
+        .create("/region/us-west-2/api/items/x%2Dy", json!({"data": {}}))
         .await;
-    assert_eq!(r.status(), 201);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["item"]["id"], "x-y");
 }

@@ -77,6 +77,13 @@ pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
+/// Header `name` of an answer as text; `None` when it is absent or not visible ASCII (which
+/// no header Tandem reads is).
+pub fn header_text(answer: &reqwest::Response, name: &str) -> Option<String> {
+    let value = answer.headers().get(name)?;
+    value.to_str().ok().map(str::to_owned)
+}
+
 /// A client for one edge, with the admin token.
 #[derive(Debug, Clone)]
 pub struct ControlClient {

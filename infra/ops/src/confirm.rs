@@ -11,6 +11,7 @@
 //! deploy's failover drill times its switch by it. The health watcher reads the same header on
 //! its own probes ([`crate::watcher`]).
 
+use crate::client::header_text;
 use std::time::{Duration, Instant};
 use tandem_shared::headers::{ACTIVE_REGION, SERVED_REGION};
 use tandem_shared::routing::Routed;
@@ -117,13 +118,7 @@ pub async fn look(http: &reqwest::Client, base: &str) -> Look {
             };
         }
     };
-    let header = |name: &str| {
-        answer
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name| header_text(&answer, name);
     Look {
         status: Some(answer.status().as_u16()),
         served: header(SERVED_REGION),

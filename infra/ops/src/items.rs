@@ -9,6 +9,7 @@
 //! transport failure (no answer at all) is an error, [`NoAnswer`]. The client takes a
 //! `reqwest::Client` its caller built, so timeouts, pools and TLS stay the caller's.
 
+use crate::client::header_text;
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_MATCH};
 use serde::Serialize;
@@ -133,13 +134,7 @@ impl ItemClient {
             latency: started.elapsed(),
         })?;
         let status = response.status();
-        let header = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let header = |name| header_text(&response, name);
         let served_region = header(SERVED_REGION);
         let etag = header(ETAG.as_str());
         let edge = Edge {

@@ -1,7 +1,8 @@
 //! A stand-in for the CloudFront KeyValueStore data-plane API (`cloudfront-keyvaluestore`),
 //! which moto does not have (moto 5.2.5: its CloudFront API can create a store, but nothing
 //! serves the data plane, and its CloudFormation cannot create `AWS::CloudFront::KeyValueStore`).
-//! Shared by `infra/aws/tests/active.rs` and `infra/cli/tests/deploy.rs` (`#[path]`).
+//! Shared by the AWS crate's tests and `infra/cli/tests/deploy.rs` (`#[path]`), with the SDK
+//! client pointed at it ([`FakeKvs::client`]).
 //!
 //! It serves one store and the four operations `tandem failover`/`failback` use, shaped as the
 //! SDK's model says (restJson1): DescribeKeyValueStore (`GET /key-value-stores/{arn}`, the
@@ -137,6 +138,28 @@ impl FakeKvs {
     /// The requests so far, and forget them.
     pub fn take_requests(&self) -> Vec<Recorded> {
         std::mem::take(&mut self.data.lock().unwrap().requests)
+    }
+
+    /// The SDK client `tandem` uses (same HTTPS stack and configuration chain), pointed at the
+    /// fake with test credentials.
+    pub async fn client(&self) -> aws_sdk_cloudfrontkeyvaluestore::Client {
+        use aws_sdk_cloudfrontkeyvaluestore::config::{Builder, Credentials};
+        let base = tandem_api::store::dynamo::sdk_config(
+            Some(tandem_shared::region::PRIMARY),
+            tandem_api::store::dynamo::Roots::System,
+        )
+        .await;
+        let conf = Builder::from(&base)
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(
+                "AKIDTANDEMTEST",
+                "tandem-test-secret",
+                None,
+                None,
+                "tandem-test",
+            ))
+            .build();
+        aws_sdk_cloudfrontkeyvaluestore::Client::from_conf(conf)
     }
 }
 

@@ -10,13 +10,13 @@
 //! 4. A region that lost its disk copying 20,000 items back: its reads meanwhile (404s: none).
 //! 5. `tandem verify` with 100,000 differing items: the `tandem up` process's memory.
 
-use super::stack::{self, Stack, paused};
+use super::stack::{self, Stack};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 use tandem_ops::memory::{reset_peak, rss};
-use tandem_shared::control::{EdgeSettings, RegionState};
+use tandem_shared::control::{EdgeSettings, RegionState, ReplicationPatch};
 use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tandem_shared::wire::path;
@@ -285,7 +285,9 @@ async fn reads_during_resync(edge: &EdgeSettings, items: u64) -> anyhow::Result<
 async fn verify_memory(edge: &EdgeSettings, items: u64) -> anyhow::Result<()> {
     println!("\n## tandem verify with {items} items that differ (replication paused)");
     let s = stack::start(edge, &[]).await?;
-    stack::control(&s).set_replication(paused(true)).await?;
+    stack::control(&s)
+        .set_replication(ReplicationPatch::paused(true))
+        .await?;
     fill(&s, PRIMARY, "only-east", items).await?;
     let before = rss(s.pid()).now;
     reset_peak(s.pid());

@@ -26,6 +26,7 @@ use tandem_shared::control::RegionState;
 use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 use tandem_shared::wire::path;
+use tandem_testkit::Moto;
 use tokio::sync::Mutex;
 
 fn children(pid: u32) -> Vec<u32> {
@@ -461,23 +462,12 @@ async fn cold_start(bin: &Path, env: &[(&str, String)]) -> anyhow::Result<(f64, 
 const BENCH_ORIGIN_SECRET: &str = "bench-origin-secret";
 
 /// Lambda init stand-in: `tandem-api` (Lambda mode on moto) next to a hello world.
-pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> anyhow::Result<()> {
+pub async fn lambda_init(bin_dir: &Path, moto: &Moto, runs: usize) -> anyhow::Result<()> {
     println!(
         "\n## Lambda init stand-in: spawn to first response through a local Runtime API ({runs} runs each)"
     );
-    let dynamo = {
-        let creds =
-            aws_sdk_dynamodb::config::Credentials::new("bench", "bench", None, None, "bench");
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(creds)
-            .endpoint_url(moto_endpoint)
-            // moto is plain HTTP on loopback: no TLS stack needed here.
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
-    };
+    let config = moto.sdk_config("us-east-1").await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
@@ -501,18 +491,7 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
         .await;
     // The runtime secret, which the function reads at init on AWS (its stack always sets
     // TANDEM_SECRET_ID).
-    let secrets = {
-        let creds =
-            aws_sdk_secretsmanager::config::Credentials::new("bench", "bench", None, None, "bench");
-        let config = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-            .credentials_provider(creds)
-            .endpoint_url(moto_endpoint)
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .build();
-        aws_sdk_secretsmanager::Client::from_conf(config)
-    };
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
     let _ = secrets
         .create_secret()
         .name("bench/secrets")
@@ -523,7 +502,7 @@ pub async fn lambda_init(bin_dir: &Path, moto_endpoint: &str, runs: usize) -> an
         .await;
     let tandem_env = vec![
         ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ENDPOINT_URL", moto_endpoint.to_owned()),
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
         ("AWS_ACCESS_KEY_ID", "bench".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "bench".to_owned()),
         ("TABLE_NAME", "bench-items".to_owned()),

@@ -129,7 +129,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .parent()
             .map(PathBuf::from)
             .context("binary directory")?;
-        compare::lambda_init(&bins, &moto.endpoint, 5).await?;
+        compare::lambda_init(&bins, &moto, 5).await?;
         compare::console_size(&args.console_dir)?;
     }
     Ok(())

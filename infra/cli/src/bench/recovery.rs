@@ -3,12 +3,12 @@
 //! writes takes, and how long a region that lost its disk
 //! takes to match its peer again. Figures only: nothing here asserts on time.
 
-use super::stack::{self, Stack, paused};
+use super::stack::{self, Stack};
 use anyhow::{Context as _, bail};
 use std::time::{Duration, Instant};
 use tandem_ops::items::ItemClient;
 use tandem_ops::memory::rss;
-use tandem_shared::control::{EdgeSettings, RegionState};
+use tandem_shared::control::{EdgeSettings, RegionState, ReplicationPatch};
 use tandem_shared::item::Data;
 use tandem_shared::region::{PRIMARY, SECONDARY};
 
@@ -29,6 +29,17 @@ async fn until_agreed(s: &Stack, limit: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Releases a backlog: resumes replication and waits until the regions agree (at most 10
+/// minutes). The seconds that took.
+async fn resume_until_agreed(s: &Stack) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    stack::control(s)
+        .set_replication(ReplicationPatch::paused(false))
+        .await?;
+    until_agreed(s, Duration::from_secs(600)).await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
 /// Replication paused for `secs` while us-east-1 takes `rate` new items per second, then
 /// released: how long until both regions agree, and the rate the backlog drained at.
 pub async fn partition(edge: &EdgeSettings, secs: u64, rate: u64) -> anyhow::Result<()> {
@@ -37,14 +48,13 @@ pub async fn partition(edge: &EdgeSettings, secs: u64, rate: u64) -> anyhow::Res
         .pool_max_idle_per_host(2048)
         .build()?;
     println!("\n## Catch-up after a {secs} s partition at {rate} writes/s into {PRIMARY}");
-    stack::control(&s).set_replication(paused(true)).await?;
+    stack::control(&s)
+        .set_replication(ReplicationPatch::paused(true))
+        .await?;
     let primary = s.items_in(http, PRIMARY)?;
     let id = |i: u64| format!("part-{i}");
     let ok = stack::steady_writes(&primary, rate, rate * secs, id).await;
-    let started = Instant::now();
-    stack::control(&s).set_replication(paused(false)).await?;
-    until_agreed(&s, Duration::from_secs(600)).await?;
-    let took = started.elapsed().as_secs_f64();
+    let took = resume_until_agreed(&s).await?;
     println!(
         "{ok} writes acknowledged during the partition; {SECONDARY} matched {PRIMARY} {took:.2} s after the heal ({:.0} writes/s)",
         ok as f64 / took
@@ -60,15 +70,14 @@ pub async fn catch_up(edge: &EdgeSettings, mb: u64) -> anyhow::Result<()> {
     println!(
         "\n## Catch-up: {items} items of 400 KB ({mb} MB) written while replication is paused"
     );
-    stack::control(&s).set_replication(paused(true)).await?;
+    stack::control(&s)
+        .set_replication(ReplicationPatch::paused(true))
+        .await?;
     let data = Data::from_iter([("blob".to_owned(), "x".repeat(399_000).into())]);
     for i in 0..items {
         put_ok(&primary, &format!("big-{i}"), &data).await?;
     }
-    let started = Instant::now();
-    stack::control(&s).set_replication(paused(false)).await?;
-    until_agreed(&s, Duration::from_secs(600)).await?;
-    let took = started.elapsed().as_secs_f64();
+    let took = resume_until_agreed(&s).await?;
     let pids = s.region_pids().await?;
     println!(
         "drained in {took:.2} s ({:.0} MB/s); peak RSS {}",

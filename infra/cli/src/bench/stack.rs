@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tandem_ops::client::ControlClient;
 use tandem_ops::items::ItemClient;
 use tandem_ops::launch::Launch;
-use tandem_shared::control::{EdgeSettings, Outage, ReplicationPatch};
+use tandem_shared::control::{EdgeSettings, Outage};
 use tandem_shared::item::Data;
 use tandem_shared::region::PRIMARY;
 
@@ -30,14 +30,6 @@ pub async fn start(edge: &EdgeSettings, extra: &[&str]) -> anyhow::Result<Stack>
 /// A control client for `s` with the bench's patience.
 pub fn control(s: &Stack) -> ControlClient {
     s.control(Duration::from_secs(30))
-}
-
-/// Replication paused or resumed, the rest of the stack's replication settings left as they are.
-pub fn paused(paused: bool) -> ReplicationPatch {
-    ReplicationPatch {
-        paused: Some(paused),
-        lag_ms: None,
-    }
 }
 
 /// A percentile of sorted figures, NaN when there are none (printed as such).

@@ -4,18 +4,35 @@
 
 pub use tandem_testkit::stack::{Binary, EAST, READ_TIMEOUT, SECRET, TOKEN, WEST, header};
 
-/// The binary under test.
-pub struct Tandem;
+tandem_testkit::binary_under_test!(Tandem, env!("CARGO_BIN_EXE_tandem"));
 
-impl Binary for Tandem {
-    const EXE: &'static str = env!("CARGO_BIN_EXE_tandem");
+/// The first page of items (up to 100) through the stack's edge, as JSON.
+pub async fn first_page(stack: &Stack) -> serde_json::Value {
+    let page = stack
+        .edge(reqwest::Method::GET, "/api/items?limit=100", None)
+        .await;
+    page.json().await.expect("a page of items")
 }
 
-/// The binary's path, for tests that run its other commands.
-pub const EXE: &str = Tandem::EXE;
-
-/// A stack of `tandem`, with the test kit's helpers.
-pub type Stack = tandem_testkit::stack::TestStack<Tandem>;
+/// The failover drill's steps (`tandem status --prove`, the end of `tandem deploy`), in the order
+/// it runs them, on a stack whose primary is [`EAST`].
+pub fn drill_steps() -> [String; 13] {
+    [
+        "write through /api/*".to_owned(),
+        format!("replicated to {WEST}"),
+        format!("origin cloaking {EAST}"),
+        format!("origin cloaking {WEST}"),
+        format!("fault {EAST}"),
+        "write before the switch".to_owned(),
+        format!("switch to {WEST}"),
+        "write after the switch".to_owned(),
+        "reads during the fault".to_owned(),
+        format!("heal {EAST}"),
+        "fail back".to_owned(),
+        format!("replicated to {EAST}"),
+        "clean up".to_owned(),
+    ]
+}
 
 /// An edge in front of the stack's edge at `edge` that passes every request on, but marks
 /// every `/api/*` answer's `x-tandem-active-region` with `mark`: `none` is an edge whose router

@@ -4,15 +4,4 @@
 
 pub use tandem_testkit::stack::{Binary, EAST, READ_TIMEOUT, SECRET, TOKEN, WEST, header};
 
-/// The binary under test.
-pub struct TandemLocal;
-
-impl Binary for TandemLocal {
-    const EXE: &'static str = env!("CARGO_BIN_EXE_tandem-local");
-}
-
-/// The binary's path, for tests that run its other commands.
-pub const EXE: &str = TandemLocal::EXE;
-
-/// A stack of `tandem-local`, with the test kit's helpers.
-pub type Stack = tandem_testkit::stack::TestStack<TandemLocal>;
+tandem_testkit::binary_under_test!(TandemLocal, env!("CARGO_BIN_EXE_tandem-local"));
