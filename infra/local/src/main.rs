@@ -18,3 +18,14 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     Cli::parse().command.run().await
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap checks a command's arguments (a name used twice, say) only when it parses them: a
+    /// duplicate in a subcommand nobody's test parses would panic in the first user's hands.
+    #[test]
+    fn every_subcommand_s_arguments_are_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

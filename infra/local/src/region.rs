@@ -46,9 +46,6 @@ pub struct RegionProcessArgs {
     /// Run this region with its clock skewed by this many milliseconds (tests, chaos).
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, hide = true)]
     pub clock_offset_ms: i64,
-    /// The stack's consistency mode (contract §10).
-    #[arg(long, value_enum, default_value_t = Consistency::Eventual)]
-    pub consistency: Consistency,
     /// Strong mode: every member of the consensus log, in the stack's order (regions, then the
     /// witness); each needs a `--peer` but this process.
     #[arg(long, value_delimiter = ',')]
@@ -89,7 +86,8 @@ impl std::str::FromStr for TargetDelay {
 pub async fn run(args: RegionProcessArgs) -> anyhow::Result<()> {
     tandem_api::args::init_tracing(false);
     tandem_api::store::set_clock_offset_ms(args.clock_offset_ms);
-    match args.consistency {
+    // The mode is the API's flag (`--consistency`, contract §10): a member of the log in strong.
+    match args.api.consistency {
         Consistency::Eventual => run_eventual(args).await,
         Consistency::Strong => run_member(args).await,
     }

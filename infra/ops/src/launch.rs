@@ -79,7 +79,11 @@ impl Launch {
                 Err(err) => return Err(err),
             }
         }
-        bail!("tandem up did not start on any free port block")
+        // Five exits in a row are rarely five lost port races: say so, and where the reason is.
+        bail!(
+            "tandem up exited before answering health on each of 5 port blocks: a port race, or \
+             a failure at start (set Launch::show_stderr to see its error)"
+        )
     }
 
     fn spawn(&self, base: u16, data: tempfile::TempDir) -> anyhow::Result<Stack> {
