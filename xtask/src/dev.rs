@@ -6,6 +6,7 @@
 //! `tandem` command: the AWS SDK crates are most of `tandem`'s build and the local stack needs
 //! none of them. `tandem up` and `tandem-local up` are the same code.
 
+use crate::one_build::LOCAL_BUILD;
 use crate::util;
 use crate::{console, setup};
 use std::io::{Read as _, Write as _};
@@ -20,10 +21,9 @@ use tandem_ops::ports::DEFAULT_EDGE_PORT as DEFAULT_PORT;
 pub fn run(args: Vec<String>) -> anyhow::Result<()> {
     let started = Instant::now();
     setup::rust()?;
-    util::cargo_step(
-        "cargo build --release -p tandem-local --bin tandem-local",
-        "build --release -p tandem-local --bin tandem-local",
-    )?;
+    // The same features as `cargo build --release --bin tandem` for every crate both use
+    // (one_build.rs): a user's tandem build and this one reuse each other's artifacts.
+    util::cargo_step(&format!("cargo {LOCAL_BUILD}"), LOCAL_BUILD)?;
 
     let progress = util::target_dir().join("xtask/console-progress.txt");
     std::fs::create_dir_all(progress.parent().expect("a file in a directory"))?;

@@ -15,6 +15,7 @@ mod console;
 mod dev;
 mod e2e;
 mod function;
+mod one_build;
 mod setup;
 mod templates;
 mod test;
