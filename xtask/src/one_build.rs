@@ -5,8 +5,6 @@
 //! builds; `workspace-hack` asks for the ones the larger build adds. This check reads both
 //! builds' features with `cargo tree` and names any crate that drifts.
 
-use std::collections::BTreeSet;
-
 /// The command users run for the `tandem` binary, and the bench's first build: the same
 /// arguments, so the same features.
 pub const TANDEM_BUILD: &str = "build --release --bin tandem";
@@ -14,30 +12,31 @@ pub const TANDEM_BUILD: &str = "build --release --bin tandem";
 /// `cargo xtask dev`'s build: the local stack's commands without the AWS SDK.
 pub const LOCAL_BUILD: &str = "build --release -p tandem-local --bin tandem-local";
 
-/// Crates allowed to differ, with the reason. reqwest: TLS (rustls, ring) is for AWS endpoints;
-/// asking for it in the local build would add about a minute to its first build, and only
-/// reqwest itself and Tandem's crates above it are built twice.
-pub const ALLOWED_TO_DIFFER: &[&str] = &["reqwest"];
-
-/// The `(package, features)` pairs of third-party crates in a `cargo tree` run: one line per
-/// package and feature set (a crate built for the host and the target may have two).
-pub fn third_party_features(tree: &str) -> BTreeSet<(String, String)> {
-    tree.lines()
-        .map(|l| l.trim_end_matches(" (*)"))
-        .filter_map(|l| l.split_once('|'))
-        // Tandem's own crates are named with their path: "tandem-api v0.1.0 (/…/api)".
-        .filter(|(package, _)| !package.contains(" (/"))
-        .map(|(package, features)| {
-            let name = package.trim_end_matches(" (proc-macro)");
-            (name.to_owned(), features.to_owned())
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::util;
+    use std::collections::BTreeSet;
+
+    /// Crates allowed to differ, with the reason. reqwest: TLS (rustls, ring) is for AWS endpoints;
+    /// asking for it in the local build would add about a minute to its first build, and only
+    /// reqwest itself and Tandem's crates above it are built twice.
+    const ALLOWED_TO_DIFFER: &[&str] = &["reqwest"];
+
+    /// The `(package, features)` pairs of third-party crates in a `cargo tree` run: one line per
+    /// package and feature set (a crate built for the host and the target may have two).
+    fn third_party_features(tree: &str) -> BTreeSet<(String, String)> {
+        tree.lines()
+            .map(|l| l.trim_end_matches(" (*)"))
+            .filter_map(|l| l.split_once('|'))
+            // Tandem's own crates are named with their path: "tandem-api v0.1.0 (/…/api)".
+            .filter(|(package, _)| !package.contains(" (/"))
+            .map(|(package, features)| {
+                let name = package.trim_end_matches(" (proc-macro)");
+                (name.to_owned(), features.to_owned())
+            })
+            .collect()
+    }
 
     /// `cargo tree` for a selection of packages: what `cargo build` of the same selection
     /// resolves (no dev-dependencies; the packages' features unified).
