@@ -10,17 +10,20 @@
 //!    to match its peer again.
 //! 6. Memory ([`memory`]): each region's resident memory after 240 MB written and read twice,
 //!    with its page cache bounded and with redb's default.
+//! 7. Consistency ([`consistency`]): write and read latency and throughput in strong mode
+//!    against eventual, with AWS's inter-region round trips injected between the members.
 //!
 //! Not a test: it prints figures and asserts nothing about time. Rows with a goal (issue 13)
 //! also go to `cargo xtask bench`'s summary ([`tandem_shared::bench`]).
 //!
 //! Layout: this file holds the flags and [`run`], which calls the figures in order; `local`
-//! has figures 1 to 4, [`recovery`] figure 5, [`memory`] figure 6, [`compare`] what `--compare` adds (nginx,
+//! has figures 1 to 4, [`recovery`] figure 5, [`memory`] figure 6, [`consistency`] figure 7, [`compare`] what `--compare` adds (nginx,
 //! Lambda init, the console's size) and [`attacks`] the `--attacks` figures. What they share
 //! (starting a stack, steady writes, the failover rows) is in [`stack`].
 
 pub mod attacks;
 pub mod compare;
+pub mod consistency;
 mod local;
 pub mod memory;
 pub mod recovery;
@@ -78,6 +81,13 @@ pub struct BenchArgs {
     /// MB of 100 KB items for the memory figure, written and read twice (0: skip it).
     #[arg(long, default_value_t = 240)]
     pub memory_mb: u64,
+    /// Sequential writes and reads per region for the consistency figure (0: skip it); its
+    /// throughput runs use `--concurrency` and `--throughput-secs`.
+    #[arg(long, default_value_t = 200)]
+    pub consistency_samples: usize,
+    /// Only these figures (repeat the flag): `consistency`, `memory`.
+    #[arg(long, value_enum)]
+    pub only: Vec<Figure>,
     /// Only the attack figures (issue 24's attacks at full size), at the sizes below.
     #[arg(long)]
     pub attacks: bool,
@@ -85,10 +95,20 @@ pub struct BenchArgs {
     pub attack: attacks::AttackArgs,
 }
 
-/// Runs every figure on a fresh local stack (or only the attack figures).
+/// Figures that can run alone (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Figure {
+    Consistency,
+    Memory,
+}
+
+/// Runs every figure on a fresh local stack (or only the attack figures, or `--only` ones).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.attacks {
         return attacks::run(&args.edge, &args.attack).await;
+    }
+    if !args.only.is_empty() {
+        return only(&args).await;
     }
     let stack = start(&args.edge, &[]).await?;
     let http = reqwest::Client::builder()
@@ -117,6 +137,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.memory_mb > 0 {
         memory::after_writes_and_reads(&args.edge, args.memory_mb).await?;
     }
+    if args.consistency_samples > 0 {
+        consistency::strong_vs_eventual(&args.edge, &consistency_plan(&args)).await?;
+    }
     if args.compare {
         compare::edge_vs_nginx(&args).await?;
         let moto = Moto::start_with(&args.moto_server).await.map_err(|e| {
@@ -133,4 +156,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         compare::console_size(&args.console_dir)?;
     }
     Ok(())
+}
+
+/// The figures asked for with `--only`, in the order of the full run.
+async fn only(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.only.contains(&Figure::Memory) {
+        memory::after_writes_and_reads(&args.edge, args.memory_mb).await?;
+    }
+    if args.only.contains(&Figure::Consistency) {
+        consistency::strong_vs_eventual(&args.edge, &consistency_plan(args)).await?;
+    }
+    Ok(())
+}
+
+fn consistency_plan(args: &BenchArgs) -> consistency::Plan {
+    consistency::Plan {
+        samples: args.consistency_samples.max(1),
+        clients: args.concurrency,
+        secs: args.throughput_secs,
+    }
 }
