@@ -67,10 +67,11 @@ pub struct ErrorInfo {
     pub message: String,
 }
 
-/// A 503 that the client should simply retry: `(status, code, message, Retry-After)`, as
-/// `into_response` below renders an error.
+/// An error the client should simply retry (a 503, or a write conflict's 409), with its code's
+/// own status: `(status, code, message, Retry-After)`, as `into_response` below renders an error.
 fn retry_shortly(code: ErrorCode, message: String) -> (StatusCode, ErrorCode, String, bool) {
-    (StatusCode::SERVICE_UNAVAILABLE, code, message, true)
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    (status, code, message, true)
 }
 
 impl IntoResponse for ApiError {
@@ -108,23 +109,13 @@ impl IntoResponse for ApiError {
                     "another region was writing this item at the same moment ({why}); nothing \
                      was written: read it again and retry"
                 );
-                (
-                    StatusCode::CONFLICT,
-                    ErrorCode::WriteConflict,
-                    message,
-                    true,
-                )
+                retry_shortly(ErrorCode::WriteConflict, message)
             }
             ApiError::NoQuorum(why) => {
                 tracing::warn!(%why, "no majority");
                 let message =
                     format!("this region cannot reach a majority of the consensus members: {why}");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::RegionUnavailable,
-                    message,
-                    true,
-                )
+                retry_shortly(ErrorCode::RegionUnavailable, message)
             }
             ApiError::Overloaded(why) => {
                 tracing::warn!(%why, "overloaded");

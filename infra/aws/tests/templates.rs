@@ -1333,6 +1333,11 @@ fn security_headers_policy_matches_the_local_edge() {
     }
 }
 
+/// The target `target` of the FIS experiment `experiment`.
+fn fis_target<'a>(fis: &'a Value, experiment: &str, target: &str) -> &'a Value {
+    at(props(fis, experiment), &["Targets", target])
+}
+
 #[test]
 fn fis_experiments_target_the_primary_function_and_the_table() {
     let fis = load(FIS);
@@ -1353,10 +1358,7 @@ fn fis_experiments_target_the_primary_function_and_the_table() {
             "aws:lambda:invocation-http-integration-response",
         ])
     );
-    let lambda_target = at(
-        props(&fis, "LambdaHttpFaultExperiment"),
-        &["Targets", "PrimaryFunction"],
-    );
+    let lambda_target = fis_target(&fis, "LambdaHttpFaultExperiment", "PrimaryFunction");
     assert_eq!(
         str_of(field(lambda_target, "ResourceType")),
         "aws:lambda:function"
@@ -1382,10 +1384,7 @@ fn fis_experiments_target_the_primary_function_and_the_table() {
         failover_statuses(),
         "an injected fault must be one the edge fails over on"
     );
-    let table_target = at(
-        props(&fis, "ReplicationPauseExperiment"),
-        &["Targets", "GlobalTable"],
-    );
+    let table_target = fis_target(&fis, "ReplicationPauseExperiment", "GlobalTable");
     assert_eq!(
         str_of(field(table_target, "ResourceType")),
         "aws:dynamodb:global-table"

@@ -9,6 +9,7 @@ use crate::consensus::{self, Handle};
 use crate::replication::{self, Peer, ReplicationConfig, Replicator};
 use anyhow::{Context as _, bail};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_api::args::RegionArgs;
@@ -97,29 +98,14 @@ pub async fn run(args: RegionProcessArgs) -> anyhow::Result<()> {
 async fn run_eventual(args: RegionProcessArgs) -> anyhow::Result<()> {
     let config = args.api.config();
     let dir = args.api.data_dir();
-    let store = EmbeddedStore::open_with(
-        &dir,
-        &config.region,
-        args.cache_mib,
-        tandem_api::store::now_ms,
-    )?;
-    if args.new_stack {
-        store.born_with_the_stack()?;
-    }
+    let store = open_store(&args, &dir, &config.region)?;
     let peers: Vec<String> = args.peers.iter().map(|p| p.name.clone()).collect();
     store.require_peers(&peers)?;
-    let replicator = Replicator::new(
-        store.clone(),
-        replication::Settings {
-            peers: args.peers.clone(),
-            config: ReplicationConfig {
-                paused: args.replication_paused,
-                lag_ms: args.replication_lag_ms,
-            },
-            key: replication::wire::Key::new(&args.replication_key),
-            tombstone_grace_ms: args.tombstone_grace_ms,
-        },
-    );
+    let pulls = ReplicationConfig {
+        paused: args.replication_paused,
+        lag_ms: args.replication_lag_ms,
+    };
+    let replicator = replicator(&args, &store, pulls);
     let app = replicator
         .router()
         .merge(tandem_api::router(store, config.clone()));
@@ -131,6 +117,32 @@ async fn run_eventual(args: RegionProcessArgs) -> anyhow::Result<()> {
     tandem_api::server::serve(listener, app, tandem_api::server::shutdown_signal()).await?;
     tracing::info!(region = %config.region, "region stopped");
     Ok(())
+}
+
+/// The region's database in `--data-dir`; created with the stack (`--new-stack`), it vouches
+/// for its reads from the start.
+fn open_store(args: &RegionProcessArgs, dir: &Path, region: &str) -> anyhow::Result<EmbeddedStore> {
+    let store = EmbeddedStore::open_with(dir, region, args.cache_mib, tandem_api::store::now_ms)?;
+    if args.new_stack {
+        store.born_with_the_stack()?;
+    }
+    Ok(store)
+}
+
+/// The replication routes on `store`, signed with the stack's key; `config` says whether (and
+/// with what lag) its pullers pull.
+fn replicator(
+    args: &RegionProcessArgs,
+    store: &EmbeddedStore,
+    config: ReplicationConfig,
+) -> Replicator {
+    let settings = replication::Settings {
+        peers: args.peers.clone(),
+        config,
+        key: replication::wire::Key::new(&args.replication_key),
+        tombstone_grace_ms: args.tombstone_grace_ms,
+    };
+    Replicator::new(store.clone(), settings)
 }
 
 /// What this process knows of the consensus log's members, from its flags.
@@ -179,28 +191,13 @@ async fn run_member(args: RegionProcessArgs) -> anyhow::Result<()> {
     let settings = Arc::new(member_settings(&args)?);
     let witness = settings.members[settings.me].witness;
     let log = consensus::members::open_log(&dir, &settings)?;
-    let store = EmbeddedStore::open_with(
-        &dir,
-        &config.region,
-        args.cache_mib,
-        tandem_api::store::now_ms,
-    )?;
-    if args.new_stack {
-        store.born_with_the_stack()?;
-    }
+    let store = open_store(&args, &dir, &config.region)?;
     // Its routes only (proofs, state pages for `tandem verify`, status): nothing is pulled.
-    let replicator = Replicator::new(
-        store.clone(),
-        replication::Settings {
-            peers: args.peers.clone(),
-            config: ReplicationConfig {
-                paused: true,
-                lag_ms: 0,
-            },
-            key: replication::wire::Key::new(&args.replication_key),
-            tombstone_grace_ms: args.tombstone_grace_ms,
-        },
-    );
+    let never_pulls = ReplicationConfig {
+        paused: true,
+        lag_ms: 0,
+    };
+    let replicator = replicator(&args, &store, never_pulls);
     let handle = Handle::default();
     let mut app = replicator.router().merge(consensus::routes::router(
         &replicator,

@@ -18,15 +18,15 @@ use tandem_shared::validate::MAX_ITEM_BYTES;
 /// key → bytes the consensus log keeps with the state it describes (see the module's doc).
 const CONSENSUS: TableDefinition<&str, &[u8]> = TableDefinition::new("consensus");
 
-/// One write as the log decided it.
-#[derive(Debug, Clone)]
+/// One write as the log decided it; the strong mode's log carries it as it is (serialized).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Decided {
     pub id: String,
     /// `None`: a delete.
     pub data: Option<Data>,
     pub if_match: Option<IfMatch>,
-    /// The region that took the write (its ETag names it; a plain `"<version>"` tag is
-    /// compared against it, contract §3).
+    /// The region the client wrote to: the write's `updated_in`, and the region a plain
+    /// `"<version>"` tag is compared against (contract §3).
     pub region: String,
     /// The leader's stamp: the write's time is this, or one past the item's current write.
     pub stamp_ms: u64,

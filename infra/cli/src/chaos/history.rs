@@ -257,22 +257,23 @@ mod tests {
         )])
     }
 
+    /// The verdict on an eventual run in which no fault was injected.
+    fn eventual(ops: &[Op], finals: &Finals) -> Verdict {
+        check(Consistency::Eventual, ops, &[], finals)
+    }
+
     #[test]
     fn the_checker_tells_superseded_from_lost_and_spots_divergence_and_phantoms() {
         let ops = vec![put("a", 10, PRIMARY, 11, 1), put("a", 20, SECONDARY, 21, 2)];
         // The later write is held everywhere: the earlier one was superseded.
-        let v = check(
-            Consistency::Eventual,
+        let v = eventual(
             &ops,
-            &[],
             &finals("a", item(20, SECONDARY, 2), item(20, SECONDARY, 2)),
         );
         assert!(v.ok(), "{v:?}");
         // The earlier one is held: the later acknowledged write was lost.
-        let v = check(
-            Consistency::Eventual,
+        let v = eventual(
             &ops,
-            &[],
             &finals("a", item(10, PRIMARY, 1), item(10, PRIMARY, 1)),
         );
         assert_eq!(v.lost.len(), 1);
@@ -298,22 +299,15 @@ mod tests {
         );
         assert_eq!((v.lost.len(), v.lost_with_the_disk), (1, 0), "{v:?}");
         // Regions that differ, and a value nobody wrote.
-        let v = check(
-            Consistency::Eventual,
-            &ops,
-            &[],
-            &finals("a", item(20, SECONDARY, 2), None),
-        );
+        let v = eventual(&ops, &finals("a", item(20, SECONDARY, 2), None));
         assert!(!v.regions_identical);
-        let v = check(
-            Consistency::Eventual,
+        let v = eventual(
             &ops,
-            &[],
             &finals("a", item(30, PRIMARY, 99), item(30, PRIMARY, 99)),
         );
         assert_eq!(v.phantoms.len(), 1);
         // Absent is fine only if a delete was sent.
-        let v = check(Consistency::Eventual, &ops, &[], &finals("a", None, None));
+        let v = eventual(&ops, &finals("a", None, None));
         assert_eq!(v.lost.len(), 2);
     }
 }

@@ -31,8 +31,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::time::Duration;
-use tandem_shared::item::{Data, Record};
-use tandem_shared::validate::IfMatch;
+use tandem_shared::item::Record;
 
 pub use node::{Handle, Node};
 
@@ -89,20 +88,10 @@ pub const SNAPSHOT_CHUNK: u64 = 1 << 20;
 /// for members that fall a little behind.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 
-/// One write, as the log carries it. The leader decides `stamp_ms` when it proposes the write;
-/// every member applies the same command to the same state and gets the same record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Command {
-    pub id: String,
-    /// `None`: a delete.
-    pub data: Option<Data>,
-    pub if_match: Option<IfMatch>,
-    /// The region the client wrote to: the write's `updated_in`, and the region a plain
-    /// `"<version>"` tag is compared against (contract §3).
-    pub region: String,
-    /// The leader's stamp (0 until the leader proposes it).
-    pub stamp_ms: u64,
-}
+/// One write, as the log carries it: the store's decided write. The leader decides `stamp_ms`
+/// (0 until then) when it proposes the write; every member applies the same command to the same
+/// state and gets the same record.
+pub use tandem_api::store::embedded::Decided as Command;
 
 /// What applying a [`Command`] did, as the leader answers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -247,6 +236,8 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tandem_shared::item::Data;
+    use tandem_shared::validate::IfMatch;
 
     #[test]
     fn node_ids_carry_the_member_and_its_generation() {

@@ -6,10 +6,10 @@ use super::node::{Handle, Proposal};
 use super::path::{APPEND, JOIN, READ_INDEX, SNAPSHOT, STATUS, VOTE, WRITE};
 use super::{Command, MAX_BODY, Settings, TypeConfig, members};
 use crate::replication::{Replicator, Signed};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{FromRequest, Request, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::{Extension, RequestExt, Router};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -52,73 +52,59 @@ fn member(r: &Replicator, s: &Shared, peer: &Peer) -> Result<Arc<super::Node>, B
         .map_err(|e| Box::new(r.error(ErrorCode::RegionUnavailable, e.to_string())))
 }
 
-/// The running member and the message a member sent it.
-fn incoming<T: DeserializeOwned>(
-    r: &Replicator,
-    s: &Shared,
-    peer: &Peer,
-) -> Result<(Arc<super::Node>, T), Box<Response>> {
-    let node = member(r, s, peer)?;
-    let message = serde_json::from_slice(peer.body()).map_err(|e| {
-        Box::new(r.error(
-            ErrorCode::BadRequest,
-            format!("not a consensus message: {e}"),
-        ))
-    })?;
-    Ok((node, message))
+/// A message a member sent this one, signed: the running member it is for, and the message.
+/// A request that is not one is answered with the error instead.
+struct Message<T> {
+    node: Arc<super::Node>,
+    body: T,
+    peer: Peer,
 }
 
-async fn append(
-    State(r): State<Replicator>,
-    Extension(s): Extension<Shared>,
-    peer: Peer,
-) -> Response {
-    let (node, req) = match incoming::<AppendEntriesRequest<TypeConfig>>(&r, &s, &peer) {
-        Ok(got) => got,
-        Err(e) => return *e,
-    };
-    peer.answer_json(&node.raft.append_entries(req).await)
+impl<T: DeserializeOwned> FromRequest<Replicator> for Message<T> {
+    type Rejection = Response;
+
+    async fn from_request(mut req: Request, r: &Replicator) -> Result<Self, Response> {
+        let Extension(s) = req
+            .extract_parts::<Extension<Shared>>()
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let peer = Peer::from_request(req, r).await?;
+        let node = member(r, &s, &peer).map_err(|e| *e)?;
+        let body = serde_json::from_slice(peer.body()).map_err(|e| {
+            r.error(
+                ErrorCode::BadRequest,
+                format!("not a consensus message: {e}"),
+            )
+        })?;
+        Ok(Message { node, body, peer })
+    }
 }
 
-async fn vote(
-    State(r): State<Replicator>,
-    Extension(s): Extension<Shared>,
-    peer: Peer,
-) -> Response {
-    let (node, req) = match incoming::<VoteRequest<u64>>(&r, &s, &peer) {
-        Ok(got) => got,
-        Err(e) => return *e,
-    };
-    peer.answer_json(&node.raft.vote(req).await)
+async fn append(m: Message<AppendEntriesRequest<TypeConfig>>) -> Response {
+    m.peer
+        .answer_json(&m.node.raft.append_entries(m.body).await)
 }
 
-async fn snapshot(
-    State(r): State<Replicator>,
-    Extension(s): Extension<Shared>,
-    peer: Peer,
-) -> Response {
-    let (node, req) = match incoming::<InstallSnapshotRequest<TypeConfig>>(&r, &s, &peer) {
-        Ok(got) => got,
-        Err(e) => return *e,
-    };
-    peer.answer_json(&node.raft.install_snapshot(req).await)
+async fn vote(m: Message<VoteRequest<u64>>) -> Response {
+    m.peer.answer_json(&m.node.raft.vote(m.body).await)
+}
+
+async fn snapshot(m: Message<InstallSnapshotRequest<TypeConfig>>) -> Response {
+    m.peer
+        .answer_json(&m.node.raft.install_snapshot(m.body).await)
 }
 
 /// A write a member forwards to this one, the leader. It is written in that member's name only.
 async fn write(
     State(r): State<Replicator>,
     Extension(s): Extension<Shared>,
-    peer: Peer,
+    Message { node, body, peer }: Message<Command>,
 ) -> Response {
-    let (node, cmd) = match incoming::<Command>(&r, &s, &peer) {
-        Ok(got) => got,
-        Err(e) => return *e,
-    };
-    if cmd.region != peer.identity {
+    if body.region != peer.identity {
         return r.error(ErrorCode::Forbidden, "a member writes in its own name only");
     }
     let deadline = Instant::now() + super::REQUEST_TIMEOUT;
-    let answer: Result<super::Applied, String> = match node.propose(cmd, deadline).await {
+    let answer: Result<super::Applied, String> = match node.propose(body, deadline).await {
         Ok(applied) => Ok(applied),
         Err(Proposal::NotLeader(_)) => Err(format!("{} is not the leader", s.settings.region())),
         Err(Proposal::Failed(e)) => Err(e.to_string()),
@@ -145,17 +131,12 @@ async fn read_index(
 /// `{"region"}` from the member itself: its new node id, as a learner (see [`members::admit`]).
 async fn join(
     State(r): State<Replicator>,
-    Extension(s): Extension<Shared>,
-    peer: Peer,
+    Message { node, body, peer }: Message<String>,
 ) -> Response {
-    let (node, region) = match incoming::<String>(&r, &s, &peer) {
-        Ok(got) => got,
-        Err(e) => return *e,
-    };
-    if region != peer.identity {
+    if body != peer.identity {
         return r.error(ErrorCode::Forbidden, "a member joins in its own name only");
     }
-    peer.answer_json(&members::admit(&node, &region).await)
+    peer.answer_json(&members::admit(&node, &body).await)
 }
 
 async fn status(Extension(s): Extension<Shared>, peer: Peer) -> Response {

@@ -11,7 +11,7 @@
 //! the receiver while it arrives and is installed (about twice there: the bytes, then the
 //! records). The receiver replaces its whole store with it in one transaction.
 
-use super::{Applied, Command, Member, TypeConfig};
+use super::{Applied, Member, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     AnyError, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
@@ -98,19 +98,7 @@ impl StateMachine {
 /// What applying one entry asks of the store: a write, or nothing.
 fn decided(payload: &EntryPayload<TypeConfig>) -> Option<Decided> {
     match payload {
-        EntryPayload::Normal(Command {
-            id,
-            data,
-            if_match,
-            region,
-            stamp_ms,
-        }) => Some(Decided {
-            id: id.clone(),
-            data: data.clone(),
-            if_match: if_match.clone(),
-            region: region.clone(),
-            stamp_ms: *stamp_ms,
-        }),
+        EntryPayload::Normal(cmd) => Some(cmd.clone()),
         _ => None,
     }
 }
@@ -251,6 +239,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consensus::Command;
     use openraft::{CommittedLeaderId, Membership};
     use std::collections::{BTreeMap, BTreeSet};
     use tandem_shared::item::Data;
