@@ -265,6 +265,19 @@ pub enum MemberRole {
     Joining,
 }
 
+impl MemberRole {
+    /// The name on the wire, as the console and `tandem consensus` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Leader => "leader",
+            MemberRole::Follower => "follower",
+            MemberRole::Candidate => "candidate",
+            MemberRole::Learner => "learner",
+            MemberRole::Joining => "joining",
+        }
+    }
+}
+
 /// Body of `PUT /_tandem/regions/<region>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
