@@ -4,7 +4,7 @@
 
 use super::node::{Handle, Proposal};
 use super::path::{APPEND, JOIN, READ_INDEX, SNAPSHOT, STATUS, VOTE, WRITE};
-use super::{Command, MAX_BODY, Settings, TypeConfig, members};
+use super::{Addressed, Command, MAX_BODY, Settings, TypeConfig, members};
 use crate::replication::{Replicator, Signed};
 use axum::extract::State;
 use axum::response::Response;
@@ -68,12 +68,32 @@ fn incoming<T: DeserializeOwned>(
     Ok((node, message))
 }
 
+/// The running member and one of Raft's messages for it: refused (503) when it was sent to
+/// another node id, the one this member had before it lost its disk ([`Addressed`]).
+fn raft_message<T: DeserializeOwned>(
+    r: &Replicator,
+    s: &Shared,
+    peer: &Peer,
+) -> Result<(Arc<super::Node>, T), Box<Response>> {
+    let (node, addressed) = incoming::<Addressed<T>>(r, s, peer)?;
+    if addressed.to != node.id {
+        return Err(Box::new(r.error(
+            ErrorCode::RegionUnavailable,
+            format!(
+                "this member is node {}, not node {}: it lost its disk and rejoined",
+                node.id, addressed.to
+            ),
+        )));
+    }
+    Ok((node, addressed.message))
+}
+
 async fn append(
     State(r): State<Replicator>,
     Extension(s): Extension<Shared>,
     peer: Peer,
 ) -> Response {
-    let (node, req) = match incoming::<AppendEntriesRequest<TypeConfig>>(&r, &s, &peer) {
+    let (node, req) = match raft_message::<AppendEntriesRequest<TypeConfig>>(&r, &s, &peer) {
         Ok(got) => got,
         Err(e) => return *e,
     };
@@ -85,7 +105,7 @@ async fn vote(
     Extension(s): Extension<Shared>,
     peer: Peer,
 ) -> Response {
-    let (node, req) = match incoming::<VoteRequest<u64>>(&r, &s, &peer) {
+    let (node, req) = match raft_message::<VoteRequest<u64>>(&r, &s, &peer) {
         Ok(got) => got,
         Err(e) => return *e,
     };
@@ -97,7 +117,7 @@ async fn snapshot(
     Extension(s): Extension<Shared>,
     peer: Peer,
 ) -> Response {
-    let (node, req) = match incoming::<InstallSnapshotRequest<TypeConfig>>(&r, &s, &peer) {
+    let (node, req) = match raft_message::<InstallSnapshotRequest<TypeConfig>>(&r, &s, &peer) {
         Ok(got) => got,
         Err(e) => return *e,
     };
