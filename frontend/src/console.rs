@@ -8,7 +8,8 @@
 use crate::model::{self, Entry, Source};
 use crate::net::{self, Call, Reply};
 use leptos::prelude::*;
-use tandem_shared::control::{self, ActiveRegion, RegionStatus, RegionsBody};
+use tandem_shared::Consistency;
+use tandem_shared::control::{self, ActiveRegion};
 use tandem_shared::region::DEFAULT_REGIONS;
 
 /// Entries the log keeps; older ones drop off.
@@ -36,11 +37,15 @@ pub struct Console {
     log_dirty: StoredValue<bool>,
     next_seq: StoredValue<u64>,
     pub token: RwSignal<Option<String>>,
-    /// Primary first.
+    /// The regions that serve items, primary first (never the witness: it has no item API).
     pub regions: RwSignal<Vec<String>>,
     pub stack: RwSignal<Stack>,
-    /// Region states from the control API (`up`, `crashed`, ...), local stack only.
-    pub states: RwSignal<Vec<RegionStatus>>,
+    /// Region states from the control API (`up`, `crashed`, ...), local stack only; the
+    /// witness's too, in the strong mode.
+    pub states: RwSignal<Vec<model::ProcessView>>,
+    /// The stack's consistency mode (contract §10), as the control API or health said it;
+    /// `None` until one of them did.
+    pub consistency: RwSignal<Option<Consistency>>,
     /// The active region's value from the control API; `None` until it said one.
     pub active: RwSignal<Option<ActiveRegion>>,
     /// Bumped around each switch this console makes, so that a poll that was out meanwhile
@@ -66,6 +71,7 @@ impl Console {
             regions: RwSignal::new(DEFAULT_REGIONS.iter().map(|r| r.to_string()).collect()),
             stack: RwSignal::new(Stack::Detecting),
             states: RwSignal::new(Vec::new()),
+            consistency: RwSignal::new(None),
             active: RwSignal::new(None),
             active_epoch: StoredValue::new(0),
         }
@@ -168,6 +174,26 @@ impl Console {
         self.active.set(Some(value));
     }
 
+    /// Takes the mode a poll reported; signals nothing when it is the one already shown, as
+    /// every poll reports it.
+    pub fn set_consistency(&self, mode: Consistency) {
+        if self.consistency.get_untracked() != Some(mode) {
+            self.consistency.set(Some(mode));
+        }
+    }
+
+    /// Takes the control API's region list: the states (witness included), and the mode.
+    pub fn set_states(&self, body: model::RegionsView) {
+        self.set_consistency(body.consistency);
+        self.states.set(body.regions);
+    }
+
+    /// The witness's name (strong mode, local stack), once the control API listed it.
+    pub fn witness(&self) -> Option<String> {
+        self.states
+            .with(|s| s.iter().find(|r| r.witness).map(|r| r.region.clone()))
+    }
+
     pub fn is_local(&self) -> bool {
         matches!(self.stack.get(), Stack::Local { .. })
     }
@@ -260,16 +286,18 @@ impl Console {
         let reply = self.poll_control(control::route::REGIONS).await;
         let stack = if !reply.json {
             Stack::Cloud
-        } else if let Some(body) = reply.parse::<RegionsBody>().filter(|_| reply.ok()) {
-            let mut names: Vec<String> = body.regions.iter().map(|r| r.region.clone()).collect();
+        } else if let Some(body) = reply.parse::<model::RegionsView>().filter(|_| reply.ok()) {
+            // The witness votes but serves no item: no health card, no origin, no drill target.
+            let serving = body.regions.iter().filter(|r| !r.witness);
+            let mut names: Vec<String> = serving.clone().map(|r| r.region.clone()).collect();
             // The primary first, the others in the order the stack lists them.
-            if let Some(i) = body.regions.iter().position(|r| r.primary) {
+            if let Some(i) = serving.clone().position(|r| r.primary) {
                 names[..=i].rotate_right(1);
             }
             if names.len() >= 2 {
                 self.regions.set(names);
             }
-            self.states.set(body.regions);
+            self.set_states(body);
             Stack::Local { control: true }
         } else {
             Stack::Local { control: false }

@@ -6,7 +6,8 @@
 //! - [`model`]: logic that needs no browser (tested on the host).
 //! - [`net`]: `fetch`, timers, the URL fragment and sessionStorage.
 //! - [`console`]: shared state, the request log, client-side write failover, stack detection.
-//! - [`regions`]: health polling, the regions panel and the outage controls.
+//! - [`regions`]: health polling, the regions panel and the outage controls; in the strong
+//!   mode also the consensus log (leader, term, each member's place) and the witness's card.
 //! - [`items`]: list, view, JSON editor, delete, staleness check.
 //! - [`drill`]: the outage drill.
 //! - [`activity`]: the request log table and its SVG timeline.

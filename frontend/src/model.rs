@@ -1,11 +1,76 @@
 //! The console's logic that needs no browser: token parsing, failover rules, the request log's
-//! entries, the timeline's geometry, replication lines and the active region's wording.
+//! entries, the timeline's geometry, replication lines, the active region's and the consensus
+//! log's wording.
 //! Kept apart from the views so that `cargo test` checks it on the host. The control API's
 //! bodies are `tandem_shared::control`'s types, the same the edge and the CLI use.
 
-use tandem_shared::Fault;
-use tandem_shared::control::{RegionStatus, SwitchState, WatcherStatus};
-use tandem_shared::replication::PairStatus;
+use tandem_shared::control::{ConsensusStatus, SwitchState, WatcherStatus};
+use tandem_shared::replication::ReplicationConfig;
+
+/// What the console reads of `GET /api/health` (`tandem_shared::wire::HealthResponse`): the
+/// status (as its word: the console only shows it), the mode and the fault. The rest, the
+/// store's replication report (digests, links), is skipped unread: decoding it took 2 KB of the
+/// console's wasm after brotli for nothing the console shows, and the size budget has no room
+/// for it. A test reads a whole `HealthResponse` through it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct HealthView {
+    pub status: String,
+    #[serde(default)]
+    pub consistency: Consistency,
+    pub fault: Fault,
+}
+
+/// One process of a [`RegionsView`] (`tandem_shared::control::RegionStatus`), its state as its
+/// word: the console shows it and sends states, it never decodes one.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ProcessView {
+    pub region: String,
+    pub state: String,
+    pub primary: bool,
+    #[serde(default)]
+    pub restarts: u64,
+    #[serde(default)]
+    pub last_exit: Option<String>,
+    #[serde(default)]
+    pub witness: bool,
+}
+
+/// What the console reads of `GET /_tandem/replication` (`tandem_shared::control::ReplicationBody`):
+/// the settings and, of each link, what [`describe_link`] shows, its states as their words.
+/// Decoding every field and the states' enums took 1 KB of the console's wasm after brotli, for
+/// text the console only shows. A test reads a whole `ReplicationBody` through it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ReplicationView {
+    pub config: ReplicationConfig,
+    pub pairs: Vec<LinkView>,
+}
+
+/// One link of a [`ReplicationView`] (`tandem_shared::replication::PairStatus`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct LinkView {
+    pub from: String,
+    pub to: String,
+    pub state: String,
+    pub pending: u64,
+    pub lag_p50_ms: Option<u64>,
+    pub lag_p99_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub digest: String,
+    pub resyncs: u64,
+    pub refused: u64,
+}
+
+/// What the console reads of `GET /_tandem/regions` (`tandem_shared::control::RegionsBody`):
+/// each process (the witness's too) and the mode. The edge's settings, which the console does
+/// not show, are skipped unread, for the same budget as [`HealthView`]'s.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct RegionsView {
+    pub regions: Vec<ProcessView>,
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+use tandem_shared::{Consistency, Fault};
 
 /// sessionStorage key of the admin token. sessionStorage, not localStorage: the token should
 /// not outlive the tab it was opened in.
@@ -351,7 +416,7 @@ pub fn fault_text(fault: &Fault) -> String {
 
 /// One line about a replication link: backlog, lag, and whatever is wrong with it.
 /// A region process's restarts after exits nobody asked for, in words.
-pub fn describe_restarts(r: &RegionStatus) -> String {
+pub fn describe_restarts(r: &ProcessView) -> String {
     match (r.restarts, &r.last_exit) {
         (0, None) => "none".into(),
         (n, Some(exit)) => format!("{n}; last exit: {exit}"),
@@ -359,7 +424,7 @@ pub fn describe_restarts(r: &RegionStatus) -> String {
     }
 }
 
-pub fn describe_link(p: &PairStatus) -> String {
+pub fn describe_link(p: &LinkView) -> String {
     let ms = |l: Option<u64>| l.map_or("–".into(), |l| format!("{l} ms"));
     let mut line = format!(
         "{} pending from {}, lag p50 {} p99 {}; link {}, digests {}",
@@ -367,8 +432,8 @@ pub fn describe_link(p: &PairStatus) -> String {
         p.from,
         ms(p.lag_p50_ms),
         ms(p.lag_p99_ms),
-        p.state.as_str(),
-        p.digest.as_str(),
+        p.state,
+        p.digest,
     );
     if p.resyncs > 0 {
         line.push_str(&format!("; {} resync(s)", p.resyncs));
@@ -383,10 +448,65 @@ pub fn describe_link(p: &PairStatus) -> String {
 }
 
 /// `code: message` of an error body: a region's, the edge's own (whose `region` is null) or the
-/// control API's, which all answer with the same `ErrorBody`.
+/// control API's, which all answer with the same `tandem_shared::ErrorBody`. The code is read as
+/// the text it is on the wire: the console only shows it, and decoding the `ErrorCode` enum
+/// took 0.7 KB of the console's wasm after brotli.
 pub fn error_of(body: &str) -> Option<(String, String)> {
-    let body: tandem_shared::ErrorBody = serde_json::from_str(body).ok()?;
-    Some((body.error.code.as_str().to_owned(), body.error.message))
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        code: String,
+        message: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Detail,
+    }
+    let body: Body = serde_json::from_str(body).ok()?;
+    Some((body.error.code, body.error.message))
+}
+
+/// The stack's mode over the region cards: `eventual consistency`, or in the strong mode who
+/// leads the consensus log in which term, or that nobody does (no majority: every data request
+/// answers 503, contract §10.3). Empty until the mode is known.
+pub fn consistency_text(mode: Option<Consistency>, s: Option<&ConsensusStatus>) -> String {
+    let Some(mode) = mode else {
+        return String::new();
+    };
+    let leader = match (mode, s) {
+        (Consistency::Strong, Some(s)) => s.leader.as_deref(),
+        _ => return format!("{mode} consistency"),
+    };
+    let term = s.map_or(0, |s| s.term);
+    match leader {
+        Some(leader) => format!("strong consistency: {leader} leads, term {term}"),
+        None => format!("strong consistency: no leader (term {term}), reads and writes answer 503"),
+    }
+}
+
+/// One member's place in the consensus log: its role (`learner` while a member that lost its
+/// disk catches up), generation, last log index, committed and applied, and why it cannot serve
+/// when it says so; `not answering` when the control API could not ask it.
+pub fn member_text(s: Option<&ConsensusStatus>, region: &str) -> String {
+    let Some(s) = s else {
+        return "?".into();
+    };
+    let Some(m) = s.members.iter().find(|m| m.region == region) else {
+        return "not answering".into();
+    };
+    let at = |i: Option<u64>| i.map_or_else(|| "-".to_owned(), |i| i.to_string());
+    let mut text = format!(
+        "{} (gen {}), log {}, committed {}, applied {}",
+        m.role.as_str(),
+        m.generation,
+        at(m.last_log_index),
+        at(m.committed),
+        at(m.applied)
+    );
+    if let Some(error) = &m.error {
+        text.push_str(": ");
+        text.push_str(error);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -423,6 +543,46 @@ mod tests {
 
     fn regions() -> Vec<String> {
         vec!["us-east-1".into(), "us-west-2".into()]
+    }
+
+    #[test]
+    fn the_consistency_line_names_the_leader_and_each_card_its_log() {
+        use tandem_shared::control::{MemberRole, MemberStatus};
+        assert_eq!(consistency_text(None, None), "");
+        let eventual = Some(Consistency::Eventual);
+        assert_eq!(consistency_text(eventual, None), "eventual consistency");
+        let strong = Some(Consistency::Strong);
+        assert_eq!(consistency_text(strong, None), "strong consistency");
+        let mut s = ConsensusStatus {
+            leader: Some("us-west-2".into()),
+            term: 4,
+            members: vec![MemberStatus {
+                region: "us-east-2".into(),
+                role: MemberRole::Learner,
+                generation: 1,
+                last_log_index: Some(12),
+                committed: Some(11),
+                ..MemberStatus::default()
+            }],
+            ..ConsensusStatus::default()
+        };
+        assert_eq!(
+            consistency_text(strong, Some(&s)),
+            "strong consistency: us-west-2 leads, term 4"
+        );
+        assert_eq!(
+            member_text(Some(&s), "us-east-2"),
+            "learner (gen 1), log 12, committed 11, applied -"
+        );
+        assert_eq!(member_text(Some(&s), "us-east-1"), "not answering");
+        assert_eq!(member_text(None, "us-east-1"), "?");
+        s.leader = None;
+        s.members[0].error = Some("catching up".into());
+        assert_eq!(
+            consistency_text(strong, Some(&s)),
+            "strong consistency: no leader (term 4), reads and writes answer 503"
+        );
+        assert!(member_text(Some(&s), "us-east-2").ends_with(": catching up"));
     }
 
     #[test]
@@ -569,10 +729,21 @@ mod tests {
         .unwrap();
         assert_eq!(regions.regions[0].state, RegionState::Up);
         assert!(regions.regions[0].primary);
-        assert_eq!(describe_restarts(&regions.regions[0]), "none");
-        assert_eq!(regions.regions[1].state.as_str(), "crashing");
+        // The console's view of the answer reads it whole, as the control API writes it.
+        let view: RegionsView = serde_json::from_str(&json(&regions)).unwrap();
+        assert_eq!(view.consistency, regions.consistency);
+        let names = |v: &RegionsView| {
+            v.regions
+                .iter()
+                .map(|r| r.region.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&view), ["us-east-1", "us-west-2"]);
+        assert_eq!(view.regions[0].state, "up");
+        assert_eq!(describe_restarts(&view.regions[0]), "none");
+        assert_eq!(view.regions[1].state, "crashing");
         assert_eq!(
-            describe_restarts(&regions.regions[1]),
+            describe_restarts(&view.regions[1]),
             "3; last exit: killed by SIGKILL"
         );
         let repl: ReplicationBody = serde_json::from_str(
@@ -583,12 +754,19 @@ mod tests {
         .unwrap();
         assert_eq!(repl.pairs[0].pending, 1);
         assert_eq!(repl.unavailable, vec!["us-west-2".to_owned()]);
+        let view: ReplicationView = serde_json::from_str(&json(&repl)).unwrap();
+        assert_eq!(view.config, repl.config);
+        assert_eq!(
+            (view.pairs[0].state.as_str(), view.pairs[0].pending),
+            (repl.pairs[0].state.as_str(), 1)
+        );
         let failing: ReplicationBody = serde_json::from_str(
             r#"{"config":{"paused":false,"lag_ms":0},"pairs":[{"from":"us-west-2","to":"us-east-1",
                 "state":"stalled","pending":7,"digest":"differ","resyncs":1,"refused":2,
                 "last_error":"peer unreachable"}],"unavailable":[]}"#,
         )
         .unwrap();
+        let failing: ReplicationView = serde_json::from_str(&json(&failing)).unwrap();
         assert_eq!(
             describe_link(&failing.pairs[0]),
             "7 pending from us-west-2, lag p50 – p99 –; link stalled, digests differ; 1 resync(s); \
@@ -631,6 +809,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(fault_text(&health.fault), "error 503");
+        // The console's view of health reads the same answer, whole, as the API writes it.
+        let view: HealthView = serde_json::from_str(&json(&health)).unwrap();
+        assert_eq!(
+            (view.status.as_str(), view.consistency, view.fault),
+            (health.status.as_str(), health.consistency, health.fault)
+        );
         let sent = Fault::Error {
             status: 504,
             duration_s: None,

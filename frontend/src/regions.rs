@@ -1,17 +1,18 @@
 //! The regions panel: each region's health, fault, process state, replication and whether
 //! `/api/*` goes to it first (the active region), polled every 1.5 s, and the outage and
 //! routing controls (admin faults everywhere; region states, replication settings and the
-//! active region on the local stack only, hidden elsewhere).
+//! active region on the local stack only, hidden elsewhere). In the strong mode the witness
+//! has a card of its own: its process state and the same state buttons.
 
 use crate::console::{Console, Stack};
 use crate::model::{self, NOT_ACTIVE, Source};
 use crate::net::{self, Call};
 use crate::widgets::NumberInput;
 use leptos::prelude::*;
+use tandem_shared::Consistency;
 use tandem_shared::control::{
-    self, ActiveRegion, RegionState, RegionsBody, ReplicationBody, ReplicationPatch, SetRegionState,
+    self, ActiveRegion, ConsensusStatus, RegionState, ReplicationPatch, SetRegionState,
 };
-use tandem_shared::wire::HealthResponse;
 use tandem_shared::{Fault, FaultState};
 
 const POLL_MS: u32 = 1500;
@@ -37,7 +38,10 @@ impl Health {
 #[derive(Clone, Copy)]
 pub struct Status {
     pub health: RwSignal<Vec<(String, Health)>>,
-    pub replication: RwSignal<Option<ReplicationBody>>,
+    pub replication: RwSignal<Option<model::ReplicationView>>,
+    /// The consensus log's status (strong mode, local stack): the leader line and each card's
+    /// consensus fact.
+    pub consensus: RwSignal<Option<ConsensusStatus>>,
     in_flight: StoredValue<Vec<String>>,
 }
 
@@ -46,6 +50,7 @@ impl Status {
         Status {
             health: RwSignal::new(Vec::new()),
             replication: RwSignal::new(None),
+            consensus: RwSignal::new(None),
             in_flight: StoredValue::new(Vec::new()),
         }
     }
@@ -110,15 +115,20 @@ impl Status {
         let (reply, _) = console.send(Call::get(&path), Source::Poll).await;
         // Health answers its own body also with 503 (faulted, unavailable); anything else is
         // the edge's error body, or no answer at all.
-        let body = reply.parse::<HealthResponse>();
+        let body = reply.parse::<model::HealthView>();
+        // On AWS health is the only place the mode shows; locally it agrees with the control API.
+        if let Some(h) = &body {
+            console.set_consistency(h.consistency);
+        }
+        let fault = body.as_ref().map(|h| model::fault_text(&h.fault));
         let health = Health {
             status: reply.status,
-            word: match (&body, model::error_of(&reply.body)) {
-                (Some(h), _) => h.status.as_str().to_owned(),
+            word: match (body, model::error_of(&reply.body)) {
+                (Some(h), _) => h.status,
                 (None, Some((code, _))) => code,
                 (None, None) => "unreachable".into(),
             },
-            fault: body.map(|h| model::fault_text(&h.fault)),
+            fault,
             latency_ms: reply.latency_ms,
         };
         self.health
@@ -139,8 +149,8 @@ impl Status {
 
     pub async fn check_control(self, console: Console) {
         let regions = console.poll_control(control::route::REGIONS).await;
-        if let Some(body) = regions.parse::<RegionsBody>() {
-            console.states.set(body.regions);
+        if let Some(body) = regions.parse::<model::RegionsView>() {
+            console.set_states(body);
         } else if regions.status == Some(401) {
             console.stack.set(Stack::Local { control: false });
             return;
@@ -148,8 +158,14 @@ impl Status {
         // Before replication, whose answer waits on every region: a blackholed one must not
         // delay the active region's card.
         check_active(console).await;
+        if console.consistency.get_untracked() == Some(Consistency::Strong) {
+            let reply = console.poll_control(control::route::CONSENSUS).await;
+            if let Some(body) = reply.parse::<ConsensusStatus>() {
+                self.consensus.set(Some(body));
+            }
+        }
         let repl = console.poll_control(control::route::REPLICATION).await;
-        if let Some(body) = repl.parse::<ReplicationBody>() {
+        if let Some(body) = repl.parse::<model::ReplicationView>() {
             self.replication.set(Some(body));
         }
     }
@@ -214,6 +230,11 @@ pub fn RegionsPanel() -> impl IntoView {
             })
             .collect_view()
     };
+    let witness = move || {
+        console
+            .witness()
+            .map(|region| view! { <WitnessCard region=region feedback=feedback /> })
+    };
 
     view! {
         <section class="panel" aria-labelledby="regions-title">
@@ -221,7 +242,12 @@ pub fn RegionsPanel() -> impl IntoView {
                 <h2 id="regions-title">"Regions"</h2>
                 <span class="muted small">"health every 1.5 s"</span>
             </div>
-            <div class="cards">{cards}</div>
+            <p id="consistency" class="small">
+                {fact(StoredValue::new(String::new()), |console, status, _| {
+                    status.consensus.with(|s| model::consistency_text(console.consistency.get(), s.as_ref()))
+                })}
+            </p>
+            <div class="cards">{cards} {witness}</div>
             <WatcherLine />
             <FaultOptions duration=duration slow_ms=slow_ms />
             <div hidden=move || !console.has_control()>
@@ -299,6 +325,27 @@ fn RegionCard(
     }
 }
 
+/// The witness (strong mode, local stack): no item API, so no health, fault or routing; its
+/// process is stopped, crashed and blackholed with the same buttons as a region's (contract
+/// §10.3), and its place in the log shows as a region's does.
+#[component]
+fn WitnessCard(region: String, feedback: Feedback) -> impl IntoView {
+    let (id, label) = (format!("region-{region}"), format!("witness {region}"));
+    view! {
+        <article class="card witness" id=id aria-label=label>
+            <header>
+                <span class="swatch" aria-hidden="true"></span>
+                <h3>{region.clone()}</h3>
+                <span class="badge">"witness"</span>
+            </header>
+            <dl class="facts">
+                <ProcessFacts name=StoredValue::new(region.clone()) />
+            </dl>
+            <StateButtons region=region feedback=feedback />
+        </article>
+    }
+}
+
 /// The last health check: its word in a pill, then the status and how long it took.
 #[component]
 fn HealthLine(region: String) -> impl IntoView {
@@ -324,56 +371,82 @@ fn HealthLine(region: String) -> impl IntoView {
     view! { <div class="health" data-role="health">{line}</div> }
 }
 
-/// The fault health reports; on the local stack also the process state and the replication
-/// link into this region.
+/// The fault health reports; on the local stack also the process state, the replication link
+/// into this region and, in the strong mode, its place in the consensus log.
 #[component]
 fn RegionFacts(region: String) -> impl IntoView {
     let console = expect_context::<Console>();
-    let status = expect_context::<Status>();
     let name = StoredValue::new(region);
-    let fault = move || {
-        name.with_value(|r| status.health_of(r))
-            .and_then(|h| h.fault)
-            .unwrap_or_else(|| "unknown".into())
-    };
-    let state = move || {
-        console.states.with(|s| {
-            name.with_value(|region| s.iter().find(|r| r.region == *region))
-                .map_or("?", |r| r.state.as_str())
-        })
-    };
-    let restarts = move || {
-        console.states.with(|s| {
-            name.with_value(|region| s.iter().find(|r| r.region == *region))
-                .map_or_else(|| "?".to_owned(), model::describe_restarts)
-        })
-    };
     let active = active_label(console, name);
-    let incoming = move || {
-        status.replication.with(|r| {
-            let link = r
-                .as_ref()
-                .and_then(|r| name.with_value(|region| r.pairs.iter().find(|p| p.to == *region)));
+    let fault = fact(name, |_, status, r| {
+        let fault = status.health_of(r).and_then(|h| h.fault);
+        fault.unwrap_or_else(|| "unknown".into())
+    });
+    let incoming = fact(name, |console, status, r| {
+        // The strong mode has no item replication: the consensus log carries every write.
+        if console.consistency.get() == Some(Consistency::Strong) {
+            return "none: the consensus log carries writes".into();
+        }
+        status.replication.with(|l| {
+            let link = l.as_ref().and_then(|l| l.pairs.iter().find(|p| p.to == r));
             link.map_or_else(|| "?".to_owned(), model::describe_link)
         })
-    };
+    });
     view! {
         <dl class="facts">
             <dt>"Fault"</dt>
             <dd data-role="fault">{fault}</dd>
             <div class="group" hidden=move || !console.is_local()>
-                <dt>"Process"</dt>
-                <dd data-role="state">{state}</dd>
-                <dt>"Restarts"</dt>
-                <dd data-role="restarts">{restarts}</dd>
+                <ProcessFacts name=name />
                 <dt>"Replication in"</dt>
                 <dd data-role="replication">{incoming}</dd>
                 <dt>"Routing"</dt>
                 <dd data-role="active" class:on=move || active().is_some_and(|a| a != NOT_ACTIVE)>
-                    {move || active().unwrap_or("?")}
+                    {fact(name, |console, _, r| active_text(console, r).unwrap_or("?").to_owned())}
                 </dd>
             </div>
         </dl>
+    }
+}
+
+/// A card's fact about its region, from the polled state.
+type FactOf = fn(Console, Status, &str) -> String;
+
+/// The text of the fact `f` about region `name`, redrawn when what it reads changes. Every fact
+/// of every card is this one closure type, so the view code that redraws a changing text is
+/// built once: each distinct closure in a view brings its own copy into the wasm, which the
+/// console's size budget counts.
+fn fact(name: StoredValue<String>, f: FactOf) -> impl Fn() -> String + Copy + 'static {
+    let console = expect_context::<Console>();
+    let status = expect_context::<Status>();
+    move || name.with_value(|r| f(console, status, r))
+}
+
+/// `f` of what the control API last said of `region`, `?` before it said anything.
+fn state_of(console: Console, region: &str, f: fn(&model::ProcessView) -> String) -> String {
+    console.states.with(|s| {
+        s.iter()
+            .find(|s| s.region == region)
+            .map_or_else(|| "?".to_owned(), f)
+    })
+}
+
+/// What the control API reports of the process (local stack) and, in the strong mode, what the
+/// consensus log says of this member (contract §10.3), as `<dt>`/`<dd>` pairs of a card's list.
+#[component]
+fn ProcessFacts(name: StoredValue<String>) -> impl IntoView {
+    let console = expect_context::<Console>();
+    view! {
+        <dt>"Process"</dt>
+        <dd data-role="state">{fact(name, |c, _, r| state_of(c, r, |s| s.state.clone()))}</dd>
+        <dt>"Restarts"</dt>
+        <dd data-role="restarts">{fact(name, |c, _, r| state_of(c, r, model::describe_restarts))}</dd>
+        <div class="group" hidden=move || console.consistency.get() != Some(Consistency::Strong)>
+            <dt>"Consensus"</dt>
+            <dd data-role="consensus">
+                {fact(name, |_, status, r| status.consensus.with(|s| model::member_text(s.as_ref(), r)))}
+            </dd>
+        </div>
     }
 }
 
@@ -558,20 +631,23 @@ fn ReplicationControls(feedback: Feedback) -> impl IntoView {
         <div class="replication" role="group" aria-label="replication">
             <h3>"Replication"</h3>
             <p class="small" data-role="replication-config">
-                {move || match config() {
-                    None => "…".to_owned(),
-                    Some(c) => {
-                        format!(
+                {fact(StoredValue::new(String::new()), |_, status, _| {
+                    status.replication.with(|r| match r {
+                        None => "…".to_owned(),
+                        Some(r) => format!(
                             "{}, artificial lag {} ms",
-                            if c.paused { "paused" } else { "running" },
-                            c.lag_ms,
-                        )
-                    }
-                }}
+                            if r.config.paused { "paused" } else { "running" },
+                            r.config.lag_ms,
+                        ),
+                    })
+                })}
             </p>
             <div class="controls">
                 <button type="button" id="replication-toggle" disabled=busy on:click=toggle>
-                    {move || if config().is_some_and(|c| c.paused) { "Resume" } else { "Pause" }}
+                    {fact(StoredValue::new(String::new()), |_, status, _| {
+                        let paused = status.replication.with(|r| r.as_ref().is_some_and(|r| r.config.paused));
+                        if paused { "Resume" } else { "Pause" }.to_owned()
+                    })}
                 </button>
                 <label class="inline">
                     "Lag (ms)"
@@ -610,15 +686,18 @@ fn active_label(
     console: Console,
     region: StoredValue<String>,
 ) -> impl Fn() -> Option<&'static str> + Copy + 'static {
-    move || {
-        let value = console
-            .active
-            .with(|a| a.as_ref().map(|a| a.region.clone()))?;
-        let label = console
-            .regions
-            .with(|r| region.with_value(|n| model::active_label(value.as_deref(), n, r)));
-        Some(label)
-    }
+    move || region.with_value(|r| active_text(console, r))
+}
+
+/// [`active_label`] of the region named `region`.
+fn active_text(console: Console, region: &str) -> Option<&'static str> {
+    let value = console
+        .active
+        .with(|a| a.as_ref().map(|a| a.region.clone()))?;
+    let label = console
+        .regions
+        .with(|r| model::active_label(value.as_deref(), region, r));
+    Some(label)
 }
 
 /// The stack's health watcher (`tandem up --auto-failover`), when it runs one: what it does,
@@ -638,7 +717,11 @@ fn WatcherLine() -> impl IntoView {
             class:bad=move || status().is_some_and(|w| w.error.is_some())
             hidden=move || status().is_none()
         >
-            {move || status().map(|w| model::watcher_text(&w)).unwrap_or_default()}
+            {fact(StoredValue::new(String::new()), |console, _, _| {
+                console.active.with(|a| {
+                    a.as_ref().and_then(|a| a.watcher.as_ref()).map(model::watcher_text).unwrap_or_default()
+                })
+            })}
         </p>
     }
 }

@@ -265,6 +265,19 @@ pub enum MemberRole {
     Joining,
 }
 
+impl MemberRole {
+    /// The name on the wire, as the console and `tandem consensus` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Leader => "leader",
+            MemberRole::Follower => "follower",
+            MemberRole::Candidate => "candidate",
+            MemberRole::Learner => "learner",
+            MemberRole::Joining => "joining",
+        }
+    }
+}
+
 /// Body of `PUT /_tandem/regions/<region>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -398,16 +411,25 @@ pub enum SwitchState {
 
 /// An outage to inject into one region, as `tandem fault`, `tandem drill`, `tandem chaos`, the
 /// bench and the console name it: `error:503`, `slow:<ms>`, and on the local stack `stopped`,
-/// `crashed`, `blackhole` and `partition` (replication paused both ways).
+/// `crashed`, `blackhole`, `partition` (replication paused both ways) and, for `tandem drill`,
+/// `disk-lost`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum Outage {
-    Error { status: u16 },
-    Slow { latency_ms: u64 },
+    Error {
+        status: u16,
+    },
+    Slow {
+        latency_ms: u64,
+    },
     Stopped,
     Crashed,
     Blackhole,
     Partition,
+    /// The region (or the witness) stopped, its data directory deleted, and started again at
+    /// the heal with nothing: a lost disk. Only a tool on the stack's machine, that knows the
+    /// data directory, can inject it (`tandem drill --data-dir`).
+    DiskLost,
 }
 
 impl Outage {
@@ -430,8 +452,15 @@ impl Outage {
             Outage::Stopped => Some(RegionState::Stopped),
             Outage::Crashed => Some(RegionState::Crashed),
             Outage::Blackhole => Some(RegionState::Blackhole),
+            // The process part of a lost disk; the caller deletes the directory meanwhile.
+            Outage::DiskLost => Some(RegionState::Stopped),
             _ => None,
         }
+    }
+
+    /// Whether the region's data directory is deleted while it is stopped ([`Outage::DiskLost`]).
+    pub fn loses_disk(self) -> bool {
+        self == Outage::DiskLost
     }
 
     /// Whether only the local stack's control API can inject it.
@@ -449,6 +478,7 @@ impl fmt::Display for Outage {
             Outage::Crashed => f.write_str("crashed"),
             Outage::Blackhole => f.write_str("blackhole"),
             Outage::Partition => f.write_str("partition"),
+            Outage::DiskLost => f.write_str("disk-lost"),
         }
     }
 }
@@ -475,6 +505,7 @@ impl FromStr for Outage {
                 "crashed" => Ok(Outage::Crashed),
                 "blackhole" => Ok(Outage::Blackhole),
                 "partition" => Ok(Outage::Partition),
+                "disk-lost" => Ok(Outage::DiskLost),
                 _ => Err(unknown_outage(s)),
             },
             _ => Err(unknown_outage(s)),
@@ -485,7 +516,7 @@ impl FromStr for Outage {
 fn unknown_outage(s: &str) -> String {
     format!(
         "{s:?}: the outage is error:<status> or slow:<ms> (any edge), or stopped, crashed, \
-         blackhole or partition (the local stack)"
+         blackhole, partition or disk-lost (the local stack)"
     )
 }
 
@@ -515,6 +546,7 @@ mod tests {
             Outage::Crashed,
             Outage::Blackhole,
             Outage::Partition,
+            Outage::DiskLost,
         ] {
             assert_eq!(o.to_string().parse::<Outage>(), Ok(o));
             let json = serde_json::to_string(&o).unwrap();
@@ -549,6 +581,10 @@ mod tests {
             Some(RegionState::Blackhole)
         );
         assert!(Outage::Partition.local_only());
+        // A lost disk stops the process; the directory is the caller's to delete.
+        assert_eq!(Outage::DiskLost.region_state(), Some(RegionState::Stopped));
+        assert!(Outage::DiskLost.local_only() && Outage::DiskLost.loses_disk());
+        assert!(!Outage::Stopped.loses_disk());
         assert!(Outage::Partition.region_state().is_none());
         assert!(!Outage::Slow { latency_ms: 1 }.local_only());
     }

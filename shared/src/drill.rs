@@ -17,12 +17,14 @@
 //! - a read is *stale* when it finds an acknowledged write missing or older ([`is_stale_read`]).
 //!
 //! With a switch of the active region (contract §6.3), [`SwitchFigures`] splits the outage at the
-//! switch and counts the writes a plain client ([`ClientMode::Plain`]) saw fail.
+//! switch and counts the writes a plain client ([`ClientMode::Plain`]) saw fail. [`Rpo`] says what
+//! was lost against what the stack's consistency mode promises (contract §10).
 //!
 //! The console runs this code in WebAssembly, so maps and sets are filled with `extend` rather
 //! than `collect`: `collect` into a B-tree sorts first, and each map type then brings its own
 //! copy of the stable sort (6 KB of the console after brotli, for these few types).
 
+use crate::consistency::Consistency;
 use crate::item::{Item, parse_timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -316,6 +318,40 @@ pub struct LostWrite {
     pub acknowledged: Stamp,
     /// What the region held instead: an older write, or nothing.
     pub found: Option<Stamp>,
+}
+
+/// The recovery point a drill measured, in the consistency mode of the stack it ran on
+/// (contract §10): the strong mode promises that no acknowledged write is lost whatever one
+/// member suffers, a lost disk included (RPO 0); the eventual mode may lose what a region had
+/// acknowledged and not yet replicated when that region's data is lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rpo {
+    pub consistency: Consistency,
+    /// Ids whose last acknowledged write some region did not hold after convergence.
+    pub lost_ids: usize,
+}
+
+impl Rpo {
+    /// Whether the mode's promise held: nothing lost in the strong mode (the eventual mode
+    /// promises nothing of a lost region's unreplicated writes).
+    pub fn kept(self) -> bool {
+        self.consistency == Consistency::Eventual || self.lost_ids == 0
+    }
+
+    /// One line for reports.
+    pub fn describe(self) -> String {
+        match (self.consistency, self.lost_ids) {
+            (mode, 0) => format!("RPO 0: no acknowledged write lost ({mode} consistency)"),
+            (Consistency::Strong, n) => format!(
+                "RPO broken: {n} id(s) lost an acknowledged write, which strong consistency \
+                 promises never happens"
+            ),
+            (Consistency::Eventual, n) => format!(
+                "{n} id(s) lost an acknowledged write (eventual consistency: a region's loss \
+                 takes what it had not yet replicated)"
+            ),
+        }
+    }
 }
 
 /// The last acknowledged write to each id, in last-writer-wins order (not in the order the
@@ -615,5 +651,30 @@ mod tests {
         assert!(is_stale_read(&a, Some(&stamp(10, EAST))));
         assert!(!is_stale_read(&a, Some(&a)));
         assert!(!is_stale_read(&a, Some(&stamp(30, EAST))));
+    }
+
+    #[test]
+    fn the_rpo_holds_the_strong_mode_to_zero() {
+        let strong = Rpo {
+            consistency: Consistency::Strong,
+            lost_ids: 0,
+        };
+        assert!(strong.kept());
+        assert_eq!(
+            strong.describe(),
+            "RPO 0: no acknowledged write lost (strong consistency)"
+        );
+        let broken = Rpo {
+            lost_ids: 2,
+            ..strong
+        };
+        assert!(!broken.kept() && broken.describe().starts_with("RPO broken: 2 id(s)"));
+        let eventual = Rpo {
+            consistency: Consistency::Eventual,
+            lost_ids: 2,
+        };
+        assert!(eventual.kept() && eventual.describe().contains("eventual consistency"));
+        let json = serde_json::to_value(strong).unwrap();
+        assert_eq!(json["consistency"], "strong");
     }
 }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "e2e-admin-token-0123456789abcdef";
 const PRIMARY: &str = "us-east-1";
 const SECONDARY: &str = "us-west-2";
+/// The strong stack's witness (`tandem up --consistency strong`'s default).
+const WITNESS: &str = "us-east-2";
 /// Laptop-sized window for the screenshots; the last one is phone-sized.
 const WINDOW: (u32, u32) = (1440, 1320);
 const PHONE: (u32, u32) = (390, 844);
@@ -50,6 +52,8 @@ impl Drop for Reaper {
 struct Ctx {
     client: Client,
     base: String,
+    /// The edge of the stack started with `--consistency strong`.
+    strong_base: String,
     shots: PathBuf,
 }
 
@@ -91,32 +95,17 @@ pub fn run_all(screenshots: Screenshots) -> anyhow::Result<(usize, usize)> {
 
     // Below the ephemeral range, as every local stack: the crash scenario restarts us-east-1,
     // which must get its port back.
-    let port = util::free_ports(3)?;
-    reaper.0.push(
-        Command::new(&tandem)
-            .arg("up")
-            .args(["--port", &port.to_string()])
-            .arg("--data-dir")
-            .arg(work.join("data"))
-            .arg("--console-dir")
-            .arg(&dist)
-            .args([
-                "--admin-token",
-                TOKEN,
-                "--origin-secret",
-                "e2e-origin-secret",
-            ])
-            // One quick connection attempt and a 1 s read timeout: failovers within seconds.
-            .args(["--connection-attempts", "1", "--connection-timeout", "1"])
-            .args(["--origin-read-timeout", "1"])
-            .current_dir(util::root())
-            .env("RUST_LOG", "warn")
-            .stdout(logs("tandem.log")?)
-            .stderr(logs("tandem.err.log")?)
-            .spawn()
-            .context("starting tandem up")?,
-    );
+    let (stack, port) = start_stack(&tandem, &dist, &work, "tandem", &[])?;
+    reaper.0.push(stack);
+    // The strong mode's stack (two regions and a witness): started now, so that its cluster
+    // forms while the other scenarios run.
+    let strong = ["--consistency", "strong"];
+    let (stack, strong_port) = start_stack(&tandem, &dist, &work, "tandem-strong", &strong)?;
+    reaper.0.push(stack);
     util::wait_for_port(port).context("tandem up did not start (see target/e2e/tandem*.log)")?;
+    util::wait_for_port(strong_port).context(
+        "tandem up --consistency strong did not start (see target/e2e/tandem-strong*.log)",
+    )?;
 
     let driver_port = util::free_ports(1)?;
     reaper.0.push(
@@ -130,6 +119,7 @@ pub fn run_all(screenshots: Screenshots) -> anyhow::Result<(usize, usize)> {
     util::wait_for_port(driver_port)?;
 
     let base = format!("http://127.0.0.1:{port}");
+    let strong_base = format!("http://127.0.0.1:{strong_port}");
     let shots = match screenshots {
         Screenshots::Target => work.join("screenshots"),
         Screenshots::Docs => util::root().join("docs/screenshots"),
@@ -144,9 +134,10 @@ pub fn run_all(screenshots: Screenshots) -> anyhow::Result<(usize, usize)> {
         let ctx = Ctx {
             client,
             base,
+            strong_base,
             shots: shots.clone(),
         };
-        let scenarios: [(&str, Scenario); 5] = [
+        let scenarios: [(&str, Scenario); 6] = [
             ("create an item, answered by us-east-1", |c| {
                 Box::pin(create_item(c))
             }),
@@ -159,6 +150,10 @@ pub fn run_all(screenshots: Screenshots) -> anyhow::Result<(usize, usize)> {
             }),
             ("heal, the other region catches up", |c| Box::pin(heal(c))),
             ("drill: 0 writes lost", |c| Box::pin(drill(c))),
+            (
+                "strong stack: the consensus log shows a leader, and the witness stops",
+                |c| Box::pin(consensus(c)),
+            ),
         ];
         let (mut passed, mut failed) = (0, 0);
         for (i, (name, scenario)) in scenarios.into_iter().enumerate() {
@@ -193,6 +188,48 @@ pub fn run_all(screenshots: Screenshots) -> anyhow::Result<(usize, usize)> {
     );
     done(t);
     Ok((passed, failed))
+}
+
+/// Starts `tandem up` with `extra` flags on free ports, its data and logs under `work` (named
+/// `name`); returns the process and the edge's port, once the port is chosen (not yet served).
+fn start_stack(
+    tandem: &Path,
+    dist: &Path,
+    work: &Path,
+    name: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Child, u16)> {
+    let logs = |suffix: &str| -> anyhow::Result<Stdio> {
+        Ok(Stdio::from(std::fs::File::create(
+            work.join(format!("{name}{suffix}")),
+        )?))
+    };
+    // The edge, two regions and (strong mode) the witness, on consecutive ports.
+    let port = util::free_ports(4)?;
+    let child = Command::new(tandem)
+        .arg("up")
+        .args(["--port", &port.to_string()])
+        .arg("--data-dir")
+        .arg(work.join(format!("{name}-data")))
+        .arg("--console-dir")
+        .arg(dist)
+        .args([
+            "--admin-token",
+            TOKEN,
+            "--origin-secret",
+            "e2e-origin-secret",
+        ])
+        // One quick connection attempt and a 1 s read timeout: failovers within seconds.
+        .args(["--connection-attempts", "1", "--connection-timeout", "1"])
+        .args(["--origin-read-timeout", "1"])
+        .args(extra)
+        .current_dir(util::root())
+        .env("RUST_LOG", "warn")
+        .stdout(logs(".log")?)
+        .stderr(logs(".err.log")?)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    Ok((child, port))
 }
 
 async fn connect(port: u16, chromium: &Path, profile: &Path) -> anyhow::Result<Client> {
@@ -690,5 +727,86 @@ async fn drill(c: &Ctx) -> anyhow::Result<()> {
     scroll_to(c, "body").await?;
     screenshot(c, "06-phone.png").await?;
     c.client.set_window_size(WINDOW.0, WINDOW.1).await?;
+    Ok(())
+}
+
+/// The strong stack's console: the mode and the leader over the cards, each member's place in
+/// the log on its card, the witness's card; the witness stopped from its card is reported as not
+/// answering while the two regions keep a leader (two of three), then brought back.
+async fn consensus(c: &Ctx) -> anyhow::Result<()> {
+    c.client
+        .goto(&format!("{}/#token={TOKEN}", c.strong_base))
+        .await?;
+    c.client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("main#app[data-ready='true']"))
+        .await
+        .context("the strong stack's console did not start")?;
+    let leads = |t: &str| {
+        [PRIMARY, SECONDARY]
+            .iter()
+            .any(|r| t.starts_with(&format!("strong consistency: {r} leads, term ")))
+    };
+    wait_text(
+        c,
+        "#consistency",
+        Duration::from_secs(30),
+        "a leader",
+        leads,
+    )
+    .await?;
+    let in_log = |t: &str| {
+        (t.starts_with("leader (gen 0)") || t.starts_with("follower (gen 0)"))
+            && t.contains(", applied ")
+    };
+    for member in [PRIMARY, SECONDARY, WITNESS] {
+        wait_text(
+            c,
+            &format!("#region-{member} [data-role=consensus]"),
+            Duration::from_secs(10),
+            &format!("{member} in the log"),
+            in_log,
+        )
+        .await?;
+    }
+    let witness = format!("#region-{WITNESS}");
+    wait_text(
+        c,
+        &format!("{witness} [data-role=state]"),
+        Duration::from_secs(10),
+        "the witness's card",
+        |t| t == "up",
+    )
+    .await?;
+    scroll_to(c, "body").await?;
+    screenshot(c, "07-consensus.png").await?;
+
+    click(c, &format!("{witness} button[data-action=state-stopped]")).await?;
+    wait_text(
+        c,
+        &format!("{witness} [data-role=consensus]"),
+        Duration::from_secs(10),
+        "the stopped witness not answering",
+        |t| t == "not answering",
+    )
+    .await?;
+    wait_text(
+        c,
+        "#consistency",
+        Duration::from_secs(10),
+        "a leader without the witness",
+        leads,
+    )
+    .await?;
+    click(c, &format!("{witness} button[data-action=state-up]")).await?;
+    wait_text(
+        c,
+        &format!("{witness} [data-role=consensus]"),
+        Duration::from_secs(20),
+        "the witness back in the log",
+        in_log,
+    )
+    .await?;
     Ok(())
 }

@@ -75,6 +75,14 @@ pub async fn fault(args: FaultArgs) -> anyhow::Result<()> {
     if args.duration.is_some() {
         bail!("--duration applies to error and slow faults only");
     }
+    // Deleting a data directory needs the stack's machine and directory, which a fault sent
+    // through an endpoint has neither of.
+    if args.outage.loses_disk() {
+        bail!(
+            "disk-lost deletes the region's data directory: run it as a drill \
+             (`tandem drill --fault disk-lost --data-dir <tandem up's --data-dir>`)"
+        );
+    }
     control.inject(&args.region, args.outage, None).await?;
     println!("{}: {}", args.region, args.outage);
     Ok(())

@@ -1,11 +1,18 @@
 //! `tandem drill` against the local stack, once per fault kind: reads always fail over (0 failed
 //! GETs), no acknowledged write is lost, and both report files exist and parse. And once as a
-//! plain client on a stack whose health watcher switches the active region (contract §6.3).
+//! plain client on a stack whose health watcher switches the active region (contract §6.3), and
+//! in the strong mode with a member's disk lost mid-traffic (contract §10.3: RPO 0).
 
 mod common;
 
 use common::*;
 use std::process::Command;
+use std::time::Duration;
+use tandem_cli::drill::Report;
+use tandem_shared::Consistency;
+use tandem_shared::drill::Rpo;
+use tandem_shared::region::WITNESS;
+use tandem_testkit::until;
 
 /// The flags of a short drill: 4 s of traffic, 2 s of outage.
 const SHORT: &[&str] = &[
@@ -225,4 +232,70 @@ async fn a_plain_client_drill_sees_the_watcher_switch_and_loses_nothing() {
     );
     let active = stack.control().active_region().await.unwrap();
     assert_eq!(active.region, None);
+}
+
+/// Strong mode (contract §10.3): a drill that deletes a member's data directory mid-traffic
+/// (`--fault disk-lost`) loses no acknowledged write, and the report says the mode and RPO 0.
+/// Once on the primary, once on the witness; each time the directory deleted is the one the
+/// member really uses: it comes back under the next generation of its node id, which a member
+/// that kept its disk never does.
+#[tokio::test]
+async fn strong_drills_that_lose_a_disk_lose_no_acknowledged_write() {
+    let stack = Stack::start_with(&["--consistency", "strong"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = stack.data_dir().display().to_string();
+    for (generation, member) in [(1, EAST), (1, WITNESS)] {
+        let flags = [
+            "--region",
+            member,
+            "--duration",
+            "8",
+            "--outage",
+            "3",
+            "--rps",
+            "40",
+            "--write-ratio",
+            "0.4",
+            "--converge-timeout",
+            "60",
+            "--data-dir",
+            &data_dir,
+        ];
+        let report: Report =
+            serde_json::from_value(drill(&stack, "disk-lost", &flags, dir.path())).unwrap();
+        let rpo = Rpo {
+            consistency: Consistency::Strong,
+            lost_ids: 0,
+        };
+        assert_eq!(report.rpo, rpo, "{member}: {:?}", report.lost_writes);
+        assert!(report.lost_writes.is_empty(), "{member}");
+        assert!(report.diverging.is_empty(), "{member}");
+        assert!(report.convergence_ms.is_some(), "{member}: never converged");
+        assert!(
+            report.acknowledged_writes > 10,
+            "{member}: too few writes to mean anything"
+        );
+        println!(
+            "{member}: {} acknowledged, {}",
+            report.acknowledged_writes,
+            report.rpo.describe()
+        );
+        let deleted = stack.data_dir().join(member).display().to_string();
+        assert!(
+            report.notes.iter().any(|n| n.contains(&deleted)),
+            "{member}: {:?}",
+            report.notes
+        );
+        let rejoined = until(Duration::from_secs(60), || async {
+            let log = stack.control().consensus().await.ok()?;
+            let m = log.members.into_iter().find(|m| m.region == member)?;
+            (m.generation == generation && m.voter).then_some(m)
+        })
+        .await;
+        assert!(
+            rejoined.is_some(),
+            "{member} did not rejoin under generation {generation}: {:?}",
+            stack.control().consensus().await
+        );
+    }
 }

@@ -24,9 +24,14 @@ pub struct DrillArgs {
     #[arg(long)]
     pub region: Option<String>,
     /// The outage to inject: error:<500|502|503|504> or slow:<ms> (any edge); stopped, crashed,
-    /// blackhole or partition (the local stack).
+    /// blackhole, partition or disk-lost (the local stack; disk-lost deletes the region's
+    /// directory under --data-dir while it is stopped).
     #[arg(long, default_value = "error:503")]
     pub fault: Outage,
+    /// The local stack's data directory (`tandem up --data-dir`), where `--fault disk-lost`
+    /// deletes the region's directory (a region, or the witness in the strong mode).
+    #[arg(long, default_value = ".tandem")]
+    pub data_dir: PathBuf,
     /// Seconds the fault lasts.
     #[arg(long, default_value_t = 10)]
     pub outage: u64,

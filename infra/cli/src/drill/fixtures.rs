@@ -2,7 +2,9 @@
 //! and the same drill as a plain client switched by the health watcher.
 
 use super::report::Report;
-use tandem_shared::drill::{ClientMode, Kind, Phase, Sample, Summary, SwitchFigures, SwitchMode};
+use tandem_shared::drill::{
+    ClientMode, Kind, Phase, Rpo, Sample, Summary, SwitchFigures, SwitchMode,
+};
 
 fn sample(t_ms: f64, kind: Kind, status: u16, region: Option<&str>) -> Sample {
     Sample {
@@ -47,6 +49,7 @@ pub(super) fn report() -> Report {
         acknowledged_writes: 1,
         lost_writes: vec![],
         diverging: vec![],
+        rpo: Rpo::default(),
         summary: Summary::of(&samples, "us-east-1", 1000.0),
         switchover: SwitchFigures::of(&samples, 1000.0, None),
         notes: vec![],

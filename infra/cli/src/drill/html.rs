@@ -106,6 +106,7 @@ fn figures(r: &Report) -> Vec<(&'static str, String)> {
         ("Stale reads", s.stale_reads.to_string()),
         ("Acknowledged writes", r.acknowledged_writes.to_string()),
         ("Lost writes", r.lost_ids().to_string()),
+        ("Recovery point", r.rpo.describe()),
         (
             "Backlog in every region after heal (traffic going on)",
             fmt_ms(r.recovery_ms),

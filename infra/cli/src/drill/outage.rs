@@ -1,4 +1,5 @@
-//! The fault and the active region during a drill: the fault injected and cleared on time, the
+//! The fault and the active region during a drill: the fault injected and cleared on time (a
+//! lost disk: the member stopped, its data directory deleted, started again at the heal), the
 //! active region moved by the drill (`--switch manual`) or seen moved by the stack's health
 //! watcher (`--switch auto`), and the failback once the region is healthy again.
 
@@ -40,6 +41,10 @@ impl Drill {
             drill.sleep_until(drill.fault_ms).await;
             let injected = drill.control.inject(region, outage, expiry).await;
             let mut result = injected.with_context(|| format!("injecting {outage} into {region}"));
+            // The member has stopped when the control API answers: its files are closed.
+            if outage.loses_disk() && result.is_ok() {
+                result = drill.lose_disk().await;
+            }
             if drill.switch == SwitchMode::Manual {
                 result = result.and(drill.switch_over().await);
             }
@@ -51,6 +56,26 @@ impl Drill {
             }
             result
         })
+    }
+
+    /// `--fault disk-lost`, once the member has stopped: deletes its data directory, checks that
+    /// it is gone, and notes it. At the heal the member starts with nothing (contract §10.3: in
+    /// the strong mode it rejoins the log under a new node id; in the eventual mode it copies
+    /// its peer).
+    async fn lose_disk(&self) -> anyhow::Result<()> {
+        let dir = &self.region_dir;
+        tokio::fs::remove_dir_all(dir)
+            .await
+            .with_context(|| format!("deleting {}", dir.display()))?;
+        if tokio::fs::try_exists(dir).await.unwrap_or(true) {
+            anyhow::bail!("{} is still there after it was deleted", dir.display());
+        }
+        self.note(format!(
+            "{}: disk lost: {} deleted while it was stopped; it started again empty at the heal",
+            self.region,
+            dir.display()
+        ));
+        Ok(())
     }
 
     /// `--switch manual`: makes the other region the active one, and notes when.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use tandem_shared::control::Outage;
 use tandem_shared::drill::{
-    ClientMode, LostWrite, Sample, Summary, SwitchFigures, SwitchMode, Window,
+    ClientMode, LostWrite, Rpo, Sample, Summary, SwitchFigures, SwitchMode, Window,
 };
 
 /// The JSON report.
@@ -59,6 +59,10 @@ pub struct Report {
     /// ([`tandem_shared::drill::diverging`]).
     #[serde(default)]
     pub diverging: Vec<String>,
+    /// The stack's consistency mode and what was lost against its promise (contract §10); a
+    /// report from before the field reads as eventual.
+    #[serde(default)]
+    pub rpo: Rpo,
     pub summary: Summary,
     /// The fault-to-switch time, the outage split at the switch, the plain client's failed
     /// writes ([`SwitchFigures`]).
@@ -118,6 +122,7 @@ pub(super) fn print_summary(r: &Report) {
         r.rps,
         r.write_ratio * 100.0
     );
+    println!("  consistency:         {}", r.rpo.consistency);
     println!("  requests:            {}", s.requests);
     let failures = &s.failures;
     println!(
@@ -159,6 +164,7 @@ pub(super) fn print_summary(r: &Report) {
     println!("  stale reads:         {}", s.stale_reads);
     println!("  acknowledged writes: {}", r.acknowledged_writes);
     println!("  lost writes:         {}", r.lost_ids());
+    println!("  recovery point:      {}", r.rpo.describe());
     println!(
         "  backlog in every region after heal (traffic going on): {}",
         fmt_ms(r.recovery_ms)
@@ -266,6 +272,7 @@ mod tests {
         let mut json = serde_json::to_value(report()).unwrap();
         let fields = json.as_object_mut().unwrap();
         for new in [
+            "rpo",
             "client",
             "switch",
             "switch_ms",

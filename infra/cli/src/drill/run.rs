@@ -6,19 +6,22 @@ use super::converge::Convergence;
 use super::report::{Report, print_summary, write_reports};
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tandem_api::store::embedded::DB_FILE;
 use tandem_ops::client::ControlClient;
 use tandem_ops::items::{self, ItemClient, NoAnswer};
+use tandem_shared::Consistency;
 use tandem_shared::drill::{
-    self as rules, AckedWrite, ClientMode, Kind, Phase, Sample, Stamp, Summary, SwitchFigures,
+    self as rules, AckedWrite, ClientMode, Kind, Phase, Rpo, Sample, Stamp, Summary, SwitchFigures,
     SwitchMode,
 };
 use tandem_shared::item::Data;
 use tandem_shared::region::{DEFAULT_REGIONS, is_valid_region};
 use tandem_shared::rng::Rng;
 use tandem_shared::sync::lock;
-use tandem_shared::wire::ItemResponse;
+use tandem_shared::wire::{HealthResponse, ItemResponse};
 use tokio::task::JoinSet;
 
 /// Data requests give up after this long (a blackholed region holds them until the edge's read
@@ -31,12 +34,25 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn run(args: DrillArgs) -> anyhow::Result<Report> {
     check_args(&args)?;
     let control = args.target.client(CONTROL_TIMEOUT)?;
-    let regions = discover_regions(&control).await;
-    let (region, other) = pick_regions(&regions, args.region.as_deref())?;
+    let stack = discover(&control).await;
+    let regions = stack.regions.clone();
+    let (region, other) = pick_regions(&stack, args.region.as_deref())?;
     if args.switch != SwitchMode::None {
+        if stack.witness.as_ref() == Some(&region) {
+            bail!("the witness serves no requests: --switch needs a region to fail");
+        }
         check_no_active_region(&control).await?;
     }
-    let drill = Arc::new(Drill::new(&args, control, region, other)?);
+    if args.fault.loses_disk() {
+        check_data_dir(&args.data_dir, &region)?;
+    }
+    let drill = Arc::new(Drill::new(
+        &args,
+        control,
+        region,
+        other,
+        stack.consistency,
+    )?);
     drill.first_write().await?;
 
     let outage = drill.spawn_outage(args.fault, args.outage);
@@ -84,32 +100,84 @@ async fn check_no_active_region(control: &ControlClient) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The regions behind the endpoint, primary first: the local control API says; elsewhere
-/// (CloudFront has no control API) the default ones.
-async fn discover_regions(control: &ControlClient) -> Vec<String> {
+/// What the drill learns of the stack before it starts.
+struct Stack {
+    /// The regions that serve requests, primary first.
+    regions: Vec<String>,
+    /// The witness (strong mode, local stack): a member to fail, never one to read from.
+    witness: Option<String>,
+    consistency: Consistency,
+}
+
+/// The stack behind the endpoint: the local control API says; elsewhere (CloudFront has no
+/// control API) the default regions, and the mode the primary's health reports.
+async fn discover(control: &ControlClient) -> Stack {
     match control.regions().await {
         Ok(body) if !body.regions.is_empty() => {
             let mut regions = body.regions;
             regions.sort_by_key(|r| !r.primary);
-            regions.into_iter().map(|r| r.region).collect()
+            let (witness, regions): (Vec<_>, Vec<_>) = regions.into_iter().partition(|r| r.witness);
+            Stack {
+                regions: regions.into_iter().map(|r| r.region).collect(),
+                witness: witness.into_iter().next().map(|r| r.region),
+                consistency: body.consistency,
+            }
         }
-        _ => DEFAULT_REGIONS.iter().map(|r| r.to_string()).collect(),
+        _ => Stack {
+            regions: DEFAULT_REGIONS.iter().map(|r| r.to_string()).collect(),
+            witness: None,
+            consistency: health_consistency(control.base()).await,
+        },
     }
 }
 
-/// The region to fail (`--region`, else the first, the primary) and the one that takes over.
-fn pick_regions(regions: &[String], asked: Option<&str>) -> anyhow::Result<(String, String)> {
+/// The mode `GET /api/health` reports; eventual when it cannot be read (a region older than the
+/// field answers without it, and that means eventual too).
+async fn health_consistency(base: &str) -> Consistency {
+    let Ok(http) = tandem_ops::client::http_client(CONTROL_TIMEOUT) else {
+        return Consistency::default();
+    };
+    let answer = http.get(format!("{base}/api/health")).send().await;
+    // Health answers its own body with 503 too (a faulted or cut-off region).
+    match answer {
+        Ok(answer) => answer
+            .json::<HealthResponse>()
+            .await
+            .map_or(Consistency::default(), |h| h.consistency),
+        Err(_) => Consistency::default(),
+    }
+}
+
+/// The member to fail (`--region`, else the primary; the witness too, in the strong mode) and
+/// the region that takes over (another region: the witness serves no requests).
+fn pick_regions(stack: &Stack, asked: Option<&str>) -> anyhow::Result<(String, String)> {
     let region = match asked {
         Some(r) if !is_valid_region(r) => bail!("--region {r:?} is not a region name"),
         Some(r) => r.to_owned(),
-        None => regions.first().context("no regions")?.clone(),
+        None => stack.regions.first().context("no regions")?.clone(),
     };
-    let other = regions
+    let other = stack
+        .regions
         .iter()
         .find(|r| **r != region)
         .cloned()
         .context("the drill needs two regions")?;
     Ok((region, other))
+}
+
+/// `--fault disk-lost` deletes `<data-dir>/<region>`: only once it is seen to be that member's
+/// data directory (it holds the store's database), so that a mistyped `--data-dir` deletes
+/// nothing.
+fn check_data_dir(data_dir: &Path, region: &str) -> anyhow::Result<()> {
+    let dir = data_dir.join(region);
+    if !dir.join(DB_FILE).is_file() {
+        bail!(
+            "--fault disk-lost deletes {}, which holds no {DB_FILE}: is --data-dir the stack's \
+             (`tandem up --data-dir`)?",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// When the fault starts and ends, in milliseconds from the drill's start: in the middle of the
@@ -142,6 +210,9 @@ pub(super) struct Drill {
     pub(super) region: String,
     pub(super) other: String,
     run_id: String,
+    consistency: Consistency,
+    /// `<data-dir>/<region>`: what `--fault disk-lost` deletes.
+    pub(super) region_dir: PathBuf,
     client: ClientMode,
     pub(super) switch: SwitchMode,
     started: Instant,
@@ -187,6 +258,7 @@ impl Drill {
         control: ControlClient,
         region: String,
         other: String,
+        consistency: Consistency,
     ) -> anyhow::Result<Drill> {
         let (fault_ms, heal_ms) = fault_window(args.duration, args.outage);
         let http = reqwest::Client::builder()
@@ -195,6 +267,7 @@ impl Drill {
             .pool_max_idle_per_host(256)
             .build()?;
         let items = ItemClient::new(http.clone(), control.base());
+        let region_dir = args.data_dir.join(&region);
         Ok(Drill {
             http,
             endpoint: control.base().to_owned(),
@@ -204,6 +277,8 @@ impl Drill {
             region,
             other,
             run_id: run_id()?,
+            consistency,
+            region_dir,
             client: args.client,
             switch: args.switch,
             started: Instant::now(),
@@ -381,7 +456,7 @@ impl Drill {
         let mut samples = lock(&self.samples).clone();
         samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         let switch_ms = *lock(&self.switch_ms);
-        Report {
+        let mut report = Report {
             endpoint: self.endpoint.clone(),
             fault: args.fault,
             region: self.region.clone(),
@@ -401,13 +476,20 @@ impl Drill {
             recovery_ms,
             convergence_ms: convergence.ms,
             acknowledged_writes: lock(&self.acked).len(),
+            rpo: Rpo {
+                consistency: self.consistency,
+                // Counted below, by the report's own rule.
+                lost_ids: 0,
+            },
             lost_writes: convergence.lost,
             diverging: convergence.diverging,
             summary: Summary::of(&samples, &self.region, self.fault_ms),
             switchover: SwitchFigures::of(&samples, self.fault_ms, switch_ms),
             notes: lock(&self.notes).clone(),
             samples,
-        }
+        };
+        report.rpo.lost_ids = report.lost_ids();
+        report
     }
 }
 

@@ -64,6 +64,18 @@ pub mod path {
 /// A member's running Raft.
 pub type Raft = openraft::Raft<TypeConfig>;
 
+/// One of Raft's messages (append, vote, snapshot chunk) with the node id it is for. A member
+/// that lost its disk comes back at the same address under a new node id: the leader still
+/// sends to its old id until the membership change replaces it, and were the new member to
+/// answer those as its own, the old voter's log would seem to go back, which openraft refuses
+/// by panicking in the leader (its core then stops, and the stack with it). So a member answers
+/// only messages for its own id; the rest get 503, which the sender takes as unreachable.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Addressed<T> {
+    pub to: u64,
+    pub message: T,
+}
+
 /// How long a strong request may wait for the majority (a write's commit, a read's barrier, a
 /// leader to appear) before it is answered 503: below the edge's origin read timeout (4 s), so
 /// the region answers its own 503 and the edge fails a read over.

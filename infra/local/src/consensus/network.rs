@@ -8,7 +8,7 @@
 //! how the benchmarks put 65 ms between us-east-1 and us-west-2 on one machine.
 
 use super::path;
-use super::{Member, Settings, TypeConfig};
+use super::{Addressed, Member, Settings, TypeConfig};
 use crate::replication::client::{SignedClient, Target};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -85,11 +85,15 @@ impl Link {
             region: &self.region,
             url,
         };
+        let addressed = Addressed {
+            to: self.target,
+            message: req,
+        };
         let sent = async {
             tokio::time::sleep(self.delay).await;
             let method = reqwest::Method::POST;
             self.client
-                .json::<Result<Resp, RaftError<NodeId, E>>>(target, method, path, Some(req))
+                .json::<Result<Resp, RaftError<NodeId, E>>>(target, method, path, Some(&addressed))
                 .await
         };
         match tokio::time::timeout(option.hard_ttl(), sent).await {

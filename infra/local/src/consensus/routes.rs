@@ -4,7 +4,7 @@
 
 use super::node::{Handle, Proposal};
 use super::path::{APPEND, JOIN, READ_INDEX, SNAPSHOT, STATUS, VOTE, WRITE};
-use super::{Command, MAX_BODY, Settings, TypeConfig, members};
+use super::{Addressed, Command, MAX_BODY, Settings, TypeConfig, members};
 use crate::replication::{Replicator, Signed};
 use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -80,18 +80,48 @@ impl<T: DeserializeOwned> FromRequest<Replicator> for Message<T> {
     }
 }
 
-async fn append(m: Message<AppendEntriesRequest<TypeConfig>>) -> Response {
-    m.peer
-        .answer_json(&m.node.raft.append_entries(m.body).await)
+impl<T> Message<Addressed<T>> {
+    /// One of Raft's messages, with the member it is for: refused (503) when it was sent to
+    /// another node id, the one this member had before it lost its disk ([`Addressed`]).
+    fn for_this_node(self, r: &Replicator) -> Result<(Arc<super::Node>, T, Peer), Response> {
+        if self.body.to != self.node.id {
+            return Err(r.error(
+                ErrorCode::RegionUnavailable,
+                format!(
+                    "this member is node {}, not node {}: it lost its disk and rejoined",
+                    self.node.id, self.body.to
+                ),
+            ));
+        }
+        Ok((self.node, self.body.message, self.peer))
+    }
 }
 
-async fn vote(m: Message<VoteRequest<u64>>) -> Response {
-    m.peer.answer_json(&m.node.raft.vote(m.body).await)
+async fn append(
+    State(r): State<Replicator>,
+    m: Message<Addressed<AppendEntriesRequest<TypeConfig>>>,
+) -> Response {
+    match m.for_this_node(&r) {
+        Ok((node, req, peer)) => peer.answer_json(&node.raft.append_entries(req).await),
+        Err(refused) => refused,
+    }
 }
 
-async fn snapshot(m: Message<InstallSnapshotRequest<TypeConfig>>) -> Response {
-    m.peer
-        .answer_json(&m.node.raft.install_snapshot(m.body).await)
+async fn vote(State(r): State<Replicator>, m: Message<Addressed<VoteRequest<u64>>>) -> Response {
+    match m.for_this_node(&r) {
+        Ok((node, req, peer)) => peer.answer_json(&node.raft.vote(req).await),
+        Err(refused) => refused,
+    }
+}
+
+async fn snapshot(
+    State(r): State<Replicator>,
+    m: Message<Addressed<InstallSnapshotRequest<TypeConfig>>>,
+) -> Response {
+    match m.for_this_node(&r) {
+        Ok((node, req, peer)) => peer.answer_json(&node.raft.install_snapshot(req).await),
+        Err(refused) => refused,
+    }
 }
 
 /// A write a member forwards to this one, the leader. It is written in that member's name only.
