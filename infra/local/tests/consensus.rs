@@ -114,8 +114,19 @@ async fn writes_acknowledged_in_one_region_are_read_at_once_in_the_other_and_sur
         back.elapsed()
     );
     settled(&s).await;
-    let status = s.control().consensus().await.unwrap();
+    // The swap of ids is a joint-consensus change, two log entries: every member may already
+    // be a voter while the joint configuration (old and new id) is still the one in force, so
+    // wait for the final one to reach the rejoined member rather than read it once.
+    let control = s.control();
+    let swapped = until(Duration::from_secs(15), || async {
+        let status = control.consensus().await.ok()?;
+        let east = status.members.iter().find(|m| m.region == EAST)?;
+        (!east.voters.contains(&format!("{EAST}#0"))).then_some(())
+    })
+    .await;
+    let status = control.consensus().await.unwrap();
     let rejoined = status.members.iter().find(|m| m.region == EAST).unwrap();
+    assert!(swapped.is_some(), "the old id still votes: {status:?}");
     assert_eq!(
         (rejoined.generation, rejoined.voter),
         (1, true),
