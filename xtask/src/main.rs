@@ -48,7 +48,7 @@ enum Command {
     Screenshots,
     /// Every benchmark figure (installs nginx, wrk, brotli when missing).
     Bench,
-    /// Build `tandem` and run `tandem up`, then build the console behind it (a page that
+    /// Build `tandem-local` and run `tandem-local up`, then build the console behind it (a page that
     /// reloads itself stands in until it is built); extra arguments go to `tandem up`.
     Dev {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -22,7 +22,7 @@ fn line(m: &MemberStatus) -> String {
     };
     let mut line = format!(
         "  {name:<22} {:<9} id {:<5} gen {:<3} term {:<4} log {:<6} committed {:<6} applied {:<6}",
-        format!("{:?}", m.role).to_lowercase(),
+        m.role.as_str(),
         m.node_id,
         m.generation,
         m.term,
