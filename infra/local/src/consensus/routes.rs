@@ -83,15 +83,15 @@ impl<T: DeserializeOwned> FromRequest<Replicator> for Message<T> {
 impl<T> Message<Addressed<T>> {
     /// One of Raft's messages, with the member it is for: refused (503) when it was sent to
     /// another node id, the one this member had before it lost its disk ([`Addressed`]).
-    fn for_this_node(self, r: &Replicator) -> Result<(Arc<super::Node>, T, Peer), Response> {
+    fn for_this_node(self, r: &Replicator) -> Result<(Arc<super::Node>, T, Peer), Box<Response>> {
         if self.body.to != self.node.id {
-            return Err(r.error(
+            return Err(Box::new(r.error(
                 ErrorCode::RegionUnavailable,
                 format!(
                     "this member is node {}, not node {}: it lost its disk and rejoined",
                     self.node.id, self.body.to
                 ),
-            ));
+            )));
         }
         Ok((self.node, self.body.message, self.peer))
     }
@@ -103,14 +103,14 @@ async fn append(
 ) -> Response {
     match m.for_this_node(&r) {
         Ok((node, req, peer)) => peer.answer_json(&node.raft.append_entries(req).await),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
 async fn vote(State(r): State<Replicator>, m: Message<Addressed<VoteRequest<u64>>>) -> Response {
     match m.for_this_node(&r) {
         Ok((node, req, peer)) => peer.answer_json(&node.raft.vote(req).await),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
@@ -120,7 +120,7 @@ async fn snapshot(
 ) -> Response {
     match m.for_this_node(&r) {
         Ok((node, req, peer)) => peer.answer_json(&node.raft.install_snapshot(req).await),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
