@@ -47,9 +47,11 @@ pub struct ChaosArgs {
     /// Concurrent writers.
     #[arg(long, default_value_t = 4)]
     pub writers: usize,
-    /// Distinct ids written (few, so writes conflict).
-    #[arg(long, default_value_t = 24)]
-    pub keys: usize,
+    /// Distinct ids written [default: 24 (few, so writes conflict); 256 with `--consistency
+    /// strong`, whose linearizability check searches each id's history: a five-minute run over
+    /// 24 ids leaves histories too long to decide].
+    #[arg(long)]
+    pub keys: Option<usize>,
     /// Write the history (every operation and fault) as JSON here.
     #[arg(long)]
     pub history: Option<PathBuf>,
@@ -67,16 +69,27 @@ struct History<'a> {
     verdict: &'a Verdict,
 }
 
+impl ChaosArgs {
+    /// The ids written: `--keys`, or the mode's default (see [`ChaosArgs::keys`]).
+    pub fn key_count(&self) -> usize {
+        self.keys.unwrap_or(match self.consistency {
+            Consistency::Eventual => 24,
+            Consistency::Strong => 256,
+        })
+    }
+}
+
 /// Runs `tandem chaos`.
 pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
     let seed = args.seed.unwrap_or_else(now_ms);
+    let keys = args.key_count();
     let fault_time = Duration::from_secs(args.seconds.unwrap_or(args.minutes * 60));
     let consistency = args.consistency;
     println!(
         "tandem chaos: seed {seed}, {} s of faults, {} writers over {} ids, {consistency} consistency",
         fault_time.as_secs(),
         args.writers,
-        args.keys
+        keys
     );
     // Short edge timeouts keep a blackholed primary from stalling writers for long; tombstones
     // are collected during the run, so collection is under test too.
@@ -99,7 +112,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
             let writer = Writer {
                 w,
                 rng: Rng::new(seed ^ (w as u64 + 1).wrapping_mul(0x9E37)),
-                keys: args.keys,
+                keys,
                 reads: consistency == Consistency::Strong,
                 edge: items.clone(),
                 clock,
@@ -121,7 +134,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<Verdict> {
     let convergence_s = healed.elapsed().as_secs_f64();
     let ops = std::mem::take(&mut *lock(&ops));
     let finals_at_us = clock.elapsed().as_micros() as u64;
-    let finals = read_all(&items, args.keys).await?;
+    let finals = read_all(&items, keys).await?;
     let mut verdict = history::check(consistency, &ops, &events, &finals);
     verdict.convergence_s = convergence_s;
     verdict.regions_identical &= converged;
@@ -183,4 +196,31 @@ async fn read_all(edge: &ItemClient, keys: usize) -> anyhow::Result<Finals> {
         }
     }
     Ok(finals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        chaos: ChaosArgs,
+    }
+
+    fn keys(argv: &[&str]) -> usize {
+        let argv = std::iter::once("chaos").chain(argv.iter().copied());
+        Cli::parse_from(argv).chaos.key_count()
+    }
+
+    /// `tandem chaos --consistency strong` as the README gives it must be decidable: 24 ids over
+    /// five minutes left histories the linearizability check gave up on.
+    #[test]
+    fn a_strong_run_spreads_its_writes_unless_told_otherwise() {
+        assert_eq!(keys(&[]), 24);
+        assert_eq!(keys(&["--consistency", "strong"]), 256);
+        assert_eq!(keys(&["--consistency", "strong", "--keys", "96"]), 96);
+        assert_eq!(keys(&["--keys", "8"]), 8);
+    }
 }
